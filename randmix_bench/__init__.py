@@ -1,0 +1,8 @@
+"""randmix-bench: random fixed spatial mixing in vision networks (arXiv 2503.16760)."""
+
+__version__ = "0.1.0"
+
+from randmix_bench import models  # noqa: E402,F401  (registers the randmix_* models in timm)
+from randmix_bench.mixing import Mixing, freeze_mixing  # noqa: E402
+
+__all__ = ["__version__", "Mixing", "freeze_mixing", "models"]

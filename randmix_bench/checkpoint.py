@@ -1,0 +1,88 @@
+"""Model checkpoints: weights and frozen mixer buffers in safetensors, the model's recipe in its metadata.
+
+A checkpoint alone rebuilds its model (``load_model``), so eval, verify and robustbench interop need
+no other file. A run folder holds ``checkpoint.safetensors`` beside ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorsError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from randmix_bench.files import atomic_path
+from randmix_bench.models import create_model
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+FORMAT = "randmix-checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, corrupt, or does not match the model asked for."""
+
+
+def resolve(path: str | Path) -> Path:
+    """Accept a run folder or a ``.safetensors`` file; say what is missing otherwise."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}; pass a run folder (with {CHECKPOINT_NAME}) or a .safetensors file")
+    return path
+
+
+def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, model_kwargs: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+    """Save the state dict (frozen buffers included) and how to rebuild the model, atomically."""
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    meta = {"format": FORMAT, "model": model_name, "model_kwargs": json.dumps(model_kwargs, sort_keys=True)}
+    if extra:
+        meta["extra"] = json.dumps(extra, sort_keys=True)
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata=meta)
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded)."""
+    path = resolve(path)
+    try:
+        state = load_file(str(path))
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            raw = f.metadata() or {}
+    except (SafetensorsError, OSError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e}); re-copy it or retrain") from None
+    if raw.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a randmix checkpoint (metadata format {raw.get('format')!r}, expected {FORMAT!r})")
+    meta = {
+        "model": raw["model"],
+        "model_kwargs": json.loads(raw["model_kwargs"]),
+        "extra": json.loads(raw.get("extra", "{}")),
+    }
+    return state, meta
+
+
+def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:
+    """``load_state_dict(strict=True)`` with a one-line error naming the mismatch."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        parts = [f"{label} {keys[:3]}{'...' if len(keys) > 3 else ''}" for label, keys in
+                 (("missing", missing), ("unexpected", unexpected), ("shape mismatch", wrong)) if keys]
+        raise CheckpointError(f"checkpoint {source} does not match {type(model).__name__}: " + "; ".join(parts))
+    model.load_state_dict(state, strict=True)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata)."""
+    state, meta = read_checkpoint(path)
+    model = create_model(meta["model"], **meta["model_kwargs"])
+    load_state(model, state, path)
+    return model.to(map_location).eval(), meta

@@ -1,0 +1,302 @@
+"""Datasets by name, decoded once into uint8 tensors and cached, so the next run starts in seconds.
+
+Every split is an :class:`ImageSplit`: ``images`` uint8 [N, C, H, W] and ``labels`` int64 [N] in the
+split's canonical order (the order "the first n test points" refers to). Models take [0, 1] floats
+(``images.float() / 255``) and normalize inside with :attr:`DatasetInfo.mean`/``std``.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from randmix_bench.files import atomic_path
+
+__all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir"]
+
+FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+CIFAR10_JPEG_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz"
+CIFAR10_JPEG_TEST_ORDER_SEED = 0
+IDX_FILES = {
+    True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    in_chans: int
+    image_size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    test_size: int
+    where: str  # which files, where: shown when the data is missing
+
+
+@dataclass
+class ImageSplit:
+    images: torch.Tensor  # uint8 [N, C, H, W]
+    labels: torch.Tensor  # int64 [N]
+    info: DatasetInfo
+    train: bool
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def first(self, n: int) -> "ImageSplit":
+        """The first ``n`` points in canonical order (RobustBench's protocol), with a clear bound check."""
+        if n > len(self):
+            split = "train" if self.train else "test"
+            raise ValueError(f"n_examples={n} is larger than the {self.info.name} {split} set ({len(self)} points)")
+        return ImageSplit(self.images[:n], self.labels[:n], self.info, self.train)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in [
+        DatasetInfo("cifar10", 10, 3, 32, (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616), 10000,
+                    "torchvision's CIFAR-10 layout: <data-dir>/cifar-10-batches-py/ (downloaded when online)"),
+        DatasetInfo("cifar100", 100, 3, 32, (0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762), 10000,
+                    "torchvision's CIFAR-100 layout: <data-dir>/cifar-100-python/ (downloaded when online)"),
+        DatasetInfo("mnist", 10, 1, 28, (0.1307,), (0.3081,), 10000,
+                    "the four MNIST IDX .gz files in <data-dir>/ or <data-dir>/MNIST/raw/ (downloaded when online)"),
+        DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,), 10000,
+                    f"the four Fashion-MNIST IDX .gz files in <data-dir>/ or {FASHION_MNIST_DEBIAN_DIR} "
+                    "(apt-get install -y dataset-fashion-mnist)"),
+        DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
+                    f"cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, or {CIFAR10_JPEG_SHARED}"),
+        DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
+                    "nothing: generated from a seed"),
+    ]
+}
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}, or a folder/.tar.gz with train/<class>/ and test/<class>/")
+    return DATASETS[name]
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("RANDMIX_CACHE", Path.home() / ".cache" / "randmix"))
+
+
+def _missing(info: DatasetInfo, detail: str) -> FileNotFoundError:
+    return FileNotFoundError(f"{info.name} not found ({detail}); put {info.where}, and pass --data-dir")
+
+
+# ---------------------------------------------------------------------------------------------- readers
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an (optionally gzipped) IDX file, the MNIST family's raw format."""
+    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    torchvision_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[info.name]
+    candidates = [d / sub for d in ([data_dir] if data_dir else []) for sub in ("", f"{torchvision_name}/raw")]
+    if info.name == "fashion-mnist":
+        candidates.append(FASHION_MNIST_DEBIAN_DIR)
+    image_file, label_file = IDX_FILES[train]
+
+    def find() -> tuple[np.ndarray, np.ndarray] | None:
+        for folder in candidates:
+            for suffix in (".gz", ""):  # torchvision's download leaves the files uncompressed
+                images, labels = (folder / f.removesuffix(".gz") for f in (image_file, label_file))
+                images, labels = images.with_name(images.name + suffix), labels.with_name(labels.name + suffix)
+                if images.is_file() and labels.is_file():
+                    return read_idx(images)[:, None], read_idx(labels)
+        return None
+
+    found = find()
+    if found is None and data_dir is not None:
+        _download_torchvision(info, data_dir)
+        found = find()
+    if found is None:
+        raise _missing(info, f"looked in {', '.join(map(str, candidates)) or 'no --data-dir given'}")
+    return found
+
+
+def _download_torchvision(info: DatasetInfo, data_dir: Path) -> None:
+    import torchvision.datasets as tvd
+
+    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[info.name]
+    try:
+        for train in (True, False):
+            cls(str(data_dir), train=train, download=True)
+    except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
+        raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
+
+
+def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+    import torchvision.datasets as tvd
+
+    if data_dir is None:
+        raise _missing(info, "no --data-dir given")
+    cls = tvd.CIFAR10 if info.name == "cifar10" else tvd.CIFAR100
+    try:
+        ds = cls(str(data_dir), train=train, download=False)
+    except RuntimeError:
+        _download_torchvision(info, data_dir)
+        ds = cls(str(data_dir), train=train, download=False)
+    return np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets)
+
+
+def _decode(blob: bytes) -> np.ndarray:
+    from PIL import Image
+
+    img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+    return img.transpose(2, 0, 1)
+
+
+def _read_image_folder(source: Path, train: bool, progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read ``<split>/<class>/*`` from a folder or a .tar.gz; classes sorted by name unless known."""
+    split = "train" if train else "test"
+    members: list[tuple[str, str, Callable[[], bytes]]] = []  # (class, file name, reader)
+    if source.is_dir():
+        for path in sorted((source / split).glob("*/*")):
+            members.append((path.parent.name, path.name, path.read_bytes))
+        tar = None
+    else:
+        tar = tarfile.open(source)
+        for m in tar.getmembers():
+            parts = m.name.lstrip("./").split("/")
+            if m.isfile() and len(parts) == 3 and parts[0] == split:
+                members.append((parts[1], parts[2], (lambda m=m: tar.extractfile(m).read())))  # type: ignore[union-attr]
+        members.sort(key=lambda t: (t[0], t[1]))
+    if not members:
+        raise FileNotFoundError(f"{source} has no {split}/<class>/<image> files")
+    classes = sorted({c for c, _, _ in members})
+    if set(classes) == set(CIFAR10_CLASSES):
+        classes = list(CIFAR10_CLASSES)
+    index = {c: i for i, c in enumerate(classes)}
+    if progress:
+        progress(f"decoding {len(members)} {split} images from {source}")
+    images = np.stack([_decode(read()) for _, _, read in members])
+    labels = np.array([index[c] for c, _, _ in members], dtype=np.int64)
+    if tar is not None:
+        tar.close()
+    if not train and source.name.startswith("cifar10-jpeg"):
+        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in members])
+        images, labels = images[order], labels[order]
+    return images, labels, classes
+
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+
+
+def cifar10_jpeg_test_order(keys: list[str], seed: int = CIFAR10_JPEG_TEST_ORDER_SEED) -> np.ndarray:
+    """The fixed, documented interleaving of the class-major cifar10-jpeg test files.
+
+    Files are sorted by ``sha256(f"{seed}:{class}/{file}")``: a seeded shuffle that depends on no
+    library's RNG, so "the first n test points" mean the same images on every machine and version.
+    """
+    digests = [hashlib.sha256(f"{seed}:{k}".encode()).hexdigest() for k in keys]
+    return np.argsort(np.array(digests), kind="stable")
+
+
+def _cifar10_jpeg_source(data_dir: Path | None) -> Path:
+    candidates = []
+    if data_dir is not None:
+        candidates += [data_dir / "cifar10-jpeg.tar.gz", data_dir / "cifar10-jpeg", data_dir]
+    candidates.append(CIFAR10_JPEG_SHARED)
+    for c in candidates:
+        if c.is_file() or (c.is_dir() and (c / "test").is_dir()):
+            return c
+    raise _missing(DATASETS["cifar10-jpeg"], f"looked in {', '.join(map(str, candidates))}")
+
+
+def synthetic_split(train: bool, n: int | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable random data for tests: each class is a noisy copy of its own random template."""
+    info = DATASETS["synthetic"]
+    n = n or (2048 if train else info.test_size)
+    g = np.random.default_rng(seed)
+    templates = g.integers(0, 256, size=(info.num_classes, info.in_chans, info.image_size, info.image_size))
+    g = np.random.default_rng(seed + (1 if train else 2))
+    labels = g.integers(0, info.num_classes, size=n)
+    noise = g.normal(0, 40, size=(n, info.in_chans, info.image_size, info.image_size))
+    images = np.clip(templates[labels] + noise, 0, 255).astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------- public API
+
+
+def load_split(
+    name: str,
+    train: bool,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> ImageSplit:
+    """Load one split of a dataset by name, or of an image folder/.tar.gz given as ``name``.
+
+    Decoded arrays are cached as ``<cache_dir>/<name>-<split>.npz``; the cache is keyed by the
+    source's path and size, so a changed source is decoded again.
+    """
+    data_dir = Path(data_dir) if data_dir else None
+    if name == "synthetic":
+        images, labels = synthetic_split(train)
+        return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels), DATASETS["synthetic"], train)
+    folder = Path(name)
+    if name not in DATASETS and (folder.is_dir() or name.endswith((".tar.gz", ".tgz", ".tar"))):
+        return _load_folder_split(folder, train, cache_dir, progress)
+    info = dataset_info(name)
+    if info.name == "cifar10-jpeg":
+        source = _cifar10_jpeg_source(data_dir)
+        images, labels = _cached(f"cifar10-jpeg-{'train' if train else 'test'}", source, cache_dir,
+                                 lambda: _read_image_folder(source, train, progress)[:2])
+    elif info.name in ("mnist", "fashion-mnist"):
+        images, labels = _read_mnist_like(info, train, data_dir)
+    else:
+        images, labels = _read_torchvision_cifar(info, train, data_dir)
+    return ImageSplit(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)), info, train)
+
+
+def _load_folder_split(source: Path, train: bool, cache_dir: str | Path | None, progress: Callable[[str], None] | None) -> ImageSplit:
+    if not source.exists():
+        raise FileNotFoundError(f"image folder dataset {source} does not exist")
+    classes_box: list[list[str]] = []
+
+    def read() -> tuple[np.ndarray, np.ndarray]:
+        images, labels, classes = _read_image_folder(source, train, progress)
+        classes_box.append(classes)
+        return images, labels
+
+    images, labels = _cached(f"{source.name}-{'train' if train else 'test'}", source, cache_dir, read)
+    c, h = images.shape[1], images.shape[2]
+    num_classes = len(classes_box[0]) if classes_box else int(labels.max()) + 1
+    info = DatasetInfo(str(source), num_classes, c, h, (0.5,) * c, (0.25,) * c, 0 if train else len(labels), str(source))
+    return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels), info, train)
+
+
+def _cached(key: str, source: Path, cache_dir: str | Path | None, read: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    stat = source.stat()
+    tag = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    path = Path(cache_dir or default_cache_dir()) / f"{key}-{tag}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as z:
+                return z["images"], z["labels"]
+        except (OSError, ValueError, KeyError):
+            pass  # a damaged cache is decoded again below
+    images, labels = read()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, images=images, labels=labels)
+    return images, labels

@@ -1,0 +1,119 @@
+"""ConvMixer ("Patches Are All You Need?", Trockman & Kolter) with frozen-random mixing variants.
+
+Each block is a residual depthwise conv (spatial mixing) followed by a pointwise conv (channel mixing),
+so ``mixing`` freezes one side of every block; the patch stem and the classifier head are always learned.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
+
+from ._common import Normalize, cfg_32px
+
+__all__ = ["ConvMixer", "ConvMixerBlock"]
+
+
+class ConvMixerBlock(nn.Module):
+    def __init__(self, dim: int, kernel_size: int, act_layer: type[nn.Module] = nn.GELU) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(dim, dim, kernel_size, groups=dim, padding="same")
+        self.act1 = act_layer()
+        self.norm1 = nn.BatchNorm2d(dim)
+        self.channel = nn.Conv2d(dim, dim, kernel_size=1)
+        self.act2 = act_layer()
+        self.norm2 = nn.BatchNorm2d(dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.norm1(self.act1(self.spatial(x)))
+        return self.norm2(self.act2(self.channel(x)))
+
+
+class ConvMixer(nn.Module):
+    """ConvMixer-``dim``/``depth`` classifier taking [0, 1] images."""
+
+    def __init__(
+        self,
+        dim: int,
+        depth: int,
+        kernel_size: int = 5,
+        patch_size: int = 2,
+        in_chans: int = 3,
+        num_classes: int = 10,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        mixing: str | Mixing = "full",
+        mixer_seed: int = 0,
+        smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
+        drop_rate: float = 0.0,
+        act_layer: type[nn.Module] = nn.GELU,
+        global_pool: str = "avg",
+    ) -> None:
+        super().__init__()
+        if global_pool != "avg":
+            raise ValueError(f"ConvMixer supports global_pool='avg' only, got {global_pool!r}")
+        self.num_classes = num_classes
+        self.num_features = dim
+        self.normalize = Normalize(mean, std, in_chans)
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size), act_layer(), nn.BatchNorm2d(dim)
+        )
+        self.blocks = nn.Sequential(*[ConvMixerBlock(dim, kernel_size, act_layer) for _ in range(depth)])
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.mixing: MixingReport = freeze_mixing(
+            self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*"]
+        )
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.blocks(self.stem(self.normalize(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ConvMixer:
+    return build_model_with_cfg(ConvMixer, variant, pretrained, **kwargs)
+
+
+default_cfgs = generate_default_cfgs(
+    {
+        "randmix_convmixer_256_8.untrained": cfg_32px(),
+        "randmix_convmixer_512_16.untrained": cfg_32px(),
+        "randmix_convmixer_tiny.untrained": cfg_32px(),
+    }
+)
+
+
+@register_model
+def randmix_convmixer_256_8(pretrained: bool = False, **kwargs: Any) -> ConvMixer:
+    """ConvMixer-256/8, kernel 5, patch 2: the public convmixer-cifar10 network."""
+    args = dict(dim=256, depth=8, kernel_size=5, patch_size=2)
+    return _create("randmix_convmixer_256_8", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def randmix_convmixer_512_16(pretrained: bool = False, **kwargs: Any) -> ConvMixer:
+    """ConvMixer-512/16, kernel 7, patch 1: the size of the paper's pixel un-shuffling network."""
+    args = dict(dim=512, depth=16, kernel_size=7, patch_size=1)
+    return _create("randmix_convmixer_512_16", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def randmix_convmixer_tiny(pretrained: bool = False, **kwargs: Any) -> ConvMixer:
+    """ConvMixer-32/2, kernel 3, patch 4: for tests and CPU smoke runs."""
+    args = dict(dim=32, depth=2, kernel_size=3, patch_size=4)
+    return _create("randmix_convmixer_tiny", pretrained, **dict(args, **kwargs))

@@ -1,0 +1,130 @@
+"""CIFAR ResNet-18 (3x3 stem, no max-pool) with every residual 3x3 conv split into spatial + channel.
+
+Each 3x3 conv of a basic block becomes a depthwise 3x3 (spatial mixing, carrying the block's stride)
+followed by a pointwise 1x1 (channel mixing). ``mixing`` freezes one side of every split; the stem,
+the shortcut projections and the head are always learned.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from torch import nn
+
+from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
+
+from ._common import Normalize, cfg_32px
+
+__all__ = ["ResNet", "SeparableBasicBlock"]
+
+
+class SeparableConv(nn.Sequential):
+    """Depthwise k x k (``spatial``) then pointwise 1x1 (``channel``), both without bias (BN follows)."""
+
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1) -> None:
+        super().__init__()
+        self.spatial = nn.Conv2d(in_chs, in_chs, 3, stride=stride, padding=1, groups=in_chs, bias=False)
+        self.channel = nn.Conv2d(in_chs, out_chs, 1, bias=False)
+
+
+class SeparableBasicBlock(nn.Module):
+    def __init__(self, in_chs: int, out_chs: int, stride: int = 1) -> None:
+        super().__init__()
+        self.conv1 = SeparableConv(in_chs, out_chs, stride)
+        self.bn1 = nn.BatchNorm2d(out_chs)
+        self.conv2 = SeparableConv(out_chs, out_chs)
+        self.bn2 = nn.BatchNorm2d(out_chs)
+        self.act = nn.ReLU(inplace=True)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_chs != out_chs:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_chs, out_chs, 1, stride=stride, bias=False), nn.BatchNorm2d(out_chs)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.act(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return self.act(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """CIFAR-style ResNet of separable basic blocks, taking [0, 1] images."""
+
+    def __init__(
+        self,
+        layers: Sequence[int] = (2, 2, 2, 2),
+        widths: Sequence[int] = (64, 128, 256, 512),
+        in_chans: int = 3,
+        num_classes: int = 10,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        mixing: str | Mixing = "full",
+        mixer_seed: int = 0,
+        smooth_sigma: float = DEFAULT_SMOOTH_SIGMA,
+        drop_rate: float = 0.0,
+        global_pool: str = "avg",
+    ) -> None:
+        super().__init__()
+        if global_pool != "avg":
+            raise ValueError(f"ResNet supports global_pool='avg' only, got {global_pool!r}")
+        self.num_classes = num_classes
+        self.num_features = widths[-1]
+        self.normalize = Normalize(mean, std, in_chans)
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_chans, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+        )
+        stages: list[nn.Module] = []
+        in_chs = widths[0]
+        for i, (depth, width) in enumerate(zip(layers, widths)):
+            blocks = []
+            for j in range(depth):
+                blocks.append(SeparableBasicBlock(in_chs, width, stride=2 if i > 0 and j == 0 else 1))
+                in_chs = width
+            stages.append(nn.Sequential(*blocks))
+        self.stages = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.head_drop = nn.Dropout(drop_rate)
+        self.head = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
+        self.mixing: MixingReport = freeze_mixing(
+            self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*", "*.shortcut.*"]
+        )
+
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(self.stem(self.normalize(x)))
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.pool(x).flatten(1))
+        return x if pre_logits else self.head(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
+
+
+def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
+    return build_model_with_cfg(ResNet, variant, pretrained, **kwargs)
+
+
+default_cfgs = generate_default_cfgs(
+    {
+        "randmix_resnet18.untrained": cfg_32px(),
+        "randmix_resnet_tiny.untrained": cfg_32px(),
+    }
+)
+
+
+@register_model
+def randmix_resnet18(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """CIFAR ResNet-18 with separable (depthwise 3x3 + pointwise 1x1) residual convs."""
+    return _create("randmix_resnet18", pretrained, **dict(dict(layers=(2, 2, 2, 2)), **kwargs))
+
+
+@register_model
+def randmix_resnet_tiny(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """Two stages of one block, widths 16/32: for tests and CPU smoke runs."""
+    args = dict(layers=(1, 1), widths=(16, 32))
+    return _create("randmix_resnet_tiny", pretrained, **dict(args, **kwargs))

@@ -1,0 +1,194 @@
+"""Result files: the JSON that ``randmix eval`` and ``randmix shuffle eval`` write and the leaderboard reads.
+
+A robustness result is a RobustBench ``model_info`` file (same field names, accuracies as percentage
+strings rounded to 2 decimals, eps as RobustBench writes it, e.g. ``"8/255"``) with one extra block,
+``randmix``, that says exactly how the number was produced. A shuffle result is our own format, marked
+``"track": "shuffle"``. Both are validated here, on write and on read, so a bad entry is never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from randmix_bench.files import write_json
+
+__all__ = [
+    "Provenance",
+    "CheckpointRef",
+    "AttackConfig",
+    "SanityReport",
+    "SweepPoint",
+    "RandmixBlock",
+    "RobustnessResult",
+    "ShuffleResult",
+    "Result",
+    "ResultError",
+    "pct",
+    "read_result",
+    "write_result",
+]
+
+
+def pct(fraction: float) -> str:
+    """RobustBench's accuracy format: a percentage string with 2 decimals, e.g. ``"59.53"``."""
+    return f"{100 * fraction:.2f}"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Provenance(_Strict):
+    """Where and how a number was measured."""
+
+    device: str  # e.g. "NVIDIA H100 80GB HBM3" or "cpu (2 cores)"
+    date: str  # ISO 8601, UTC
+    wall_time_s: float
+    versions: dict[str, str]  # torch, timm, pyautoattack, randmix_bench, ...
+    command: str = ""  # the command line that produced the file
+    git_revision: str = ""
+
+
+class CheckpointRef(_Strict):
+    path: str  # relative to the result file's folder, or to the repo root
+    sha256: str
+
+
+class AttackConfig(_Strict):
+    attack: Literal["none", "autoattack", "apgd-ce", "pgd", "square"]
+    version: Literal["standard", "custom", "plus", "rand"] = "standard"
+    attacks: list[str] = Field(default_factory=list)  # the attacks actually run, in order
+    norm: Literal["Linf", "L2"]
+    eps: float
+    seed: int = 0
+    batch_size: int = 500
+
+
+class SanityReport(_Strict):
+    """Gradient-masking checks (``randmix eval --sanity``)."""
+
+    passed: bool
+    large_eps: float
+    large_eps_robust_acc: float  # fraction; ~0 for a model that is not masking gradients
+    square_robust_acc: float | None = None  # black-box Square on the same points
+    whitebox_robust_acc: float | None = None
+    autoattack_flags: list[str] = Field(default_factory=list)  # AutoAttack's own warnings
+    notes: list[str] = Field(default_factory=list)
+
+
+class SweepPoint(_Strict):
+    eps: str  # as given, e.g. "2/255"
+    eps_value: float
+    robust_acc: float  # fraction
+
+
+class RandmixBlock(_Strict):
+    """How a robustness number was produced: the part RobustBench's format has no room for."""
+
+    model: str  # timm name, e.g. randmix_convmixer_256_8
+    mixing: Literal["full", "chans", "space", "chans-smooth"]
+    mixer_seed: int
+    smooth_sigma: float
+    train_seed: int | None = None
+    dataset: str  # our dataset name, e.g. cifar10-jpeg (never "cifar10" for the JPEG copy)
+    threat_model: Literal["Linf", "L2"]
+    eps_value: float
+    n_examples: int
+    attack: AttackConfig
+    clean_acc: float  # fraction, on the same n_examples points
+    robust_acc: float  # fraction after all attacks
+    per_attack_robust_acc: dict[str, float] = Field(default_factory=dict)  # fraction after each attack
+    clean_acc_full_test: float | None = None  # fraction, whole test set
+    params_trainable: int
+    params_frozen: int
+    checkpoint: CheckpointRef
+    provenance: Provenance
+    sanity: SanityReport | None = None
+    sweep: list[SweepPoint] = Field(default_factory=list)
+    curve_png: str | None = None
+
+
+class RobustnessResult(BaseModel):
+    """RobustBench ``model_info`` fields plus the ``randmix`` block."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    link: str | None = None
+    name: str
+    authors: str | None = None
+    additional_data: bool = False
+    number_forward_passes: int = 1
+    dataset: str  # RobustBench's field: our dataset name
+    venue: str | None = None
+    architecture: str
+    eps: str
+    clean_acc: str
+    reported: str | None = None
+    autoattack_acc: str
+    footnote: str | None = None
+    unreliable: bool = False
+    randmix: RandmixBlock
+
+
+class ShuffleResult(_Strict):
+    """Pixel-shuffle decoding: how well a network undoes one fixed permutation of pixel positions."""
+
+    track: Literal["shuffle"] = "shuffle"
+    name: str
+    model: str
+    mixing: Literal["full", "chans", "space", "chans-smooth"]
+    mixer_seed: int
+    smooth_sigma: float
+    train_seed: int | None = None
+    permutation_seed: int
+    dataset: str
+    n_examples: int
+    loss: Literal["mse", "l1"]
+    epochs: float
+    psnr: float  # dB, reconstruction vs original, mean over test images
+    ssim: float
+    identity_psnr: float  # the scrambled input itself, the baseline to beat
+    identity_ssim: float
+    params_trainable: int
+    params_frozen: int
+    checkpoint: CheckpointRef
+    provenance: Provenance
+    grid_png: str | None = None
+
+
+Result = Union[RobustnessResult, ShuffleResult]
+
+
+class ResultError(ValueError):
+    """A result file that is not valid JSON or does not match its schema; names file and field."""
+
+
+def read_result(path: str | Path) -> Result:
+    """Read and validate one result file; a shuffle result says ``"track": "shuffle"``."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ResultError(f"{path}: not readable JSON ({e})") from None
+    cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == "shuffle" else RobustnessResult
+    try:
+        return cls.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "<root>"
+        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
+        raise ResultError(f"{path}: field {field!r}: {first['msg']}{more}") from None
+
+
+def write_result(path: str | Path, result: Result, force: bool = False) -> Path:
+    """Write a validated result atomically; refuse to overwrite an existing one unless ``force``."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+    write_json(path, result.model_dump(mode="json", exclude_none=False))
+    return path

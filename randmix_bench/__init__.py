@@ -1,6 +1,11 @@
 """randmix-bench: random fixed spatial mixing in vision networks (arXiv 2503.16760)."""
 
+import warnings
+
 __version__ = "0.1.0"
+
+# timm 1.0.9 calls torch.jit.interface at import, which torch >= 2.10 deprecates: noise for our users.
+warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface.*", category=FutureWarning)
 
 from randmix_bench import models  # noqa: E402,F401  (registers the randmix_* models in timm)
 from randmix_bench.mixing import Mixing, freeze_mixing  # noqa: E402

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import functools
-import warnings
 from typing import Any, Callable, TypeVar
 
 import typer
-
-warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface.*", category=FutureWarning)  # timm 1.0.9 noise
 from rich.console import Console
 from rich.table import Table
 

@@ -1,0 +1,80 @@
+"""What a model is trained to do: the trainer's only task-specific hooks.
+
+The trainer (``randmix_bench.train``) owns data movement, augmentation, optimizer, schedule, precision,
+checkpoints and resume; a :class:`Task` says how a batch becomes a loss, how a model is scored on a
+test split, and which constructor arguments a dataset implies. Classification lives here; the
+pixel-shuffle track's task lives in ``randmix_bench.shuffle``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from randmix_bench.data import DatasetInfo, ImageSplit
+
+__all__ = ["Task", "ClassificationTask", "accuracy"]
+
+
+class Task(Protocol):
+    name: str  # "classification", "shuffle"
+
+    def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
+        """Constructor arguments the dataset implies (channels, classes, normalization)."""
+        ...
+
+    def batch_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Scalar training loss of one batch; ``images`` are float [0, 1], already augmented."""
+        ...
+
+    def evaluate(self, model: nn.Module, split: ImageSplit, batch_size: int, device: torch.device) -> dict[str, float]:
+        """Test metrics, the headline metric first (e.g. ``{"test_acc": 0.92}``)."""
+        ...
+
+    def config(self) -> dict[str, Any]:
+        """Task settings to record in run.json and the checkpoint (e.g. a permutation seed)."""
+        ...
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Predicted labels for uint8 ``images`` [N, C, H, W], in order, in eval mode, in float32 (the
+    precision attacks run at, so clean and robust accuracy count the same way); returns CPU int64."""
+    was_training = model.training
+    model.eval()
+    preds = []
+    for start in range(0, len(images), batch_size):
+        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
+        preds.append(model(x).argmax(1).cpu())
+    model.train(was_training)
+    return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
+
+
+def accuracy(model: nn.Module, split: ImageSplit, batch_size: int = 1000, device: torch.device | str = "cpu") -> float:
+    """Clean top-1 accuracy (a fraction) of ``model`` on every point of ``split``."""
+    preds = predict(model, split.images, batch_size, torch.device(device))
+    return (preds == split.labels).float().mean().item()
+
+
+class ClassificationTask:
+    """Cross-entropy with optional label smoothing; scored by clean test accuracy."""
+
+    name = "classification"
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        self.label_smoothing = label_smoothing
+
+    def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
+        return {"in_chans": info.in_chans, "num_classes": info.num_classes, "mean": info.mean, "std": info.std}
+
+    def batch_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(images), labels, label_smoothing=self.label_smoothing)
+
+    def evaluate(self, model: nn.Module, split: ImageSplit, batch_size: int, device: torch.device) -> dict[str, float]:
+        return {"test_acc": accuracy(model, split, batch_size, device)}
+
+    def config(self) -> dict[str, Any]:
+        return {"task": self.name, "label_smoothing": self.label_smoothing}

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorsError
-from safetensors.torch import load_file, save_file
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
 from torch import nn
 
 from randmix_bench.files import atomic_path
@@ -50,12 +50,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded)."""
     path = resolve(path)
     try:
-        state = load_file(str(path))
-        from safetensors import safe_open
-
         with safe_open(str(path), framework="pt") as f:
             raw = f.metadata() or {}
-    except (SafetensorsError, OSError, RuntimeError) as e:
+            state = {key: f.get_tensor(key) for key in f.keys()}
+    except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e}); re-copy it or retrain") from None
     if raw.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a randmix checkpoint (metadata format {raw.get('format')!r}, expected {FORMAT!r})")

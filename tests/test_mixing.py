@@ -1,0 +1,153 @@
+"""The mixing transform: frozen filters stay put, seeds reproduce, counts are what the variant says."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from torch import nn
+
+import randmix_bench  # noqa: F401  (registers models)
+from randmix_bench.mixing import (
+    FrozenConv2d,
+    Mixing,
+    count_parameters,
+    freeze_mixing,
+    gaussian_smooth,
+    is_channel_mixer,
+    is_spatial_mixer,
+    parse_mixing,
+)
+from randmix_bench.models import create_model
+
+
+def frozen_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {n: m.weight.clone() for n, m in model.named_modules() if isinstance(m, FrozenConv2d)}
+
+
+@pytest.mark.parametrize("mixing", ["chans", "space", "chans-smooth"])
+def test_frozen_side_gets_no_gradient_and_does_not_move(mixing: str) -> None:
+    torch.manual_seed(0)
+    model = create_model("randmix_convmixer_tiny", mixing=mixing)
+    before = frozen_weights(model)
+    learned_before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    assert before, "the variant froze nothing"
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1, weight_decay=0.5)
+    x, y = torch.rand(8, 3, 32, 32), torch.randint(0, 10, (8,))
+    for _ in range(5):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    for name, m in model.named_modules():
+        if isinstance(m, FrozenConv2d):
+            assert not m.weight.requires_grad and m.weight.grad is None
+            assert "weight" in dict(m.named_buffers()) and "weight" not in dict(m.named_parameters())
+            assert torch.equal(m.weight, before[name])
+    moved = [n for n, p in model.named_parameters() if not torch.equal(p, learned_before[n])]
+    learned_side = "channel" if mixing != "space" else "spatial"
+    assert any(f".{learned_side}." in n for n in moved), f"learned {learned_side} mixers did not move"
+
+
+def test_same_seed_same_filters_other_seed_differs() -> None:
+    a = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans", mixer_seed=3))
+    b = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans", mixer_seed=3))
+    c = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans", mixer_seed=4))
+    assert a.keys() == b.keys() == c.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert all(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_frozen_filters_do_not_depend_on_the_global_rng() -> None:
+    torch.manual_seed(1)
+    a = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans", mixer_seed=7))
+    torch.manual_seed(2)
+    b = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans", mixer_seed=7))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_frozen_filters_follow_pytorch_default_init_bound() -> None:
+    model = create_model("randmix_convmixer_256_8", mixing="chans")
+    for m in model.modules():
+        if isinstance(m, FrozenConv2d):
+            k = m.kernel_size[0]
+            assert m.weight.abs().max() <= 1 / k
+            assert m.weight.abs().max() > 0.9 / k  # 25*256 draws fill the range
+            assert abs(m.weight.mean().item()) < 0.02
+
+
+def test_smoothing_lowers_high_frequencies_and_keeps_norm() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.empty(64, 1, 7, 7).uniform_(-1 / 7, 1 / 7, generator=g)
+    s = gaussian_smooth(w, 1.0)
+    assert torch.allclose(w.flatten(1).norm(dim=1), s.flatten(1).norm(dim=1), atol=1e-6)
+
+    def neighbour_diff(t: torch.Tensor) -> float:
+        return (t[..., 1:] - t[..., :-1]).abs().mean().item()
+
+    assert neighbour_diff(s) < 0.5 * neighbour_diff(w)
+    assert torch.equal(gaussian_smooth(w, 0.0), w)
+
+
+def test_chans_smooth_differs_from_chans_only_by_smoothing() -> None:
+    chans = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans"))
+    smooth = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans-smooth", smooth_sigma=1.0))
+    for k in chans:
+        assert torch.allclose(gaussian_smooth(chans[k], 1.0), smooth[k])
+
+
+@pytest.mark.parametrize("name", ["randmix_convmixer_256_8", "randmix_resnet18", "randmix_convmixer_tiny"])
+def test_trainable_counts_match_the_variant(name: str) -> None:
+    full = create_model(name, mixing="full")
+    spatial = sum(m.weight.numel() for m in full.modules() if is_spatial_mixer(m))
+    channel = sum(
+        m.weight.numel() for n, m in full.named_modules() if is_channel_mixer(m) and "shortcut" not in n and "stem" not in n
+    )
+    total, frozen = count_parameters(full)
+    assert frozen == 0
+    for mixing, frozen_expected in [("chans", spatial), ("chans-smooth", spatial), ("space", channel)]:
+        model = create_model(name, mixing=mixing)
+        trainable, frozen = count_parameters(model)
+        assert frozen == frozen_expected
+        assert trainable == total - frozen_expected
+        assert model.mixing.frozen_params == frozen_expected
+
+
+@pytest.mark.parametrize("name", ["convnext_atto", "mobilenetv3_small_100", "convmixer_768_32"])
+def test_generic_transform_on_timm_models(name: str) -> None:
+    model = timm.create_model(name, pretrained=False, num_classes=10)
+    n_depthwise = sum(is_spatial_mixer(m) for m in model.modules())
+    report = freeze_mixing(model, "chans", seed=0)
+    assert len(report.frozen_modules) == n_depthwise > 0
+    assert sum(isinstance(m, FrozenConv2d) for m in model.modules()) == n_depthwise
+    trainable, frozen = count_parameters(model)
+    assert frozen == report.frozen_params and trainable == report.trainable_params
+    size = 64 if name != "convmixer_768_32" else 32
+    out = model(torch.rand(1, 3, size, size))
+    assert out.shape == (1, 10)
+    # applying it again changes nothing: the filters are already frozen
+    assert freeze_mixing(model, "chans", seed=1).frozen_modules == []
+
+
+def test_generic_transform_refuses_a_model_without_depthwise_convs() -> None:
+    model = timm.create_model("resnet18", pretrained=False)
+    with pytest.raises(ValueError, match="no depthwise convolutions"):
+        freeze_mixing(model, "chans")
+    assert freeze_mixing(model, "full").frozen_modules == []
+
+
+def test_unknown_mixing_mode_lists_choices() -> None:
+    with pytest.raises(ValueError, match="valid choices: full, chans, space, chans-smooth"):
+        parse_mixing("chan")
+    assert parse_mixing("chans-smooth") is Mixing.CHANS_SMOOTH
+
+
+def test_same_filters_on_another_device_or_dtype() -> None:
+    """Filters are drawn on the CPU in float32, then moved: every device gets the same values."""
+    conv = nn.Conv2d(8, 8, 5, groups=8, padding=2).to(torch.float64)
+    a = FrozenConv2d(conv, torch.Generator().manual_seed(0))
+    b = FrozenConv2d(nn.Conv2d(8, 8, 5, groups=8, padding=2), torch.Generator().manual_seed(0))
+    assert a.weight.dtype == torch.float64
+    assert torch.equal(a.weight.float(), b.weight)
+    if torch.cuda.is_available():
+        c = FrozenConv2d(nn.Conv2d(8, 8, 5, groups=8, padding=2).cuda(), torch.Generator().manual_seed(0))
+        assert torch.equal(c.weight.cpu(), b.weight)

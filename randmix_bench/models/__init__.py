@@ -9,13 +9,19 @@ from torch import nn
 
 from .convmixer import ConvMixer
 from .resnet import ResNet
+from .unshuffler import UNSHUFFLER_MODELS, Unshuffler
 
-__all__ = ["ConvMixer", "ResNet", "create_model", "list_models"]
+__all__ = ["ConvMixer", "ResNet", "Unshuffler", "create_model", "list_models", "model_task"]
 
 
 def list_models() -> list[str]:
     """Names of every model this package registers in timm."""
     return timm.list_models("randmix_*")
+
+
+def model_task(name: str) -> str:
+    """``"shuffle"`` for the image-to-image unshufflers, ``"classification"`` for every other model."""
+    return "shuffle" if name in UNSHUFFLER_MODELS else "classification"
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -20,6 +20,7 @@ from randmix_bench.models import create_model
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "randmix-checkpoint/1"
+METADATA_KEY = "randmix"
 
 
 class CheckpointError(ValueError):
@@ -39,11 +40,11 @@ def resolve(path: str | Path) -> Path:
 def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, model_kwargs: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     """Save the state dict (frozen buffers included) and how to rebuild the model, atomically."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    meta = {"format": FORMAT, "model": model_name, "model_kwargs": json.dumps(model_kwargs, sort_keys=True)}
-    if extra:
-        meta["extra"] = json.dumps(extra, sort_keys=True)
+    # One metadata key: safetensors writes several in hash order, which would make the file's sha256
+    # differ between two saves of the same weights.
+    record = {"format": FORMAT, "model": model_name, "model_kwargs": model_kwargs, "extra": extra or {}}
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata=meta)
+        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
@@ -55,14 +56,13 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
             state = {key: f.get_tensor(key) for key in f.keys()}
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e}); re-copy it or retrain") from None
-    if raw.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a randmix checkpoint (metadata format {raw.get('format')!r}, expected {FORMAT!r})")
-    meta = {
-        "model": raw["model"],
-        "model_kwargs": json.loads(raw["model_kwargs"]),
-        "extra": json.loads(raw.get("extra", "{}")),
-    }
-    return state, meta
+    try:
+        record = json.loads(raw[METADATA_KEY])
+        if record.get("format") != FORMAT:
+            raise ValueError(f"format {record.get('format')!r}")
+    except (KeyError, ValueError, AttributeError) as e:
+        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint ({e}); it was not written by randmix train") from None
+    return state, {k: record[k] for k in ("model", "model_kwargs", "extra")}
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:

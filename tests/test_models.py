@@ -86,3 +86,14 @@ def test_corrupt_and_mismatched_checkpoints_are_refused(tmp_path) -> None:
     state, _ = read_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not match ResNet"):
         load_state(create_model("randmix_resnet_tiny"), state, path)
+
+
+def test_checkpoint_bytes_are_deterministic(tmp_path) -> None:
+    """Same weights and metadata, same file: leaderboard entries pin checkpoints by sha256."""
+    from randmix_bench.files import sha256
+
+    model = create_model("randmix_convmixer_tiny", mixing="chans")
+    for name in ("a", "b"):
+        save_checkpoint(tmp_path / f"{name}.safetensors", model, "randmix_convmixer_tiny",
+                        {"mixing": "chans", "mixer_seed": 0}, extra={"train": {"seed": 1, "epochs": 2}, "task": {}})
+    assert sha256(tmp_path / "a.safetensors") == sha256(tmp_path / "b.safetensors")

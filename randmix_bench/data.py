@@ -3,6 +3,10 @@
 Every split is an :class:`ImageSplit`: ``images`` uint8 [N, C, H, W] and ``labels`` int64 [N] in the
 split's canonical order (the order "the first n test points" refers to). Models take [0, 1] floats
 (``images.float() / 255``) and normalize inside with :attr:`DatasetInfo.mean`/``std``.
+
+Where data comes from: ``--data-dir`` if given, else ``$RANDMIX_DATA`` or ``~/.cache/randmix/data``.
+Missing torchvision datasets are downloaded there unless ``RANDMIX_OFFLINE=1``; when that fails, the
+error says which files to put where.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ import torch
 
 from randmix_bench.files import atomic_path
 
-__all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir"]
+__all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir", "default_data_dir",
+           "check_dataset_name"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
-CIFAR10_JPEG_SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz"
+# The project's shared copy: ``shared/`` inside the checkout, or beside it.
+CIFAR10_JPEG_SHARED = [
+    root / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz" for root in Path(__file__).resolve().parents[1:3]
+]
 CIFAR10_JPEG_TEST_ORDER_SEED = 0
+CACHE_FORMAT = 2  # bump when the decoded arrays of a source would change
 IDX_FILES = {
     True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     False: ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -75,7 +84,7 @@ DATASETS: dict[str, DatasetInfo] = {
                     f"the four Fashion-MNIST IDX .gz files in <data-dir>/ or {FASHION_MNIST_DEBIAN_DIR} "
                     "(apt-get install -y dataset-fashion-mnist)"),
         DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
-                    f"cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, or {CIFAR10_JPEG_SHARED}"),
+                    f"cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, or {CIFAR10_JPEG_SHARED[-1]}"),
         DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
                     "nothing: generated from a seed"),
     ]
@@ -88,12 +97,35 @@ def dataset_info(name: str) -> DatasetInfo:
     return DATASETS[name]
 
 
+def is_folder_dataset(name: str) -> bool:
+    """Whether ``name`` means an image folder or archive rather than a dataset from :data:`DATASETS`."""
+    return name not in DATASETS and (Path(name).is_dir() or name.endswith((".tar.gz", ".tgz", ".tar")))
+
+
+def check_dataset_name(name: str) -> None:
+    """Raise the one-line unknown-dataset error early (before any data is read)."""
+    if not is_folder_dataset(name):
+        dataset_info(name)
+
+
 def default_cache_dir() -> Path:
+    """Decoded-array cache: ``$RANDMIX_CACHE`` or ``~/.cache/randmix``."""
     return Path(os.environ.get("RANDMIX_CACHE", Path.home() / ".cache" / "randmix"))
 
 
+def default_data_dir() -> Path:
+    """Where datasets are looked for (and downloaded to) without ``--data-dir``."""
+    return Path(os.environ.get("RANDMIX_DATA", default_cache_dir() / "data"))
+
+
+def downloads_enabled() -> bool:
+    """``RANDMIX_OFFLINE=1`` turns torchvision's downloaders off (offline machines, tests)."""
+    return os.environ.get("RANDMIX_OFFLINE", "") in ("", "0")
+
+
 def _missing(info: DatasetInfo, detail: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{info.name} not found ({detail}); put {info.where}, and pass --data-dir")
+    return FileNotFoundError(f"{info.name} not found ({detail}); put {info.where}, and pass --data-dir "
+                             f"(default {default_data_dir()})")
 
 
 # ---------------------------------------------------------------------------------------------- readers
@@ -107,9 +139,9 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
 
-def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     torchvision_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[info.name]
-    candidates = [d / sub for d in ([data_dir] if data_dir else []) for sub in ("", f"{torchvision_name}/raw")]
+    candidates = [data_dir / sub for sub in ("", f"{torchvision_name}/raw")]
     if info.name == "fashion-mnist":
         candidates.append(FASHION_MNIST_DEBIAN_DIR)
     image_file, label_file = IDX_FILES[train]
@@ -124,17 +156,19 @@ def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path | None) -> t
         return None
 
     found = find()
-    if found is None and data_dir is not None:
-        _download_torchvision(info, data_dir)
+    if found is None:
+        _download_torchvision(info, data_dir, f"looked in {', '.join(map(str, candidates))}")
         found = find()
     if found is None:
-        raise _missing(info, f"looked in {', '.join(map(str, candidates)) or 'no --data-dir given'}")
+        raise _missing(info, f"looked in {', '.join(map(str, candidates))}")
     return found
 
 
-def _download_torchvision(info: DatasetInfo, data_dir: Path) -> None:
+def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> None:
     import torchvision.datasets as tvd
 
+    if not downloads_enabled():
+        raise _missing(info, f"{looked}; downloads are off (RANDMIX_OFFLINE)")
     cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[info.name]
     try:
         for train in (True, False):
@@ -143,16 +177,14 @@ def _download_torchvision(info: DatasetInfo, data_dir: Path) -> None:
         raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
 
 
-def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path | None) -> tuple[np.ndarray, np.ndarray]:
+def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
     import torchvision.datasets as tvd
 
-    if data_dir is None:
-        raise _missing(info, "no --data-dir given")
     cls = tvd.CIFAR10 if info.name == "cifar10" else tvd.CIFAR100
     try:
         ds = cls(str(data_dir), train=train, download=False)
-    except RuntimeError:
-        _download_torchvision(info, data_dir)
+    except RuntimeError:  # torchvision's "Dataset not found or corrupted"
+        _download_torchvision(info, data_dir, f"looked in {data_dir / cls.base_folder}")
         ds = cls(str(data_dir), train=train, download=False)
     return np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets)
 
@@ -164,35 +196,42 @@ def _decode(blob: bytes) -> np.ndarray:
     return img.transpose(2, 0, 1)
 
 
-def _read_image_folder(source: Path, train: bool, progress: Callable[[str], None] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``<split>/<class>/*`` from a folder or a .tar.gz; classes sorted by name unless known."""
+def _read_image_folder(
+    source: Path, train: bool, progress: Callable[[str], None] | None = None, interleave_test: bool = False
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read ``<split>/<class>/*`` from a folder or a .tar.gz, sorted by (class, file name).
+
+    Classes are numbered in sorted order, or in CIFAR-10's index order when they are its ten classes.
+    A tar is read in one streaming pass. ``interleave_test`` puts the test split in the seeded order of
+    :func:`cifar10_jpeg_test_order` (for class-major copies such as cifar10-jpeg). Images are RGB.
+    """
     split = "train" if train else "test"
-    members: list[tuple[str, str, Callable[[], bytes]]] = []  # (class, file name, reader)
+    blobs: list[tuple[str, str, bytes]] = []  # (class, file name, encoded image)
     if source.is_dir():
-        for path in sorted((source / split).glob("*/*")):
-            members.append((path.parent.name, path.name, path.read_bytes))
-        tar = None
+        blobs = [(p.parent.name, p.name, p.read_bytes()) for p in (source / split).glob("*/*") if p.is_file()]
     else:
-        tar = tarfile.open(source)
-        for m in tar.getmembers():
-            parts = m.name.lstrip("./").split("/")
-            if m.isfile() and len(parts) == 3 and parts[0] == split:
-                members.append((parts[1], parts[2], (lambda m=m: tar.extractfile(m).read())))  # type: ignore[union-attr]
-        members.sort(key=lambda t: (t[0], t[1]))
-    if not members:
+        with tarfile.open(source, "r|*") as tar:
+            for m in tar:
+                parts = m.name.removeprefix("./").split("/")
+                if m.isfile() and len(parts) == 3 and parts[0] == split:
+                    blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
+    if not blobs:
         raise FileNotFoundError(f"{source} has no {split}/<class>/<image> files")
-    classes = sorted({c for c, _, _ in members})
+    blobs.sort(key=lambda t: (t[0], t[1]))
+    classes = sorted({c for c, _, _ in blobs})
     if set(classes) == set(CIFAR10_CLASSES):
         classes = list(CIFAR10_CLASSES)
     index = {c: i for i, c in enumerate(classes)}
     if progress:
-        progress(f"decoding {len(members)} {split} images from {source}")
-    images = np.stack([_decode(read()) for _, _, read in members])
-    labels = np.array([index[c] for c, _, _ in members], dtype=np.int64)
-    if tar is not None:
-        tar.close()
-    if not train and source.name.startswith("cifar10-jpeg"):
-        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in members])
+        progress(f"decoding {len(blobs)} {split} images from {source}")
+    decoded = [_decode(blob) for _, _, blob in blobs]
+    shapes = {d.shape for d in decoded}
+    if len(shapes) > 1:
+        raise ValueError(f"{source}: {split} images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); resize them to one size")
+    images = np.stack(decoded)
+    labels = np.array([index[c] for c, _, _ in blobs], dtype=np.int64)
+    if interleave_test and not train:
+        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in blobs])
         images, labels = images[order], labels[order]
     return images, labels, classes
 
@@ -210,11 +249,8 @@ def cifar10_jpeg_test_order(keys: list[str], seed: int = CIFAR10_JPEG_TEST_ORDER
     return np.argsort(np.array(digests), kind="stable")
 
 
-def _cifar10_jpeg_source(data_dir: Path | None) -> Path:
-    candidates = []
-    if data_dir is not None:
-        candidates += [data_dir / "cifar10-jpeg.tar.gz", data_dir / "cifar10-jpeg", data_dir]
-    candidates.append(CIFAR10_JPEG_SHARED)
+def _cifar10_jpeg_source(data_dir: Path) -> Path:
+    candidates = [data_dir / "cifar10-jpeg.tar.gz", data_dir / "cifar10-jpeg", data_dir, *CIFAR10_JPEG_SHARED]
     for c in candidates:
         if c.is_file() or (c.is_dir() and (c / "test").is_dir()):
             return c
@@ -246,21 +282,20 @@ def load_split(
 ) -> ImageSplit:
     """Load one split of a dataset by name, or of an image folder/.tar.gz given as ``name``.
 
-    Decoded arrays are cached as ``<cache_dir>/<name>-<split>.npz``; the cache is keyed by the
-    source's path and size, so a changed source is decoded again.
+    Decoded arrays are cached as ``<cache_dir>/<name>-<split>-<tag>.npz``; the tag hashes the source's
+    path, size and mtime, so a changed source is decoded again.
     """
-    data_dir = Path(data_dir) if data_dir else None
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
     if name == "synthetic":
         images, labels = synthetic_split(train)
         return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels), DATASETS["synthetic"], train)
-    folder = Path(name)
-    if name not in DATASETS and (folder.is_dir() or name.endswith((".tar.gz", ".tgz", ".tar"))):
-        return _load_folder_split(folder, train, cache_dir, progress)
+    if is_folder_dataset(name):
+        return _load_folder_split(Path(name), train, cache_dir, progress)
     info = dataset_info(name)
     if info.name == "cifar10-jpeg":
         source = _cifar10_jpeg_source(data_dir)
         images, labels = _cached(f"cifar10-jpeg-{'train' if train else 'test'}", source, cache_dir,
-                                 lambda: _read_image_folder(source, train, progress)[:2])
+                                 lambda: _read_image_folder(source, train, progress, interleave_test=True)[:2])
     elif info.name in ("mnist", "fashion-mnist"):
         images, labels = _read_mnist_like(info, train, data_dir)
     else:
@@ -287,7 +322,7 @@ def _load_folder_split(source: Path, train: bool, cache_dir: str | Path | None, 
 
 def _cached(key: str, source: Path, cache_dir: str | Path | None, read: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     stat = source.stat()
-    tag = hashlib.sha256(f"{source.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    tag = hashlib.sha256(f"{CACHE_FORMAT}:{source.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
     path = Path(cache_dir or default_cache_dir()) / f"{key}-{tag}.npz"
     if path.is_file():
         try:

@@ -1,0 +1,166 @@
+"""Training recipes: every hyperparameter of a run in one dataclass, the named recipes in one dict.
+
+A recipe is a complete :class:`TrainConfig`; the CLI starts from one and overrides fields
+(``randmix train --recipe convmixer-cifar10 --epochs 10``). ``run.json`` and the checkpoint record the
+resolved config, so a run is reproduced from its record alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from randmix_bench.data import check_dataset_name
+from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
+from randmix_bench.models import list_models
+
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS"]
+
+Optimizer = Literal["adamw", "sgd"]
+
+# The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
+ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
+
+RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
+"""Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a training run (the device and the run folder are not part of it)."""
+
+    recipe: str  # the recipe this config started from, recorded for readers
+    model: str  # a randmix timm model name
+    dataset: str  # a name from randmix_bench.data.DATASETS, or an image folder / .tar.gz
+    epochs: int
+    batch_size: int  # global: split across DDP ranks
+    lr: float  # peak learning rate
+    weight_decay: float
+    optimizer: Optimizer = "adamw"
+    momentum: float = 0.9  # SGD (Nesterov) only
+    lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
+    decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
+    grad_clip: float = 0.0  # max global grad norm; 0 = off
+    label_smoothing: float = 0.0  # of the default classification task
+    crop_padding: int = 0  # random crop after zero padding by this many pixels; 0 = off
+    flip: bool = True  # random horizontal flip
+    randaugment_n: int = 0  # RandAugment: ops per image; 0 = off
+    randaugment_m: int = 0  # RandAugment: magnitude, 0..30 (torchvision's 31 bins)
+    mixing: str = "full"
+    mixer_seed: int = 0  # seed of the frozen random mixers
+    smooth_sigma: float = DEFAULT_SMOOTH_SIGMA  # chans-smooth only
+    seed: int = 0  # learned-weight init, data order and augmentation
+    data_dir: str | None = None
+    eval_batch_size: int = 1000
+    compile: bool = False  # torch.compile the model (CUDA)
+
+    def validate(self) -> "TrainConfig":
+        """Raise ``ValueError`` with one line naming the first bad field; return self."""
+        parse_mixing(self.mixing)
+        check_dataset_name(self.dataset)
+        if self.model not in list_models():
+            raise ValueError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.optimizer in ("adamw", "sgd"), f"optimizer must be adamw or sgd, got {self.optimizer!r}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}"),
+            (self.randaugment_n >= 0, f"randaugment_n must be >= 0, got {self.randaugment_n}"),
+            (0 <= self.randaugment_m <= 30, f"randaugment_m must be in 0..30, got {self.randaugment_m}"),
+            (self.smooth_sigma >= 0, f"smooth_sigma must be >= 0, got {self.smooth_sigma}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        xs = [x for x, _ in self.lr_schedule]
+        if len(xs) < 2 or xs[0] != 0 or xs[-1] != 1 or any(b <= a for a, b in zip(xs, xs[1:])):
+            raise ValueError(f"lr_schedule must start at fraction 0, end at 1 and increase, got {format_lr_schedule(self.lr_schedule)}")
+        if any(y < 0 for _, y in self.lr_schedule):
+            raise ValueError(f"lr_schedule multipliers must be >= 0, got {format_lr_schedule(self.lr_schedule)}")
+        return self
+
+    def override(self, **changes: Any) -> "TrainConfig":
+        """A copy with the given fields replaced (``None`` values ignored), validated."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = sorted(set(changes) - names)
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["lr_schedule"] = [list(p) for p in self.lr_schedule]
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        d = dict(d, lr_schedule=tuple(tuple(p) for p in d["lr_schedule"]))
+        return cls(**d)
+
+    def lr_at(self, step: int, total_steps: int) -> float:
+        """Learning rate of optimizer step ``step`` (0-based): the schedule at ``(step + 1) / total``.
+
+        Like the public convmixer-cifar10 loop, the schedule is evaluated after the step's progress,
+        so the first step does not run at lr 0.
+        """
+        t = (step + 1) / total_steps
+        for (x0, y0), (x1, y1) in zip(self.lr_schedule, self.lr_schedule[1:]):
+            if t <= x1:
+                return self.lr * (y0 + (y1 - y0) * (t - x0) / (x1 - x0))
+        return self.lr * self.lr_schedule[-1][1]
+
+
+def parse_lr_schedule(text: str) -> tuple[tuple[float, float], ...]:
+    """``"0:0,0.4:1,0.8:0.05,1:0"`` -> ((0, 0), (0.4, 1), (0.8, 0.05), (1, 0))."""
+    try:
+        return tuple((float(x), float(y)) for x, y in (p.split(":") for p in text.split(",")))
+    except ValueError:
+        raise ValueError(f"bad lr schedule {text!r}; expected fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0") from None
+
+
+def format_lr_schedule(points: tuple[tuple[float, float], ...]) -> str:
+    return ",".join(f"{x:g}:{y:g}" for x, y in points)
+
+
+RECIPES: dict[str, TrainConfig] = {
+    # locuslab/convmixer-cifar10's 92.5% command: train.py --lr-max=0.05 --ra-n=2 --ra-m=12 --wd=0.005
+    # --scale=1.0 --jitter=0 --reprob=0. Its crop (RandomResizedCrop at scale 1, ratio 1) is the identity;
+    # flip, RandAugment(2, 12); AdamW on every parameter; plain cross-entropy; clipping only with
+    # --clip-norm, which that command does not pass (add --grad-clip 1 to clip as train.py would).
+    "convmixer-cifar10": TrainConfig(
+        recipe="convmixer-cifar10", model="randmix_convmixer_256_8", dataset="cifar10",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, grad_clip=0.0, label_smoothing=0.0,
+        crop_padding=0, flip=True, randaugment_n=2, randaugment_m=12,
+    ),
+    # A standard CIFAR ResNet-18 recipe (not from the paper): SGD + Nesterov, batch 512 at lr 0.2
+    # (0.1 per 256), wd 5e-4 off norms and biases, pad-4 crop + flip, label smoothing 0.1, one-cycle.
+    "resnet18-cifar10": TrainConfig(
+        recipe="resnet18-cifar10", model="randmix_resnet18", dataset="cifar10",
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, grad_clip=0.0,
+        label_smoothing=0.1, crop_padding=4, flip=True,
+    ),
+    # Seconds on a CPU: the tiny ConvMixer on the synthetic dataset, for smoke runs and tests. Synthetic
+    # classes are noise templates, so a flip makes a new pattern: a 1-pixel crop is the only augmentation.
+    "quick": TrainConfig(
+        recipe="quick", model="randmix_convmixer_tiny", dataset="synthetic",
+        epochs=2, batch_size=128, lr=0.03, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=((0.0, 0.0), (0.25, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=False,
+        eval_batch_size=512,
+    ),
+}
+
+
+def get_recipe(name: str) -> TrainConfig:
+    """The named recipe, or a one-line ``ValueError`` listing the valid names."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES)}")
+    return RECIPES[name]

@@ -1,0 +1,370 @@
+"""The trainer: one short loop (airbench-style), fast on a GPU and exactly resumable on a CPU.
+
+Per step: draw a batch from the device-resident loader, compute the task's loss (bf16 autocast on CUDA),
+backward, clip, optimizer step at the scheduled learning rate. Nothing in a step waits for the GPU: the
+loss is summed on the device and read once per epoch. Frozen mixers are buffers, so they are neither in
+the optimizer nor given weight gradients (``chans`` runs skip the depthwise weight-gradient kernels).
+
+A run folder holds ``run.json`` (config, per-epoch metrics, test metrics, provenance; rewritten every
+epoch), while training ``resume.pt`` (model, optimizer, RNG and progress after the last finished epoch),
+and at the end ``checkpoint.safetensors`` (weights + frozen buffers + how to rebuild the model). Data
+order and augmentation are a pure function of (seed, epoch), so ``resume=True`` ends with bit-identical
+weights on the CPU.
+
+Several processes: ``torchrun --nproc_per_node=N -m randmix_bench.cli train ...`` runs DDP (NCCL on
+CUDA, gloo on the CPU); each rank trains on its slice of every global batch, BatchNorm statistics are
+per rank (rank 0's are saved), and only rank 0 writes or evaluates.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.distributed as torch_dist
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from torch import nn
+
+from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
+from randmix_bench.data import load_split
+from randmix_bench.files import atomic_path, sha256, write_json
+from randmix_bench.loader import Augment, DeviceLoader
+from randmix_bench.mixing import count_parameters
+from randmix_bench.models import create_model
+from randmix_bench.provenance import collect
+from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig
+from randmix_bench.tasks import ClassificationTask, Task
+
+__all__ = ["train", "train_step", "make_optimizer", "Distributed", "RUN_NAME", "RESUME_NAME"]
+
+RUN_NAME = "run.json"
+RESUME_NAME = "resume.pt"
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        env = os.environ
+        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.world_size > 1:
+            torch_dist.barrier()
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block first (e.g. decodes and caches a dataset), then the others."""
+        if not self.main:
+            self.barrier()
+        yield
+        if self.main:
+            self.barrier()
+
+    def mean(self, value: torch.Tensor) -> torch.Tensor:
+        if self.world_size > 1:
+            value = value.clone()
+            torch_dist.all_reduce(value)  # gloo has no AVG
+            value /= self.world_size
+        return value
+
+    def from_main(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every rank."""
+        if self.world_size == 1:
+            return obj
+        box = [obj]
+        torch_dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+
+def resolve_device(device: str | None, dist: Distributed) -> torch.device:
+    """``device`` or the best available; each DDP rank gets its own GPU."""
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
+        if dist.world_size > 1 or dev.index is None:
+            dev = torch.device("cuda", dist.local_rank if dist.world_size > 1 else torch.cuda.current_device())
+        torch.cuda.set_device(dev)
+    return dev
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
+    """AdamW or Nesterov SGD over the trainable parameters (frozen mixers are buffers: never included).
+
+    ``cfg.decay_norm_bias=False`` puts 1-d parameters (norm scales and shifts, biases) in a group
+    without weight decay; the public convmixer recipe decays everything.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if cfg.decay_norm_bias:
+        groups = [{"params": params, "weight_decay": cfg.weight_decay}]
+    else:
+        groups = [
+            {"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
+            {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
+        ]
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused or None)
+
+
+def train(
+    cfg: TrainConfig,
+    out_dir: str | Path,
+    task: Task | None = None,
+    resume: bool = False,
+    force: bool = False,
+    device: str | None = None,
+    show_progress: bool = True,
+) -> dict[str, Any]:
+    """Train ``cfg`` into ``out_dir``; return the run summary (also written as ``run.json``).
+
+    ``task`` defaults to classification with ``cfg.label_smoothing``. A non-empty ``out_dir`` is refused
+    unless ``resume`` (continue its run; same config and model required) or ``force`` (start over,
+    overwriting). Raises ``ValueError``/``FileExistsError`` with one line for bad input.
+    """
+    cfg = cfg.validate()
+    task = task if task is not None else ClassificationTask(cfg.label_smoothing)
+    dist = Distributed.from_env()
+    dev = resolve_device(device, dist)
+    started_group = dist.world_size > 1 and not torch_dist.is_initialized()
+    if started_group:
+        torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    try:
+        return _train(cfg, Path(out_dir), task, resume, force, dev, dist, show_progress)
+    finally:
+        if started_group:
+            torch_dist.destroy_process_group()
+
+
+def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, device: torch.device,
+           dist: Distributed, show_progress: bool) -> dict[str, Any]:
+    t_start = time.perf_counter()
+    state = prepare_run_dir(out, cfg, task, resume, force)
+    dist.barrier()  # every rank has checked the folder before rank 0 writes to it
+    with dist.main_first():
+        train_split = load_split(cfg.dataset, True, cfg.data_dir)
+        test_split = load_split(cfg.dataset, False, cfg.data_dir) if dist.main else None
+
+    cuda = device.type == "cuda"
+    if cuda:  # autotune conv kernels for the one batch shape
+        torch.backends.cudnn.benchmark = True
+    torch.manual_seed(cfg.seed)
+    model_kwargs = _jsonable({"mixing": cfg.mixing, "mixer_seed": cfg.mixer_seed, "smooth_sigma": cfg.smooth_sigma,
+                              **task.model_kwargs(train_split.info)})
+    model = create_model(cfg.model, **model_kwargs).to(device, memory_format=torch.channels_last if cuda else torch.preserve_format)
+    optimizer = make_optimizer(model, cfg, fused=cuda)
+    augment = Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m)
+    loader = DeviceLoader(train_split.images, train_split.labels, cfg.batch_size, augment, cfg.seed, device,
+                          dist.rank, dist.world_size, channels_last=cuda, compile=cfg.compile)
+    steps, history, wall_before = len(loader), [], 0.0
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng_cpu"])
+        if cuda and "rng_cuda" in state:
+            torch.cuda.set_rng_state(state["rng_cuda"], device)
+        history, wall_before = state["history"], state["wall_s"]
+    net: nn.Module = model
+    if dist.world_size > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if cuda else None)
+    if cfg.compile:
+        net = torch.compile(net)  # type: ignore[assignment]
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    provenance = collect(device, 0.0)  # once: it asks git, which is too slow for every epoch
+
+    def record(status: str, test: dict[str, float] | None, eval_s: float | None) -> dict[str, Any]:
+        wall_s = round(wall_before + time.perf_counter() - t_start, 3)
+        return _summary(cfg, task, model, model_kwargs, dist, steps, history, status, test, eval_s, out,
+                        provenance.model_copy(update={"wall_time_s": wall_s}).model_dump())
+
+    progress = _progress(show_progress and dist.main)
+    with progress:
+        bar = progress.add_task("train", total=steps * cfg.epochs, completed=steps * len(history),
+                                epoch=f"{len(history)}/{cfg.epochs}", loss="-", lr="-", ips="-")
+        for epoch in range(len(history), cfg.epochs):
+            t0 = time.perf_counter()
+            model.train()
+            loss_sum = torch.zeros((), device=device)
+            for i, (images, labels) in enumerate(loader.epoch(epoch)):
+                lr = cfg.lr_at(epoch * steps + i, steps * cfg.epochs)
+                loss_sum += train_step(net, task, optimizer, trainable, images, labels, lr, cfg.grad_clip, cuda)
+                progress.update(bar, advance=1, lr=f"{lr:.4g}")
+            loss = dist.mean(loss_sum / steps).item()  # the epoch's one host sync
+            seconds = time.perf_counter() - t0
+            history.append({"epoch": epoch + 1, "train_loss": loss, "lr": lr, "seconds": round(seconds, 3),
+                            "images_per_s": round(steps * cfg.batch_size / seconds, 1)})
+            progress.update(bar, epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss:.4f}", ips=f"{history[-1]['images_per_s']:,.0f}")
+            if show_progress and dist.main:
+                progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss:.4f}  lr {lr:.4g}  "
+                                       f"{history[-1]['images_per_s']:,.0f} img/s  {seconds:.1f} s", highlight=False, soft_wrap=True)
+            if dist.main:
+                save_resume_state(out, model, optimizer, cfg, task, history, wall_before + time.perf_counter() - t_start)
+                write_json(out / RUN_NAME, record("running", None, None))
+
+    test: dict[str, float] | None = None
+    eval_s = 0.0
+    if dist.main:
+        t0 = time.perf_counter()
+        test = task.evaluate(model, test_split, cfg.eval_batch_size, device)  # type: ignore[arg-type]
+        eval_s = time.perf_counter() - t0
+    test = dist.from_main(test)
+    summary = record("finished", test, eval_s)
+    if dist.main:
+        extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": len(history)}
+        save_checkpoint(out / CHECKPOINT_NAME, model, cfg.model, model_kwargs, extra=extra)
+        summary["checkpoint"] = {"path": CHECKPOINT_NAME, "sha256": sha256(out / CHECKPOINT_NAME)}
+        write_json(out / RUN_NAME, summary)
+        (out / RESUME_NAME).unlink(missing_ok=True)
+        if show_progress:
+            console.print(_one_line(summary, out), highlight=False, soft_wrap=True)
+    dist.barrier()
+    return summary
+
+
+def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+               images: torch.Tensor, labels: torch.Tensor, lr: float, grad_clip: float, cuda: bool) -> torch.Tensor:
+    """One optimizer step; returns the loss as a device tensor (no host sync)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with torch.autocast("cuda" if cuda else "cpu", dtype=torch.bfloat16, enabled=cuda):
+        loss = task.batch_loss(net, images, labels)
+    loss.backward()
+    if grad_clip:
+        nn.utils.clip_grad_norm_(params, grad_clip)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach().float()
+
+
+# ------------------------------------------------------------------------------------------ run folder
+
+
+def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force: bool) -> dict[str, Any] | None:
+    """Check ``out`` before anything is written; return the resume state to continue from, if any.
+
+    Empty or missing: a fresh run (also with ``resume``: nothing to continue). Non-empty: refused unless
+    ``resume`` (same model and config required) or ``force`` (stale resume state removed, files overwritten).
+    """
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out} is a file, not a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return None
+    if force:
+        out.joinpath(RESUME_NAME).unlink(missing_ok=True)  # every DDP rank may try
+        return None
+    if not resume:
+        raise FileExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
+    if out.joinpath(CHECKPOINT_NAME).is_file():
+        _, meta = read_checkpoint(out / CHECKPOINT_NAME)
+        if meta["model"] != cfg.model:
+            raise CheckpointError(f"cannot resume: the checkpoint in {out} is a {meta['model']}, not a {cfg.model}")
+    if not out.joinpath(RESUME_NAME).is_file():
+        run = out / RUN_NAME
+        if run.is_file() and json.loads(run.read_text()).get("status") == "finished":
+            raise ValueError(f"the run in {out} has finished; nothing to resume (use --force to train again)")
+        return None  # stopped before its first epoch ended: start from scratch
+    state = torch.load(out / RESUME_NAME, map_location="cpu", weights_only=True)
+    _check_same_run(out, state, cfg, task)
+    return state
+
+
+def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Task) -> None:
+    saved, asked = state["config"], _jsonable(cfg.to_dict())
+    if saved["model"] != asked["model"]:
+        raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
+    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})" for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
+    if state["task"] != _jsonable(task.config()):
+        diff.append(f"task={state['task']} (asked {_jsonable(task.config())})")
+    if diff:
+        raise ValueError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
+
+
+def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, task: Task,
+                      history: list[dict[str, Any]], wall_s: float) -> None:
+    """Everything needed to continue after the last finished epoch, in one atomic file."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "config": _jsonable(cfg.to_dict()),
+        "task": _jsonable(task.config()),
+        "history": history,
+        "wall_s": wall_s,
+    }
+    if next(model.parameters()).is_cuda:
+        state["rng_cuda"] = torch.cuda.get_rng_state()
+    with atomic_path(out / RESUME_NAME) as tmp:
+        torch.save(state, tmp)
+
+
+def _summary(cfg: TrainConfig, task: Task, model: nn.Module, model_kwargs: dict[str, Any], dist: Distributed,
+             steps: int, history: list[dict[str, Any]], status: str, test: dict[str, float] | None,
+             eval_s: float | None, out: Path, provenance: dict[str, Any]) -> dict[str, Any]:
+    trainable, frozen = count_parameters(model)
+    return {
+        "status": status,
+        "model": cfg.model,
+        "mixing": cfg.mixing,
+        "dataset": cfg.dataset,
+        "seed": cfg.seed,
+        "config": cfg.to_dict(),
+        "task": task.config(),
+        "model_kwargs": model_kwargs,
+        "params": {"trainable": trainable, "frozen": frozen},
+        "world_size": dist.world_size,
+        "steps_per_epoch": steps,
+        "epochs_done": len(history),
+        "history": history,
+        "train_time_s": round(sum(h["seconds"] for h in history), 3),
+        "eval_time_s": None if eval_s is None else round(eval_s, 3),
+        "test": test,
+        "out_dir": str(out),
+        "provenance": provenance,
+    }
+
+
+def _one_line(summary: dict[str, Any], out: Path) -> str:
+    headline = ", ".join(f"{k} {v:.4f}" for k, v in list((summary["test"] or {}).items())[:1])
+    images = summary["steps_per_epoch"] * summary["config"]["batch_size"] * summary["epochs_done"]
+    return (f"{summary['model']} {summary['mixing']} on {summary['dataset']}: {headline} | "
+            f"{summary['epochs_done']} epochs in {summary['train_time_s']:.1f} s "
+            f"({images / max(summary['train_time_s'], 1e-9):,.0f} img/s), "
+            f"wall {summary['provenance']['wall_time_s']:.1f} s -> {out}")
+
+
+def _progress(enabled: bool) -> Progress:
+    return Progress(
+        TextColumn("epoch {task.fields[epoch]}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[ips]} img/s"),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not enabled,
+    )
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as JSON would give it back (tuples become lists), so saved and asked configs compare equal."""
+    return json.loads(json.dumps(obj))

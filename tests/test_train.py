@@ -1,0 +1,212 @@
+"""The trainer: it learns, leaves frozen mixers alone, resumes bit-exactly, refuses bad input, runs DDP."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from randmix_bench import train as train_module
+from randmix_bench.checkpoint import load_model, read_checkpoint
+from randmix_bench.cli import app
+from randmix_bench.data import load_split
+from randmix_bench.mixing import FrozenConv2d
+from randmix_bench.models import create_model
+from randmix_bench.recipes import RECIPES, TrainConfig, get_recipe
+from randmix_bench.tasks import accuracy
+from randmix_bench.train import RESUME_NAME, make_optimizer, train
+
+QUICK_CHANS = get_recipe("quick").override(mixing="chans")
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RANDMIX_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    out = tmp_path_factory.mktemp("runs") / "quick-chans"
+    return out, train(QUICK_CHANS, out, device="cpu", show_progress=False)
+
+
+def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = quick_run
+    losses = [h["train_loss"] for h in summary["history"]]
+    assert losses[0] < math.log(10) and losses[1] < 0.6 * losses[0]
+    assert summary["test"]["test_acc"] > 0.8  # chance is 0.1
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "finished" and run["epochs_done"] == 2 and run["seed"] == 0
+    assert run["config"] == QUICK_CHANS.to_dict() and run["task"] == {"task": "classification", "label_smoothing": 0.0}
+    assert run["provenance"]["versions"]["torch"] and run["provenance"]["device"].startswith("cpu")
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.safetensors", "run.json"]  # resume state removed
+    model, meta = load_model(out)
+    assert meta["extra"]["train"]["mixing"] == "chans"
+    assert accuracy(model, load_split("synthetic", False), 512) == run["test"]["test_acc"]
+
+
+def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    out, summary = quick_run
+    state, _ = read_checkpoint(out)
+    torch.manual_seed(QUICK_CHANS.seed)
+    fresh = create_model(QUICK_CHANS.model, **summary["model_kwargs"])
+    frozen = [name for name, m in fresh.named_modules() if isinstance(m, FrozenConv2d)]
+    assert frozen
+    for name in frozen:
+        assert torch.equal(state[f"{name}.weight"], fresh.get_submodule(name).weight)
+    learned = dict(fresh.named_parameters())
+    assert all(not torch.equal(state[k], p) for k, p in learned.items() if k.endswith("channel.weight"))
+
+
+def test_optimizer_holds_only_learned_parameters() -> None:
+    model = create_model("randmix_convmixer_tiny", mixing="chans")
+    cfg = get_recipe("quick")
+    opt = make_optimizer(model, cfg, fused=False)
+    in_opt = {id(p) for g in opt.param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in model.parameters()}
+    assert not any(id(m.weight) in in_opt for m in model.modules() if isinstance(m, FrozenConv2d))
+    decay, no_decay = make_optimizer(model, cfg.override(decay_norm_bias=False), fused=False).param_groups
+    assert no_decay["weight_decay"] == 0 and all(p.ndim == 1 for p in no_decay["params"])
+    assert decay["weight_decay"] == cfg.weight_decay and all(p.ndim > 1 for p in decay["params"])
+
+
+def test_convmixer_recipe_schedule() -> None:
+    cfg = RECIPES["convmixer-cifar10"]
+    assert (cfg.optimizer, cfg.batch_size, cfg.epochs, cfg.weight_decay) == ("adamw", 512, 25, 0.005)
+    assert (cfg.randaugment_n, cfg.randaugment_m, cfg.label_smoothing) == (2, 12, 0.0)
+    total = 100  # lr of step s is the schedule at (s + 1) / total
+    assert cfg.lr_at(19, total) == pytest.approx(0.025)
+    assert cfg.lr_at(39, total) == pytest.approx(0.05)  # peak at 2/5
+    assert cfg.lr_at(79, total) == pytest.approx(0.05 / 20)  # lr/20 at 4/5
+    assert cfg.lr_at(99, total) == 0.0
+
+
+class Killed(Exception):
+    """Stands for the process dying right after an epoch's resume state hit the disk."""
+
+
+def train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    save = train_module.save_resume_state
+
+    def save_then_die(out_: Path, *args: Any) -> None:
+        save(out_, *args)
+        if len(args[4]) == epochs_done:  # args[4]: the history so far
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_resume_state", save_then_die)
+        with pytest.raises(Killed):
+            train(cfg, out, device="cpu", show_progress=False)
+    assert torch.load(out / RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
+
+
+def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Every source of randomness on: crops, flips, RandAugment, and three epochs.
+    cfg = get_recipe("quick").override(epochs=3, batch_size=256, flip=True, randaugment_n=1, randaugment_m=9)
+    straight = train(cfg, tmp_path / "straight", device="cpu", show_progress=False)
+    train_killed_after(2, cfg, tmp_path / "resumed", monkeypatch)
+    resumed = train(cfg, tmp_path / "resumed", resume=True, device="cpu", show_progress=False)
+
+    a, _ = read_checkpoint(tmp_path / "straight")
+    b, _ = read_checkpoint(tmp_path / "resumed")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [h["train_loss"] for h in resumed["history"]] == [h["train_loss"] for h in straight["history"]]
+    assert resumed["test"] == straight["test"]
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def _cli(*args: str) -> Any:
+    return CliRunner().invoke(app, ["train", *args])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--recipe", "nope"], "unknown recipe 'nope'"),
+        (["--recipe", "quick", "--model", "resnet9000"], "unknown model 'resnet9000'"),
+        (["--recipe", "quick", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--recipe", "quick", "--epochs", "-1"], "epochs must be >= 1"),
+        (["--recipe", "quick", "--mixing", "diagonal"], "unknown mixing mode 'diagonal'"),
+        (["--recipe", "quick", "--lr-schedule", "0:0,0.5:1"], "lr_schedule must start at fraction 0, end at 1"),
+        (["--recipe", "quick", "--dataset", "cifar10", "--data-dir", "{tmp}"], "cifar10 not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path: Path, args: list[str], message: str) -> None:
+    out = tmp_path / "run"
+    result = _cli(*[a.format(tmp=tmp_path) for a in args], "--out", str(out))
+    assert result.exit_code == 2
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_existing_run_is_never_overwritten_by_mistake(quick_run: tuple[Path, dict[str, Any]]) -> None:
+    out, _ = quick_run
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    cases = [
+        ([], "is not empty; pass --resume"),
+        (["--resume", "--model", "randmix_resnet_tiny"], "checkpoint in"),  # another model's checkpoint
+        (["--resume"], "has finished; nothing to resume"),
+    ]
+    for extra, message in cases:
+        result = _cli("--recipe", "quick", "--mixing", "chans", "--out", str(out), *extra)
+        assert result.exit_code == 2 and message in result.output, result.output
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "run"
+    train_killed_after(1, get_recipe("quick"), out, monkeypatch)
+    result = _cli("--recipe", "quick", "--lr", "0.5", "--out", str(out), "--resume")
+    assert result.exit_code == 2 and "lr=0.03 (asked 0.5)" in result.output, result.output
+
+
+# ------------------------------------------------------------------------------------------------ DDP
+
+
+# Runs `python -m randmix_bench.cli` under torchrun, keeping a handle on the model each rank builds so
+# the test can compare the two replicas afterwards.
+DDP_RANK = """
+import os, runpy, sys
+import torch
+import randmix_bench.train as train_module
+
+built = []
+create_model = train_module.create_model
+train_module.create_model = lambda *args, **kwargs: built.append(create_model(*args, **kwargs)) or built[-1]
+try:
+    runpy.run_module("randmix_bench.cli", run_name="__main__", alter_sys=True)
+except SystemExit as e:
+    if e.code:
+        raise
+torch.save(dict(built[0].named_parameters()), os.environ["PARAMS"] + os.environ["RANK"])
+"""
+
+
+def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
+    out = tmp_path / "ddp"
+    script = tmp_path / "rank.py"
+    script.write_text(DDP_RANK)
+    env = dict(os.environ, OMP_NUM_THREADS="1", RANDMIX_OFFLINE="1", PARAMS=str(tmp_path / "params"))
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+           "train", "--recipe", "quick", "--out", str(out), "--device", "cpu", "--quiet"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = json.loads((out / "run.json").read_text())
+    assert run["world_size"] == 2 and run["status"] == "finished"
+    assert run["steps_per_epoch"] == 2048 // 128  # the global batch, not 2x as many half batches
+    assert run["test"]["test_acc"] > 0.8
+    # Each rank trained on its own half of every batch; DDP's gradient averaging keeps them identical.
+    rank0, rank1 = (torch.load(tmp_path / f"params{r}", weights_only=True) for r in (0, 1))
+    assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
+    model, _ = load_model(out)
+    assert all(torch.equal(p, rank0[k]) for k, p in model.named_parameters())

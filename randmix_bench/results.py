@@ -67,6 +67,8 @@ class AttackConfig(_Strict):
     eps: float
     seed: int = 0
     batch_size: int = 500
+    n_iter: int | None = None  # APGD/FAB/PGD iterations when not the attack's default (custom versions only)
+    n_queries: int | None = None  # Square queries when not AutoAttack's 5000 (custom versions only)
 
 
 class SanityReport(_Strict):
@@ -111,6 +113,7 @@ class RandmixBlock(_Strict):
     sanity: SanityReport | None = None
     sweep: list[SweepPoint] = Field(default_factory=list)
     curve_png: str | None = None
+    attack_time_s: dict[str, float] = Field(default_factory=dict)  # wall time per stage and attack, e.g. "eps=8/255 apgd-t"
 
 
 class RobustnessResult(BaseModel):
@@ -154,6 +157,8 @@ class ShuffleResult(_Strict):
     ssim: float
     identity_psnr: float  # the scrambled input itself, the baseline to beat
     identity_ssim: float
+    mean_image_psnr: float | None = None  # the test set's per-pixel mean image: the best input-blind output
+    mean_image_ssim: float | None = None
     params_trainable: int
     params_frozen: int
     checkpoint: CheckpointRef

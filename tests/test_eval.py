@@ -1,0 +1,302 @@
+"""``randmix eval``: RobustBench protocol, attacks, resume, sweep, sanity checks and bad input.
+
+A tiny ConvMixer trained for a few seconds on ``synthetic`` data, a few test points and cheap attack
+budgets (AutoAttack ``custom`` with few iterations); the full-budget path is compared with robustbench's
+own ``benchmark()`` in test_robustbench_interop.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+
+import pytest
+import torch
+from pyautoattack.autopgd_base import APGDAttack
+from torch import nn
+from typer.testing import CliRunner
+
+from _tiny_classifier import MODEL, train_tiny_checkpoint
+from randmix_bench import robustness
+from randmix_bench.checkpoint import load_model, save_checkpoint
+from randmix_bench.cli import app
+from randmix_bench.data import load_split
+from randmix_bench.files import sha256
+from randmix_bench.models import create_model
+from randmix_bench.results import pct, read_result
+from randmix_bench.robustness import (
+    CUSTOM_ATTACKS,
+    SanityOptions,
+    evaluate,
+    make_attack_config,
+    parse_eps,
+    parse_eps_list,
+    pgd_attack,
+)
+from randmix_bench.tasks import accuracy
+
+runner = CliRunner()
+N = 16  # test points
+CHEAP = dict(attack="autoattack", version="custom", attacks=["apgd-ce"], n_iter=5, n_examples=N, batch_size=4, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("runs") / "tiny-chans"
+    train_tiny_checkpoint(run / "checkpoint.safetensors")
+    return run
+
+
+@pytest.fixture(scope="module")
+def points() -> tuple[torch.Tensor, torch.Tensor]:
+    split = load_split("synthetic", train=False).first(N)
+    return split.images.float() / 255, split.labels
+
+
+# ------------------------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize(("text", "norm", "value"), [("8/255", "Linf", 8 / 255), (" 0.5 ", "L2", 0.5), ("1", "Linf", 1.0), ("3", "L2", 3.0)])
+def test_parse_eps_accepts_numbers_and_fractions(text: str, norm: str, value: float) -> None:
+    assert math.isclose(parse_eps(text, norm), value)
+
+
+@pytest.mark.parametrize(("text", "norm", "message"), [
+    ("0", "Linf", "eps must be > 0"), ("-1/255", "L2", "eps must be > 0"), ("2", "Linf", "at most 1"),
+    ("abc", "Linf", "not a number"), ("1/0", "Linf", "not a number"), ("8/255", "L1", "unsupported norm 'L1'"),
+])
+def test_parse_eps_rejects_bad_values(text: str, norm: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_eps(text, norm)
+
+
+def test_eps_list_is_sorted_and_rejects_repeats() -> None:
+    assert [t for t, _ in parse_eps_list("8/255, 1/255,2/255", "Linf")] == ["1/255", "2/255", "8/255"]
+    with pytest.raises(ValueError, match="repeats"):
+        parse_eps_list("2/255,0.00784313725490196", "Linf")
+
+
+def test_attack_config_resolves_attacks_and_refuses_inconsistent_choices() -> None:
+    from pyautoattack import AutoAttack
+
+    standard = make_attack_config(eps=8 / 255)
+    assert standard.attacks == AutoAttack(nn.Identity(), eps=8 / 255, version="standard").attacks_to_run
+    assert make_attack_config("apgd-ce", eps=0.1).attacks == ["apgd-ce"]
+    assert make_attack_config("none", eps=0.1).attacks == []
+    custom = make_attack_config(eps=0.1, version="custom", attacks=["pgd", "square"], n_iter=3)
+    assert (custom.attacks, custom.n_iter) == (["pgd", "square"], 3)
+    for kwargs, message in [
+        (dict(version="custom"), "needs --attacks"),
+        (dict(version="custom", attacks=["cw"]), "unknown: cw"),
+        (dict(version="custom", attacks=["square", "square"]), "repeats"),
+        (dict(attacks=["apgd-ce"]), "goes with --attack autoattack --version custom"),
+        (dict(n_iter=10), "use --version custom"),
+        (dict(version="rand"), "unknown AutoAttack version"),
+        (dict(batch_size=0), "batch size"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            make_attack_config(eps=0.1, **kwargs)
+    assert "pgd" in CUSTOM_ATTACKS
+
+
+# ---------------------------------------------------------------------------------------- attacks
+
+
+@pytest.mark.parametrize(("norm", "eps"), [("Linf", 0.1), ("L2", 2.0)])
+def test_pgd_stays_in_the_threat_model_breaks_points_and_is_seeded(run_dir: Path, points, norm: str, eps: float) -> None:
+    model, _ = load_model(run_dir)
+    model.requires_grad_(False)
+    x, y = points
+    adv = pgd_attack(model, x, y, norm=norm, eps=eps, steps=10, seed=0)
+    delta = (adv - x).flatten(1)
+    size = delta.abs().amax(1) if norm == "Linf" else delta.norm(dim=1)
+    assert (size <= eps + 1e-5).all() and adv.min() >= 0 and adv.max() <= 1
+    with torch.no_grad():
+        assert (model(adv).argmax(1) == y).sum() < (model(x).argmax(1) == y).sum()
+    assert torch.equal(adv, pgd_attack(model, x, y, norm=norm, eps=eps, steps=10, seed=0))
+
+
+def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
+    model, _ = load_model(run_dir)
+    model.train()
+    before = [p.requires_grad for p in model.parameters()]
+    outcome = robustness.robust_accuracy(model, *points, make_attack_config("pgd", eps=0.1, n_iter=3, batch_size=8))
+    assert model.training and [p.requires_grad for p in model.parameters()] == before
+    assert outcome.robust_acc <= outcome.clean_acc and list(outcome.per_attack) == ["pgd"]
+
+
+# ------------------------------------------------------------------------------------------- CLI
+
+
+def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce,square", "--n-iter", "5",
+            "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
+            "--sweep", "24/255,2/255,8/255", "--device", "cpu"]
+    result = runner.invoke(app, args, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "apgd-ce" in result.output and "robust acc" in result.output  # the progress display
+
+    path = Path("leaderboards/synthetic/Linf") / f"{run_dir.name}.json"
+    entry = read_result(path)
+    rb = entry.randmix
+    model, _ = load_model(run_dir)
+    clean = accuracy(model, load_split("synthetic", train=False).first(N))
+    # RobustBench's model_info fields, in its formats
+    assert (entry.name, entry.dataset, entry.eps, entry.architecture) == (run_dir.name, "synthetic", "8/255", MODEL)
+    assert entry.clean_acc == pct(clean) and entry.autoattack_acc == pct(rb.robust_acc)
+    assert entry.footnote and "custom" in entry.footnote and not entry.unreliable
+    # our block: protocol, attack, per-attack numbers, sweep, provenance
+    assert (rb.n_examples, rb.threat_model, rb.mixing, rb.train_seed) == (N, "Linf", "chans", 0)
+    assert rb.attack.attacks == ["apgd-ce", "square"] and math.isclose(rb.eps_value, 8 / 255)
+    accs = list(rb.per_attack_robust_acc.values())
+    assert accs == sorted(accs, reverse=True) and accs[-1] == rb.robust_acc <= rb.clean_acc == clean
+    assert [p.eps for p in rb.sweep] == ["2/255", "8/255", "24/255"]
+    curve = [p.robust_acc for p in rb.sweep]
+    assert curve == sorted(curve, reverse=True) and rb.sweep[1].robust_acc == rb.robust_acc
+    assert rb.sweep[-1].robust_acc < rb.clean_acc  # the largest eps breaks points
+    assert rb.curve_png == path.with_suffix(".png").name
+    assert path.with_suffix(".png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checkpoint = run_dir / "checkpoint.safetensors"
+    assert rb.checkpoint.sha256 == sha256(checkpoint)
+    folder = path.resolve().parent  # the checkpoint is named relative to it or to its nearest ancestor holding it
+    assert any((base / rb.checkpoint.path).resolve() == checkpoint.resolve() for base in (folder, *folder.parents))
+    assert rb.params_trainable > 0 and rb.params_frozen > 0 and rb.provenance.wall_time_s > 0
+    assert set(rb.attack_time_s) >= {"eps=8/255 apgd-ce", "eps=2/255 square"}
+    assert not path.with_suffix(".eval-state").exists()
+
+    before = path.read_bytes()
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "already exists" in again.output and path.read_bytes() == before
+    assert runner.invoke(app, args + ["--force"]).exit_code == 0
+
+
+def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_path: Path) -> None:
+    clean = evaluate(run_dir, "synthetic", attack="none", out=tmp_path / "none.json", n_examples=N, device="cpu").result
+    assert clean.autoattack_acc == clean.clean_acc and "No attack" in (clean.footnote or "")
+    l2 = evaluate(run_dir, "synthetic", attack="pgd", norm="L2", eps="2", n_iter=5, out=tmp_path / "l2.json",
+                  n_examples=N, batch_size=8, device="cpu").result
+    assert (l2.eps, l2.randmix.threat_model, l2.randmix.attack.attacks) == ("2", "L2", ["pgd"])
+    assert float(l2.autoattack_acc) < float(l2.clean_acc) and "pgd" in (l2.footnote or "")
+
+
+class InterruptAfter:
+    """A progress reporter that kills the evaluation after ``batches`` batches, as Ctrl-C would."""
+
+    def __init__(self, batches: int) -> None:
+        self.left = batches
+
+    def start(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, points: int, robust_acc: float) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = dict(CHEAP, eps="8/255", attacks=["apgd-ce", "pgd"])
+    reference = evaluate(run_dir, "synthetic", out=tmp_path / "reference.json", **settings).result.randmix
+    assert 0 < reference.robust_acc < reference.clean_acc  # some batches break points, so the record matters
+
+    out = tmp_path / "resumed.json"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(run_dir, "synthetic", out=out, progress=InterruptAfter(2), **settings)
+    state = out.with_suffix(".eval-state")
+    assert state.is_file() and not out.exists()
+    with pytest.raises(ValueError, match="other settings"):
+        evaluate(run_dir, "synthetic", out=out, **dict(settings, eps="4/255"))
+
+    calls = []
+    original = APGDAttack.perturb
+    monkeypatch.setattr(APGDAttack, "perturb", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    resumed = evaluate(run_dir, "synthetic", out=out, **settings)
+    assert resumed.resumed and not state.exists()
+    batches = math.ceil(reference.clean_acc * N / CHEAP["batch_size"])
+    assert len(calls) == batches - 2  # the two recorded batches were not attacked again
+    rb = resumed.result.randmix
+    assert (rb.clean_acc, rb.robust_acc, rb.per_attack_robust_acc) == (reference.clean_acc, reference.robust_acc, reference.per_attack_robust_acc)
+
+
+# ------------------------------------------------------------------------------------- bad input
+
+
+@pytest.fixture(scope="module")
+def bad_checkpoints(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("bad")
+    data = (run_dir / "checkpoint.safetensors").read_bytes()
+    (folder / "truncated.safetensors").write_bytes(data[: len(data) // 2])
+    model, meta = load_model(run_dir)
+    save_checkpoint(folder / "mismatch.safetensors", model, "randmix_resnet_tiny", meta["model_kwargs"])
+    kwargs = dict(meta["model_kwargs"], num_classes=5)
+    save_checkpoint(folder / "five-classes.safetensors", create_model(MODEL, **kwargs), MODEL, kwargs)
+    return {p.stem: p for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    (["--eps", "0"], "eps must be > 0"),
+    (["--eps", "1.5"], "a Linf eps must be at most 1"),
+    (["--norm", "L1"], "unsupported norm 'L1'"),
+    (["--n-examples", "TEST_SIZE+1"], "is larger than the synthetic test set"),
+    (["CHECKPOINT", "truncated"], "corrupt or truncated"),
+    (["CHECKPOINT", "mismatch"], "does not match"),
+    (["CHECKPOINT", "five-classes"], "predicts 5 classes but synthetic has 10"),
+    (["--attack", "cw"], "unknown attack 'cw'"),
+])
+def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_checkpoints: dict[str, Path], tmp_path: Path,
+                                                           case: list[str], message: str) -> None:
+    checkpoint = str(bad_checkpoints[case[1]]) if case[0] == "CHECKPOINT" else str(run_dir)
+    extra = [] if case[0] == "CHECKPOINT" else [a.replace("TEST_SIZE+1", str(len(load_split("synthetic", False)) + 1)) for a in case]
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["eval", checkpoint, "-d", "synthetic", "--out", str(out / "x.json"), "--n-examples", "8",
+                                 "--attack", "pgd", "--device", "cpu", *extra])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ sanity
+
+
+class QuantizedInput(nn.Module):
+    """A classic gradient-masking "defense": rounding the input to 8 bits has zero gradient everywhere."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(torch.round(x * 255) / 255)
+
+
+def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:
+    options = SanityOptions(square_queries=50)
+    report = evaluate(run_dir, "synthetic", out=tmp_path / "x.json", eps="8/255", sanity=options, **CHEAP).result
+    sanity = report.randmix.sanity
+    assert sanity is not None and sanity.passed and not report.unreliable, sanity
+    assert sanity.large_eps_robust_acc <= options.max_large_eps_acc and sanity.whitebox_robust_acc == report.randmix.robust_acc
+
+
+def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def load_masked(path: Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
+        model, meta = load_model(path, map_location)
+        return QuantizedInput(model).eval(), meta
+
+    monkeypatch.setattr(robustness, "load_model", load_masked)
+    out = tmp_path / "masked.json"
+    result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce,apgd-t",
+                                 "--n-iter", "5", "--n-queries", "100", "--eps", "0.1", "--n-examples", str(N),
+                                 "--batch-size", "16", "--sanity", "--device", "cpu", "--out", str(out)], terminal_width=200)
+    assert result.exit_code == 3, result.output
+    assert "sanity checks FAILED" in result.output
+    entry = read_result(out)
+    sanity = entry.randmix.sanity
+    assert entry.unreliable and sanity is not None and not sanity.passed
+    assert sanity.large_eps_robust_acc > SanityOptions().max_large_eps_acc  # gradients lead nowhere, even at eps 0.5
+    assert sanity.square_robust_acc is not None and sanity.whitebox_robust_acc is not None
+    assert sanity.square_robust_acc < sanity.whitebox_robust_acc  # the black-box attack is stronger
+    assert any("zero gradient" in flag for flag in sanity.autoattack_flags)  # AutoAttack's own flag
+    assert json.loads(out.read_text())["unreliable"] is True

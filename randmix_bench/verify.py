@@ -1,0 +1,180 @@
+"""Re-check leaderboard entries on a laptop: the checkpoint's hash, and its headline number recomputed.
+
+A leaderboard number is only as good as the file behind it. ``randmix verify`` hashes each entry's
+checkpoint, rebuilds the model from it, and recomputes on the first few hundred test points on the CPU
+what the entry records: clean accuracy for a robustness entry, reconstruction PSNR for a pixel-shuffle
+entry. Robust accuracy itself is not recomputed (AutoAttack wants a GPU); the hash and clean accuracy
+tie the file to the weights that were attacked.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from rich import box
+from rich.table import Table
+from torch import nn
+
+from randmix_bench.checkpoint import CheckpointError, load_model
+from randmix_bench.data import ImageSplit, load_split
+from randmix_bench.files import sha256
+from randmix_bench.leaderboard import Entry
+from randmix_bench.tasks import predict
+
+__all__ = ["Check", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE", "tolerance",
+           "verify", "table", "failures"]
+
+DEFAULT_N = 500
+DEFAULT_SIGMAS = 3.0
+DEVICE_FLIPS = 2
+"""Predictions allowed to flip between the machine that recorded an accuracy and this one, on top of
+the sampling tolerance: GPUs run float32 convolutions in TF32 and sum in other orders, which can move a
+borderline logit across the decision boundary."""
+DEVICE_PSNR_DB = 0.05
+"""The same allowance for a mean PSNR: TF32 on the recording GPU moves outputs by ~1e-3 relative."""
+
+TOLERANCE_RULE = (
+    "Tolerance: {sigmas:g} × sd × √((N−m)/(m(N−1))) + a device allowance, where the entry's number was measured "
+    "on the first N test points and m ≤ N are re-measured here; the first m points are a sample of those N, so "
+    "their mean varies by that hypergeometric standard error (0 when m = N). sd is √(p(1−p)) for an accuracy p, "
+    "the per-image standard deviation for PSNR. Allowance: {flips} flipped predictions ({flips}/m) for accuracy, "
+    "{psnr_db} dB for PSNR, for differences between the recording GPU and this device."
+)
+
+
+def tolerance(sd: float, n_checked: int, n_recorded: int, allowance: float, sigmas: float = DEFAULT_SIGMAS) -> float:
+    """How far a mean over the first ``n_checked`` points may sit from the recorded mean over the first
+    ``n_recorded`` (a superset) before it counts as a mismatch; see :data:`TOLERANCE_RULE`."""
+    fpc = (n_recorded - n_checked) / (n_recorded - 1) if n_recorded > 1 else 0.0
+    return sigmas * sd * math.sqrt(fpc / n_checked) + allowance
+
+
+@dataclass
+class Check:
+    """One entry's verification, numbers in the units shown (percent or dB); ``problem`` None = passed."""
+
+    entry: str
+    model: str
+    mixing: str
+    metric: str  # "clean %" or "PSNR dB"
+    sha256_ok: bool
+    n_recorded: int
+    n_checked: int | None = None
+    recorded: float | None = None
+    measured: float | None = None
+    tolerance: float | None = None
+    problem: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+Measurement = tuple[float, float, float]  # (mean, per-point sd, device allowance), in the metric's units
+
+
+def _clean_accuracy(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: int, device: str,
+                    recorded: float) -> Measurement:
+    """Clean accuracy in %; sd is the recorded accuracy's binomial one."""
+    correct = predict(net, split.images, batch_size, torch.device(device)) == split.labels
+    p = recorded / 100
+    return 100 * correct.float().mean().item(), 100 * math.sqrt(p * (1 - p)), 100 * DEVICE_FLIPS / len(split)
+
+
+def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: int, device: str,
+          recorded: float) -> Measurement:
+    """Mean reconstruction PSNR in dB, with the permutation the checkpoint was trained on."""
+    from randmix_bench.shuffle import ShuffleTask, psnr
+
+    task = ShuffleTask.from_config(meta["extra"].get("task", {}))
+    values = psnr(task.reconstruct(net, split.images, batch_size, device), split.images.float().div(255))
+    return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
+
+
+def verify(
+    entries: list[Entry],
+    n: int = DEFAULT_N,
+    sigmas: float = DEFAULT_SIGMAS,
+    data_dir: str | Path | None = None,
+    batch_size: int = 250,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> list[Check]:
+    """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
+    number on the first ``min(n, recorded n)`` test points. Each test set is loaded once."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    splits: dict[str, ImageSplit | Exception] = {}
+    checks = []
+    for entry in entries:
+        if progress:
+            progress(f"checking {entry.rel}")
+        if entry.is_robustness:
+            rb = entry.randmix
+            model, mixing, dataset, n_recorded = rb.model, rb.mixing, rb.dataset, rb.n_examples
+            metric, recorded, measure = "clean %", 100 * rb.clean_acc, _clean_accuracy
+        else:
+            r = entry.shuffle
+            model, mixing, dataset, n_recorded = r.model, r.mixing, r.dataset, r.n_examples
+            metric, recorded, measure = "PSNR dB", r.psnr, _psnr
+        ref = entry.checkpoint_ref
+        check = Check(entry.rel, model, mixing, metric, sha256(entry.checkpoint) == ref.sha256, n_recorded,
+                      recorded=recorded)
+        checks.append(check)
+        if not check.sha256_ok:
+            check.problem = f"sha256 of {entry.checkpoint} is not the recorded {ref.sha256[:12]}…"
+            continue
+        try:
+            net, meta = load_model(entry.checkpoint, map_location=device)
+        except CheckpointError as e:
+            check.problem = str(e)
+            continue
+        held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
+        if held != (model, mixing):
+            check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
+            continue
+        if dataset not in splits:
+            try:
+                splits[dataset] = load_split(dataset, train=False, data_dir=data_dir)
+            except (FileNotFoundError, ValueError) as e:
+                splits[dataset] = e
+        split = splits[dataset]
+        if isinstance(split, Exception):
+            check.problem = f"test data unavailable: {split}"
+            continue
+        m = min(n, n_recorded, len(split))
+        check.n_checked = m
+        check.measured, sd, allowance = measure(net, meta, split.first(m), batch_size, device, recorded)
+        check.tolerance = tolerance(sd, m, n_recorded, allowance, sigmas)
+        if abs(check.measured - recorded) > check.tolerance:
+            check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
+                             f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
+    return checks
+
+
+def table(checks: list[Check]) -> Table:
+    """The verification as a compact Rich table, one row per entry; failures are spelled out by
+    :func:`failures`."""
+    t = Table(title="randmix verify", caption="N/m: points the entry was measured on / re-measured here",
+              box=box.SIMPLE_HEAD)
+    t.add_column("entry", overflow="fold")
+    for col in ("sha256", "metric", "N/m", "recorded", "measured", "tol ±", "result"):
+        t.add_column(col, justify="left" if col in ("sha256", "metric", "result") else "right", no_wrap=True)
+
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.2f}"
+
+    for c in checks:
+        t.add_row(c.entry, "[green]ok[/green]" if c.sha256_ok else "[red]differs[/red]", c.metric,
+                  f"{c.n_recorded}/{c.n_checked if c.n_checked is not None else '—'}", num(c.recorded),
+                  num(c.measured), num(c.tolerance), "[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
+    return t
+
+
+def failures(checks: list[Check]) -> list[str]:
+    """One line per failed entry: which, and why."""
+    return [f"{c.entry} ({c.model}, {c.mixing}): {c.problem}" for c in checks if not c.ok]

@@ -1,0 +1,52 @@
+"""``randmix quickstart``: the offline main job in a reduced configuration, and its dataset fallback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from randmix_bench import data, leaderboard, quickstart
+from randmix_bench.cli import app
+from randmix_bench.verify import verify
+
+runner = CliRunner()
+
+
+def test_missing_fashion_mnist_falls_back_to_synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "absent")
+    console = Console(record=True, width=300)
+    assert quickstart.resolve_dataset("fashion-mnist", None, console) == "synthetic"
+    text = console.export_text()
+    assert "fashion-mnist not found" in text and "Falling back to the built-in `synthetic` dataset" in text
+    with pytest.raises(FileNotFoundError, match="mnist not found"):
+        quickstart.resolve_dataset("mnist", None, console)  # only the default falls back
+
+
+@pytest.mark.slow
+def test_quickstart_trains_attacks_and_ranks_both_variants(tmp_path: Path) -> None:
+    """The whole job on the synthetic dataset with a 3-iteration APGD-CE on 24 points (~30 s on 2 cores)."""
+    out = tmp_path / "quickstart"
+    args = ["quickstart", "--out", str(out), "--dataset", "synthetic", "-n", "24", "--n-iter", "3", "--eps", "0.1,0.05"]
+    result = runner.invoke(app, args, terminal_width=250)
+    assert result.exit_code == 0, result.output
+
+    entries = leaderboard.load_entries(out / "leaderboards")
+    assert sorted(e.randmix.mixing for e in entries) == ["chans", "full"]
+    for e in entries:
+        rb = e.randmix
+        run = json.loads((out / rb.mixing / "run.json").read_text())
+        assert run["status"] == "finished" and run["epochs_done"] == 1 and run["config"]["recipe"] == "quick"
+        assert rb.attack.attacks == ["apgd-ce"] and rb.attack.n_iter == 3 and rb.n_examples == 24
+        assert [p.eps for p in rb.sweep] == ["0.05", "0.1"] and rb.eps_value == 0.1
+        row = next(line for line in result.output.splitlines() if line.split()[:1] == [rb.mixing])
+        cells = row.split()
+        assert cells[1:4] == [f"{rb.params_trainable:,}", f"{rb.params_frozen:,}", f"{run['train_time_s']:.0f}"]
+        accuracies = (run["test"]["test_acc"], rb.clean_acc, *(p.robust_acc for p in rb.sweep))
+        assert cells[4:] == [f"{100 * a:.1f}" for a in accuracies]
+    assert "APGD-CE alone (3 iterations, 5 restarts)" in result.output and "What this shows:" in result.output
+    assert leaderboard.stale(out / "leaderboards") == []
+    assert all(c.ok for c in verify(entries))

@@ -1,0 +1,115 @@
+"""``randmix verify`` on real entries: it passes what the harnesses recorded and catches tampering."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from randmix_bench.cli import app
+from randmix_bench.leaderboard import load_entries, load_entry
+from randmix_bench.robustness import evaluate
+from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.verify import DEVICE_FLIPS, tolerance, verify
+
+from test_leaderboard import one_cpu_thread, save_classifier, save_unshuffler  # noqa: F401  (an autouse fixture)
+
+runner = CliRunner()
+N_RECORDED = 64
+
+
+@pytest.fixture(scope="module")
+def board_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two classifiers scored by ``randmix eval``'s harness (no attack: verify checks clean accuracy)
+    and one unshuffler scored by ``randmix shuffle eval``'s."""
+    root = tmp_path_factory.mktemp("verify") / "leaderboards"
+    linf = root / "synthetic" / "Linf"
+    for name, mixing, seed in [("full", "full", 3), ("chans", "chans", 4)]:
+        ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
+        evaluate(ckpt, "synthetic", attack="none", n_examples=N_RECORDED, device="cpu", name=name, out=linf / f"{name}.json")
+    shuffle = root / "synthetic" / "shuffle"
+    evaluate_runs([save_unshuffler(shuffle / "unshuffle", "chans")], shuffle, n_examples=N_RECORDED, grid_images=2)
+    return root
+
+
+@pytest.fixture()
+def board(board_template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(board_template, tmp_path / "leaderboards"))
+
+
+def edit(path: Path, **changes: object) -> None:
+    data = json.loads(path.read_text())
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        node = data
+        for p in parents:
+            node = node[p]
+        node[key] = value
+    path.write_text(json.dumps(data))
+
+
+def test_recorded_numbers_are_reproduced(board: Path) -> None:
+    checks = verify(load_entries(board), n=N_RECORDED)
+    assert [c.entry for c in checks] == ["synthetic/Linf/chans.json", "synthetic/Linf/full.json",
+                                         "synthetic/shuffle/unshuffle.json"]
+    assert all(c.ok and c.sha256_ok and c.n_checked == N_RECORDED for c in checks), [c.problem for c in checks]
+    for c in checks[:2]:  # same points, same device: the accuracy is reproduced exactly
+        assert c.metric == "clean %" and c.measured == pytest.approx(c.recorded)
+    assert checks[2].metric == "PSNR dB" and checks[2].measured == pytest.approx(checks[2].recorded, abs=1e-4)
+
+
+def test_cli_passes_on_a_subset_of_the_recorded_points(board: Path) -> None:
+    assert all(c.ok and c.n_checked == 40 for c in verify(load_entries(board), n=40))
+    result = runner.invoke(app, ["verify", str(board), "-n", "40"])
+    assert result.exit_code == 0, result.output
+    assert "all 3 entries verified" in result.output and "Tolerance: 3 × sd" in result.output
+
+
+def test_wrong_checkpoint_hash_fails(board: Path) -> None:
+    edit(board / "synthetic" / "Linf" / "full.json", randmix__checkpoint__sha256="0" * 64)
+    (check,) = [c for c in verify(load_entries(board)) if not c.ok]
+    assert check.entry == "synthetic/Linf/full.json" and not check.sha256_ok
+    assert "is not the recorded 000000000000" in check.problem
+    result = runner.invoke(app, ["verify", str(board)])
+    assert result.exit_code == 1 and "1 of 3 entries failed verification" in result.output
+
+
+def test_swapped_checkpoint_fails(board: Path) -> None:
+    """Another model's weights under the recorded hash: the rebuilt model is not the one the entry names."""
+    linf = board / "synthetic" / "Linf"
+    shutil.copy(linf / "chans.safetensors", linf / "full.safetensors")
+    chans_sha = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]["sha256"]
+    edit(linf / "full.json", randmix__checkpoint__sha256=chans_sha)
+    (check,) = [c for c in verify(load_entries(board)) if c.entry.endswith("full.json")]
+    assert not check.ok and "checkpoint holds randmix_convmixer_tiny (chans)" in check.problem
+
+
+def test_inflated_clean_accuracy_fails(board: Path) -> None:
+    path = board / "synthetic" / "Linf" / "chans.json"
+    recorded = json.loads(path.read_text())["randmix"]["clean_acc"]
+    edit(path, randmix__clean_acc=recorded + 0.4, clean_acc=f"{100 * (recorded + 0.4):.2f}")
+    (check,) = [c for c in verify(load_entries(board), n=32) if c.entry.endswith("chans.json")]
+    assert not check.ok and check.sha256_ok and abs(check.measured - 100 * recorded) <= check.tolerance
+    assert f"vs recorded {100 * (recorded + 0.4):.2f} on {N_RECORDED}" in check.problem
+
+
+def test_inflated_psnr_fails(board: Path) -> None:
+    path = board / "synthetic" / "shuffle" / "unshuffle.json"
+    recorded = json.loads(path.read_text())["psnr"]
+    edit(path, psnr=recorded + 1.0)
+    (check,) = verify([load_entry(path)])
+    assert not check.ok and check.metric == "PSNR dB" and check.measured == pytest.approx(recorded, abs=1e-4)
+    result = runner.invoke(app, ["verify", str(path)])  # a single result file works too
+    assert result.exit_code == 1 and "1 of 1 entries failed verification" in result.output
+
+
+def test_tolerance_is_sampling_error_plus_device_allowance() -> None:
+    allowance = 100 * DEVICE_FLIPS / 500
+    assert tolerance(40.0, 500, 500, allowance) == allowance  # the same points: only the device allowance
+    expected = 3 * 40.0 * math.sqrt((10000 - 500) / (500 * 9999)) + allowance
+    assert tolerance(40.0, 500, 10000, allowance) == pytest.approx(expected)
+    assert tolerance(40.0, 100, 10000, 0) > tolerance(40.0, 500, 10000, 0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import typer
@@ -11,6 +12,8 @@ from rich.table import Table
 
 from randmix_bench import __version__
 from randmix_bench.mixing import Mixing, count_parameters
+from randmix_bench.recipes import RECIPES
+from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
 
 app = typer.Typer(
     name="randmix",
@@ -57,23 +60,297 @@ def main(
 def models_command(
     mixing: list[str] = typer.Option([m.value for m in Mixing], "--mixing", "-m", help="Variants to list (repeatable)."),
     in_chans: int = typer.Option(3, help="Input channels to build the models with."),
-    num_classes: int = typer.Option(10, help="Classes to build the models with."),
+    num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
 ) -> None:
     """List the registered randmix models with trainable and frozen parameter counts per variant."""
     from randmix_bench.mixing import parse_mixing
-    from randmix_bench.models import create_model, list_models
+    from randmix_bench.models import create_model, list_models, model_task
 
     variants = [parse_mixing(m) for m in mixing]
-    table = Table(title="randmix models (timm registry)")
-    for col in ("model", "mixing", "trainable", "frozen", "frozen convs"):
-        table.add_column(col, justify="right" if col in ("trainable", "frozen", "frozen convs") else "left")
+    titles = {"classification": "randmix classifiers (timm registry; `randmix train`)",
+              "shuffle": "randmix unshufflers (image-to-image; `randmix shuffle train`)"}
+    tables: dict[str, Table] = {}
     for name in list_models():
+        task = model_task(name)
+        if task not in tables:
+            tables[task] = Table(title=titles[task])
+            for col in ("model", "mixing", "trainable", "frozen", "frozen convs"):
+                tables[task].add_column(col, justify="right" if col in ("trainable", "frozen", "frozen convs") else "left")
+        head = {"num_classes": num_classes} if task == "classification" else {}
         for variant in variants:
-            model = create_model(name, mixing=variant, in_chans=in_chans, num_classes=num_classes)
+            model = create_model(name, mixing=variant, in_chans=in_chans, **head)
             trainable, frozen = count_parameters(model)
             n_frozen = len(getattr(model, "mixing").frozen_modules)
-            table.add_row(name, variant.value, f"{trainable:,}", f"{frozen:,}", str(n_frozen))
+            tables[task].add_row(name, variant.value, f"{trainable:,}", f"{frozen:,}", str(n_frozen))
+    for table in tables.values():
+        console.print(table)
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard_command(
+    root: Path = typer.Option(Path("leaderboards"), "--dir", help="Folder of result JSON files."),
+    readme: Path = typer.Option(Path("README.md"), "--readme", help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent)."),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when the Markdown is stale (for CI)."),
+) -> None:
+    """Generate leaderboards/README.md (and the README's marked section) from the result files."""
+    from randmix_bench import leaderboard
+
+    if check:
+        stale = leaderboard.stale(root, readme)
+        if stale:
+            err_console.print(f"stale: {', '.join(map(str, stale))}; run `randmix leaderboard` and commit it",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        console.print("leaderboard Markdown is up to date", highlight=False)
+        return
+    changed = leaderboard.write(root, readme)
+    console.print(f"wrote {', '.join(map(str, changed))}" if changed else "leaderboard Markdown already up to date",
+                  highlight=False)
+    if not readme.is_file():
+        console.print(f"note: {readme} not found, so only {root / leaderboard.MARKDOWN_NAME} was generated", highlight=False)
+
+
+@app.command("verify")
+@user_errors
+def verify_command(
+    paths: list[Path] | None = typer.Argument(None, help="Result files or leaderboard folders (default: leaderboards/)."),
+    n: int = typer.Option(500, "--n", "-n", help="Test points to re-evaluate per entry (capped at the entry's recorded n)."),
+    sigmas: float = typer.Option(3.0, help="Sampling tolerance in standard errors."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the test sets are (see `randmix_bench.data`)."),
+    batch_size: int = typer.Option(250, help="Evaluation batch size."),
+    device: str = typer.Option("cpu", help="Device to evaluate on."),
+) -> None:
+    """Re-check leaderboard entries: checkpoint sha256, and clean accuracy (or PSNR) recomputed from it."""
+    from randmix_bench.leaderboard import load_entries, load_entry
+    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, table, verify
+
+    entries = [e for p in (paths or [Path("leaderboards")]) for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
+    if not entries:
+        console.print("no result files to verify", highlight=False)
+        return
+    with console.status("verifying") as status:
+        checks = verify(entries, n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device,
+                        progress=lambda msg: status.update(msg))
+    console.print(table(checks))
+    console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)
+    failed = failures(checks)
+    if failed:
+        for line in failed:
+            err_console.print(f"[red]FAIL[/red] {line}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]{len(failed)} of {len(checks)} entries failed verification[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]all {len(checks)} entries verified[/green]")
+
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(RECIPES)}; see randmix_bench/recipes.py). Options below override its fields."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
+    model: str | None = typer.Option(None, help="randmix timm model (see `randmix models`)."),
+    mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
+    dataset: str | None = typer.Option(None, help="cifar10, cifar100, mnist, fashion-mnist, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to); default $RANDMIX_DATA or ~/.cache/randmix/data."),
+    epochs: int | None = typer.Option(None, help="Epochs."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size (split across torchrun processes)."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
+    optimizer: str | None = typer.Option(None, help="adamw or sgd (Nesterov)."),
+    momentum: float | None = typer.Option(None, help="SGD momentum."),
+    lr_schedule: str | None = typer.Option(None, "--lr-schedule", help="Piecewise-linear lr as fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0."),
+    decay_norm_bias: bool | None = typer.Option(None, "--decay-norm-bias/--no-decay-norm-bias", help="Weight decay on norm scales/shifts and biases too."),
+    grad_clip: float | None = typer.Option(None, "--grad-clip", help="Max global gradient norm (0 = off)."),
+    label_smoothing: float | None = typer.Option(None, "--label-smoothing", help="Label smoothing of the cross-entropy."),
+    crop_padding: int | None = typer.Option(None, "--crop-padding", help="Random crop after zero padding by this many pixels (0 = off)."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips."),
+    randaugment_n: int | None = typer.Option(None, "--randaugment-n", help="RandAugment ops per image (0 = off)."),
+    randaugment_m: int | None = typer.Option(None, "--randaugment-m", help="RandAugment magnitude (0..30)."),
+    seed: int | None = typer.Option(None, help="Seed of learned-weight init, data order and augmentation."),
+    mixer_seed: int | None = typer.Option(None, "--mixer-seed", help="Seed of the frozen random mixers."),
+    smooth_sigma: float | None = typer.Option(None, "--smooth-sigma", help="Gaussian sigma of chans-smooth filters."),
+    eval_batch_size: int | None = typer.Option(None, "--eval-batch-size", help="Test-set batch size."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the model and augmentation (CUDA)."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch."),
+    force: bool = typer.Option(False, "--force", help="Train into a non-empty --out, overwriting its run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary line."),
+) -> None:
+    """Train a model with a named recipe (multi-GPU: torchrun --nproc_per_node=N -m randmix_bench.cli train ...)."""
+    from randmix_bench.recipes import get_recipe, parse_lr_schedule
+    from randmix_bench.train import train
+
+    cfg = get_recipe(recipe).override(
+        model=model, mixing=mixing, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
+        momentum=momentum, lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule),
+        decay_norm_bias=decay_norm_bias, grad_clip=grad_clip, label_smoothing=label_smoothing,
+        crop_padding=crop_padding, flip=flip, randaugment_n=randaugment_n, randaugment_m=randaugment_m,
+        seed=seed, mixer_seed=mixer_seed, smooth_sigma=smooth_sigma, eval_batch_size=eval_batch_size, compile=compile,
+    )
+    train(cfg, out, resume=resume, force=force, device=device, show_progress=not quiet)
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors checkpoint."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, ... or an image folder."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
+    attack: str = typer.Option("autoattack", help="none, autoattack, apgd-ce, pgd or square."),
+    norm: str = typer.Option("Linf", help="Threat model: Linf or L2."),
+    eps: str | None = typer.Option(None, help="Radius, e.g. 8/255 (default: 8/255 for Linf, 0.5 for L2)."),
+    n_examples: int = typer.Option(10000, help="Evaluate the first n test points (RobustBench uses 10000)."),
+    batch_size: int = typer.Option(1000, help="Points per attack batch: larger is faster on a GPU."),
+    seed: int = typer.Option(0, help="Attack seed (AutoAttack seeds every batch with it)."),
+    version: str = typer.Option("standard", help="AutoAttack version: standard, plus or custom (with --attacks)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, pgd."),
+    n_iter: int | None = typer.Option(None, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's 100 otherwise)."),
+    n_queries: int | None = typer.Option(None, help="Square queries (custom versions; AutoAttack's 5000 otherwise)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness curve PNG beside the JSON."),
+    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, AutoAttack flags); exit 3 when they fail."),
+    name: str | None = typer.Option(None, help="Entry name (default: the run folder's name)."),
+    out: Path | None = typer.Option(None, help="Result JSON (default: leaderboards/<dataset>/<norm>/<name>.json)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
+    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
+    from randmix_bench.robustness import DEFAULT_EPS, RichProgress, SanityOptions, evaluate
+
+    try:
+        with RichProgress(console) as progress:
+            output = evaluate(
+                checkpoint, dataset, attack=attack, norm=norm, eps=eps or DEFAULT_EPS.get(norm, ""), n_examples=n_examples,
+                batch_size=batch_size, seed=seed, version=version, attacks=[a for a in (attacks or "").split(",") if a.strip()],
+                n_iter=n_iter, n_queries=n_queries, sweep=sweep or (), sanity=SanityOptions() if sanity else None,
+                data_dir=data_dir, device=device, name=name, out=out, force=force, progress=progress,
+            )
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
+        raise typer.Exit(130) from None
+    result, rb = output.result, output.result.randmix
+    table = Table(title=f"{result.name}: {rb.dataset} {rb.threat_model} eps={result.eps}, n={rb.n_examples}")
+    table.add_column("accuracy after")
+    table.add_column("%", justify="right")
+    table.add_row("clean", result.clean_acc)
+    for attack_name, acc in rb.per_attack_robust_acc.items():
+        table.add_row(attack_name, f"{100 * acc:.2f}")
+    for point in rb.sweep:
+        table.add_row(f"sweep eps={point.eps}", f"{100 * point.robust_acc:.2f}")
     console.print(table)
+    if output.resumed:
+        console.print("continued a partial evaluation", highlight=False)
+    console.print(f"wrote {output.path}" + (f" and {output.curve}" if output.curve else ""), highlight=False)
+    if rb.sanity is not None:
+        for line in rb.sanity.notes + [f"AutoAttack flag: {f}" for f in rb.sanity.autoattack_flags]:
+            console.print(f"sanity: {line}", highlight=False, soft_wrap=True)
+        if not rb.sanity.passed:
+            err_console.print("[red]sanity checks FAILED[/red]: this robust accuracy may come from gradient masking; "
+                              "the entry is marked unreliable", soft_wrap=True)
+            raise typer.Exit(3)
+
+shuffle_app = typer.Typer(
+    help="Pixel-shuffle decoding: learn to undo one fixed random permutation of pixel positions (claim 3).",
+    no_args_is_help=True,
+)
+app.add_typer(shuffle_app, name="shuffle")
+
+
+@shuffle_app.command("train")
+@user_errors
+def shuffle_train_command(
+    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(SHUFFLE_RECIPES)}; see randmix_bench/shuffle.py). Options below override its fields."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
+    model: str | None = typer.Option(None, help="Unshuffler model (randmix_unshuffler_*; see `randmix models`)."),
+    mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
+    dataset: str | None = typer.Option(None, help="mnist, fashion-mnist, cifar10, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to)."),
+    loss: str = typer.Option("mse", help=f"Reconstruction loss: {' or '.join(LOSSES)}."),
+    permutation_seed: int = typer.Option(0, "--permutation-seed", help="Seed of the pixel permutation (stored with the run)."),
+    epochs: int | None = typer.Option(None, help="Epochs."),
+    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size."),
+    lr: float | None = typer.Option(None, help="Peak learning rate."),
+    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
+    lr_schedule: str | None = typer.Option(None, "--lr-schedule", help="Piecewise-linear lr as fraction:multiplier pairs, e.g. 0:0,0.1:1,1:0."),
+    grad_clip: float | None = typer.Option(None, "--grad-clip", help="Max global gradient norm (0 = off)."),
+    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips of the original image."),
+    seed: int | None = typer.Option(None, help="Seed of learned-weight init, data order and augmentation."),
+    mixer_seed: int | None = typer.Option(None, "--mixer-seed", help="Seed of the frozen random mixers."),
+    smooth_sigma: float | None = typer.Option(None, "--smooth-sigma", help="Gaussian sigma of chans-smooth filters."),
+    eval_batch_size: int | None = typer.Option(None, "--eval-batch-size", help="Test-set batch size."),
+    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA)."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (repeat its --loss and --permutation-seed)."),
+    force: bool = typer.Option(False, "--force", help="Train into a non-empty --out, overwriting its run."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary line."),
+) -> None:
+    """Train an unshuffler to reconstruct images from their pixel-shuffled versions (through `randmix train`'s trainer)."""
+    from randmix_bench.recipes import parse_lr_schedule
+    from randmix_bench.shuffle import get_shuffle_recipe, task_for_config
+    from randmix_bench.train import train
+
+    cfg = get_shuffle_recipe(recipe).override(
+        model=model, mixing=mixing, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
+        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+        lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), grad_clip=grad_clip, flip=flip,
+        seed=seed, mixer_seed=mixer_seed, smooth_sigma=smooth_sigma, eval_batch_size=eval_batch_size, compile=compile,
+    )
+    task = task_for_config(cfg, permutation_seed=permutation_seed, loss=loss)
+    train(cfg, out, task=task, resume=resume, force=force, device=device, show_progress=not quiet)
+
+
+@shuffle_app.command("eval")
+@user_errors
+def shuffle_eval_command(
+    runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid row each)."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. leaderboards/fashion-mnist/shuffle."),
+    n_examples: int | None = typer.Option(None, "--n-examples", "-n", help="Score the first n test images (default: all)."),
+    grid_images: int = typer.Option(8, "--grid-images", help="Test images shown per grid row."),
+    batch_size: int = typer.Option(500, "--batch-size", "-b", help="Evaluation batch size."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the test set is (default: the run's)."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite existing result files and grid."),
+) -> None:
+    """Score runs by PSNR/SSIM against the scrambled input and the mean image; write result JSON and a PNG grid."""
+    from randmix_bench.shuffle import evaluate_runs
+
+    with console.status("evaluating") as status:
+        results = evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images, batch_size=batch_size,
+                                device=device, data_dir=data_dir, force=force, progress=status.update)
+    table = Table(title=f"pixel un-shuffling, {results[0].dataset}, first {results[0].n_examples} test images")
+    for col in ("run", "mixing", "PSNR dB", "SSIM", "scrambled PSNR / SSIM", "mean image PSNR / SSIM"):
+        table.add_column(col, justify="left" if col in ("run", "mixing") else "right")
+    for r in results:
+        table.add_row(r.name, r.mixing, f"{r.psnr:.2f}", f"{r.ssim:.4f}", f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
+                      f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}")
+    console.print(table)
+    console.print(f"wrote {', '.join(str(out_dir / (r.name + '.json')) for r in results)} and {out_dir / 'grid.png'}", highlight=False)
+
+
+@app.command("quickstart")
+@user_errors
+def quickstart_command(
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder for the runs, results and their leaderboard (overwritten)."),
+    dataset: str = typer.Option("fashion-mnist", help="Dataset; the default falls back to `synthetic`, with a notice, when absent."),
+    epochs: int = typer.Option(1, help="Training epochs per variant."),
+    n_examples: int = typer.Option(500, "--n-examples", "-n", help="Test points to attack (the first n)."),
+    eps: str = typer.Option("0.02,0.1", help="Linf eps values, comma-separated; the largest is the headline."),
+    n_iter: int | None = typer.Option(None, "--n-iter", help="APGD iterations (default: AutoAttack's 100)."),
+    device: str = typer.Option("cpu", help="Device for training and attacks."),
+    threads: int = typer.Option(1, help="torch CPU threads; 1 is fastest for this tiny model, above all on a busy CPU."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
+) -> None:
+    """Train a small `full` and `chans` model on the CPU, attack both, and compare them (offline, minutes)."""
+    from randmix_bench import quickstart
+
+    cfg = quickstart.QuickstartConfig(dataset=dataset, epochs=epochs, n_examples=n_examples,
+                                      eps=tuple(e.strip() for e in eps.split(",") if e.strip()), n_iter=n_iter)
+    rows = quickstart.run(cfg, out, device=device, data_dir=data_dir, console=console, threads=threads)
+    console.print(quickstart.table(rows, cfg))
+    console.print(quickstart.SCOPE, highlight=False)
+    console.print(f"Results: {rows[0].path.parent}/ (rendered in {out / 'leaderboards' / 'README.md'}); "
+                  f"re-check them with `randmix verify {out / 'leaderboards'}`.", highlight=False)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -295,6 +296,18 @@ def save_grid(path: str | Path, rows: Sequence[tuple[str, torch.Tensor]], scale:
 # ----------------------------------------------------------------------------------------------- eval
 
 
+@dataclass
+class _Run:
+    """A run folder's checkpoint, rebuilt: the model, the task and training config it recorded."""
+
+    name: str
+    checkpoint: Path
+    model: nn.Module
+    meta: dict[str, Any]
+    task: ShuffleTask
+    cfg: TrainConfig
+
+
 def evaluate_runs(
     runs: Sequence[str | Path],
     out_dir: str | Path,
@@ -330,41 +343,43 @@ def evaluate_runs(
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
 
     loaded = []
-    for run, ckpt in zip(runs, checkpoints):
+    for name, ckpt in zip(names, checkpoints):
         model, meta = load_model(ckpt, map_location=dev)
         task = ShuffleTask.from_config(meta["extra"].get("task", {}))
-        loaded.append((run, ckpt, model, meta, task, TrainConfig.from_dict(meta["extra"]["train"])))
-    first_cfg, first_task = loaded[0][5], loaded[0][4]
-    for run, _, _, _, task, cfg in loaded[1:]:
-        if cfg.dataset != first_cfg.dataset or not torch.equal(task.permutation, first_task.permutation):
-            raise ValueError(f"{run} was trained on {cfg.dataset} with permutation seed {task.permutation_seed}, "
-                             f"{runs[0]} on {first_cfg.dataset} with seed {first_task.permutation_seed}; "
+        loaded.append(_Run(name, ckpt, model, meta, task, TrainConfig.from_dict(meta["extra"]["train"])))
+    first = loaded[0]
+    for run in loaded[1:]:
+        if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
+            raise ValueError(f"{run.name} was trained on {run.cfg.dataset} with permutation seed {run.task.permutation_seed}, "
+                             f"{first.name} on {first.cfg.dataset} with seed {first.task.permutation_seed}; "
                              "one grid needs one dataset and one permutation")
     if progress:
-        progress(f"loading the {first_cfg.dataset} test set")
-    split = load_split(first_cfg.dataset, False, data_dir or first_cfg.data_dir)
+        progress(f"loading the {first.cfg.dataset} test set")
+    split = load_split(first.cfg.dataset, False, data_dir or first.cfg.data_dir)
     split = split.first(n_examples) if n_examples is not None else split
     if grid_images > len(split):
         raise ValueError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
     shown = split.images[:grid_images].float().div(255)
-    rows = [("ground truth", shown), ("scrambled", first_task.scramble(shown))]
+    rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 
     results = []
-    for run, ckpt, model, meta, task, cfg in loaded:
+    for run in loaded:
         if progress:
-            progress(f"evaluating {run} on {len(split)} {cfg.dataset} test images")
+            progress(f"evaluating {run.name} on {len(split)} {run.cfg.dataset} test images")
         t0 = time.perf_counter()
-        metrics = task.evaluate(model, split, batch_size, dev)
-        rows.append((f"reconstruction: {run.resolve().name} ({cfg.mixing})", task.reconstruct(model, split.images[:grid_images], batch_size, dev)))
-        trainable, frozen = count_parameters(model)
+        metrics = run.task.evaluate(run.model, split, batch_size, dev)
+        recon = run.task.reconstruct(run.model, split.images[:grid_images], batch_size, dev)
+        rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
+        trainable, frozen = count_parameters(run.model)
         results.append(ShuffleResult(
-            name=run.resolve().name, model=meta["model"], mixing=cfg.mixing, mixer_seed=cfg.mixer_seed,
-            smooth_sigma=model.mixing.smooth_sigma, train_seed=cfg.seed,
-            permutation_seed=task.permutation_seed, dataset=cfg.dataset, n_examples=len(split), loss=task.loss,
-            epochs=meta["extra"]["epochs_done"],
+            name=run.name, model=run.meta["model"], mixing=run.cfg.mixing, mixer_seed=run.cfg.mixer_seed,
+            smooth_sigma=run.model.mixing.smooth_sigma, train_seed=run.cfg.seed,
+            permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
+            loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
             **{k: round(v, 6) for k, v in metrics.items()},
             params_trainable=trainable, params_frozen=frozen,
-            checkpoint=CheckpointRef(path=os.path.relpath(ckpt.resolve(), out_dir.resolve()), sha256=sha256(ckpt)),
+            checkpoint=CheckpointRef(path=os.path.relpath(run.checkpoint.resolve(), out_dir.resolve()),
+                                     sha256=sha256(run.checkpoint)),
             provenance=collect(dev, time.perf_counter() - t0),
             grid_png="grid.png",
         ))

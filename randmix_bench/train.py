@@ -294,8 +294,10 @@ def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Ta
     if saved["model"] != asked["model"]:
         raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
     diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})" for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
-    if state["task"] != _jsonable(task.config()):
-        diff.append(f"task={state['task']} (asked {_jsonable(task.config())})")
+    saved_task, asked_task = state["task"], _jsonable(task.config())
+    brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
+    diff += [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
+             for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
     if diff:
         raise ValueError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
 

@@ -22,6 +22,7 @@ from randmix_bench.models import create_model, model_task
 from randmix_bench.results import ShuffleResult, read_result
 from randmix_bench.shuffle import (
     PSNR_MAX_DB,
+    SHUFFLE_RECIPES,
     ShuffleTask,
     grid_size,
     invert_permutation,
@@ -30,6 +31,7 @@ from randmix_bench.shuffle import (
     save_grid,
     scramble,
     ssim,
+    task_for_config,
     unscramble,
 )
 
@@ -156,6 +158,13 @@ def test_unshuffler_maps_images_to_images_and_freezes_only_block_mixers() -> Non
         assert model.mixing.frozen_modules == frozen
     with pytest.raises(ValueError, match="randmix shuffle train"):
         create_model("randmix_unshuffler_tiny", num_classes=10)
+
+
+def test_every_shuffle_recipe_is_valid_and_sizes_its_permutation() -> None:
+    for name, cfg in SHUFFLE_RECIPES.items():
+        task = task_for_config(cfg.validate())
+        assert cfg.recipe == name and len(task.permutation) == task.image_size[0] * task.image_size[1]
+        assert model_task(cfg.model) == "shuffle"
 
 
 # ----------------------------------------------------------------------------------- training + CLI

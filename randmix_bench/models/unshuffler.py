@@ -1,4 +1,4 @@
-"""Isotropic ConvMixer image-to-image network for the pixel-shuffle track (arXiv 2503.16760, Sec. 5).
+"""Isotropic ConvMixer image-to-image network for the pixel-shuffle track (arXiv 2503.16760, claim 3).
 
 Patch size 1 and no pooling keep one feature vector per pixel from stem to head, so the network can
 move each pixel's value to where it belongs; a 1x1 head maps back to the image's channels. The blocks

@@ -28,7 +28,8 @@ from randmix_bench.data import load_split
 from randmix_bench.models import create_model
 from randmix_bench.provenance import device_name
 from randmix_bench.robustbench_interop import install_autoattack_shim, local_test_set
-from randmix_bench.robustness import make_attack_config, parse_eps, resolve_device, robust_accuracy
+from randmix_bench.device import resolve_device
+from randmix_bench.robustness import make_attack_config, parse_eps, robust_accuracy
 
 T = TypeVar("T")
 

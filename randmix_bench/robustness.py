@@ -36,6 +36,7 @@ from torch import nn
 
 from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
 from randmix_bench.data import ImageSplit, load_split
+from randmix_bench.device import resolve_device
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
@@ -65,7 +66,6 @@ __all__ = [
     "parse_eps",
     "parse_eps_list",
     "make_attack_config",
-    "resolve_device",
     "pgd_attack",
     "robust_accuracy",
     "evaluate",
@@ -165,19 +165,6 @@ def make_attack_config(
         version, attacks = "custom", ([] if attack == "none" else [attack])
     return AttackConfig(attack=attack, version=version, attacks=attacks, norm=norm, eps=eps, seed=seed,
                         batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; a CUDA device that is not there is a one-line error."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available here")
-    return dev
 
 
 # ------------------------------------------------------------------------------------------ attacks

@@ -25,6 +25,7 @@ from torch import nn
 
 from randmix_bench.checkpoint import load_model, resolve
 from randmix_bench.data import DatasetInfo, ImageSplit, check_dataset_name, dataset_info, is_folder_dataset, load_split
+from randmix_bench.device import resolve_device
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import model_task
@@ -340,7 +341,7 @@ def evaluate_runs(
     if existing and not force:
         raise FileExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
     checkpoints = [resolve(r) for r in runs]  # fail on a missing checkpoint before any work
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    dev = resolve_device(device)
 
     loaded = []
     for name, ckpt in zip(names, checkpoints):

@@ -34,6 +34,7 @@ from torch import nn
 
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
 from randmix_bench.data import load_split
+from randmix_bench.device import resolve_device
 from randmix_bench.files import atomic_path, sha256, write_json
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.mixing import count_parameters
@@ -96,12 +97,10 @@ class Distributed:
         return box[0]
 
 
-def resolve_device(device: str | None, dist: Distributed) -> torch.device:
-    """``device`` or the best available; each DDP rank gets its own GPU."""
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+def rank_device(device: str | None, dist: Distributed) -> torch.device:
+    """``device`` (see :func:`resolve_device`), with each DDP rank on its own GPU."""
+    dev = resolve_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda asked for, but torch sees no CUDA GPU")
         if dist.world_size > 1 or dev.index is None:
             dev = torch.device("cuda", dist.local_rank if dist.world_size > 1 else torch.cuda.current_device())
         torch.cuda.set_device(dev)
@@ -145,7 +144,7 @@ def train(
     cfg = cfg.validate()
     task = task if task is not None else ClassificationTask(cfg.label_smoothing)
     dist = Distributed.from_env()
-    dev = resolve_device(device, dist)
+    dev = rank_device(device, dist)
     started_group = dist.world_size > 1 and not torch_dist.is_initialized()
     if started_group:
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")

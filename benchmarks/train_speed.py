@@ -1,7 +1,7 @@
 """Training throughput: randmix's trainer against a plain reference loop, same model, recipe and steps.
 
 (a) randmix: the trainer's own pieces (DeviceLoader, make_optimizer, train_step): data and augmentation
-    on the device, bf16 autocast + channels_last + fused optimizer on CUDA, optional torch.compile.
+    on the device, channels_last, bf16 autocast + fused optimizer on CUDA, optional torch.compile.
 (b) reference: the loop as usually written (cf. locuslab/convmixer-cifar10): a torchvision-style dataset
     returning PIL images, per-sample CPU transforms (RandomCrop, RandomHorizontalFlip, RandAugment,
     ToTensor), a DataLoader with worker processes, fp32 (or ``--reference-amp``: bf16 autocast on CUDA),
@@ -65,13 +65,13 @@ def randmix_steps(cfg: TrainConfig, split: ImageSplit, device: torch.device) -> 
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    model = build_model(cfg, split, device, channels_last=cuda)
+    model = build_model(cfg, split, device, channels_last=True)
     net = torch.compile(model) if cfg.compile else model
     optimizer = make_optimizer(model, cfg, fused=cuda)
     params = [p for p in model.parameters() if p.requires_grad]
     augment = Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m)
     loader = DeviceLoader(split.images, split.labels, cfg.batch_size, augment, cfg.seed, device,
-                          channels_last=cuda, compile=cfg.compile)
+                          channels_last=True, compile=cfg.compile)
     task = ClassificationTask(cfg.label_smoothing)
     epoch = 0
     while True:

@@ -15,6 +15,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path
 from randmix_bench.models import create_model
 
@@ -23,7 +24,7 @@ FORMAT = "randmix-checkpoint/1"
 METADATA_KEY = "randmix"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(RandmixError):
     """A checkpoint that is missing, corrupt, or does not match the model asked for."""
 
 
@@ -59,7 +60,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     try:
         record = json.loads(raw[METADATA_KEY])
         if record.get("format") != FORMAT:
-            raise ValueError(f"format {record.get('format')!r}")
+            raise RandmixError(f"format {record.get('format')!r}")
     except (KeyError, ValueError, AttributeError) as e:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint ({e}); it was not written by randmix train") from None
     return state, {k: record[k] for k in ("model", "model_kwargs", "extra")}

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from randmix_bench import __version__
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import Mixing, count_parameters
 from randmix_bench.recipes import RECIPES
 from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
@@ -29,13 +30,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_errors(fn: F) -> F:
-    """Turn the package's bad-input errors into one red line on stderr and exit code 2."""
+    """Turn the package's bad-input errors (:class:`RandmixError`) into one red line on stderr and exit
+    code 2; anything else is a bug and keeps its traceback."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ValueError, FileNotFoundError, FileExistsError) as e:
+        except RandmixError as e:
             err_console.print(f"[red]Error:[/red] {e}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
 

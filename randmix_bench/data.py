@@ -23,6 +23,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from randmix_bench.errors import RandmixError, MissingError
 from randmix_bench.files import atomic_path
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir", "default_data_dir",
@@ -67,7 +68,7 @@ class ImageSplit:
         """The first ``n`` points in canonical order (RobustBench's protocol), with a clear bound check."""
         if n > len(self):
             split = "train" if self.train else "test"
-            raise ValueError(f"n_examples={n} is larger than the {self.info.name} {split} set ({len(self)} points)")
+            raise RandmixError(f"n_examples={n} is larger than the {self.info.name} {split} set ({len(self)} points)")
         return ImageSplit(self.images[:n], self.labels[:n], self.info, self.train)
 
 
@@ -93,7 +94,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}, or a folder/.tar.gz with train/<class>/ and test/<class>/")
+        raise RandmixError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}, or a folder/.tar.gz with train/<class>/ and test/<class>/")
     return DATASETS[name]
 
 
@@ -123,8 +124,8 @@ def downloads_enabled() -> bool:
     return os.environ.get("RANDMIX_OFFLINE", "") in ("", "0")
 
 
-def _missing(info: DatasetInfo, detail: str) -> FileNotFoundError:
-    return FileNotFoundError(f"{info.name} not found ({detail}); put {info.where}, and pass --data-dir "
+def _missing(info: DatasetInfo, detail: str) -> MissingError:
+    return MissingError(f"{info.name} not found ({detail}); put {info.where}, and pass --data-dir "
                              f"(default {default_data_dir()})")
 
 
@@ -216,7 +217,7 @@ def _read_image_folder(
                 if m.isfile() and len(parts) == 3 and parts[0] == split:
                     blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
     if not blobs:
-        raise FileNotFoundError(f"{source} has no {split}/<class>/<image> files")
+        raise MissingError(f"{source} has no {split}/<class>/<image> files")
     blobs.sort(key=lambda t: (t[0], t[1]))
     classes = sorted({c for c, _, _ in blobs})
     if set(classes) == set(CIFAR10_CLASSES):
@@ -227,7 +228,7 @@ def _read_image_folder(
     decoded = [_decode(blob) for _, _, blob in blobs]
     shapes = {d.shape for d in decoded}
     if len(shapes) > 1:
-        raise ValueError(f"{source}: {split} images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); resize them to one size")
+        raise RandmixError(f"{source}: {split} images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); resize them to one size")
     images = np.stack(decoded)
     labels = np.array([index[c] for c, _, _ in blobs], dtype=np.int64)
     if interleave_test and not train:
@@ -305,7 +306,7 @@ def load_split(
 
 def _load_folder_split(source: Path, train: bool, cache_dir: str | Path | None, progress: Callable[[str], None] | None) -> ImageSplit:
     if not source.exists():
-        raise FileNotFoundError(f"image folder dataset {source} does not exist")
+        raise MissingError(f"image folder dataset {source} does not exist")
     classes_box: list[list[str]] = []
 
     def read() -> tuple[np.ndarray, np.ndarray]:

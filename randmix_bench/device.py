@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from randmix_bench.errors import RandmixError
+
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
     """``None`` or ``"auto"``: CUDA when available, else the CPU. A CUDA device that is not there, or a
@@ -13,7 +15,7 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
+        raise RandmixError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} requested but CUDA is not available here")
+        raise RandmixError(f"device {device} requested but CUDA is not available here")
     return dev

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, cast
 
+from randmix_bench.errors import RandmixError, MissingError
 from randmix_bench.files import atomic_path
 from randmix_bench.mixing import Mixing
 from randmix_bench.results import (
@@ -62,7 +63,7 @@ NEAR_PERFECT_SSIM = 0.95
 MNIST_FAMILY = ("mnist", "fashion-mnist")
 
 
-class LeaderboardError(ValueError):
+class LeaderboardError(RandmixError):
     """Bad result files or a README without markers: one line per problem, each naming its file."""
 
 
@@ -159,7 +160,7 @@ def load_entries(root: str | Path) -> list[Entry]:
     every bad file (with its field) rather than skipping any."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"leaderboards folder {root} does not exist")
+        raise MissingError(f"leaderboards folder {root} does not exist")
     entries: list[Entry] = []
     problems: list[str] = []
     for path in sorted(root.rglob("*.json")):

@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+from randmix_bench.errors import RandmixError
 
 __all__ = ["Augment", "DeviceLoader", "RA_OPS", "epoch_seed", "rand_augment"]
 
@@ -75,11 +76,11 @@ class DeviceLoader:
         compile: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
+            raise RandmixError(f"images must be uint8 [N, C, H, W], got {images.dtype} {tuple(images.shape)}")
         if batch_size % world_size:
-            raise ValueError(f"batch size {batch_size} does not split evenly over {world_size} processes")
+            raise RandmixError(f"batch size {batch_size} does not split evenly over {world_size} processes")
         if batch_size > len(images):
-            raise ValueError(f"batch size {batch_size} is larger than the training set ({len(images)} images)")
+            raise RandmixError(f"batch size {batch_size} is larger than the training set ({len(images)} images)")
         self.device = torch.device(device)
         self.augment = augment
         self.seed = seed

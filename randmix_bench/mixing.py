@@ -17,6 +17,7 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from randmix_bench.errors import RandmixError
 
 __all__ = [
     "Mixing",
@@ -59,7 +60,7 @@ def parse_mixing(value: str | Mixing) -> Mixing:
         return Mixing(value)
     except ValueError:
         choices = ", ".join(m.value for m in Mixing)
-        raise ValueError(f"unknown mixing mode {value!r}; valid choices: {choices}") from None
+        raise RandmixError(f"unknown mixing mode {value!r}; valid choices: {choices}") from None
 
 
 def is_spatial_mixer(module: nn.Module) -> bool:
@@ -190,7 +191,7 @@ def freeze_mixing(
     """
     mixing = parse_mixing(mixing)
     if smooth_sigma < 0:
-        raise ValueError(f"smooth_sigma must be >= 0, got {smooth_sigma}")
+        raise RandmixError(f"smooth_sigma must be >= 0, got {smooth_sigma}")
     sigma = smooth_sigma if mixing is Mixing.CHANS_SMOOTH else 0.0
     report = MixingReport(mixing=mixing, seed=seed, smooth_sigma=sigma)
     excluded = list(exclude)
@@ -201,7 +202,7 @@ def freeze_mixing(
     ]
     if mixing is not Mixing.FULL:
         if not any(is_spatial_mixer(m) for _, m in convs):
-            raise ValueError(
+            raise RandmixError(
                 f"{type(model).__name__} has no depthwise convolutions (groups == in_channels == "
                 "out_channels), so it has no spatial mixing to separate; use a separable model "
                 "(e.g. randmix_convmixer_256_8, convnext_atto, mobilenetv3_small_100) or mixing='full'"

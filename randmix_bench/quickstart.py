@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from randmix_bench import leaderboard
+from randmix_bench.errors import RandmixError
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.recipes import get_recipe
 from randmix_bench.results import RobustnessResult
@@ -115,7 +116,7 @@ def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | N
          console: Console) -> list[QuickstartRow]:
     eps = [text for text, _ in parse_eps_list(cfg.eps, "Linf")]  # validated before any training
     if not eps:
-        raise ValueError("give at least one eps, e.g. --eps 0.1")
+        raise RandmixError("give at least one eps, e.g. --eps 0.1")
     dataset = resolve_dataset(cfg.dataset, data_dir, console)
     rows = []
     for variant in cfg.variants:

@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.data import check_dataset_name
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
 from randmix_bench.models import list_models
@@ -60,7 +61,7 @@ class TrainConfig:
         parse_mixing(self.mixing)
         check_dataset_name(self.dataset)
         if self.model not in list_models():
-            raise ValueError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
+            raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -78,12 +79,12 @@ class TrainConfig:
         ]
         for ok, message in checks:
             if not ok:
-                raise ValueError(message)
+                raise RandmixError(message)
         xs = [x for x, _ in self.lr_schedule]
         if len(xs) < 2 or xs[0] != 0 or xs[-1] != 1 or any(b <= a for a, b in zip(xs, xs[1:])):
-            raise ValueError(f"lr_schedule must start at fraction 0, end at 1 and increase, got {format_lr_schedule(self.lr_schedule)}")
+            raise RandmixError(f"lr_schedule must start at fraction 0, end at 1 and increase, got {format_lr_schedule(self.lr_schedule)}")
         if any(y < 0 for _, y in self.lr_schedule):
-            raise ValueError(f"lr_schedule multipliers must be >= 0, got {format_lr_schedule(self.lr_schedule)}")
+            raise RandmixError(f"lr_schedule multipliers must be >= 0, got {format_lr_schedule(self.lr_schedule)}")
         return self
 
     def override(self, **changes: Any) -> "TrainConfig":
@@ -91,7 +92,7 @@ class TrainConfig:
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
         if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+            raise RandmixError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,7 +123,7 @@ def parse_lr_schedule(text: str) -> tuple[tuple[float, float], ...]:
     try:
         return tuple((float(x), float(y)) for x, y in (p.split(":") for p in text.split(",")))
     except ValueError:
-        raise ValueError(f"bad lr schedule {text!r}; expected fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0") from None
+        raise RandmixError(f"bad lr schedule {text!r}; expected fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0") from None
 
 
 def format_lr_schedule(points: tuple[tuple[float, float], ...]) -> str:
@@ -162,5 +163,5 @@ RECIPES: dict[str, TrainConfig] = {
 def get_recipe(name: str) -> TrainConfig:
     """The named recipe, or a one-line ``ValueError`` listing the valid names."""
     if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES)}")
+        raise RandmixError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES)}")
     return RECIPES[name]

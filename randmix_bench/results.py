@@ -15,6 +15,7 @@ from typing import Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.files import write_json
 
 __all__ = [
@@ -169,7 +170,7 @@ class ShuffleResult(_Strict):
 Result = Union[RobustnessResult, ShuffleResult]
 
 
-class ResultError(ValueError):
+class ResultError(RandmixError):
     """A result file that is not valid JSON or does not match its schema; names file and field."""
 
 
@@ -194,6 +195,6 @@ def write_result(path: str | Path, result: Result, force: bool = False) -> Path:
     """Write a validated result atomically; refuse to overwrite an existing one unless ``force``."""
     path = Path(path)
     if path.exists() and not force:
-        raise FileExistsError(f"{path} already exists; pass --force to overwrite it")
+        raise ExistsError(f"{path} already exists; pass --force to overwrite it")
     write_json(path, result.model_dump(mode="json", exclude_none=False))
     return path

@@ -29,6 +29,7 @@ import pyautoattack
 import torch
 from torch import nn
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.data import ImageSplit
 from randmix_bench.files import atomic_path, sha256
@@ -99,7 +100,7 @@ def _robustbench_keys(dataset: str, threat_model: str) -> tuple[Any, Any]:
     try:
         return BenchmarkDataset(dataset), ThreatModel(threat_model)
     except ValueError:
-        raise ValueError(f"robustbench has no leaderboard {dataset}/{threat_model}; datasets: "
+        raise RandmixError(f"robustbench has no leaderboard {dataset}/{threat_model}; datasets: "
                          f"{', '.join(d.value for d in BenchmarkDataset)}; threat models: Linf, L2") from None
 
 
@@ -122,7 +123,7 @@ def register_checkpoint(checkpoint: str | Path, name: str, *, dataset: str = "ci
     model_name, model_kwargs = meta["model"], meta["model_kwargs"]
     num_classes = create_model(model_name, **model_kwargs).num_classes
     if num_classes != DATASET_CLASSES[rb_dataset]:
-        raise ValueError(f"{checkpoint} predicts {num_classes} classes but robustbench's {dataset} has {DATASET_CLASSES[rb_dataset]}")
+        raise RandmixError(f"{checkpoint} predicts {num_classes} classes but robustbench's {dataset} has {DATASET_CLASSES[rb_dataset]}")
 
     def build() -> nn.Module:
         return create_model(model_name, **model_kwargs)

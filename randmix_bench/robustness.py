@@ -34,6 +34,7 @@ from pyautoattack import AutoAttack, checks
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
+from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
@@ -92,17 +93,17 @@ DEFAULT_EPS = {"Linf": "8/255", "L2": "0.5"}  # RobustBench's eps per threat mod
 def parse_eps(text: str | float, norm: str) -> float:
     """``"8/255"``, ``"0.5"`` or a float -> eps; rejects eps <= 0, a Linf eps > 1 and unknown norms."""
     if norm not in NORMS:
-        raise ValueError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
+        raise RandmixError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
     s = str(text).strip()
     try:
         num, _, den = s.partition("/")
         value = float(num) / float(den) if den else float(num)
     except (ValueError, ZeroDivisionError):
-        raise ValueError(f"eps {s!r} is not a number or a fraction like 8/255") from None
+        raise RandmixError(f"eps {s!r} is not a number or a fraction like 8/255") from None
     if not math.isfinite(value) or value <= 0:
-        raise ValueError(f"eps must be > 0, got {s}")
+        raise RandmixError(f"eps must be > 0, got {s}")
     if norm == "Linf" and value > 1:
-        raise ValueError(f"a Linf eps must be at most 1 (inputs are in [0, 1]), got {s}")
+        raise RandmixError(f"a Linf eps must be at most 1 (inputs are in [0, 1]), got {s}")
     return value
 
 
@@ -112,7 +113,7 @@ def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, floa
     points = sorted(((t, parse_eps(t, norm)) for t in items), key=lambda p: p[1])
     values = [v for _, v in points]
     if len(set(values)) != len(values):
-        raise ValueError(f"the eps list {', '.join(items)} repeats a value")
+        raise RandmixError(f"the eps list {', '.join(items)} repeats a value")
     return points
 
 
@@ -136,30 +137,30 @@ def make_attack_config(
     ``n_queries``) change what an attack is, so they are refused for the named AutoAttack versions.
     """
     if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; valid choices: {', '.join(ATTACKS)}")
+        raise RandmixError(f"unknown attack {attack!r}; valid choices: {', '.join(ATTACKS)}")
     if norm not in NORMS:
-        raise ValueError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
+        raise RandmixError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
     if version not in VERSIONS:
-        raise ValueError(f"unknown AutoAttack version {version!r}; valid choices: {', '.join(VERSIONS)}")
+        raise RandmixError(f"unknown AutoAttack version {version!r}; valid choices: {', '.join(VERSIONS)}")
     if batch_size < 1:
-        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+        raise RandmixError(f"batch size must be >= 1, got {batch_size}")
     for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
         if value is not None and value < 1:
-            raise ValueError(f"{label} must be >= 1, got {value}")
+            raise RandmixError(f"{label} must be >= 1, got {value}")
     attacks = list(attacks)
     if attacks and not (attack == "autoattack" and version == "custom"):
-        raise ValueError("--attacks goes with --attack autoattack --version custom")
+        raise RandmixError("--attacks goes with --attack autoattack --version custom")
     if attack == "autoattack":
         if version == "custom":
             unknown = [a for a in attacks if a not in CUSTOM_ATTACKS]
             if not attacks or unknown:
-                raise ValueError(f"--version custom needs --attacks from: {', '.join(CUSTOM_ATTACKS)}"
+                raise RandmixError(f"--version custom needs --attacks from: {', '.join(CUSTOM_ATTACKS)}"
                                  + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
             if len(set(attacks)) != len(attacks):
-                raise ValueError(f"--attacks repeats an attack: {', '.join(attacks)}")
+                raise RandmixError(f"--attacks repeats an attack: {', '.join(attacks)}")
         else:
             if n_iter is not None or n_queries is not None:
-                raise ValueError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
+                raise RandmixError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
             attacks = list(AutoAttack(nn.Identity(), norm=norm, eps=eps, version=version).attacks_to_run)
     else:
         version, attacks = "custom", ([] if attack == "none" else [attack])
@@ -254,7 +255,7 @@ def _perturb(adversary: AutoAttack, attack: str, x: torch.Tensor, y: torch.Tenso
     if attack == "square":
         adversary.square.seed = seed
         return adversary.square.perturb(x, y)
-    raise ValueError(f"unknown attack {attack!r}")
+    raise RandmixError(f"unknown attack {attack!r}")
 
 
 def _in_threat_model(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
@@ -321,10 +322,10 @@ class EvalRecord:
             try:
                 saved = json.loads(path.read_text())
             except (OSError, json.JSONDecodeError) as e:
-                raise ValueError(f"{path}: unreadable partial evaluation ({e}); delete it to start over") from None
+                raise RandmixError(f"{path}: unreadable partial evaluation ({e}); delete it to start over") from None
             if saved.get("format") != RECORD_FORMAT or saved.get("fingerprint") != fingerprint:
                 differ = sorted(k for k in fingerprint if saved.get("fingerprint", {}).get(k) != fingerprint[k])
-                raise ValueError(f"{path} holds a partial evaluation with other settings ({', '.join(differ) or 'format'} "
+                raise RandmixError(f"{path} holds a partial evaluation with other settings ({', '.join(differ) or 'format'} "
                                  "differ); rerun its command to finish it, or pass --force to discard it")
             self.data, self.resumed = saved, True
 
@@ -591,10 +592,10 @@ def _check_fits(model: nn.Module, split: ImageSplit, device: torch.device) -> No
         with torch.no_grad():
             out = model(x)
     except RuntimeError as e:
-        raise ValueError(f"the model does not take {split.info.name} images of shape {tuple(x.shape[1:])}: "
+        raise RandmixError(f"the model does not take {split.info.name} images of shape {tuple(x.shape[1:])}: "
                          f"{str(e).splitlines()[0]}") from None
     if out.shape[-1] != split.info.num_classes:
-        raise ValueError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has {split.info.num_classes}")
+        raise RandmixError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has {split.info.num_classes}")
 
 
 def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: str) -> None:
@@ -667,7 +668,7 @@ def evaluate(
                                 batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
     dev = resolve_device(device)
     if n_examples < 1:
-        raise ValueError(f"n_examples must be >= 1, got {n_examples}")
+        raise RandmixError(f"n_examples must be >= 1, got {n_examples}")
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
     test = load_split(dataset, train=False, data_dir=data_dir)
@@ -680,7 +681,7 @@ def evaluate(
     curve_path = out_path.with_suffix(".png") if sweep_points else None
     for path in (out_path, curve_path):
         if path is not None and path.exists() and not force:
-            raise FileExistsError(f"{path} already exists; pass --force to overwrite it (or --name/--out for a new entry)")
+            raise ExistsError(f"{path} already exists; pass --force to overwrite it (or --name/--out for a new entry)")
 
     digest = sha256(ckpt_path)
     fingerprint = {"checkpoint_sha256": digest, "dataset": dataset, "n_examples": n_examples,

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import load_model, resolve
 from randmix_bench.data import DatasetInfo, ImageSplit, check_dataset_name, dataset_info, is_folder_dataset, load_split
 from randmix_bench.device import resolve_device
@@ -84,7 +85,7 @@ def scramble(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """Output pixel ``i`` of every image and channel is input pixel ``perm[i]`` (row-major positions)."""
     h, w = images.shape[-2:]
     if perm.numel() != h * w:
-        raise ValueError(f"permutation of {perm.numel()} positions does not fit {h}x{w} images")
+        raise RandmixError(f"permutation of {perm.numel()} positions does not fit {h}x{w} images")
     return images.flatten(-2)[..., perm.to(images.device)].unflatten(-1, (h, w))
 
 
@@ -115,7 +116,7 @@ def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Ten
     (what skimage's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)`` computes).
     Computed in float64: in float32, E[x^2] - E[x]^2 cancels badly and moves SSIM by ~1e-4."""
     if min(x.shape[-2:]) < SSIM_WINDOW:
-        raise ValueError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(x.shape[-2:])}")
+        raise RandmixError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(x.shape[-2:])}")
     x, y = x.double(), y.double()
     r = torch.arange(SSIM_WINDOW, device=x.device, dtype=torch.float64) - SSIM_WINDOW // 2
     window = torch.exp(-(r**2) / (2 * SSIM_SIGMA**2))
@@ -140,7 +141,7 @@ class ShuffleTask:
 
     def __init__(self, image_size: tuple[int, int], permutation_seed: int = 0, loss: str = "mse") -> None:
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSSES)}")
+            raise RandmixError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSSES)}")
         self.image_size = (int(image_size[0]), int(image_size[1]))
         self.permutation_seed = permutation_seed
         self.loss = loss
@@ -151,15 +152,15 @@ class ShuffleTask:
     def from_config(cls, config: dict[str, Any]) -> "ShuffleTask":
         """Rebuild the task a run recorded, checking its stored permutation is the one its seed names."""
         if config.get("task") != cls.name:
-            raise ValueError(f"not a pixel-shuffle run (task {config.get('task')!r}); train one with `randmix shuffle train`")
+            raise RandmixError(f"not a pixel-shuffle run (task {config.get('task')!r}); train one with `randmix shuffle train`")
         task = cls(tuple(config["image_size"]), config["permutation_seed"], config["loss"])
         if task.permutation.tolist() != list(config["permutation"]):
-            raise ValueError(f"the stored permutation is not the one seed {config['permutation_seed']} names; the record was altered")
+            raise RandmixError(f"the stored permutation is not the one seed {config['permutation_seed']} names; the record was altered")
         return task
 
     def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
         if (info.image_size, info.image_size) != self.image_size:
-            raise ValueError(f"the permutation is for {self.image_size} images, {info.name} has {info.image_size}x{info.image_size}")
+            raise RandmixError(f"the permutation is for {self.image_size} images, {info.name} has {info.image_size}x{info.image_size}")
         return {"in_chans": info.in_chans, "mean": info.mean, "std": info.std}
 
     def scramble(self, images: torch.Tensor) -> torch.Tensor:
@@ -209,7 +210,7 @@ def task_for_config(cfg: TrainConfig, permutation_seed: int = 0, loss: str = "ms
     """The :class:`ShuffleTask` for a training config: checks the model is an unshuffler and sizes the
     permutation from the dataset (a folder dataset's test split is read to learn its image size)."""
     if model_task(cfg.model) != "shuffle":
-        raise ValueError(f"{cfg.model} is a classifier; pixel-shuffle runs need an image-to-image model (randmix_unshuffler_*)")
+        raise RandmixError(f"{cfg.model} is a classifier; pixel-shuffle runs need an image-to-image model (randmix_unshuffler_*)")
     check_dataset_name(cfg.dataset)
     if is_folder_dataset(cfg.dataset):
         h, w = load_split(cfg.dataset, False, cfg.data_dir).images.shape[-2:]
@@ -251,7 +252,7 @@ SHUFFLE_RECIPES: dict[str, TrainConfig] = {
 
 def get_shuffle_recipe(name: str) -> TrainConfig:
     if name not in SHUFFLE_RECIPES:
-        raise ValueError(f"unknown shuffle recipe {name!r}; valid choices: {', '.join(SHUFFLE_RECIPES)}")
+        raise RandmixError(f"unknown shuffle recipe {name!r}; valid choices: {', '.join(SHUFFLE_RECIPES)}")
     return SHUFFLE_RECIPES[name]
 
 
@@ -274,10 +275,10 @@ def save_grid(path: str | Path, rows: Sequence[tuple[str, torch.Tensor]], scale:
     from PIL import Image, ImageDraw
 
     if not rows:
-        raise ValueError("a grid needs at least one row")
+        raise RandmixError("a grid needs at least one row")
     n, _, h, w = rows[0][1].shape
     if any(images.shape != rows[0][1].shape for _, images in rows):
-        raise ValueError("every grid row needs images of the same count and shape")
+        raise RandmixError("every grid row needs images of the same count and shape")
     width, height = grid_size(n, len(rows), (h, w), scale)
     canvas = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(canvas)
@@ -331,15 +332,15 @@ def evaluate_runs(
     runs = [Path(r) for r in runs]
     names = [r.resolve().name for r in runs]
     if not runs:
-        raise ValueError("give at least one run folder")
+        raise RandmixError("give at least one run folder")
     if (n_examples is not None and n_examples < 1) or grid_images < 1:
-        raise ValueError(f"n_examples and grid_images must be >= 1, got {n_examples} and {grid_images}")
+        raise RandmixError(f"n_examples and grid_images must be >= 1, got {n_examples} and {grid_images}")
     if len(set(names)) != len(names):
-        raise ValueError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
+        raise RandmixError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
     outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / "grid.png"]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
-        raise FileExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
+        raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
     checkpoints = [resolve(r) for r in runs]  # fail on a missing checkpoint before any work
     dev = resolve_device(device)
 
@@ -351,7 +352,7 @@ def evaluate_runs(
     first = loaded[0]
     for run in loaded[1:]:
         if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
-            raise ValueError(f"{run.name} was trained on {run.cfg.dataset} with permutation seed {run.task.permutation_seed}, "
+            raise RandmixError(f"{run.name} was trained on {run.cfg.dataset} with permutation seed {run.task.permutation_seed}, "
                              f"{first.name} on {first.cfg.dataset} with seed {first.task.permutation_seed}; "
                              "one grid needs one dataset and one permutation")
     if progress:
@@ -359,7 +360,7 @@ def evaluate_runs(
     split = load_split(first.cfg.dataset, False, data_dir or first.cfg.data_dir)
     split = split.first(n_examples) if n_examples is not None else split
     if grid_images > len(split):
-        raise ValueError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
+        raise RandmixError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
     shown = split.images[:grid_images].float().div(255)
     rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 

@@ -32,6 +32,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
+from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
@@ -267,14 +268,14 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force
     ``resume`` (same model and config required) or ``force`` (stale resume state removed, files overwritten).
     """
     if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out} is a file, not a folder")
+        raise ExistsError(f"--out {out} is a file, not a folder")
     if not out.is_dir() or not any(out.iterdir()):
         return None
     if force:
         out.joinpath(RESUME_NAME).unlink(missing_ok=True)  # every DDP rank may try
         return None
     if not resume:
-        raise FileExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
+        raise ExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
     if out.joinpath(CHECKPOINT_NAME).is_file():
         _, meta = read_checkpoint(out / CHECKPOINT_NAME)
         if meta["model"] != cfg.model:
@@ -282,7 +283,7 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force
     if not out.joinpath(RESUME_NAME).is_file():
         run = out / RUN_NAME
         if run.is_file() and json.loads(run.read_text()).get("status") == "finished":
-            raise ValueError(f"the run in {out} has finished; nothing to resume (use --force to train again)")
+            raise RandmixError(f"the run in {out} has finished; nothing to resume (use --force to train again)")
         return None  # stopped before its first epoch ended: start from scratch
     state = torch.load(out / RESUME_NAME, map_location="cpu", weights_only=True)
     _check_same_run(out, state, cfg, task)
@@ -299,7 +300,7 @@ def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Ta
     diff += [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
              for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
     if diff:
-        raise ValueError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
+        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
 
 
 def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, task: Task,

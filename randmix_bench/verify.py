@@ -19,6 +19,7 @@ from rich import box
 from rich.table import Table
 from torch import nn
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.checkpoint import CheckpointError, load_model
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.files import sha256
@@ -107,7 +108,7 @@ def verify(
     """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
     number on the first ``min(n, recorded n)`` test points. Each test set is loaded once."""
     if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+        raise RandmixError(f"n must be >= 1, got {n}")
     splits: dict[str, ImageSplit | Exception] = {}
     checks = []
     for entry in entries:

@@ -6,6 +6,7 @@ from typing import Any, Sequence
 
 import torch
 from torch import nn
+from randmix_bench.errors import RandmixError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
@@ -28,7 +29,7 @@ class Normalize(nn.Module):
         default_mean, default_std = default_stats(in_chans)
         mean, std = tuple(mean or default_mean), tuple(std or default_std)
         if len(mean) != len(std) or len(mean) not in (1, in_chans):
-            raise ValueError(f"mean/std have {len(mean)}/{len(std)} values for {in_chans} input channels")
+            raise RandmixError(f"mean/std have {len(mean)}/{len(std)} values for {in_chans} input channels")
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
 

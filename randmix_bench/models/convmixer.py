@@ -12,6 +12,7 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
 from ._common import Normalize, cfg_32px
@@ -56,7 +57,7 @@ class ConvMixer(nn.Module):
     ) -> None:
         super().__init__()
         if global_pool != "avg":
-            raise ValueError(f"ConvMixer supports global_pool='avg' only, got {global_pool!r}")
+            raise RandmixError(f"ConvMixer supports global_pool='avg' only, got {global_pool!r}")
         self.num_classes = num_classes
         self.num_features = dim
         self.normalize = Normalize(mean, std, in_chans)

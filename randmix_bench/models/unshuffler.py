@@ -16,6 +16,7 @@ import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
 
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
 from ._common import Normalize, cfg_32px
@@ -56,7 +57,7 @@ class Unshuffler(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes:
-            raise ValueError(
+            raise RandmixError(
                 f"unshuffler models are image-to-image networks without classes (got num_classes={num_classes}); "
                 "train them with `randmix shuffle train`"
             )

@@ -1,0 +1,28 @@
+"""The project's own error types: bad input the user can fix, as opposed to bugs.
+
+The CLI turns a :class:`RandmixError` (and only that) into one red line and exit code 2; any other
+exception keeps its traceback, so a real bug is never disguised as a user mistake. The subclasses keep
+the built-in type a caller would expect (``except FileNotFoundError`` still works).
+"""
+
+from __future__ import annotations
+
+__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error"]
+
+
+class RandmixError(ValueError):
+    """Bad input, a bad file or an impossible request, described in one line that names the fix."""
+
+
+class MissingError(RandmixError, FileNotFoundError):
+    """A file, folder or dataset that should be there is not."""
+
+
+class ExistsError(RandmixError, FileExistsError):
+    """Something would be overwritten that the user did not ask to overwrite."""
+
+
+def choices_error(what: str, value: object, choices: object) -> RandmixError:
+    """The one wording of "unknown X; valid choices: ..." used everywhere input is parsed."""
+    listed = ", ".join(str(getattr(c, "value", c)) for c in choices)  # type: ignore[attr-defined]
+    return RandmixError(f"unknown {what} {value!r}; valid choices: {listed}")

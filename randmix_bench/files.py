@@ -1,7 +1,9 @@
-"""Atomic writes and content hashes: results and checkpoints are never left half-written."""
+"""Atomic writes, content hashes and process locks: results and checkpoints are never left half-written,
+and two processes never write the same run or result."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -9,6 +11,8 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
+
+from randmix_bench.errors import RandmixError
 
 
 @contextmanager
@@ -38,3 +42,38 @@ def sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+class BusyError(RandmixError):
+    """Another process holds the lock on what this one would write."""
+
+
+@contextmanager
+def exclusive(path: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (a run folder or a result file) for the block, or fail at once.
+
+    The lock is ``flock`` on a hidden ``.<name>.lock`` beside ``path``: the kernel releases it when the
+    process dies, so a killed run never leaves a stale lock behind. ``what`` names the thing in the
+    error (e.g. ``"--out runs/a"``)."""
+    path = Path(path)
+    lock = path.parent / f".{path.name}.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise BusyError(f"another randmix process is writing {what} (lock {lock}); wait for it to finish or "
+                            "choose another output") from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                break  # else the holder removed the file while we opened it: lock the new one
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    try:
+        yield
+    finally:
+        lock.unlink(missing_ok=True)  # before unlocking, so a waiter that locked the old file retries
+        os.close(fd)

@@ -88,6 +88,62 @@ def models_command(
         console.print(table)
 
 
+@app.command("reproduce")
+@user_errors
+def reproduce_command(
+    tier: str = typer.Option(..., "--tier", "-t", help="small (a 2-core CPU, hours) or paper (a GPU); plans in randmix_bench/plans.py."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."),
+    only: list[str] = typer.Option([], "--only", help="Run only jobs matching this glob on kind:name or name (repeatable)."),
+    shard: str | None = typer.Option(None, "--shard", help="i/N: this process's fixed share of the jobs (SLURM arrays, several GPUs); the leaderboard job runs unsharded."),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
+) -> None:
+    """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""
+    import time
+
+    from randmix_bench import reproduce
+    from randmix_bench.plans import parse_tier
+
+    chosen = parse_tier(tier)
+    jobs = reproduce.select(reproduce.plan(chosen), only, reproduce.parse_shard(shard))
+    paths = reproduce.Paths()
+    if dry_run:
+        table = Table(title=f"randmix reproduce --tier {chosen.value}: {len(jobs)} jobs")
+        for col in ("#", "job", "kind", "state", "estimate"):
+            table.add_column(col, justify="right" if col in ("#", "estimate") else "left")
+        left = 0.0
+        for i, job in enumerate(jobs, 1):
+            state = job.state(paths)
+            left += 0 if state is reproduce.JobState.DONE else job.estimate_s
+            table.add_row(str(i), job.name, job.kind, state.value, f"{job.estimate_s / 60:.1f} min")
+        console.print(table)
+        console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h (reference machine of the tier)",
+                      highlight=False)
+        return
+
+    class Overview:
+        def __init__(self) -> None:
+            self.began, self.left = time.perf_counter(), sum(j.estimate_s for j in jobs)
+
+        def job_started(self, job: reproduce.AnyJob, index: int, total: int, state: reproduce.JobState) -> None:
+            elapsed = time.perf_counter() - self.began
+            console.rule(f"[{index + 1}/{total}] {job.kind} {job.name}: {state.value} | elapsed {elapsed / 60:.1f} min, "
+                         f"about {self.left / 60:.0f} min left")
+
+        def job_finished(self, job: reproduce.AnyJob, state: reproduce.JobState, seconds: float) -> None:
+            self.left -= job.estimate_s
+
+    outcomes = reproduce.run(jobs, paths, device=device, force=force, reporter=Overview())
+    summary = Table(title=f"randmix reproduce --tier {chosen.value}")
+    for col in ("job", "kind", "was", "ran", "seconds"):
+        summary.add_column(col, justify="right" if col == "seconds" else "left")
+    for o in outcomes:
+        summary.add_row(o.job.name, o.job.kind, o.before.value, "yes" if o.ran else "skipped", f"{o.seconds:.0f}")
+    console.print(summary)
+    ran = sum(o.ran for o in outcomes)
+    console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)
+
+
 @app.command("leaderboard")
 @user_errors
 def leaderboard_command(

@@ -149,6 +149,51 @@ RECIPES: dict[str, TrainConfig] = {
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, grad_clip=0.0,
         label_smoothing=0.1, crop_padding=4, flip=True,
     ),
+    # The paper tier on the datasets here (one recipe per architecture and dataset, every variant alike):
+    # the CIFAR recipes on cifar10-jpeg unchanged; on Fashion-MNIST without RandAugment (its ops assume
+    # natural colour images), with a 2-pixel crop instead.
+    "convmixer-cifar10-jpeg": TrainConfig(
+        recipe="convmixer-cifar10-jpeg", model="randmix_convmixer_256_8", dataset="cifar10-jpeg",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=0, flip=True, randaugment_n=2,
+        randaugment_m=12,
+    ),
+    "convmixer-fashion-mnist": TrainConfig(
+        recipe="convmixer-fashion-mnist", model="randmix_convmixer_256_8", dataset="fashion-mnist",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
+    ),
+    "resnet18-cifar10-jpeg": TrainConfig(
+        recipe="resnet18-cifar10-jpeg", model="randmix_resnet18", dataset="cifar10-jpeg",
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
+        crop_padding=4, flip=True,
+    ),
+    "resnet18-fashion-mnist": TrainConfig(
+        recipe="resnet18-fashion-mnist", model="randmix_resnet18", dataset="fashion-mnist",
+        epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
+        crop_padding=2, flip=True,
+    ),
+    # The small tier (a 2-core CPU, minutes per run): short one-cycle AdamW runs of the small models.
+    "convmixer-small-fmnist": TrainConfig(
+        recipe="convmixer-small-fmnist", model="randmix_convmixer_small", dataset="fashion-mnist",
+        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=True,
+        eval_batch_size=500,
+    ),
+    "convmixer-small-cifar10-jpeg": TrainConfig(
+        recipe="convmixer-small-cifar10-jpeg", model="randmix_convmixer_small", dataset="cifar10-jpeg",
+        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=2, flip=True,
+        eval_batch_size=500,
+    ),
+    "resnet-small-fmnist": TrainConfig(
+        recipe="resnet-small-fmnist", model="randmix_resnet_small", dataset="fashion-mnist",
+        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=True,
+        eval_batch_size=500,
+    ),
     # Seconds on a CPU: the tiny ConvMixer on the synthetic dataset, for smoke runs and tests. Synthetic
     # classes are noise templates, so a flip makes a new pattern: a 1-pixel crop is the only augmentation.
     "quick": TrainConfig(

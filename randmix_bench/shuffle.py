@@ -245,7 +245,7 @@ SHUFFLE_RECIPES: dict[str, TrainConfig] = {
             epochs=20, batch_size=128, lr=0.002, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
             flip=True, eval_batch_size=500,
         )
-        for dataset in ("mnist", "fashion-mnist", "cifar10")
+        for dataset in ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg")
     },
 }
 
@@ -320,24 +320,25 @@ def evaluate_runs(
     data_dir: str | Path | None = None,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    grid_name: str = "grid.png",
 ) -> list[ShuffleResult]:
     """Score each run folder (a variant) on the first ``n_examples`` test images and draw one grid.
 
     Writes ``<out_dir>/<run folder name>.json`` (a :class:`ShuffleResult`) per run and
-    ``<out_dir>/grid.png`` (ground truth, scrambled, then one reconstruction row per run). Every run must
+    ``<out_dir>/<grid_name>`` (ground truth, scrambled, then one reconstruction row per run). Every run must
     share the dataset and permutation; nothing is overwritten without ``force``. ``device`` defaults to
     CUDA when available.
     """
     out_dir = Path(out_dir)
     runs = [Path(r) for r in runs]
-    names = [r.resolve().name for r in runs]
+    names = [r.stem if r.is_file() else r.resolve().name for r in runs]  # a run folder, or a published checkpoint
     if not runs:
         raise RandmixError("give at least one run folder")
     if (n_examples is not None and n_examples < 1) or grid_images < 1:
         raise RandmixError(f"n_examples and grid_images must be >= 1, got {n_examples} and {grid_images}")
     if len(set(names)) != len(names):
         raise RandmixError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
-    outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / "grid.png"]
+    outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / grid_name]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
         raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
@@ -383,9 +384,9 @@ def evaluate_runs(
             checkpoint=CheckpointRef(path=os.path.relpath(run.checkpoint.resolve(), out_dir.resolve()),
                                      sha256=sha256(run.checkpoint)),
             provenance=collect(dev, time.perf_counter() - t0),
-            grid_png="grid.png",
+            grid_png=grid_name,
         ))
-    save_grid(out_dir / "grid.png", rows)
+    save_grid(out_dir / grid_name, rows)
     for result, path in zip(results, outputs):
         write_result(path, result, force=force)
     return results

@@ -114,6 +114,7 @@ default_cfgs = generate_default_cfgs(
     {
         "randmix_resnet18.untrained": cfg_32px(),
         "randmix_resnet_tiny.untrained": cfg_32px(),
+        "randmix_resnet_small.untrained": cfg_32px(),
     }
 )
 
@@ -129,3 +130,10 @@ def randmix_resnet_tiny(pretrained: bool = False, **kwargs: Any) -> ResNet:
     """Two stages of one block, widths 16/32: for tests and CPU smoke runs."""
     args = dict(layers=(1, 1), widths=(16, 32))
     return _create("randmix_resnet_tiny", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def randmix_resnet_small(pretrained: bool = False, **kwargs: Any) -> ResNet:
+    """Three stages of one block, widths 16/32/64: the small tier's separable ResNet (a 2-core CPU tier)."""
+    args = dict(layers=(1, 1, 1), widths=(16, 32, 64))
+    return _create("randmix_resnet_small", pretrained, **dict(args, **kwargs))

@@ -1,0 +1,105 @@
+"""The tiers of ``randmix reproduce``, written once as data: what is trained, attacked and published.
+
+A tier is a list of studies. A :class:`Study` is one architecture on one dataset: every variant trained
+with one recipe (no tuning per variant) for a list of seeds, each run attacked with one AutoAttack
+setting, the first seed of each variant also swept over eps. A :class:`ShuffleStudy` is the pixel-shuffle
+track's counterpart. :func:`expand` turns a tier into the jobs :mod:`randmix_bench.reproduce` runs.
+
+The time estimates are per job on the tier's reference machine (``small``: a 2-core CPU; ``paper``: one
+H100/H200); they feed ``--dry-run`` and the progress overview, never a result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+from randmix_bench.errors import choices_error
+
+__all__ = ["Tier", "Study", "ShuffleStudy", "TIERS", "parse_tier"]
+
+
+class Tier(str, Enum):
+    SMALL = "small"  # reproduces on a 2-core CPU in a few hours
+    PAPER = "paper"  # the paper's scale, on a GPU
+
+
+def parse_tier(value: str | Tier) -> Tier:
+    try:
+        return Tier(value)
+    except ValueError:
+        raise choices_error("tier", value, Tier) from None
+
+
+@dataclass(frozen=True)
+class Study:
+    """One architecture on one dataset, every variant with the same recipe."""
+
+    key: str  # short, unique in the tier: names runs and results, e.g. "convmixer-fmnist"
+    recipe: str  # a name from randmix_bench.recipes.RECIPES
+    dataset: str
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]  # training seeds of every variant (the mixer seed stays 0: same frozen filters)
+    eps: str  # Linf eps of the headline AutoAttack evaluation, fixed before any result was seen
+    n_examples: int  # the first n test points, RobustBench's protocol
+    seeds_by_variant: dict[str, tuple[int, ...]] = field(default_factory=dict)  # overrides ``seeds``
+    sweep: tuple[str, ...] = ()  # eps values for the first seed of each variant (a robustness curve)
+    l2_eps: str | None = None  # also evaluate under L2 at this eps (first seed of each variant)
+    square_queries: int | None = None  # the sanity check's Square budget (None: AutoAttack's 5000)
+    train_s: float = 0.0  # estimated seconds per training run
+    eval_s: float = 0.0  # estimated seconds per evaluation (AutoAttack + sanity)
+
+    def seeds_of(self, variant: str) -> tuple[int, ...]:
+        return self.seeds_by_variant.get(variant, self.seeds)
+
+
+@dataclass(frozen=True)
+class ShuffleStudy:
+    """Pixel un-shuffling on one dataset: every variant with the same recipe and permutation."""
+
+    key: str
+    recipe: str  # a name from randmix_bench.shuffle.SHUFFLE_RECIPES
+    dataset: str
+    variants: tuple[str, ...]
+    seeds: tuple[int, ...]
+    permutation_seed: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+
+
+FMNIST, CIFAR = "fashion-mnist", "cifar10-jpeg"
+ALL_VARIANTS = ("full", "chans", "space", "chans-smooth")
+
+# The small tier: eps per dataset chosen from the quickstart's measured curve for `full` (tiny ConvMixer,
+# one epoch, Fashion-MNIST: robust 49.8% at eps 0.02 after APGD-CE), i.e. before any variant comparison,
+# so that robust accuracy of `full` is neither ~0 nor ~clean.
+SMALL: list[Study | ShuffleStudy] = [
+    Study("convmixer-fmnist", "convmixer-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps="0.02",
+          n_examples=500, sweep=("0.01", "0.02", "0.05"), square_queries=1000, train_s=100, eval_s=120),
+    Study("convmixer-cifar", "convmixer-small-cifar10-jpeg", CIFAR, ALL_VARIANTS, (0, 1, 2), eps="1/255",
+          n_examples=500, sweep=("0.5/255", "1/255", "2/255"), square_queries=1000, train_s=150, eval_s=150),
+    Study("resnet-fmnist", "resnet-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps="0.02",
+          n_examples=500, sweep=("0.01", "0.02", "0.05"), square_queries=1000, train_s=120, eval_s=150),
+    ShuffleStudy("unshuffle-fmnist", "unshuffle-fashion-mnist-cpu", FMNIST, ("full", "chans", "space"), (0, 1, 2),
+                 train_s=260, eval_s=60),
+]
+
+# The paper tier (issue #13's priorities, in order): ConvMixer-256/8 on both datasets, RobustBench's Linf
+# 8/255 on 1000 points with a 1/255-4/255 sweep and L2 0.5; then the separable ResNet-18; then the paper's
+# 512/16/7 unshuffler. Estimates are for one H100-class GPU.
+PAPER: list[Study | ShuffleStudy] = [
+    Study(f"convmixer256-{short}", f"convmixer-{dataset}", dataset, ALL_VARIANTS, (0, 1, 2), eps="8/255",
+          n_examples=1000, seeds_by_variant={"space": (0,)}, sweep=("1/255", "2/255", "4/255", "8/255"),
+          l2_eps="0.5", train_s=30, eval_s=240)
+    for short, dataset in (("cifar", CIFAR), ("fmnist", FMNIST))
+] + [
+    Study(f"resnet18-{short}", f"resnet18-{dataset}", dataset, ALL_VARIANTS, (0,), eps="8/255", n_examples=1000,
+          sweep=("1/255", "2/255", "4/255", "8/255"), train_s=60, eval_s=300)
+    for short, dataset in (("cifar", CIFAR), ("fmnist", FMNIST))
+] + [
+    ShuffleStudy(f"unshuffle512-{short}", f"unshuffle-{dataset}", dataset, ("full", "chans", "space"), (0,),
+                 train_s=600, eval_s=30)
+    for short, dataset in (("fmnist", FMNIST), ("cifar", CIFAR))
+]
+
+TIERS: dict[Tier, list[Study | ShuffleStudy]] = {Tier.SMALL: SMALL, Tier.PAPER: PAPER}

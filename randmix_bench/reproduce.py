@@ -1,0 +1,325 @@
+"""``randmix reproduce``: a tier's plan run as jobs that are skipped when done and resumed when killed.
+
+Every job writes what the ordinary commands write: a training run (``runs/<tier>/<name>/``, whose
+checkpoint is then published as ``leaderboards/checkpoints/<tier>/<name>.safetensors``), a ``randmix
+eval`` result, a ``randmix shuffle eval`` result, the leaderboard Markdown. A job's state is read from
+its outputs alone, so a fresh clone with the committed results finds every job done:
+
+- ``done``: the output exists and records the job's settings; skipped;
+- ``partial``: a killed run (the trainer's ``resume.pt``) or evaluation (the harness's ``.eval-state``);
+  continued by the trainer's and harness's own resume;
+- ``changed``: the output exists with other settings; refused unless ``force``;
+- ``pending``: nothing yet.
+
+``shard=(i, n)`` gives a process a fixed, disjoint share of the jobs: a training run and every job that
+needs it stay together, and the leaderboard job runs only unsharded (after the shards are merged).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import shutil
+import time
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from randmix_bench.checkpoint import read_checkpoint
+from randmix_bench.errors import RandmixError
+from randmix_bench.files import atomic_path, sha256
+from randmix_bench.plans import TIERS, ShuffleStudy, Study, Tier
+from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
+
+__all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
+           "parse_shard", "run", "Reporter"]
+
+
+class JobState(str, Enum):
+    DONE = "done"
+    PARTIAL = "partial"
+    CHANGED = "changed"
+    PENDING = "pending"
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where a tier's jobs read and write, relative to the project root."""
+
+    root: Path = Path(".")
+
+    @property
+    def leaderboards(self) -> Path:
+        return self.root / "leaderboards"
+
+    def run_dir(self, tier: Tier, name: str) -> Path:
+        return self.root / "runs" / tier.value / name
+
+    def checkpoint(self, tier: Tier, name: str) -> Path:
+        return self.leaderboards / "checkpoints" / tier.value / f"{name}.safetensors"
+
+
+class Job(Protocol):
+    name: str  # unique in the plan; what --only matches
+    group: str  # jobs that must run in one process (a training run and what needs it)
+    estimate_s: float
+
+    @property
+    def kind(self) -> str: ...
+
+    def state(self, paths: Paths) -> JobState: ...
+
+    def run(self, paths: Paths, device: str | None, force: bool) -> None: ...
+
+
+def _comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A training config without the fields that may differ between machines (see RUNTIME_FIELDS)."""
+    return {k: v for k, v in config.items() if k not in RUNTIME_FIELDS}
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    name: str
+    group: str
+    tier: Tier
+    config: TrainConfig
+    permutation_seed: int | None = None  # set for a pixel-shuffle run
+    estimate_s: float = 0.0
+    kind: str = "train"
+
+    def state(self, paths: Paths) -> JobState:
+        published = paths.checkpoint(self.tier, self.name)
+        if published.is_file():
+            _, meta = read_checkpoint(published)
+            saved = _comparable(meta["extra"].get("train", {}))
+            task = meta["extra"].get("task", {})
+            same_task = self.permutation_seed is None or task.get("permutation_seed") == self.permutation_seed
+            return JobState.DONE if saved == _comparable(self.config.to_dict()) and same_task else JobState.CHANGED
+        return JobState.PARTIAL if (paths.run_dir(self.tier, self.name) / "resume.pt").is_file() else JobState.PENDING
+
+    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+        from randmix_bench.checkpoint import CHECKPOINT_NAME
+        from randmix_bench.train import train
+
+        task = None
+        if self.permutation_seed is not None:
+            from randmix_bench.shuffle import task_for_config
+
+            task = task_for_config(self.config, permutation_seed=self.permutation_seed)
+        out = paths.run_dir(self.tier, self.name)
+        partial = (out / "resume.pt").is_file()
+        train(self.config, out, task=task, resume=partial and not force, force=force or not partial, device=device)
+        with atomic_path(paths.checkpoint(self.tier, self.name)) as tmp:
+            shutil.copyfile(out / CHECKPOINT_NAME, tmp)
+
+
+@dataclass(frozen=True)
+class EvalJob:
+    name: str  # also the result's entry name: the run's name and the threat model
+    group: str
+    checkpoint: str  # the TrainJob's name
+    tier: Tier
+    dataset: str
+    norm: str
+    eps: str
+    n_examples: int
+    sweep: tuple[str, ...] = ()
+    square_queries: int | None = None
+    estimate_s: float = 0.0
+    kind: str = "eval"
+
+    def output(self, paths: Paths) -> Path:
+        from randmix_bench.robustness import default_output
+
+        return default_output(self.dataset, self.norm, self.name, paths.leaderboards)
+
+    def state(self, paths: Paths) -> JobState:
+        from randmix_bench.results import read_result
+
+        out = self.output(paths)
+        if out.is_file():
+            result = read_result(out)
+            rb = result.randmix  # type: ignore[union-attr]
+            ckpt = paths.checkpoint(self.tier, self.checkpoint)
+            same = (rb.attack.attack == "autoattack" and rb.attack.version == "standard" and rb.threat_model == self.norm
+                    and rb.n_examples == self.n_examples and result.eps == self.eps  # type: ignore[union-attr]
+                    and [p.eps for p in rb.sweep] == list(self.sweep) and rb.sanity is not None
+                    and ckpt.is_file() and rb.checkpoint.sha256 == sha256(ckpt))
+            return JobState.DONE if same else JobState.CHANGED
+        return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
+
+    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+        from randmix_bench.robustness import SanityOptions, evaluate
+
+        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, norm=self.norm, eps=self.eps,
+                 n_examples=self.n_examples, batch_size=self.n_examples, sweep=self.sweep,
+                 sanity=SanityOptions(square_queries=self.square_queries), device=device or "auto", name=self.name,
+                 out=self.output(paths), force=force, command=f"randmix reproduce --tier {self.tier.value}")
+
+
+@dataclass(frozen=True)
+class ShuffleEvalJob:
+    name: str
+    group: str
+    tier: Tier
+    runs: tuple[str, ...]  # TrainJob names, one grid row each
+    dataset: str
+    estimate_s: float = 0.0
+    kind: str = "shuffle-eval"
+
+    def out_dir(self, paths: Paths) -> Path:
+        return paths.leaderboards / self.dataset / "shuffle"
+
+    def state(self, paths: Paths) -> JobState:
+        from randmix_bench.results import read_result
+
+        outputs = [self.out_dir(paths) / f"{run}.json" for run in self.runs]
+        if not any(p.is_file() for p in outputs):
+            return JobState.PENDING
+        for run, path in zip(self.runs, outputs):
+            ckpt = paths.checkpoint(self.tier, run)
+            if not (path.is_file() and ckpt.is_file() and read_result(path).checkpoint.sha256 == sha256(ckpt)):  # type: ignore[union-attr]
+                return JobState.CHANGED
+        return JobState.DONE
+
+    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+        from randmix_bench.shuffle import evaluate_runs
+
+        evaluate_runs([paths.checkpoint(self.tier, run) for run in self.runs], self.out_dir(paths), device=device,
+                      grid_name=f"{self.name}.png", force=True)  # its outputs are this job's alone; a changed one was refused before
+
+
+@dataclass(frozen=True)
+class LeaderboardJob:
+    name: str = "leaderboard"
+    group: str = "leaderboard"
+    estimate_s: float = 5.0
+    kind: str = "leaderboard"
+
+    def state(self, paths: Paths) -> JobState:
+        from randmix_bench import leaderboard
+
+        if not paths.leaderboards.is_dir():
+            return JobState.PENDING
+        return JobState.PENDING if leaderboard.stale(paths.leaderboards, paths.root / "README.md") else JobState.DONE
+
+    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+        from randmix_bench import leaderboard
+
+        leaderboard.write(paths.leaderboards, paths.root / "README.md")
+
+
+AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
+
+
+def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
+    jobs: list[AnyJob] = []
+    recipe = get_recipe(study.recipe)
+    for variant in study.variants:
+        for i, seed in enumerate(study.seeds_of(variant)):
+            run = f"{tier.value}-{study.key}-{variant}-s{seed}"
+            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
+            jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
+            first = i == 0
+            jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
+                                sweep=study.sweep if first else (), square_queries=study.square_queries,
+                                estimate_s=study.eval_s * (1 + len(study.sweep) * first)))
+            if first and study.l2_eps is not None:
+                jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
+                                    square_queries=study.square_queries, estimate_s=study.eval_s))
+    return jobs
+
+
+def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
+    from randmix_bench.shuffle import get_shuffle_recipe
+
+    recipe = get_shuffle_recipe(study.recipe)
+    group = f"{tier.value}-{study.key}"
+    jobs: list[AnyJob] = []
+    for seed in study.seeds:
+        runs = tuple(f"{group}-{variant}-s{seed}" for variant in study.variants)
+        for run, variant in zip(runs, study.variants):
+            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
+            jobs.append(TrainJob(run, group, tier, cfg, permutation_seed=study.permutation_seed,
+                                 estimate_s=study.train_s))
+        jobs.append(ShuffleEvalJob(f"{group}-eval-s{seed}", group, tier, runs, study.dataset,
+                                   estimate_s=study.eval_s))
+    return jobs
+
+
+def plan(tier: Tier) -> list[AnyJob]:
+    """Every job of ``tier`` in the order it runs: studies as listed, then the leaderboard."""
+    jobs: list[AnyJob] = []
+    for study in TIERS[tier]:
+        jobs += _shuffle_jobs(tier, study) if isinstance(study, ShuffleStudy) else _study_jobs(tier, study)
+    names = [f"{j.kind}:{j.name}" for j in jobs]
+    if len(set(names)) != len(names):
+        raise AssertionError(f"tier {tier.value} names a job twice")  # a plan bug, not user input
+    return jobs + [LeaderboardJob()]
+
+
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """``"i/N"`` (1-based, as SLURM arrays count) -> (i, N)."""
+    if text is None:
+        return None
+    try:
+        i, n = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise RandmixError(f"--shard {text!r} is not i/N, e.g. 1/4") from None
+    if not 1 <= i <= n:
+        raise RandmixError(f"--shard {text}: i must be in 1..N")
+    return i, n
+
+
+def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, int] | None = None) -> list[AnyJob]:
+    """The jobs matching any ``only`` glob (on ``kind:name`` or ``name``), then this shard's share of them."""
+    chosen = [j for j in jobs if not only or any(fnmatch.fnmatchcase(f"{j.kind}:{j.name}", p)
+                                                  or fnmatch.fnmatchcase(j.name, p) for p in only)]
+    if only and not chosen:
+        raise RandmixError(f"--only {', '.join(only)} matches no job; see `randmix reproduce --dry-run`")
+    if shard is None:
+        return chosen
+    i, n = shard
+    groups = list(dict.fromkeys(j.group for j in chosen if j.kind != "leaderboard"))
+    mine = {g for k, g in enumerate(groups) if k % n == i - 1}
+    return [j for j in chosen if j.group in mine]
+
+
+class Reporter(Protocol):
+    """Where :func:`run` reports: the CLI draws the overview, tests record the calls."""
+
+    def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None: ...
+
+    def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None: ...
+
+
+@dataclass
+class Outcome:
+    job: AnyJob
+    before: JobState  # its state when its turn came
+    seconds: float = 0.0
+    ran: bool = False
+
+
+def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: bool = False,
+        reporter: Reporter | None = None) -> list[Outcome]:
+    """Run every job not done yet, in order. A ``changed`` job anywhere is refused before any work unless
+    ``force``. Each job's state is read again when its turn comes: earlier jobs change later ones' inputs."""
+    changed = [f"{j.kind}:{j.name}" for j in jobs if j.kind != "leaderboard" and j.state(paths) is JobState.CHANGED]
+    if changed and not force:
+        raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"
+                           f"{' ...' if len(changed) > 3 else ''}); pass --force to redo them")
+    outcomes = []
+    for index, job in enumerate(jobs):
+        state = job.state(paths)
+        outcome = Outcome(job, state)
+        outcomes.append(outcome)
+        if reporter:
+            reporter.job_started(job, index, len(jobs), state)
+        if state is not JobState.DONE:
+            began = time.perf_counter()
+            job.run(paths, device, force and state is JobState.CHANGED)
+            outcome.seconds, outcome.ran = time.perf_counter() - began, True
+        if reporter:
+            reporter.job_finished(job, state, outcome.seconds)
+    return outcomes

@@ -1,0 +1,82 @@
+"""``randmix reproduce``: a tier's plan runs once, a second run skips everything, changed settings are
+refused, shards split the plan without overlap. A two-study test tier (the tiny ConvMixer and the tiny
+unshuffler on the synthetic dataset) runs the real trainer, AutoAttack standard and shuffle eval."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from randmix_bench import plans, reproduce
+from randmix_bench.cli import app
+from randmix_bench.errors import RandmixError
+from randmix_bench.plans import ShuffleStudy, Study, Tier
+from randmix_bench.results import read_result
+
+TEST_TIER = [
+    Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.02", n_examples=8, square_queries=20),
+    ShuffleStudy("unshuffle", "unshuffle-quick", "synthetic", ("full",), (0,)),
+]
+
+
+@pytest.fixture
+def tier(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TEST_TIER)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def invoke(*args: str) -> str:
+    result = CliRunner().invoke(app, ["reproduce", "--tier", "small", "--device", "cpu", *args], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
+    invoke()
+    entry = read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json")
+    assert entry.randmix.sanity is not None and entry.randmix.attack.version == "standard"  # type: ignore[union-attr]
+    assert (tier / "leaderboards/checkpoints/small/small-tiny-chans-s0.safetensors").is_file()
+    assert read_result(tier / "leaderboards/synthetic/shuffle/small-unshuffle-full-s0.json").mixing == "full"
+    assert (tier / "leaderboards/synthetic/shuffle/small-unshuffle-eval-s0.png").is_file()
+    assert (tier / "leaderboards/README.md").is_file()
+
+    second = invoke()
+    assert "0 job(s) ran, 5 already done" in second
+    assert all(o.before is reproduce.JobState.DONE for o in reproduce.run(reproduce.plan(Tier.SMALL), reproduce.Paths()))
+
+
+def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    invoke("--only", "*tiny*")
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.03",
+                                                        n_examples=8, square_queries=20)])
+    jobs = reproduce.plan(Tier.SMALL)
+    assert [j.state(reproduce.Paths()).value for j in jobs[:2]] == ["done", "changed"]
+    with pytest.raises(RandmixError, match="other settings"):
+        reproduce.run(jobs, reproduce.Paths(), device="cpu")
+    result = CliRunner().invoke(app, ["reproduce", "--tier", "small", "--device", "cpu"])
+    assert result.exit_code == 2 and "pass --force" in result.output
+    invoke("--force", "--only", "eval:*")
+    assert read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json").eps == "0.03"
+
+
+def test_dry_run_lists_every_job_with_its_state_and_writes_nothing(tier: Path) -> None:
+    out = invoke("--dry-run")
+    for name in ("small-tiny-chans-s0", "small-tiny-chans-s0-linf", "small-unshuffle-eval-s0", "leaderboard"):
+        assert name in out
+    assert "pending" in out and list(tier.iterdir()) == []
+
+
+def test_shards_split_the_plan_into_disjoint_groups() -> None:
+    jobs = reproduce.plan(Tier.PAPER)
+    shards = [reproduce.select(jobs, shard=(i, 3)) for i in (1, 2, 3)]
+    names = [j.name for shard in shards for j in shard]
+    assert len(names) == len(set(names)) == len(jobs) - 1  # every job once, the leaderboard in none
+    for shard in shards:  # a training run and everything that needs it stay in one process
+        assert {j.group for j in shard}.isdisjoint({j.group for other in shards if other is not shard for j in other})
+    with pytest.raises(RandmixError):
+        reproduce.parse_shard("0/3")
+    with pytest.raises(RandmixError, match="matches no job"):
+        reproduce.select(jobs, only=["nothing*"])

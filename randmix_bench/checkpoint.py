@@ -7,8 +7,9 @@ no other file. A run folder holds ``checkpoint.safetensors`` beside ``run.json``
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -17,7 +18,8 @@ from torch import nn
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path
-from randmix_bench.models import create_model
+from randmix_bench.mixing import Mixing
+from randmix_bench.models import create_model, list_models, model_task
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "randmix-checkpoint/1"
@@ -49,7 +51,11 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, model_k
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded)."""
+    """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded and checked).
+
+    The metadata is untrusted input: ``model_kwargs`` go to ``timm.create_model``, which would also honour
+    ``checkpoint_path``, ``pretrained_cfg`` and the like (pickle loads, file reads), so only the
+    constructor arguments randmix itself writes are accepted (:func:`check_model_kwargs`)."""
     path = resolve(path)
     try:
         with safe_open(str(path), framework="pt") as f:
@@ -59,11 +65,69 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e}); re-copy it or retrain") from None
     try:
         record = json.loads(raw[METADATA_KEY])
-        if record.get("format") != FORMAT:
-            raise RandmixError(f"format {record.get('format')!r}")
-    except (KeyError, ValueError, AttributeError) as e:
+        if not isinstance(record, dict) or record.get("format") != FORMAT:
+            raise RandmixError(f"format {record.get('format') if isinstance(record, dict) else record!r}")
+    except (KeyError, ValueError) as e:
         raise CheckpointError(f"{path} is not a {FORMAT} checkpoint ({e}); it was not written by randmix train") from None
-    return state, {k: record[k] for k in ("model", "model_kwargs", "extra")}
+    unknown = sorted(set(record) - RECORD_KEYS)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown metadata key {unknown[0]!r} (valid: {', '.join(sorted(RECORD_KEYS))}); "
+                              "the file was not written by randmix or was altered: use a checkpoint from randmix train")
+    model, kwargs, extra = record.get("model"), record.get("model_kwargs", {}), record.get("extra", {})
+    if model not in list_models():
+        raise CheckpointError(f"{path}: metadata 'model' {model!r} is not a randmix model; valid choices: "
+                              f"{', '.join(list_models())}")
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"{path}: metadata 'extra' must be an object, got {type(extra).__name__}; the file was altered")
+    check_model_kwargs(model, kwargs, path)
+    return state, {"model": model, "model_kwargs": kwargs, "extra": extra}
+
+
+RECORD_KEYS = frozenset({"format", "model", "model_kwargs", "extra"})
+
+
+def _int(low: int, high: int) -> Callable[[Any], bool]:
+    return lambda v: type(v) is int and low <= v <= high
+
+
+def _finite(v: Any) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _stats(positive: bool) -> Callable[[Any], bool]:
+    return lambda v: v is None or (isinstance(v, list) and 1 <= len(v) <= MAX_CHANNELS
+                                   and all(_finite(x) and (x > 0 or not positive) for x in v))
+
+
+MAX_CHANNELS = 16
+_COMMON: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "in_chans": (_int(1, MAX_CHANNELS), f"an int from 1 to {MAX_CHANNELS}"),
+    "mean": (_stats(positive=False), f"a list of 1 to {MAX_CHANNELS} finite numbers"),
+    "std": (_stats(positive=True), f"a list of 1 to {MAX_CHANNELS} finite positive numbers"),
+    "mixing": (lambda v: v in {m.value for m in Mixing}, f"one of {', '.join(m.value for m in Mixing)}"),
+    "mixer_seed": (_int(0, 2**63 - 1), "a non-negative int"),
+    "smooth_sigma": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
+}
+ALLOWED_KWARGS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
+    "classifier": {**_COMMON, "num_classes": (_int(1, 100_000), "an int from 1 to 100000")},
+    "unshuffler": _COMMON,
+}
+"""Per model family, the constructor arguments a checkpoint may carry (those randmix train, shuffle train
+and the tests write) and what each value must be."""
+
+
+def check_model_kwargs(model: str, kwargs: Any, source: str | Path) -> None:
+    """Refuse any constructor argument randmix does not write, and any value of the wrong type."""
+    if not isinstance(kwargs, dict):
+        raise CheckpointError(f"{source}: metadata 'model_kwargs' must be an object, got {type(kwargs).__name__}; the file was altered")
+    allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) == "shuffle" else "classifier"]
+    for key, value in kwargs.items():
+        if key not in allowed:
+            raise CheckpointError(f"{source}: model_kwargs key {key!r} is not allowed for {model} (valid: "
+                                  f"{', '.join(allowed)}); the file was altered or not written by randmix: do not load it")
+        check, what = allowed[key]
+        if not check(value):
+            raise CheckpointError(f"{source}: model_kwargs {key!r} must be {what}, got {value!r}; the file was altered")
 
 
 def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | Path) -> None:

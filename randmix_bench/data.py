@@ -16,6 +16,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -190,11 +191,48 @@ def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path) -> t
     return np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets)
 
 
-def _decode(blob: bytes) -> np.ndarray:
+def _decode(blob: bytes, where: str = "<bytes>") -> np.ndarray:
     from PIL import Image
 
-    img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+    try:
+        img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise RandmixError(f"{where}: not a readable image ({type(e).__name__}: {e}); remove it or replace it "
+                           "with a PNG/JPEG") from None
     return img.transpose(2, 0, 1)
+
+
+def _folder_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
+    """(class, file name, bytes) of ``source/<split>/<class>/*``; an entry that resolves outside
+    ``source`` (a symlink pointing elsewhere) is refused rather than read."""
+    root = source.resolve()
+    blobs = []
+    for p in (source / split).glob("*/*"):
+        if not p.resolve().is_relative_to(root):
+            raise RandmixError(f"{p} links outside the dataset folder {source} (to {p.resolve()}); copy the file in "
+                               "instead of linking it")
+        if p.is_file():
+            blobs.append((p.parent.name, p.name, p.read_bytes()))
+    return blobs
+
+
+def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
+    """(class, file name, bytes) of ``<split>/<class>/*`` in a tar, read in one streaming pass; member
+    names that are absolute or climb with ``..`` are refused, and a damaged archive is one error."""
+    blobs = []
+    try:
+        with tarfile.open(source, "r|*") as tar:
+            for m in tar:
+                parts = m.name.removeprefix("./").split("/")
+                if m.name.startswith("/") or ".." in parts:
+                    raise RandmixError(f"{source}: member {m.name!r} is an absolute or '..' path; rebuild the archive "
+                                       "with paths relative to its top folder (train/<class>/<image>)")
+                if m.isfile() and len(parts) == 3 and parts[0] == split:
+                    blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
+    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
+        raise RandmixError(f"{source} is a corrupt or truncated archive ({type(e).__name__}: {e}); download or "
+                           "build it again") from None
+    return blobs
 
 
 def _read_image_folder(
@@ -207,15 +245,7 @@ def _read_image_folder(
     :func:`cifar10_jpeg_test_order` (for class-major copies such as cifar10-jpeg). Images are RGB.
     """
     split = "train" if train else "test"
-    blobs: list[tuple[str, str, bytes]] = []  # (class, file name, encoded image)
-    if source.is_dir():
-        blobs = [(p.parent.name, p.name, p.read_bytes()) for p in (source / split).glob("*/*") if p.is_file()]
-    else:
-        with tarfile.open(source, "r|*") as tar:
-            for m in tar:
-                parts = m.name.removeprefix("./").split("/")
-                if m.isfile() and len(parts) == 3 and parts[0] == split:
-                    blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
+    blobs = _folder_blobs(source, split) if source.is_dir() else _archive_blobs(source, split)
     if not blobs:
         raise MissingError(f"{source} has no {split}/<class>/<image> files")
     blobs.sort(key=lambda t: (t[0], t[1]))
@@ -225,7 +255,7 @@ def _read_image_folder(
     index = {c: i for i, c in enumerate(classes)}
     if progress:
         progress(f"decoding {len(blobs)} {split} images from {source}")
-    decoded = [_decode(blob) for _, _, blob in blobs]
+    decoded = [_decode(blob, f"{source}: {split}/{c}/{n}") for c, n, blob in blobs]
     shapes = {d.shape for d in decoded}
     if len(shapes) > 1:
         raise RandmixError(f"{source}: {split} images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); resize them to one size")

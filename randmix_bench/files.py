@@ -15,15 +15,29 @@ from typing import Any, Iterator
 from randmix_bench.errors import RandmixError
 
 
+def _read_umask() -> int:
+    """The process umask, read once at import (``os.umask`` can only read it by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+UMASK = _read_umask()
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it."""
+    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+
+    ``mkstemp`` creates the file 0600; before the rename it gets the mode a plain ``open`` would give
+    (0666 minus the umask), so results, checkpoints and run files are as readable as any other file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -27,7 +27,9 @@ from randmix_bench.results import (
     ResultError,
     RobustnessResult,
     ShuffleResult,
+    checkpoint_field,
     read_result,
+    resolve_checkpoint,
 )
 
 __all__ = [
@@ -38,7 +40,6 @@ __all__ = [
     "load_entry",
     "load_entries",
     "attack_label",
-    "resolve_checkpoint",
     "render_leaderboard",
     "render_summary",
     "plan",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 MARKDOWN_NAME = "README.md"
+LEADERBOARDS_NAME = "leaderboards"
 MARKER_START = "<!-- leaderboard:start -->"
 MARKER_END = "<!-- leaderboard:end -->"
 THREAT_MODELS = ("Linf", "L2")  # RobustBench's, in its order
@@ -74,14 +76,11 @@ class Entry:
     path: Path  # the JSON file
     rel: str  # its path relative to the leaderboards folder, posix, for messages and links
     result: Result
+    checkpoint: Path  # real path, inside the leaderboards folder (see results.resolve_checkpoint)
 
     @property
     def checkpoint_ref(self) -> CheckpointRef:
-        return self.result.checkpoint if isinstance(self.result, ShuffleResult) else self.result.randmix.checkpoint
-
-    @property
-    def checkpoint(self) -> Path:
-        return resolve_checkpoint(self.path, self.checkpoint_ref.path)
+        return checkpoint_field(self.result)[0]
 
     @property
     def is_robustness(self) -> bool:
@@ -98,18 +97,6 @@ class Entry:
     @property
     def shuffle(self) -> ShuffleResult:
         return cast(ShuffleResult, self.result)
-
-
-def resolve_checkpoint(result_path: Path, ref_path: str) -> Path:
-    """A result's checkpoint: relative to the result's folder, else to the nearest ancestor holding it
-    (the repo root for ``leaderboards/<dataset>/<threat>/x.json``), as ``CheckpointRef`` documents.
-    Returns the folder-relative candidate when none exists, for the error message."""
-    folder = result_path.parent
-    for base in (folder, *folder.parents):
-        candidate = base / ref_path
-        if candidate.is_file():
-            return candidate
-    return folder / ref_path
 
 
 def _layout_problem(rel_parts: tuple[str, ...], result: Result) -> str | None:
@@ -139,20 +126,21 @@ def _layout_problem(rel_parts: tuple[str, ...], result: Result) -> str | None:
 
 
 def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
-    """One result file, validated, with its checkpoint present; given the leaderboards ``root``, also its
-    place in the ``<dataset>/<Linf|L2|shuffle>/`` layout. Raises ``ResultError`` naming file and field."""
+    """One result file, validated, with its checkpoint inside ``root``; given the leaderboards ``root``,
+    also its place in the ``<dataset>/<Linf|L2|shuffle>/`` layout. Without ``root``, the nearest folder
+    above the file named ``leaderboards`` is the root, else the file's own folder. Raises ``ResultError``
+    naming file and field."""
     path = Path(path)
     result = read_result(path)
-    rel = path.relative_to(root) if root is not None else path
-    entry = Entry(path, rel.as_posix(), result)
-    problem = _layout_problem(rel.parts, result) if root is not None else None
-    if problem is None and not entry.checkpoint.is_file():
-        field = "randmix.checkpoint.path" if entry.is_robustness else "checkpoint.path"
-        problem = (f"field {field!r}: {entry.checkpoint_ref.path!r} does not exist (looked beside the file and in "
-                   "its parent folders)")
-    if problem:
-        raise ResultError(f"{path}: {problem}")
-    return entry
+    if root is not None:
+        rel = path.relative_to(root)
+        problem = _layout_problem(rel.parts, result)
+        if problem:
+            raise ResultError(f"{path}: {problem}")
+    else:
+        rel = path
+        root = next((p for p in path.resolve().parents if p.name == LEADERBOARDS_NAME), path.parent)
+    return Entry(path, rel.as_posix(), result, resolve_checkpoint(result, path, root))
 
 
 def load_entries(root: str | Path) -> list[Entry]:

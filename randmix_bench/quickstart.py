@@ -11,6 +11,7 @@ What it shows and what it does not is :data:`SCOPE`, printed under the table.
 from __future__ import annotations
 
 import math
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from randmix_bench import leaderboard
+from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.errors import RandmixError
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.recipes import get_recipe
@@ -125,10 +127,14 @@ def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | N
         console.rule(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
         summary = train(recipe, out / variant, force=True, device=device)
         console.rule(f"{variant}: attack the first {cfg.n_examples} test points")
-        output = evaluate(out / variant, dataset, attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps,
+        entry = out / "leaderboards" / dataset / "Linf" / f"{variant}.json"
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # the checkpoint goes beside its entry: a leaderboard only reads checkpoints inside its own folder
+        checkpoint = shutil.copyfile(out / variant / CHECKPOINT_NAME, entry.with_suffix(".safetensors"))
+        output = evaluate(checkpoint, dataset, attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps,
                           n_examples=cfg.n_examples, batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed,
                           data_dir=data_dir, device=device, name=f"quickstart-{variant}",
-                          out=out / "leaderboards" / dataset / "Linf" / f"{variant}.json", force=True,
+                          out=entry, force=True,
                           progress=RichProgress(console), command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")

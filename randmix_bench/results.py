@@ -10,10 +10,11 @@ silently.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
+from pathlib import Path, PurePosixPath
 from typing import Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.files import write_json
@@ -32,7 +33,11 @@ __all__ = [
     "pct",
     "read_result",
     "write_result",
+    "resolve_checkpoint",
+    "check_entry_name",
 ]
+
+ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 def pct(fraction: float) -> str:
@@ -56,8 +61,33 @@ class Provenance(_Strict):
 
 
 class CheckpointRef(_Strict):
-    path: str  # relative to the result file's folder, or to the repo root
+    """Where a result's checkpoint is: ONE rule, written by :meth:`for_result`, read by :func:`resolve_checkpoint`.
+
+    ``path`` is posix and relative to the result's folder or to the nearest folder above it that holds
+    the checkpoint (``x.safetensors`` beside ``leaderboards/cifar10/Linf/x.json``; ``checkpoints/x.safetensors``
+    for ``leaderboards/checkpoints/``). Never absolute, never ``..``: a reader only follows it inside its root."""
+
+    path: str
     sha256: str
+
+    @field_validator("path")
+    @classmethod
+    def _relative_inside(cls, value: str) -> str:
+        path = PurePosixPath(value)
+        if path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value or path.as_posix() != value or value == ".":
+            raise ValueError(f"{value!r} must be a plain relative path (no '/' at the start, no '..', no '\\'); "
+                             "put the checkpoint beside the result and record its file name")
+        return value
+
+    @classmethod
+    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str) -> "CheckpointRef":
+        """The reference a result at ``result_path`` records for ``checkpoint`` (both real paths are used)."""
+        ckpt, folder = checkpoint.resolve(), result_path.parent.resolve()
+        for base in (folder, *folder.parents[:-1]):  # never the filesystem root: that would be an absolute path
+            if ckpt.is_relative_to(base):
+                return cls(path=ckpt.relative_to(base).as_posix(), sha256=sha256)
+        raise ResultError(f"checkpoint {checkpoint} shares no folder with the result {result_path}; write the result "
+                          "(--out) into a folder that also holds the checkpoint, e.g. beside it")
 
 
 class AttackConfig(_Strict):
@@ -172,6 +202,45 @@ Result = Union[RobustnessResult, ShuffleResult]
 
 class ResultError(RandmixError):
     """A result file that is not valid JSON or does not match its schema; names file and field."""
+
+
+def check_entry_name(name: str, what: str = "--name") -> str:
+    """``name`` if it is safe as a result file name (``<name>.json`` inside the output folder), else a
+    one-line error: no '/', '\\', '..', leading '.', NUL or other path syntax."""
+    if not ENTRY_NAME.fullmatch(name) or ".." in name:
+        raise RandmixError(f"{what} {name!r} is not a valid entry name (it becomes a file name); use letters, digits, "
+                           "'-', '_', '.' (not first, no '..'), at most 100 characters")
+    return name
+
+
+def checkpoint_field(result: Result) -> tuple[CheckpointRef, str]:
+    """A result's checkpoint reference and the field that holds it (for messages)."""
+    if isinstance(result, ShuffleResult):
+        return result.checkpoint, "checkpoint.path"
+    return result.randmix.checkpoint, "randmix.checkpoint.path"
+
+
+def resolve_checkpoint(result: Result, result_path: str | Path, root: str | Path) -> Path:
+    """The real path of ``result``'s checkpoint, which must lie inside ``root`` (the leaderboards folder).
+
+    The reference is tried against the result's folder, then each folder above it up to ``root``, and
+    the first file found wins; symlinks are followed and must not leave ``root``. Raises
+    :class:`ResultError` naming the file and the field."""
+    ref, field = checkpoint_field(result)
+    result_path, root = Path(result_path), Path(root).resolve()
+    folder = result_path.parent.resolve()
+    if not folder.is_relative_to(root):
+        raise ResultError(f"{result_path}: the result is outside its leaderboards folder {root}; move it under {root}")
+    bases = [folder, *(p for p in folder.parents if p.is_relative_to(root))]
+    found = next((base / ref.path for base in bases if (base / ref.path).is_file()), None)
+    if found is None:
+        raise ResultError(f"{result_path}: field {field!r}: {ref.path!r} does not exist (looked beside the file and in "
+                          f"its parent folders up to {root}); copy the checkpoint there")
+    real = found.resolve()
+    if not real.is_relative_to(root):
+        raise ResultError(f"{result_path}: field {field!r}: {ref.path!r} leads outside the leaderboards folder {root} "
+                          f"(to {real}); copy the checkpoint itself beside the result")
+    return real
 
 
 def read_result(path: str | Path) -> Result:

@@ -48,6 +48,7 @@ from randmix_bench.results import (
     RobustnessResult,
     SanityReport,
     SweepPoint,
+    check_entry_name,
     pct,
     write_result,
 )
@@ -572,17 +573,7 @@ def default_name(checkpoint: str | Path) -> str:
 
 def default_output(dataset: str, norm: str, name: str, root: str | Path = "leaderboards") -> Path:
     """``leaderboards/<dataset>/<threat model>/<name>.json``, RobustBench's ``model_info`` layout."""
-    return Path(root) / Path(dataset).name / norm / f"{name}.json"
-
-
-def _checkpoint_ref(checkpoint: Path, result_path: Path, digest: str) -> CheckpointRef:
-    """The checkpoint's path relative to the result's folder or its nearest ancestor holding it
-    (how the leaderboard resolves it), absolute when they share no folder but the root."""
-    ckpt, folder = checkpoint.resolve(), result_path.resolve().parent
-    for base in (folder, *folder.parents[:-1]):
-        if ckpt.is_relative_to(base):
-            return CheckpointRef(path=ckpt.relative_to(base).as_posix(), sha256=digest)
-    return CheckpointRef(path=str(ckpt), sha256=digest)
+    return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
 
 
 def _check_fits(model: nn.Module, split: ImageSplit, device: torch.device) -> None:
@@ -669,6 +660,8 @@ def evaluate(
     dev = resolve_device(device)
     if n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {n_examples}")
+    if name is not None:
+        check_entry_name(name)
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
     test = load_split(dataset, train=False, data_dir=data_dir)
@@ -676,14 +669,15 @@ def evaluate(
     model = model.to(dev).eval()
     _check_fits(model, points, dev)
 
-    name = name or default_name(ckpt_path)
+    name = name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(out) if out is not None else default_output(dataset, norm, name)
     curve_path = out_path.with_suffix(".png") if sweep_points else None
     for path in (out_path, curve_path):
         if path is not None and path.exists() and not force:
             raise ExistsError(f"{path} already exists; pass --force to overwrite it (or --name/--out for a new entry)")
 
-    digest = sha256(ckpt_path)
+    checkpoint_ref = CheckpointRef.for_result(ckpt_path, out_path, sha256(ckpt_path))
+    digest = checkpoint_ref.sha256
     fingerprint = {"checkpoint_sha256": digest, "dataset": dataset, "n_examples": n_examples,
                    "attack": config.model_dump(mode="json"), "sweep": [v for _, v in sweep_points],
                    "sanity": None if sanity is None else asdict(sanity)}
@@ -725,7 +719,7 @@ def evaluate(
         clean_acc_full_test=None if len(test) == n_examples else accuracy(model, test, batch_size, dev),
         params_trainable=trainable,
         params_frozen=frozen,
-        checkpoint=_checkpoint_ref(ckpt_path, out_path, digest),
+        checkpoint=checkpoint_ref,
         provenance=collect(dev, time.perf_counter() - began, command),
         sanity=report,
         sweep=sweep_results,

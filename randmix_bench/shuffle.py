@@ -12,7 +12,6 @@ under MSE; beating it means the network actually reads the scrambled pixels).
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from randmix_bench.mixing import count_parameters
 from randmix_bench.models import model_task
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
-from randmix_bench.results import CheckpointRef, ShuffleResult, write_result
+from randmix_bench.results import CheckpointRef, ShuffleResult, check_entry_name, write_result
 
 __all__ = [
     "LOSSES",
@@ -331,7 +330,8 @@ def evaluate_runs(
     """
     out_dir = Path(out_dir)
     runs = [Path(r) for r in runs]
-    names = [r.stem if r.is_file() else r.resolve().name for r in runs]  # a run folder, or a published checkpoint
+    # a run folder, or a published checkpoint file (named by its stem)
+    names = [check_entry_name(r.stem if r.is_file() else r.resolve().name, "run folder name") for r in runs]
     if not runs:
         raise RandmixError("give at least one run folder")
     if (n_examples is not None and n_examples < 1) or grid_images < 1:
@@ -343,6 +343,7 @@ def evaluate_runs(
     if existing and not force:
         raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
     checkpoints = [resolve(r) for r in runs]  # fail on a missing checkpoint before any work
+    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, outputs)]
     dev = resolve_device(device)
 
     loaded = []
@@ -366,7 +367,7 @@ def evaluate_runs(
     rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 
     results = []
-    for run in loaded:
+    for run, ref in zip(loaded, refs):
         if progress:
             progress(f"evaluating {run.name} on {len(split)} {run.cfg.dataset} test images")
         t0 = time.perf_counter()
@@ -381,8 +382,7 @@ def evaluate_runs(
             loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
             **{k: round(v, 6) for k, v in metrics.items()},
             params_trainable=trainable, params_frozen=frozen,
-            checkpoint=CheckpointRef(path=os.path.relpath(run.checkpoint.resolve(), out_dir.resolve()),
-                                     sha256=sha256(run.checkpoint)),
+            checkpoint=ref,
             provenance=collect(dev, time.perf_counter() - t0),
             grid_png=grid_name,
         ))

@@ -10,15 +10,20 @@ state of a run that diverged) says so with ``writes=True`` and checks it in ``af
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
+from PIL import Image
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from _tiny_classifier import train_tiny_checkpoint
+from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
 
 Setup = Callable[[Path, "Fixtures"], None]
@@ -54,7 +59,80 @@ def copy_checkpoint(name: str = "run/checkpoint.safetensors") -> Setup:
 
 # --------------------------------------------------------------------------------- security (paths, code)
 
-SECURITY_CASES: list[Case] = []
+def forged_checkpoint(**changes: object) -> Setup:
+    """Setup: ``run/checkpoint.safetensors`` holding the shared weights with its metadata record changed."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        state, meta = read_checkpoint(fx.checkpoint)
+        record = {"format": FORMAT, **meta, **changes}
+        (tmp / "run").mkdir()
+        save_file(state, str(tmp / "run" / CHECKPOINT_NAME), metadata={METADATA_KEY: json.dumps(record)})
+
+    return setup
+
+
+def hostile_kwarg(key: str) -> Setup:
+    """Setup: a checkpoint whose ``model_kwargs[key]`` names a pickle that would write ``pwned`` if loaded."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        (tmp / "payload.pth").write_bytes(b"c__builtin__\nopen\n(Vpwned\nVw\ntR.")  # open("pwned", "w")
+        kwargs = dict(read_checkpoint(fx.checkpoint)[1]["model_kwargs"], **{key: str(tmp / "payload.pth")})
+        forged_checkpoint(model_kwargs=kwargs)(tmp, fx)
+
+    return setup
+
+
+def image_folder(extra: Callable[[Path], None]) -> Setup:
+    """Setup: ``imgs/test/<a|b>/0.png`` (4x4 PNGs), then ``extra(imgs)``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        copy_checkpoint()(tmp, fx)
+        for cls in ("a", "b"):
+            (tmp / "imgs" / "test" / cls).mkdir(parents=True)
+            Image.new("RGB", (4, 4)).save(tmp / "imgs" / "test" / cls / "0.png")
+        extra(tmp / "imgs")
+
+    return setup
+
+
+def truncated_archive(tmp: Path, fx: Fixtures) -> None:
+    copy_checkpoint()(tmp, fx)
+    image_folder(lambda imgs: None)(tmp / "src", fx)
+    with tarfile.open(tmp / "imgs.tar.gz", "w:gz") as tar:
+        tar.add(tmp / "src" / "imgs", arcname=".")
+    data = (tmp / "imgs.tar.gz").read_bytes()
+    (tmp / "imgs.tar.gz").write_bytes(data[: len(data) // 2])
+
+
+def outside_link(imgs: Path) -> None:
+    Image.new("RGB", (4, 4)).save(imgs.parent / "secret.png")
+    (imgs / "test" / "a" / "1.png").symlink_to(imgs.parent / "secret.png")
+
+
+EVAL_SMALL = ["-d", "synthetic", "--attack", "none", "--n-examples", "8", "--device", "cpu"]
+
+SECURITY_CASES: list[Case] = [
+    Case("sec-checkpoint-path-kwarg", ["eval", "run", *EVAL_SMALL], "model_kwargs key 'checkpoint_path' is not allowed",
+         setup=hostile_kwarg("checkpoint_path")),
+    Case("sec-pretrained-kwarg", ["eval", "run", *EVAL_SMALL], "model_kwargs key 'pretrained' is not allowed",
+         setup=forged_checkpoint(model_kwargs={"pretrained": True})),
+    Case("sec-unknown-metadata-key", ["eval", "run", *EVAL_SMALL], "unknown metadata key 'modle'",
+         setup=forged_checkpoint(modle="randmix_convmixer_tiny")),
+    Case("sec-unregistered-model", ["eval", "run", *EVAL_SMALL], "'model' 'resnet50' is not a randmix model",
+         setup=forged_checkpoint(model="resnet50")),
+    Case("sec-mixer-seed-not-int", ["eval", "run", *EVAL_SMALL], "'mixer_seed' must be a non-negative int, got 1.5",
+         setup=forged_checkpoint(model_kwargs={"mixer_seed": 1.5})),
+    Case("sec-name-climbs", ["eval", "run", *EVAL_SMALL, "--name", "../x"], "use letters, digits, '-', '_', '.'",
+         setup=copy_checkpoint()),
+    Case("sec-name-absolute", ["eval", "run", *EVAL_SMALL, "--name", "/tmp/x"], "use letters, digits, '-', '_', '.'",
+         setup=copy_checkpoint()),
+    Case("sec-dataset-non-image", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"], "test/b/notes.txt: not a readable image",
+         setup=image_folder(lambda imgs: (imgs / "test" / "b" / "notes.txt").write_text("hello"))),
+    Case("sec-dataset-truncated-tar", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs.tar.gz"],
+         "imgs.tar.gz is a corrupt or truncated archive", setup=truncated_archive),
+    Case("sec-dataset-symlink-out", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"], "links outside the dataset folder",
+         setup=image_folder(outside_link)),
+]
 
 # ------------------------------------------------------------------------------------------------- eval
 

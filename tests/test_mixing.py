@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import timm
 import torch
@@ -151,3 +153,34 @@ def test_same_filters_on_another_device_or_dtype() -> None:
     if torch.cuda.is_available():
         c = FrozenConv2d(nn.Conv2d(8, 8, 5, groups=8, padding=2).cuda(), torch.Generator().manual_seed(0))
         assert torch.equal(c.weight.cpu(), b.weight)
+
+
+# Computed with the transform as it was before structural exclusions and Linear mixers were added:
+# randmix checkpoints store these buffers, so the same arguments must keep drawing the same values.
+PINNED_FROZEN = {
+    ("randmix_resnet_tiny", "chans"): (
+        ["stages.0.0.conv1.spatial", "stages.0.0.conv2.spatial", "stages.1.0.conv1.spatial", "stages.1.0.conv2.spatial"],
+        "3560a60bebc561ee4ea9ca3ce7630ff2ae78c807c4c15a0e6df6a303040eb93d",
+    ),
+    ("randmix_resnet_tiny", "space"): (
+        ["stages.0.0.conv1.channel", "stages.0.0.conv2.channel", "stages.1.0.conv1.channel", "stages.1.0.conv2.channel"],
+        "b9d9b64b6e295821d6a86744f556901bc0d26d1103e2374837d4287345f2ce1e",
+    ),
+    ("randmix_convmixer_tiny", "chans"): (
+        ["blocks.0.spatial", "blocks.1.spatial"],
+        "af83b041c324e2dcc3be7f0114ebcb7ff8feb3a090b4a4eba5bd2eac4382bdff",
+    ),
+    ("randmix_unshuffler_tiny", "space"): (
+        ["blocks.0.channel", "blocks.1.channel"],
+        "e5780da917a14b49bcea31e3251ef6f831e076665a5abf004d0049d5ec8531f0",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "mixing"), list(PINNED_FROZEN))
+def test_randmix_models_freeze_the_same_modules_and_values_as_before(name: str, mixing: str) -> None:
+    modules, last_sha256 = PINNED_FROZEN[(name, mixing)]
+    model = create_model(name, mixing=mixing, mixer_seed=3)
+    assert model.mixing.frozen_modules == modules
+    last = model.state_dict()[f"{modules[-1]}.weight"].contiguous()
+    assert hashlib.sha256(last.numpy().tobytes()).hexdigest() == last_sha256

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 import timm
 import torch
 from torch import nn
 
 import randmix_bench  # noqa: F401  (registers models)
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import (
     FrozenConv2d,
+    FrozenLinear,
     Mixing,
     count_parameters,
     freeze_mixing,
+    default_init_bound,
     gaussian_smooth,
     is_channel_mixer,
     is_spatial_mixer,
@@ -100,7 +105,9 @@ def test_trainable_counts_match_the_variant(name: str) -> None:
     full = create_model(name, mixing="full")
     spatial = sum(m.weight.numel() for m in full.modules() if is_spatial_mixer(m))
     channel = sum(
-        m.weight.numel() for n, m in full.named_modules() if is_channel_mixer(m) and "shortcut" not in n and "stem" not in n
+        m.weight.numel()
+        for n, m in full.named_modules()
+        if is_channel_mixer(m) and "shortcut" not in n and not n.startswith(("stem", "head"))  # head: a Linear
     )
     total, frozen = count_parameters(full)
     assert frozen == 0
@@ -151,3 +158,126 @@ def test_same_filters_on_another_device_or_dtype() -> None:
     if torch.cuda.is_available():
         c = FrozenConv2d(nn.Conv2d(8, 8, 5, groups=8, padding=2).cuda(), torch.Generator().manual_seed(0))
         assert torch.equal(c.weight.cpu(), b.weight)
+
+
+# timm model -> (constructor kwargs, {left-alone layer: words its reason must contain, in every frozen mode})
+TIMM_CASES = {
+    "convnext_atto": ({}, {"stem.0": "stem", "head.fc": "after the global pool"}),
+    "convnext_atto_linear_mlp": (
+        {"conv_mlp": False},
+        {"stem.0": "stem", "head.fc": "after the global pool"},
+    ),
+    "mobilenetv3_small_100": (
+        {},
+        {
+            "conv_stem": "stem",
+            "blocks.0.0.se.conv_reduce": "squeeze-excitation gate",
+            "blocks.2.1.se.conv_expand": "squeeze-excitation gate",
+            "conv_head": "after the global pool",
+            "classifier": "after the global pool",
+        },
+    ),
+    "efficientnet_b0": (
+        {},
+        {
+            "conv_stem": "stem",
+            "blocks.1.0.se.conv_reduce": "squeeze-excitation gate",
+            "blocks.6.0.se.conv_expand": "squeeze-excitation gate",
+            "conv_head": "outside the blocks",
+            "classifier": "after the global pool",
+        },
+    ),
+}
+
+
+def build_timm(case: str) -> nn.Module:
+    kwargs, _ = TIMM_CASES[case]
+    return timm.create_model(case.removesuffix("_linear_mlp"), pretrained=False, num_classes=10, **kwargs)
+
+
+@pytest.mark.parametrize("mixing", ["chans", "space"])
+@pytest.mark.parametrize("case", list(TIMM_CASES))
+def test_generic_transform_freezes_only_feature_map_mixers(case: str, mixing: str) -> None:
+    model = build_timm(case)
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))}
+    if mixing == "chans":
+        expected = {n for n, m in layers.items() if is_spatial_mixer(m)}
+    else:  # 1x1 convs and Linears inside the blocks, outside squeeze-excitation
+        in_blocks = {n for n in layers if n.startswith(("blocks.", "stages.")) and ".se." not in n}
+        expected = {n for n in in_blocks if is_channel_mixer(layers[n])}
+    report = freeze_mixing(model, mixing, seed=0)
+    assert expected and set(report.frozen_modules) == expected
+    assert set(report.left) == set(layers) - expected  # every other conv/Linear is accounted for
+    for name, words in TIMM_CASES[case][1].items():
+        assert name not in report.frozen_modules and words in report.left[name], (name, report.left[name])
+    assert "\n" not in str(report) and len(report.details().splitlines()) == len(layers)
+    if case == "convnext_atto_linear_mlp" and mixing == "space":
+        assert all(isinstance(model.get_submodule(n), FrozenLinear) for n in expected)
+    trainable, frozen = count_parameters(model)
+    assert frozen == report.frozen_params == sum(layers[n].weight.numel() for n in expected)
+    assert trainable == report.trainable_params
+
+    nn.functional.cross_entropy(model(torch.rand(2, 3, 32, 32)), torch.tensor([0, 1])).backward()
+    for name in expected:
+        layer = model.get_submodule(name)
+        assert "weight" in dict(layer.named_buffers()) and "weight" not in dict(layer.named_parameters())
+        assert not layer.weight.requires_grad and layer.weight.grad is None
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    assert freeze_mixing(model, mixing, seed=1).left[next(iter(expected))] == "already frozen"
+
+
+def test_frozen_linear_follows_the_default_init_and_keeps_its_bias() -> None:
+    linear = nn.Linear(64, 256)
+    frozen = FrozenLinear(linear, torch.Generator().manual_seed(0))
+    again = FrozenLinear(nn.Linear(64, 256), torch.Generator().manual_seed(0))
+    bound = default_init_bound(linear.weight.shape)
+    assert bound == 1 / 8 and 0.9 * bound < frozen.weight.abs().max() <= bound
+    assert torch.equal(frozen.weight, again.weight)
+    assert frozen.bias is linear.bias and frozen.bias.requires_grad
+    x = torch.rand(2, 5, 5, 64)  # channels-last pixels, as in ConvNeXt's MLP
+    assert torch.allclose(frozen(x), x @ frozen.weight.T + linear.bias)
+
+
+@pytest.mark.parametrize("sigma", [float("inf"), float("nan"), -1.0])
+def test_smooth_sigma_must_be_finite_and_non_negative(sigma: float) -> None:
+    model = create_model("randmix_convmixer_tiny")
+    with pytest.raises(RandmixError, match="smooth_sigma must be a finite number >= 0") as info:
+        freeze_mixing(model, "chans-smooth", smooth_sigma=sigma)
+    assert "\n" not in str(info.value)
+
+
+def test_a_model_with_nothing_to_freeze_is_an_error_not_silence() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 8, 3), nn.Conv2d(8, 8, 3, groups=8))  # stem + depthwise, no channel mixer
+    with pytest.raises(RandmixError, match="found no channel mixers on the feature path of Sequential"):
+        freeze_mixing(model, "space")
+
+
+# Computed with the transform as it was before structural exclusions and Linear mixers were added:
+# randmix checkpoints store these buffers, so the same arguments must keep drawing the same values.
+PINNED_FROZEN = {
+    ("randmix_resnet_tiny", "chans"): (
+        ["stages.0.0.conv1.spatial", "stages.0.0.conv2.spatial", "stages.1.0.conv1.spatial", "stages.1.0.conv2.spatial"],
+        "3560a60bebc561ee4ea9ca3ce7630ff2ae78c807c4c15a0e6df6a303040eb93d",
+    ),
+    ("randmix_resnet_tiny", "space"): (
+        ["stages.0.0.conv1.channel", "stages.0.0.conv2.channel", "stages.1.0.conv1.channel", "stages.1.0.conv2.channel"],
+        "b9d9b64b6e295821d6a86744f556901bc0d26d1103e2374837d4287345f2ce1e",
+    ),
+    ("randmix_convmixer_tiny", "chans"): (
+        ["blocks.0.spatial", "blocks.1.spatial"],
+        "af83b041c324e2dcc3be7f0114ebcb7ff8feb3a090b4a4eba5bd2eac4382bdff",
+    ),
+    ("randmix_unshuffler_tiny", "space"): (
+        ["blocks.0.channel", "blocks.1.channel"],
+        "e5780da917a14b49bcea31e3251ef6f831e076665a5abf004d0049d5ec8531f0",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "mixing"), list(PINNED_FROZEN))
+def test_randmix_models_freeze_the_same_modules_and_values_as_before(name: str, mixing: str) -> None:
+    modules, last_sha256 = PINNED_FROZEN[(name, mixing)]
+    model = create_model(name, mixing=mixing, mixer_seed=3)
+    assert model.mixing.frozen_modules == modules
+    last = model.state_dict()[f"{modules[-1]}.weight"].contiguous()
+    assert hashlib.sha256(last.numpy().tobytes()).hexdigest() == last_sha256

@@ -217,6 +217,14 @@ def test_a_second_process_on_the_same_out_is_refused_at_once(tmp_path: Path) -> 
     assert not out.exists()
 
 
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_out_under_a_read_only_folder_is_refused_up_front(tmp_path: Path) -> None:
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o555)
+    result = _cli("--recipe", "quick", "--out", str(read_only / "run"))
+    assert result.exit_code == 2 and "is read-only" in result.output, result.output
+
+
 def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None:
     """--force replaces the run's own files (no stale checkpoint beside a new run) and nothing else."""
     out = tmp_path / "run"

@@ -389,7 +389,7 @@ def shuffle_eval_command(
 @app.command("quickstart")
 @user_errors
 def quickstart_command(
-    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder for the runs, results and their leaderboard (overwritten)."),
+    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder for the runs, results and their leaderboard (a previous quickstart's is overwritten; any other non-empty folder is refused)."),
     dataset: str = typer.Option("fashion-mnist", help="Dataset; the default falls back to `synthetic`, with a notice, when absent."),
     epochs: int = typer.Option(1, help="Training epochs per variant."),
     n_examples: int = typer.Option(500, "--n-examples", "-n", help="Test points to attack (the first n)."),

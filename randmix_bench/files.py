@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import ExistsError, RandmixError
 
 
 def _read_umask() -> int:
@@ -91,3 +91,18 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
     finally:
         lock.unlink(missing_ok=True)  # before unlocking, so a waiter that locked the old file retries
         os.close(fd)
+
+
+def check_writable(path: str | Path, what: str) -> None:
+    """Fail in one line, before any work, when ``path`` (a folder to create or fill) cannot be one: it is
+    a file, it lies under a file, or its nearest existing folder is read-only. ``what`` names the option."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ExistsError(f"{what} {path} is a file, not a folder; choose a folder")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RandmixError(f"{what} {path} lies under the file {ancestor}; choose a folder path")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise RandmixError(f"{what} {path} cannot be written ({ancestor} is read-only); choose another folder")

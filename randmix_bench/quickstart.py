@@ -26,10 +26,12 @@ from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.errors import RandmixError
 from randmix_bench.data import dataset_info, load_split
-from randmix_bench.recipes import get_recipe
+from randmix_bench.device import resolve_device
+from randmix_bench.files import check_writable
+from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import RichProgress, evaluate, parse_eps_list
-from randmix_bench.train import train
+from randmix_bench.robustness import RichProgress, evaluate, make_attack_config, parse_eps_list
+from randmix_bench.train import check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "run", "table", "cpu_threads", "resolve_dataset", "SCOPE",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
@@ -110,20 +112,50 @@ def run(cfg: QuickstartConfig, out_dir: str | Path = "runs/quickstart", device: 
     ``threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
     that is busy with anything else, spinning threads make a step several times slower (measured on a
     2-core machine while other jobs ran: 2 threads trained at ~290 img/s, 1 thread at 1,800-6,100)."""
+    if threads is not None and threads < 1:
+        raise RandmixError(f"threads must be >= 1, got {threads}")
     with cpu_threads(threads):
         return _run(cfg, Path(out_dir), device, data_dir, console or Console())
 
 
+def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
+    """Refuse an ``out`` that quickstart would overwrite but did not write: a file, an unwritable path, or a
+    folder holding anything besides its run folders (randmix runs) and ``leaderboards/``."""
+    check_writable(out, "--out")
+    if not out.is_dir():
+        return
+    ours = {*variants, "leaderboards", *(f".{v}.lock" for v in variants)}
+    foreign = sorted(p.name for p in out.iterdir() if p.name not in ours)
+    if foreign:
+        raise RandmixError(f"--out {out} holds files quickstart did not write ({', '.join(foreign[:3])}"
+                           f"{', ...' if len(foreign) > 3 else ''}); choose a new folder or one a quickstart wrote")
+    for variant in variants:
+        check_run_dir(out / variant, resume=False, force=True)
+
+
 def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | None,
          console: Console) -> list[QuickstartRow]:
-    eps = [text for text, _ in parse_eps_list(cfg.eps, "Linf")]  # validated before any training
-    if not eps:
+    # Every option is checked before any training: a bad one must not cost minutes of work first.
+    points = parse_eps_list(cfg.eps, "Linf")
+    if not points:
         raise RandmixError("give at least one eps, e.g. --eps 0.1")
+    eps = [text for text, _ in points]
+    if cfg.n_examples < 1:
+        raise RandmixError(f"n_examples must be >= 1, got {cfg.n_examples}; pass e.g. -n 500")
+    make_attack_config("apgd-ce", norm="Linf", eps=points[-1][1], batch_size=cfg.n_examples, n_iter=cfg.n_iter)
+    resolve_device(device)
+    check_out_dir(out, cfg.variants)
     dataset = resolve_dataset(cfg.dataset, data_dir, console)
-    rows = []
-    for variant in cfg.variants:
-        recipe = get_recipe(cfg.recipe).override(dataset=dataset, epochs=cfg.epochs, mixing=variant, seed=cfg.seed,
+    n_test = len(load_split(dataset, train=False, data_dir=data_dir))
+    if cfg.n_examples > n_test:
+        raise RandmixError(f"-n {cfg.n_examples} is more than the {n_test:,} {dataset} test points; pass -n {n_test} or less")
+    recipes: dict[str, TrainConfig] = {
+        variant: get_recipe(cfg.recipe).override(dataset=dataset, epochs=cfg.epochs, mixing=variant, seed=cfg.seed,
                                                  data_dir=None if data_dir is None else str(data_dir))
+        for variant in cfg.variants
+    }
+    rows = []
+    for variant, recipe in recipes.items():
         console.rule(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
         summary = train(recipe, out / variant, force=True, device=device)
         console.rule(f"{variant}: attack the first {cfg.n_examples} test points")

@@ -8,6 +8,7 @@ resolved config, so a run is reproduced from its record alone.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -57,7 +58,8 @@ class TrainConfig:
     compile: bool = False  # torch.compile the model (CUDA)
 
     def validate(self) -> "TrainConfig":
-        """Raise ``ValueError`` with one line naming the first bad field; return self."""
+        """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
+        self._check_finite()
         parse_mixing(self.mixing)
         check_dataset_name(self.dataset)
         if self.model not in list_models():
@@ -86,6 +88,16 @@ class TrainConfig:
         if any(y < 0 for _, y in self.lr_schedule):
             raise RandmixError(f"lr_schedule multipliers must be >= 0, got {format_lr_schedule(self.lr_schedule)}")
         return self
+
+    def _check_finite(self) -> None:
+        """NaN slips through every ``>``/``<`` check and inf through most: one rule for every float instead."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise RandmixError(f"{f.name} must be a finite number, got {value}; pass a finite --{f.name.replace('_', '-')}")
+        if not all(math.isfinite(v) for point in self.lr_schedule for v in point):
+            raise RandmixError(f"lr_schedule must hold finite numbers, got {format_lr_schedule(self.lr_schedule)}; "
+                               "pass a finite --lr-schedule, e.g. 0:0,0.4:1,0.8:0.05,1:0")
 
     def override(self, **changes: Any) -> "TrainConfig":
         """A copy with the given fields replaced (``None`` values ignored), validated."""

@@ -26,7 +26,7 @@ from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import load_model, resolve
 from randmix_bench.data import DatasetInfo, ImageSplit, check_dataset_name, dataset_info, is_folder_dataset, load_split
 from randmix_bench.device import resolve_device
-from randmix_bench.files import atomic_path, sha256
+from randmix_bench.files import atomic_path, check_writable, sha256
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import model_task
 from randmix_bench.provenance import collect
@@ -338,6 +338,10 @@ def evaluate_runs(
         raise RandmixError(f"n_examples and grid_images must be >= 1, got {n_examples} and {grid_images}")
     if len(set(names)) != len(names):
         raise RandmixError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
+    check_writable(out_dir, "--out-dir")
+    if out_dir.resolve() in {r.resolve() for r in runs}:
+        raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; results go in their own folder, "
+                           "e.g. leaderboards/<dataset>/shuffle")
     outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / grid_name]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:

@@ -5,11 +5,13 @@ backward, clip, optimizer step at the scheduled learning rate. Nothing in a step
 loss is summed on the device and read once per epoch. Frozen mixers are buffers, so they are neither in
 the optimizer nor given weight gradients (``chans`` runs skip the depthwise weight-gradient kernels).
 
-A run folder holds ``run.json`` (config, per-epoch metrics, test metrics, provenance; rewritten every
-epoch), while training ``resume.pt`` (model, optimizer, RNG and progress after the last finished epoch),
-and at the end ``checkpoint.safetensors`` (weights + frozen buffers + how to rebuild the model). Data
-order and augmentation are a pure function of (seed, epoch), so ``resume=True`` ends with bit-identical
-weights on the CPU.
+A run folder holds ``run.json`` (config, per-epoch metrics, test metrics, provenance; written before the
+first epoch and rewritten after each; its ``format`` marks the folder as a randmix run), while training
+``resume.pt`` (model, optimizer, RNG and progress after the last finished epoch), and at the end
+``checkpoint.safetensors`` (weights + frozen buffers + how to rebuild the model). Data order and
+augmentation are a pure function of (seed, epoch), so ``resume=True`` ends with bit-identical weights
+on the CPU. A run holds a lock on its folder, and an epoch whose loss or weights are not finite
+stops it before that epoch is saved.
 
 Several processes: ``torchrun --nproc_per_node=N -m randmix_bench.cli train ...`` runs DDP (NCCL on
 CUDA, gloo on the CPU); each rank trains on its slice of every global batch, BatchNorm statistics are
@@ -19,9 +21,10 @@ per rank (rank 0's are saved), and only rank 0 writes or evaluates.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -36,7 +39,7 @@ from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
-from randmix_bench.files import atomic_path, sha256, write_json
+from randmix_bench.files import BusyError, atomic_path, check_writable, exclusive, sha256, write_json
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import create_model
@@ -44,10 +47,13 @@ from randmix_bench.provenance import collect
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig
 from randmix_bench.tasks import ClassificationTask, Task
 
-__all__ = ["train", "train_step", "make_optimizer", "Distributed", "RUN_NAME", "RESUME_NAME"]
+__all__ = ["train", "train_step", "make_optimizer", "Distributed", "RUN_NAME", "RESUME_NAME", "RUN_FORMAT",
+           "is_run_dir", "check_run_dir", "load_resume_state"]
 
 RUN_NAME = "run.json"
 RESUME_NAME = "resume.pt"
+RUN_FORMAT = "randmix-run/1"  # run.json's "format": how --resume and --force know a folder is ours
+RESUME_KEYS = frozenset({"model", "optimizer", "rng_cpu", "config", "task", "history", "wall_s"})
 
 console = Console()
 
@@ -140,20 +146,40 @@ def train(
 
     ``task`` defaults to classification with ``cfg.label_smoothing``. A non-empty ``out_dir`` is refused
     unless ``resume`` (continue its run; same config and model required) or ``force`` (start over,
-    overwriting). Raises ``ValueError``/``FileExistsError`` with one line for bad input.
+    overwriting), and either only for a folder this trainer wrote. Raises a one-line :class:`RandmixError`
+    for bad input (checked before any work), a busy folder, or a run that diverged.
     """
     cfg = cfg.validate()
     task = task if task is not None else ClassificationTask(cfg.label_smoothing)
     dist = Distributed.from_env()
     dev = rank_device(device, dist)
+    out = Path(out_dir)
+    check_writable(out, "--out")
     started_group = dist.world_size > 1 and not torch_dist.is_initialized()
     if started_group:
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
-        return _train(cfg, Path(out_dir), task, resume, force, dev, dist, show_progress)
+        with _run_lock(out, dist):
+            return _train(cfg, out, task, resume, force, dev, dist, show_progress)
     finally:
         if started_group:
             torch_dist.destroy_process_group()
+
+
+@contextmanager
+def _run_lock(out: Path, dist: Distributed) -> Iterator[None]:
+    """Rank 0 holds ``out``'s lock for the whole run; every rank fails at once when another process has it."""
+    with ExitStack() as stack:
+        busy = None
+        if dist.main:
+            try:
+                stack.enter_context(exclusive(out, f"--out {out}"))
+            except BusyError as e:
+                busy = str(e)
+        busy = dist.from_main(busy)
+        if busy is not None:
+            raise BusyError(busy)
+        yield
 
 
 def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, device: torch.device,
@@ -199,6 +225,8 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
         return _summary(cfg, task, model, model_kwargs, dist, steps, history, status, test, eval_s, out,
                         provenance.model_copy(update={"wall_time_s": wall_s}).model_dump())
 
+    if dist.main:  # marks the folder as ours before anything else is written into it
+        write_json(out / RUN_NAME, record("running", None, None))
     progress = _progress(show_progress and dist.main)
     with progress:
         bar = progress.add_task("train", total=steps * cfg.epochs, completed=steps * len(history),
@@ -211,7 +239,12 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
                 lr = cfg.lr_at(epoch * steps + i, steps * cfg.epochs)
                 loss_sum += train_step(net, task, optimizer, trainable, images, labels, lr, cfg.grad_clip, cuda)
                 progress.update(bar, advance=1, lr=f"{lr:.4g}")
-            loss = dist.mean(loss_sum / steps).item()  # the epoch's one host sync
+            # The epoch's one host sync; non-finite weights turn the loss NaN, so one check covers both.
+            loss = dist.mean(torch.where(_all_finite(model), loss_sum / steps, torch.nan)).item()
+            if not math.isfinite(loss):
+                kept = f"; {out / RESUME_NAME} keeps epoch {epoch}" if epoch else ""
+                raise RandmixError(f"training diverged in epoch {epoch + 1} (train loss or weights {loss}) in {out}: "
+                                   f"lower --lr (now {cfg.lr:g}) or set --grad-clip, then rerun with --force{kept}")
             seconds = time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "train_loss": loss, "lr": lr, "seconds": round(seconds, 3),
                             "images_per_s": round(steps * cfg.batch_size / seconds, 1)})
@@ -243,6 +276,12 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
     return summary
 
 
+def _all_finite(model: nn.Module) -> torch.Tensor:
+    """Whether every float weight and buffer is finite, as a device tensor (no host sync)."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return torch.stack([t.isfinite().all() for t in tensors]).all()
+
+
 def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
                images: torch.Tensor, labels: torch.Tensor, lr: float, grad_clip: float, cuda: bool) -> torch.Tensor:
     """One optimizer step; returns the loss as a device tensor (no host sync)."""
@@ -261,21 +300,43 @@ def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, par
 # ------------------------------------------------------------------------------------------ run folder
 
 
+def is_run_dir(path: Path) -> bool:
+    """Whether ``path`` holds a run this trainer started: a ``run.json`` with :data:`RUN_FORMAT`."""
+    try:
+        record = json.loads((path / RUN_NAME).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and record.get("format") == RUN_FORMAT
+
+
+def check_run_dir(out: Path, resume: bool, force: bool) -> bool:
+    """Whether ``out`` holds a run to continue or replace; refuse a non-empty folder unless it is one of
+    ours and ``resume`` or ``force`` says what to do with it. Never writes (callers check folders early)."""
+    if out.exists() and not out.is_dir():
+        raise ExistsError(f"--out {out} is a file, not a folder; choose a folder")
+    if not out.is_dir() or not any(out.iterdir()):
+        return False
+    if not is_run_dir(out):
+        raise ExistsError(f"--out {out} is not empty and not a randmix run folder (no {RUN_NAME} written by randmix "
+                          "train); choose a new or empty folder (--resume and --force only act on randmix runs)")
+    if not resume and not force:
+        raise ExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
+    return True
+
+
 def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force: bool) -> dict[str, Any] | None:
     """Check ``out`` before anything is written; return the resume state to continue from, if any.
 
-    Empty or missing: a fresh run (also with ``resume``: nothing to continue). Non-empty: refused unless
-    ``resume`` (same model and config required) or ``force`` (stale resume state removed, files overwritten).
+    Empty or missing: a fresh run (also with ``resume``: nothing to continue). One of our runs: continued
+    with ``resume`` (same model and config required) or started over with ``force`` (its resume state and
+    checkpoint removed, so a half-done new run never sits beside the old run's weights). Anything else: refused.
     """
-    if out.exists() and not out.is_dir():
-        raise ExistsError(f"--out {out} is a file, not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    if not check_run_dir(out, resume, force):
         return None
     if force:
-        out.joinpath(RESUME_NAME).unlink(missing_ok=True)  # every DDP rank may try
+        for name in (RESUME_NAME, CHECKPOINT_NAME):
+            out.joinpath(name).unlink(missing_ok=True)  # every DDP rank may try
         return None
-    if not resume:
-        raise ExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
     if out.joinpath(CHECKPOINT_NAME).is_file():
         _, meta = read_checkpoint(out / CHECKPOINT_NAME)
         if meta["model"] != cfg.model:
@@ -285,8 +346,21 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force
         if run.is_file() and json.loads(run.read_text()).get("status") == "finished":
             raise RandmixError(f"the run in {out} has finished; nothing to resume (use --force to train again)")
         return None  # stopped before its first epoch ended: start from scratch
-    state = torch.load(out / RESUME_NAME, map_location="cpu", weights_only=True)
+    state = load_resume_state(out / RESUME_NAME)
     _check_same_run(out, state, cfg, task)
+    return state
+
+
+def load_resume_state(path: Path) -> dict[str, Any]:
+    """``path`` as written by :func:`save_resume_state`, or a one-line error naming the file and the fix."""
+    fix = "pass --force to start the run over"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001  (truncated zip, EOF, a pickle weights_only refuses: all mean unusable)
+        raise RandmixError(f"resume state {path} is truncated or corrupt ({type(e).__name__}); {fix}") from None
+    if not (isinstance(state, dict) and RESUME_KEYS <= state.keys()
+            and isinstance(state["config"], dict) and isinstance(state["task"], dict)):
+        raise RandmixError(f"{path} is not a resume state written by randmix train; {fix}")
     return state
 
 
@@ -326,6 +400,7 @@ def _summary(cfg: TrainConfig, task: Task, model: nn.Module, model_kwargs: dict[
              eval_s: float | None, out: Path, provenance: dict[str, Any]) -> dict[str, Any]:
     trainable, frozen = count_parameters(model)
     return {
+        "format": RUN_FORMAT,
         "status": status,
         "model": cfg.model,
         "mixing": cfg.mixing,

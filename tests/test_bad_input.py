@@ -10,14 +10,17 @@ state of a run that diverged) says so with ``writes=True`` and checks it in ``af
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tarfile
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import pytest
+import torch
 from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
@@ -25,6 +28,8 @@ from typer.testing import CliRunner
 from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
+from randmix_bench.files import exclusive
+from randmix_bench.train import RESUME_NAME, RUN_FORMAT
 
 Setup = Callable[[Path, "Fixtures"], None]
 
@@ -147,8 +152,114 @@ LEADERBOARD_CASES: list[Case] = []
 
 # ------------------------------------------------------------------------------ train, shuffle, quickstart
 
+def user_file(name: str, text: str = "the user's own file\n") -> Setup:
+    """Setup: a file randmix did not write at ``name``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp / name).write_text(text)
+
+    return setup
+
+
+def run_with_resume(state: bytes) -> Setup:
+    """Setup: ``out`` marked as a randmix run (its run.json) whose resume.pt holds ``state``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        user_file("out/run.json", json.dumps({"format": RUN_FORMAT, "status": "running"}))(tmp, fx)
+        (tmp / "out" / RESUME_NAME).write_bytes(state)
+
+    return setup
+
+
+def torch_bytes(obj: object) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+_held_locks: dict[Path, ExitStack] = {}
+
+
+def hold_lock(name: str) -> Setup:
+    """Setup: this process holds ``name``'s run lock as a concurrent run would (two opens of one file
+    conflict under flock even in one process); :func:`release_lock` lets go."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        _held_locks[tmp] = stack = ExitStack()
+        stack.enter_context(exclusive(tmp / name, "a concurrent run"))
+
+    return setup
+
+
+def release_lock(tmp: Path) -> None:
+    """After: release :func:`hold_lock`'s lock; the refused run wrote nothing (the lock file goes with the lock)."""
+    _held_locks.pop(tmp).close()
+    assert [p.name for p in tmp.iterdir() if p.name != ".cache"] == []
+
+
+def diverged(tmp: Path) -> None:
+    """After: a run that diverged in its first epoch left no checkpoint and no finished record."""
+    out = tmp / "out"
+    assert not (out / CHECKPOINT_NAME).exists() and not (out / RESUME_NAME).exists()
+    run = json.loads((out / "run.json").read_text()) if (out / "run.json").exists() else {}
+    assert run.get("status") != "finished"
+
+
+TRAIN = ["train", "-r", "quick", "-o", "{tmp}/out", "--device", "cpu", "-q"]
+QUICKSTART = ["quickstart", "--dataset", "synthetic", "--out", "{tmp}/qs"]
+
 TRAIN_CASES: list[Case] = [
     Case("train-unknown-recipe", ["train", "-r", "no-such-recipe", "-o", "{tmp}/out"], "unknown recipe"),
+    Case("train-nan-lr", [*TRAIN, "--lr", "nan"], "lr must be a finite number, got nan"),
+    Case("train-inf-lr", [*TRAIN, "--lr", "inf"], "lr must be a finite number, got inf"),
+    Case("train-minus-inf-weight-decay", [*TRAIN, "--wd", "-inf"], "weight_decay must be a finite number"),
+    Case("train-nan-momentum", [*TRAIN, "--momentum", "nan"], "momentum must be a finite number"),
+    Case("train-inf-grad-clip", [*TRAIN, "--grad-clip", "inf"], "grad_clip must be a finite number"),
+    Case("train-nan-label-smoothing", [*TRAIN, "--label-smoothing", "nan"], "label_smoothing must be a finite number"),
+    Case("train-inf-schedule", [*TRAIN, "--lr-schedule", "0:0,0.5:inf,1:0"], "lr_schedule must hold finite numbers"),
+    Case("train-nan-schedule-fraction", [*TRAIN, "--lr-schedule", "0:0,nan:1,1:0"], "lr_schedule must hold finite numbers"),
+    Case("train-inf-smooth-sigma", [*TRAIN, "--mixing", "chans-smooth", "--smooth-sigma", "inf"],
+         "smooth_sigma must be a finite number"),
+    Case("shuffle-train-inf-smooth-sigma", ["shuffle", "train", "-r", "unshuffle-quick", "-o", "{tmp}/out",
+                                            "--smooth-sigma", "inf"], "smooth_sigma must be a finite number"),
+    Case("train-diverges", [*TRAIN, "--epochs", "1", "--lr", "1e6"], "training diverged in epoch 1",
+         writes=True, after=diverged),
+    Case("train-resume-foreign-run-json", [*TRAIN, "--resume"], "not a randmix run folder",
+         setup=user_file("out/run.json", '{"my": "experiment log"}')),
+    Case("train-force-foreign-run-json", [*TRAIN, "--force"], "not a randmix run folder",
+         setup=user_file("out/run.json", '{"my": "experiment log"}')),
+    Case("train-force-unrelated-files", [*TRAIN, "--force"], "not a randmix run folder", setup=user_file("out/notes.txt")),
+    Case("train-resume-truncated-state", [*TRAIN, "--resume"], "resume.pt is truncated or corrupt",
+         setup=run_with_resume(torch_bytes({"model": {"w": torch.zeros(1000)}, "history": []})[:700])),
+    Case("train-resume-garbage-state", [*TRAIN, "--resume"], "resume.pt is truncated or corrupt",
+         setup=run_with_resume(b"not a torch file")),
+    Case("train-resume-foreign-state", [*TRAIN, "--resume"], "is not a resume state written by randmix train",
+         setup=run_with_resume(torch_bytes({"weights": torch.zeros(2)}))),
+    Case("train-lock-held", TRAIN, "another randmix process is writing --out", setup=hold_lock("out"),
+         writes=True, after=release_lock),
+    Case("train-device-meta", [*TRAIN, "--device", "meta"], "device 'meta' cannot run randmix models"),
+    Case("train-device-xla", [*TRAIN, "--device", "xla"], "device 'xla' cannot run randmix models"),
+    Case("train-out-is-file", TRAIN, "is a file, not a folder", setup=user_file("out")),
+    Case("train-out-under-file", ["train", "-r", "quick", "-o", "{tmp}/f/out"], "lies under the file",
+         setup=user_file("f")),
+    Case("quickstart-n-0", [*QUICKSTART, "-n", "0"], "n_examples must be >= 1"),
+    Case("quickstart-n-more-than-test-set", ["quickstart", "--out", "{tmp}/qs", "-n", "20000"], "-n 20000 is more than the"),
+    Case("quickstart-n-iter-0", [*QUICKSTART, "--n-iter", "0"], "n_iter must be >= 1"),
+    Case("quickstart-threads-0", [*QUICKSTART, "--threads", "0"], "threads must be >= 1"),
+    Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1"),
+    Case("quickstart-device-meta", [*QUICKSTART, "--device", "meta"], "device 'meta' cannot run randmix models"),
+    Case("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/qs"], "lies under the file", setup=user_file("f")),
+    Case("quickstart-out-is-file", QUICKSTART, "is a file, not a folder", setup=user_file("qs")),
+    Case("quickstart-out-foreign-folder", QUICKSTART, "holds files quickstart did not write (notes.txt)",
+         setup=user_file("qs/notes.txt")),
+    Case("quickstart-out-foreign-run-folder", QUICKSTART, "not a randmix run folder", setup=user_file("qs/chans/x.txt")),
+    Case("shuffle-eval-out-is-checkpoint", ["shuffle", "eval", "run", "-o", "run/checkpoint.safetensors"],
+         "is a file, not a folder", setup=copy_checkpoint()),
+    Case("shuffle-eval-out-is-run", ["shuffle", "eval", "run", "-o", "run"], "is one of the run folders being scored",
+         setup=copy_checkpoint()),
+    Case("shuffle-eval-device-meta", ["shuffle", "eval", "run", "-o", "e", "--device", "meta"],
+         "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
 ]
 
 CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES

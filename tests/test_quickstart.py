@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 from randmix_bench import data, leaderboard, quickstart
 from randmix_bench.cli import app
+from randmix_bench.errors import RandmixError
+from randmix_bench.train import RUN_FORMAT
 from randmix_bench.verify import verify
 
 runner = CliRunner()
@@ -24,6 +26,24 @@ def test_missing_fashion_mnist_falls_back_to_synthetic(tmp_path: Path, monkeypat
     assert "fashion-mnist not found" in text and "Falling back to the built-in `synthetic` dataset" in text
     with pytest.raises(FileNotFoundError, match="mnist not found"):
         quickstart.resolve_dataset("mnist", None, console)  # only the default falls back
+
+
+def test_only_a_quickstart_folder_is_overwritten(tmp_path: Path) -> None:
+    """A folder a quickstart wrote (its run folders and leaderboards/) is fine; anything else is refused."""
+    out = tmp_path / "qs"
+    quickstart.check_out_dir(out, ("full", "chans"))  # missing: fine
+    (out / "full").mkdir(parents=True)
+    (out / "full" / "run.json").write_text(json.dumps({"format": RUN_FORMAT, "status": "finished"}))
+    (out / "leaderboards").mkdir()
+    quickstart.check_out_dir(out, ("full", "chans"))
+    (out / "chans").mkdir()
+    (out / "chans" / "run.json").write_text("{}")
+    with pytest.raises(RandmixError, match="not a randmix run folder"):
+        quickstart.check_out_dir(out, ("full", "chans"))
+    (out / "chans" / "run.json").unlink()
+    (out / "README.md").write_text("mine")
+    with pytest.raises(RandmixError, match=r"holds files quickstart did not write \(README.md\)"):
+        quickstart.check_out_dir(out, ("full", "chans"))
 
 
 @pytest.mark.slow

@@ -170,6 +170,73 @@ def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 2 and "lr=0.03 (asked 0.5)" in result.output, result.output
 
 
+def test_a_diverging_epoch_is_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights that turn NaN in epoch 2 (with every loss finite) stop the run; epoch 1's resume state and
+    record stay, and nothing of epoch 2 is saved."""
+    out, step = tmp_path / "run", train_module.train_step
+    steps_per_epoch = 2048 // 128
+
+    def step_then_poison(net: torch.nn.Module, *args: Any) -> torch.Tensor:
+        loss = step(net, *args)
+        step_then_poison.calls += 1  # type: ignore[attr-defined]
+        if step_then_poison.calls == 2 * steps_per_epoch:  # type: ignore[attr-defined]
+            next(net.parameters()).data.fill_(math.nan)  # after epoch 2's last loss: only the weight check sees it
+        return loss
+
+    step_then_poison.calls = 0  # type: ignore[attr-defined]
+    monkeypatch.setattr(train_module, "train_step", step_then_poison)
+    result = _cli("--recipe", "quick", "--epochs", "3", "--out", str(out), "--device", "cpu", "--quiet")
+    assert result.exit_code == 2 and "training diverged in epoch 2" in result.output, result.output
+    assert "resume.pt keeps epoch 1" in result.output and len(result.output.strip().splitlines()) == 1
+    assert sorted(p.name for p in out.iterdir()) == ["resume.pt", "run.json"]
+    state = torch.load(out / RESUME_NAME, weights_only=True)
+    assert len(state["history"]) == 1 and all(t.isfinite().all() for t in state["model"].values() if t.is_floating_point())
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "running" and run["epochs_done"] == 1
+
+
+LOCK_HOLDER = """
+import sys, time
+from randmix_bench.files import exclusive
+with exclusive(sys.argv[1], "a concurrent run"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_process_on_the_same_out_is_refused_at_once(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = _cli("--recipe", "quick", "--out", str(out), "--device", "cpu", "--quiet")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert result.exit_code == 2 and f"another randmix process is writing --out {out}" in result.output, result.output
+    assert not out.exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder")
+def test_out_under_a_read_only_folder_is_refused_up_front(tmp_path: Path) -> None:
+    read_only = tmp_path / "ro"
+    read_only.mkdir(mode=0o555)
+    result = _cli("--recipe", "quick", "--out", str(read_only / "run"))
+    assert result.exit_code == 2 and "is read-only" in result.output, result.output
+
+
+def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None:
+    """--force replaces the run's own files (no stale checkpoint beside a new run) and nothing else."""
+    out = tmp_path / "run"
+    train(get_recipe("quick").override(epochs=1), out, device="cpu", show_progress=False)
+    (out / "notes.txt").write_text("mine")
+    old = (out / "checkpoint.safetensors").read_bytes()
+    result = _cli("--recipe", "quick", "--epochs", "1", "--seed", "1", "--out", str(out), "--force", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert (out / "notes.txt").read_text() == "mine" and (out / "checkpoint.safetensors").read_bytes() != old
+    assert json.loads((out / "run.json").read_text())["seed"] == 1
+
+
 # ------------------------------------------------------------------------------------------------ DDP
 
 

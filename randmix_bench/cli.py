@@ -122,6 +122,7 @@ def verify_command(
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the test sets are (see `randmix_bench.data`)."),
     batch_size: int = typer.Option(250, help="Evaluation batch size."),
     device: str = typer.Option("cpu", help="Device to evaluate on."),
+    robust: bool = typer.Option(True, "--robust/--no-robust", help="Re-attack each robustness entry with its strongest white-box attack (minutes per large model on a CPU)."),
 ) -> None:
     """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy re-attacked."""
     from randmix_bench.leaderboard import load_entries, load_entry
@@ -133,7 +134,7 @@ def verify_command(
         return
     with console.status("verifying") as status:
         checks = verify(entries, n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device,
-                        progress=lambda msg: status.update(msg))
+                        progress=lambda msg: status.update(msg), robust=robust)
     console.print(table(checks))
     console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)
     failed, n_entries = failures(checks), len({c.entry for c in checks})  # a robustness entry has a clean and a robust row

@@ -425,18 +425,18 @@ def autoattack_flags(flags: list[str] | None = None) -> Iterator[list[str]]:
     """Collect the warnings AutoAttack's checks log (randomized, dynamic, softmax output, zero gradients,
     Square stronger...), each once, instead of letting them scroll past; appended to ``flags`` (a
     record's list, so that they survive a kill) when given."""
-    flags = [] if flags is None else flags
+    collected: list[str] = [] if flags is None else flags
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage() not in flags:
-                flags.append(record.getMessage())
+            if record.getMessage() not in collected:
+                collected.append(record.getMessage())
 
     handler = Collect(level=logging.WARNING)
     logger = logging.getLogger(AUTOATTACK_LOGGER)
     logger.addHandler(handler)
     try:
-        yield flags
+        yield collected
     finally:
         logger.removeHandler(handler)
 

@@ -303,9 +303,8 @@ def test_a_second_evaluation_of_the_same_result_is_refused_at_once(run_dir: Path
 
     monkeypatch.setattr(APGDAttack, "perturb", lambda *a, **k: pytest.fail("attacked while another process holds the result"))
     out = tmp_path / "x.json"
-    with exclusive(out, "a running evaluation"):  # what the first process holds while it attacks
-        with pytest.raises(BusyError, match="another randmix process is writing"):
-            evaluate(run_dir, "synthetic", out=out, **dict(CHEAP, eps="8/255"))
+    with exclusive(out, "a running evaluation"), pytest.raises(BusyError, match="another randmix process is writing"):
+        evaluate(run_dir, "synthetic", out=out, **dict(CHEAP, eps="8/255"))
     assert not out.exists() and not out.with_suffix(".eval-state").exists()
 
 

@@ -144,7 +144,9 @@ class RandmixBlock(_Strict):
     sanity: SanityReport | None = None
     sweep: list[SweepPoint] = Field(default_factory=list)
     curve_png: str | None = None
-    attack_time_s: dict[str, float] = Field(default_factory=dict)  # wall time per stage and attack, e.g. "eps=8/255 apgd-t"
+    attack_time_s: dict[str, float] = Field(default_factory=dict)  # attack time per stage and attack, e.g. "eps=8/255 apgd-t", summed over resumed parts
+    autoattack_flags: list[str] = Field(default_factory=list)  # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
+    resumed: bool = False  # finished a killed evaluation from its .eval-state file
 
 
 class RobustnessResult(BaseModel):

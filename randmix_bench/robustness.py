@@ -8,17 +8,23 @@ order, each batch seeded with the same seed; so at equal batch size the numbers 
 
 - resume: the batches of an attack are fixed when it starts and each finished batch is recorded in a
   small JSON file beside the result; a killed evaluation, rerun with the same command, replays the
-  finished batches and attacks only the rest, ending with the numbers an uninterrupted run gives;
+  finished batches and attacks only the rest, ending with the numbers an uninterrupted run gives. The
+  file names the checkpoint's sha256 and the settings and carries a checksum of its own content, so a
+  hand-edited, damaged or foreign file is refused rather than replayed into a result;
+- one writer: the result is locked (``files.exclusive``) for the whole evaluation;
 - speed: data stays on the device, model weights do not require gradients (attacks only need input
   gradients), batches are large; per-attack wall times are recorded to show where time goes;
 - trust: every counted adversarial example is checked to lie in the eps-ball and in [0, 1];
-  AutoAttack's own checks are run and their warnings kept; ``--sanity`` adds the gradient-masking
-  checks of :func:`sanity_checks`;
+  AutoAttack's own checks are run (also its zero-gradient check before every gradient-based attack,
+  which AutoAttack itself runs only inside APGD with the DLR loss) and their warnings are kept in the
+  result, where any of them marks it ``unreliable``; ``--sanity`` adds the gradient-masking checks of
+  :func:`_sanity_checks`;
 - sweeps over eps (a robustness curve) and the RobustBench ``model_info`` JSON with a ``randmix`` block.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -34,11 +40,11 @@ from pyautoattack import AutoAttack, checks
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
-from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
-from randmix_bench.files import atomic_path, sha256
+from randmix_bench.errors import ExistsError, RandmixError
+from randmix_bench.files import atomic_path, exclusive, sha256
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.results import (
@@ -65,6 +71,9 @@ __all__ = [
     "ProgressReporter",
     "RichProgress",
     "EvalRecord",
+    "StateError",
+    "record_checksum",
+    "split_list",
     "parse_eps",
     "parse_eps_list",
     "make_attack_config",
@@ -82,10 +91,17 @@ VERSIONS = ("standard", "plus", "custom")  # AutoAttack's; "rand" is for randomi
 AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 CUSTOM_ATTACKS = (*AUTOATTACK_ATTACKS, "pgd")
 BLACK_BOX = ("square",)
-RECORD_FORMAT = "randmix-eval-state/1"
+RECORD_FORMAT = "randmix-eval-state/2"
 AUTOATTACK_LOGGER = "auto-attack"  # the logger pyautoattack's checks warn through
 BALL_TOLERANCE = 1e-5  # float slack when checking that an adversarial example lies in the eps-ball
 DEFAULT_EPS = {"Linf": "8/255", "L2": "0.5"}  # RobustBench's eps per threat model
+
+
+def split_list(items: str | Sequence[str]) -> list[str]:
+    """``"apgd-ce, square"`` (or a list of such items) -> ``["apgd-ce", "square"]``: the one way a
+    comma list is read, so spaces after commas and empty items never become names."""
+    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
+    return [p.strip() for p in parts if p.strip()]
 
 
 # ------------------------------------------------------------------------------------------ arguments
@@ -110,7 +126,7 @@ def parse_eps(text: str | float, norm: str) -> float:
 
 def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, float]]:
     """``"1/255,2/255"`` -> [(text, value)] sorted by value; duplicates are an error."""
-    items = [t.strip() for t in (text.split(",") if isinstance(text, str) else text) if t.strip()]
+    items = split_list(text)
     points = sorted(((t, parse_eps(t, norm)) for t in items), key=lambda p: p[1])
     values = [v for _, v in points]
     if len(set(values)) != len(values):
@@ -124,7 +140,7 @@ def make_attack_config(
     norm: str = "Linf",
     eps: float,
     version: str = "standard",
-    attacks: Sequence[str] = (),
+    attacks: str | Sequence[str] = (),
     seed: int = 0,
     batch_size: int = 1000,
     n_iter: int | None = None,
@@ -148,7 +164,7 @@ def make_attack_config(
     for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
         if value is not None and value < 1:
             raise RandmixError(f"{label} must be >= 1, got {value}")
-    attacks = list(attacks)
+    attacks = split_list(attacks)
     if attacks and not (attack == "autoattack" and version == "custom"):
         raise RandmixError("--attacks goes with --attack autoattack --version custom")
     if attack == "autoattack":
@@ -307,34 +323,95 @@ class RichProgress:
         self.progress.update(self.task, advance=points, left=self.left, acc=f"{100 * robust_acc:.2f}%")
 
 
+class StateError(RandmixError):
+    """A partial-evaluation file that must not be continued: damaged, edited, or from another run."""
+
+
+def record_checksum(data: dict[str, Any]) -> str:
+    """sha256 of a record's canonical JSON without its ``checksum`` field: what the file must carry."""
+    body = {k: v for k, v in data.items() if k != "checksum"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _indices(value: Any, n: int) -> bool:
+    return isinstance(value, list) and all(type(i) is int and 0 <= i < n for i in value)
+
+
+def _record_problem(data: dict[str, Any], n: int, batch_size: int) -> str | None:
+    """What is wrong with a record's content for ``n`` points in batches of ``batch_size``, if anything:
+    every index must name one of the points and every finished batch one batch of its attack's plan."""
+    if data.get("clean") is not None and not _indices(data["clean"], n):
+        return f"its clean predictions name points outside the {n} evaluated"
+    flags, stages = data.get("flags"), data.get("stages")
+    if not (isinstance(flags, list) and all(isinstance(f, str) for f in flags) and isinstance(stages, dict)):
+        return "its flags or stages are malformed"
+    for stage, attacks in stages.items():
+        for attack, entry in (attacks.items() if isinstance(attacks, dict) else [(None, None)]):
+            where = f"stage {stage!r} attack {attack!r}"
+            if not isinstance(entry, dict) or set(entry) != {"plan", "done", "seconds"}:
+                return f"{where} is malformed"
+            plan, done, seconds = entry["plan"], entry["done"], entry["seconds"]
+            if not (plan is None and done == {} or _indices(plan, n)) or not isinstance(done, dict):
+                return f"{where} plans points outside the {n} evaluated"
+            batches = {str(b): plan[first : first + batch_size] for b, first in enumerate(range(0, len(plan or []), batch_size))}
+            if any(key not in batches or not _indices(broken, n) or not set(broken) <= set(batches[key])
+                   for key, broken in done.items()):
+                return f"{where} records batches or points outside its plan of {len(plan or [])} points"
+            if not isinstance(seconds, (int, float)) or seconds < 0:
+                return f"{where} has a bad attack time"
+    return None
+
+
 class EvalRecord:
     """What a running evaluation has finished, batch by batch, so that a rerun continues it.
 
     A JSON file (written atomically after every batch, removed once the result is written) holding the
-    settings it belongs to, the clean predictions, and per stage and attack the batch plan and the
-    points each finished batch broke. ``path=None`` keeps it in memory (no resume)."""
+    settings it belongs to (the checkpoint's sha256 among them), the clean predictions, per stage and
+    attack the batch plan, the points each finished batch broke and the attack's seconds so far,
+    AutoAttack's flags so far, and a checksum of all that (:func:`record_checksum`). A file that fails
+    any check is refused with a :class:`StateError`: replaying it would put numbers that no attack
+    produced into a result. ``path=None`` keeps the record in memory (no resume)."""
 
     def __init__(self, path: Path | None, fingerprint: dict[str, Any]) -> None:
         self.path = path
         fingerprint = json.loads(json.dumps(fingerprint))  # the form it has after a round trip through the file
-        self.data: dict[str, Any] = {"format": RECORD_FORMAT, "fingerprint": fingerprint, "clean": None, "stages": {}}
+        self.data: dict[str, Any] = {"format": RECORD_FORMAT, "fingerprint": fingerprint, "clean": None, "stages": {},
+                                     "flags": []}
         self.resumed = False
         if path is not None and path.is_file():
-            try:
-                saved = json.loads(path.read_text())
-            except (OSError, json.JSONDecodeError) as e:
-                raise RandmixError(f"{path}: unreadable partial evaluation ({e}); delete it to start over") from None
-            if saved.get("format") != RECORD_FORMAT or saved.get("fingerprint") != fingerprint:
-                differ = sorted(k for k in fingerprint if saved.get("fingerprint", {}).get(k) != fingerprint[k])
-                raise RandmixError(f"{path} holds a partial evaluation with other settings ({', '.join(differ) or 'format'} "
-                                 "differ); rerun its command to finish it, or pass --force to discard it")
-            self.data, self.resumed = saved, True
+            self.data, self.resumed = self._read(path, fingerprint), True
+
+    @staticmethod
+    def _read(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
+        fix = "delete it to start over, or pass --force to discard it"
+        try:
+            saved = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise StateError(f"{path}: unreadable partial evaluation, not JSON ({e}); {fix}") from None
+        if not isinstance(saved, dict) or saved.get("format") != RECORD_FORMAT:
+            raise StateError(f"{path} is not a {RECORD_FORMAT} partial evaluation; {fix}")
+        if saved.get("checksum") != record_checksum(saved):
+            raise StateError(f"{path} was edited or damaged (its checksum does not match its content); {fix}")
+        theirs = saved.get("fingerprint")
+        theirs = theirs if isinstance(theirs, dict) else {}
+        if theirs.get("checkpoint_sha256") != fingerprint["checkpoint_sha256"]:
+            raise StateError(f"{path} holds a partial evaluation of another checkpoint (sha256 "
+                             f"{str(theirs.get('checkpoint_sha256'))[:12]}…); {fix}")
+        differ = sorted(k for k in fingerprint if theirs.get(k) != fingerprint[k])
+        if differ:
+            raise StateError(f"{path} holds a partial evaluation with other settings ({', '.join(differ)} differ); "
+                             f"rerun its command to finish it, or {fix}")
+        problem = _record_problem(saved, fingerprint["n_examples"], fingerprint["attack"]["batch_size"])
+        if problem:
+            raise StateError(f"{path} does not fit this evaluation: {problem}; {fix}")
+        return saved
 
     def attack(self, stage: str, attack: str) -> dict[str, Any]:
-        return self.data["stages"].setdefault(stage, {}).setdefault(attack, {"plan": None, "done": {}})
+        return self.data["stages"].setdefault(stage, {}).setdefault(attack, {"plan": None, "done": {}, "seconds": 0.0})
 
     def save(self) -> None:
         if self.path is not None:
+            self.data["checksum"] = record_checksum(self.data)
             with atomic_path(self.path) as tmp:
                 tmp.write_text(json.dumps(self.data, separators=(",", ":")))
 
@@ -344,21 +421,22 @@ class EvalRecord:
 
 
 @contextmanager
-def autoattack_flags() -> Iterator[list[str]]:
+def autoattack_flags(flags: list[str] | None = None) -> Iterator[list[str]]:
     """Collect the warnings AutoAttack's checks log (randomized, dynamic, softmax output, zero gradients,
-    Square stronger...), each once, instead of letting them scroll past."""
-    flags: list[str] = []
+    Square stronger...), each once, instead of letting them scroll past; appended to ``flags`` (a
+    record's list, so that they survive a kill) when given."""
+    collected: list[str] = [] if flags is None else flags
 
     class Collect(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            if record.getMessage() not in flags:
-                flags.append(record.getMessage())
+            if record.getMessage() not in collected:
+                collected.append(record.getMessage())
 
     handler = Collect(level=logging.WARNING)
     logger = logging.getLogger(AUTOATTACK_LOGGER)
     logger.addHandler(handler)
     try:
-        yield flags
+        yield collected
     finally:
         logger.removeHandler(handler)
 
@@ -373,7 +451,7 @@ class Outcome:
     clean: torch.Tensor  # bool [n], on CPU
     robust: torch.Tensor  # bool [n], on CPU: still correctly classified after every attack
     per_attack: dict[str, float] = field(default_factory=dict)  # robust accuracy after each attack, in order
-    seconds: dict[str, float] = field(default_factory=dict)  # wall time per attack in this process
+    seconds: dict[str, float] = field(default_factory=dict)  # attack time per attack, summed over resumed parts
     flags: list[str] = field(default_factory=list)  # AutoAttack's warnings (set by :func:`robust_accuracy`)
 
     @property
@@ -409,7 +487,7 @@ class _Harness:
         self.x = images.to(device).float().div_(255) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
-        self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> wall time in this process
+        self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts
 
     def clean(self) -> torch.Tensor:
         if self.record.data["clean"] is None:
@@ -439,17 +517,18 @@ class _Harness:
                 plan = entry["plan"]
                 if self.progress is not None:
                     self.progress.start(f"{stage} · {attack}", len(plan))
-                began = time.perf_counter()
                 for b, first in enumerate(range(0, len(plan), self.batch_size)):
                     idx = plan[first : first + self.batch_size]
                     if str(b) not in entry["done"]:
+                        began = time.perf_counter()
                         entry["done"][str(b)] = self._attack_batch(adversary, attack, idx, config)
+                        entry["seconds"] += time.perf_counter() - began  # recorded with the batch: a resume adds to it
                         self.record.save()
                     robust[entry["done"][str(b)]] = False
                     if self.progress is not None:
                         self.progress.advance(len(idx), robust.sum().item() / n)
                 outcome.per_attack[attack] = robust.sum().item() / n
-                outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = time.perf_counter() - began
+                outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = entry["seconds"]
         checks.check_square_sr({"clean": clean.float().mean().item(), **outcome.per_attack}, logger=adversary.logger)
         return outcome
 
@@ -462,13 +541,26 @@ class _Harness:
         return index[broken].tolist()
 
     def _autoattack_checks(self, adversary: AutoAttack, config: AttackConfig) -> None:
-        """AutoAttack's pre-attack checks on the first batch, as ``run_standard_evaluation`` runs them."""
+        """AutoAttack's pre-attack checks on the first batch, as ``run_standard_evaluation`` runs them,
+        plus its zero-gradient check whenever a gradient-based attack follows: AutoAttack runs that one
+        only inside APGD with the DLR loss, so an APGD-CE or PGD evaluation would never be checked."""
         x, y = self.x[: self.batch_size], self.y[: self.batch_size]
         checks.check_randomized(adversary.get_logits, x, y, bs=self.batch_size, logger=adversary.logger)
         n_classes = checks.check_range_output(adversary.get_logits, x, logger=adversary.logger)
         checks.check_dynamic(self.model, x, False, logger=adversary.logger)
         checks.check_n_classes(n_classes, config.attacks, adversary.apgd_targeted.n_target_classes,
                                adversary.fab.n_target_classes, logger=adversary.logger)
+        if any(a not in BLACK_BOX for a in config.attacks):
+            checks.check_zero_gradients(self._loss_gradient(adversary, x, y, n_classes), logger=adversary.logger)
+
+    def _loss_gradient(self, adversary: AutoAttack, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+        """Input gradient of APGD's DLR loss (scale-invariant, so a confident honest model does not
+        underflow to zero; cross-entropy below 3 classes, where DLR is undefined) at these points."""
+        x = x.clone().requires_grad_(True)
+        with torch.enable_grad():
+            logits = adversary.get_logits(x)
+            loss = adversary.apgd.dlr_loss(logits, y) if n_classes >= 3 else F.cross_entropy(logits, y, reduction="none")
+            return torch.autograd.grad(loss.sum(), x)[0]
 
 
 def robust_accuracy(
@@ -576,8 +668,19 @@ def default_output(dataset: str, norm: str, name: str, root: str | Path = "leade
     return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
 
 
-def _check_fits(model: nn.Module, split: ImageSplit, device: torch.device) -> None:
-    """The model takes the dataset's images and predicts its number of classes, or a one-line error."""
+def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, device: torch.device) -> None:
+    """The model takes the dataset's images and predicts its number of classes, or a one-line error.
+
+    The checkpoint's ``in_chans``/``num_classes`` are compared first: a forward pass alone would let a
+    3-channel model run on 1-channel images, its in-model Normalize broadcasting them to 3 channels."""
+    info, kwargs = split.info, meta["model_kwargs"]
+    chans, classes = kwargs.get("in_chans"), kwargs.get("num_classes")
+    if chans is not None and chans != info.in_chans:
+        raise RandmixError(f"the model ({meta['model']}) takes {chans}-channel images but {info.name} has "
+                           f"{info.in_chans}-channel images; evaluate it on the data it was trained for")
+    if classes is not None and classes != info.num_classes:
+        raise RandmixError(f"the model ({meta['model']}) predicts {classes} classes but {info.name} has "
+                           f"{info.num_classes}; evaluate it on the data it was trained for")
     x = split.images[:1].to(device).float().div_(255)
     try:
         with torch.no_grad():
@@ -634,10 +737,10 @@ def evaluate(
     batch_size: int = 1000,
     seed: int = 0,
     version: str = "standard",
-    attacks: Sequence[str] = (),
+    attacks: str | Sequence[str] = (),
     n_iter: int | None = None,
     n_queries: int | None = None,
-    sweep: Sequence[str] = (),
+    sweep: str | Sequence[str] = (),
     sanity: SanityOptions | None = None,
     data_dir: str | Path | None = None,
     device: str | torch.device = "auto",
@@ -649,9 +752,12 @@ def evaluate(
 ) -> EvalOutput:
     """``randmix eval``: evaluate a checkpoint and write its RobustBench ``model_info`` JSON.
 
-    Every input is validated before any work, and nothing is written for bad input. An existing result
-    (or curve) is never overwritten without ``force``. Progress is recorded beside the result
-    (``<name>.eval-state``) so that rerunning the same call after a kill continues where it stopped."""
+    Every input is validated before any work, and nothing is written for bad input. The result is locked
+    for the whole evaluation, so a second process writing it fails at once. An existing result (or curve)
+    is never overwritten without ``force``. Progress is recorded beside the result (``<name>.eval-state``)
+    so that rerunning the same call after a kill continues where it stopped; the result then says
+    ``resumed`` and its attack times add up every part. Any AutoAttack flag marks the result
+    ``unreliable``, as RobustBench marks flagged entries."""
     began = time.perf_counter()
     eps_text, eps_value = str(eps).strip(), parse_eps(eps, norm)
     sweep_points = parse_eps_list(sweep, norm)
@@ -667,78 +773,81 @@ def evaluate(
     test = load_split(dataset, train=False, data_dir=data_dir)
     points = test.first(n_examples)
     model = model.to(dev).eval()
-    _check_fits(model, points, dev)
+    _check_fits(model, meta, points, dev)
 
     name = name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(out) if out is not None else default_output(dataset, norm, name)
     curve_path = out_path.with_suffix(".png") if sweep_points else None
-    for path in (out_path, curve_path):
-        if path is not None and path.exists() and not force:
-            raise ExistsError(f"{path} already exists; pass --force to overwrite it (or --name/--out for a new entry)")
 
-    checkpoint_ref = CheckpointRef.for_result(ckpt_path, out_path, sha256(ckpt_path))
-    digest = checkpoint_ref.sha256
-    fingerprint = {"checkpoint_sha256": digest, "dataset": dataset, "n_examples": n_examples,
-                   "attack": config.model_dump(mode="json"), "sweep": [v for _, v in sweep_points],
-                   "sanity": None if sanity is None else asdict(sanity)}
-    state_path = out_path.with_suffix(".eval-state")
-    if force and state_path.is_file():
-        try:
-            EvalRecord(state_path, fingerprint)
-        except ValueError:
-            state_path.unlink()  # --force discards a partial evaluation with other settings
-    record = EvalRecord(state_path, fingerprint)
-    trainable, frozen = count_parameters(model)
+    with exclusive(out_path, f"the result {out_path}"):  # before any attack work: one writer per result
+        for path in (out_path, curve_path):
+            if path is not None and path.exists() and not force:
+                raise ExistsError(f"{path} already exists; pass --force to overwrite it (or --name/--out for a new entry)")
+        checkpoint_ref = CheckpointRef.for_result(ckpt_path, out_path, sha256(ckpt_path))
+        digest = checkpoint_ref.sha256
+        fingerprint = {"checkpoint_sha256": digest, "dataset": dataset, "n_examples": n_examples,
+                       "attack": config.model_dump(mode="json"), "sweep": [v for _, v in sweep_points],
+                       "sanity": None if sanity is None else asdict(sanity)}
+        state_path = out_path.with_suffix(".eval-state")
+        if force and state_path.is_file():
+            try:
+                EvalRecord(state_path, fingerprint)
+            except StateError:
+                state_path.unlink()  # --force discards a partial evaluation it must not continue
+        record = EvalRecord(state_path, fingerprint)
+        trainable, frozen = count_parameters(model)
 
-    with _input_gradients_only(model), autoattack_flags() as flags:
-        harness = _Harness(model, points.images, points.labels, device=dev, batch_size=batch_size, record=record, progress=progress)
-        main = harness.run(f"eps={eps_text}", config, harness.clean())
-        sweep_results, chain = [], main.clean
-        for text, value in sweep_points:
-            outcome = main if math.isclose(value, eps_value) else \
-                harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
-            chain = chain & outcome.robust  # broken at a smaller eps stays broken at every larger one
-            sweep_results.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
-        report = _sanity_checks(harness, main, config, sanity, flags, eps_text) if sanity is not None else None
+        with _input_gradients_only(model), autoattack_flags(record.data["flags"]) as flags:
+            harness = _Harness(model, points.images, points.labels, device=dev, batch_size=batch_size, record=record, progress=progress)
+            main = harness.run(f"eps={eps_text}", config, harness.clean())
+            sweep_results, chain = [], main.clean
+            for text, value in sweep_points:
+                outcome = main if math.isclose(value, eps_value) else \
+                    harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
+                chain = chain & outcome.robust  # broken at a smaller eps stays broken at every larger one
+                sweep_results.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
+            report = _sanity_checks(harness, main, config, sanity, flags, eps_text) if sanity is not None else None
 
-    mixing = getattr(model, "mixing", None)
-    block = RandmixBlock(
-        model=meta["model"],
-        mixing=mixing.mixing.value if mixing is not None else "full",
-        mixer_seed=mixing.seed if mixing is not None else 0,
-        smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
-        train_seed=meta["extra"].get("train", {}).get("seed"),  # the trainer's TrainConfig, saved in the checkpoint
-        dataset=Path(dataset).name,
-        threat_model=norm,
-        eps_value=eps_value,
-        n_examples=n_examples,
-        attack=config,
-        clean_acc=main.clean_acc,
-        robust_acc=main.robust_acc,
-        per_attack_robust_acc=main.per_attack,
-        clean_acc_full_test=None if len(test) == n_examples else accuracy(model, test, batch_size, dev),
-        params_trainable=trainable,
-        params_frozen=frozen,
-        checkpoint=checkpoint_ref,
-        provenance=collect(dev, time.perf_counter() - began, command),
-        sanity=report,
-        sweep=sweep_results,
-        curve_png=curve_path.name if curve_path is not None else None,
-        attack_time_s={k: round(v, 3) for k, v in harness.seconds.items()},
-    )
-    result = RobustnessResult(
-        name=name,
-        dataset=Path(dataset).name,
-        architecture=meta["model"],
-        eps=eps_text,
-        clean_acc=pct(main.clean_acc),
-        autoattack_acc=pct(main.robust_acc),
-        footnote=_footnote(config),
-        unreliable=report is not None and not report.passed,
-        randmix=block,
-    )
-    if curve_path is not None:
-        _curve_png(curve_path, sweep_results, main.clean_acc, f"{name}: {_attack_label(config)}", norm)
-    write_result(out_path, result, force=force)
-    record.discard()
-    return EvalOutput(result=result, path=out_path, curve=curve_path, resumed=record.resumed)
+        mixing = getattr(model, "mixing", None)
+        block = RandmixBlock(
+            model=meta["model"],
+            mixing=mixing.mixing.value if mixing is not None else "full",
+            mixer_seed=mixing.seed if mixing is not None else 0,
+            smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
+            train_seed=meta["extra"].get("train", {}).get("seed"),  # the trainer's TrainConfig, saved in the checkpoint
+            dataset=Path(dataset).name,
+            threat_model=norm,
+            eps_value=eps_value,
+            n_examples=n_examples,
+            attack=config,
+            clean_acc=main.clean_acc,
+            robust_acc=main.robust_acc,
+            per_attack_robust_acc=main.per_attack,
+            clean_acc_full_test=None if len(test) == n_examples else accuracy(model, test, batch_size, dev),
+            params_trainable=trainable,
+            params_frozen=frozen,
+            checkpoint=checkpoint_ref,
+            provenance=collect(dev, time.perf_counter() - began, command),
+            sanity=report,
+            sweep=sweep_results,
+            curve_png=curve_path.name if curve_path is not None else None,
+            attack_time_s={k: round(v, 3) for k, v in harness.seconds.items()},
+            autoattack_flags=list(flags),
+            resumed=record.resumed,
+        )
+        result = RobustnessResult(
+            name=name,
+            dataset=Path(dataset).name,
+            architecture=meta["model"],
+            eps=eps_text,
+            clean_acc=pct(main.clean_acc),
+            autoattack_acc=pct(main.robust_acc),
+            footnote=_footnote(config),
+            unreliable=bool(flags) or (report is not None and not report.passed),  # as RobustBench marks flagged entries
+            randmix=block,
+        )
+        if curve_path is not None:
+            _curve_png(curve_path, sweep_results, main.clean_acc, f"{name}: {_attack_label(config)}", norm)
+        write_result(out_path, result, force=force)
+        record.discard()
+        return EvalOutput(result=result, path=out_path, curve=curve_path, resumed=record.resumed)

@@ -1,10 +1,12 @@
-"""Re-check leaderboard entries on a laptop: the checkpoint's hash, and its headline number recomputed.
+"""Re-check leaderboard entries on a laptop: the checkpoint's hash, and its headline numbers recomputed.
 
 A leaderboard number is only as good as the file behind it. ``randmix verify`` hashes each entry's
 checkpoint, rebuilds the model from it, and recomputes on the first few hundred test points on the CPU
 what the entry records: clean accuracy for a robustness entry, reconstruction PSNR for a pixel-shuffle
-entry. Robust accuracy itself is not recomputed (AutoAttack wants a GPU); the hash and clean accuracy
-tie the file to the weights that were attacked.
+entry. A robustness entry's robust accuracy is re-checked one-sided: its strongest white-box attack
+(APGD-CE, at the entry's norm, eps, seed and iterations) is re-run on those points, and the recorded
+number may not sit above what that one attack leaves (the entry ran it and more, so it can only be
+lower). The full AutoAttack run is not repeated (it wants a GPU).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from randmix_bench.checkpoint import CheckpointError, load_model
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.files import sha256
 from randmix_bench.leaderboard import Entry
+from randmix_bench.results import RandmixBlock, pct
+from randmix_bench.robustness import BLACK_BOX, robust_accuracy
 from randmix_bench.tasks import predict
 
 __all__ = ["Check", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE", "tolerance",
@@ -43,7 +47,12 @@ TOLERANCE_RULE = (
     "on the first N test points and m ≤ N are re-measured here; the first m points are a sample of those N, so "
     "their mean varies by that hypergeometric standard error (0 when m = N). sd is √(p(1−p)) for an accuracy p, "
     "the per-image standard deviation for PSNR. Allowance: {flips} flipped predictions ({flips}/m) for accuracy, "
-    "{psnr_db} dB for PSNR, for differences between the recording GPU and this device."
+    "{psnr_db} dB for PSNR, for differences between the recording GPU and this device. "
+    "Robust accuracy is checked one-sided with the same rule (sd from the recorded robust accuracy): the entry's "
+    "strongest white-box attack (APGD-CE when it ran it) is re-run at its norm, eps, seed and iterations "
+    "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
+    "is above what that attack leaves by more than the tolerance; entries attacked with none or only black-box "
+    "attacks skip this check."
 )
 
 
@@ -61,7 +70,7 @@ class Check:
     entry: str
     model: str
     mixing: str
-    metric: str  # "clean %" or "PSNR dB"
+    metric: str  # "clean %", "PSNR dB" or "robust % (<attack>)"
     sha256_ok: bool
     n_recorded: int
     n_checked: int | None = None
@@ -96,6 +105,36 @@ def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: i
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 
+def _robust_attack(rb: RandmixBlock) -> str | None:
+    """The entry's strongest white-box attack: APGD-CE when it ran it, else its first white-box one."""
+    whitebox = [a for a in rb.attack.attacks if a not in BLACK_BOX]
+    return "apgd-ce" if "apgd-ce" in whitebox else next(iter(whitebox), None)
+
+
+def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: int, sigmas: float,
+                  batch_size: int, device: str) -> Check | None:
+    """Re-run the entry's strongest white-box attack as the entry configured it (its AutoAttack version's
+    settings, seed, eps, iterations) on ``split``; None when the entry ran no white-box attack."""
+    rb = entry.randmix
+    attack = _robust_attack(rb)
+    if attack is None:
+        return None
+    m = len(split)
+    config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
+    measured = 100 * robust_accuracy(net, split.images, split.labels, config, device=device).robust_acc
+    recorded = float(entry.robustness.autoattack_acc)  # the headline; it must say what randmix.robust_acc says
+    p = recorded / 100
+    tol = tolerance(100 * math.sqrt(p * (1 - p)), m, n_recorded, 100 * DEVICE_FLIPS / m, sigmas)
+    check = Check(entry.rel, rb.model, rb.mixing, f"robust % ({attack})", True, n_recorded, n_checked=m,
+                  recorded=recorded, measured=measured, tolerance=tol)
+    if entry.robustness.autoattack_acc != pct(rb.robust_acc):  # exactly as ``randmix eval`` writes it
+        check.problem = f"robust check: autoattack_acc {recorded:.2f} is not randmix.robust_acc {pct(rb.robust_acc)}"
+    elif recorded - measured > tol:
+        check.problem = (f"robust check: recorded robust accuracy {recorded:.2f} on {n_recorded} points is above the "
+                         f"{measured:.2f} that {attack} alone leaves on the first {m} (tolerance +{tol:.2f})")
+    return check
+
+
 def verify(
     entries: list[Entry],
     n: int = DEFAULT_N,
@@ -104,9 +143,12 @@ def verify(
     batch_size: int = 250,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    robust: bool = True,
 ) -> list[Check]:
     """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
-    number on the first ``min(n, recorded n)`` test points. Each test set is loaded once."""
+    numbers on the first ``min(n, recorded n)`` test points: a robustness entry that ran a white-box
+    attack gets a second row, its robust accuracy re-checked (see :data:`TOLERANCE_RULE`), unless
+    ``robust`` is False (an attack of a large model on the CPU takes minutes). Each test set is loaded once."""
     if n < 1:
         raise RandmixError(f"n must be >= 1, got {n}")
     splits: dict[str, ImageSplit | Exception] = {}
@@ -154,6 +196,11 @@ def verify(
         if abs(check.measured - recorded) > check.tolerance:
             check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
                              f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
+        if entry.is_robustness and robust:
+            if progress:
+                progress(f"re-attacking {entry.rel}")
+            robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
+            checks.extend([robust_check] if robust_check is not None else [])
     return checks
 
 
@@ -177,5 +224,5 @@ def table(checks: list[Check]) -> Table:
 
 
 def failures(checks: list[Check]) -> list[str]:
-    """One line per failed entry: which, and why."""
+    """One line per failed check (an entry may fail its clean and its robust check): which, and why."""
     return [f"{c.entry} ({c.model}, {c.mixing}): {c.problem}" for c in checks if not c.ok]

@@ -12,12 +12,15 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import tarfile
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Iterator
 
 import pytest
 import torch
@@ -25,8 +28,9 @@ from PIL import Image
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+import randmix_bench
 from _tiny_classifier import train_tiny_checkpoint
-from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, read_checkpoint
+from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, load_model, read_checkpoint, save_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.files import exclusive
 from randmix_bench.train import RESUME_NAME, RUN_FORMAT
@@ -141,9 +145,96 @@ SECURITY_CASES: list[Case] = [
 
 # ------------------------------------------------------------------------------------------------- eval
 
+CHEAP_EVAL = ["--version", "custom", "--attacks", "apgd-ce", "--n-iter", "5", "--n-examples", "16", "--batch-size", "4",
+              "--device", "cpu", "--out", "x.json"]
+
+
+def killed_eval(tamper: Callable[[Path, dict[str, Any]], None]) -> Setup:
+    """Setup: ``eval run ... CHEAP_EVAL`` killed after one batch, then ``tamper(folder, state)``; the
+    state is written back as it is left (no new checksum: a tamper that re-signs does so itself)."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        from test_eval import InterruptAfter
+
+        from randmix_bench.robustness import evaluate
+
+        copy_checkpoint()(tmp, fx)
+        with pytest.raises(KeyboardInterrupt):
+            evaluate(tmp / "run", "synthetic", attack="autoattack", version="custom", attacks="apgd-ce", n_iter=5,
+                     n_examples=16, batch_size=4, device="cpu", out=tmp / "x.json", progress=InterruptAfter(1))
+        state = json.loads((tmp / "x.eval-state").read_text())
+        tamper(tmp, state)
+        (tmp / "x.eval-state").write_text(json.dumps(state))
+
+    return setup
+
+
+def edit_a_batch(tmp: Path, state: dict[str, Any]) -> None:
+    state["stages"]["eps=8/255"]["apgd-ce"]["done"]["0"] = []  # "nothing broken": a higher robust accuracy
+
+
+def resave_checkpoint(tmp: Path, state: dict[str, Any]) -> None:
+    model, meta = load_model(tmp / "run")  # the same weights, another file (another sha256)
+    save_checkpoint(tmp / "run" / "checkpoint.safetensors", model, meta["model"], meta["model_kwargs"], {"other": True})
+
+
+def point_past_the_data(tmp: Path, state: dict[str, Any]) -> None:
+    from randmix_bench.robustness import record_checksum
+
+    state["clean"].append(16)  # point 16 of 0..15, re-signed as a forger would
+    state["checksum"] = record_checksum(state)
+
+
+LOCK_HOLDERS: list[subprocess.Popen] = []
+
+
+def hold_lock(name: str) -> Setup:
+    """Setup: a child process holds ``files.exclusive`` on ``name`` (as a running eval does) until its
+    stdin closes; killed after the case by :func:`release_lock_holders`."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        copy_checkpoint()(tmp, fx)
+        code = ("import sys\nfrom randmix_bench.files import exclusive\nwith exclusive(sys.argv[1], 'x'):\n"
+                "    print('held', flush=True)\n    sys.stdin.read()")
+        env = dict(os.environ, PYTHONPATH=str(Path(randmix_bench.__file__).parents[1]))
+        proc = subprocess.Popen([sys.executable, "-c", code, name], cwd=tmp, env=env, stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, text=True)
+        LOCK_HOLDERS.append(proc)
+        assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+
+    return setup
+
+
+@pytest.fixture(autouse=True)
+def release_lock_holders() -> Iterator[None]:
+    yield
+    while LOCK_HOLDERS:
+        proc = LOCK_HOLDERS.pop()
+        proc.kill()
+        proc.communicate()
+
+
 EVAL_CASES: list[Case] = [
     Case("eval-unknown-attack", ["eval", "run", "-d", "synthetic", "--attack", "fgsm", "--device", "cpu"],
          "unknown attack 'fgsm'", setup=copy_checkpoint()),
+    Case("eval-state-edited-by-hand", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
+         "x.eval-state was edited or damaged (its checksum does not match its content); delete it",
+         setup=killed_eval(edit_a_batch)),
+    Case("eval-state-of-another-checkpoint", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
+         "x.eval-state holds a partial evaluation of another checkpoint", setup=killed_eval(resave_checkpoint)),
+    Case("eval-state-past-the-data", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
+         "its clean predictions name points outside the 16 evaluated; delete it to start over, or pass --force",
+         setup=killed_eval(point_past_the_data)),
+    Case("eval-3-channel-model-on-fashion-mnist", ["eval", "run", "-d", "fashion-mnist", *CHEAP_EVAL],
+         "takes 3-channel images but fashion-mnist has 1-channel images", setup=copy_checkpoint()),
+    Case("eval-unknown-attack-in-spaced-list", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--attacks", "apgd-ce, nope"],
+         "(unknown: nope)", setup=copy_checkpoint()),
+    Case("eval-device-meta", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--device", "meta"],
+         "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
+    Case("eval-result-locked-by-another-process", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
+         "another randmix process is writing the result x.json", setup=hold_lock("x.json")),
+    Case("eval-zero-examples", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--n-examples", "0"],
+         "n_examples must be >= 1, got 0", setup=copy_checkpoint()),
 ]
 
 # ---------------------------------------------------------------------------------- leaderboard, verify

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 
@@ -34,6 +35,7 @@ from randmix_bench.robustness import (
     parse_eps,
     parse_eps_list,
     pgd_attack,
+    split_list,
 )
 from randmix_bench.tasks import accuracy
 
@@ -101,6 +103,13 @@ def test_attack_config_resolves_attacks_and_refuses_inconsistent_choices() -> No
     assert "pgd" in CUSTOM_ATTACKS
 
 
+def test_comma_lists_allow_spaces_after_commas() -> None:
+    assert split_list("apgd-ce, square ,") == split_list(["apgd-ce ", " square"]) == ["apgd-ce", "square"]
+    assert make_attack_config(eps=0.1, version="custom", attacks="apgd-ce, square").attacks == ["apgd-ce", "square"]
+    with pytest.raises(ValueError, match="unknown: nope"):
+        make_attack_config(eps=0.1, version="custom", attacks="apgd-ce, nope")
+
+
 # ---------------------------------------------------------------------------------------- attacks
 
 
@@ -132,7 +141,7 @@ def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
 
 def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce,square", "--n-iter", "5",
+    args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce, square", "--n-iter", "5",
             "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
             "--sweep", "24/255,2/255,8/255", "--device", "cpu"]
     result = runner.invoke(app, args, terminal_width=200)
@@ -148,6 +157,7 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
     assert (entry.name, entry.dataset, entry.eps, entry.architecture) == (run_dir.name, "synthetic", "8/255", MODEL)
     assert entry.clean_acc == pct(clean) and entry.autoattack_acc == pct(rb.robust_acc)
     assert entry.footnote and "custom" in entry.footnote and not entry.unreliable
+    assert rb.autoattack_flags == [] and not rb.resumed and "AutoAttack flag" not in result.output
     # our block: protocol, attack, per-attack numbers, sweep, provenance
     assert (rb.n_examples, rb.threat_model, rb.mixing, rb.train_seed) == (N, "Linf", "chans", 0)
     assert rb.attack.attacks == ["apgd-ce", "square"] and math.isclose(rb.eps_value, 8 / 255)
@@ -221,6 +231,83 @@ def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(run_dir: Path,
     assert (rb.clean_acc, rb.robust_acc, rb.per_attack_robust_acc) == (reference.clean_acc, reference.robust_acc, reference.per_attack_robust_acc)
 
 
+class Tick:
+    """A clock for ``robustness.time`` that advances one second per reading: every attacked batch
+    (timed by two readings) then takes exactly one second."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(run_dir: Path, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(robustness, "time", Tick())
+    settings = dict(CHEAP, eps="8/255", attacks="apgd-ce, pgd")
+    reference = evaluate(run_dir, "synthetic", out=tmp_path / "reference.json", **settings).result.randmix
+    out = tmp_path / "resumed.json"
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(run_dir, "synthetic", out=out, progress=InterruptAfter(3), **settings)
+    saved = json.loads(out.with_suffix(".eval-state").read_text())["stages"]["eps=8/255"]
+    assert saved["apgd-ce"]["seconds"] == 3.0  # three batches attacked before the kill, one second each
+    rb = evaluate(run_dir, "synthetic", out=out, **settings).result.randmix
+    assert rb.resumed and not reference.resumed and json.loads(out.read_text())["randmix"]["resumed"] is True
+    batches = math.ceil(reference.clean_acc * N / CHEAP["batch_size"])
+    assert rb.attack_time_s == reference.attack_time_s and rb.attack_time_s["eps=8/255 apgd-ce"] == batches
+
+
+@pytest.fixture()
+def partial(run_dir: Path, tmp_path: Path) -> tuple[dict, Path]:
+    """Settings and the state file of an evaluation killed after one batch."""
+    settings = dict(CHEAP, eps="8/255", out=tmp_path / "x.json")
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(run_dir, "synthetic", progress=InterruptAfter(1), **settings)
+    return settings, tmp_path / "x.eval-state"
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []}), "was edited or damaged"),
+    (lambda d: d.update(clean=d["clean"] + [N]), f"clean predictions name points outside the {N} evaluated"),
+    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"99": []}), "records batches or points outside its plan"),
+    (lambda d: d["fingerprint"].update(checkpoint_sha256="0" * 64), "of another checkpoint (sha256 000000000000"),
+    (lambda d: d["fingerprint"].update(n_examples=N + 1), "other settings (n_examples differ)"),
+], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings"])
+def test_tampered_state_file_is_refused_and_force_discards_it(run_dir: Path, partial, tamper, message: str) -> None:
+    settings, state = partial
+    data = json.loads(state.read_text())
+    tamper(data)
+    if "edited" not in message:  # a forger who recomputes the checksum is still caught by the content checks
+        data["checksum"] = robustness.record_checksum(data)
+    state.write_text(json.dumps(data))
+    with pytest.raises(robustness.StateError, match=re.escape(message)) as refused:
+        evaluate(run_dir, "synthetic", **settings)
+    assert str(state) in str(refused.value) and "pass --force" in str(refused.value)
+    assert not settings["out"].exists()
+    output = evaluate(run_dir, "synthetic", force=True, **settings)
+    assert not output.resumed and not state.exists() and output.path.is_file()
+
+
+def test_state_file_that_is_not_json_is_refused(run_dir: Path, partial) -> None:
+    settings, state = partial
+    state.write_text("{not json")
+    with pytest.raises(robustness.StateError, match="not JSON.*delete it to start over"):
+        evaluate(run_dir, "synthetic", **settings)
+
+
+def test_a_second_evaluation_of_the_same_result_is_refused_at_once(run_dir: Path, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from randmix_bench.files import BusyError, exclusive
+
+    monkeypatch.setattr(APGDAttack, "perturb", lambda *a, **k: pytest.fail("attacked while another process holds the result"))
+    out = tmp_path / "x.json"
+    with exclusive(out, "a running evaluation"), pytest.raises(BusyError, match="another randmix process is writing"):
+        evaluate(run_dir, "synthetic", out=out, **dict(CHEAP, eps="8/255"))
+    assert not out.exists() and not out.with_suffix(".eval-state").exists()
+
+
 # ------------------------------------------------------------------------------------- bad input
 
 
@@ -262,14 +349,41 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_che
 
 
 class QuantizedInput(nn.Module):
-    """A classic gradient-masking "defense": rounding the input to 8 bits has zero gradient everywhere."""
+    """A classic gradient-masking "defense": rounding the input to ``levels`` steps has zero gradient everywhere."""
 
-    def __init__(self, inner: nn.Module) -> None:
+    def __init__(self, inner: nn.Module, levels: int = 255) -> None:
         super().__init__()
-        self.inner = inner
+        self.inner, self.levels = inner, levels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.inner(torch.round(x * 255) / 255)
+        return self.inner(torch.round(x * self.levels) / self.levels)
+
+
+def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Path, points, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Plain ``randmix eval`` settings (APGD-CE alone, no --sanity) on a model behind ``round(4x)/4``:
+    AutoAttack's zero-gradient flag is recorded, printed, and marks the entry unreliable."""
+    model, _ = load_model(run_dir)
+    outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N))
+    assert any("zero gradient" in flag for flag in outcome.flags)
+
+    monkeypatch.setattr(robustness, "load_model", lambda path, map_location="cpu": (QuantizedInput(load_model(path)[0], 4).eval(),
+                                                                                    load_model(path)[1]))
+    out = tmp_path / "masked.json"
+    result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
+                                 "--n-iter", "5", "--n-examples", str(N), "--batch-size", str(N), "--device", "cpu",
+                                 "--out", str(out)], terminal_width=400)
+    assert result.exit_code == 0, result.output
+    assert "AutoAttack flag: there are" in result.stderr and "may be an overestimate" in result.stderr
+    entry = read_result(out)
+    assert entry.unreliable and entry.randmix.sanity is None
+    assert [f for f in entry.randmix.autoattack_flags if "zero gradient" in f]
+
+
+def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path: Path) -> None:
+    """A 3-channel model would run on 1-channel Fashion-MNIST (its Normalize broadcasts): refused first."""
+    with pytest.raises(ValueError, match="takes 3-channel images but fashion-mnist has 1-channel images"):
+        evaluate(run_dir, "fashion-mnist", attack="none", n_examples=4, device="cpu", out=tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.leaderboard import load_entries, load_entry
 from randmix_bench.robustness import evaluate
@@ -113,3 +114,40 @@ def test_tolerance_is_sampling_error_plus_device_allowance() -> None:
     expected = 3 * 40.0 * math.sqrt((10000 - 500) / (500 * 9999)) + allowance
     assert tolerance(40.0, 500, 10000, allowance) == pytest.approx(expected)
     assert tolerance(40.0, 100, 10000, 0) > tolerance(40.0, 500, 10000, 0)
+
+
+@pytest.fixture(scope="module")
+def attacked_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One entry written by the real ``randmix eval`` command: the trained tiny model under APGD-CE."""
+    root = tmp_path_factory.mktemp("verify-robust") / "leaderboards"
+    linf = root / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(linf / "attacked.safetensors")
+    result = runner.invoke(app, ["eval", str(ckpt), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
+                                 "--n-iter", "5", "--eps", "8/255", "--n-examples", "16", "--batch-size", "16",
+                                 "--device", "cpu", "--out", str(linf / "attacked.json")])
+    assert result.exit_code == 0, result.output
+    return root
+
+
+def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template: Path, tmp_path: Path) -> None:
+    board = Path(shutil.copytree(attacked_template, tmp_path / "leaderboards"))
+    path = board / "synthetic" / "Linf" / "attacked.json"
+    clean, robust = verify(load_entries(board))
+    assert clean.ok and clean.metric == "clean %" and robust.ok and robust.metric == "robust % (apgd-ce)"
+    recorded = json.loads(path.read_text())["randmix"]["robust_acc"]
+    assert 0 < recorded < 1 and robust.measured == pytest.approx(100 * recorded)  # same points, seed, batch: reproduced
+    result = runner.invoke(app, ["verify", str(board)], terminal_width=300)
+    assert result.exit_code == 0 and "all 1 entries verified" in result.output and "one-sided" in result.output
+
+    raised = min(recorded + 0.25, 1.0)  # hand-edited, consistently in both places
+    edit(path, randmix__robust_acc=raised, autoattack_acc=f"{100 * raised:.2f}")
+    (_, check) = verify(load_entries(board))
+    assert not check.ok and 100 * raised - check.measured > check.tolerance
+    assert check.problem.startswith("robust check: recorded robust accuracy")
+    result = runner.invoke(app, ["verify", str(board)], terminal_width=300)
+    assert result.exit_code == 1 and "robust check" in result.output and "1 of 1 entries failed" in result.output
+    assert runner.invoke(app, ["verify", str(board), "--no-robust"]).exit_code == 0  # the clean check alone passes
+
+    edit(path, randmix__robust_acc=recorded)  # only the headline stays raised
+    (_, check) = verify(load_entries(board))
+    assert not check.ok and "autoattack_acc" in check.problem and "is not randmix.robust_acc" in check.problem

@@ -18,7 +18,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable, Sequence, TypeVar
 
 from randmix_bench.mixing import Mixing
 from randmix_bench.results import AttackConfig, RandmixBlock, RobustnessResult, ShuffleResult, Result
@@ -198,13 +198,14 @@ def why_untrusted(result: RobustnessResult) -> str | None:
 
 
 Key = tuple[str, float]  # (mixing, smooth_sigma)
+R = TypeVar("R", RobustnessResult, ShuffleResult)
 _ORDER = {m.value: i for i, m in enumerate(Mixing)}
 
 
-def _runs(results: Iterable[Result], value: Callable[[Result], float], n: Callable[[Result], int]) -> Runs:
+def _runs(results: Iterable[R], value: Callable[[R], float], n: Callable[[R], int]) -> Runs:
     """One value per training run: results sharing a train_seed (or, without one, a checkpoint) are
     evaluations of one run, and the one on the most points stands for it."""
-    best: dict[object, Result] = {}
+    best: dict[tuple[str, object], R] = {}
     for r in sorted(results, key=lambda r: (-n(r), _sha(r), r.name)):
         seed = _block(r).train_seed
         best.setdefault(("seed", seed) if seed is not None else ("sha", _sha(r)), r)
@@ -221,8 +222,8 @@ def _sha(r: Result) -> str:
     return _block(r).checkpoint.sha256
 
 
-def _by_variant(results: Iterable[Result]) -> dict[Key, list[Result]]:
-    groups: dict[Key, list[Result]] = defaultdict(list)
+def _by_variant(results: Iterable[R]) -> dict[Key, list[R]]:
+    groups: dict[Key, list[R]] = defaultdict(list)
     for r in results:
         b = _block(r)
         groups[(b.mixing, b.smooth_sigma)].append(r)
@@ -272,17 +273,22 @@ def _pairs(claim: str, better: str, worse: str, statement: str, group: tuple[str
                   (variants[b], variants[w]), margin) for b, w in pairs]
 
 
-def _clean(r: Result) -> float:
-    rb = r.randmix  # type: ignore[union-attr]
+def _clean(r: RobustnessResult) -> float:
+    rb = r.randmix
     return rb.clean_acc_full_test if rb.clean_acc_full_test is not None else rb.clean_acc
 
 
+def _points(r: RobustnessResult) -> int:
+    """Points an accuracy was measured on, for its binomial floor: the attacked ones, also a lower bound
+    on the test set that ``clean_acc_full_test`` is on."""
+    return r.randmix.n_examples
+
+
 def _classification(model: str, dataset: str, results: list[RobustnessResult]) -> list[ClaimVerdict]:
-    # the binomial floor uses the attacked points, a lower bound on the test set the full-test accuracy is on
-    n = lambda r: r.randmix.n_examples  # noqa: E731
     group = (model, dataset, None)
-    clean = {k: _runs(rs, _clean, n) for k, rs in _by_variant(results).items()}
-    out = _pairs("1a", "chans", "full", "{better} nearly matches {worse} in clean accuracy", group, clean, -NEARLY_PP / 100)
+    clean = {k: _runs(rs, _clean, _points) for k, rs in _by_variant(results).items()}
+    out = _pairs("1a", "chans", "full", "{better} nearly matches {worse} in clean accuracy", group, clean,
+                 -NEARLY_PP / 100)
     for worse_than in ("full", "chans"):
         out += _pairs("1b", worse_than, "space", "{worse} clearly worse than {better} in clean accuracy", group, clean,
                       NEARLY_PP / 100)
@@ -293,7 +299,7 @@ def _classification(model: str, dataset: str, results: list[RobustnessResult]) -
     for key in sorted(settings):
         rs = settings[key]
         label = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
-        robust = {k: _runs(v, lambda r: r.randmix.robust_acc, n) for k, v in _by_variant(rs).items()}
+        robust = {k: _runs(v, lambda r: r.randmix.robust_acc, _points) for k, v in _by_variant(rs).items()}
         out += _pairs("2a", "chans", "full", "{better} more robust than {worse}", (model, dataset, label), robust)
         out += _pairs("2b", "chans-smooth", "chans", "{better} more robust than {worse}", (model, dataset, label),
                       robust)
@@ -309,15 +315,19 @@ def _shuffle(model: str, dataset: str, loss: str, epochs: float, results: list[S
     if any(r.mean_image_ssim is None or r.mean_image_psnr is None for r in chans):
         return [_missing("3", statement, group, "the mean-image baseline (re-run randmix shuffle eval)")]
 
+    def baseline(r: ShuffleResult, metric: str) -> float:
+        """The better input-blind output: the scrambled input itself or the test set's mean image."""
+        return max(getattr(r, f"identity_{metric}"), getattr(r, f"mean_image_{metric}"))
+
     def ssim_margin(r: ShuffleResult) -> float:
-        base = max(r.identity_ssim, r.mean_image_ssim)  # type: ignore[type-var]
+        base = baseline(r, "ssim")
         return r.ssim - max(NEAR_PERFECT_SSIM if what == "near-perfect" else (1 + base) / 2, base)
 
-    def psnr_margin(r: ShuffleResult) -> float:
-        return r.psnr - max(r.identity_psnr, r.mean_image_psnr)  # type: ignore[type-var]
+    def no_floor(r: ShuffleResult) -> int:
+        return 0  # not proportions: no binomial floor
 
-    n = lambda r: 0  # noqa: E731  (not proportions: no binomial floor)
-    ssim, psnr = (_runs(chans, f, n) for f in (ssim_margin, psnr_margin))  # type: ignore[arg-type]
+    ssim = _runs(chans, ssim_margin, no_floor)
+    psnr = _runs(chans, lambda r: r.psnr - baseline(r, "psnr"), no_floor)
     tests = [_above(ssim), _above(psnr)]
     verdicts = {t.verdict for t in tests}
     if Verdict.INSUFFICIENT_RUNS in verdicts:
@@ -328,7 +338,7 @@ def _shuffle(model: str, dataset: str, loss: str, epochs: float, results: list[S
                    Verdict.SUPPORTED if verdicts == {Verdict.SUPPORTED} else Verdict.INCONCLUSIVE)
         reason = (f"SSIM {ssim.mean:+.4f} ± {tests[0].halfwidth:.4f} above its threshold, PSNR {psnr.mean:+.2f} ± "
                   f"{tests[1].halfwidth:.2f} dB above the better baseline (95 % intervals); {_mixers(ssim)}")
-    values = _runs(chans, lambda r: r.ssim, n)  # type: ignore[union-attr]
+    values = _runs(chans, lambda r: r.ssim, no_floor)
     return [ClaimVerdict("3", statement, *group, ("chans",), (values.mean,), (values.std,), (values.k,), verdict,
                          reason)]
 

@@ -277,8 +277,10 @@ def _verdict_line(v: ClaimVerdict) -> str:
     unit, digits = ("", 4) if v.claim == "3" else (" %", 2)
     numbers = " vs ".join(
         f"{_code(name)} {mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
-        + f"{unit} ({k} run{'s' if k != 1 else ''})" for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs))
-    return f"- Claim {v.claim} ({about}): **{v.verdict.value}**: " + (f"{numbers}; " if numbers else "") + f"{_escape(v.reason)}."
+        + f"{unit} ({k} run{'s' if k != 1 else ''})"
+        for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs))
+    numbers += "; " if numbers else ""
+    return f"- Claim {v.claim} ({about}): **{v.verdict.value}**: {numbers}{_escape(v.reason)}."
 
 
 def _claims(entries: list[Entry], level: str) -> list[str]:
@@ -334,9 +336,9 @@ def render_leaderboard(entries: list[Entry], base: Path) -> str:
               "RobustBench's protocol: the first n test points, AutoAttack at the stated eps, models take [0, 1] "
               "inputs. Ranked by AutoAttack accuracy, ties by clean accuracy. Only entries whose gradient-masking "
               "sanity checks (`randmix eval --sanity`) passed, with no AutoAttack flag and not marked unreliable, are "
-              f"ranked; the others are listed under each table as *{NOT_RANKED}*, with the reason. Entries attacked with a cheaper "
-              "custom attack set say so in the Attack column: their robust accuracy is an upper bound that does not "
-              "compare with `AA standard` ones.", ""]
+              f"ranked; the others are listed under each table as *{NOT_RANKED}*, with the reason. Entries "
+              "attacked with a cheaper custom attack set say so in the Attack column: their robust accuracy is an "
+              "upper bound that does not compare with `AA standard` ones.", ""]
     lines += _robustness_tables(entries, base) + [""]
     lines += ["## Pixel un-shuffling", "",
               "A network learns to undo one fixed random permutation of pixel positions; PSNR/SSIM of its "

@@ -221,7 +221,11 @@ def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
     names that are absolute or climb with ``..`` are refused, and a damaged archive is one error."""
     blobs = []
     try:
-        with tarfile.open(source, "r|*") as tar:
+        with open(source, "rb") as raw:
+            gzipped = raw.read(2) == b"\x1f\x8b"
+        # gzip.open, unlike tarfile's own stream, raises EOFError when the data end early, also between members
+        with (gzip.open(source, "rb") if gzipped else open(source, "rb")) as stream, \
+                tarfile.open(fileobj=stream, mode="r|") as tar:
             for m in tar:
                 parts = m.name.removeprefix("./").split("/")
                 if m.name.startswith("/") or ".." in parts:
@@ -229,6 +233,8 @@ def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
                                        "with paths relative to its top folder (train/<class>/<image>)")
                 if m.isfile() and len(parts) == 3 and parts[0] == split:
                     blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
+            while stream.read(1 << 20):  # to the end, so that a missing tail (and gzip's checksum) is noticed
+                pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise RandmixError(f"{source} is a corrupt or truncated archive ({type(e).__name__}: {e}); download or "
                            "build it again") from None

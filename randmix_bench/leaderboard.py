@@ -8,19 +8,19 @@ pure function of the files (no dates, fixed ordering and number formats), which 
 
 from __future__ import annotations
 
-import math
 import os
-import statistics
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, cast
+from typing import Iterable, cast
+from urllib.parse import quote
 
+from randmix_bench import claims
+from randmix_bench.claims import ClaimVerdict, attack_label, variant_label, why_untrusted
 from randmix_bench.errors import RandmixError, MissingError
 from randmix_bench.files import atomic_path
-from randmix_bench.mixing import Mixing
 from randmix_bench.results import (
-    AttackConfig,
     CheckpointRef,
     RandmixBlock,
     Result,
@@ -39,7 +39,6 @@ __all__ = [
     "MARKER_END",
     "load_entry",
     "load_entries",
-    "attack_label",
     "render_leaderboard",
     "render_summary",
     "plan",
@@ -53,20 +52,11 @@ MARKER_START = "<!-- leaderboard:start -->"
 MARKER_END = "<!-- leaderboard:end -->"
 THREAT_MODELS = ("Linf", "L2")  # RobustBench's, in its order
 SHUFFLE_FOLDER = "shuffle"
-
-NEARLY_PP = 3.0
-"""Claim 1 read quantitatively: ``chans`` "nearly" matches ``full`` when its clean accuracy is at most
-this many percentage points lower, and ``space`` is "clearly worse" when it is more than this many
-points below both."""
-SIGNIFICANCE_SE = 2.0
-"""Claim 2: a robust-accuracy gain counts when it exceeds this many standard errors of the difference."""
-NEAR_PERFECT_SSIM = 0.95
-"""Claim 3: a "near-perfect" reconstruction on the MNIST family has mean SSIM at least this."""
-MNIST_FAMILY = ("mnist", "fashion-mnist")
+NOT_RANKED = "Not ranked: unreliable or unchecked"
 
 
 class LeaderboardError(RandmixError):
-    """Bad result files or a README without markers: one line per problem, each naming its file."""
+    """Bad result files or a README with damaged markers: one line per problem, each naming its file."""
 
 
 @dataclass(frozen=True)
@@ -117,11 +107,6 @@ def _layout_problem(rel_parts: tuple[str, ...], result: Result) -> str | None:
                 f"{group!r} ({expected})")
     if result.randmix.dataset != dataset:
         return f"field 'randmix.dataset': {result.randmix.dataset!r} does not match its folder {dataset!r}"
-    for field in ("clean_acc", "autoattack_acc"):
-        try:
-            float(getattr(result, field))
-        except ValueError:
-            return f"field {field!r}: {getattr(result, field)!r} is not a percentage"
     return None
 
 
@@ -145,10 +130,10 @@ def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
 
 def load_entries(root: str | Path) -> list[Entry]:
     """Every result under ``root``, validated, in path order; raises :class:`LeaderboardError` listing
-    every bad file (with its field) rather than skipping any."""
+    every bad file (with its field) rather than skipping any: one line for one bad file."""
     root = Path(root)
     if not root.is_dir():
-        raise MissingError(f"leaderboards folder {root} does not exist")
+        raise MissingError(f"leaderboards folder {root} does not exist; pass --dir with the folder of result files")
     entries: list[Entry] = []
     problems: list[str] = []
     for path in sorted(root.rglob("*.json")):
@@ -156,6 +141,8 @@ def load_entries(root: str | Path) -> list[Entry]:
             entries.append(load_entry(path, root))
         except ResultError as e:
             problems.append(str(e))
+    if len(problems) == 1:
+        raise LeaderboardError(problems[0])
     if problems:
         raise LeaderboardError(f"{len(problems)} bad result file(s):\n" + "\n".join(problems))
     return entries
@@ -163,16 +150,37 @@ def load_entries(root: str | Path) -> list[Entry]:
 
 # ------------------------------------------------------------------------------------------ formatting
 
+_MARKDOWN = re.compile(r"([\\`*_\[\]#!|~])")
+_AUTOLINK = re.compile(r"(?i)(://|www\.|@)")
 
-def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+
+class Markdown(str):
+    """Text this module generated as Markdown (a link, a code span): the one kind of cell not escaped."""
+
+
+def _escape(text: object) -> str:
+    """Free text from a result file as inert Markdown and HTML: no emphasis, links, images, tables, HTML
+    tags or comments (so never the README's markers), nor GFM's bare-URL and e-mail autolinks."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MARKDOWN.sub(r"\\\1", text)
+    return _AUTOLINK.sub(lambda m: m.group(1).replace(":", "&#58;").replace(".", "&#46;").replace("@", "&#64;"), text)
+
+
+def _code(text: str) -> Markdown:
+    """A variant or mixing name as a code span; only our own identifiers (no backticks) come here."""
+    return Markdown(f"`{text}`")
+
+
+def _heading(level: str, *parts: object) -> str:
+    return f"{level} " + " · ".join(_escape(p) for p in parts)
 
 
 def _table(header: list[str], rows: Iterable[list[str]], right: Iterable[int] = ()) -> list[str]:
     right_aligned = set(right)
     align = ["---:" if i in right_aligned else "---" for i in range(len(header))]
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(c if isinstance(c, Markdown) else _escape(c) for c in row) + " |" for row in rows]
     return lines
 
 
@@ -180,24 +188,10 @@ def _params(trainable: int, frozen: int) -> str:
     return f"{trainable:,} / {frozen:,}"
 
 
-def _mixing_label(mixing: str, sigma: float) -> str:
-    return f"{mixing} (σ={sigma:g})" if mixing == Mixing.CHANS_SMOOTH.value else mixing
-
-
-def attack_label(attack: AttackConfig) -> str:
-    """How a robust number was attacked, short: ``AA standard``, ``AA custom: apgd-ce (20 iter)``, ``PGD-100``."""
-    if attack.attack == "none":
-        return "none (clean)"
-    if attack.attack == "pgd":
-        return f"PGD-{attack.n_iter or 100}"
-    if attack.version in ("standard", "plus"):
-        return f"AA {attack.version}"
-    budget = [f"{v} {k}" for k, v in (("iter", attack.n_iter), ("queries", attack.n_queries)) if v is not None]
-    return f"AA {attack.version}: {', '.join(attack.attacks)}" + (f" ({', '.join(budget)})" if budget else "")
-
-
-def _link(entry: Entry, base: Path) -> str:
-    return f"[{entry.checkpoint_ref.sha256[:12]}]({_relpath(entry.checkpoint, base)})"
+def _link(entry: Entry, base: Path) -> Markdown:
+    """The checkpoint as a link whose target is percent-encoded: a path from a file cannot break out."""
+    target = quote(_relpath(entry.checkpoint, base), safe="/")
+    return Markdown(f"[{_escape(entry.checkpoint_ref.sha256[:12])}]({target})")
 
 
 def _relpath(path: Path, base: Path) -> str:
@@ -214,21 +208,33 @@ def _robustness_tables(entries: list[Entry], base: Path) -> list[str]:
             groups[(e.randmix.dataset, THREAT_MODELS.index(e.randmix.threat_model), e.randmix.eps_value)].append(e)
     if not groups:
         return ["No robustness results yet."]
-    header = ["Rank", "Entry", "Model", "Mixing", "Clean %", "AutoAttack %", "eps", "Params trainable / frozen",
-              "n", "Attack", "Checkpoint"]
+    columns = ["Entry", "Model", "Mixing", "Clean %", "AutoAttack %", "eps", "Params trainable / frozen", "n",
+               "Attack", "Checkpoint"]
+
+    def cells(e: Entry) -> list[str]:
+        r, rb = e.robustness, e.randmix
+        return [r.name, rb.model, variant_label(rb.mixing, rb.smooth_sigma), r.clean_acc, r.autoattack_acc, r.eps,
+                _params(rb.params_trainable, rb.params_frozen), str(rb.n_examples), attack_label(rb.attack),
+                _link(e, base)]
+
     out: list[str] = []
     for key in sorted(groups):
         # RobustBench's order: robust accuracy, then clean accuracy, both descending; the file breaks ties.
         group = sorted(groups[key], key=lambda e: (-float(e.robustness.autoattack_acc), -float(e.robustness.clean_acc),
                                                    e.rel))
-        rows = []
-        for rank, e in enumerate(group, 1):
-            r, rb = e.robustness, e.randmix
-            rows.append([str(rank), r.name, rb.model, _mixing_label(rb.mixing, rb.smooth_sigma), r.clean_acc,
-                         r.autoattack_acc, r.eps, _params(rb.params_trainable, rb.params_frozen),
-                         str(rb.n_examples), attack_label(rb.attack), _link(e, base)])
-        out += [f"### {key[0]} · {THREAT_MODELS[key[1]]} · eps {group[0].robustness.eps}", ""]
-        out += _table(header, rows, right={0, 4, 5, 7, 8}) + [""]
+        ranked = [e for e in group if why_untrusted(e.robustness) is None]
+        out += [_heading("###", key[0], THREAT_MODELS[key[1]], f"eps {group[0].robustness.eps}"), ""]
+        if ranked:
+            rows = [[str(rank)] + cells(e) for rank, e in enumerate(ranked, 1)]
+            out += _table(["Rank"] + columns, rows, right={0, 4, 5, 7, 8}) + [""]
+        else:
+            out += ["No ranked entries: none has a passed sanity report without flags.", ""]
+        unranked = [e for e in group if why_untrusted(e.robustness) is not None]
+        if unranked:
+            rows = [cells(e) + [why_untrusted(e.robustness) or ""] for e in unranked]
+            out += [f"**{NOT_RANKED}** (their numbers may come from masked gradients or an unchecked run; they "
+                    "feed no claim verdict):", ""]
+            out += _table(columns + ["Why not ranked"], rows, right={3, 4, 6, 7}) + [""]
     return out[:-1]
 
 
@@ -237,176 +243,52 @@ def _shuffle_table(entries: list[Entry], base: Path) -> list[str]:
                       key=lambda e: (e.shuffle.dataset, -e.shuffle.psnr, -e.shuffle.ssim, e.rel))
     if not shuffles:
         return ["No pixel-shuffle results yet."]
-    header = ["Dataset", "Entry", "Model", "Mixing", "PSNR dB", "SSIM", "Scrambled input PSNR / SSIM", "n",
-              "Epochs", "Params trainable / frozen", "Checkpoint"]
+    header = ["Dataset", "Entry", "Model", "Mixing", "PSNR dB", "SSIM", "Scrambled input PSNR / SSIM",
+              "Mean image PSNR / SSIM", "n", "Epochs", "Params trainable / frozen", "Checkpoint"]
     rows = []
     for e in shuffles:
         r = e.shuffle
-        rows.append([r.dataset, r.name, r.model, _mixing_label(r.mixing, r.smooth_sigma), f"{r.psnr:.2f}",
-                     f"{r.ssim:.4f}", f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}", str(r.n_examples),
+        mean_image = ("—" if r.mean_image_psnr is None or r.mean_image_ssim is None
+                      else f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}")
+        rows.append([r.dataset, r.name, r.model, variant_label(r.mixing, r.smooth_sigma), f"{r.psnr:.2f}",
+                     f"{r.ssim:.4f}", f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}", mean_image, str(r.n_examples),
                      f"{r.epochs:g}", _params(r.params_trainable, r.params_frozen), _link(e, base)])
-    return _table(header, rows, right={4, 5, 7, 8})
+    return _table(header, rows, right={4, 5, 8, 9})
 
 
 # ------------------------------------------------------------------------------------------ claims
 
 
-@dataclass(frozen=True)
-class Stat:
-    """A variant's number over its training runs: mean, spread, and the standard error of the mean."""
-
-    mean: float
-    std: float | None  # across runs, when there are several
-    runs: int
-    se: float
-
-    def show(self, scale: float = 100.0, digits: int = 2) -> str:
-        spread = f" ± {scale * self.std:.{digits}f}" if self.std is not None else ""
-        return f"{scale * self.mean:.{digits}f}{spread}"
-
-
-def _stat(values: list[float], n: int | None = None) -> Stat:
-    """Mean over runs. Its standard error is the larger of the runs' std / sqrt(k) and, for an accuracy
-    measured on ``n`` points per run, the binomial sqrt(p(1-p)/(k n)): two seeds that happen to agree
-    do not make a number exact."""
-    mean, k = statistics.fmean(values), len(values)
-    binomial = math.sqrt(mean * (1 - mean) / (k * n)) if n else 0.0
-    if k > 1:
-        std = statistics.stdev(values)
-        return Stat(mean, std, k, max(std / math.sqrt(k), binomial))
-    return Stat(mean, None, 1, binomial)
-
-
-def _accuracy_stat(entries: list[Entry], robust: bool) -> Stat:
-    """Clean or robust accuracy over training runs: one entry per checkpoint, the one on the most points."""
-    runs: dict[str, Entry] = {}
-    for e in sorted(entries, key=lambda e: (-e.randmix.n_examples, e.rel)):
-        runs.setdefault(e.randmix.checkpoint.sha256, e)
-    values = [e.randmix.robust_acc if robust else e.randmix.clean_acc for e in runs.values()]
-    return _stat(values, min(e.randmix.n_examples for e in runs.values()))
-
-
-CLAIMS = [
-    ("1", "`chans` (spatial mixing frozen at random init) reaches nearly the clean accuracy of `full`, "
-          "and `space` (channel mixing frozen) is clearly worse, on ConvMixer and ResNet.",
-     f"supported when `full` − `chans` ≤ {NEARLY_PP:g} percentage points, and `space` is more than "
-     f"{NEARLY_PP:g} points below both."),
-    ("2", "`chans` models are more robust to adversarial perturbations than `full`, and `chans-smooth` "
-          "(low-pass smoothed frozen filters) more still.",
-     f"per threat model, eps and attack: supported when the robust-accuracy gain exceeds {SIGNIFICANCE_SE:g} "
-     "standard errors of the difference (per variant, the larger of the runs' std/√k and the binomial √(p(1−p)/(kn)) "
-     "for k runs on n points), "
-     "contradicted when the loss does, otherwise inconclusive."),
-    ("3", "Pixel un-shuffling: `chans` networks reconstruct images scrambled by one fixed pixel permutation "
-          "near-perfectly on MNIST and Fashion-MNIST, and also work on CIFAR.",
-     f"near-perfect = mean SSIM ≥ {NEAR_PERFECT_SSIM:g} (MNIST family); \"works\" elsewhere = SSIM closes at "
-     "least half the gap between the scrambled input's SSIM and 1."),
-]
-
-
-def _claim1(clean: dict[str, Stat]) -> list[str]:
-    full, chans, space = clean.get("full"), clean.get("chans"), clean.get("space")
-    lines = []
-    if full and chans:
-        gap = 100 * (full.mean - chans.mean)
-        verdict = "supported" if gap <= NEARLY_PP else "not supported"
-        lines.append(f"- Claim 1 (`chans` ≈ `full`): **{verdict}**: `full` {full.show()} %, `chans` {chans.show()} % "
-                     f"({-gap:+.2f} points).")
-    else:
-        lines.append("- Claim 1 (`chans` ≈ `full`): no data yet (needs `full` and `chans`).")
-    if full and chans and space:
-        below = 100 * (min(full.mean, chans.mean) - space.mean)
-        verdict = "supported" if below > NEARLY_PP else "not supported"
-        lines.append(f"- Claim 1 (`space` clearly worse): **{verdict}**: `space` {space.show()} %, "
-                     f"{below:.2f} points below the lower of `full` and `chans`.")
-    else:
-        lines.append("- Claim 1 (`space` clearly worse): no data yet (needs `full`, `chans` and `space`).")
-    return lines
-
-
-def _claim2(label: str, better: str, worse: str, stats: dict[str, Stat]) -> str:
-    """Claim 2's verdict for "``better`` is more robust than ``worse``" at one threat setting."""
-    a, b = stats.get(better), stats.get(worse)
-    if not (a and b):
-        return f"- Claim 2 (`{better}` more robust than `{worse}`, {label}): no data yet (needs both)."
-    diff = a.mean - b.mean
-    margin = SIGNIFICANCE_SE * math.hypot(a.se, b.se)
-    verdict = "supported" if diff > margin else "contradicted" if diff < -margin else "inconclusive (within noise)"
-    return (f"- Claim 2 (`{better}` more robust than `{worse}`, {label}): **{verdict}**: {a.show()} % vs {b.show()} % "
-            f"({100 * diff:+.2f} points, noise margin ±{100 * margin:.2f}).")
-
-
-def _by_variant(entries: list[Entry], mixing: Callable[[Entry], str]) -> dict[str, list[Entry]]:
-    """Entries per mixing variant, in the paper's order (full, chans, space, chans-smooth)."""
-    groups: dict[str, list[Entry]] = defaultdict(list)
-    for e in entries:
-        groups[mixing(e)].append(e)
-    return {m.value: groups[m.value] for m in Mixing if m.value in groups}
-
-
-def _classification_group(model: str, dataset: str, entries: list[Entry]) -> list[str]:
-    variants = _by_variant(entries, lambda e: e.randmix.mixing)
-    clean = {v: _accuracy_stat(es, robust=False) for v, es in variants.items()}
-    settings = {(e.randmix.threat_model, e.randmix.eps_value, attack_label(e.randmix.attack)):
-                f"{e.randmix.threat_model} {e.robustness.eps}, {attack_label(e.randmix.attack)}" for e in entries}
-    keys = sorted(settings, key=lambda k: (THREAT_MODELS.index(k[0]), k[1], k[2]))
-    robust: dict[tuple[str, float, str], dict[str, Stat]] = {}
-    for key in keys:
-        robust[key] = {}
-        for v, es in variants.items():
-            hits = [e for e in es if (e.randmix.threat_model, e.randmix.eps_value, attack_label(e.randmix.attack)) == key]
-            if hits:
-                robust[key][v] = _accuracy_stat(hits, robust=True)
-    header = ["Variant", "Runs", "Clean %"] + [f"Robust % ({settings[k]})" for k in keys]
-    rows = [[f"`{v}`", str(clean[v].runs), clean[v].show()]
-            + [robust[k][v].show() if v in robust[k] else "—" for k in keys] for v in variants]
-    lines = [f"#### {model} · {dataset}", ""] + _table(header, rows, right=set(range(1, len(header)))) + [""]
-    lines += _claim1(clean)
-    for key in keys:
-        lines.append(_claim2(settings[key], "chans", "full", robust[key]))
-        lines.append(_claim2(settings[key], "chans-smooth", "chans", robust[key]))
-    return lines
-
-
-def _shuffle_group(model: str, dataset: str, entries: list[Entry]) -> list[str]:
-    variants = _by_variant(entries, lambda e: e.shuffle.mixing)
-    rows = []
-    for v, es in variants.items():
-        psnr, ssim, identity = (_stat([getattr(e.shuffle, f) for e in es]) for f in ("psnr", "ssim", "identity_ssim"))
-        rows.append([f"`{v}`", str(len(es)), psnr.show(1, 2), ssim.show(1, 4), identity.show(1, 4)])
-    lines = [f"#### {model} · {dataset} · pixel un-shuffling", ""]
-    lines += _table(["Variant", "Runs", "PSNR dB", "SSIM", "Scrambled input SSIM"], rows, right={1, 2, 3, 4}) + [""]
-    if "chans" not in variants:
-        return lines + ["- Claim 3: no data yet (needs a `chans` entry)."]
-    ssim = statistics.fmean(e.shuffle.ssim for e in variants["chans"])
-    identity = statistics.fmean(e.shuffle.identity_ssim for e in variants["chans"])
-    target, what = (NEAR_PERFECT_SSIM, "near-perfect") if dataset in MNIST_FAMILY else ((1 + identity) / 2, "works")
-    verdict = "supported" if ssim >= target else "not supported"
-    return lines + [f"- Claim 3 ({what} on {dataset}): **{verdict}**: `chans` SSIM {ssim:.4f} "
-                    f"(threshold {target:.4f}; scrambled input {identity:.4f})."]
+def _verdict_line(v: ClaimVerdict) -> str:
+    """``- Claim 2a (chans more robust than full, Linf 8/255, AA standard): **inconclusive**: numbers; reason.``"""
+    about = _escape(v.statement + (f", {v.setting}" if v.setting else ""))
+    unit, digits = ("", 4) if v.claim == "3" else (" %", 2)
+    numbers = " vs ".join(
+        f"{_code(name)} {mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
+        + f"{unit} ({k} run{'s' if k != 1 else ''})"
+        for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs))
+    numbers += "; " if numbers else ""
+    return f"- Claim {v.claim} ({about}): **{v.verdict.value}**: {numbers}{_escape(v.reason)}."
 
 
 def _claims(entries: list[Entry], level: str) -> list[str]:
     lines = [f"{level} full vs chans vs space", "",
              "The paper's claims (arXiv 2503.16760) and whether our entries support them, computed from the result "
-             "files: means over training runs (distinct checkpoints), ± their standard deviation when there are "
-             "several seeds. Clean accuracy is on each entry's n evaluation points.", ""]
-    lines += [f"{number}. {claim} *Verdict rule:* {rule}" for number, claim, rule in CLAIMS] + [""]
-    classification: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    shuffle: dict[tuple[str, str], list[Entry]] = defaultdict(list)
-    for e in entries:
-        if e.is_robustness:
-            classification[(e.randmix.model, e.randmix.dataset)].append(e)
-        else:
-            shuffle[(e.shuffle.model, e.shuffle.dataset)].append(e)
-    if not classification:
-        lines += ["Claims 1 and 2: no data yet (no robustness results).", ""]
-    for (model, dataset), group in sorted(classification.items()):
-        lines += _classification_group(model, dataset, group) + [""]
-    if not shuffle:
+             "files: per variant (model, dataset, mixing and smoothing sigma; threat model, eps and attack for robust "
+             "accuracy), the mean over training runs ± their standard deviation. Only ranked robustness entries "
+             "count; the training recipe and epochs are not in a robustness result, so runs with different ones would "
+             "be pooled: submit one recipe per variant.", ""]
+    lines += [f"{number}. {claim} *Verdict rule:* {rule}" for number, (claim, rule) in claims.RULES.items()] + [""]
+    groups: dict[tuple[bool, str, str], list[ClaimVerdict]] = defaultdict(list)
+    for v in claims.evaluate(e.result for e in entries):
+        groups[(v.claim == "3", v.model, v.dataset)].append(v)
+    if not any(not shuffle for shuffle, _, _ in groups):
+        lines += ["Claims 1 and 2: no data yet (no ranked robustness results).", ""]
+    for (shuffle, model, dataset), verdicts in groups.items():
+        title = (model, dataset, "pixel un-shuffling") if shuffle else (model, dataset)
+        lines += [_heading(level + "#", *title), ""] + [_verdict_line(v) for v in verdicts] + [""]
+    if not any(shuffle for shuffle, _, _ in groups):
         lines += ["Claim 3: no data yet (no pixel-shuffle results).", ""]
-    for (model, dataset), group in sorted(shuffle.items()):
-        lines += _shuffle_group(model, dataset, group) + [""]
     return lines[:-1]
 
 
@@ -440,9 +322,11 @@ def render_leaderboard(entries: list[Entry], base: Path) -> str:
         lines += [NO_RESULTS, ""]
     lines += ["## Adversarial robustness", "",
               "RobustBench's protocol: the first n test points, AutoAttack at the stated eps, models take [0, 1] "
-              "inputs. Ranked by AutoAttack accuracy, ties by clean accuracy. Entries attacked with a cheaper "
-              "custom attack set say so in the Attack column: their robust accuracy is an upper bound that does not "
-              "compare with `AA standard` ones.", ""]
+              "inputs. Ranked by AutoAttack accuracy, ties by clean accuracy. Only entries whose gradient-masking "
+              "sanity checks (`randmix eval --sanity`) passed, with no AutoAttack flag and not marked unreliable, are "
+              f"ranked; the others are listed under each table as *{NOT_RANKED}*, with the reason. Entries "
+              "attacked with a cheaper custom attack set say so in the Attack column: their robust accuracy is an "
+              "upper bound that does not compare with `AA standard` ones.", ""]
     lines += _robustness_tables(entries, base) + [""]
     lines += ["## Pixel un-shuffling", "",
               "A network learns to undo one fixed random permutation of pixel positions; PSNR/SSIM of its "
@@ -460,10 +344,17 @@ def render_summary(entries: list[Entry], leaderboard_link: str) -> str:
 
 
 def _replace_section(text: str, body: str, readme: Path) -> str:
-    start, end = text.find(MARKER_START), text.find(MARKER_END)
-    if start < 0 or end < start:
+    """The README with its marked section replaced; damaged markers are an error, never guessed around
+    (a missing end would otherwise swallow the rest of the README, a duplicate grow it on every run)."""
+    starts, ends = text.count(MARKER_START), text.count(MARKER_END)
+    if starts == 0 and ends == 0:
         raise LeaderboardError(f"{readme}: no {MARKER_START} ... {MARKER_END} markers; add them where the "
                                "leaderboard summary should go")
+    start, end = text.find(MARKER_START), text.find(MARKER_END)
+    if starts != 1 or ends != 1 or end < start:
+        raise LeaderboardError(f"{readme}: damaged leaderboard markers ({starts} {MARKER_START}, {ends} {MARKER_END}"
+                               f"{', end before start' if starts == ends == 1 else ''}); leave exactly one of each, "
+                               "start first")
     return text[: start + len(MARKER_START)] + "\n" + body + text[end:]
 
 

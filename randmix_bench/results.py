@@ -10,11 +10,13 @@ silently.
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path, PurePosixPath
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, \
+    model_validator
 
 from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.files import write_json
@@ -43,6 +45,31 @@ ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 def pct(fraction: float) -> str:
     """RobustBench's accuracy format: a percentage string with 2 decimals, e.g. ``"59.53"``."""
     return f"{100 * fraction:.2f}"
+
+
+def _percent(text: str) -> str:
+    """A RobustBench accuracy string must parse to a finite percentage: a table sorts and compares them."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a percentage") from None
+    if not (math.isfinite(value) and 0 <= value <= 100):
+        raise ValueError(f"{text!r} is not a percentage in [0, 100]")
+    return text
+
+
+Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+"""An accuracy as a fraction: finite and in [0, 1]."""
+Percent = Annotated[str, AfterValidator(_percent)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _at_most_clean(value: float, info: ValidationInfo, what: str) -> None:
+    """Robust accuracy counts points that stayed correct under attack, so it cannot exceed clean accuracy."""
+    clean = info.data.get("clean_acc")
+    if clean is not None and value > clean:
+        raise ValueError(f"{what} {value} exceeds clean_acc {clean}: robust accuracy cannot be above clean")
 
 
 class _Strict(BaseModel):
@@ -106,18 +133,18 @@ class SanityReport(_Strict):
     """Gradient-masking checks (``randmix eval --sanity``)."""
 
     passed: bool
-    large_eps: float
-    large_eps_robust_acc: float  # fraction; ~0 for a model that is not masking gradients
-    square_robust_acc: float | None = None  # black-box Square on the same points
-    whitebox_robust_acc: float | None = None
+    large_eps: Positive
+    large_eps_robust_acc: Fraction  # ~0 for a model that is not masking gradients
+    square_robust_acc: Fraction | None = None  # black-box Square on the same points
+    whitebox_robust_acc: Fraction | None = None
     autoattack_flags: list[str] = Field(default_factory=list)  # AutoAttack's own warnings
     notes: list[str] = Field(default_factory=list)
 
 
 class SweepPoint(_Strict):
     eps: str  # as given, e.g. "2/255"
-    eps_value: float
-    robust_acc: float  # fraction
+    eps_value: Positive
+    robust_acc: Fraction
 
 
 class RandmixBlock(_Strict):
@@ -130,13 +157,13 @@ class RandmixBlock(_Strict):
     train_seed: int | None = None
     dataset: str  # our dataset name, e.g. cifar10-jpeg (never "cifar10" for the JPEG copy)
     threat_model: Literal["Linf", "L2"]
-    eps_value: float
-    n_examples: int
+    eps_value: Positive
+    n_examples: int = Field(ge=1)
     attack: AttackConfig
-    clean_acc: float  # fraction, on the same n_examples points
-    robust_acc: float  # fraction after all attacks
-    per_attack_robust_acc: dict[str, float] = Field(default_factory=dict)  # fraction after each attack
-    clean_acc_full_test: float | None = None  # fraction, whole test set
+    clean_acc: Fraction  # on the same n_examples points
+    robust_acc: Fraction  # after all attacks
+    per_attack_robust_acc: dict[str, Fraction] = Field(default_factory=dict)  # after each attack
+    clean_acc_full_test: Fraction | None = None  # whole test set
     params_trainable: int
     params_frozen: int
     checkpoint: CheckpointRef
@@ -147,6 +174,26 @@ class RandmixBlock(_Strict):
     attack_time_s: dict[str, float] = Field(default_factory=dict)  # attack time per stage and attack, e.g. "eps=8/255 apgd-t", summed over resumed parts
     autoattack_flags: list[str] = Field(default_factory=list)  # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
+
+    @field_validator("robust_acc")
+    @classmethod
+    def _robust_at_most_clean(cls, value: float, info: ValidationInfo) -> float:
+        _at_most_clean(value, info, "robust_acc")
+        return value
+
+    @field_validator("per_attack_robust_acc")
+    @classmethod
+    def _per_attack_at_most_clean(cls, value: dict[str, float], info: ValidationInfo) -> dict[str, float]:
+        for attack, acc in value.items():
+            _at_most_clean(acc, info, f"robust accuracy after {attack!r}")
+        return value
+
+    @field_validator("sweep")
+    @classmethod
+    def _sweep_at_most_clean(cls, value: list[SweepPoint], info: ValidationInfo) -> list[SweepPoint]:
+        for point in value:
+            _at_most_clean(point.robust_acc, info, f"robust accuracy at eps {point.eps}")
+        return value
 
 
 class RobustnessResult(BaseModel):
@@ -163,12 +210,25 @@ class RobustnessResult(BaseModel):
     venue: str | None = None
     architecture: str
     eps: str
-    clean_acc: str
+    clean_acc: Percent
     reported: str | None = None
-    autoattack_acc: str
+    autoattack_acc: Percent
     footnote: str | None = None
     unreliable: bool = False
     randmix: RandmixBlock
+
+    @model_validator(mode="after")
+    def _percentages_match_fractions(self) -> RobustnessResult:
+        """The RobustBench strings are what tables show, the fractions what claims use: they must agree,
+        at the precision the string is written in, or a hand-edited number would rank with no trace."""
+        for field, fraction in (("autoattack_acc", self.randmix.robust_acc), ("clean_acc", self.randmix.clean_acc)):
+            text: str = getattr(self, field)
+            decimals = len(text.partition(".")[2])
+            if text != f"{100 * fraction:.{decimals}f}":
+                source = "robust_acc" if field == "autoattack_acc" else "clean_acc"
+                raise ValueError(f"field {field!r}: {text!r} is not randmix.{source} {fraction!r} as a percentage "
+                                 f"({pct(fraction)}); regenerate the file with randmix eval")
+        return self
 
 
 class ShuffleResult(_Strict):
@@ -186,12 +246,12 @@ class ShuffleResult(_Strict):
     n_examples: int
     loss: Literal["mse", "l1"]
     epochs: float
-    psnr: float  # dB, reconstruction vs original, mean over test images
-    ssim: float
-    identity_psnr: float  # the scrambled input itself, the baseline to beat
-    identity_ssim: float
-    mean_image_psnr: float | None = None  # the test set's per-pixel mean image: the best input-blind output
-    mean_image_ssim: float | None = None
+    psnr: Finite  # dB, reconstruction vs original, mean over test images
+    ssim: Finite
+    identity_psnr: Finite  # the scrambled input itself, the baseline to beat
+    identity_ssim: Finite
+    mean_image_psnr: Finite | None = None  # the test set's per-pixel mean image: the best input-blind output
+    mean_image_ssim: Finite | None = None
     params_trainable: int
     params_frozen: int
     checkpoint: CheckpointRef
@@ -257,9 +317,11 @@ def read_result(path: str | Path) -> Result:
         return cls.model_validate(raw)
     except ValidationError as e:
         first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or "<root>"
+        field = ".".join(str(p) for p in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        raise ResultError(f"{path}: field {field!r}: {first['msg']}{more}") from None
+        # a whole-model check has no location and names its fields itself
+        raise ResultError(f"{path}: " + (f"field {field!r}: " if field else "") + f"{message}{more}") from None
 
 
 def write_result(path: str | Path, result: Result, force: bool = False) -> Path:

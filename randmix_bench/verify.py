@@ -26,7 +26,7 @@ from randmix_bench.checkpoint import CheckpointError, load_model
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.files import sha256
 from randmix_bench.leaderboard import Entry
-from randmix_bench.results import RandmixBlock, pct
+from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
 from randmix_bench.tasks import predict
 
@@ -122,14 +122,12 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     m = len(split)
     config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
     measured = 100 * robust_accuracy(net, split.images, split.labels, config, device=device).robust_acc
-    recorded = float(entry.robustness.autoattack_acc)  # the headline; it must say what randmix.robust_acc says
+    recorded = float(entry.robustness.autoattack_acc)  # the headline (equal to randmix.robust_acc: checked on read)
     p = recorded / 100
     tol = tolerance(100 * math.sqrt(p * (1 - p)), m, n_recorded, 100 * DEVICE_FLIPS / m, sigmas)
     check = Check(entry.rel, rb.model, rb.mixing, f"robust % ({attack})", True, n_recorded, n_checked=m,
                   recorded=recorded, measured=measured, tolerance=tol)
-    if entry.robustness.autoattack_acc != pct(rb.robust_acc):  # exactly as ``randmix eval`` writes it
-        check.problem = f"robust check: autoattack_acc {recorded:.2f} is not randmix.robust_acc {pct(rb.robust_acc)}"
-    elif recorded - measured > tol:
+    if recorded - measured > tol:
         check.problem = (f"robust check: recorded robust accuracy {recorded:.2f} on {n_recorded} points is above the "
                          f"{measured:.2f} that {attack} alone leaves on the first {m} (tolerance +{tol:.2f})")
     return check

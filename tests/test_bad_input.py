@@ -32,8 +32,10 @@ import randmix_bench
 from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, load_model, read_checkpoint, save_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.files import exclusive
+from randmix_bench.files import exclusive, sha256
 from randmix_bench.train import RESUME_NAME, RUN_FORMAT
+from test_claims import robust
+from test_leaderboard import _edit
 
 Setup = Callable[[Path, "Fixtures"], None]
 
@@ -239,7 +241,45 @@ EVAL_CASES: list[Case] = [
 
 # ---------------------------------------------------------------------------------- leaderboard, verify
 
-LEADERBOARD_CASES: list[Case] = []
+def result_file(change: dict | None = None, readme: str | None = None) -> Setup:
+    """Setup: ``leaderboards/cifar10/Linf/entry.json``, a valid ranked result for the shared checkpoint
+    beside it, with dotted fields changed; and a ``README.md`` when given."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        folder = tmp / "leaderboards" / "cifar10" / "Linf"
+        folder.mkdir(parents=True)
+        shutil.copy(fx.checkpoint, folder / "entry.safetensors")
+        data = robust("chans", 0, 0.8, 0.3).model_dump(mode="json")
+        data["randmix"]["checkpoint"] = {"path": "entry.safetensors", "sha256": sha256(folder / "entry.safetensors")}
+        (folder / "entry.json").write_text(json.dumps(data))
+        _edit(folder / "entry.json", change or {})
+        if readme is not None:
+            (tmp / "README.md").write_text(readme)
+
+    return setup
+
+
+LEADERBOARD = ["leaderboard", "--dir", "leaderboards", "--readme", "README.md"]
+LEADERBOARD_CASES: list[Case] = [
+    Case("leaderboard-autoattack-acc-not-robust-acc", LEADERBOARD, "field 'autoattack_acc': '35.00' is not randmix.robust_acc",
+         setup=result_file({"autoattack_acc": "35.00"})),
+    Case("leaderboard-nan-accuracy", LEADERBOARD, "entry.json: field 'randmix.robust_acc': Input should be a finite number",
+         setup=result_file({"randmix.robust_acc": float("nan")})),
+    Case("leaderboard-inf-percentage", LEADERBOARD, "field 'clean_acc': 'inf' is not a percentage in [0, 100]",
+         setup=result_file({"clean_acc": "inf"})),
+    Case("leaderboard-120-percent", LEADERBOARD, "field 'clean_acc': '120.00' is not a percentage in [0, 100]",
+         setup=result_file({"clean_acc": "120.00", "randmix.clean_acc": 1.2})),
+    Case("leaderboard-robust-above-clean", LEADERBOARD, "robust_acc 0.9 exceeds clean_acc 0.8",
+         setup=result_file({"randmix.robust_acc": 0.9, "autoattack_acc": "90.00"})),
+    Case("leaderboard-eps-not-positive", LEADERBOARD, "field 'randmix.eps_value'", setup=result_file({"randmix.eps_value": 0})),
+    Case("leaderboard-readme-markers-reversed", LEADERBOARD, "README.md: damaged leaderboard markers",
+         setup=result_file(readme="<!-- leaderboard:end -->\nold\n<!-- leaderboard:start -->\n")),
+    Case("leaderboard-readme-marker-duplicated", LEADERBOARD, "README.md: damaged leaderboard markers (2",
+         setup=result_file(readme="<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n<!-- leaderboard:start -->\n")),
+    Case("leaderboard-readme-end-marker-missing", LEADERBOARD, "README.md: damaged leaderboard markers (1",
+         setup=result_file(readme="<!-- leaderboard:start -->\nthe rest of the README\n")),
+    Case("leaderboard-missing-dir", ["leaderboard", "--dir", "{tmp}/nowhere"], "nowhere does not exist; pass --dir"),
+]
 
 # ------------------------------------------------------------------------------ train, shuffle, quickstart
 

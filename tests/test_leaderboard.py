@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -11,11 +12,12 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from randmix_bench import leaderboard
+from randmix_bench import claims, leaderboard
 from randmix_bench.checkpoint import save_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.files import sha256
-from randmix_bench.leaderboard import MARKER_END, MARKER_START, LeaderboardError, load_entries
+from randmix_bench.claims import Verdict
+from randmix_bench.leaderboard import MARKER_END, MARKER_START, NOT_RANKED, LeaderboardError, _escape, load_entries
 from randmix_bench.models import create_model
 from randmix_bench.quickstart import cpu_threads
 from randmix_bench.recipes import TrainConfig
@@ -28,14 +30,32 @@ runner = CliRunner()
 
 # (entry name, mixing, seed): two `full` seeds, so the comparison has a seed spread.
 CLASSIFIERS = [("full-s0", "full", 0), ("full-s1", "full", 1), ("chans-s0", "chans", 0), ("space-s0", "space", 0)]
+UNCHECKED = {"space-s0"}  # left without a sanity report, so it is listed but not ranked
 N_EXAMPLES = 48
+PASSED_SANITY = {"passed": True, "large_eps": 0.5, "large_eps_robust_acc": 0.0, "notes": ["set by the test"]}
 
 
 def save_classifier(path: Path, mixing: str, seed: int) -> Path:
     torch.manual_seed(seed)
     kwargs = {"mixing": mixing, "mixer_seed": seed, "in_chans": 3, "num_classes": 10}
-    save_checkpoint(path, create_model("randmix_convmixer_tiny", **kwargs), "randmix_convmixer_tiny", kwargs)
+    save_checkpoint(path, create_model("randmix_convmixer_tiny", **kwargs), "randmix_convmixer_tiny", kwargs,
+                    {"train": {"seed": seed}})  # where randmix train keeps its seed
     return path
+
+
+def _edit(path: Path, change: dict) -> None:
+    """Set (or, for None, delete) dotted fields of a result file."""
+    data = json.loads(path.read_text())
+    for dotted, value in change.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for p in parents:
+            node = node[p]
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    path.write_text(json.dumps(data))
 
 
 def save_unshuffler(run: Path, mixing: str) -> Path:
@@ -56,6 +76,10 @@ def build_board(root: Path) -> Path:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
         evaluate(ckpt, "synthetic", attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
                  batch_size=N_EXAMPLES, device="cpu", name=name, out=linf / f"{name}.json")
+        if name not in UNCHECKED:  # a real --sanity run on an untrained model fails (AutoAttack flags its zero
+            # gradients too); the board needs ranked rows, so these are marked checked by hand
+            _edit(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
+                                          "unreliable": False})
     evaluate(linf / "chans-s0.safetensors", "synthetic", attack="apgd-ce", norm="L2", eps="0.5", n_examples=N_EXAMPLES,
              n_iter=3, batch_size=N_EXAMPLES, device="cpu", name="chans-s0", out=root / "synthetic" / "L2" / "chans-s0.json")
     shuffle = root / "synthetic" / "shuffle"
@@ -82,13 +106,13 @@ def board(board_template: Path, tmp_path: Path) -> Path:
 
 
 def table_rows(markdown: str, heading: str) -> list[list[str]]:
-    """Body rows of the first table under ``heading``."""
+    """Body rows of the first table under the first line starting with ``heading``."""
     lines = markdown.splitlines()
-    start = lines.index(heading)
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
     table = []
     for line in lines[start + 1:]:
         if line.startswith("|"):
-            table.append([c.strip() for c in line.strip("|").split("|")])
+            table.append([c.strip() for c in re.split(r"(?<!\\)\|", line.strip("|"))])  # GFM: \| is text
         elif table:
             break
     return table[2:]
@@ -106,14 +130,42 @@ def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
     text = leaderboard.plan(board)[board / "README.md"]
     rows = table_rows(text, "### synthetic · Linf · eps 8/255")
     results = [read_result(p) for p in sorted((board / "synthetic" / "Linf").glob("*.json"))]
-    expected = sorted(results, key=lambda r: (-float(r.autoattack_acc), -float(r.clean_acc), r.name))
+    ranked = [r for r in results if r.name not in UNCHECKED]
+    expected = sorted(ranked, key=lambda r: (-float(r.autoattack_acc), -float(r.clean_acc), r.name))
     assert [r[1] for r in rows] == [r.name for r in expected]
-    assert [r[0] for r in rows] == [str(i) for i in range(1, len(results) + 1)]
+    assert [r[0] for r in rows] == [str(i) for i in range(1, len(ranked) + 1)]
     for row, r in zip(rows, expected):
-        assert row[4:7] == [r.clean_acc, r.autoattack_acc, "8/255"]
+        assert row[2] == _escape("randmix_convmixer_tiny") and row[4:7] == [r.clean_acc, r.autoattack_acc, "8/255"]
         assert row[7] == f"{r.randmix.params_trainable:,} / {r.randmix.params_frozen:,}"
         assert row[8] == str(N_EXAMPLES) and row[9] == "AA custom: apgd-ce (3 iter)"
-    assert table_rows(text, "### synthetic · L2 · eps 0.5")[0][1] == "chans-s0"
+
+
+def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None:
+    text = leaderboard.plan(board)[board / "README.md"]
+    linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
+    (row,) = table_rows(linf, f"**{NOT_RANKED}**")
+    assert row[0] == "space-s0" and row[-1] == "unchecked: no sanity report (randmix eval --sanity)"
+    l2 = text.split("### synthetic · L2 · eps 0.5")[1].split("##")[0]
+    assert "No ranked entries" in l2 and table_rows(l2, f"**{NOT_RANKED}**")[0][0] == "chans-s0"
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"randmix.sanity": {**PASSED_SANITY, "passed": False}}, "sanity checks failed"),
+    ({"randmix.sanity": PASSED_SANITY, "unreliable": True}, "marked unreliable"),
+    ({"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": ["apgd-ce improved robust accuracy"]},
+     "AutoAttack flagged it: apgd-ce improved robust accuracy"),
+    ({"randmix.sanity": {**PASSED_SANITY, "autoattack_flags": ["square broke more points"]}},
+     "AutoAttack flagged it: square broke more points"),
+])
+def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str) -> None:
+    path = board / "synthetic" / "Linf" / "chans-s0.json"
+    _edit(path, change)
+    text = leaderboard.plan(board)[board / "README.md"]
+    linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
+    assert "chans-s0" not in [r[1] for r in table_rows(linf, "|")]
+    assert ["chans-s0", reason] in [[r[0], r[-1]] for r in table_rows(linf, f"**{NOT_RANKED}**")]
+    verdicts = claims.evaluate(e.result for e in load_entries(board))
+    assert all("chans" not in v.variants for v in verdicts if v.claim != "3")  # claim 3 is the shuffle entry
 
 
 def test_checkpoint_links_resolve_from_the_markdown(board: Path) -> None:
@@ -130,25 +182,33 @@ def test_shuffle_table_reports_psnr_ssim_and_the_scrambled_baseline(board: Path)
     text = leaderboard.plan(board)[board / "README.md"]
     (row,) = table_rows(text, "## Pixel un-shuffling")
     r = read_result(board / "synthetic" / "shuffle" / "unshuffle-chans.json")
-    assert row[:6] == ["synthetic", "unshuffle-chans", "randmix_unshuffler_tiny", "chans", f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
-    assert row[6] == f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}"
-    assert "- Claim 3 (works on synthetic): **" in text
+    assert row[:6] == ["synthetic", _escape("unshuffle-chans"), _escape("randmix_unshuffler_tiny"), "chans",
+                       f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
+    assert row[6:8] == [f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}", f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}"]
+    (verdict,) = [v for v in claims.evaluate(e.result for e in load_entries(board)) if v.claim == "3"]
+    assert verdict.verdict is Verdict.INSUFFICIENT_RUNS and verdict.runs == (1,) and verdict.means == (r.ssim,)
+    assert f"- Claim 3 (chans un-shuffling works on synthetic, {r.loss} loss, {r.epochs:g} epochs): **insufficient runs**" in text
 
 
 def test_comparison_is_computed_from_the_entries(board: Path) -> None:
-    text = leaderboard.plan(board)[board / "README.md"]
-    rows = {r[0]: r for r in table_rows(text, "#### randmix_convmixer_tiny · synthetic")}
-    assert list(rows) == ["`full`", "`chans`", "`space`"]
-    full = [read_result(board / "synthetic" / "Linf" / f"full-s{s}.json").randmix.clean_acc for s in (0, 1)]
-    chans = read_result(board / "synthetic" / "Linf" / "chans-s0.json").randmix.clean_acc
+    verdicts = {(v.claim, v.setting, v.variants): v for v in claims.evaluate(e.result for e in load_entries(board))}
+    # claim 1 reads the whole-test-set accuracy the evaluation recorded, not the attacked subset's
+    full = [read_result(board / "synthetic" / "Linf" / f"full-s{s}.json").randmix.clean_acc_full_test for s in (0, 1)]
+    chans = read_result(board / "synthetic" / "Linf" / "chans-s0.json").randmix.clean_acc_full_test
+    assert None not in full and chans is not None
     mean = sum(full) / 2
     std = abs(full[0] - full[1]) / 2**0.5
-    assert rows["`full`"][1:3] == ["2", f"{100 * mean:.2f} ± {100 * std:.2f}"]
-    assert rows["`chans`"][1:3] == ["1", f"{100 * chans:.2f}"]
-    verdict = "supported" if 100 * (mean - chans) <= leaderboard.NEARLY_PP else "not supported"
-    assert f"- Claim 1 (`chans` ≈ `full`): **{verdict}**" in text
+    near = verdicts[("1a", None, ("chans", "full"))]
+    assert (near.model, near.dataset, near.runs) == ("randmix_convmixer_tiny", "synthetic", (1, 2))
+    assert near.means == pytest.approx((100 * chans, 100 * mean)) and near.spreads[0] is None
+    assert near.spreads[1] == pytest.approx(100 * std)
+    assert near.verdict is Verdict.INSUFFICIENT_RUNS and "1 and 2 independent runs" in near.reason
+    assert verdicts[("1b", None, ())].verdict is Verdict.NO_DATA  # space-s0 is unchecked: it feeds no verdict
     setting = "Linf 8/255, AA custom: apgd-ce (3 iter)"
-    assert f"- Claim 2 (`chans-smooth` more robust than `chans`, {setting}): no data yet" in text
+    assert verdicts[("2a", setting, ("chans", "full"))].verdict is Verdict.INSUFFICIENT_RUNS
+    assert verdicts[("2b", setting, ())].verdict is Verdict.NO_DATA
+    text = leaderboard.plan(board)[board / "README.md"]
+    assert f"- Claim 2b (chans-smooth more robust than chans, {_escape(setting)}): **no data**: needs chans-smooth and chans." in text
 
 
 def test_output_is_deterministic_and_location_independent(board: Path, tmp_path: Path) -> None:
@@ -184,18 +244,43 @@ def test_readme_section_is_replaced_between_markers_only(board: Path, tmp_path: 
         leaderboard.plan(board, readme)
 
 
-def _edit(path: Path, change: dict) -> None:
-    data = json.loads(path.read_text())
-    for dotted, value in change.items():
-        *parents, key = dotted.split(".")
-        node = data
-        for p in parents:
-            node = node[p]
-        if value is None:
-            del node[key]
-        else:
-            node[key] = value
-    path.write_text(json.dumps(data))
+@pytest.mark.parametrize("text", [
+    f"{MARKER_START}\nold\n",  # end missing: the rest of the README would be swallowed
+    f"old\n{MARKER_END}\n",
+    f"{MARKER_END}\nold\n{MARKER_START}\n",  # reversed
+    f"{MARKER_START}\na\n{MARKER_END}\n{MARKER_START}\nb\n{MARKER_END}\n",  # duplicated: would grow on every run
+])
+def test_damaged_readme_markers_are_an_error(board: Path, tmp_path: Path, text: str) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(text)
+    with pytest.raises(LeaderboardError, match="damaged leaderboard markers"):
+        leaderboard.write(board, readme)
+    assert readme.read_text() == text and not (board / "README.md").exists()
+
+
+HOSTILE = f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x onerror=alert(1)> **b** | www.evil.com a@b.c"
+
+
+def test_free_text_renders_escaped(board: Path, tmp_path: Path) -> None:
+    """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
+    path = board / "synthetic" / "Linf" / "chans-s0.json"
+    _edit(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
+                 "randmix.attack.n_iter": None})
+    shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
+    _edit(shuffle, {"name": HOSTILE, "model": HOSTILE})
+    readme = tmp_path / "README.md"
+    readme.write_text(f"top\n{MARKER_START}\n{MARKER_END}\nbottom\n")
+    leaderboard.write(board, readme)
+    for text in (readme.read_text(), (board / "README.md").read_text()):
+        assert text.count(MARKER_END) == (1 if MARKER_START in text else 0)
+        assert not re.search(r"(?<!\\)\]\(http", text)  # no link or image: every ] from the file is \]
+        for raw in ("<img", "**b**", "http://", "www.evil", "a@b", " | www"):  # HTML, emphasis, autolinks, cells
+            assert raw not in text, raw
+    board_text = (board / "README.md").read_text()
+    assert _escape(HOSTILE) in board_text and board_text.count("<!--") == 1  # only the generated-file comment
+    assert leaderboard.stale(board, readme) == []  # regenerating is stable: the section did not grow
+    rows = table_rows(board_text, "### synthetic · Linf · eps 8/255")
+    assert {len(r) for r in rows} == {11}  # the | in the name did not add a cell
 
 
 @pytest.mark.parametrize(("file", "change", "field"), [
@@ -204,6 +289,13 @@ def _edit(path: Path, change: dict) -> None:
     ("Linf/space-s0.json", {"randmix.threat_model": "L2"}, "randmix.threat_model"),
     ("Linf/full-s0.json", {"randmix.checkpoint.path": "gone.safetensors"}, "randmix.checkpoint.path"),
     ("shuffle/unshuffle-chans.json", {"psnr": None}, "psnr"),
+    ("shuffle/unshuffle-chans.json", {"ssim": float("nan")}, "ssim"),
+    ("Linf/chans-s0.json", {"autoattack_acc": "99.00"}, "autoattack_acc"),
+    ("Linf/chans-s0.json", {"randmix.robust_acc": float("inf")}, "randmix.robust_acc"),
+    ("Linf/chans-s0.json", {"randmix.clean_acc_full_test": 1.2}, "randmix.clean_acc_full_test"),
+    ("Linf/full-s0.json", {"clean_acc": "120.00", "randmix.clean_acc": 1.2}, "clean_acc"),
+    ("Linf/full-s0.json", {"randmix.per_attack_robust_acc": {"apgd-ce": 0.99}}, "randmix.per_attack_robust_acc"),
+    ("Linf/full-s0.json", {"randmix.eps_value": 0}, "randmix.eps_value"),
 ])
 def test_a_bad_entry_fails_the_command_naming_file_and_field(board: Path, file: str, change: dict, field: str) -> None:
     path = board / "synthetic" / file

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.leaderboard import load_entries, load_entry
+from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
 from randmix_bench.robustness import evaluate
 from randmix_bench.shuffle import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, tolerance, verify
@@ -148,6 +148,6 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
     assert result.exit_code == 1 and "robust check" in result.output and "1 of 1 entries failed" in result.output
     assert runner.invoke(app, ["verify", str(board), "--no-robust"]).exit_code == 0  # the clean check alone passes
 
-    edit(path, randmix__robust_acc=recorded)  # only the headline stays raised
-    (_, check) = verify(load_entries(board))
-    assert not check.ok and "autoattack_acc" in check.problem and "is not randmix.robust_acc" in check.problem
+    edit(path, randmix__robust_acc=recorded)  # only the headline stays raised: refused when the file is read
+    with pytest.raises(LeaderboardError, match="autoattack_acc.*is not randmix.robust_acc"):
+        load_entries(board)

@@ -284,8 +284,15 @@ def _points(r: RobustnessResult) -> int:
     return r.randmix.n_examples
 
 
-def _classification(model: str, dataset: str, results: list[RobustnessResult]) -> list[ClaimVerdict]:
-    group = (model, dataset, None)
+def _training(r: RobustnessResult) -> str:
+    """The training that produced a run (recipe and epochs), when the result records it: runs of different
+    trainings are different variants, never seeds of one."""
+    b = r.randmix
+    return "" if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epochs"
+
+
+def _classification(model: str, dataset: str, training: str, results: list[RobustnessResult]) -> list[ClaimVerdict]:
+    group = (model, dataset, training or None)
     clean = {k: _runs(rs, _clean, _points) for k, rs in _by_variant(results).items()}
     out = _pairs("1a", "chans", "full", "{better} nearly matches {worse} in clean accuracy", group, clean,
                  -NEARLY_PP / 100)
@@ -298,7 +305,7 @@ def _classification(model: str, dataset: str, results: list[RobustnessResult]) -
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
-        label = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
+        label = (f"{training}; " if training else "") + f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
         robust = {k: _runs(v, lambda r: r.randmix.robust_acc, _points) for k, v in _by_variant(rs).items()}
         out += _pairs("2a", "chans", "full", "{better} more robust than {worse}", (model, dataset, label), robust)
         out += _pairs("2b", "chans-smooth", "chans", "{better} more robust than {worse}", (model, dataset, label),
@@ -344,14 +351,14 @@ def _shuffle(model: str, dataset: str, loss: str, epochs: float, results: list[S
 
 
 def evaluate(results: Iterable[Result]) -> list[ClaimVerdict]:
-    """Every claim's verdicts, per (model, dataset) group in sorted order; untrusted robustness results
+    """Every claim's verdicts, per (model, dataset, training) group in sorted order; untrusted robustness results
     are left out."""
-    classification: dict[tuple[str, str], list[RobustnessResult]] = defaultdict(list)
+    classification: dict[tuple[str, str, str], list[RobustnessResult]] = defaultdict(list)
     shuffle: dict[tuple[str, str, str, float], list[ShuffleResult]] = defaultdict(list)
     for r in results:
         if isinstance(r, ShuffleResult):  # the recipe's loss and epochs are recorded here, so they split groups
             shuffle[(r.model, r.dataset, r.loss, r.epochs)].append(r)
         elif why_untrusted(r) is None:
-            classification[(r.randmix.model, r.randmix.dataset)].append(r)
+            classification[(r.randmix.model, r.randmix.dataset, _training(r))].append(r)
     out = [v for key in sorted(classification) for v in _classification(*key, classification[key])]
     return out + [v for key in sorted(shuffle) for v in _shuffle(*key, shuffle[key])]

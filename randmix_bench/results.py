@@ -155,6 +155,8 @@ class RandmixBlock(_Strict):
     mixer_seed: int
     smooth_sigma: float
     train_seed: int | None = None
+    train_recipe: str | None = None  # the trainer's recipe and epochs: part of what defines a variant
+    train_epochs: int | None = None
     dataset: str  # our dataset name, e.g. cifar10-jpeg (never "cifar10" for the JPEG copy)
     threat_model: Literal["Linf", "L2"]
     eps_value: Positive

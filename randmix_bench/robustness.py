@@ -815,6 +815,8 @@ def evaluate(
             mixer_seed=mixing.seed if mixing is not None else 0,
             smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
             train_seed=meta["extra"].get("train", {}).get("seed"),  # the trainer's TrainConfig, saved in the checkpoint
+            train_recipe=meta["extra"].get("train", {}).get("recipe"),
+            train_epochs=meta["extra"].get("epochs_done"),
             dataset=Path(dataset).name,
             threat_model=norm,
             eps_value=eps_value,

@@ -15,7 +15,7 @@ PROVENANCE = {"device": "cpu", "date": "2026-01-01T00:00:00Z", "wall_time_s": 1.
 
 def robust(mixing: str, train_seed: int | None, clean: float, robust_acc: float, *, sigma: float = 0.0,
            full_test: float | None = None, eps: float = 8 / 255, sanity: dict | None = PASSED,
-           n: int = 10_000) -> RobustnessResult:
+           n: int = 10_000, training: tuple[str, int] | None = None) -> RobustnessResult:
     """A validated robustness result with the given numbers (as ``randmix eval`` would write it)."""
     return RobustnessResult.model_validate({
         "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer", "eps": f"{eps:.4f}",
@@ -25,6 +25,8 @@ def robust(mixing: str, train_seed: int | None, clean: float, robust_acc: float,
                     "n_examples": n, "attack": {"attack": "autoattack", "norm": "Linf", "eps": eps},
                     "clean_acc": clean, "robust_acc": robust_acc, "clean_acc_full_test": full_test,
                     "params_trainable": 1, "params_frozen": 1, "provenance": PROVENANCE, "sanity": sanity,
+                    "train_recipe": None if training is None else training[0],
+                    "train_epochs": None if training is None else training[1],
                     "checkpoint": {"path": "c.safetensors", "sha256": f"{mixing}{sigma}{train_seed}{n}"}}})
 
 
@@ -99,6 +101,18 @@ def test_smoothing_sigmas_and_eps_are_separate_variants() -> None:
     assert weak.verdict is Verdict.SUPPORTED and strong.verdict is Verdict.SUPPORTED
     other_eps = find(verdicts, "2b", setting="Linf 0.0627, AA standard")
     assert other_eps.verdict is Verdict.NO_DATA  # the eps=16/255 chans runs are not pooled with eps=8/255
+
+
+def test_runs_of_different_trainings_are_separate_variants() -> None:
+    """Runs trained with another recipe or for other epochs are another variant, never extra seeds."""
+    short, long = ("quick", 2), ("quick", 20)
+    results = [robust(m, s, 0.8, 0.2, training=short) for m in ("full", "chans") for s in range(2)]
+    results += [robust(m, 2, 0.8, 0.2, training=long) for m in ("full", "chans")]
+    verdicts = [v for v in claims.evaluate(results) if v.claim == "2a"]
+    assert sorted(v.setting for v in verdicts) == ["recipe quick, 2 epochs; Linf 0.0314, AA standard",
+                                                   "recipe quick, 20 epochs; Linf 0.0314, AA standard"]
+    assert sorted(v.runs for v in verdicts) == [(1, 1), (2, 2)]
+    assert all(v.verdict is Verdict.INSUFFICIENT_RUNS for v in verdicts)
 
 
 def test_claim1_uses_the_whole_test_set_accuracy() -> None:

@@ -142,6 +142,15 @@ def format_lr_schedule(points: tuple[tuple[float, float], ...]) -> str:
     return ",".join(f"{x:g}:{y:g}" for x, y in points)
 
 
+def _small_tier(name: str, model: str, dataset: str, crop_padding: int) -> TrainConfig:
+    """One small-tier recipe: every small model and dataset trains alike, only the crop follows the image size."""
+    return TrainConfig(
+        recipe=name, model=model, dataset=dataset, epochs=3, batch_size=128, lr=0.01, weight_decay=0.005,
+        optimizer="adamw", lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0,
+        crop_padding=crop_padding, flip=True, eval_batch_size=500,
+    )
+
+
 RECIPES: dict[str, TrainConfig] = {
     # locuslab/convmixer-cifar10's 92.5% command: train.py --lr-max=0.05 --ra-n=2 --ra-m=12 --wd=0.005
     # --scale=1.0 --jitter=0 --reprob=0. Its crop (RandomResizedCrop at scale 1, ratio 1) is the identity;
@@ -188,24 +197,14 @@ RECIPES: dict[str, TrainConfig] = {
         crop_padding=2, flip=True,
     ),
     # The small tier (a 2-core CPU, minutes per run): short one-cycle AdamW runs of the small models.
-    "convmixer-small-fmnist": TrainConfig(
-        recipe="convmixer-small-fmnist", model="randmix_convmixer_small", dataset="fashion-mnist",
-        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
-        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=True,
-        eval_batch_size=500,
-    ),
-    "convmixer-small-cifar10-jpeg": TrainConfig(
-        recipe="convmixer-small-cifar10-jpeg", model="randmix_convmixer_small", dataset="cifar10-jpeg",
-        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
-        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=2, flip=True,
-        eval_batch_size=500,
-    ),
-    "resnet-small-fmnist": TrainConfig(
-        recipe="resnet-small-fmnist", model="randmix_resnet_small", dataset="fashion-mnist",
-        epochs=3, batch_size=128, lr=0.01, weight_decay=0.005, optimizer="adamw",
-        lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=True,
-        eval_batch_size=500,
-    ),
+    **{
+        name: _small_tier(name, model, dataset, crop)
+        for name, model, dataset, crop in (
+            ("convmixer-small-fmnist", "randmix_convmixer_small", "fashion-mnist", 1),
+            ("convmixer-small-cifar10-jpeg", "randmix_convmixer_small", "cifar10-jpeg", 2),
+            ("resnet-small-fmnist", "randmix_resnet_small", "fashion-mnist", 1),
+        )
+    },
     # Seconds on a CPU: the tiny ConvMixer on the synthetic dataset, for smoke runs and tests. Synthetic
     # classes are noise templates, so a flip makes a new pattern: a 1-pixel crop is the only augmentation.
     "quick": TrainConfig(

@@ -223,7 +223,7 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
             first = i == 0
             jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
                                 sweep=study.sweep if first else (), square_queries=study.square_queries,
-                                estimate_s=study.eval_s * (1 + len(study.sweep) * first)))
+                                estimate_s=study.eval_s + study.sweep_s * first))
             if first and study.l2_eps is not None:
                 jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
                                     square_queries=study.square_queries, estimate_s=study.eval_s))

@@ -543,7 +543,9 @@ class _Harness:
     def _autoattack_checks(self, adversary: AutoAttack, config: AttackConfig) -> None:
         """AutoAttack's pre-attack checks on the first batch, as ``run_standard_evaluation`` runs them,
         plus its zero-gradient check whenever a gradient-based attack follows: AutoAttack runs that one
-        only inside APGD with the DLR loss, so an APGD-CE or PGD evaluation would never be checked."""
+        only inside APGD with the DLR loss, so an APGD-CE or PGD evaluation would never be checked. Like AutoAttack,
+        it looks only at the points an attack would start from (the correctly classified ones): at a misclassified
+        point whose label ranks third, DLR is the constant -1 and its gradient is zero by construction."""
         x, y = self.x[: self.batch_size], self.y[: self.batch_size]
         checks.check_randomized(adversary.get_logits, x, y, bs=self.batch_size, logger=adversary.logger)
         n_classes = checks.check_range_output(adversary.get_logits, x, logger=adversary.logger)
@@ -551,7 +553,11 @@ class _Harness:
         checks.check_n_classes(n_classes, config.attacks, adversary.apgd_targeted.n_target_classes,
                                adversary.fab.n_target_classes, logger=adversary.logger)
         if any(a not in BLACK_BOX for a in config.attacks):
-            checks.check_zero_gradients(self._loss_gradient(adversary, x, y, n_classes), logger=adversary.logger)
+            with torch.no_grad():
+                attacked = adversary.get_logits(x).argmax(1) == y  # AutoAttack attacks (and checks) only these
+            if attacked.any():
+                gradient = self._loss_gradient(adversary, x[attacked], y[attacked], n_classes)
+                checks.check_zero_gradients(gradient, logger=adversary.logger)
 
     def _loss_gradient(self, adversary: AutoAttack, x: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
         """Input gradient of APGD's DLR loss (scale-invariant, so a confident honest model does not

@@ -236,6 +236,12 @@ SHUFFLE_RECIPES: dict[str, TrainConfig] = {
         epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
         flip=True, eval_batch_size=500,
     ),
+    # The small tier (randmix reproduce --tier small): the same run with the half-cost width-8 unshuffler.
+    "unshuffle-fashion-mnist-small": TrainConfig(
+        recipe="unshuffle-fashion-mnist-small", model="randmix_unshuffler_8_7", dataset="fashion-mnist",
+        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
+        flip=True, eval_batch_size=500,
+    ),
     # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper
     # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.
     **{

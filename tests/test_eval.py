@@ -379,6 +379,19 @@ def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Pa
     assert [f for f in entry.randmix.autoattack_flags if "zero gradient" in f]
 
 
+def test_misclassified_points_do_not_raise_the_zero_gradient_flag(run_dir: Path, points) -> None:
+    """AutoAttack checks gradients only at the points it attacks: at a misclassified point whose label ranks
+    third, DLR is the constant -1, so checking every point flagged honest models as masking gradients."""
+    model, _ = load_model(run_dir)
+    images = points[0]
+    with torch.no_grad():
+        ranking = model(images).argsort(1, descending=True)
+    labels = torch.where(torch.arange(len(images)) % 2 == 0, ranking[:, 0], ranking[:, 2])  # odd points: label third
+    outcome = robustness.robust_accuracy(model, images, labels, make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N))
+    assert outcome.clean_acc == 0.5
+    assert not [flag for flag in outcome.flags if "zero gradient" in flag]
+
+
 def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path: Path) -> None:
     """A 3-channel model would run on 1-channel Fashion-MNIST (its Normalize broadcasts): refused first."""
     with pytest.raises(ValueError, match="takes 3-channel images but fashion-mnist has 1-channel images"):

@@ -123,7 +123,7 @@ def randmix_convmixer_tiny(pretrained: bool = False, **kwargs: Any) -> ConvMixer
 
 @register_model
 def randmix_convmixer_small(pretrained: bool = False, **kwargs: Any) -> ConvMixer:
-    """ConvMixer-32/4, kernel 5, patch 2: the small tier's ConvMixer, sized so that the whole tier (3 seeds x
+    """ConvMixer-32/4, kernel 5, patch 4: the small tier's ConvMixer, sized so that the whole tier (3 seeds x
     4 variants x 2 datasets, AutoAttack standard) reproduces on a 2-core CPU."""
-    args = dict(dim=32, depth=4, kernel_size=5, patch_size=2)
+    args = dict(dim=32, depth=4, kernel_size=5, patch_size=4)
     return _create("randmix_convmixer_small", pretrained, **dict(args, **kwargs))

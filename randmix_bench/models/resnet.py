@@ -134,6 +134,6 @@ def randmix_resnet_tiny(pretrained: bool = False, **kwargs: Any) -> ResNet:
 
 @register_model
 def randmix_resnet_small(pretrained: bool = False, **kwargs: Any) -> ResNet:
-    """Three stages of one block, widths 16/32/64: the small tier's separable ResNet (a 2-core CPU tier)."""
-    args = dict(layers=(1, 1, 1), widths=(16, 32, 64))
+    """Three stages of one block, widths 8/16/32: the small tier's separable ResNet (AutoAttack on a 2-core CPU)."""
+    args = dict(layers=(1, 1, 1), widths=(8, 16, 32))
     return _create("randmix_resnet_small", pretrained, **dict(args, **kwargs))

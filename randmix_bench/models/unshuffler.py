@@ -28,6 +28,7 @@ UNSHUFFLER_MODELS = (
     "randmix_unshuffler_512_16",
     "randmix_unshuffler_256_8",
     "randmix_unshuffler_16_7",
+    "randmix_unshuffler_8_7",
     "randmix_unshuffler_tiny",
 )
 """The registered image-to-image models: trained by ``randmix shuffle train``, not ``randmix train``."""
@@ -111,6 +112,14 @@ def randmix_unshuffler_16_7(pretrained: bool = False, **kwargs: Any) -> Unshuffl
     minutes on a 2-core CPU."""
     args = dict(dim=16, depth=7, kernel_size=9)
     return _create("randmix_unshuffler_16_7", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def randmix_unshuffler_8_7(pretrained: bool = False, **kwargs: Any) -> Unshuffler:
+    """Width 8, depth 7, kernel 9 (receptive radius 28): the small tier's unshuffler, about half the cost of
+    ``randmix_unshuffler_16_7`` so that 9 runs fit the tier's CPU budget."""
+    args = dict(dim=8, depth=7, kernel_size=9)
+    return _create("randmix_unshuffler_8_7", pretrained, **dict(args, **kwargs))
 
 
 @register_model

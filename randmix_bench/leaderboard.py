@@ -13,10 +13,10 @@ import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, cast
+from typing import Iterable, Sequence, cast
 from urllib.parse import quote
 
-from randmix_bench import claims
+from randmix_bench import claims, figures
 from randmix_bench.claims import ClaimVerdict, attack_label, variant_label, why_untrusted
 from randmix_bench.errors import RandmixError, MissingError
 from randmix_bench.files import atomic_path
@@ -42,6 +42,7 @@ __all__ = [
     "render_leaderboard",
     "render_summary",
     "plan",
+    "plan_figures",
     "write",
     "stale",
 ]
@@ -53,6 +54,7 @@ MARKER_END = "<!-- leaderboard:end -->"
 THREAT_MODELS = ("Linf", "L2")  # RobustBench's, in its order
 SHUFFLE_FOLDER = "shuffle"
 NOT_RANKED = "Not ranked: unreliable or unchecked"
+FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `write`
 
 
 class LeaderboardError(RandmixError):
@@ -275,9 +277,8 @@ def _claims(entries: list[Entry], level: str) -> list[str]:
     lines = [f"{level} full vs chans vs space", "",
              "The paper's claims (arXiv 2503.16760) and whether our entries support them, computed from the result "
              "files: per variant (model, dataset, mixing and smoothing sigma; threat model, eps and attack for robust "
-             "accuracy), the mean over training runs ± their standard deviation. Only ranked robustness entries "
-             "count; the training recipe and epochs are not in a robustness result, so runs with different ones would "
-             "be pooled: submit one recipe per variant.", ""]
+             "accuracy; the training recipe and epochs), the mean over training runs ± their standard deviation. Only "
+             "ranked robustness entries count.", ""]
     lines += [f"{number}. {claim} *Verdict rule:* {rule}" for number, (claim, rule) in claims.RULES.items()] + [""]
     groups: dict[tuple[bool, str, str], list[ClaimVerdict]] = defaultdict(list)
     for v in claims.evaluate(e.result for e in entries):
@@ -306,8 +307,9 @@ NO_RESULTS = ("**No results yet.** There is no result file under `leaderboards/`
               "`leaderboards/<dataset>/<Linf|L2|shuffle>/`.")
 
 
-def render_leaderboard(entries: list[Entry], base: Path) -> str:
-    """``leaderboards/README.md``; checkpoint links are relative to ``base`` (the folder it lives in)."""
+def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] = ()) -> str:
+    """``leaderboards/README.md``; links are relative to ``base`` (the folder it lives in); ``grids`` are the
+    pixel-shuffle pictures to show."""
     lines = [
         "# randmix-bench leaderboards",
         "",
@@ -328,10 +330,21 @@ def render_leaderboard(entries: list[Entry], base: Path) -> str:
               "attacked with a cheaper custom attack set say so in the Attack column: their robust accuracy is an "
               "upper bound that does not compare with `AA standard` ones.", ""]
     lines += _robustness_tables(entries, base) + [""]
+    charts = figures.curves(e.robustness for e in entries if e.is_robustness)
+    if charts:
+        lines += ["### Robust accuracy against eps", "",
+                  "Ranked entries only; eps 0 is the clean accuracy. Each point is the mean over the training seeds "
+                  "that measured it (the headline eps: every seed; the sweep's other values: the seeds that swept "
+                  "them), with bars for their standard deviation.", ""]
+        lines += [f"![{_escape(c.title)}]({FIGURES_FOLDER}/{c.stem}.png)" for c in charts] + [""]
     lines += ["## Pixel un-shuffling", "",
               "A network learns to undo one fixed random permutation of pixel positions; PSNR/SSIM of its "
               "reconstruction vs the original test image, next to those of the scrambled input itself.", ""]
     lines += _shuffle_table(entries, base) + [""]
+    if grids:
+        lines += ["Ground truth, scrambled input, then one reconstruction row per variant "
+                  "(`randmix shuffle eval`'s grids):", ""]
+        lines += [f"![{_escape(g.stem)}]({quote(_relpath(g, base))})" for g in grids] + [""]
     lines += _claims(entries, "##")
     return "\n".join(lines) + "\n"
 
@@ -358,13 +371,17 @@ def _replace_section(text: str, body: str, readme: Path) -> str:
     return text[: start + len(MARKER_START)] + "\n" + body + text[end:]
 
 
+def _grids(root: Path) -> list[Path]:
+    return sorted(root.glob(f"*/{SHUFFLE_FOLDER}/*.png"))
+
+
 def plan(root: str | Path, readme: str | Path | None = None) -> dict[Path, str]:
     """The full text every generated file should have: ``<root>/README.md`` and, when ``readme`` exists,
     that file with its marked section replaced."""
     root = Path(root)
     entries = load_entries(root)
     target = root / MARKDOWN_NAME
-    out = {target: render_leaderboard(entries, root)}
+    out = {target: render_leaderboard(entries, root, _grids(root))}
     if readme is not None and Path(readme).is_file():
         readme = Path(readme)
         summary = render_summary(entries, _relpath(target, readme.parent))
@@ -372,17 +389,43 @@ def plan(root: str | Path, readme: str | Path | None = None) -> dict[Path, str]:
     return out
 
 
+def plan_figures(root: str | Path) -> dict[Path, figures.Curve]:
+    """The charts ``randmix leaderboard`` draws, by their path under ``<root>/figures/``."""
+    root = Path(root)
+    charts = figures.curves(e.robustness for e in load_entries(root) if e.is_robustness)
+    return {root / FIGURES_FOLDER / f"{c.stem}.png": c for c in charts}
+
+
+def _stray_figures(root: Path, wanted: dict[Path, figures.Curve]) -> list[Path]:
+    return sorted(p for p in (root / FIGURES_FOLDER).glob("*.png") if p not in wanted)
+
+
 def stale(root: str | Path, readme: str | Path | None = None) -> list[Path]:
-    """Generated files whose text on disk differs from what ``randmix leaderboard`` would write."""
-    return [path for path, text in plan(root, readme).items() if not path.is_file() or path.read_text() != text]
+    """Generated files that differ from what ``randmix leaderboard`` would write: Markdown by text, charts
+    by the data fingerprint they carry, and charts no result needs any more."""
+    root = Path(root)
+    wanted = plan_figures(root)
+    return ([path for path, text in plan(root, readme).items() if not path.is_file() or path.read_text() != text]
+            + [path for path, c in wanted.items() if figures.read_fingerprint(path) != figures.fingerprint(c)]
+            + _stray_figures(root, wanted))
 
 
 def write(root: str | Path, readme: str | Path | None = None) -> list[Path]:
-    """Regenerate the Markdown; returns the files that changed."""
+    """Regenerate the Markdown and the charts; returns the files that changed (or were removed)."""
+    root = Path(root)
     changed = []
     for path, text in plan(root, readme).items():
         if not path.is_file() or path.read_text() != text:
             with atomic_path(path) as tmp:
                 tmp.write_text(text)
             changed.append(path)
+    wanted = plan_figures(root)
+    for path, curve in wanted.items():
+        if figures.read_fingerprint(path) != figures.fingerprint(curve):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            figures.draw(curve, path)
+            changed.append(path)
+    for path in _stray_figures(root, wanted):
+        path.unlink()
+        changed.append(path)
     return changed

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
+import statistics
 from pathlib import Path
 from typing import Iterator
 
@@ -12,7 +14,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from randmix_bench import claims, leaderboard
+from randmix_bench import claims, figures, leaderboard
 from randmix_bench.checkpoint import save_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.files import sha256
@@ -319,3 +321,45 @@ def test_repository_leaderboard_markdown_is_up_to_date() -> None:
     """CI runs the tests: committed Markdown that `randmix leaderboard` would change fails here."""
     stale = leaderboard.stale(REPO / "leaderboards", REPO / "README.md")
     assert stale == [], f"stale: {', '.join(map(str, stale))}; run `randmix leaderboard`"
+
+
+# ------------------------------------------------------------------------------------------ figures
+
+
+def test_robustness_curves_average_ranked_runs_per_eps(board: Path) -> None:
+    """One chart per model/dataset/threat model/attack; a variant's point is the mean and sd of its seeds;
+    unranked entries draw nothing."""
+    entries = [e for e in load_entries(board) if e.is_robustness]
+    (chart,) = [c for c in figures.curves(e.robustness for e in entries) if "Linf" in c.title]
+    series = {s.variant: s for s in chart.series}
+    assert set(series) == {"full", "chans"}  # space-s0 is unchecked, so not ranked
+    full = [e.robustness for e in entries if e.randmix.mixing == "full" and e.randmix.threat_model == "Linf"]
+    clean, headline = series["full"].points
+    assert (clean.eps, clean.runs, headline.eps, headline.runs) == ("0", 2, "8/255", 2)
+    robust = [float(r.autoattack_acc) for r in full]
+    assert headline.mean == pytest.approx(statistics.fmean(robust))
+    assert headline.spread == pytest.approx(statistics.stdev(robust))
+    assert series["chans"].points[1].spread is None  # one run: no spread to draw
+
+
+def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
+    """`randmix leaderboard` draws every chart and links it; --check compares the data fingerprint each PNG
+    carries, so a picture swapped by hand or left over from removed results is stale."""
+    leaderboard.write(board)
+    charts = leaderboard.plan_figures(board)
+    assert charts and all(figures.read_fingerprint(p) == figures.fingerprint(c) for p, c in charts.items())
+    markdown = (board / "README.md").read_text()
+    for path in charts:
+        assert f"]({path.relative_to(board).as_posix()})" in markdown
+    assert "![unshuffle-chans grid](" not in markdown and "synthetic/shuffle/grid.png" in markdown
+    assert leaderboard.stale(board) == []
+
+    (linf_chart,) = [p for p, c in charts.items() if "Linf" in c.title]
+    stray = board / leaderboard.FIGURES_FOLDER / "old.png"
+    shutil.copy(linf_chart, stray)
+    figures.draw(dataclasses.replace(charts[linf_chart], title="edited by hand"), linf_chart)  # a chart of other data
+    assert leaderboard.stale(board) == [linf_chart, stray]
+    assert runner.invoke(app, ["leaderboard", "--dir", str(board), "--readme", str(board / "absent.md"),
+                               "--check"]).exit_code == 1
+    assert set(leaderboard.write(board)) == {linf_chart, stray} and not stray.exists()
+    assert leaderboard.stale(board) == []

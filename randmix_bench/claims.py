@@ -35,7 +35,7 @@ NEARLY_PP = 3.0
 ``space`` is "clearly worse" when more than this many points below."""
 NEAR_PERFECT_SSIM = 0.95
 """Claim 3: a "near-perfect" reconstruction on the MNIST family has mean SSIM at least this."""
-MNIST_FAMILY = ("mnist", "fashion-mnist")
+MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
 _TEST = (f"a Welch t-test at two-sided level {ALPHA:g} over independent training runs (distinct checkpoints with "
          f"distinct `train_seed`; the frozen mixers' `mixer_seed` may be fixed or vary, and each verdict says which), "

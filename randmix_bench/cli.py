@@ -210,7 +210,7 @@ def train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
     model: str | None = typer.Option(None, help="randmix timm model (see `randmix models`)."),
     mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
-    dataset: str | None = typer.Option(None, help="cifar10, cifar100, mnist, fashion-mnist, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
+    dataset: str | None = typer.Option(None, help="cifar10, cifar100, mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to); default $RANDMIX_DATA or ~/.cache/randmix/data."),
     epochs: int | None = typer.Option(None, help="Epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size (split across torchrun processes)."),
@@ -255,7 +255,7 @@ def train_command(
 @user_errors
 def eval_command(
     checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors checkpoint."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, ... or an image folder."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, fashion-mnist-mini, ... or an image folder."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
     attack: str = typer.Option("autoattack", help="none, autoattack, apgd-ce, pgd or square."),
     norm: str = typer.Option("Linf", help="Threat model: Linf or L2."),
@@ -329,7 +329,7 @@ def shuffle_train_command(
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
     model: str | None = typer.Option(None, help="Unshuffler model (randmix_unshuffler_*; see `randmix models`)."),
     mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
-    dataset: str | None = typer.Option(None, help="mnist, fashion-mnist, cifar10, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
+    dataset: str | None = typer.Option(None, help="mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to)."),
     loss: str = typer.Option("mse", help=f"Reconstruction loss: {' or '.join(LOSSES)}."),
     permutation_seed: int = typer.Option(0, "--permutation-seed", help="Seed of the pixel permutation (stored with the run)."),
@@ -397,7 +397,7 @@ def shuffle_eval_command(
 @user_errors
 def quickstart_command(
     out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder for the runs, results and their leaderboard (a previous quickstart's is overwritten; any other non-empty folder is refused)."),
-    dataset: str = typer.Option("fashion-mnist", help="Dataset; the default falls back to `synthetic`, with a notice, when absent."),
+    dataset: str = typer.Option("fashion-mnist", help="Dataset; without the full Fashion-MNIST the default falls back to the bundled `fashion-mnist-mini` subset, and says so."),
     epochs: int = typer.Option(1, help="Training epochs per variant."),
     n_examples: int = typer.Option(500, "--n-examples", "-n", help="Test points to attack (the first n)."),
     eps: str = typer.Option("0.02,0.1", help="Linf eps values, comma-separated; the largest is the headline."),
@@ -413,7 +413,7 @@ def quickstart_command(
                                       eps=tuple(e.strip() for e in eps.split(",") if e.strip()), n_iter=n_iter)
     rows = quickstart.run(cfg, out, device=device, data_dir=data_dir, console=console, threads=threads)
     console.print(quickstart.table(rows, cfg))
-    console.print(quickstart.SCOPE, highlight=False)
+    console.print(quickstart.scope(rows[0].result.randmix.dataset), highlight=False)
     console.print(f"Results: {rows[0].path.parent}/ (rendered in {out / 'leaderboards' / 'README.md'}); "
                   f"re-check them with `randmix verify {out / 'leaderboards'}`.", highlight=False)
 

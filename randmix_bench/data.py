@@ -6,7 +6,8 @@ split's canonical order (the order "the first n test points" refers to). Models 
 
 Where data comes from: ``--data-dir`` if given, else ``$RANDMIX_DATA`` or ``~/.cache/randmix/data``.
 Missing torchvision datasets are downloaded there unless ``RANDMIX_OFFLINE=1``; when that fails, the
-error says which files to put where.
+error says which files to put where. ``fashion-mnist-mini`` needs neither: it ships with the package
+(``bundled/fashion-mnist-mini.npz``, built by :mod:`randmix_bench.fmnist_mini`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import hashlib
 import io
 import os
 import tarfile
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,9 +30,12 @@ from randmix_bench.errors import RandmixError, MissingError
 from randmix_bench.files import atomic_path
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir", "default_data_dir",
-           "check_dataset_name"]
+           "check_dataset_name", "arrays_sha256"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_MINI = Path(__file__).parent / "bundled" / "fashion-mnist-mini.npz"
+# The bundle's arrays_sha256, printed by its builder: a file with any other content is refused, however it got there.
+FASHION_MNIST_MINI_SHA256 = "471c39b0f18cd76a2a82a879421c4a2fa4e9578859c25161299918cadaad3852"
 # The project's shared copy: ``shared/`` inside the checkout, or beside it.
 CIFAR10_JPEG_SHARED = [
     root / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz" for root in Path(__file__).resolve().parents[1:3]
@@ -85,6 +90,10 @@ DATASETS: dict[str, DatasetInfo] = {
         DatasetInfo("fashion-mnist", 10, 1, 28, (0.2860,), (0.3530,), 10000,
                     f"the four Fashion-MNIST IDX .gz files in <data-dir>/ or {FASHION_MNIST_DEBIAN_DIR} "
                     "(apt-get install -y dataset-fashion-mnist)"),
+        # fashion-mnist's training-set mean/std, not the subset's (0.2847/0.3528): a model normalizes alike on both
+        DatasetInfo("fashion-mnist-mini", 10, 1, 28, (0.2860,), (0.3530,), 2000,
+                    f"{FASHION_MNIST_MINI.name}, which ships with randmix-bench: reinstall the package, or rebuild the "
+                    "file from the four Fashion-MNIST IDX .gz files with `python -m randmix_bench.fmnist_mini`"),
         DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
                     f"cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, or {CIFAR10_JPEG_SHARED[-1]}"),
         DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
@@ -177,6 +186,36 @@ def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> Non
             cls(str(data_dir), train=train, download=True)
     except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
         raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
+
+
+def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """A hash of named arrays (names, dtypes, shapes, bytes): equal content gives an equal hash, whatever
+    the zip timestamps or compression of the .npz that held them."""
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}:{a.dtype.str}:{a.shape}:".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _read_fashion_mnist_mini(train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One split of the bundled subset; a missing, damaged or altered bundle is one error saying how to restore it."""
+    info = DATASETS["fashion-mnist-mini"]
+    what, fix = f"{info.name}'s bundled file {FASHION_MNIST_MINI}", f"restore {info.where}"
+    if not FASHION_MNIST_MINI.is_file():
+        raise MissingError(f"{what} is missing; {fix}")
+    try:
+        with np.load(FASHION_MNIST_MINI) as z:
+            arrays = {key: z[key] for key in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise RandmixError(f"{what} is damaged ({type(e).__name__}: {e}); {fix}") from None
+    digest = arrays_sha256(arrays)
+    if digest != FASHION_MNIST_MINI_SHA256:
+        raise RandmixError(f"{what} holds other data than this version ships (content sha256 {digest[:12]}..., "
+                           f"expected {FASHION_MNIST_MINI_SHA256[:12]}...); {fix}")
+    split = "train" if train else "test"
+    return arrays[f"{split}_images"][:, None], arrays[f"{split}_labels"]
 
 
 def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -335,6 +374,8 @@ def load_split(
                                  lambda: _read_image_folder(source, train, progress, interleave_test=True)[:2])
     elif info.name in ("mnist", "fashion-mnist"):
         images, labels = _read_mnist_like(info, train, data_dir)
+    elif info.name == "fashion-mnist-mini":
+        images, labels = _read_fashion_mnist_mini(train)
     else:
         images, labels = _read_torchvision_cifar(info, train, data_dir)
     return ImageSplit(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)), info, train)

@@ -674,6 +674,15 @@ def default_output(dataset: str, norm: str, name: str, root: str | Path = "leade
     return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
 
 
+def _check_label(meta: dict[str, Any], dataset: str) -> None:
+    """A model trained on the bundled Fashion-MNIST subset is evaluated on it alone: its results must never
+    be labelled, and ranked, as those of a model trained on full Fashion-MNIST."""
+    trained_on = meta["extra"].get("train", {}).get("dataset")
+    if trained_on == "fashion-mnist-mini" and Path(dataset).name != trained_on:
+        raise RandmixError(f"the model was trained on fashion-mnist-mini (the bundled subset); evaluate it with "
+                           f"--dataset fashion-mnist-mini, so that its results are not labelled {Path(dataset).name}")
+
+
 def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, device: torch.device) -> None:
     """The model takes the dataset's images and predicts its number of classes, or a one-line error.
 
@@ -776,6 +785,7 @@ def evaluate(
         check_entry_name(name)
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
+    _check_label(meta, dataset)
     test = load_split(dataset, train=False, data_dir=data_dir)
     points = test.first(n_examples)
     model = model.to(dev).eval()

@@ -1,4 +1,4 @@
-"""``randmix quickstart``: the offline main job in a reduced configuration, and its dataset fallback."""
+"""``randmix quickstart``: the offline main job in a reduced configuration (its dataset fallback: test_fashion_mnist_mini.py)."""
 
 from __future__ import annotations
 
@@ -6,26 +6,15 @@ import json
 from pathlib import Path
 
 import pytest
-from rich.console import Console
 from typer.testing import CliRunner
 
-from randmix_bench import data, leaderboard, quickstart
+from randmix_bench import leaderboard, quickstart
 from randmix_bench.cli import app
 from randmix_bench.errors import RandmixError
 from randmix_bench.train import RUN_FORMAT
 from randmix_bench.verify import verify
 
 runner = CliRunner()
-
-
-def test_missing_fashion_mnist_falls_back_to_synthetic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(data, "FASHION_MNIST_DEBIAN_DIR", tmp_path / "absent")
-    console = Console(record=True, width=300)
-    assert quickstart.resolve_dataset("fashion-mnist", None, console) == "synthetic"
-    text = console.export_text()
-    assert "fashion-mnist not found" in text and "Falling back to the built-in `synthetic` dataset" in text
-    with pytest.raises(FileNotFoundError, match="mnist not found"):
-        quickstart.resolve_dataset("mnist", None, console)  # only the default falls back
 
 
 def test_only_a_quickstart_folder_is_overwritten(tmp_path: Path) -> None:

@@ -1,0 +1,69 @@
+"""Builds ``fashion-mnist-mini``, the Fashion-MNIST subset that ships inside the package, from the originals.
+
+The bundle lets ``randmix quickstart`` run on real images on a machine with neither Debian's
+``dataset-fashion-mnist`` nor internet; it is built by this code, never by hand. The subset is 1,000
+training and 200 test images per class. Within each class and split it takes the images whose original
+index sorts first by ``sha256(f"{seed}:{split}:{index}")`` (a seeded choice that depends on no library's
+RNG), kept in the originals' order, so the test subset keeps Fashion-MNIST's class interleaving and its
+first n points are mixed. The original indices are stored beside the images. Rebuild it with::
+
+    python -m randmix_bench.fmnist_mini [FOLDER WITH THE FOUR IDX .gz FILES]
+
+Fashion-MNIST is MIT-licensed, Copyright (c) 2017 Zalando SE (``bundled/LICENSE-fashion-mnist.txt``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, FASHION_MNIST_MINI, IDX_FILES, arrays_sha256, read_idx
+from randmix_bench.files import atomic_path
+
+__all__ = ["PER_CLASS", "SEED", "select", "subset", "build"]
+
+PER_CLASS = {"train": 1000, "test": 200}
+SEED = 0
+NUM_CLASSES = 10
+
+
+def select(labels: np.ndarray, per_class: int, split: str, seed: int = SEED) -> np.ndarray:
+    """Original indices of the subset, ascending: per class, the ``per_class`` indices that sort first by
+    ``sha256(f"{seed}:{split}:{index}")``."""
+    digests = np.array([hashlib.sha256(f"{seed}:{split}:{i}".encode()).hexdigest() for i in range(len(labels))])
+    chosen = []
+    for c in range(NUM_CLASSES):
+        members = np.flatnonzero(labels == c)
+        chosen.append(members[np.argsort(digests[members], kind="stable")[:per_class]])
+    return np.sort(np.concatenate(chosen))
+
+
+def subset(source: Path = FASHION_MNIST_DEBIAN_DIR) -> dict[str, np.ndarray]:
+    """The bundle's arrays from the original IDX files in ``source``: ``<split>_images`` uint8 [N, 28, 28],
+    ``<split>_labels`` uint8 [N] and ``<split>_indices`` int32 [N] (positions in the original split)."""
+    arrays = {}
+    for train, (image_file, label_file) in IDX_FILES.items():
+        split = "train" if train else "test"
+        labels = read_idx(source / label_file)
+        idx = select(labels, PER_CLASS[split], split)
+        arrays |= {f"{split}_images": read_idx(source / image_file)[idx], f"{split}_labels": labels[idx],
+                   f"{split}_indices": idx.astype(np.int32)}
+    return arrays
+
+
+def build(source: Path = FASHION_MNIST_DEBIAN_DIR, out: Path = FASHION_MNIST_MINI) -> str:
+    """Write the bundle (a compressed .npz) to ``out`` atomically; returns its content hash, the value
+    :data:`randmix_bench.data.FASHION_MNIST_MINI_SHA256` must hold."""
+    arrays = subset(source)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **arrays)
+    return arrays_sha256(arrays)
+
+
+if __name__ == "__main__":
+    digest = build(Path(sys.argv[1]) if len(sys.argv) > 1 else FASHION_MNIST_DEBIAN_DIR)
+    print(f"wrote {FASHION_MNIST_MINI} ({FASHION_MNIST_MINI.stat().st_size:,} bytes); content sha256 {digest}")

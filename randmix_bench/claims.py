@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Callable, Iterable, Sequence, TypeVar
 
+from randmix_bench.data import DATASETS
 from randmix_bench.mixing import Mixing
 from randmix_bench.results import AttackConfig, RandmixBlock, RobustnessResult, ShuffleResult, Result
 
@@ -279,9 +280,18 @@ def _clean(r: RobustnessResult) -> float:
 
 
 def _points(r: RobustnessResult) -> int:
-    """Points an accuracy was measured on, for its binomial floor: the attacked ones, also a lower bound
-    on the test set that ``clean_acc_full_test`` is on."""
+    """Points a robust accuracy was measured on, for its binomial floor: the attacked ones."""
     return r.randmix.n_examples
+
+
+def _clean_points(r: RobustnessResult) -> int:
+    """Points :func:`_clean` was measured on: a known dataset's whole test set when the trainer recorded it
+    (flooring its variance at the attacked points' binomial would hide differences the whole set resolves),
+    else the attacked points, a lower bound for an image folder's unknown size."""
+    rb = r.randmix
+    if rb.clean_acc_full_test is not None and rb.dataset in DATASETS:
+        return max(DATASETS[rb.dataset].test_size, rb.n_examples)
+    return rb.n_examples
 
 
 def _training(r: RobustnessResult) -> str:
@@ -293,7 +303,7 @@ def _training(r: RobustnessResult) -> str:
 
 def _classification(model: str, dataset: str, training: str, results: list[RobustnessResult]) -> list[ClaimVerdict]:
     group = (model, dataset, training or None)
-    clean = {k: _runs(rs, _clean, _points) for k, rs in _by_variant(results).items()}
+    clean = {k: _runs(rs, _clean, _clean_points) for k, rs in _by_variant(results).items()}
     out = _pairs("1a", "chans", "full", "{better} nearly matches {worse} in clean accuracy", group, clean,
                  -NEARLY_PP / 100)
     for worse_than in ("full", "chans"):

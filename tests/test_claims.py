@@ -146,3 +146,13 @@ def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_imag
 def test_claim3_needs_three_runs() -> None:
     (v,) = claims.evaluate([shuffle(0, 0.9, 30.0), shuffle(1, 0.9, 30.0)])
     assert v.verdict is Verdict.INSUFFICIENT_RUNS and v.runs == (2,)
+
+
+@pytest.mark.parametrize(("full_test", "verdict"), [(True, Verdict.SUPPORTED), (False, Verdict.INCONCLUSIVE)])
+def test_whole_test_set_accuracy_is_floored_at_the_whole_test_sets_binomial(full_test: bool, verdict: Verdict) -> None:
+    """Claim 1 reads the trainer's accuracy on all 10,000 test images when it is recorded: its noise floor is
+    that of 10,000 points, not of the 500 attacked ones, so a 1-point gap over 3 tight runs is resolved."""
+    runs = [("full", s, 0.900 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
+    runs += [("chans", s, 0.890 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
+    results = [robust(m, s, acc, 0.3, n=500, full_test=acc if full_test else None) for m, s, acc in runs]
+    assert find(claims.evaluate(results), "1a", ("chans", "full")).verdict is verdict

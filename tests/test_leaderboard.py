@@ -363,3 +363,16 @@ def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
                                "--check"]).exit_code == 1
     assert set(leaderboard.write(board)) == {linf_chart, stray} and not stray.exists()
     assert leaderboard.stale(board) == []
+
+
+def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured(board: Path) -> None:
+    """FINDINGS.md is generated beside the tables: every verdict the claims module gives, in plain words,
+    with the devices, datasets and points the numbers came from."""
+    entries = load_entries(board)
+    findings = leaderboard.plan(board)[board / leaderboard.FINDINGS_NAME]
+    for number in claims.RULES:
+        assert f"## Claim {number}" in findings
+    for v in claims.evaluate(e.result for e in entries):
+        assert f"**{v.verdict.value}**" in findings and leaderboard.PLAIN[v.verdict] in findings
+    assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
+    assert "insufficient runs" in findings  # one or two seeds per variant here: no verdict is given

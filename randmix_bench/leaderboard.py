@@ -324,6 +324,7 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
     ]
     if not entries:
         lines += [NO_RESULTS, ""]
+    lines += [f"What the results say about the paper's claims, in plain words: [{FINDINGS_NAME}]({FINDINGS_NAME}).", ""]
     lines += ["## Adversarial robustness", "",
               "RobustBench's protocol: the first n test points, AutoAttack at the stated eps, models take [0, 1] "
               "inputs. Ranked by AutoAttack accuracy, ties by clean accuracy. Only entries whose gradient-masking "

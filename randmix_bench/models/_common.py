@@ -1,15 +1,27 @@
-"""Pieces every randmix model shares: in-model normalization and timm default configs."""
+"""Pieces every randmix model shares: in-model normalization, timm's feature/classifier API, default configs.
 
-from __future__ import annotations
+No ``from __future__ import annotations`` in the model modules: ``torch.fx`` copies ``forward``'s annotations
+into the code it generates, and TorchScript cannot resolve them when they are strings.
+"""
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
+from timm.layers import create_classifier
+from timm.models._features import feature_take_indices
 from torch import nn
+
 from randmix_bench.errors import RandmixError
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2471, 0.2435, 0.2616)
+
+INPUT_MEAN = (0.0, 0.0, 0.0)
+INPUT_STD = (1.0, 1.0, 1.0)
+"""What the default configs say the input pipeline should normalize with: nothing, since the models take
+[0, 1] images and normalize inside. timm's ``resolve_data_config`` + ``create_transform`` then only scale to
+[0, 1]; the dataset statistics the model applies are its constructor's ``mean``/``std``."""
 
 
 def default_stats(in_chans: int) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -37,8 +49,96 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class StagedNet(nn.Module):
+    """timm's feature API for a model that runs ``normalize -> stem -> <stages_name>`` (an ``nn.Sequential``).
+
+    Subclasses register ``normalize``, ``stem`` and their Sequential in that order (timm's ``features_only``
+    wrapper replays the children in registration order) and fill ``feature_info`` with one entry for the
+    stem's output and one per stage. The Sequential keeps its own name (``blocks`` or ``stages``) so that
+    state-dict keys, and the checkpoints that store them, stay as they were.
+    """
+
+    stages_name: ClassVar[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grad_checkpointing = False
+
+    @torch.jit.ignore
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        self.grad_checkpointing = enable
+
+    def forward_intermediates(
+        self,
+        x: torch.Tensor,
+        indices: int | Sequence[int] | None = None,
+        norm: bool = False,
+        stop_early: bool = False,
+        output_fmt: str = "NCHW",
+        intermediates_only: bool = False,
+    ) -> list[torch.Tensor] | tuple[torch.Tensor, list[torch.Tensor]]:
+        """timm 1.0.9's ``forward_intermediates``: the feature maps ``indices`` selects (last n if an int, all if
+        None) and the final feature map. ``norm`` changes nothing: there is no final norm outside the stages."""
+        if output_fmt != "NCHW":
+            raise RandmixError(f"output_fmt must be 'NCHW', got {output_fmt!r}")
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        stages: nn.Sequential = getattr(self, self.stages_name)
+        if stop_early:
+            stages = stages[:max_index]
+        x = self.stem(self.normalize(x))
+        intermediates = [x] if 0 in take_indices else []
+        for i, stage in enumerate(stages, start=1):
+            x = stage(x)
+            if i in take_indices:
+                intermediates.append(x)
+        return intermediates if intermediates_only else (x, intermediates)
+
+
+class StagedClassifier(StagedNet):
+    """A :class:`StagedNet` with timm's classifier API: global pool, dropout and a Linear ``head``.
+
+    ``reset_classifier`` replaces only the pool and the head, which are always learned, so frozen mixers
+    stay frozen at the values they had.
+    """
+
+    def _init_head(self, num_features: int, num_classes: int, global_pool: str, drop_rate: float) -> None:
+        self.num_classes = num_classes
+        self.num_features = self.head_hidden_size = num_features
+        self.head_drop = nn.Dropout(drop_rate)
+        self.pool, self.head = create_classifier(num_features, num_classes, pool_type=global_pool)
+
+    @torch.jit.ignore
+    def get_classifier(self) -> nn.Module:
+        return self.head
+
+    def reset_classifier(self, num_classes: int, global_pool: str | None = None) -> None:
+        """A fresh head for ``num_classes`` (0: return pooled features); ``global_pool=''`` also drops pooling."""
+        self.num_classes = num_classes
+        pool_type = self.pool.pool_type if global_pool is None else global_pool
+        self.pool, self.head = create_classifier(self.num_features, num_classes, pool_type=pool_type)
+
+    def prune_intermediate_layers(
+        self, indices: int | Sequence[int] = 1, prune_norm: bool = False, prune_head: bool = True
+    ) -> list[int]:
+        """Drop the stages after the last feature ``indices`` takes (and, with ``prune_head``, the pool and
+        classifier); returns the indices. ``prune_norm`` changes nothing: there is no final norm to drop."""
+        take_indices, max_index = feature_take_indices(len(self.feature_info), indices)
+        setattr(self, self.stages_name, getattr(self, self.stages_name)[:max_index])
+        if prune_head:
+            self.reset_classifier(0, "")
+        return take_indices
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.head_drop(self.pool(x))
+        return x if pre_logits else self.head(x)
+
+
 def cfg_32px(**kwargs: Any) -> dict[str, Any]:
-    """timm default config for a randmix model trained from scratch on 32x32 images (no weights)."""
+    """timm default config for a randmix model trained from scratch on 32x32 images (no weights).
+
+    ``mean``/``std`` are :data:`INPUT_MEAN`/:data:`INPUT_STD` because normalization happens inside the model;
+    ``pool_size`` is the final feature map's size at ``input_size``.
+    """
     return {
         "url": "",
         "num_classes": 10,
@@ -46,8 +146,8 @@ def cfg_32px(**kwargs: Any) -> dict[str, Any]:
         "pool_size": None,
         "crop_pct": 1.0,
         "interpolation": "bilinear",
-        "mean": CIFAR10_MEAN,
-        "std": CIFAR10_STD,
+        "mean": INPUT_MEAN,
+        "std": INPUT_STD,
         "first_conv": "stem.0",
         "classifier": "head",
         "license": "mit",

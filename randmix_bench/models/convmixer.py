@@ -4,18 +4,17 @@ Each block is a residual depthwise conv (spatial mixing) followed by a pointwise
 so ``mixing`` freezes one side of every block; the patch stem and the classifier head are always learned.
 """
 
-from __future__ import annotations
-
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
 
-from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, cfg_32px
+from ._common import Normalize, StagedClassifier, cfg_32px
 
 __all__ = ["ConvMixer", "ConvMixerBlock"]
 
@@ -35,8 +34,16 @@ class ConvMixerBlock(nn.Module):
         return self.norm2(self.act2(self.channel(x)))
 
 
-class ConvMixer(nn.Module):
+def mixer_feature_info(dim: int, depth: int, reduction: int) -> list[dict[str, Any]]:
+    """The stem's output, then every block's: an isotropic network has one feature map per block."""
+    names = ["stem.2"] + [f"blocks.{i}" for i in range(depth)]
+    return [dict(num_chs=dim, reduction=reduction, module=name) for name in names]
+
+
+class ConvMixer(StagedClassifier):
     """ConvMixer-``dim``/``depth`` classifier taking [0, 1] images."""
+
+    stages_name = "blocks"
 
     def __init__(
         self,
@@ -56,46 +63,43 @@ class ConvMixer(nn.Module):
         global_pool: str = "avg",
     ) -> None:
         super().__init__()
-        if global_pool != "avg":
-            raise RandmixError(f"ConvMixer supports global_pool='avg' only, got {global_pool!r}")
-        self.num_classes = num_classes
-        self.num_features = dim
         self.normalize = Normalize(mean, std, in_chans)
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size), act_layer(), nn.BatchNorm2d(dim)
         )
         self.blocks = nn.Sequential(*[ConvMixerBlock(dim, kernel_size, act_layer) for _ in range(depth)])
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(dim, num_classes) if num_classes > 0 else nn.Identity()
+        self.feature_info = mixer_feature_info(dim, depth, patch_size)
+        self._init_head(dim, num_classes, global_pool, drop_rate)
         self.mixing: MixingReport = freeze_mixing(
             self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*"]
         )
 
-    def get_classifier(self) -> nn.Module:
-        return self.head
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.blocks(self.stem(self.normalize(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.head(x)
+        x = self.stem(self.normalize(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
+        return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ConvMixer:
-    return build_model_with_cfg(ConvMixer, variant, pretrained, **kwargs)
+    # features_only: every feature map unless out_indices says otherwise, replayed from the flattened children
+    feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(kwargs["depth"] + 1)))
+    return build_model_with_cfg(ConvMixer, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 default_cfgs = generate_default_cfgs(
     {
-        "randmix_convmixer_256_8.untrained": cfg_32px(),
-        "randmix_convmixer_512_16.untrained": cfg_32px(),
-        "randmix_convmixer_tiny.untrained": cfg_32px(),
-        "randmix_convmixer_small.untrained": cfg_32px(),
+        "randmix_convmixer_256_8.untrained": cfg_32px(pool_size=(16, 16)),
+        "randmix_convmixer_512_16.untrained": cfg_32px(pool_size=(32, 32)),
+        "randmix_convmixer_tiny.untrained": cfg_32px(pool_size=(8, 8)),
+        "randmix_convmixer_small.untrained": cfg_32px(pool_size=(8, 8)),
     }
 )
 

@@ -5,18 +5,17 @@ followed by a pointwise 1x1 (channel mixing). ``mixing`` freezes one side of eve
 the shortcut projections and the head are always learned.
 """
 
-from __future__ import annotations
-
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
 
-from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, cfg_32px
+from ._common import Normalize, StagedClassifier, cfg_32px
 
 __all__ = ["ResNet", "SeparableBasicBlock"]
 
@@ -50,8 +49,10 @@ class SeparableBasicBlock(nn.Module):
         return self.act(out + self.shortcut(x))
 
 
-class ResNet(nn.Module):
+class ResNet(StagedClassifier):
     """CIFAR-style ResNet of separable basic blocks, taking [0, 1] images."""
+
+    stages_name = "stages"
 
     def __init__(
         self,
@@ -68,14 +69,11 @@ class ResNet(nn.Module):
         global_pool: str = "avg",
     ) -> None:
         super().__init__()
-        if global_pool != "avg":
-            raise RandmixError(f"ResNet supports global_pool='avg' only, got {global_pool!r}")
-        self.num_classes = num_classes
-        self.num_features = widths[-1]
         self.normalize = Normalize(mean, std, in_chans)
         self.stem = nn.Sequential(
             nn.Conv2d(in_chans, widths[0], 3, padding=1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
         )
+        self.feature_info = [dict(num_chs=widths[0], reduction=1, module="stem.2")]
         stages: list[nn.Module] = []
         in_chs = widths[0]
         for i, (depth, width) in enumerate(zip(layers, widths)):
@@ -84,37 +82,38 @@ class ResNet(nn.Module):
                 blocks.append(SeparableBasicBlock(in_chs, width, stride=2 if i > 0 and j == 0 else 1))
                 in_chs = width
             stages.append(nn.Sequential(*blocks))
+            self.feature_info.append(dict(num_chs=width, reduction=2**i, module=f"stages.{i}"))
         self.stages = nn.Sequential(*stages)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.head_drop = nn.Dropout(drop_rate)
-        self.head = nn.Linear(in_chs, num_classes) if num_classes > 0 else nn.Identity()
+        self._init_head(in_chs, num_classes, global_pool, drop_rate)
         self.mixing: MixingReport = freeze_mixing(
             self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*", "*.shortcut.*"]
         )
 
-    def get_classifier(self) -> nn.Module:
-        return self.head
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        return dict(stem=r"^stem", blocks=r"^stages\.(\d+)" if coarse else r"^stages\.(\d+)\.(\d+)")
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.stages(self.stem(self.normalize(x)))
-
-    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
-        x = self.head_drop(self.pool(x).flatten(1))
-        return x if pre_logits else self.head(x)
+        x = self.stem(self.normalize(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_sequential(self.stages, len(self.stages), x, use_reentrant=False)
+        return self.stages(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
-    return build_model_with_cfg(ResNet, variant, pretrained, **kwargs)
+    # features_only: the stem's and every stage's output unless out_indices says otherwise
+    feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(len(kwargs["layers"]) + 1)))
+    return build_model_with_cfg(ResNet, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 default_cfgs = generate_default_cfgs(
     {
-        "randmix_resnet18.untrained": cfg_32px(),
-        "randmix_resnet_tiny.untrained": cfg_32px(),
-        "randmix_resnet_small.untrained": cfg_32px(),
+        "randmix_resnet18.untrained": cfg_32px(pool_size=(4, 4)),
+        "randmix_resnet_tiny.untrained": cfg_32px(pool_size=(16, 16)),
+        "randmix_resnet_small.untrained": cfg_32px(pool_size=(8, 8)),
     }
 )
 

@@ -8,19 +8,19 @@ be able to reach any other, so the receptive-field radius ``depth * (kernel_size
 least the image side minus one (27 for MNIST, 31 for CIFAR).
 """
 
-from __future__ import annotations
-
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, cfg_32px
-from .convmixer import ConvMixerBlock
+from ._common import Normalize, StagedNet, cfg_32px
+from .convmixer import ConvMixerBlock, mixer_feature_info
 
 __all__ = ["Unshuffler", "UNSHUFFLER_MODELS"]
 
@@ -34,13 +34,19 @@ UNSHUFFLER_MODELS = (
 """The registered image-to-image models: trained by ``randmix shuffle train``, not ``randmix train``."""
 
 
-class Unshuffler(nn.Module):
+class Unshuffler(StagedNet):
     """ConvMixer-``dim``/``depth`` with patch size 1: [0, 1] image in, [0, 1]-scaled image out.
 
     The head predicts in the normalized space and the output is mapped back with the same mean/std,
     so the loss compares images on the [0, 1] scale. The output is not clamped (clamping would kill the
     gradient of out-of-range pixels); metrics clamp it.
+
+    Of timm's model API it has the feature side (``feature_info``, ``forward_features``,
+    ``forward_intermediates``, ``features_only=True``), not the classifier side: there are no classes,
+    no pooled features and no classifier to reset or prune; the 1x1 ``head`` is the image decoder.
     """
+
+    stages_name = "blocks"
 
     def __init__(
         self,
@@ -66,6 +72,7 @@ class Unshuffler(nn.Module):
         self.normalize = Normalize(mean, std, in_chans)
         self.stem = nn.Sequential(nn.Conv2d(in_chans, dim, kernel_size=1), act_layer(), nn.BatchNorm2d(dim))
         self.blocks = nn.Sequential(*[ConvMixerBlock(dim, kernel_size, act_layer) for _ in range(depth)])
+        self.feature_info = mixer_feature_info(dim, depth, reduction=1)
         self.head = nn.Conv2d(dim, in_chans, kernel_size=1)
         self.mixing: MixingReport = freeze_mixing(
             self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*", "head*"]
@@ -75,17 +82,30 @@ class Unshuffler(nn.Module):
         # cuDNN prefers channels-last too. Checkpoints are unaffected (saved contiguous).
         self.to(memory_format=torch.channels_last)
 
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """One ``dim``-channel feature vector per pixel, before the 1x1 head."""
+        x = self.stem(self.normalize(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
+        return self.blocks(x)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.head(self.blocks(self.stem(self.normalize(x))))
+        out = self.head(self.forward_features(x))
         return out * self.normalize.std + self.normalize.mean
 
 
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> Unshuffler:
-    return build_model_with_cfg(Unshuffler, variant, pretrained, **kwargs)
+    # features_only: every feature map unless out_indices says otherwise, replayed from the flattened children
+    feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(kwargs["depth"] + 1)))
+    return build_model_with_cfg(Unshuffler, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
 
 
 def _cfg() -> dict[str, Any]:
-    # num_classes < 0: timm passes no num_classes to the constructor; there is no classifier
+    # num_classes < 0: timm passes no num_classes to the constructor; there is no classifier and no pool
     return cfg_32px(num_classes=-1, classifier=None, paper_ids="arXiv:2503.16760")
 
 

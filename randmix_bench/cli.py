@@ -275,7 +275,8 @@ def eval_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
-    from randmix_bench.robustness import DEFAULT_EPS, RichProgress, SanityOptions, evaluate
+    from randmix_bench.cli_progress import RichProgress
+    from randmix_bench.robustness import DEFAULT_EPS, SanityOptions, evaluate
 
     try:
         with RichProgress(console) as progress:

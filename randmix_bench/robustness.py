@@ -69,7 +69,6 @@ __all__ = [
     "EvalOutput",
     "SanityOptions",
     "ProgressReporter",
-    "RichProgress",
     "EvalRecord",
     "StateError",
     "record_checksum",
@@ -95,6 +94,16 @@ RECORD_FORMAT = "randmix-eval-state/2"
 AUTOATTACK_LOGGER = "auto-attack"  # the logger pyautoattack's checks warn through
 BALL_TOLERANCE = 1e-5  # float slack when checking that an adversarial example lies in the eps-ball
 DEFAULT_EPS = {"Linf": "8/255", "L2": "0.5"}  # RobustBench's eps per threat model
+
+
+def __getattr__(name: str) -> Any:
+    """``RichProgress`` moved to the command line's :mod:`randmix_bench.cli_progress` (the library draws
+    nothing); old imports of it from here still work, without this module importing Rich."""
+    if name == "RichProgress":
+        from randmix_bench.cli_progress import RichProgress
+
+        return RichProgress
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def split_list(items: str | Sequence[str]) -> list[str]:
@@ -292,35 +301,6 @@ class ProgressReporter(Protocol):
     def start(self, label: str, total: int) -> None: ...
 
     def advance(self, points: int, robust_acc: float) -> None: ...
-
-
-class RichProgress:
-    """Rich progress bars: which stage and attack, points done and left, current robust accuracy."""
-
-    def __init__(self, console: Any = None) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.progress = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[left]} left"),
-            TextColumn("robust acc {task.fields[acc]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-            console=console, transient=False,
-        )
-        self.task: Any = None
-        self.left = 0
-
-    def __enter__(self) -> "RichProgress":
-        self.progress.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
-
-    def start(self, label: str, total: int) -> None:
-        self.task, self.left = self.progress.add_task(label, total=total, left=total, acc="-"), total
-
-    def advance(self, points: int, robust_acc: float) -> None:
-        self.left -= points
-        self.progress.update(self.task, advance=points, left=self.left, acc=f"{100 * robust_acc:.2f}%")
 
 
 class StateError(RandmixError):

@@ -28,7 +28,7 @@ class RichProgress:
         self.task: Any = None
         self.left = 0
 
-    def __enter__(self) -> "RichProgress":
+    def __enter__(self) -> RichProgress:
         self.progress.start()
         return self
 

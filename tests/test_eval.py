@@ -193,6 +193,16 @@ def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_
     assert float(l2.autoattack_acc) < float(l2.clean_acc) and "pgd" in (l2.footnote or "")
 
 
+@pytest.mark.parametrize(("norm", "eps_text", "eps_value"), [("Linf", "8/255", 8 / 255), ("L2", "0.5", 0.5)])
+def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: Path, norm: str, eps_text: str,
+                                                      eps_value: float) -> None:
+    """A Python caller asking for L2 without an eps gets RobustBench's L2 eps (0.5), not the Linf 8/255."""
+    result = evaluate(run_dir, "synthetic", attack="none", norm=norm, out=tmp_path / "x.json", n_examples=N,
+                      device="cpu").result
+    assert (result.eps, result.randmix.threat_model) == (eps_text, norm)
+    assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
+
+
 class InterruptAfter:
     """A progress reporter that kills the evaluation after ``batches`` batches, as Ctrl-C would."""
 

@@ -48,6 +48,8 @@ __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "
 
 @dataclass
 class EvalOutput:
+    """What :func:`evaluate` wrote, for its caller to report (the CLI's table)."""
+
     result: RobustnessResult
     path: Path  # the JSON written
     curve: Path | None  # the robustness-curve PNG, with --sweep

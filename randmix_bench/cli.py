@@ -275,12 +275,13 @@ def eval_command(
     device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
-    from randmix_bench.robustness import DEFAULT_EPS, RichProgress, SanityOptions, evaluate
+    from randmix_bench.cli_progress import RichProgress
+    from randmix_bench.robustness import SanityOptions, evaluate
 
     try:
         with RichProgress(console) as progress:
             output = evaluate(
-                checkpoint, dataset, attack=attack, norm=norm, eps=eps or DEFAULT_EPS.get(norm, ""), n_examples=n_examples,
+                checkpoint, dataset, attack=attack, norm=norm, eps=eps or None, n_examples=n_examples,
                 batch_size=batch_size, seed=seed, version=version, attacks=attacks or (),
                 n_iter=n_iter, n_queries=n_queries, sweep=sweep or (), sanity=SanityOptions() if sanity else None,
                 data_dir=data_dir, device=device, name=name, out=out, force=force, progress=progress,

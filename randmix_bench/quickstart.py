@@ -26,13 +26,14 @@ from rich.table import Table
 
 from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
+from randmix_bench.cli_progress import RichProgress
 from randmix_bench.errors import RandmixError
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import RichProgress, evaluate, make_attack_config, parse_eps_list
+from randmix_bench.robustness import evaluate, make_attack_config, parse_eps_list
 from randmix_bench.train import check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "run", "table", "cpu_threads", "resolve_dataset", "scope",

@@ -27,6 +27,7 @@ from randmix_bench.data import load_split
 from randmix_bench.files import sha256
 from randmix_bench.models import create_model
 from randmix_bench.results import pct, read_result
+from randmix_bench.robustness import evaluation, harness
 from randmix_bench.robustness import (
     CUSTOM_ATTACKS,
     SanityOptions,
@@ -192,6 +193,16 @@ def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_
     assert float(l2.autoattack_acc) < float(l2.clean_acc) and "pgd" in (l2.footnote or "")
 
 
+@pytest.mark.parametrize(("norm", "eps_text", "eps_value"), [("Linf", "8/255", 8 / 255), ("L2", "0.5", 0.5)])
+def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: Path, norm: str, eps_text: str,
+                                                      eps_value: float) -> None:
+    """A Python caller asking for L2 without an eps gets RobustBench's L2 eps (0.5), not the Linf 8/255."""
+    result = evaluate(run_dir, "synthetic", attack="none", norm=norm, out=tmp_path / "x.json", n_examples=N,
+                      device="cpu").result
+    assert (result.eps, result.randmix.threat_model) == (eps_text, norm)
+    assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
+
+
 class InterruptAfter:
     """A progress reporter that kills the evaluation after ``batches`` batches, as Ctrl-C would."""
 
@@ -232,7 +243,7 @@ def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(run_dir: Path,
 
 
 class Tick:
-    """A clock for ``robustness.time`` that advances one second per reading: every attacked batch
+    """A clock for ``robustness.harness.time`` that advances one second per reading: every attacked batch
     (timed by two readings) then takes exactly one second."""
 
     def __init__(self) -> None:
@@ -245,7 +256,7 @@ class Tick:
 
 def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(run_dir: Path, tmp_path: Path,
                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(robustness, "time", Tick())
+    monkeypatch.setattr(harness, "time", Tick())
     settings = dict(CHEAP, eps="8/255", attacks="apgd-ce, pgd")
     reference = evaluate(run_dir, "synthetic", out=tmp_path / "reference.json", **settings).result.randmix
     out = tmp_path / "resumed.json"
@@ -366,7 +377,7 @@ def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Pa
     outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N))
     assert any("zero gradient" in flag for flag in outcome.flags)
 
-    monkeypatch.setattr(robustness, "load_model", lambda path, map_location="cpu": (QuantizedInput(load_model(path)[0], 4).eval(),
+    monkeypatch.setattr(evaluation, "load_model", lambda path, map_location="cpu": (QuantizedInput(load_model(path)[0], 4).eval(),
                                                                                     load_model(path)[1]))
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
@@ -412,7 +423,7 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path, 
         model, meta = load_model(path, map_location)
         return QuantizedInput(model).eval(), meta
 
-    monkeypatch.setattr(robustness, "load_model", load_masked)
+    monkeypatch.setattr(evaluation, "load_model", load_masked)
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce,apgd-t",
                                  "--n-iter", "5", "--n-queries", "100", "--eps", "0.1", "--n-examples", str(N),

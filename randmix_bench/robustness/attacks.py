@@ -1,0 +1,275 @@
+"""The attacks and their configuration: which attacks a choice runs, the threat model they run in, PGD, and
+AutoAttack's attacks behind :class:`Adversary`.
+
+This is the one module that touches ``pyautoattack``'s internals (its attack objects, its checks, its
+logger): when pyautoattack changes, only this file follows it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from pyautoattack import AutoAttack, checks
+from pyautoattack.autopgd_base import APGDAttack
+from torch import nn
+
+from randmix_bench.errors import RandmixError
+from randmix_bench.results import AttackConfig
+
+__all__ = [
+    "ATTACKS",
+    "NORMS",
+    "VERSIONS",
+    "AUTOATTACK_ATTACKS",
+    "CUSTOM_ATTACKS",
+    "BLACK_BOX",
+    "DEFAULT_EPS",
+    "AUTOATTACK_LOGGER",
+    "Adversary",
+    "split_list",
+    "parse_eps",
+    "parse_eps_list",
+    "resolve_eps",
+    "make_attack_config",
+    "pgd_attack",
+]
+
+ATTACKS = ("none", "autoattack", "apgd-ce", "pgd", "square")
+NORMS = ("Linf", "L2")  # RobustBench's threat models
+VERSIONS = ("standard", "plus", "custom")  # AutoAttack's; "rand" is for randomized defenses, which ours are not
+AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
+CUSTOM_ATTACKS = (*AUTOATTACK_ATTACKS, "pgd")
+BLACK_BOX = ("square",)
+DEFAULT_EPS = {"Linf": "8/255", "L2": "0.5"}  # RobustBench's eps per threat model
+AUTOATTACK_LOGGER = "auto-attack"  # the logger pyautoattack's checks warn through
+
+
+def split_list(items: str | Sequence[str]) -> list[str]:
+    """``"apgd-ce, square"`` (or a list of such items) -> ``["apgd-ce", "square"]``: the one way a
+    comma list is read, so spaces after commas and empty items never become names."""
+    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
+    return [p.strip() for p in parts if p.strip()]
+
+
+# ------------------------------------------------------------------------------------- threat model
+
+
+def _check_norm(norm: str) -> None:
+    if norm not in NORMS:
+        raise RandmixError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
+
+
+def parse_eps(text: str | float, norm: str) -> float:
+    """``"8/255"``, ``"0.5"`` or a float -> eps; rejects eps <= 0, a Linf eps > 1 and unknown norms."""
+    _check_norm(norm)
+    s = str(text).strip()
+    try:
+        num, _, den = s.partition("/")
+        value = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise RandmixError(f"eps {s!r} is not a number or a fraction like 8/255") from None
+    if not math.isfinite(value) or value <= 0:
+        raise RandmixError(f"eps must be > 0, got {s}")
+    if norm == "Linf" and value > 1:
+        raise RandmixError(f"a Linf eps must be at most 1 (inputs are in [0, 1]), got {s}")
+    return value
+
+
+def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, float]]:
+    """``"1/255,2/255"`` -> [(text, value)] sorted by value; duplicates are an error."""
+    items = split_list(text)
+    points = sorted(((t, parse_eps(t, norm)) for t in items), key=lambda p: p[1])
+    values = [v for _, v in points]
+    if len(set(values)) != len(values):
+        raise RandmixError(f"the eps list {', '.join(items)} repeats a value")
+    return points
+
+
+def resolve_eps(eps: str | float | None, norm: str) -> tuple[str, float]:
+    """An eps as given and its value; ``None`` is RobustBench's eps for the norm (:data:`DEFAULT_EPS`), so
+    that asking for L2 without an eps never silently runs at the Linf radius."""
+    _check_norm(norm)
+    text = str(DEFAULT_EPS[norm] if eps is None else eps).strip()
+    return text, parse_eps(text, norm)
+
+
+# ------------------------------------------------------------------------------------ configuration
+
+
+def make_attack_config(
+    attack: str = "autoattack",
+    *,
+    norm: str = "Linf",
+    eps: float,
+    version: str = "standard",
+    attacks: str | Sequence[str] = (),
+    seed: int = 0,
+    batch_size: int = 1000,
+    n_iter: int | None = None,
+    n_queries: int | None = None,
+) -> AttackConfig:
+    """Validate an attack choice and resolve the attacks it runs, in order.
+
+    ``autoattack`` runs AutoAttack's ``standard`` (or ``plus``) set, or ``--attacks`` with ``custom``;
+    ``apgd-ce`` and ``square`` are AutoAttack ``custom`` with that one attack (AutoAttack's settings for
+    it); ``pgd`` is :func:`pgd_attack`; ``none`` reports clean accuracy. Budget overrides (``n_iter``,
+    ``n_queries``) change what an attack is, so they are refused for the named AutoAttack versions.
+    """
+    if attack not in ATTACKS:
+        raise RandmixError(f"unknown attack {attack!r}; valid choices: {', '.join(ATTACKS)}")
+    _check_norm(norm)
+    if version not in VERSIONS:
+        raise RandmixError(f"unknown AutoAttack version {version!r}; valid choices: {', '.join(VERSIONS)}")
+    if batch_size < 1:
+        raise RandmixError(f"batch size must be >= 1, got {batch_size}")
+    for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
+        if value is not None and value < 1:
+            raise RandmixError(f"{label} must be >= 1, got {value}")
+    attacks = split_list(attacks)
+    if attacks and not (attack == "autoattack" and version == "custom"):
+        raise RandmixError("--attacks goes with --attack autoattack --version custom")
+    if attack == "autoattack":
+        if version == "custom":
+            unknown = [a for a in attacks if a not in CUSTOM_ATTACKS]
+            if not attacks or unknown:
+                raise RandmixError(f"--version custom needs --attacks from: {', '.join(CUSTOM_ATTACKS)}"
+                                 + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+            if len(set(attacks)) != len(attacks):
+                raise RandmixError(f"--attacks repeats an attack: {', '.join(attacks)}")
+        else:
+            if n_iter is not None or n_queries is not None:
+                raise RandmixError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
+            attacks = list(AutoAttack(nn.Identity(), norm=norm, eps=eps, version=version).attacks_to_run)
+    else:
+        version, attacks = "custom", ([] if attack == "none" else [attack])
+    return AttackConfig(attack=attack, version=version, attacks=attacks, norm=norm, eps=eps, seed=seed,
+                        batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
+
+
+# ---------------------------------------------------------------------------------------------- PGD
+
+
+def _l2(t: torch.Tensor) -> torch.Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.dim() - 1))
+
+
+def _project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+    if norm == "Linf":
+        return delta.clamp(-eps, eps)
+    return delta * (eps / _l2(delta).clamp_min(1e-12)).clamp(max=1.0)
+
+
+def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int, seed: int) -> torch.Tensor:
+    """PGD on the cross-entropy (Madry et al.): a random start in the ball, ``steps`` steps of
+    ``2.5 * eps / steps`` (sign of the gradient for Linf, its direction for L2), projected onto the
+    eps-ball and [0, 1]. Returns per point the first iterate that fools the model, else the last one.
+    Seeded per call like AutoAttack's attacks, so a batch's result does not depend on earlier batches."""
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    step = 2.5 * eps / steps
+    noise = torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1
+    if norm == "L2":
+        noise = noise / _l2(noise).clamp_min(1e-12) * torch.rand(len(x), 1, 1, 1, generator=generator, device=x.device)
+    x_adv = (x + eps * noise).clamp(0, 1).detach()
+    best, fooled = x_adv.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
+
+    def keep_first_fooled(logits: torch.Tensor) -> None:  # no host sync: masks, not indices
+        nonlocal best, fooled
+        newly = (logits.argmax(1) != y) & ~fooled
+        best, fooled = torch.where(newly.view(-1, 1, 1, 1), x_adv, best), fooled | newly
+
+    for _ in range(steps):
+        x_adv.requires_grad_(True)
+        with torch.enable_grad():
+            logits = model(x_adv)
+            grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_adv)[0]
+        with torch.no_grad():
+            keep_first_fooled(logits)
+            direction = grad.sign() if norm == "Linf" else grad / _l2(grad).clamp_min(1e-12)
+            x_adv = (x + _project(x_adv + step * direction - x, norm, eps)).clamp(0, 1)
+    with torch.no_grad():
+        keep_first_fooled(model(x_adv))
+    return torch.where(fooled.view(-1, 1, 1, 1), best, x_adv)
+
+
+# --------------------------------------------------------------------------------------- AutoAttack
+
+
+def _set_apgd_iterations(apgd: APGDAttack, n_iter: int) -> None:
+    """Change an APGD attack's iterations and the step-size schedule ``APGDAttack.__init__`` derives from them."""
+    apgd.n_iter = apgd.n_iter_orig = n_iter
+    apgd.n_iter_2 = max(int(0.22 * n_iter), 1)
+    apgd.n_iter_min = max(int(0.06 * n_iter), 1)
+    apgd.size_decr = max(int(0.03 * n_iter), 1)
+
+
+class Adversary:
+    """AutoAttack for one model under one :class:`AttackConfig`, configured as its ``version`` configures
+    it with any budget override applied, behind the few operations the harness and the checks need.
+
+    The attack loop itself is the harness's (it resumes batch by batch); this class only sets up each batch
+    of each attack exactly as ``AutoAttack.run_standard_evaluation`` sets it up, and runs AutoAttack's
+    checks, which warn through :data:`AUTOATTACK_LOGGER`."""
+
+    def __init__(self, model: nn.Module, config: AttackConfig, device: torch.device) -> None:
+        custom = [a for a in config.attacks if a in AUTOATTACK_ATTACKS] or None
+        self.model, self.config = model, config
+        self._aa = AutoAttack(model, attacks=custom if config.version == "custom" else None, device=device,
+                              eps=config.eps, norm=config.norm, seed=config.seed, version=config.version)
+        self._aa.verbose = False
+        if config.n_iter is not None:
+            _set_apgd_iterations(self._aa.apgd, config.n_iter)
+            _set_apgd_iterations(self._aa.apgd_targeted, config.n_iter)
+            self._aa.fab.n_iter = config.n_iter
+        if config.n_queries is not None:
+            self._aa.square.n_queries = config.n_queries
+
+    def perturb(self, attack: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """One batch of one attack: adversarial candidates for ``x`` (not yet checked against the threat model)."""
+        aa, config = self._aa, self.config
+        if attack == "pgd":
+            return pgd_attack(self.model, x, y, norm=config.norm, eps=config.eps, steps=config.n_iter or 100,
+                              seed=config.seed)
+        seed = aa.get_seed()
+        if attack in ("apgd-ce", "apgd-dlr"):
+            aa.apgd.loss, aa.apgd.seed = attack.removeprefix("apgd-"), seed
+            return aa.apgd.perturb(x, y)
+        if attack == "apgd-t":
+            aa.apgd_targeted.seed = seed
+            return aa.apgd_targeted.perturb(x, y)
+        if attack in ("fab", "fab-t"):
+            aa.fab.targeted, aa.fab.seed = attack == "fab-t", seed
+            if attack == "fab-t":
+                aa.fab.n_restarts = 1
+            return aa.fab.perturb(x, y)
+        if attack == "square":
+            aa.square.seed = seed
+            return aa.square.perturb(x, y)
+        raise RandmixError(f"unknown attack {attack!r}")
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self._aa.get_logits(x)
+
+    def dlr_loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """APGD's per-point DLR loss (scale-invariant in the logits)."""
+        return self._aa.apgd.dlr_loss(logits, y)
+
+    def standard_checks(self, x: torch.Tensor, y: torch.Tensor, batch_size: int) -> int:
+        """AutoAttack's pre-attack checks (randomized, output range, dynamic, number of classes) on one
+        batch, as ``run_standard_evaluation`` runs them; returns the number of classes the model predicts."""
+        aa = self._aa
+        checks.check_randomized(aa.get_logits, x, y, bs=batch_size, logger=aa.logger)
+        n_classes = checks.check_range_output(aa.get_logits, x, logger=aa.logger)
+        checks.check_dynamic(self.model, x, False, logger=aa.logger)
+        checks.check_n_classes(n_classes, self.config.attacks, aa.apgd_targeted.n_target_classes,
+                               aa.fab.n_target_classes, logger=aa.logger)
+        return n_classes
+
+    def check_zero_gradients(self, gradient: torch.Tensor) -> None:
+        checks.check_zero_gradients(gradient, logger=self._aa.logger)
+
+    def check_square_sr(self, accuracies: dict[str, float]) -> None:
+        """AutoAttack's warning when Square broke points the attacks before it did not (``clean`` first)."""
+        checks.check_square_sr(accuracies, logger=self._aa.logger)

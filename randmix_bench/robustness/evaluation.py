@@ -1,0 +1,354 @@
+"""``randmix eval`` as a library call: :func:`evaluate` a checkpoint into a RobustBench ``model_info`` JSON.
+
+Three steps a reader can follow, each a function: :func:`prepare` validates every input and loads the model
+and the points (nothing written yet), :func:`run` attacks them (the main eps, the sweep, the sanity checks)
+against a resume state, :func:`record` assembles the result and writes it. :func:`evaluate` holds the
+result's lock around the last two, so one process writes a result.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
+from randmix_bench.data import ImageSplit, load_split
+from randmix_bench.device import resolve_device
+from randmix_bench.errors import ExistsError, RandmixError
+from randmix_bench.files import atomic_path, exclusive, sha256
+from randmix_bench.mixing import count_parameters
+from randmix_bench.provenance import collect
+from randmix_bench.results import (
+    AttackConfig,
+    CheckpointRef,
+    RandmixBlock,
+    RobustnessResult,
+    SanityReport,
+    SweepPoint,
+    check_entry_name,
+    pct,
+    write_result,
+)
+from randmix_bench.robustness.attacks import make_attack_config, parse_eps_list, resolve_eps
+from randmix_bench.robustness.checks import SanityOptions, autoattack_flags, sanity_checks
+from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
+from randmix_bench.robustness.state import EvalRecord, StateError
+from randmix_bench.tasks import accuracy
+
+__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
+           "default_output"]
+
+
+@dataclass
+class EvalOutput:
+    """What :func:`evaluate` wrote, for its caller to report (the CLI's table)."""
+
+    result: RobustnessResult
+    path: Path  # the JSON written
+    curve: Path | None  # the robustness-curve PNG, with --sweep
+    resumed: bool  # continued a partial evaluation
+
+
+def default_name(checkpoint: str | Path) -> str:
+    """A run folder's name (also for ``<run>/checkpoint.safetensors``), else the checkpoint file's stem."""
+    path = resolve(checkpoint)
+    return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
+
+
+def default_output(dataset: str, norm: str, name: str, root: str | Path = "leaderboards") -> Path:
+    """``leaderboards/<dataset>/<threat model>/<name>.json``, RobustBench's ``model_info`` layout."""
+    return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
+
+
+def _check_label(meta: dict[str, Any], dataset: str) -> None:
+    """A model trained on the bundled Fashion-MNIST subset is evaluated on it alone: its results must never
+    be labelled, and ranked, as those of a model trained on full Fashion-MNIST."""
+    trained_on = meta["extra"].get("train", {}).get("dataset")
+    if trained_on == "fashion-mnist-mini" and Path(dataset).name != trained_on:
+        raise RandmixError(f"the model was trained on fashion-mnist-mini (the bundled subset); evaluate it with "
+                           f"--dataset fashion-mnist-mini, so that its results are not labelled {Path(dataset).name}")
+
+
+def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, device: torch.device) -> None:
+    """The model takes the dataset's images and predicts its number of classes, or a one-line error.
+
+    The checkpoint's ``in_chans``/``num_classes`` are compared first: a forward pass alone would let a
+    3-channel model run on 1-channel images, its in-model Normalize broadcasting them to 3 channels."""
+    info, kwargs = split.info, meta["model_kwargs"]
+    chans, classes = kwargs.get("in_chans"), kwargs.get("num_classes")
+    if chans is not None and chans != info.in_chans:
+        raise RandmixError(f"the model ({meta['model']}) takes {chans}-channel images but {info.name} has "
+                           f"{info.in_chans}-channel images; evaluate it on the data it was trained for")
+    if classes is not None and classes != info.num_classes:
+        raise RandmixError(f"the model ({meta['model']}) predicts {classes} classes but {info.name} has "
+                           f"{info.num_classes}; evaluate it on the data it was trained for")
+    x = split.images[:1].to(device).float().div_(255)
+    try:
+        with torch.no_grad():
+            out = model(x)
+    except RuntimeError as e:
+        raise RandmixError(f"the model does not take {split.info.name} images of shape {tuple(x.shape[1:])}: "
+                         f"{str(e).splitlines()[0]}") from None
+    if out.shape[-1] != split.info.num_classes:
+        raise RandmixError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has {split.info.num_classes}")
+
+
+def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: str) -> None:
+    """Robust accuracy against eps (clean accuracy at eps 0), written atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5, 3.5), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs, ys = [0.0] + [p.eps_value for p in sweep], [100 * clean_acc] + [100 * p.robust_acc for p in sweep]
+    ax.plot(xs, ys, marker="o")
+    ax.set_xticks(xs, ["0"] + [p.eps for p in sweep], rotation=45 if len(xs) > 6 else 0)
+    ax.set(xlabel=f"{norm} eps", ylabel="robust accuracy (%)", ylim=(0, 100), title=title)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def _attack_label(config: AttackConfig) -> str:
+    """``AutoAttack standard``, ``AutoAttack custom (apgd-ce, square)``, ``pgd``..."""
+    if config.attack != "autoattack":
+        return config.attack
+    return f"AutoAttack {config.version}" + (f" ({', '.join(config.attacks)})" if config.version == "custom" else "")
+
+
+def _footnote(config: AttackConfig) -> str | None:
+    """What ``autoattack_acc`` holds when it is not AutoAttack standard (RobustBench's meaning of the field)."""
+    if config.attack == "autoattack" and config.version == "standard":
+        return None
+    if config.attack == "none":
+        return "No attack: autoattack_acc is the clean accuracy."
+    return f"Robust accuracy under {_attack_label(config)}, not AutoAttack standard: an upper bound on robust accuracy."
+
+
+@dataclass
+class Prepared:
+    """What :func:`prepare` resolved: everything an evaluation needs, nothing written yet."""
+
+    config: AttackConfig
+    eps_text: str  # the eps as given (or the norm's default), e.g. "8/255"
+    sweep: list[tuple[str, float]]  # (text, value), by value
+    sanity: SanityOptions | None
+    device: torch.device
+    checkpoint: Path
+    model: nn.Module  # on the device, in eval mode
+    meta: dict[str, Any]  # the checkpoint's metadata
+    dataset: str
+    test: ImageSplit  # the whole test set
+    points: ImageSplit  # its first n_examples points: the ones attacked
+    n_examples: int
+    name: str
+    out: Path  # the result JSON
+    curve: Path | None  # the robustness-curve PNG, with a sweep
+
+
+@dataclass
+class Measured:
+    """What :func:`run` measured."""
+
+    main: Outcome  # at the evaluation's eps
+    sweep: list[SweepPoint]
+    sanity: SanityReport | None
+    attack_seconds: dict[str, float]  # "<stage> <attack>" -> seconds, summed over resumed parts
+    flags: list[str]  # AutoAttack's warnings
+
+
+def prepare(
+    checkpoint: str | Path,
+    dataset: str,
+    *,
+    attack: str = "autoattack",
+    norm: str = "Linf",
+    eps: str | float | None = None,
+    n_examples: int = 10000,
+    batch_size: int = 1000,
+    seed: int = 0,
+    version: str = "standard",
+    attacks: str | Sequence[str] = (),
+    n_iter: int | None = None,
+    n_queries: int | None = None,
+    sweep: str | Sequence[str] = (),
+    sanity: SanityOptions | None = None,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    name: str | None = None,
+    out: str | Path | None = None,
+) -> Prepared:
+    """Validate every input and load the model and the points, in this order so that the cheapest
+    mistake is reported first; nothing is written. ``eps=None`` is RobustBench's eps for the norm."""
+    eps_text, eps_value = resolve_eps(eps, norm)
+    sweep_points = parse_eps_list(sweep, norm)
+    config = make_attack_config(attack, norm=norm, eps=eps_value, version=version, attacks=attacks, seed=seed,
+                                batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
+    dev = resolve_device(device)
+    if n_examples < 1:
+        raise RandmixError(f"n_examples must be >= 1, got {n_examples}")
+    if name is not None:
+        check_entry_name(name)
+    ckpt_path = resolve(checkpoint)
+    model, meta = load_model(ckpt_path)
+    _check_label(meta, dataset)
+    test = load_split(dataset, train=False, data_dir=data_dir)
+    points = test.first(n_examples)
+    model = model.to(dev).eval()
+    _check_fits(model, meta, points, dev)
+
+    name = name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
+    out_path = Path(out) if out is not None else default_output(dataset, norm, name)
+    return Prepared(config=config, eps_text=eps_text, sweep=sweep_points, sanity=sanity, device=dev,
+                    checkpoint=ckpt_path, model=model, meta=meta, dataset=dataset, test=test, points=points,
+                    n_examples=n_examples, name=name, out=out_path,
+                    curve=out_path.with_suffix(".png") if sweep_points else None)
+
+
+def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
+    """The resume state beside the result (``<name>.eval-state``), continued when it belongs to these
+    settings; ``force`` discards one it must not continue, where it would otherwise be an error."""
+    fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.n_examples,
+                   "attack": job.config.model_dump(mode="json"), "sweep": [v for _, v in job.sweep],
+                   "sanity": None if job.sanity is None else asdict(job.sanity)}
+    path = job.out.with_suffix(".eval-state")
+    try:
+        return EvalRecord.open(path, fingerprint)
+    except StateError:
+        if not force:
+            raise
+        path.unlink()
+        return EvalRecord.open(path, fingerprint)
+
+
+def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = None) -> Measured:
+    """The attacks: at the evaluation's eps, then at each sweep eps (each starting from the points still
+    robust at the eps below: broken at a smaller eps stays broken at every larger one), then the sanity
+    checks; every finished batch is recorded in ``state``."""
+    config = job.config
+    with input_gradients_only(job.model), autoattack_flags(state.flags) as flags:
+        harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
+                          batch_size=config.batch_size, record=state, progress=progress)
+        main = harness.run(f"eps={job.eps_text}", config, harness.clean())
+        sweep, chain = [], main.clean
+        for text, value in job.sweep:
+            outcome = main if math.isclose(value, config.eps) else \
+                harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
+            chain = chain & outcome.robust
+            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
+        report = None if job.sanity is None else sanity_checks(harness, main, config, job.sanity, flags, job.eps_text)
+    return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
+
+
+def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resumed: bool, began: float,
+           command: str | None = None, force: bool = False) -> RobustnessResult:
+    """The RobustBench ``model_info`` result with its ``randmix`` block, written (and the curve PNG with a
+    sweep); ``began`` is the ``time.perf_counter()`` the evaluation started at, for its provenance. Any
+    AutoAttack flag or failed sanity check marks it ``unreliable``, as RobustBench marks flagged entries."""
+    model, meta, config, main = job.model, job.meta, job.config, measured.main
+    trainable, frozen = count_parameters(model)
+    train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
+    mixing = getattr(model, "mixing", None)
+    whole = len(job.test) == job.n_examples
+    full_test_acc = None if whole else accuracy(model, job.test, config.batch_size, job.device)
+    block = RandmixBlock(
+        model=meta["model"],
+        mixing=mixing.mixing.value if mixing is not None else "full",
+        mixer_seed=mixing.seed if mixing is not None else 0,
+        smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
+        train_seed=train_meta.get("seed"),
+        train_recipe=train_meta.get("recipe"),
+        train_epochs=meta["extra"].get("epochs_done"),
+        dataset=Path(job.dataset).name,
+        threat_model=config.norm,
+        eps_value=config.eps,
+        n_examples=job.n_examples,
+        attack=config,
+        clean_acc=main.clean_acc,
+        robust_acc=main.robust_acc,
+        per_attack_robust_acc=main.per_attack,
+        clean_acc_full_test=full_test_acc,
+        params_trainable=trainable,
+        params_frozen=frozen,
+        checkpoint=checkpoint,
+        provenance=collect(job.device, time.perf_counter() - began, command),
+        sanity=measured.sanity,
+        sweep=measured.sweep,
+        curve_png=job.curve.name if job.curve is not None else None,
+        attack_time_s={k: round(v, 3) for k, v in measured.attack_seconds.items()},
+        autoattack_flags=list(measured.flags),
+        resumed=resumed,
+    )
+    result = RobustnessResult(
+        name=job.name,
+        dataset=Path(job.dataset).name,
+        architecture=meta["model"],
+        eps=job.eps_text,
+        clean_acc=pct(main.clean_acc),
+        autoattack_acc=pct(main.robust_acc),
+        footnote=_footnote(config),
+        unreliable=bool(measured.flags) or (measured.sanity is not None and not measured.sanity.passed),
+        randmix=block,
+    )
+    if job.curve is not None:
+        _curve_png(job.curve, measured.sweep, main.clean_acc, f"{job.name}: {_attack_label(config)}", config.norm)
+    write_result(job.out, result, force=force)
+    return result
+
+
+def evaluate(
+    checkpoint: str | Path,
+    dataset: str,
+    *,
+    attack: str = "autoattack",
+    norm: str = "Linf",
+    eps: str | float | None = None,
+    n_examples: int = 10000,
+    batch_size: int = 1000,
+    seed: int = 0,
+    version: str = "standard",
+    attacks: str | Sequence[str] = (),
+    n_iter: int | None = None,
+    n_queries: int | None = None,
+    sweep: str | Sequence[str] = (),
+    sanity: SanityOptions | None = None,
+    data_dir: str | Path | None = None,
+    device: str | torch.device = "auto",
+    name: str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    progress: ProgressReporter | None = None,
+    command: str | None = None,
+) -> EvalOutput:
+    """``randmix eval``: evaluate a checkpoint and write its RobustBench ``model_info`` JSON.
+
+    ``eps=None`` is RobustBench's eps for the norm: 8/255 for Linf, 0.5 for L2. Every input is validated
+    before any work, and nothing is written for bad input. The result is locked for the whole evaluation,
+    so a second process writing it fails at once. An existing result (or curve) is never overwritten without
+    ``force``. Progress is recorded beside the result (``<name>.eval-state``) so that rerunning the same
+    call after a kill continues where it stopped; the result then says ``resumed`` and its attack times add
+    up every part. Any AutoAttack flag marks the result ``unreliable``, as RobustBench marks flagged entries."""
+    began = time.perf_counter()
+    job = prepare(checkpoint, dataset, attack=attack, norm=norm, eps=eps, n_examples=n_examples, batch_size=batch_size,
+                  seed=seed, version=version, attacks=attacks, n_iter=n_iter, n_queries=n_queries, sweep=sweep,
+                  sanity=sanity, data_dir=data_dir, device=device, name=name, out=out)
+    with exclusive(job.out, f"the result {job.out}"):  # before any attack work: one writer per result
+        for path in (job.out, job.curve):
+            if path is not None and path.exists() and not force:
+                raise ExistsError(f"{path} already exists; pass --force to overwrite it "
+                                  "(or --name/--out for a new entry)")
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha256(job.checkpoint))
+        state = _open_state(job, checkpoint_ref.sha256, force)
+        measured = run(job, state, progress)
+        result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
+        state.discard()
+    return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

@@ -1,0 +1,160 @@
+"""The harness: AutoAttack's attack loop, run batch by batch against a resume state.
+
+Each attack runs only on the points every earlier attack failed on, in batches of the still-robust points
+in index order, each batch seeded with the same seed; so at equal batch size the numbers are AutoAttack's
+``run_standard_evaluation`` numbers. The batches of an attack are fixed when it starts and every finished
+batch goes into the :class:`~randmix_bench.robustness.state.EvalRecord`, so a rerun replays them and attacks
+only the rest. Progress goes to a :class:`ProgressReporter` and to ``logging``; nothing is printed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from randmix_bench.device import resolve_device
+from randmix_bench.results import AttackConfig
+from randmix_bench.robustness.attacks import Adversary
+from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
+from randmix_bench.robustness.state import EvalRecord
+
+__all__ = ["ProgressReporter", "Outcome", "Harness", "input_gradients_only", "robust_accuracy"]
+
+log = logging.getLogger(__name__)
+
+
+class ProgressReporter(Protocol):
+    """Where the harness reports progress: one ``start`` per attack, one ``advance`` per batch."""
+
+    def start(self, label: str, total: int) -> None: ...
+
+    def advance(self, points: int, robust_acc: float) -> None: ...
+
+
+@dataclass
+class Outcome:
+    """Flags over the ``n`` evaluated points after one attack configuration."""
+
+    clean: torch.Tensor  # bool [n], on CPU
+    robust: torch.Tensor  # bool [n], on CPU: still correctly classified after every attack
+    per_attack: dict[str, float] = field(default_factory=dict)  # robust accuracy after each attack, in order
+    seconds: dict[str, float] = field(default_factory=dict)  # attack time per attack, summed over resumed parts
+    flags: list[str] = field(default_factory=list)  # AutoAttack's warnings (set by :func:`robust_accuracy`)
+
+    @property
+    def clean_acc(self) -> float:
+        return self.clean.float().mean().item()
+
+    @property
+    def robust_acc(self) -> float:
+        return self.robust.float().mean().item()
+
+
+@contextmanager
+def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
+    """The model in eval mode with weights that do not require gradients, restored afterwards: attacks
+    need input gradients only, so backward skips every weight-gradient kernel and its memory."""
+    was_training, requires = model.training, [p.requires_grad for p in model.parameters()]
+    model.eval().requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p, r in zip(model.parameters(), requires, strict=True):
+            p.requires_grad_(r)
+        model.train(was_training)
+
+
+class Harness:
+    """One model (in eval mode, see :func:`input_gradients_only`) and one set of points on the device;
+    runs attack stages against a record and keeps the wall time of each stage's attacks."""
+
+    def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
+                 batch_size: int, record: EvalRecord, progress: ProgressReporter | None) -> None:
+        self.model = model
+        self.x = images.to(device).float().div_(255) if images.dtype == torch.uint8 else images.to(device).float()
+        self.y = labels.to(device)
+        self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
+        self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts
+
+    def clean(self) -> torch.Tensor:
+        """Which points the model classifies correctly (computed once, then read from the record)."""
+        if self.record.clean is None:
+            with torch.no_grad():
+                correct = torch.cat([self.model(self.x[i : i + self.batch_size]).argmax(1) == self.y[i : i + self.batch_size]
+                                     for i in range(0, len(self.y), self.batch_size)])
+            self.record.clean = correct.nonzero().flatten().tolist()
+            self.record.save()
+        flags = torch.zeros(len(self.y), dtype=torch.bool)
+        flags[self.record.clean] = True
+        return flags
+
+    def run(self, stage: str, config: AttackConfig, start: torch.Tensor) -> Outcome:
+        """Attack the points flagged in ``start`` with ``config.attacks`` in order (AutoAttack's loop)."""
+        clean, robust = self.clean(), start.clone()
+        outcome = Outcome(clean=clean, robust=robust)
+        if not config.attacks:
+            return outcome
+        adversary = Adversary(self.model, config, self.device)
+        before_attacks(adversary, self.x[: self.batch_size], self.y[: self.batch_size], self.batch_size)
+        n = len(robust)
+        with torch.no_grad():  # as in AutoAttack's loop; the attacks enable gradients where they need them
+            for attack in config.attacks:
+                state = self.record.attack(stage, attack)
+                if state.plan is None:
+                    state.plan = robust.nonzero().flatten().tolist()
+                plan = state.plan
+                log.info("%s %s: %d points, %d batch(es) already done", stage, attack, len(plan), len(state.done))
+                if self.progress is not None:
+                    self.progress.start(f"{stage} · {attack}", len(plan))
+                for b, first in enumerate(range(0, len(plan), self.batch_size)):
+                    idx = plan[first : first + self.batch_size]
+                    if str(b) not in state.done:
+                        began = time.perf_counter()
+                        state.done[str(b)] = self._attack_batch(adversary, attack, idx, config)
+                        state.seconds += time.perf_counter() - began  # recorded with the batch: a resume adds to it
+                        self.record.save()
+                    robust[state.done[str(b)]] = False
+                    if self.progress is not None:
+                        self.progress.advance(len(idx), robust.sum().item() / n)
+                outcome.per_attack[attack] = robust.sum().item() / n
+                outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = state.seconds
+                log.info("%s %s: robust accuracy %.4f", stage, attack, outcome.per_attack[attack])
+        after_attacks(adversary, clean.float().mean().item(), outcome.per_attack)
+        return outcome
+
+    def _attack_batch(self, adversary: Adversary, attack: str, idx: list[int], config: AttackConfig) -> list[int]:
+        """Indices (into the points) of ``idx`` that ``attack`` broke with a valid adversarial example."""
+        index = torch.tensor(idx, device=self.device)
+        x, y = self.x[index], self.y[index]
+        x_adv = adversary.perturb(attack, x, y)
+        broken = (self.model(x_adv).argmax(1) != y) & in_threat_model(x_adv, x, config.norm, config.eps)
+        return index[broken].tolist()
+
+
+def robust_accuracy(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    config: AttackConfig,
+    *,
+    device: str | torch.device = "cpu",
+    progress: ProgressReporter | None = None,
+) -> Outcome:
+    """Clean and robust accuracy of ``model`` on these points under ``config``, in memory (no resume).
+
+    ``images`` are uint8 [N, C, H, W] or floats in [0, 1]. At equal batch size and seed this equals
+    ``AutoAttack(...).run_standard_evaluation`` (and so RobustBench's ``benchmark``)."""
+    dev = resolve_device(device)
+    with input_gradients_only(model.to(dev)), autoattack_flags() as flags:
+        harness = Harness(model, images, labels, device=dev, batch_size=config.batch_size,
+                          record=EvalRecord({}), progress=progress)
+        outcome = harness.run(f"eps={config.eps:g}", config, harness.clean())
+    outcome.flags = flags
+    return outcome

@@ -1,5 +1,148 @@
-"""Suite-wide settings: tiny models on a small CPU run fastest, and most predictably, on one thread."""
+"""Suite-wide settings, and the helpers several test modules share, as fixtures (no test module imports another).
 
+Tiny models on a small CPU run fastest, and most predictably, on one thread. The helpers build real files the
+way the project's own commands would: checkpoints, result records, and hand edits of result files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
 import torch
 
+from randmix_bench.checkpoint import save_checkpoint
+from randmix_bench.data import load_split
+from randmix_bench.models import create_model
+from randmix_bench.recipes import TrainConfig
+from randmix_bench.results import RobustnessResult, ShuffleResult, pct
+from randmix_bench.shuffle import ShuffleTask, get_shuffle_recipe
+from randmix_bench.tasks import ClassificationTask
+
 torch.set_num_threads(1)
+
+TINY_MODEL = "randmix_convmixer_tiny"
+
+
+def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60, seed: int = 0) -> Path:
+    """Train ``randmix_convmixer_tiny`` with AdamW on synthetic data for a few seconds and save it at ``path``:
+    trained (not random), so clean accuracy is high and robust accuracy depends on eps, which is what the
+    robustness tests need to show that attacks, resume and interop change and keep the right numbers."""
+    torch.manual_seed(seed)
+    train = load_split("synthetic", train=True)
+    task = ClassificationTask()
+    kwargs = dict(task.model_kwargs(train.info), mixing=mixing)
+    model = create_model(TINY_MODEL, **kwargs)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(steps):
+        idx = torch.randint(0, len(train), (128,), generator=generator)
+        loss = task.batch_loss(model, train.images[idx].float() / 255, train.labels[idx])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    save_checkpoint(path, model.eval(), TINY_MODEL, kwargs, {"train": {"seed": seed}})  # where randmix train keeps its seed
+    return path
+
+
+def _save_classifier(path: Path, mixing: str, seed: int) -> Path:
+    torch.manual_seed(seed)
+    kwargs = {"mixing": mixing, "mixer_seed": seed, "in_chans": 3, "num_classes": 10}
+    save_checkpoint(path, create_model(TINY_MODEL, **kwargs), TINY_MODEL, kwargs,
+                    {"train": {"seed": seed}})  # where randmix train keeps its seed
+    return path
+
+
+def _edit_result(path: Path, change: dict) -> None:
+    """Set (or, for None, delete) dotted fields of a result file."""
+    data = json.loads(path.read_text())
+    for dotted, value in change.items():
+        *parents, key = dotted.split(".")
+        node = data
+        for p in parents:
+            node = node[p]
+        if value is None:
+            del node[key]
+        else:
+            node[key] = value
+    path.write_text(json.dumps(data))
+
+
+def _save_unshuffler(run: Path, mixing: str) -> Path:
+    """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
+    cfg: TrainConfig = get_shuffle_recipe("unshuffle-quick").override(mixing=mixing)
+    task = ShuffleTask((32, 32), permutation_seed=0)
+    torch.manual_seed(0)
+    kwargs = {"mixing": mixing, "mixer_seed": 0, "in_chans": 3}
+    extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}
+    save_checkpoint(run / "checkpoint.safetensors", create_model(cfg.model, **kwargs), cfg.model, kwargs, extra=extra)
+    return run
+
+
+PASSED = {"passed": True, "large_eps": 0.5, "large_eps_robust_acc": 0.0}
+PROVENANCE = {"device": "cpu", "date": "2026-01-01T00:00:00Z", "wall_time_s": 1.0, "versions": {}}
+
+
+def _robust_result(mixing: str, train_seed: int | None, clean: float, robust_acc: float, *, sigma: float = 0.0,
+           full_test: float | None = None, eps: float = 8 / 255, sanity: dict | None = PASSED,
+           n: int = 10_000, training: tuple[str, int] | None = None) -> RobustnessResult:
+    """A validated robustness result with the given numbers (as ``randmix eval`` would write it)."""
+    return RobustnessResult.model_validate({
+        "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer", "eps": f"{eps:.4f}",
+        "clean_acc": pct(clean), "autoattack_acc": pct(robust_acc),
+        "randmix": {"model": "convmixer", "mixing": mixing, "mixer_seed": 0, "smooth_sigma": sigma,
+                    "train_seed": train_seed, "dataset": "cifar10", "threat_model": "Linf", "eps_value": eps,
+                    "n_examples": n, "attack": {"attack": "autoattack", "norm": "Linf", "eps": eps},
+                    "clean_acc": clean, "robust_acc": robust_acc, "clean_acc_full_test": full_test,
+                    "params_trainable": 1, "params_frozen": 1, "provenance": PROVENANCE, "sanity": sanity,
+                    "train_recipe": None if training is None else training[0],
+                    "train_epochs": None if training is None else training[1],
+                    "checkpoint": {"path": "c.safetensors", "sha256": f"{mixing}{sigma}{train_seed}{n}"}}})
+
+
+def _shuffle_result(train_seed: int, ssim: float, psnr: float, mean_image: tuple[float, float] | None = (20.0, 0.3),
+            dataset: str = "cifar10") -> ShuffleResult:
+    return ShuffleResult.model_validate({
+        "name": f"s{train_seed}", "model": "unshuffler", "mixing": "chans", "mixer_seed": 0, "smooth_sigma": 0.0,
+        "train_seed": train_seed, "permutation_seed": 0, "dataset": dataset, "n_examples": 100, "loss": "mse",
+        "epochs": 10, "psnr": psnr, "ssim": ssim, "identity_psnr": 10.0, "identity_ssim": 0.1,
+        "mean_image_psnr": None if mean_image is None else mean_image[0],
+        "mean_image_ssim": None if mean_image is None else mean_image[1],
+        "params_trainable": 1, "params_frozen": 1, "provenance": PROVENANCE,
+        "checkpoint": {"path": "c.safetensors", "sha256": f"s{train_seed}"}})
+
+
+# ------------------------------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="session")
+def train_tiny_checkpoint() -> Callable[..., Path]:
+    return _train_tiny_checkpoint
+
+
+@pytest.fixture(scope="session")
+def save_classifier() -> Callable[[Path, str, int], Path]:
+    """An untrained tiny classifier saved as a checkpoint that records its training seed."""
+    return _save_classifier
+
+
+@pytest.fixture(scope="session")
+def save_unshuffler() -> Callable[[Path, str], Path]:
+    return _save_unshuffler
+
+
+@pytest.fixture(scope="session")
+def edit_result() -> Callable[[Path, dict], None]:
+    return _edit_result
+
+
+@pytest.fixture(scope="session")
+def robust_result() -> Callable[..., RobustnessResult]:
+    return _robust_result
+
+
+@pytest.fixture(scope="session")
+def shuffle_result() -> Callable[..., ShuffleResult]:
+    return _shuffle_result

@@ -29,13 +29,11 @@ from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 import randmix_bench
-from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, load_model, read_checkpoint, save_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.files import exclusive, sha256
+from randmix_bench.results import RobustnessResult
 from randmix_bench.train import RESUME_NAME, RUN_FORMAT
-from test_claims import robust
-from test_leaderboard import _edit
 
 Setup = Callable[[Path, "Fixtures"], None]
 
@@ -45,6 +43,8 @@ class Fixtures:
     """Files shared by every case (built once per module): copy what a case needs into its folder."""
 
     checkpoint: Path  # a trained randmix_convmixer_tiny (3 channels, 10 classes) for the synthetic dataset
+    robust_result: Callable[..., RobustnessResult]  # conftest's valid robustness record
+    edit_result: Callable[[Path, dict], None]  # conftest's hand edit of a result file
 
 
 @dataclass(frozen=True)
@@ -249,10 +249,10 @@ def result_file(change: dict | None = None, readme: str | None = None) -> Setup:
         folder = tmp / "leaderboards" / "cifar10" / "Linf"
         folder.mkdir(parents=True)
         shutil.copy(fx.checkpoint, folder / "entry.safetensors")
-        data = robust("chans", 0, 0.8, 0.3).model_dump(mode="json")
+        data = fx.robust_result("chans", 0, 0.8, 0.3).model_dump(mode="json")
         data["randmix"]["checkpoint"] = {"path": "entry.safetensors", "sha256": sha256(folder / "entry.safetensors")}
         (folder / "entry.json").write_text(json.dumps(data))
-        _edit(folder / "entry.json", change or {})
+        fx.edit_result(folder / "entry.json", change or {})
         if readme is not None:
             (tmp / "README.md").write_text(readme)
 
@@ -400,9 +400,10 @@ CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES
 
 
 @pytest.fixture(scope="module")
-def fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
+def fixtures(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path],
+             robust_result: Callable[..., RobustnessResult], edit_result: Callable[[Path, dict], None]) -> Fixtures:
     root = tmp_path_factory.mktemp("bad-input-fixtures")
-    return Fixtures(checkpoint=train_tiny_checkpoint(root / "checkpoint.safetensors"))
+    return Fixtures(train_tiny_checkpoint(root / "checkpoint.safetensors"), robust_result, edit_result)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:

@@ -2,44 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 
 from randmix_bench import claims
 from randmix_bench.claims import ClaimVerdict, Runs, Verdict, compare
-from randmix_bench.results import RobustnessResult, ShuffleResult, pct
-
-PASSED = {"passed": True, "large_eps": 0.5, "large_eps_robust_acc": 0.0}
-PROVENANCE = {"device": "cpu", "date": "2026-01-01T00:00:00Z", "wall_time_s": 1.0, "versions": {}}
-
-
-def robust(mixing: str, train_seed: int | None, clean: float, robust_acc: float, *, sigma: float = 0.0,
-           full_test: float | None = None, eps: float = 8 / 255, sanity: dict | None = PASSED,
-           n: int = 10_000, training: tuple[str, int] | None = None) -> RobustnessResult:
-    """A validated robustness result with the given numbers (as ``randmix eval`` would write it)."""
-    return RobustnessResult.model_validate({
-        "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer", "eps": f"{eps:.4f}",
-        "clean_acc": pct(clean), "autoattack_acc": pct(robust_acc),
-        "randmix": {"model": "convmixer", "mixing": mixing, "mixer_seed": 0, "smooth_sigma": sigma,
-                    "train_seed": train_seed, "dataset": "cifar10", "threat_model": "Linf", "eps_value": eps,
-                    "n_examples": n, "attack": {"attack": "autoattack", "norm": "Linf", "eps": eps},
-                    "clean_acc": clean, "robust_acc": robust_acc, "clean_acc_full_test": full_test,
-                    "params_trainable": 1, "params_frozen": 1, "provenance": PROVENANCE, "sanity": sanity,
-                    "train_recipe": None if training is None else training[0],
-                    "train_epochs": None if training is None else training[1],
-                    "checkpoint": {"path": "c.safetensors", "sha256": f"{mixing}{sigma}{train_seed}{n}"}}})
-
-
-def shuffle(train_seed: int, ssim: float, psnr: float, mean_image: tuple[float, float] | None = (20.0, 0.3),
-            dataset: str = "cifar10") -> ShuffleResult:
-    return ShuffleResult.model_validate({
-        "name": f"s{train_seed}", "model": "unshuffler", "mixing": "chans", "mixer_seed": 0, "smooth_sigma": 0.0,
-        "train_seed": train_seed, "permutation_seed": 0, "dataset": dataset, "n_examples": 100, "loss": "mse",
-        "epochs": 10, "psnr": psnr, "ssim": ssim, "identity_psnr": 10.0, "identity_ssim": 0.1,
-        "mean_image_psnr": None if mean_image is None else mean_image[0],
-        "mean_image_ssim": None if mean_image is None else mean_image[1],
-        "params_trainable": 1, "params_frozen": 1, "provenance": PROVENANCE,
-        "checkpoint": {"path": "c.safetensors", "sha256": f"s{train_seed}"}})
 
 
 def find(verdicts: list[ClaimVerdict], claim: str, variants: tuple[str, ...] = (),
@@ -74,25 +44,25 @@ def test_a_real_difference_is_found_and_few_runs_give_no_verdict() -> None:
         assert simulate((0.4, 0.6), 0.015, runs=runs, reps=20)[Verdict.INSUFFICIENT_RUNS] == 1
 
 
-def test_runs_are_training_seeds_not_evaluations() -> None:
+def test_runs_are_training_seeds_not_evaluations(robust_result: Callable[..., Any]) -> None:
     # the same training run evaluated twice (more points) counts once, so full has 2 runs: no verdict
-    results = [robust("full", s, 0.8, 0.1, n=n) for s, n in ((0, 1000), (0, 10_000), (1, 10_000))]
-    results += [robust("chans", s, 0.8, 0.3) for s in (0, 1, 2)]
+    results = [robust_result("full", s, 0.8, 0.1, n=n) for s, n in ((0, 1000), (0, 10_000), (1, 10_000))]
+    results += [robust_result("chans", s, 0.8, 0.3) for s in (0, 1, 2)]
     v = find(claims.evaluate(results), "2a", ("chans", "full"))
     assert v.runs == (3, 2) and v.verdict is Verdict.INSUFFICIENT_RUNS
-    results.append(robust("full", 2, 0.8, 0.1))
+    results.append(robust_result("full", 2, 0.8, 0.1))
     v = find(claims.evaluate(results), "2a", ("chans", "full"))
     assert v.runs == (3, 3) and v.verdict is Verdict.SUPPORTED and "mixer_seed fixed at 0" in v.reason
-    unseeded = [robust("chans", None, 0.8, 0.3 + i / 100) for i in range(3)] + [robust("full", s, 0.8, 0.1) for s in range(3)]
+    unseeded = [robust_result("chans", None, 0.8, 0.3 + i / 100) for i in range(3)] + [robust_result("full", s, 0.8, 0.1) for s in range(3)]
     assert find(claims.evaluate(unseeded), "2a", ("chans", "full")).verdict is Verdict.INSUFFICIENT_RUNS
 
 
-def test_smoothing_sigmas_and_eps_are_separate_variants() -> None:
+def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[..., Any]) -> None:
     """chans-smooth with sigma 1 and 3 are different models: never averaged as if they were seeds."""
-    results = [robust("chans", s, 0.8, 0.20 + s / 1000) for s in range(3)]
-    results += [robust("chans-smooth", s, 0.8, 0.21 + s / 1000, sigma=1) for s in range(3)]
-    results += [robust("chans-smooth", s, 0.8, 0.50 + s / 1000, sigma=3) for s in range(3)]
-    results += [robust("chans", s, 0.8, 0.05, eps=16 / 255) for s in range(3)]
+    results = [robust_result("chans", s, 0.8, 0.20 + s / 1000) for s in range(3)]
+    results += [robust_result("chans-smooth", s, 0.8, 0.21 + s / 1000, sigma=1) for s in range(3)]
+    results += [robust_result("chans-smooth", s, 0.8, 0.50 + s / 1000, sigma=3) for s in range(3)]
+    results += [robust_result("chans", s, 0.8, 0.05, eps=16 / 255) for s in range(3)]
     verdicts = claims.evaluate(results)
     weak = find(verdicts, "2b", ("chans-smooth (σ=1)", "chans"), "Linf 0.0314, AA standard")
     strong = find(verdicts, "2b", ("chans-smooth (σ=3)", "chans"), "Linf 0.0314, AA standard")
@@ -103,11 +73,11 @@ def test_smoothing_sigmas_and_eps_are_separate_variants() -> None:
     assert other_eps.verdict is Verdict.NO_DATA  # the eps=16/255 chans runs are not pooled with eps=8/255
 
 
-def test_runs_of_different_trainings_are_separate_variants() -> None:
+def test_runs_of_different_trainings_are_separate_variants(robust_result: Callable[..., Any]) -> None:
     """Runs trained with another recipe or for other epochs are another variant, never extra seeds."""
     short, long = ("quick", 2), ("quick", 20)
-    results = [robust(m, s, 0.8, 0.2, training=short) for m in ("full", "chans") for s in range(2)]
-    results += [robust(m, 2, 0.8, 0.2, training=long) for m in ("full", "chans")]
+    results = [robust_result(m, s, 0.8, 0.2, training=short) for m in ("full", "chans") for s in range(2)]
+    results += [robust_result(m, 2, 0.8, 0.2, training=long) for m in ("full", "chans")]
     verdicts = [v for v in claims.evaluate(results) if v.claim == "2a"]
     assert sorted(v.setting for v in verdicts) == ["recipe quick, 2 epochs; Linf 0.0314, AA standard",
                                                    "recipe quick, 20 epochs; Linf 0.0314, AA standard"]
@@ -115,18 +85,18 @@ def test_runs_of_different_trainings_are_separate_variants() -> None:
     assert all(v.verdict is Verdict.INSUFFICIENT_RUNS for v in verdicts)
 
 
-def test_claim1_uses_the_whole_test_set_accuracy() -> None:
+def test_claim1_uses_the_whole_test_set_accuracy(robust_result: Callable[..., Any]) -> None:
     # on the attacked subset chans looks 10 points worse; on the whole test set both are at 80 %
-    results = [robust(m, s, clean, 0.1, full_test=0.80 + s / 1000, n=5000)
+    results = [robust_result(m, s, clean, 0.1, full_test=0.80 + s / 1000, n=5000)
                for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
     v = find(claims.evaluate(results), "1a", ("chans", "full"))
     assert v.means == pytest.approx((80.1, 80.1)) and v.verdict is Verdict.SUPPORTED
-    subset_only = [robust(m, s, clean + s / 1000, 0.1) for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
+    subset_only = [robust_result(m, s, clean + s / 1000, 0.1) for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
     assert find(claims.evaluate(subset_only), "1a", ("chans", "full")).verdict is Verdict.CONTRADICTED
 
 
-def test_unchecked_results_feed_no_verdict() -> None:
-    results = [robust("full", s, 0.8, 0.1) for s in range(3)] + [robust("chans", s, 0.8, 0.3, sanity=None) for s in range(3)]
+def test_unchecked_results_feed_no_verdict(robust_result: Callable[..., Any]) -> None:
+    results = [robust_result("full", s, 0.8, 0.1) for s in range(3)] + [robust_result("chans", s, 0.8, 0.3, sanity=None) for s in range(3)]
     v = find(claims.evaluate(results), "2a")
     assert v.verdict is Verdict.NO_DATA and v.variants == ()
 
@@ -137,22 +107,23 @@ def test_unchecked_results_feed_no_verdict() -> None:
     ((0.70, 0.71, 0.72), None, Verdict.NO_DATA),
 ])
 def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_image: tuple[float, float] | None,
-                                              verdict: Verdict) -> None:
-    results = [shuffle(s, ssim, 25.0 + s / 10, mean_image) for s, ssim in enumerate(ssims)]
+                                              verdict: Verdict, shuffle_result: Callable[..., Any]) -> None:
+    results = [shuffle_result(s, ssim, 25.0 + s / 10, mean_image) for s, ssim in enumerate(ssims)]
     (v,) = claims.evaluate(results)
     assert v.claim == "3" and v.verdict is verdict
 
 
-def test_claim3_needs_three_runs() -> None:
-    (v,) = claims.evaluate([shuffle(0, 0.9, 30.0), shuffle(1, 0.9, 30.0)])
+def test_claim3_needs_three_runs(shuffle_result: Callable[..., Any]) -> None:
+    (v,) = claims.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
     assert v.verdict is Verdict.INSUFFICIENT_RUNS and v.runs == (2,)
 
 
 @pytest.mark.parametrize(("full_test", "verdict"), [(True, Verdict.SUPPORTED), (False, Verdict.INCONCLUSIVE)])
-def test_whole_test_set_accuracy_is_floored_at_the_whole_test_sets_binomial(full_test: bool, verdict: Verdict) -> None:
+def test_whole_test_set_accuracy_is_floored_at_the_whole_test_sets_binomial(
+        full_test: bool, verdict: Verdict, robust_result: Callable[..., Any]) -> None:
     """Claim 1 reads the trainer's accuracy on all 10,000 test images when it is recorded: its noise floor is
     that of 10,000 points, not of the 500 attacked ones, so a 1-point gap over 3 tight runs is resolved."""
     runs = [("full", s, 0.900 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
     runs += [("chans", s, 0.890 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
-    results = [robust(m, s, acc, 0.3, n=500, full_test=acc if full_test else None) for m, s, acc in runs]
+    results = [robust_result(m, s, acc, 0.3, n=500, full_test=acc if full_test else None) for m, s, acc in runs]
     assert find(claims.evaluate(results), "1a", ("chans", "full")).verdict is verdict

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
-
 
 import pytest
 import torch
@@ -19,7 +19,6 @@ from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 from typer.testing import CliRunner
 
-from _tiny_classifier import MODEL, train_tiny_checkpoint
 from randmix_bench import robustness
 from randmix_bench.checkpoint import load_model, save_checkpoint
 from randmix_bench.cli import app
@@ -27,11 +26,12 @@ from randmix_bench.data import load_split
 from randmix_bench.files import sha256
 from randmix_bench.models import create_model
 from randmix_bench.results import pct, read_result
-from randmix_bench.robustness import evaluation, harness
 from randmix_bench.robustness import (
     CUSTOM_ATTACKS,
     SanityOptions,
     evaluate,
+    evaluation,
+    harness,
     make_attack_config,
     parse_eps,
     parse_eps_list,
@@ -40,13 +40,16 @@ from randmix_bench.robustness import (
 )
 from randmix_bench.tasks import accuracy
 
+MODEL = "randmix_convmixer_tiny"  # conftest's train_tiny_checkpoint trains this one
+
 runner = CliRunner()
 N = 16  # test points
 CHEAP = dict(attack="autoattack", version="custom", attacks=["apgd-ce"], n_iter=5, n_examples=N, batch_size=4, device="cpu")
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def run_dir(tmp_path_factory: pytest.TempPathFactory,
+            train_tiny_checkpoint: Callable[..., Path]) -> Path:
     run = tmp_path_factory.mktemp("runs") / "tiny-chans"
     train_tiny_checkpoint(run / "checkpoint.safetensors")
     return run

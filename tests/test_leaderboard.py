@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 import statistics
+from collections.abc import Callable
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from randmix_bench import claims, figures, leaderboard
-from randmix_bench.checkpoint import save_checkpoint
+from randmix_bench.claims import Verdict
 from randmix_bench.cli import app
 from randmix_bench.files import sha256
-from randmix_bench.claims import Verdict
 from randmix_bench.leaderboard import MARKER_END, MARKER_START, NOT_RANKED, LeaderboardError, _escape, load_entries
-from randmix_bench.models import create_model
-from randmix_bench.quickstart import cpu_threads
-from randmix_bench.recipes import TrainConfig
 from randmix_bench.results import read_result
 from randmix_bench.robustness import evaluate
-from randmix_bench.shuffle import ShuffleTask, evaluate_runs, get_shuffle_recipe
+from randmix_bench.shuffle import evaluate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -37,41 +31,8 @@ N_EXAMPLES = 48
 PASSED_SANITY = {"passed": True, "large_eps": 0.5, "large_eps_robust_acc": 0.0, "notes": ["set by the test"]}
 
 
-def save_classifier(path: Path, mixing: str, seed: int) -> Path:
-    torch.manual_seed(seed)
-    kwargs = {"mixing": mixing, "mixer_seed": seed, "in_chans": 3, "num_classes": 10}
-    save_checkpoint(path, create_model("randmix_convmixer_tiny", **kwargs), "randmix_convmixer_tiny", kwargs,
-                    {"train": {"seed": seed}})  # where randmix train keeps its seed
-    return path
-
-
-def _edit(path: Path, change: dict) -> None:
-    """Set (or, for None, delete) dotted fields of a result file."""
-    data = json.loads(path.read_text())
-    for dotted, value in change.items():
-        *parents, key = dotted.split(".")
-        node = data
-        for p in parents:
-            node = node[p]
-        if value is None:
-            del node[key]
-        else:
-            node[key] = value
-    path.write_text(json.dumps(data))
-
-
-def save_unshuffler(run: Path, mixing: str) -> Path:
-    """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
-    cfg: TrainConfig = get_shuffle_recipe("unshuffle-quick").override(mixing=mixing)
-    task = ShuffleTask((32, 32), permutation_seed=0)
-    torch.manual_seed(0)
-    kwargs = {"mixing": mixing, "mixer_seed": 0, "in_chans": 3}
-    extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}
-    save_checkpoint(run / "checkpoint.safetensors", create_model(cfg.model, **kwargs), cfg.model, kwargs, extra=extra)
-    return run
-
-
-def build_board(root: Path) -> Path:
+def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffler: Callable[..., Path],
+                edit_result: Callable[[Path, dict], None]) -> Path:
     """``root/synthetic/{Linf,L2,shuffle}/``: every number in it measured by the real harnesses."""
     linf = root / "synthetic" / "Linf"
     for name, mixing, seed in CLASSIFIERS:
@@ -80,7 +41,7 @@ def build_board(root: Path) -> Path:
                  batch_size=N_EXAMPLES, device="cpu", name=name, out=linf / f"{name}.json")
         if name not in UNCHECKED:  # a real --sanity run on an untrained model fails (AutoAttack flags its zero
             # gradients too); the board needs ranked rows, so these are marked checked by hand
-            _edit(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
+            edit_result(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
                                           "unreliable": False})
     evaluate(linf / "chans-s0.safetensors", "synthetic", attack="apgd-ce", norm="L2", eps="0.5", n_examples=N_EXAMPLES,
              n_iter=3, batch_size=N_EXAMPLES, device="cpu", name="chans-s0", out=root / "synthetic" / "L2" / "chans-s0.json")
@@ -89,16 +50,10 @@ def build_board(root: Path) -> Path:
     return root
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_cpu_thread() -> Iterator[None]:
-    """Tiny models: one thread is faster, and several threads on a busy CPU are many times slower."""
-    with cpu_threads(1):
-        yield
-
-
 @pytest.fixture(scope="module")
-def board_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_board(tmp_path_factory.mktemp("board") / "leaderboards")
+def board_template(tmp_path_factory: pytest.TempPathFactory, save_classifier: Callable[..., Path],
+                   save_unshuffler: Callable[..., Path], edit_result: Callable[[Path, dict], None]) -> Path:
+    return build_board(tmp_path_factory.mktemp("board") / "leaderboards", save_classifier, save_unshuffler, edit_result)
 
 
 @pytest.fixture()
@@ -159,9 +114,9 @@ def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None
     ({"randmix.sanity": {**PASSED_SANITY, "autoattack_flags": ["square broke more points"]}},
      "AutoAttack flagged it: square broke more points"),
 ])
-def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str) -> None:
+def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str, edit_result: Callable[[Path, dict], None]) -> None:
     path = board / "synthetic" / "Linf" / "chans-s0.json"
-    _edit(path, change)
+    edit_result(path, change)
     text = leaderboard.plan(board)[board / "README.md"]
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
     assert "chans-s0" not in [r[1] for r in table_rows(linf, "|")]
@@ -263,13 +218,13 @@ def test_damaged_readme_markers_are_an_error(board: Path, tmp_path: Path, text: 
 HOSTILE = f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x onerror=alert(1)> **b** | www.evil.com a@b.c"
 
 
-def test_free_text_renders_escaped(board: Path, tmp_path: Path) -> None:
+def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
     """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
     path = board / "synthetic" / "Linf" / "chans-s0.json"
-    _edit(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
+    edit_result(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
                  "randmix.attack.n_iter": None})
     shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
-    _edit(shuffle, {"name": HOSTILE, "model": HOSTILE})
+    edit_result(shuffle, {"name": HOSTILE, "model": HOSTILE})
     readme = tmp_path / "README.md"
     readme.write_text(f"top\n{MARKER_START}\n{MARKER_END}\nbottom\n")
     leaderboard.write(board, readme)
@@ -299,9 +254,9 @@ def test_free_text_renders_escaped(board: Path, tmp_path: Path) -> None:
     ("Linf/full-s0.json", {"randmix.per_attack_robust_acc": {"apgd-ce": 0.99}}, "randmix.per_attack_robust_acc"),
     ("Linf/full-s0.json", {"randmix.eps_value": 0}, "randmix.eps_value"),
 ])
-def test_a_bad_entry_fails_the_command_naming_file_and_field(board: Path, file: str, change: dict, field: str) -> None:
+def test_a_bad_entry_fails_the_command_naming_file_and_field(board: Path, file: str, change: dict, field: str, edit_result: Callable[[Path, dict], None]) -> None:
     path = board / "synthetic" / file
-    _edit(path, change)
+    edit_result(path, change)
     with pytest.raises(LeaderboardError) as info:
         load_entries(board)
     assert str(path) in str(info.value) and f"field '{field}'" in str(info.value)

@@ -9,20 +9,26 @@ comparison runs robustbench's real ``benchmark()`` code on data we control.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
 
 import pyautoattack
 import pytest
 import torch
 from pyautoattack.autoattack import AutoAttack as PyAutoAttack
 
-from _tiny_classifier import MODEL, train_tiny_checkpoint
 from randmix_bench.checkpoint import load_model, save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.models import create_model
-from randmix_bench.robustbench_interop import ShimAutoAttack, install_autoattack_shim, local_test_set, register_checkpoint
+from randmix_bench.robustbench_interop import (
+    ShimAutoAttack,
+    install_autoattack_shim,
+    local_test_set,
+    register_checkpoint,
+)
 from randmix_bench.robustness import _set_apgd_iterations, make_attack_config, robust_accuracy
+
+MODEL = "randmix_convmixer_tiny"  # conftest's train_tiny_checkpoint trains this one
 
 N = 16
 EPS = 8 / 255
@@ -30,7 +36,8 @@ FAST = dict(n_iter=10, n_queries=200)  # AutoAttack's budgets, shrunk so that CP
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory,
+               train_tiny_checkpoint: Callable[..., Path]) -> Path:
     return train_tiny_checkpoint(tmp_path_factory.mktemp("runs") / "tiny" / "checkpoint.safetensors")
 
 

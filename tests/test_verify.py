@@ -5,26 +5,25 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from _tiny_classifier import train_tiny_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
 from randmix_bench.robustness import evaluate
 from randmix_bench.shuffle import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, tolerance, verify
 
-from test_leaderboard import one_cpu_thread, save_classifier, save_unshuffler  # noqa: F401  (an autouse fixture)
-
 runner = CliRunner()
 N_RECORDED = 64
 
 
 @pytest.fixture(scope="module")
-def board_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def board_template(tmp_path_factory: pytest.TempPathFactory, save_classifier: Callable[..., Path],
+                   save_unshuffler: Callable[..., Path]) -> Path:
     """Two classifiers scored by ``randmix eval``'s harness (no attack: verify checks clean accuracy)
     and one unshuffler scored by ``randmix shuffle eval``'s."""
     root = tmp_path_factory.mktemp("verify") / "leaderboards"
@@ -117,7 +116,7 @@ def test_tolerance_is_sampling_error_plus_device_allowance() -> None:
 
 
 @pytest.fixture(scope="module")
-def attacked_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def attacked_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path]) -> Path:
     """One entry written by the real ``randmix eval`` command: the trained tiny model under APGD-CE."""
     root = tmp_path_factory.mktemp("verify-robust") / "leaderboards"
     linf = root / "synthetic" / "Linf"

@@ -44,7 +44,7 @@ def select(labels: np.ndarray, per_class: int, split: str, seed: int = SEED) -> 
 def subset(source: Path = FASHION_MNIST_DEBIAN_DIR) -> dict[str, np.ndarray]:
     """The bundle's arrays from the original IDX files in ``source``: ``<split>_images`` uint8 [N, 28, 28],
     ``<split>_labels`` uint8 [N] and ``<split>_indices`` int32 [N] (positions in the original split)."""
-    arrays = {}
+    arrays: dict[str, np.ndarray] = {}
     for train, (image_file, label_file) in IDX_FILES.items():
         split = "train" if train else "test"
         labels = read_idx(source / label_file)
@@ -60,7 +60,7 @@ def build(source: Path = FASHION_MNIST_DEBIAN_DIR, out: Path = FASHION_MNIST_MIN
     arrays = subset(source)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
-            np.savez_compressed(f, **arrays)
+            np.savez_compressed(f, **arrays)  # type: ignore[arg-type]  # numpy's stub types **kwds as allow_pickle
     return arrays_sha256(arrays)
 
 

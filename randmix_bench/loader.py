@@ -110,7 +110,7 @@ class DeviceLoader:
             params = self._draw(g)  # for the whole global batch, so every rank consumes the same randomness
             idx = order[step * self.batch_size :][lo:hi]
             x = self._crop_flip(idx, *(None if p is None else p[..., lo:hi] for p in params[:2]))
-            if params[2] is not None:
+            if params[2] is not None and params[3] is not None:
                 ops, signs = params[2][..., lo:hi], params[3][..., lo:hi]
                 x = self._rand_augment(x, ops, signs, self.augment.randaugment_m)
             if self.channels_last:

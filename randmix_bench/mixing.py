@@ -13,7 +13,7 @@ import fnmatch
 import math
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable
+from typing import Iterable, cast
 
 import torch
 import torch.nn.functional as F
@@ -149,10 +149,10 @@ class FrozenConv2d(nn.Conv2d):
         super().__init__(
             conv.in_channels,
             conv.out_channels,
-            conv.kernel_size,
-            stride=conv.stride,
-            padding=conv.padding,
-            dilation=conv.dilation,
+            cast(tuple[int, int], conv.kernel_size),
+            stride=cast(tuple[int, int], conv.stride),
+            padding=cast("str | tuple[int, int]", conv.padding),
+            dilation=cast(tuple[int, int], conv.dilation),
             groups=conv.groups,
             bias=False,
             padding_mode=conv.padding_mode,

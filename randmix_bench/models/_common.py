@@ -36,6 +36,9 @@ class Normalize(nn.Module):
     A single-value mean/std is broadcast to any number of input channels.
     """
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float] | None, std: Sequence[float] | None, in_chans: int) -> None:
         super().__init__()
         default_mean, default_std = default_stats(in_chans)
@@ -59,6 +62,7 @@ class StagedNet(nn.Module):
     """
 
     stages_name: ClassVar[str]
+    feature_info: list[dict[str, Any]]
 
     def __init__(self) -> None:
         super().__init__()
@@ -85,7 +89,7 @@ class StagedNet(nn.Module):
         stages: nn.Sequential = getattr(self, self.stages_name)
         if stop_early:
             stages = stages[:max_index]
-        x = self.stem(self.normalize(x))
+        x = self.stem(self.normalize(x))  # type: ignore[operator]  # TorchScript refuses an nn.Module class annotation
         intermediates = [x] if 0 in take_indices else []
         for i, stage in enumerate(stages, start=1):
             x = stage(x)

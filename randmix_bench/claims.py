@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Sequence, TypeVar
 
 from randmix_bench.data import DATASETS
 from randmix_bench.mixing import Mixing
-from randmix_bench.results import AttackConfig, RandmixBlock, RobustnessResult, ShuffleResult, Result
+from randmix_bench.results import AttackConfig, RandmixBlock, Result, RobustnessResult, ShuffleResult
 
 __all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEAR_PERFECT_SSIM", "RULES", "Verdict", "Runs", "Test",
            "ClaimVerdict", "attack_label", "variant_label", "why_untrusted", "compare", "evaluate"]

@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from randmix_bench.errors import RandmixError, MissingError
+from randmix_bench.errors import MissingError, RandmixError, choices_error
 from randmix_bench.files import atomic_path
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir", "default_data_dir",
@@ -104,7 +104,7 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise RandmixError(f"unknown dataset {name!r}; valid choices: {', '.join(DATASETS)}, or a folder/.tar.gz with train/<class>/ and test/<class>/")
+        raise choices_error("dataset", name, DATASETS, hint=", or a folder/.tar.gz with train/<class>/ and test/<class>/")
     return DATASETS[name]
 
 

@@ -7,6 +7,8 @@ the built-in type a caller would expect (``except FileNotFoundError`` still work
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 __all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error"]
 
 
@@ -22,7 +24,7 @@ class ExistsError(RandmixError, FileExistsError):
     """Something would be overwritten that the user did not ask to overwrite."""
 
 
-def choices_error(what: str, value: object, choices: object) -> RandmixError:
+def choices_error(what: str, value: object, choices: Iterable[object], unknown: str = "unknown",
+                  hint: str = "") -> RandmixError:
     """The one wording of "unknown X; valid choices: ..." used everywhere input is parsed."""
-    listed = ", ".join(str(getattr(c, "value", c)) for c in choices)  # type: ignore[attr-defined]
-    return RandmixError(f"unknown {what} {value!r}; valid choices: {listed}")
+    return RandmixError(f"{unknown} {what} {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 from randmix_bench import claims, figures
 from randmix_bench.claims import ClaimVerdict, attack_label, variant_label, why_untrusted
-from randmix_bench.errors import RandmixError, MissingError
+from randmix_bench.errors import MissingError, RandmixError
 from randmix_bench.files import atomic_path
 from randmix_bench.results import (
     CheckpointRef,

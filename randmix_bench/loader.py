@@ -27,6 +27,7 @@ from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
+
 from randmix_bench.errors import RandmixError
 
 __all__ = ["Augment", "DeviceLoader", "RA_OPS", "epoch_seed", "rand_augment"]

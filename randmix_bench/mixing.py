@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import math
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Iterable, cast
 
 import torch
@@ -21,6 +20,7 @@ from timm.layers import SelectAdaptivePool2d
 from torch import nn
 
 from randmix_bench.errors import RandmixError
+from randmix_bench.vocab import Mixing
 
 __all__ = [
     "Mixing",
@@ -42,29 +42,9 @@ DEFAULT_SMOOTH_SIGMA = 1.0
 smoothing (``chans-smooth`` with sigma 0 equals ``chans``)."""
 
 
-class Mixing(str, Enum):
-    """Which side of each separable convolution is learned."""
-
-    FULL = "full"  # both learned: the baseline
-    CHANS = "chans"  # spatial (depthwise) frozen at random init, channel (pointwise) learned
-    SPACE = "space"  # channel (pointwise) frozen at random init, spatial (depthwise) learned
-    CHANS_SMOOTH = "chans-smooth"  # like chans, with the frozen spatial filters Gaussian-smoothed
-
-    @property
-    def frozen_side(self) -> str | None:
-        """``"spatial"``, ``"channel"`` or ``None`` (nothing frozen)."""
-        return {Mixing.FULL: None, Mixing.SPACE: "channel"}.get(self, "spatial")
-
-
 def parse_mixing(value: str | Mixing) -> Mixing:
     """Turn user input into a :class:`Mixing`, with an error that lists the valid choices."""
-    if isinstance(value, Mixing):
-        return value
-    try:
-        return Mixing(value)
-    except ValueError:
-        choices = ", ".join(m.value for m in Mixing)
-        raise RandmixError(f"unknown mixing mode {value!r}; valid choices: {choices}") from None
+    return Mixing.parse(value)
 
 
 def is_spatial_mixer(module: nn.Module) -> bool:

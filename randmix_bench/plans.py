@@ -12,23 +12,14 @@ H100/H200); they feed ``--dry-run`` and the progress overview, never a result.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 
-from randmix_bench.errors import choices_error
+from randmix_bench.vocab import Tier
 
 __all__ = ["Tier", "Study", "ShuffleStudy", "TIERS", "parse_tier"]
 
 
-class Tier(str, Enum):
-    SMALL = "small"  # reproduces on a 2-core CPU in a few hours
-    PAPER = "paper"  # the paper's scale, on a GPU
-
-
 def parse_tier(value: str | Tier) -> Tier:
-    try:
-        return Tier(value)
-    except ValueError:
-        raise choices_error("tier", value, Tier) from None
+    return Tier.parse(value)
 
 
 @dataclass(frozen=True)

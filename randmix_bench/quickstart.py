@@ -27,9 +27,9 @@ from rich.table import Table
 from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.cli_progress import RichProgress
-from randmix_bench.errors import RandmixError
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.device import resolve_device
+from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult

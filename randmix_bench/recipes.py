@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from randmix_bench.errors import RandmixError
 from randmix_bench.data import check_dataset_name
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
 from randmix_bench.models import list_models
 

@@ -15,11 +15,20 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Annotated, Literal, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, \
-    model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from randmix_bench.errors import RandmixError, ExistsError
+from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import write_json
+from randmix_bench.vocab import AAVersion, Attack, Loss, Mixing, Norm
 
 __all__ = [
     "Provenance",
@@ -118,10 +127,10 @@ class CheckpointRef(_Strict):
 
 
 class AttackConfig(_Strict):
-    attack: Literal["none", "autoattack", "apgd-ce", "pgd", "square"]
-    version: Literal["standard", "custom", "plus", "rand"] = "standard"
+    attack: Attack
+    version: AAVersion = AAVersion.STANDARD
     attacks: list[str] = Field(default_factory=list)  # the attacks actually run, in order
-    norm: Literal["Linf", "L2"]
+    norm: Norm
     eps: float
     seed: int = 0
     batch_size: int = 500
@@ -151,14 +160,14 @@ class RandmixBlock(_Strict):
     """How a robustness number was produced: the part RobustBench's format has no room for."""
 
     model: str  # timm name, e.g. randmix_convmixer_256_8
-    mixing: Literal["full", "chans", "space", "chans-smooth"]
+    mixing: Mixing
     mixer_seed: int
     smooth_sigma: float
     train_seed: int | None = None
     train_recipe: str | None = None  # the trainer's recipe and epochs: part of what defines a variant
     train_epochs: int | None = None
     dataset: str  # our dataset name, e.g. cifar10-jpeg (never "cifar10" for the JPEG copy)
-    threat_model: Literal["Linf", "L2"]
+    threat_model: Norm
     eps_value: Positive
     n_examples: int = Field(ge=1)
     attack: AttackConfig
@@ -239,14 +248,14 @@ class ShuffleResult(_Strict):
     track: Literal["shuffle"] = "shuffle"
     name: str
     model: str
-    mixing: Literal["full", "chans", "space", "chans-smooth"]
+    mixing: Mixing
     mixer_seed: int
     smooth_sigma: float
     train_seed: int | None = None
     permutation_seed: int
     dataset: str
     n_examples: int
-    loss: Literal["mse", "l1"]
+    loss: Loss
     epochs: float
     psnr: Finite  # dB, reconstruction vs original, mean over test images
     ssim: Finite

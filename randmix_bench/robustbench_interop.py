@@ -29,9 +29,9 @@ import pyautoattack
 import torch
 from torch import nn
 
-from randmix_bench.errors import RandmixError
 from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.data import ImageSplit
+from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.models import create_model
 

@@ -22,10 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import load_model, resolve
 from randmix_bench.data import DatasetInfo, ImageSplit, check_dataset_name, dataset_info, is_folder_dataset, load_split
 from randmix_bench.device import resolve_device
+from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_writable, sha256
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import model_task

@@ -35,10 +35,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
-from randmix_bench.errors import RandmixError, ExistsError
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
+from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import BusyError, atomic_path, check_writable, exclusive, sha256, write_json
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.mixing import count_parameters

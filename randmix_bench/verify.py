@@ -21,9 +21,9 @@ from rich import box
 from rich.table import Table
 from torch import nn
 
-from randmix_bench.errors import RandmixError
 from randmix_bench.checkpoint import CheckpointError, load_model
 from randmix_bench.data import ImageSplit, load_split
+from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
 from randmix_bench.leaderboard import Entry
 from randmix_bench.results import RandmixBlock

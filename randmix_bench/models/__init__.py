@@ -7,7 +7,8 @@ from typing import Any
 import timm
 from torch import nn
 
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import choices_error
+
 from .convmixer import ConvMixer
 from .resnet import ResNet
 from .unshuffler import UNSHUFFLER_MODELS, Unshuffler
@@ -29,5 +30,5 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     """``timm.create_model`` for randmix models, with a one-line error listing the valid names."""
     valid = list_models()
     if name not in valid:
-        raise RandmixError(f"unknown model {name!r}; valid choices: {', '.join(valid)}")
+        raise choices_error("model", name, valid)
     return timm.create_model(name, pretrained=False, **kwargs)

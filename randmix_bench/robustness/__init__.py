@@ -26,12 +26,10 @@ from __future__ import annotations
 from typing import Any
 
 from randmix_bench.robustness.attacks import (
-    ATTACKS,
     AUTOATTACK_ATTACKS,
     BLACK_BOX,
     CUSTOM_ATTACKS,
     DEFAULT_EPS,
-    NORMS,
     VERSIONS,
     Adversary,
     _set_apgd_iterations,  # noqa: F401  (private, imported by the interop tests)
@@ -48,8 +46,6 @@ from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_a
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum
 
 __all__ = [
-    "ATTACKS",
-    "NORMS",
     "VERSIONS",
     "CUSTOM_ATTACKS",
     "AUTOATTACK_ATTACKS",

@@ -18,10 +18,9 @@ from torch import nn
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.results import AttackConfig
+from randmix_bench.vocab import AAVersion, Attack, Norm
 
 __all__ = [
-    "ATTACKS",
-    "NORMS",
     "VERSIONS",
     "AUTOATTACK_ATTACKS",
     "CUSTOM_ATTACKS",
@@ -37,13 +36,11 @@ __all__ = [
     "pgd_attack",
 ]
 
-ATTACKS = ("none", "autoattack", "apgd-ce", "pgd", "square")
-NORMS = ("Linf", "L2")  # RobustBench's threat models
-VERSIONS = ("standard", "plus", "custom")  # AutoAttack's; "rand" is for randomized defenses, which ours are not
+VERSIONS = (AAVersion.STANDARD, AAVersion.PLUS, AAVersion.CUSTOM)  # run here; "rand" is for randomized defenses
 AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
 CUSTOM_ATTACKS = (*AUTOATTACK_ATTACKS, "pgd")
 BLACK_BOX = ("square",)
-DEFAULT_EPS = {"Linf": "8/255", "L2": "0.5"}  # RobustBench's eps per threat model
+DEFAULT_EPS = {Norm.LINF: "8/255", Norm.L2: "0.5"}  # RobustBench's eps per threat model
 AUTOATTACK_LOGGER = "auto-attack"  # the logger pyautoattack's checks warn through
 
 
@@ -57,14 +54,9 @@ def split_list(items: str | Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------- threat model
 
 
-def _check_norm(norm: str) -> None:
-    if norm not in NORMS:
-        raise RandmixError(f"unsupported norm {norm!r}; valid choices: {', '.join(NORMS)} (RobustBench's threat models)")
-
-
 def parse_eps(text: str | float, norm: str) -> float:
     """``"8/255"``, ``"0.5"`` or a float -> eps; rejects eps <= 0, a Linf eps > 1 and unknown norms."""
-    _check_norm(norm)
+    norm = Norm.parse(norm)
     s = str(text).strip()
     try:
         num, _, den = s.partition("/")
@@ -91,8 +83,7 @@ def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, floa
 def resolve_eps(eps: str | float | None, norm: str) -> tuple[str, float]:
     """An eps as given and its value; ``None`` is RobustBench's eps for the norm (:data:`DEFAULT_EPS`), so
     that asking for L2 without an eps never silently runs at the Linf radius."""
-    _check_norm(norm)
-    text = str(DEFAULT_EPS[norm] if eps is None else eps).strip()
+    text = str(DEFAULT_EPS[Norm.parse(norm)] if eps is None else eps).strip()
     return text, parse_eps(text, norm)
 
 
@@ -100,11 +91,11 @@ def resolve_eps(eps: str | float | None, norm: str) -> tuple[str, float]:
 
 
 def make_attack_config(
-    attack: str = "autoattack",
+    attack: str | Attack = Attack.AUTOATTACK,
     *,
-    norm: str = "Linf",
+    norm: str | Norm = Norm.LINF,
     eps: float,
-    version: str = "standard",
+    version: str | AAVersion = AAVersion.STANDARD,
     attacks: str | Sequence[str] = (),
     seed: int = 0,
     batch_size: int = 1000,
@@ -118,11 +109,7 @@ def make_attack_config(
     it); ``pgd`` is :func:`pgd_attack`; ``none`` reports clean accuracy. Budget overrides (``n_iter``,
     ``n_queries``) change what an attack is, so they are refused for the named AutoAttack versions.
     """
-    if attack not in ATTACKS:
-        raise RandmixError(f"unknown attack {attack!r}; valid choices: {', '.join(ATTACKS)}")
-    _check_norm(norm)
-    if version not in VERSIONS:
-        raise RandmixError(f"unknown AutoAttack version {version!r}; valid choices: {', '.join(VERSIONS)}")
+    attack, norm, version = Attack.parse(attack), Norm.parse(norm), AAVersion.parse(version, VERSIONS)
     if batch_size < 1:
         raise RandmixError(f"batch size must be >= 1, got {batch_size}")
     for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
@@ -144,7 +131,7 @@ def make_attack_config(
                 raise RandmixError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
             attacks = list(AutoAttack(nn.Identity(), norm=norm, eps=eps, version=version).attacks_to_run)
     else:
-        version, attacks = "custom", ([] if attack == "none" else [attack])
+        version, attacks = AAVersion.CUSTOM, ([] if attack == Attack.NONE else [str(attack)])
     return AttackConfig(attack=attack, version=version, attacks=attacks, norm=norm, eps=eps, seed=seed,
                         batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
 

@@ -41,6 +41,7 @@ from randmix_bench.robustness.checks import SanityOptions, autoattack_flags, san
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import accuracy
+from randmix_bench.vocab import Mixing
 
 __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
            "default_output"]
@@ -262,7 +263,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     full_test_acc = None if whole else accuracy(model, job.test, config.batch_size, job.device)
     block = RandmixBlock(
         model=meta["model"],
-        mixing=mixing.mixing.value if mixing is not None else "full",
+        mixing=mixing.mixing if mixing is not None else Mixing.FULL,
         mixer_seed=mixing.seed if mixing is not None else 0,
         smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
         train_seed=train_meta.get("seed"),

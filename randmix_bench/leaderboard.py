@@ -355,7 +355,7 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
 FINDINGS_NAME = "FINDINGS.md"
 PLAIN = {  # what each verdict means for the paper's claim, said plainly
     claims.Verdict.SUPPORTED: "holds here",
-    claims.Verdict.CONTRADICTED: "does not hold here: the opposite difference is significant",
+    claims.Verdict.CONTRADICTED: "does not hold here: the results significantly contradict it",
     claims.Verdict.INCONCLUSIVE: "not shown here: the difference is within the runs' noise",
     claims.Verdict.INSUFFICIENT_RUNS: "not tested here: too few independent runs",
     claims.Verdict.NO_DATA: "not tested here: no results for it",

@@ -1,0 +1,50 @@
+"""The committed leaderboard itself: CI re-checks every published number on a sample of test points.
+
+These tests read the repository's ``leaderboards/`` folder, not a fixture: a result whose checkpoint was
+swapped, whose numbers were edited, or that the small tier's plan no longer produces fails CI here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from randmix_bench.cli import app
+from randmix_bench.leaderboard import load_entries
+from randmix_bench.plans import Tier
+from randmix_bench.reproduce import JobState, Paths, plan
+from randmix_bench.quickstart import cpu_threads
+from randmix_bench.verify import failures, verify
+
+REPO = Path(__file__).resolve().parents[1]
+LEADERBOARDS = REPO / "leaderboards"
+VERIFY_N = 100  # test points per entry: the whole check stays around a minute on a 2-core CPU
+runner = CliRunner()
+
+
+def test_every_small_tier_job_is_published() -> None:
+    """A fresh clone finds the whole small tier done: `randmix reproduce --tier small` would do nothing."""
+    left = [f"{job.kind}:{job.name} ({state.value})" for job in plan(Tier.SMALL)
+            if (state := job.state(Paths(REPO))) is not JobState.DONE]
+    assert not left, f"{len(left)} small-tier job(s) not published: {', '.join(left[:5])}"
+
+
+@pytest.mark.slow
+def test_every_published_entry_verifies() -> None:
+    """`randmix verify` on every committed entry: checkpoint hashes, the model each file names, clean accuracy
+    or PSNR on the first test points, and a re-attack with the entry's strongest white-box attack."""
+    entries = load_entries(LEADERBOARDS)
+    assert entries, "no published entries"
+    with cpu_threads(2):
+        checks = verify(entries, n=VERIFY_N)
+    assert not failures(checks), "\n".join(failures(checks))
+    assert len(checks) == len(entries) + sum(e.is_robustness for e in entries)  # each robust number re-attacked
+
+
+def test_the_verify_command_reads_the_published_folder() -> None:
+    """The command CI users run, without the attacks (the test above re-attacks): exit 0 and every entry named."""
+    result = runner.invoke(app, ["verify", str(LEADERBOARDS), "-n", "20", "--no-robust"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert f"all {len(load_entries(LEADERBOARDS))} entries verified" in result.output

@@ -40,7 +40,22 @@ def mixer_feature_info(dim: int, depth: int, reduction: int) -> list[dict[str, A
     return [dict(num_chs=dim, reduction=reduction, module=name) for name in names]
 
 
-class ConvMixer(StagedClassifier):
+class MixerBlocks(nn.Module):
+    """What every isotropic ConvMixer-style network (``normalize -> stem -> blocks``) shares: its features
+    and timm's parameter groups, for the classifier and the un-shuffler alike."""
+
+    @torch.jit.ignore
+    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
+        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(self.normalize(x))
+        if self.grad_checkpointing and not torch.jit.is_scripting():
+            return checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
+        return self.blocks(x)
+
+
+class ConvMixer(MixerBlocks, StagedClassifier):
     """ConvMixer-``dim``/``depth`` classifier taking [0, 1] images."""
 
     stages_name = "blocks"
@@ -73,16 +88,6 @@ class ConvMixer(StagedClassifier):
         self.mixing: MixingReport = freeze_mixing(
             self, mixing, seed=mixer_seed, smooth_sigma=smooth_sigma, exclude=["stem*"]
         )
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
-        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.stem(self.normalize(x))
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
-        return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))

@@ -14,13 +14,12 @@ from typing import Any
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
 from torch import nn
-from torch.utils.checkpoint import checkpoint_sequential
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
 from ._common import Normalize, StagedNet, cfg_32px
-from .convmixer import ConvMixerBlock, mixer_feature_info
+from .convmixer import ConvMixerBlock, MixerBlocks, mixer_feature_info
 
 __all__ = ["Unshuffler", "UNSHUFFLER_MODELS"]
 
@@ -34,7 +33,7 @@ UNSHUFFLER_MODELS = (
 """The registered image-to-image models: trained by ``randmix shuffle train``, not ``randmix train``."""
 
 
-class Unshuffler(StagedNet):
+class Unshuffler(MixerBlocks, StagedNet):
     """ConvMixer-``dim``/``depth`` with patch size 1: [0, 1] image in, [0, 1]-scaled image out.
 
     The head predicts in the normalized space and the output is mapped back with the same mean/std,
@@ -81,17 +80,6 @@ class Unshuffler(StagedNet):
         # ``.to(device)`` keeps them): oneDNN's NCHW depthwise backward is ~10x slower on the CPU, and
         # cuDNN prefers channels-last too. Checkpoints are unaffected (saved contiguous).
         self.to(memory_format=torch.channels_last)
-
-    @torch.jit.ignore
-    def group_matcher(self, coarse: bool = False) -> dict[str, str]:
-        return dict(stem=r"^stem", blocks=r"^blocks\.(\d+)")
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """One ``dim``-channel feature vector per pixel, before the 1x1 head."""
-        x = self.stem(self.normalize(x))
-        if self.grad_checkpointing and not torch.jit.is_scripting():
-            return checkpoint_sequential(self.blocks, len(self.blocks), x, use_reentrant=False)
-        return self.blocks(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.head(self.forward_features(x))

@@ -26,7 +26,6 @@ from rich.table import Table
 
 from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
-from randmix_bench.cli_progress import RichProgress
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
@@ -186,8 +185,7 @@ def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | N
         output = evaluate(checkpoint, dataset, attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps,
                           n_examples=cfg.n_examples, batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed,
                           data_dir=data_dir, device=device, name=f"quickstart-{variant}",
-                          out=entry, force=True,
-                          progress=RichProgress(console), command="randmix quickstart")
+                          out=entry, force=True, command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")
     return rows

@@ -1,10 +1,11 @@
 """Bad input and faults through the real CLI, one row per case.
 
 Every case runs in a fresh folder (the working directory) that its ``setup`` fills, and must end with
-an exit code != 0, one line on stderr that names the problem (``expect`` is a substring of it), no
-traceback, and nothing written or overwritten: the folder's files (names, bytes, permissions) are the
-same before and after. A case whose command legitimately keeps something (e.g. the last good resume
-state of a run that diverged) says so with ``writes=True`` and checks it in ``after``.
+an exit code != 0, one line on stderr that names the problem (``expect`` is a substring of it), nothing on
+stdout (unless the case says how it starts), no traceback, and nothing written or overwritten: the folder's
+files (names, bytes, permissions) are the same before and after. A case whose command legitimately keeps
+something (e.g. the last good resume state of a run that diverged) says so with ``writes=True`` and checks it
+in ``after``.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Case:
     writes: bool = False  # the command may leave files (then ``after`` checks them)
     after: Callable[[Path], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    stdout: str = ""  # how stdout starts, for a command that says something before it stops; else it stays empty
 
 
 def copy_checkpoint(name: str = "run/checkpoint.safetensors") -> Setup:
@@ -375,10 +377,11 @@ TRAIN_CASES: list[Case] = [
     Case("train-out-under-file", ["train", "-r", "quick", "-o", "{tmp}/f/out"], "lies under the file",
          setup=user_file("f")),
     Case("quickstart-n-0", [*QUICKSTART, "-n", "0"], "n_examples must be >= 1"),
-    Case("quickstart-n-more-than-test-set", ["quickstart", "--out", "{tmp}/qs", "-n", "20000"], "-n 20000 is more than the"),
+    Case("quickstart-n-more-than-test-set", ["quickstart", "--out", "{tmp}/qs", "-n", "20000"],
+         "-n 20000 is more than the", stdout="data: "),
     Case("quickstart-n-iter-0", [*QUICKSTART, "--n-iter", "0"], "n_iter must be >= 1"),
     Case("quickstart-threads-0", [*QUICKSTART, "--threads", "0"], "threads must be >= 1"),
-    Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1"),
+    Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1", stdout="data: synthetic"),
     Case("quickstart-device-meta", [*QUICKSTART, "--device", "meta"], "device 'meta' cannot run randmix models"),
     Case("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/qs"], "lies under the file", setup=user_file("f")),
     Case("quickstart-out-is-file", QUICKSTART, "is a file, not a folder", setup=user_file("qs")),
@@ -434,6 +437,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, fixtures: Fixtures
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output and case.expect in lines[0], lines[0]
+    assert result.stdout.startswith(case.stdout) if case.stdout else result.stdout == "", result.stdout
     if case.writes:
         assert case.after is not None, "a case that writes must check what it wrote"
         case.after(tmp_path)

@@ -334,7 +334,7 @@ def bad_checkpoints(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     save_checkpoint(folder / "mismatch.safetensors", model, "randmix_resnet_tiny", meta["model_kwargs"])
     kwargs = dict(meta["model_kwargs"], num_classes=5)
     save_checkpoint(folder / "five-classes.safetensors", create_model(MODEL, **kwargs), MODEL, kwargs)
-    return {p.stem: p for p in folder.iterdir()}
+    return {p.stem: p for p in folder.iterdir()} | {"nonexistent": folder / "nonexistent.safetensors"}
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -345,6 +345,7 @@ def bad_checkpoints(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     (["CHECKPOINT", "truncated"], "corrupt or truncated"),
     (["CHECKPOINT", "mismatch"], "does not match"),
     (["CHECKPOINT", "five-classes"], "predicts 5 classes but synthetic has 10"),
+    (["CHECKPOINT", "nonexistent"], "no checkpoint at"),
     (["--attack", "cw"], "unknown attack 'cw'"),
 ])
 def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_checkpoints: dict[str, Path], tmp_path: Path,
@@ -355,7 +356,8 @@ def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_che
     result = runner.invoke(app, ["eval", checkpoint, "-d", "synthetic", "--out", str(out / "x.json"), "--n-examples", "8",
                                  "--attack", "pgd", "--device", "cpu", *extra])
     assert result.exit_code == 2, result.output
-    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""  # not even the empty line an unused progress display once left
     assert not out.exists()
 
 

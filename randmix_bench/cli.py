@@ -14,6 +14,7 @@ from randmix_bench import __version__
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import Mixing, count_parameters
 from randmix_bench.recipes import RECIPES
+from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
 from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+NORM_EPS = ", ".join(f"{eps} for {norm}" for norm, eps in DEFAULT_EPS.items())  # 8/255 for Linf, 0.5 for L2
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -254,38 +256,49 @@ def train_command(
 @app.command("eval")
 @user_errors
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors checkpoint."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, fashion-mnist-mini, ... or an image folder."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
-    attack: str = typer.Option("autoattack", help="none, autoattack, apgd-ce, pgd or square."),
-    norm: str = typer.Option("Linf", help="Threat model: Linf or L2."),
-    eps: str | None = typer.Option(None, help="Radius, e.g. 8/255 (default: 8/255 for Linf, 0.5 for L2)."),
-    n_examples: int = typer.Option(10000, help="Evaluate the first n test points (RobustBench uses 10000)."),
-    batch_size: int = typer.Option(1000, help="Points per attack batch: larger is faster on a GPU."),
-    seed: int = typer.Option(0, help="Attack seed (AutoAttack seeds every batch with it)."),
-    version: str = typer.Option("standard", help="AutoAttack version: standard, plus or custom (with --attacks)."),
-    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, pgd."),
-    n_iter: int | None = typer.Option(None, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's 100 otherwise)."),
-    n_queries: int | None = typer.Option(None, help="Square queries (custom versions; AutoAttack's 5000 otherwise)."),
-    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness curve PNG beside the JSON."),
-    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, AutoAttack flags); exit 3 when they fail."),
-    name: str | None = typer.Option(None, help="Entry name (default: the run folder's name)."),
-    out: Path | None = typer.Option(None, help="Result JSON (default: leaderboards/<dataset>/<norm>/<name>.json)."),
+    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors "
+                                      "checkpoint."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, "
+                                "fashion-mnist-mini, ... or an image folder."),
+    data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir",
+                                         help="Where the dataset is (see `randmix_bench.data`)."),
+    attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd or square."),
+    norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
+    eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
+    n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
+                                   "10000)."),
+    batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch: larger is faster on a GPU."),
+    seed: int = typer.Option(EvalOptions.seed, help="Attack seed (AutoAttack seeds every batch with it)."),
+    version: str = typer.Option(EvalOptions.version, help="AutoAttack version: standard, plus or custom (with "
+                                "--attacks)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, "
+                                       "apgd-t, fab, fab-t, square, pgd."),
+    n_iter: int | None = typer.Option(EvalOptions.n_iter, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's "
+                                      "100 otherwise)."),
+    n_queries: int | None = typer.Option(EvalOptions.n_queries, help="Square queries (custom versions; AutoAttack's "
+                                         "5000 otherwise)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
+                                     "curve PNG beside the JSON."),
+    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
+                                "AutoAttack flags); exit 3 when they fail."),
+    name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
+    out: Path | None = typer.Option(EvalOptions.out, help="Result JSON (default: "
+                                    "leaderboards/<dataset>/<norm>/<name>.json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
     from randmix_bench.cli_progress import RichProgress
     from randmix_bench.robustness import SanityOptions, evaluate
 
+    options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
+                          batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
+                          n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
+                          sanity=SanityOptions() if sanity else None, data_dir=data_dir, device=device, name=name,
+                          out=out)
     try:
         with RichProgress(console) as progress:
-            output = evaluate(
-                checkpoint, dataset, attack=attack, norm=norm, eps=eps or None, n_examples=n_examples,
-                batch_size=batch_size, seed=seed, version=version, attacks=attacks or (),
-                n_iter=n_iter, n_queries=n_queries, sweep=sweep or (), sanity=SanityOptions() if sanity else None,
-                data_dir=data_dir, device=device, name=name, out=out, force=force, progress=progress,
-            )
+            output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
         raise typer.Exit(130) from None

@@ -32,7 +32,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import evaluate, make_attack_config, parse_eps_list
+from randmix_bench.robustness import EvalOptions, evaluate, make_attack_config, parse_eps_list
 from randmix_bench.train import check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "run", "table", "cpu_threads", "resolve_dataset", "scope",
@@ -182,10 +182,10 @@ def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | N
         entry.parent.mkdir(parents=True, exist_ok=True)
         # the checkpoint goes beside its entry: a leaderboard only reads checkpoints inside its own folder
         checkpoint = shutil.copyfile(out / variant / CHECKPOINT_NAME, entry.with_suffix(".safetensors"))
-        output = evaluate(checkpoint, dataset, attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps,
-                          n_examples=cfg.n_examples, batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed,
-                          data_dir=data_dir, device=device, name=f"quickstart-{variant}",
-                          out=entry, force=True, command="randmix quickstart")
+        options = EvalOptions(attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps, n_examples=cfg.n_examples,
+                              batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed, data_dir=data_dir,
+                              device=device, name=f"quickstart-{variant}", out=entry)
+        output = evaluate(checkpoint, dataset, options, force=True, command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")
     return rows

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from randmix_bench.cli import app
 from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
-from randmix_bench.robustness import evaluate
+from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, tolerance, verify
 
@@ -30,7 +30,8 @@ def board_template(tmp_path_factory: pytest.TempPathFactory, save_classifier: Ca
     linf = root / "synthetic" / "Linf"
     for name, mixing, seed in [("full", "full", 3), ("chans", "chans", 4)]:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
-        evaluate(ckpt, "synthetic", attack="none", n_examples=N_RECORDED, device="cpu", name=name, out=linf / f"{name}.json")
+        evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=N_RECORDED, device="cpu", name=name,
+                                                out=linf / f"{name}.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle", "chans")], shuffle, n_examples=N_RECORDED, grid_images=2)
     return root

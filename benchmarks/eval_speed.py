@@ -19,17 +19,19 @@ from __future__ import annotations
 import argparse
 import inspect
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 
 from randmix_bench.checkpoint import load_model
 from randmix_bench.data import load_split
+from randmix_bench.device import resolve_device
 from randmix_bench.models import create_model
 from randmix_bench.provenance import device_name
 from randmix_bench.robustbench_interop import install_autoattack_shim, local_test_set
-from randmix_bench.device import resolve_device
-from randmix_bench.robustness import make_attack_config, parse_eps, robust_accuracy
+from randmix_bench.robustness import EvalOptions, robust_accuracy
+from randmix_bench.vocab import Norm
 
 T = TypeVar("T")
 
@@ -42,13 +44,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--mixing", default="chans", help="mixing variant for --model")
     p.add_argument("--dataset", default="cifar10-jpeg")
     p.add_argument("--data-dir", default=None)
-    p.add_argument("--n-examples", type=int, default=10000)
-    p.add_argument("--norm", default="Linf", choices=["Linf", "L2"])
-    p.add_argument("--eps", default="8/255")
-    p.add_argument("--batch-size", type=int, default=1000, help="our harness's batch size")
-    p.add_argument("--stock-batch-size", type=int, default=None, help="robustbench's (default: benchmark()'s own default)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--n-examples", type=int, default=EvalOptions.n_examples)
+    p.add_argument("--norm", default=EvalOptions.norm, choices=Norm.values())
+    p.add_argument("--eps", default=EvalOptions.eps, help="default: RobustBench's for the norm (8/255 Linf, 0.5 L2)")
+    p.add_argument("--batch-size", type=int, default=EvalOptions.batch_size, help="our harness's batch size")
+    p.add_argument("--stock-batch-size", type=int, default=None,
+                   help="robustbench's (default: benchmark()'s own default)")
+    p.add_argument("--seed", type=int, default=EvalOptions.seed)
+    p.add_argument("--device", default=EvalOptions.device)
     return p.parse_args()
 
 
@@ -63,8 +66,10 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> None:
     args = parse_args()
-    device = resolve_device(args.device)
-    eps = parse_eps(args.eps, args.norm)
+    options = EvalOptions(norm=args.norm, eps=args.eps, n_examples=args.n_examples, batch_size=args.batch_size,
+                          seed=args.seed, device=args.device, data_dir=args.data_dir)  # AutoAttack standard
+    device = resolve_device(options.device)
+    eps_text, eps = options.resolved_eps()
     test = load_split(args.dataset, train=False, data_dir=args.data_dir)
     points = test.first(args.n_examples)
     if args.checkpoint:
@@ -88,15 +93,18 @@ def main() -> None:
         (stock_clean, stock_robust), stock_s = timed(lambda: benchmark(
             model, n_examples=args.n_examples, dataset=rb_dataset, threat_model=args.norm, eps=eps,
             batch_size=stock_bs, device=device))
-    config = make_attack_config("autoattack", norm=args.norm, eps=eps, batch_size=args.batch_size, seed=args.seed)
+    config = options.attack_config(eps)
     ours, ours_s = timed(lambda: robust_accuracy(model, points.images, points.labels, config, device=device))
 
     n = args.n_examples
-    print(f"\nmodel {label}, {args.dataset} first {n} points, AutoAttack standard {args.norm} eps={args.eps}, "
+    print(f"\nmodel {label}, {args.dataset} first {n} points, AutoAttack standard {args.norm} eps={eps_text}, "
           f"{device_name(device)}")
-    print(f"stock robustbench.benchmark (batch {stock_bs}): {stock_s:9.1f} s  clean {stock_clean:.2%}  robust {stock_robust:.2%}")
-    print(f"randmix harness (batch {args.batch_size}):      {ours_s:9.1f} s  clean {ours.clean_acc:.2%}  robust {ours.robust_acc:.2%}")
-    print(f"speed-up {stock_s / ours_s:.2f}x; robust accuracy differs by {abs(ours.robust_acc - stock_robust) * n:.0f} of {n} points")
+    print(f"stock robustbench.benchmark (batch {stock_bs}): {stock_s:9.1f} s  clean {stock_clean:.2%}  "
+          f"robust {stock_robust:.2%}")
+    print(f"randmix harness (batch {args.batch_size}):      {ours_s:9.1f} s  clean {ours.clean_acc:.2%}  "
+          f"robust {ours.robust_acc:.2%}")
+    print(f"speed-up {stock_s / ours_s:.2f}x; robust accuracy differs by {abs(ours.robust_acc - stock_robust) * n:.0f} "
+          f"of {n} points")
     print("where our time went: " + ", ".join(f"{a} {s:.1f} s" for a, s in ours.seconds.items())
           + "; per-attack robust acc: " + ", ".join(f"{a} {v:.2%}" for a, v in ours.per_attack.items()))
     if ours.flags:

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import functools
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from randmix_bench import __version__
+from randmix_bench import __version__, shuffle
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import Mixing, count_parameters
+from randmix_bench.quickstart import QuickstartConfig
 from randmix_bench.recipes import RECIPES
+from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
 from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
+from randmix_bench.verify import VerifyOptions
 
 app = typer.Typer(
     name="randmix",
@@ -25,8 +30,15 @@ app = typer.Typer(
 )
 console = Console()
 err_console = Console(stderr=True)
+NORM_EPS = ", ".join(f"{eps} for {norm}" for norm, eps in DEFAULT_EPS.items())  # 8/255 for Linf, 0.5 for L2
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def library_default(function: Callable[..., Any], parameter: str) -> Any:
+    """``function``'s default for ``parameter``: where the library has no options object, a command's defaults
+    are still read from it, never repeated."""
+    return inspect.signature(function).parameters[parameter].default
 
 
 def user_errors(fn: F) -> F:
@@ -172,32 +184,40 @@ def leaderboard_command(
 @app.command("verify")
 @user_errors
 def verify_command(
-    paths: list[Path] | None = typer.Argument(None, help="Result files or leaderboard folders (default: leaderboards/)."),
-    n: int = typer.Option(500, "--n", "-n", help="Test points to re-evaluate per entry (capped at the entry's recorded n)."),
-    sigmas: float = typer.Option(3.0, help="Sampling tolerance in standard errors."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the test sets are (see `randmix_bench.data`)."),
-    batch_size: int = typer.Option(250, help="Evaluation batch size."),
-    device: str = typer.Option("cpu", help="Device to evaluate on."),
-    robust: bool = typer.Option(True, "--robust/--no-robust", help="Re-attack each robustness entry with its strongest white-box attack (minutes per large model on a CPU)."),
+    paths: list[Path] | None = typer.Argument(None, help="Result files or leaderboard folders (default: "
+                                              "leaderboards/)."),
+    n: int = typer.Option(VerifyOptions.n, "--n", "-n", help="Test points to re-evaluate per entry (capped at the "
+                          "entry's recorded n)."),
+    sigmas: float = typer.Option(VerifyOptions.sigmas, help="Sampling tolerance in standard errors."),
+    data_dir: Path | None = typer.Option(VerifyOptions.data_dir, "--data-dir",
+                                         help="Where the test sets are (see `randmix_bench.data`)."),
+    batch_size: int = typer.Option(VerifyOptions.batch_size, help="Evaluation batch size."),
+    device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
+    robust: bool = typer.Option(VerifyOptions.robust, "--robust/--no-robust", help="Re-attack each robustness entry "
+                                "with its strongest white-box attack (minutes per large model on a CPU)."),
 ) -> None:
-    """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy re-attacked."""
+    """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy
+    re-attacked."""
+    from randmix_bench.cli_views import verify_table
     from randmix_bench.leaderboard import load_entries, load_entry
-    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, table, verify
+    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, verify
 
-    entries = [e for p in (paths or [Path("leaderboards")]) for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
+    entries = [e for p in (paths or [Path("leaderboards")])
+               for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
     if not entries:
         console.print("no result files to verify", highlight=False)
         return
+    options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust)
     with console.status("verifying") as status:
-        checks = verify(entries, n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device,
-                        progress=lambda msg: status.update(msg), robust=robust)
-    console.print(table(checks))
+        checks = verify(entries, options, progress=status.update)
+    console.print(verify_table(checks))
     console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)
-    failed, n_entries = failures(checks), len({c.entry for c in checks})  # a robustness entry has a clean and a robust row
+    failed, n_entries = failures(checks), len({c.entry for c in checks})  # a robustness entry: a clean, a robust row
     if failed:
         for line in failed:
             err_console.print(f"[red]FAIL[/red] {line}", highlight=False, soft_wrap=True)
-        err_console.print(f"[red]{len({c.entry for c in checks if not c.ok})} of {n_entries} entries failed verification[/red]")
+        n_failed = len({c.entry for c in checks if not c.ok})
+        err_console.print(f"[red]{n_failed} of {n_entries} entries failed verification[/red]")
         raise typer.Exit(1)
     console.print(f"[green]all {n_entries} entries verified[/green]")
 
@@ -254,38 +274,49 @@ def train_command(
 @app.command("eval")
 @user_errors
 def eval_command(
-    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors checkpoint."),
-    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, fashion-mnist-mini, ... or an image folder."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
-    attack: str = typer.Option("autoattack", help="none, autoattack, apgd-ce, pgd or square."),
-    norm: str = typer.Option("Linf", help="Threat model: Linf or L2."),
-    eps: str | None = typer.Option(None, help="Radius, e.g. 8/255 (default: 8/255 for Linf, 0.5 for L2)."),
-    n_examples: int = typer.Option(10000, help="Evaluate the first n test points (RobustBench uses 10000)."),
-    batch_size: int = typer.Option(1000, help="Points per attack batch: larger is faster on a GPU."),
-    seed: int = typer.Option(0, help="Attack seed (AutoAttack seeds every batch with it)."),
-    version: str = typer.Option("standard", help="AutoAttack version: standard, plus or custom (with --attacks)."),
-    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, apgd-t, fab, fab-t, square, pgd."),
-    n_iter: int | None = typer.Option(None, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's 100 otherwise)."),
-    n_queries: int | None = typer.Option(None, help="Square queries (custom versions; AutoAttack's 5000 otherwise)."),
-    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness curve PNG beside the JSON."),
-    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, AutoAttack flags); exit 3 when they fail."),
-    name: str | None = typer.Option(None, help="Entry name (default: the run folder's name)."),
-    out: Path | None = typer.Option(None, help="Result JSON (default: leaderboards/<dataset>/<norm>/<name>.json)."),
+    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors "
+                                      "checkpoint."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, "
+                                "fashion-mnist-mini, ... or an image folder."),
+    data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir",
+                                         help="Where the dataset is (see `randmix_bench.data`)."),
+    attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd or square."),
+    norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
+    eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
+    n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
+                                   "10000)."),
+    batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch: larger is faster on a GPU."),
+    seed: int = typer.Option(EvalOptions.seed, help="Attack seed (AutoAttack seeds every batch with it)."),
+    version: str = typer.Option(EvalOptions.version, help="AutoAttack version: standard, plus or custom (with "
+                                "--attacks)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, "
+                                       "apgd-t, fab, fab-t, square, pgd."),
+    n_iter: int | None = typer.Option(EvalOptions.n_iter, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's "
+                                      "100 otherwise)."),
+    n_queries: int | None = typer.Option(EvalOptions.n_queries, help="Square queries (custom versions; AutoAttack's "
+                                         "5000 otherwise)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
+                                     "curve PNG beside the JSON."),
+    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
+                                "AutoAttack flags); exit 3 when they fail."),
+    name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
+    out: Path | None = typer.Option(EvalOptions.out, help="Result JSON (default: "
+                                    "leaderboards/<dataset>/<norm>/<name>.json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
-    device: str = typer.Option("auto", help="auto, cpu, cuda or cuda:N."),
+    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
     from randmix_bench.cli_progress import RichProgress
     from randmix_bench.robustness import SanityOptions, evaluate
 
+    options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
+                          batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
+                          n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
+                          sanity=SanityOptions() if sanity else None, data_dir=data_dir, device=device, name=name,
+                          out=out)
     try:
         with RichProgress(console) as progress:
-            output = evaluate(
-                checkpoint, dataset, attack=attack, norm=norm, eps=eps or None, n_examples=n_examples,
-                batch_size=batch_size, seed=seed, version=version, attacks=attacks or (),
-                n_iter=n_iter, n_queries=n_queries, sweep=sweep or (), sanity=SanityOptions() if sanity else None,
-                data_dir=data_dir, device=device, name=name, out=out, force=force, progress=progress,
-            )
+            output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
         raise typer.Exit(130) from None
@@ -369,51 +400,69 @@ def shuffle_train_command(
 @shuffle_app.command("eval")
 @user_errors
 def shuffle_eval_command(
-    runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid row each)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. leaderboards/fashion-mnist/shuffle."),
-    n_examples: int | None = typer.Option(None, "--n-examples", "-n", help="Score the first n test images (default: all)."),
-    grid_images: int = typer.Option(8, "--grid-images", help="Test images shown per grid row."),
-    batch_size: int = typer.Option(500, "--batch-size", "-b", help="Evaluation batch size."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the test set is (default: the run's)."),
-    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
-    force: bool = typer.Option(False, "--force", help="Overwrite existing result files and grid."),
+    runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid "
+                                      "row each)."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. "
+                                 "leaderboards/fashion-mnist/shuffle."),
+    n_examples: int | None = typer.Option(library_default(shuffle.evaluate_runs, "n_examples"), "--n-examples", "-n",
+                                          help="Score the first n test images (default: all)."),
+    grid_images: int = typer.Option(library_default(shuffle.evaluate_runs, "grid_images"), "--grid-images",
+                                    help="Test images shown per grid row."),
+    batch_size: int = typer.Option(library_default(shuffle.evaluate_runs, "batch_size"), "--batch-size", "-b",
+                                   help="Evaluation batch size."),
+    data_dir: Path | None = typer.Option(library_default(shuffle.evaluate_runs, "data_dir"), "--data-dir",
+                                         help="Where the test set is (default: the run's)."),
+    device: str | None = typer.Option(library_default(shuffle.evaluate_runs, "device"),
+                                      help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = typer.Option(library_default(shuffle.evaluate_runs, "force"), "--force",
+                               help="Overwrite existing result files and grid."),
 ) -> None:
     """Score runs by PSNR/SSIM against the scrambled input and the mean image; write result JSON and a PNG grid."""
-    from randmix_bench.shuffle import evaluate_runs
-
     with console.status("evaluating") as status:
-        results = evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images, batch_size=batch_size,
-                                device=device, data_dir=data_dir, force=force, progress=status.update)
+        results = shuffle.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
+                                        batch_size=batch_size, device=device, data_dir=data_dir, force=force,
+                                        progress=status.update)
     table = Table(title=f"pixel un-shuffling, {results[0].dataset}, first {results[0].n_examples} test images")
     for col in ("run", "mixing", "PSNR dB", "SSIM", "scrambled PSNR / SSIM", "mean image PSNR / SSIM"):
         table.add_column(col, justify="left" if col in ("run", "mixing") else "right")
     for r in results:
-        table.add_row(r.name, r.mixing, f"{r.psnr:.2f}", f"{r.ssim:.4f}", f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
+        table.add_row(r.name, r.mixing, f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                      f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
                       f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}")
     console.print(table)
-    console.print(f"wrote {', '.join(str(out_dir / (r.name + '.json')) for r in results)} and {out_dir / 'grid.png'}", highlight=False)
+    written = ", ".join(str(out_dir / (r.name + ".json")) for r in results)
+    console.print(f"wrote {written} and {out_dir / 'grid.png'}", highlight=False)
 
 
 @app.command("quickstart")
 @user_errors
 def quickstart_command(
-    out: Path = typer.Option(Path("runs/quickstart"), "--out", help="Folder for the runs, results and their leaderboard (a previous quickstart's is overwritten; any other non-empty folder is refused)."),
-    dataset: str = typer.Option("fashion-mnist", help="Dataset; without the full Fashion-MNIST the default falls back to the bundled `fashion-mnist-mini` subset, and says so."),
-    epochs: int = typer.Option(1, help="Training epochs per variant."),
-    n_examples: int = typer.Option(500, "--n-examples", "-n", help="Test points to attack (the first n)."),
-    eps: str = typer.Option("0.02,0.1", help="Linf eps values, comma-separated; the largest is the headline."),
-    n_iter: int | None = typer.Option(None, "--n-iter", help="APGD iterations (default: AutoAttack's 100)."),
-    device: str = typer.Option("cpu", help="Device for training and attacks."),
-    threads: int = typer.Option(1, help="torch CPU threads; 1 is fastest for this tiny model, above all on a busy CPU."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where the dataset is (see `randmix_bench.data`)."),
+    out: Path = typer.Option(QuickstartConfig.out, "--out", help="Folder for the runs, results and their leaderboard "
+                             "(a previous quickstart's is overwritten; any other non-empty folder is refused)."),
+    dataset: str = typer.Option(QuickstartConfig.dataset, help="Dataset; without the full Fashion-MNIST the default "
+                                "falls back to the bundled `fashion-mnist-mini` subset, and says so."),
+    epochs: int = typer.Option(QuickstartConfig.epochs, help="Training epochs per variant."),
+    n_examples: int = typer.Option(QuickstartConfig.n_examples, "--n-examples", "-n",
+                                   help="Test points to attack (the first n)."),
+    eps: str = typer.Option(",".join(QuickstartConfig.eps), help="Linf eps values, comma-separated; the largest is "
+                            "the headline."),
+    n_iter: int | None = typer.Option(QuickstartConfig.n_iter, "--n-iter",
+                                      help="APGD iterations (default: AutoAttack's 100)."),
+    device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
+    threads: int = typer.Option(QuickstartConfig.threads, help="torch CPU threads; 1 is fastest for this tiny model, "
+                                "above all on a busy CPU."),
+    data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir",
+                                         help="Where the dataset is (see `randmix_bench.data`)."),
 ) -> None:
     """Train a small `full` and `chans` model on the CPU, attack both, and compare them (offline, minutes)."""
     from randmix_bench import quickstart
+    from randmix_bench.cli_views import QuickstartView, quickstart_table
+    from randmix_bench.robustness import split_list
 
-    cfg = quickstart.QuickstartConfig(dataset=dataset, epochs=epochs, n_examples=n_examples,
-                                      eps=tuple(e.strip() for e in eps.split(",") if e.strip()), n_iter=n_iter)
-    rows = quickstart.run(cfg, out, device=device, data_dir=data_dir, console=console, threads=threads)
-    console.print(quickstart.table(rows, cfg))
+    cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples, eps=tuple(split_list(eps)),
+                           n_iter=n_iter, device=device, threads=threads, data_dir=data_dir)
+    rows = quickstart.run(cfg, QuickstartView(console))
+    console.print(quickstart_table(rows, cfg))
     console.print(quickstart.scope(rows[0].result.randmix.dataset), highlight=False)
     console.print(f"Results: {rows[0].path.parent}/ (rendered in {out / 'leaderboards' / 'README.md'}); "
                   f"re-check them with `randmix verify {out / 'leaderboards'}`.", highlight=False)

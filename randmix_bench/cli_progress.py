@@ -29,13 +29,17 @@ class RichProgress:
         self.left = 0
 
     def __enter__(self) -> RichProgress:
-        self.progress.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
 
     def start(self, label: str, total: int) -> None:
+        """A bar for the next attack; the display opens with the first one, so a command that fails before any
+        attack prints nothing but its error."""
+        if not self.progress.live.is_started:
+            self.progress.start()
         self.task, self.left = self.progress.add_task(label, total=total, left=total, acc="-"), total
 
     def advance(self, points: int, robust_acc: float) -> None:

@@ -2,42 +2,42 @@
 
 It trains a small ``full`` and a small ``chans`` model with the ordinary trainer, attacks each with the
 ordinary robustness harness (RobustBench's protocol with a cheap AutoAttack configuration), writes their
-result JSON into a leaderboard folder, renders it with ``randmix leaderboard``'s generator and prints
+result JSON into a leaderboard folder, renders it with ``randmix leaderboard``'s generator and returns
 the comparison. Only the sizes are small: the code path is the one the GPU runs take.
 
-It says first which data it runs on: full Fashion-MNIST when it is here, else the subset bundled with the
-package (``fashion-mnist-mini``), never noise unless asked for. What the run shows and what it does not is
-:func:`scope`, printed under the table.
+It says first which data it runs on (through its :class:`QuickstartReporter`): full Fashion-MNIST when it is
+here, else the subset bundled with the package (``fashion-mnist-mini``), never noise unless asked for. What the
+run shows and what it does not is :func:`scope`, which the command prints under its table (drawn by
+:mod:`randmix_bench.cli_views`).
 """
 
 from __future__ import annotations
 
-import math
+import logging
 import shutil
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Protocol
 
 import torch
-from rich import box
-from rich.console import Console
-from rich.table import Table
 
 from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
-from randmix_bench.cli_progress import RichProgress
-from randmix_bench.data import dataset_info, load_split
+from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import evaluate, make_attack_config, parse_eps_list
+from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
 from randmix_bench.train import check_run_dir, train
 
-__all__ = ["QuickstartConfig", "QuickstartRow", "run", "table", "cpu_threads", "resolve_dataset", "scope",
+__all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "cpu_threads", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
+
+log = logging.getLogger(__name__)
 
 DEFAULT_DATASET = "fashion-mnist"
 FALLBACK_DATASET = "fashion-mnist-mini"  # ships with the package: real images on any machine
@@ -50,9 +50,10 @@ SOURCES = {  # what each dataset's images are, in the run's first line
 
 @dataclass(frozen=True)
 class QuickstartConfig:
-    """What the quickstart trains and how it attacks; the defaults ran in 94 s on a 2-core CPU
-    (this project's machine, 2026-11-25)."""
+    """What the quickstart trains, how it attacks, where it runs and writes (``randmix quickstart``'s defaults);
+    the defaults ran in 94 s on a 2-core CPU (this project's machine, 2026-11-25)."""
 
+    out: str | Path = Path("runs/quickstart")  # its run folders and leaderboards/ are overwritten
     dataset: str = DEFAULT_DATASET
     variants: tuple[str, ...] = ("full", "chans")
     recipe: str = "quick"  # ConvMixer-32/2 (kernel 3, patch 4), AdamW, batch 128
@@ -61,6 +62,9 @@ class QuickstartConfig:
     eps: tuple[str, ...] = ("0.02", "0.1")  # Linf; the largest (0.1, the usual Fashion-MNIST eps) is the headline
     n_iter: int | None = None  # APGD iterations; None keeps AutoAttack's 100
     seed: int = 0
+    device: str = "cpu"
+    threads: int | None = 1  # torch CPU threads (None: torch's default); see run()
+    data_dir: str | Path | None = None  # where the dataset is (see randmix_bench.data)
 
     def attack_description(self) -> str:
         iterations = self.n_iter or 100
@@ -76,6 +80,26 @@ class QuickstartRow:
     summary: dict[str, Any]  # the trainer's run.json
     result: RobustnessResult
     path: Path  # the result JSON
+
+
+class QuickstartReporter(Protocol):
+    """What the quickstart says while it runs, for its caller to show (the command line: ``cli_views``)."""
+
+    def data(self, line: str) -> None:
+        """Which data it runs on: said before any work, so that it stands above any error."""
+
+    def stage(self, title: str) -> None:
+        """A step begins: one variant's training, or its attack."""
+
+
+class LogReporter:
+    """The reporter when none is given: the same lines through ``logging``."""
+
+    def data(self, line: str) -> None:
+        log.info(line)
+
+    def stage(self, title: str) -> None:
+        log.info(title)
 
 
 def resolve_dataset(name: str, data_dir: str | Path | None) -> tuple[str, str]:
@@ -123,18 +147,17 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run(cfg: QuickstartConfig, out_dir: str | Path = "runs/quickstart", device: str = "cpu",
-        data_dir: str | Path | None = None, console: Console | None = None, threads: int | None = 1) -> list[QuickstartRow]:
-    """Train and evaluate every variant into ``out_dir`` (its run folders and ``leaderboards/`` are
-    overwritten), render ``out_dir/leaderboards/README.md``, and return one row per variant.
+def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None) -> list[QuickstartRow]:
+    """Train and evaluate every variant into ``cfg.out`` (its run folders and ``leaderboards/`` are
+    overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant.
 
-    ``threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
+    ``cfg.threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
     that is busy with anything else, spinning threads make a step several times slower (measured on a
     2-core machine while other jobs ran: 2 threads trained at ~290 img/s, 1 thread at 1,800-6,100)."""
-    if threads is not None and threads < 1:
-        raise RandmixError(f"threads must be >= 1, got {threads}")
-    with cpu_threads(threads):
-        return _run(cfg, Path(out_dir), device, data_dir, console or Console())
+    if cfg.threads is not None and cfg.threads < 1:
+        raise RandmixError(f"threads must be >= 1, got {cfg.threads}")
+    with cpu_threads(cfg.threads):
+        return _run(cfg, reporter or LogReporter())
 
 
 def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
@@ -152,8 +175,7 @@ def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
         check_run_dir(out / variant, resume=False, force=True)
 
 
-def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | None,
-         console: Console) -> list[QuickstartRow]:
+def _run(cfg: QuickstartConfig, reporter: QuickstartReporter) -> list[QuickstartRow]:
     # Every option is checked before any training: a bad one must not cost minutes of work first.
     points = parse_eps_list(cfg.eps, "Linf")
     if not points:
@@ -161,60 +183,35 @@ def _run(cfg: QuickstartConfig, out: Path, device: str, data_dir: str | Path | N
     eps = [text for text, _ in points]
     if cfg.n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {cfg.n_examples}; pass e.g. -n 500")
-    make_attack_config("apgd-ce", norm="Linf", eps=points[-1][1], batch_size=cfg.n_examples, n_iter=cfg.n_iter)
-    resolve_device(device)
+    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps, n_examples=cfg.n_examples,
+                         batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed, data_dir=cfg.data_dir,
+                         device=cfg.device)  # each variant's evaluation, less its name and result file
+    attack.attack_config(points[-1][1])  # raises for a bad --n-iter
+    resolve_device(cfg.device)
+    out = Path(cfg.out)
     check_out_dir(out, cfg.variants)
-    dataset, data_line = resolve_dataset(cfg.dataset, data_dir)
-    console.print(data_line, highlight=False)
-    n_test = len(load_split(dataset, train=False, data_dir=data_dir))
+    dataset, data_line = resolve_dataset(cfg.dataset, cfg.data_dir)
+    reporter.data(data_line)
+    n_test = len(load_split(dataset, train=False, data_dir=cfg.data_dir))
     if cfg.n_examples > n_test:
-        raise RandmixError(f"-n {cfg.n_examples} is more than the {n_test:,} {dataset} test points; pass -n {n_test} or less")
+        raise RandmixError(f"-n {cfg.n_examples} is more than the {n_test:,} {dataset} test points; "
+                           f"pass -n {n_test} or less")
     recipes: dict[str, TrainConfig] = {
         variant: get_recipe(cfg.recipe).override(dataset=dataset, epochs=cfg.epochs, mixing=variant, seed=cfg.seed,
-                                                 data_dir=None if data_dir is None else str(data_dir))
+                                                 data_dir=None if cfg.data_dir is None else str(cfg.data_dir))
         for variant in cfg.variants
     }
     rows = []
     for variant, recipe in recipes.items():
-        console.rule(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
-        summary = train(recipe, out / variant, force=True, device=device)
-        console.rule(f"{variant}: attack the first {cfg.n_examples} test points")
+        reporter.stage(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
+        summary = train(recipe, out / variant, force=True, device=cfg.device)
+        reporter.stage(f"{variant}: attack the first {cfg.n_examples} test points")
         entry = out / "leaderboards" / dataset / "Linf" / f"{variant}.json"
         entry.parent.mkdir(parents=True, exist_ok=True)
         # the checkpoint goes beside its entry: a leaderboard only reads checkpoints inside its own folder
         checkpoint = shutil.copyfile(out / variant / CHECKPOINT_NAME, entry.with_suffix(".safetensors"))
-        output = evaluate(checkpoint, dataset, attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps,
-                          n_examples=cfg.n_examples, batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed,
-                          data_dir=data_dir, device=device, name=f"quickstart-{variant}",
-                          out=entry, force=True,
-                          progress=RichProgress(console), command="randmix quickstart")
+        output = evaluate(checkpoint, dataset, replace(attack, name=f"quickstart-{variant}", out=entry), force=True,
+                          command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")
     return rows
-
-
-def _max_se(n: int) -> str:
-    """The largest binomial standard error of an accuracy on ``n`` points (at 50%), in points."""
-    return f"±{100 * math.sqrt(0.25 / n):.1f}"
-
-
-def table(rows: list[QuickstartRow], cfg: QuickstartConfig) -> Table:
-    """The comparison: parameters, training time, clean accuracy, robust accuracy at each eps."""
-    first = rows[0].result.randmix
-    n_test, n = dataset_info(first.dataset).test_size, first.n_examples
-    t = Table(title=f"randmix quickstart: {' vs '.join(r.variant for r in rows)}, {first.model} on {first.dataset} (Linf), "
-                    f"{cfg.epochs} epoch(s) on {rows[0].summary['provenance']['device']}",
-              caption=f"test acc: all {n_test:,} test points; clean and robust: the first {n}. Attack: "
-                      f"{cfg.attack_description()}. One standard error is at most {_max_se(n)} points on {n} "
-                      f"points, {_max_se(n_test)} on {n_test:,}.",
-              box=box.SIMPLE_HEAD)
-    t.add_column("variant")
-    for col in ("learned\nparams", "frozen\nparams", "train s", "test acc %", "clean %",
-                *(f"robust %\nε={p.eps}" for p in first.sweep)):
-        t.add_column(col, justify="right")
-    for r in rows:
-        rb = r.result.randmix
-        t.add_row(r.variant, f"{rb.params_trainable:,}", f"{rb.params_frozen:,}", f"{r.summary['train_time_s']:.0f}",
-                  f"{100 * r.summary['test']['test_acc']:.1f}", f"{100 * rb.clean_acc:.1f}",
-                  *(f"{100 * p.robust_acc:.1f}" for p in rb.sweep))
-    return t

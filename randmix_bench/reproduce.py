@@ -20,10 +20,11 @@ from __future__ import annotations
 import fnmatch
 import shutil
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.errors import RandmixError
@@ -141,20 +142,21 @@ class EvalJob:
             result = read_result(out)
             rb = result.randmix  # type: ignore[union-attr]
             ckpt = paths.checkpoint(self.tier, self.checkpoint)
-            same = (rb.attack.attack == "autoattack" and rb.attack.version == "standard" and rb.threat_model == self.norm
-                    and rb.n_examples == self.n_examples and result.eps == self.eps  # type: ignore[union-attr]
+            same = (rb.attack.attack == "autoattack" and rb.attack.version == "standard"
+                    and rb.threat_model == self.norm and rb.n_examples == self.n_examples and result.eps == self.eps  # type: ignore[union-attr]
                     and [p.eps for p in rb.sweep] == list(self.sweep) and rb.sanity is not None
                     and ckpt.is_file() and rb.checkpoint.sha256 == sha256(ckpt))
             return JobState.DONE if same else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
     def run(self, paths: Paths, device: str | None, force: bool) -> None:
-        from randmix_bench.robustness import SanityOptions, evaluate
+        from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
 
-        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, norm=self.norm, eps=self.eps,
-                 n_examples=self.n_examples, batch_size=self.n_examples, sweep=self.sweep,
-                 sanity=SanityOptions(square_queries=self.square_queries), device=device or "auto", name=self.name,
-                 out=self.output(paths), force=force, command=f"randmix reproduce --tier {self.tier.value}")
+        options = EvalOptions(norm=self.norm, eps=self.eps, n_examples=self.n_examples, batch_size=self.n_examples,
+                              sweep=self.sweep, sanity=SanityOptions(square_queries=self.square_queries),
+                              device=device or EvalOptions.device, name=self.name, out=self.output(paths))
+        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, options, force=force,
+                 command=f"randmix reproduce --tier {self.tier.value}")
 
 
 @dataclass(frozen=True)
@@ -176,17 +178,19 @@ class ShuffleEvalJob:
         outputs = [self.out_dir(paths) / f"{run}.json" for run in self.runs]
         if not any(p.is_file() for p in outputs):
             return JobState.PENDING
-        for run, path in zip(self.runs, outputs):
+        for run, path in zip(self.runs, outputs, strict=True):
             ckpt = paths.checkpoint(self.tier, run)
-            if not (path.is_file() and ckpt.is_file() and read_result(path).checkpoint.sha256 == sha256(ckpt)):  # type: ignore[union-attr]
+            if not (path.is_file() and ckpt.is_file()
+                    and read_result(path).checkpoint.sha256 == sha256(ckpt)):  # type: ignore[union-attr]
                 return JobState.CHANGED
         return JobState.DONE
 
     def run(self, paths: Paths, device: str | None, force: bool) -> None:
         from randmix_bench.shuffle import evaluate_runs
 
+        # force: its outputs are this job's alone, and a changed one was refused before
         evaluate_runs([paths.checkpoint(self.tier, run) for run in self.runs], self.out_dir(paths), device=device,
-                      grid_name=f"{self.name}.png", force=True)  # its outputs are this job's alone; a changed one was refused before
+                      grid_name=f"{self.name}.png", force=True)
 
 
 @dataclass(frozen=True)
@@ -238,7 +242,7 @@ def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
     jobs: list[AnyJob] = []
     for seed in study.seeds:
         runs = tuple(f"{group}-{variant}-s{seed}" for variant in study.variants)
-        for run, variant in zip(runs, study.variants):
+        for run, variant in zip(runs, study.variants, strict=True):
             cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
             jobs.append(TrainJob(run, group, tier, cfg, permutation_seed=study.permutation_seed,
                                  estimate_s=study.train_s))

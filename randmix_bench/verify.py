@@ -12,13 +12,12 @@ lower). The full AutoAttack run is not repeated (it wants a GPU).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from rich import box
-from rich.table import Table
 from torch import nn
 
 from randmix_bench.checkpoint import CheckpointError, load_model
@@ -30,8 +29,8 @@ from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
 from randmix_bench.tasks import predict
 
-__all__ = ["Check", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE", "tolerance",
-           "verify", "table", "failures"]
+__all__ = ["Check", "VerifyOptions", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE",
+           "tolerance", "verify", "failures"]
 
 DEFAULT_N = 500
 DEFAULT_SIGMAS = 3.0
@@ -54,6 +53,18 @@ TOLERANCE_RULE = (
     "is above what that attack leaves by more than the tolerance; entries attacked with none or only black-box "
     "attacks skip this check."
 )
+
+
+@dataclass(frozen=True)
+class VerifyOptions:
+    """How entries are re-checked (``randmix verify``'s defaults): on the CPU, on few points, in minutes."""
+
+    n: int = DEFAULT_N  # test points re-measured per entry, capped at the entry's recorded n
+    sigmas: float = DEFAULT_SIGMAS  # sampling tolerance in standard errors
+    data_dir: str | Path | None = None  # where the test sets are (see randmix_bench.data)
+    batch_size: int = 250
+    device: str = "cpu"
+    robust: bool = True  # re-attack each robustness entry (minutes per large model on a CPU)
 
 
 def tolerance(sd: float, n_checked: int, n_recorded: int, allowance: float, sigmas: float = DEFAULT_SIGMAS) -> float:
@@ -133,20 +144,14 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     return check
 
 
-def verify(
-    entries: list[Entry],
-    n: int = DEFAULT_N,
-    sigmas: float = DEFAULT_SIGMAS,
-    data_dir: str | Path | None = None,
-    batch_size: int = 250,
-    device: str = "cpu",
-    progress: Callable[[str], None] | None = None,
-    robust: bool = True,
-) -> list[Check]:
+def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
+           progress: Callable[[str], None] | None = None) -> list[Check]:
     """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
-    numbers on the first ``min(n, recorded n)`` test points: a robustness entry that ran a white-box
+    numbers on the first ``min(options.n, recorded n)`` test points: a robustness entry that ran a white-box
     attack gets a second row, its robust accuracy re-checked (see :data:`TOLERANCE_RULE`), unless
-    ``robust`` is False (an attack of a large model on the CPU takes minutes). Each test set is loaded once."""
+    ``options.robust`` is False (an attack of a large model on the CPU takes minutes). Each test set is loaded
+    once; ``progress`` hears which entry is being checked."""
+    n, sigmas, batch_size, device = options.n, options.sigmas, options.batch_size, options.device
     if n < 1:
         raise RandmixError(f"n must be >= 1, got {n}")
     splits: dict[str, ImageSplit | Exception] = {}
@@ -180,7 +185,7 @@ def verify(
             continue
         if dataset not in splits:
             try:
-                splits[dataset] = load_split(dataset, train=False, data_dir=data_dir)
+                splits[dataset] = load_split(dataset, train=False, data_dir=options.data_dir)
             except (FileNotFoundError, ValueError) as e:
                 splits[dataset] = e
         split = splits[dataset]
@@ -194,31 +199,12 @@ def verify(
         if abs(check.measured - recorded) > check.tolerance:
             check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
                              f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
-        if entry.is_robustness and robust:
+        if entry.is_robustness and options.robust:
             if progress:
                 progress(f"re-attacking {entry.rel}")
             robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
             checks.extend([robust_check] if robust_check is not None else [])
     return checks
-
-
-def table(checks: list[Check]) -> Table:
-    """The verification as a compact Rich table, one row per entry; failures are spelled out by
-    :func:`failures`."""
-    t = Table(title="randmix verify", caption="N/m: points the entry was measured on / re-measured here",
-              box=box.SIMPLE_HEAD)
-    t.add_column("entry", overflow="fold")
-    for col in ("sha256", "metric", "N/m", "recorded", "measured", "tol ±", "result"):
-        t.add_column(col, justify="left" if col in ("sha256", "metric", "result") else "right", no_wrap=True)
-
-    def num(x: float | None) -> str:
-        return "" if x is None else f"{x:.2f}"
-
-    for c in checks:
-        t.add_row(c.entry, "[green]ok[/green]" if c.sha256_ok else "[red]differs[/red]", c.metric,
-                  f"{c.n_recorded}/{c.n_checked if c.n_checked is not None else '—'}", num(c.recorded),
-                  num(c.measured), num(c.tolerance), "[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
-    return t
 
 
 def failures(checks: list[Check]) -> list[str]:

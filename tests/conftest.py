@@ -18,6 +18,7 @@ from randmix_bench.data import load_split
 from randmix_bench.models import create_model
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
+from randmix_bench.robustness import ProgressReporter
 from randmix_bench.shuffle import ShuffleTask, get_shuffle_recipe
 from randmix_bench.tasks import ClassificationTask
 
@@ -43,7 +44,8 @@ def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    save_checkpoint(path, model.eval(), TINY_MODEL, kwargs, {"train": {"seed": seed}})  # where randmix train keeps its seed
+    # {"train": {"seed": ...}}: where randmix train keeps its seed
+    save_checkpoint(path, model.eval(), TINY_MODEL, kwargs, {"train": {"seed": seed}})
     return path
 
 
@@ -81,6 +83,21 @@ def _save_unshuffler(run: Path, mixing: str) -> Path:
     return run
 
 
+class _InterruptAfter:
+    """A progress reporter that kills the evaluation after ``batches`` batches, as Ctrl-C would."""
+
+    def __init__(self, batches: int) -> None:
+        self.left = batches
+
+    def start(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, points: int, robust_acc: float) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
 PASSED = {"passed": True, "large_eps": 0.5, "large_eps_robust_acc": 0.0}
 PROVENANCE = {"device": "cpu", "date": "2026-01-01T00:00:00Z", "wall_time_s": 1.0, "versions": {}}
 
@@ -90,7 +107,8 @@ def _robust_result(mixing: str, train_seed: int | None, clean: float, robust_acc
            n: int = 10_000, training: tuple[str, int] | None = None) -> RobustnessResult:
     """A validated robustness result with the given numbers (as ``randmix eval`` would write it)."""
     return RobustnessResult.model_validate({
-        "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer", "eps": f"{eps:.4f}",
+        "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer",
+        "eps": f"{eps:.4f}",
         "clean_acc": pct(clean), "autoattack_acc": pct(robust_acc),
         "randmix": {"model": "convmixer", "mixing": mixing, "mixer_seed": 0, "smooth_sigma": sigma,
                     "train_seed": train_seed, "dataset": "cifar10", "threat_model": "Linf", "eps_value": eps,
@@ -120,6 +138,12 @@ def _shuffle_result(train_seed: int, ssim: float, psnr: float, mean_image: tuple
 @pytest.fixture(scope="session")
 def train_tiny_checkpoint() -> Callable[..., Path]:
     return _train_tiny_checkpoint
+
+
+@pytest.fixture(scope="session")
+def interrupt_after() -> Callable[[int], ProgressReporter]:
+    """``interrupt_after(n)``: a progress reporter that raises KeyboardInterrupt at the n-th attacked batch."""
+    return _InterruptAfter
 
 
 @pytest.fixture(scope="session")

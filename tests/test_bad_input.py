@@ -1,10 +1,11 @@
 """Bad input and faults through the real CLI, one row per case.
 
 Every case runs in a fresh folder (the working directory) that its ``setup`` fills, and must end with
-an exit code != 0, one line on stderr that names the problem (``expect`` is a substring of it), no
-traceback, and nothing written or overwritten: the folder's files (names, bytes, permissions) are the
-same before and after. A case whose command legitimately keeps something (e.g. the last good resume
-state of a run that diverged) says so with ``writes=True`` and checks it in ``after``.
+an exit code != 0, one line on stderr that names the problem (``expect`` is a substring of it), nothing on
+stdout (unless the case says how it starts), no traceback, and nothing written or overwritten: the folder's
+files (names, bytes, permissions) are the same before and after. A case whose command legitimately keeps
+something (e.g. the last good resume state of a run that diverged) says so with ``writes=True`` and checks it
+in ``after``.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -33,6 +35,7 @@ from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, load
 from randmix_bench.cli import app
 from randmix_bench.files import exclusive, sha256
 from randmix_bench.results import RobustnessResult
+from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum
 from randmix_bench.train import RESUME_NAME, RUN_FORMAT
 
 Setup = Callable[[Path, "Fixtures"], None]
@@ -45,6 +48,7 @@ class Fixtures:
     checkpoint: Path  # a trained randmix_convmixer_tiny (3 channels, 10 classes) for the synthetic dataset
     robust_result: Callable[..., RobustnessResult]  # conftest's valid robustness record
     edit_result: Callable[[Path, dict], None]  # conftest's hand edit of a result file
+    interrupt_after: Callable[[int], ProgressReporter]  # conftest's Ctrl-C after n attacked batches
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,7 @@ class Case:
     writes: bool = False  # the command may leave files (then ``after`` checks them)
     after: Callable[[Path], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
+    stdout: str = ""  # how stdout starts, for a command that says something before it stops; else it stays empty
 
 
 def copy_checkpoint(name: str = "run/checkpoint.safetensors") -> Setup:
@@ -137,11 +142,13 @@ SECURITY_CASES: list[Case] = [
          setup=copy_checkpoint()),
     Case("sec-name-absolute", ["eval", "run", *EVAL_SMALL, "--name", "/tmp/x"], "use letters, digits, '-', '_', '.'",
          setup=copy_checkpoint()),
-    Case("sec-dataset-non-image", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"], "test/b/notes.txt: not a readable image",
+    Case("sec-dataset-non-image", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
+         "test/b/notes.txt: not a readable image",
          setup=image_folder(lambda imgs: (imgs / "test" / "b" / "notes.txt").write_text("hello"))),
     Case("sec-dataset-truncated-tar", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs.tar.gz"],
          "imgs.tar.gz is a corrupt or truncated archive", setup=truncated_archive),
-    Case("sec-dataset-symlink-out", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"], "links outside the dataset folder",
+    Case("sec-dataset-symlink-out", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
+         "links outside the dataset folder",
          setup=image_folder(outside_link)),
 ]
 
@@ -156,14 +163,11 @@ def killed_eval(tamper: Callable[[Path, dict[str, Any]], None]) -> Setup:
     state is written back as it is left (no new checksum: a tamper that re-signs does so itself)."""
 
     def setup(tmp: Path, fx: Fixtures) -> None:
-        from test_eval import InterruptAfter
-
-        from randmix_bench.robustness import evaluate
-
         copy_checkpoint()(tmp, fx)
+        options = EvalOptions(attack="autoattack", version="custom", attacks="apgd-ce", n_iter=5, n_examples=16,
+                              batch_size=4, device="cpu", out=tmp / "x.json")
         with pytest.raises(KeyboardInterrupt):
-            evaluate(tmp / "run", "synthetic", attack="autoattack", version="custom", attacks="apgd-ce", n_iter=5,
-                     n_examples=16, batch_size=4, device="cpu", out=tmp / "x.json", progress=InterruptAfter(1))
+            evaluate(tmp / "run", "synthetic", options, progress=fx.interrupt_after(1))
         state = json.loads((tmp / "x.eval-state").read_text())
         tamper(tmp, state)
         (tmp / "x.eval-state").write_text(json.dumps(state))
@@ -181,8 +185,6 @@ def resave_checkpoint(tmp: Path, state: dict[str, Any]) -> None:
 
 
 def point_past_the_data(tmp: Path, state: dict[str, Any]) -> None:
-    from randmix_bench.robustness import record_checksum
-
     state["clean"].append(16)  # point 16 of 0..15, re-signed as a forger would
     state["checksum"] = record_checksum(state)
 
@@ -229,7 +231,8 @@ EVAL_CASES: list[Case] = [
          setup=killed_eval(point_past_the_data)),
     Case("eval-3-channel-model-on-fashion-mnist", ["eval", "run", "-d", "fashion-mnist", *CHEAP_EVAL],
          "takes 3-channel images but fashion-mnist has 1-channel images", setup=copy_checkpoint()),
-    Case("eval-unknown-attack-in-spaced-list", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--attacks", "apgd-ce, nope"],
+    Case("eval-unknown-attack-in-spaced-list",
+         ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--attacks", "apgd-ce, nope"],
          "(unknown: nope)", setup=copy_checkpoint()),
     Case("eval-device-meta", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--device", "meta"],
          "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
@@ -261,9 +264,11 @@ def result_file(change: dict | None = None, readme: str | None = None) -> Setup:
 
 LEADERBOARD = ["leaderboard", "--dir", "leaderboards", "--readme", "README.md"]
 LEADERBOARD_CASES: list[Case] = [
-    Case("leaderboard-autoattack-acc-not-robust-acc", LEADERBOARD, "field 'autoattack_acc': '35.00' is not randmix.robust_acc",
+    Case("leaderboard-autoattack-acc-not-robust-acc", LEADERBOARD,
+         "field 'autoattack_acc': '35.00' is not randmix.robust_acc",
          setup=result_file({"autoattack_acc": "35.00"})),
-    Case("leaderboard-nan-accuracy", LEADERBOARD, "entry.json: field 'randmix.robust_acc': Input should be a finite number",
+    Case("leaderboard-nan-accuracy", LEADERBOARD,
+         "entry.json: field 'randmix.robust_acc': Input should be a finite number",
          setup=result_file({"randmix.robust_acc": float("nan")})),
     Case("leaderboard-inf-percentage", LEADERBOARD, "field 'clean_acc': 'inf' is not a percentage in [0, 100]",
          setup=result_file({"clean_acc": "inf"})),
@@ -271,11 +276,13 @@ LEADERBOARD_CASES: list[Case] = [
          setup=result_file({"clean_acc": "120.00", "randmix.clean_acc": 1.2})),
     Case("leaderboard-robust-above-clean", LEADERBOARD, "robust_acc 0.9 exceeds clean_acc 0.8",
          setup=result_file({"randmix.robust_acc": 0.9, "autoattack_acc": "90.00"})),
-    Case("leaderboard-eps-not-positive", LEADERBOARD, "field 'randmix.eps_value'", setup=result_file({"randmix.eps_value": 0})),
+    Case("leaderboard-eps-not-positive", LEADERBOARD, "field 'randmix.eps_value'",
+         setup=result_file({"randmix.eps_value": 0})),
     Case("leaderboard-readme-markers-reversed", LEADERBOARD, "README.md: damaged leaderboard markers",
          setup=result_file(readme="<!-- leaderboard:end -->\nold\n<!-- leaderboard:start -->\n")),
     Case("leaderboard-readme-marker-duplicated", LEADERBOARD, "README.md: damaged leaderboard markers (2",
-         setup=result_file(readme="<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n<!-- leaderboard:start -->\n")),
+         setup=result_file(readme="<!-- leaderboard:start -->\n<!-- leaderboard:end -->\n"
+                                  "<!-- leaderboard:start -->\n")),
     Case("leaderboard-readme-end-marker-missing", LEADERBOARD, "README.md: damaged leaderboard markers (1",
          setup=result_file(readme="<!-- leaderboard:start -->\nthe rest of the README\n")),
     Case("leaderboard-missing-dir", ["leaderboard", "--dir", "{tmp}/nowhere"], "nowhere does not exist; pass --dir"),
@@ -349,7 +356,8 @@ TRAIN_CASES: list[Case] = [
     Case("train-inf-grad-clip", [*TRAIN, "--grad-clip", "inf"], "grad_clip must be a finite number"),
     Case("train-nan-label-smoothing", [*TRAIN, "--label-smoothing", "nan"], "label_smoothing must be a finite number"),
     Case("train-inf-schedule", [*TRAIN, "--lr-schedule", "0:0,0.5:inf,1:0"], "lr_schedule must hold finite numbers"),
-    Case("train-nan-schedule-fraction", [*TRAIN, "--lr-schedule", "0:0,nan:1,1:0"], "lr_schedule must hold finite numbers"),
+    Case("train-nan-schedule-fraction", [*TRAIN, "--lr-schedule", "0:0,nan:1,1:0"],
+         "lr_schedule must hold finite numbers"),
     Case("train-inf-smooth-sigma", [*TRAIN, "--mixing", "chans-smooth", "--smooth-sigma", "inf"],
          "smooth_sigma must be a finite number"),
     Case("shuffle-train-inf-smooth-sigma", ["shuffle", "train", "-r", "unshuffle-quick", "-o", "{tmp}/out",
@@ -360,7 +368,8 @@ TRAIN_CASES: list[Case] = [
          setup=user_file("out/run.json", '{"my": "experiment log"}')),
     Case("train-force-foreign-run-json", [*TRAIN, "--force"], "not a randmix run folder",
          setup=user_file("out/run.json", '{"my": "experiment log"}')),
-    Case("train-force-unrelated-files", [*TRAIN, "--force"], "not a randmix run folder", setup=user_file("out/notes.txt")),
+    Case("train-force-unrelated-files", [*TRAIN, "--force"], "not a randmix run folder",
+         setup=user_file("out/notes.txt")),
     Case("train-resume-truncated-state", [*TRAIN, "--resume"], "resume.pt is truncated or corrupt",
          setup=run_with_resume(torch_bytes({"model": {"w": torch.zeros(1000)}, "history": []})[:700])),
     Case("train-resume-garbage-state", [*TRAIN, "--resume"], "resume.pt is truncated or corrupt",
@@ -375,16 +384,19 @@ TRAIN_CASES: list[Case] = [
     Case("train-out-under-file", ["train", "-r", "quick", "-o", "{tmp}/f/out"], "lies under the file",
          setup=user_file("f")),
     Case("quickstart-n-0", [*QUICKSTART, "-n", "0"], "n_examples must be >= 1"),
-    Case("quickstart-n-more-than-test-set", ["quickstart", "--out", "{tmp}/qs", "-n", "20000"], "-n 20000 is more than the"),
+    Case("quickstart-n-more-than-test-set", ["quickstart", "--out", "{tmp}/qs", "-n", "20000"],
+         "-n 20000 is more than the", stdout="data: "),
     Case("quickstart-n-iter-0", [*QUICKSTART, "--n-iter", "0"], "n_iter must be >= 1"),
     Case("quickstart-threads-0", [*QUICKSTART, "--threads", "0"], "threads must be >= 1"),
-    Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1"),
+    Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1", stdout="data: synthetic"),
     Case("quickstart-device-meta", [*QUICKSTART, "--device", "meta"], "device 'meta' cannot run randmix models"),
-    Case("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/qs"], "lies under the file", setup=user_file("f")),
+    Case("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/qs"], "lies under the file",
+         setup=user_file("f")),
     Case("quickstart-out-is-file", QUICKSTART, "is a file, not a folder", setup=user_file("qs")),
     Case("quickstart-out-foreign-folder", QUICKSTART, "holds files quickstart did not write (notes.txt)",
          setup=user_file("qs/notes.txt")),
-    Case("quickstart-out-foreign-run-folder", QUICKSTART, "not a randmix run folder", setup=user_file("qs/chans/x.txt")),
+    Case("quickstart-out-foreign-run-folder", QUICKSTART, "not a randmix run folder",
+         setup=user_file("qs/chans/x.txt")),
     Case("shuffle-eval-out-is-checkpoint", ["shuffle", "eval", "run", "-o", "run/checkpoint.safetensors"],
          "is a file, not a folder", setup=copy_checkpoint()),
     Case("shuffle-eval-out-is-run", ["shuffle", "eval", "run", "-o", "run"], "is one of the run folders being scored",
@@ -401,9 +413,10 @@ CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES
 
 @pytest.fixture(scope="module")
 def fixtures(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path],
-             robust_result: Callable[..., RobustnessResult], edit_result: Callable[[Path, dict], None]) -> Fixtures:
+             robust_result: Callable[..., RobustnessResult], edit_result: Callable[[Path, dict], None],
+             interrupt_after: Callable[[int], ProgressReporter]) -> Fixtures:
     root = tmp_path_factory.mktemp("bad-input-fixtures")
-    return Fixtures(train_tiny_checkpoint(root / "checkpoint.safetensors"), robust_result, edit_result)
+    return Fixtures(train_tiny_checkpoint(root / "checkpoint.safetensors"), robust_result, edit_result, interrupt_after)
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
@@ -434,6 +447,7 @@ def test_bad_input_is_one_line_and_writes_nothing(case: Case, fixtures: Fixtures
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert "Traceback" not in result.output and case.expect in lines[0], lines[0]
+    assert result.stdout.startswith(case.stdout) if case.stdout else result.stdout == "", result.stdout
     if case.writes:
         assert case.after is not None, "a case that writes must check what it wrote"
         case.after(tmp_path)

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import ast
+import importlib
+import inspect
+from typing import Any
+
+import pytest
 from typer.testing import CliRunner
 
 from randmix_bench import __version__
 from randmix_bench.cli import app
+from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import create_model
+from randmix_bench.quickstart import QuickstartConfig
+from randmix_bench.robustness import EvalOptions
+from randmix_bench.verify import VerifyOptions
 
 runner = CliRunner()
 
@@ -22,7 +32,8 @@ def test_models_lists_every_variant_with_counts() -> None:
     assert result.exit_code == 0, result.output
     for mixing in ("full", "chans", "space"):
         trainable, frozen = count_parameters(create_model("randmix_convmixer_256_8", mixing=mixing))
-        row = next(l for l in result.output.splitlines() if "randmix_convmixer_256_8" in l and f" {mixing} " in l)
+        row = next(line for line in result.output.splitlines()
+                   if "randmix_convmixer_256_8" in line and f" {mixing} " in line)
         assert f"{trainable:,}" in row and f"{frozen:,}" in row
 
 
@@ -30,3 +41,49 @@ def test_unknown_mixing_is_a_one_line_error() -> None:
     result = runner.invoke(app, ["models", "-m", "chan"])
     assert result.exit_code == 2
     assert "unknown mixing mode 'chan'; valid choices: full, chans, space, chans-smooth" in result.output
+
+
+def called_with(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[dict[str, Any], inspect.Signature]:
+    """Replace the library function ``target`` (``module.name``) with one that records the arguments a command
+    calls it with, then stops the command; returns them (once called) and the function's signature."""
+    module, name = target.rsplit(".", 1)
+    signature = inspect.signature(getattr(importlib.import_module(module), name))
+    arguments: dict[str, Any] = {}
+
+    def record(*args: Any, **kwargs: Any) -> None:
+        arguments.update(signature.bind(*args, **kwargs).arguments)
+        raise RandmixError("stopped")
+
+    monkeypatch.setattr(target, record)
+    return arguments, signature
+
+
+@pytest.mark.parametrize(("args", "target", "options", "expected"), [
+    (["eval", "run", "-d", "synthetic"], "randmix_bench.robustness.evaluate", "options", EvalOptions()),
+    (["verify", "x.json"], "randmix_bench.verify.verify", "options", VerifyOptions()),
+    (["quickstart"], "randmix_bench.quickstart.run", "cfg", QuickstartConfig()),
+], ids=["eval", "verify", "quickstart"])
+def test_command_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch, args: list[str], target: str,
+                                           options: str, expected: object) -> None:
+    """A command given no options calls the library with the library's own defaults (its options object)."""
+    monkeypatch.setattr("randmix_bench.leaderboard.load_entry", lambda path: path)  # verify's entry, unread
+    arguments, _ = called_with(monkeypatch, target)
+    assert runner.invoke(app, args).exit_code == 2
+    assert arguments[options] == expected
+
+
+def test_shuffle_eval_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch) -> None:
+    arguments, signature = called_with(monkeypatch, "randmix_bench.shuffle.evaluate_runs")
+    assert runner.invoke(app, ["shuffle", "eval", "run", "-o", "out"]).exit_code == 2
+    options = {name: value for name, value in arguments.items() if name not in ("runs", "out_dir", "progress")}
+    assert options == {name: signature.parameters[name].default for name in options}
+    assert set(options) == {"n_examples", "grid_images", "batch_size", "device", "data_dir", "force"}
+
+
+@pytest.mark.parametrize("module", ["randmix_bench.verify", "randmix_bench.quickstart"])
+def test_the_library_draws_nothing(module: str) -> None:
+    """Tables and consoles belong to the command line (cli_views, cli_progress): these modules return and report."""
+    tree = ast.parse(inspect.getsource(importlib.import_module(module)))
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] == "rich" or name.startswith("randmix_bench.cli")}

@@ -11,6 +11,7 @@ import json
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ from randmix_bench.models import create_model
 from randmix_bench.results import pct, read_result
 from randmix_bench.robustness import (
     CUSTOM_ATTACKS,
+    EvalOptions,
+    ProgressReporter,
     SanityOptions,
     evaluate,
     evaluation,
@@ -44,7 +47,8 @@ MODEL = "randmix_convmixer_tiny"  # conftest's train_tiny_checkpoint trains this
 
 runner = CliRunner()
 N = 16  # test points
-CHEAP = dict(attack="autoattack", version="custom", attacks=["apgd-ce"], n_iter=5, n_examples=N, batch_size=4, device="cpu")
+CHEAP = EvalOptions(attack="autoattack", version="custom", attacks=["apgd-ce"], n_iter=5, n_examples=N, batch_size=4,
+                    device="cpu")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +68,8 @@ def points() -> tuple[torch.Tensor, torch.Tensor]:
 # ------------------------------------------------------------------------------------- arguments
 
 
-@pytest.mark.parametrize(("text", "norm", "value"), [("8/255", "Linf", 8 / 255), (" 0.5 ", "L2", 0.5), ("1", "Linf", 1.0), ("3", "L2", 3.0)])
+@pytest.mark.parametrize(("text", "norm", "value"),
+                         [("8/255", "Linf", 8 / 255), (" 0.5 ", "L2", 0.5), ("1", "Linf", 1.0), ("3", "L2", 3.0)])
 def test_parse_eps_accepts_numbers_and_fractions(text: str, norm: str, value: float) -> None:
     assert math.isclose(parse_eps(text, norm), value)
 
@@ -118,7 +123,8 @@ def test_comma_lists_allow_spaces_after_commas() -> None:
 
 
 @pytest.mark.parametrize(("norm", "eps"), [("Linf", 0.1), ("L2", 2.0)])
-def test_pgd_stays_in_the_threat_model_breaks_points_and_is_seeded(run_dir: Path, points, norm: str, eps: float) -> None:
+def test_pgd_stays_in_the_threat_model_breaks_points_and_is_seeded(run_dir: Path, points, norm: str,
+                                                                   eps: float) -> None:
     model, _ = load_model(run_dir)
     model.requires_grad_(False)
     x, y = points
@@ -143,10 +149,11 @@ def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
 # ------------------------------------------------------------------------------------------- CLI
 
 
-def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce, square", "--n-iter", "5",
-            "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
+    args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce, square",
+            "--n-iter", "5", "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
             "--sweep", "24/255,2/255,8/255", "--device", "cpu"]
     result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
@@ -188,10 +195,11 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
 
 
 def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_path: Path) -> None:
-    clean = evaluate(run_dir, "synthetic", attack="none", out=tmp_path / "none.json", n_examples=N, device="cpu").result
+    clean = evaluate(run_dir, "synthetic", EvalOptions(attack="none", out=tmp_path / "none.json", n_examples=N,
+                                                       device="cpu")).result
     assert clean.autoattack_acc == clean.clean_acc and "No attack" in (clean.footnote or "")
-    l2 = evaluate(run_dir, "synthetic", attack="pgd", norm="L2", eps="2", n_iter=5, out=tmp_path / "l2.json",
-                  n_examples=N, batch_size=8, device="cpu").result
+    l2 = evaluate(run_dir, "synthetic", EvalOptions(attack="pgd", norm="L2", eps="2", n_iter=5, n_examples=N,
+                                                    batch_size=8, device="cpu", out=tmp_path / "l2.json")).result
     assert (l2.eps, l2.randmix.threat_model, l2.randmix.attack.attacks) == ("2", "L2", ["pgd"])
     assert float(l2.autoattack_acc) < float(l2.clean_acc) and "pgd" in (l2.footnote or "")
 
@@ -200,49 +208,38 @@ def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_
 def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: Path, norm: str, eps_text: str,
                                                       eps_value: float) -> None:
     """A Python caller asking for L2 without an eps gets RobustBench's L2 eps (0.5), not the Linf 8/255."""
-    result = evaluate(run_dir, "synthetic", attack="none", norm=norm, out=tmp_path / "x.json", n_examples=N,
-                      device="cpu").result
+    result = evaluate(run_dir, "synthetic", EvalOptions(attack="none", norm=norm, out=tmp_path / "x.json", n_examples=N,
+                                                        device="cpu")).result
     assert (result.eps, result.randmix.threat_model) == (eps_text, norm)
     assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
 
 
-class InterruptAfter:
-    """A progress reporter that kills the evaluation after ``batches`` batches, as Ctrl-C would."""
-
-    def __init__(self, batches: int) -> None:
-        self.left = batches
-
-    def start(self, label: str, total: int) -> None:
-        pass
-
-    def advance(self, points: int, robust_acc: float) -> None:
-        self.left -= 1
-        if self.left == 0:
-            raise KeyboardInterrupt
-
-
-def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    settings = dict(CHEAP, eps="8/255", attacks=["apgd-ce", "pgd"])
-    reference = evaluate(run_dir, "synthetic", out=tmp_path / "reference.json", **settings).result.randmix
+def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
+        run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        interrupt_after: Callable[[int], ProgressReporter]) -> None:
+    settings = replace(CHEAP, eps="8/255", attacks=["apgd-ce", "pgd"])
+    reference = evaluate(run_dir, "synthetic", replace(settings, out=tmp_path / "reference.json")).result.randmix
     assert 0 < reference.robust_acc < reference.clean_acc  # some batches break points, so the record matters
 
     out = tmp_path / "resumed.json"
+    settings = replace(settings, out=out)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(run_dir, "synthetic", out=out, progress=InterruptAfter(2), **settings)
+        evaluate(run_dir, "synthetic", settings, progress=interrupt_after(2))
     state = out.with_suffix(".eval-state")
     assert state.is_file() and not out.exists()
     with pytest.raises(ValueError, match="other settings"):
-        evaluate(run_dir, "synthetic", out=out, **dict(settings, eps="4/255"))
+        evaluate(run_dir, "synthetic", replace(settings, eps="4/255"))
 
     calls = []
     original = APGDAttack.perturb
     monkeypatch.setattr(APGDAttack, "perturb", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
-    resumed = evaluate(run_dir, "synthetic", out=out, **settings)
+    resumed = evaluate(run_dir, "synthetic", settings)
     assert resumed.resumed and not state.exists()
-    batches = math.ceil(reference.clean_acc * N / CHEAP["batch_size"])
+    batches = math.ceil(reference.clean_acc * N / CHEAP.batch_size)
     assert len(calls) == batches - 2  # the two recorded batches were not attacked again
     rb = resumed.result.randmix
-    assert (rb.clean_acc, rb.robust_acc, rb.per_attack_robust_acc) == (reference.clean_acc, reference.robust_acc, reference.per_attack_robust_acc)
+    assert (rb.clean_acc, rb.robust_acc, rb.per_attack_robust_acc) == (reference.clean_acc, reference.robust_acc,
+                                                                       reference.per_attack_robust_acc)
 
 
 class Tick:
@@ -257,35 +254,39 @@ class Tick:
         return self.now
 
 
-def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(run_dir: Path, tmp_path: Path,
-                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
+        run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        interrupt_after: Callable[[int], ProgressReporter]) -> None:
     monkeypatch.setattr(harness, "time", Tick())
-    settings = dict(CHEAP, eps="8/255", attacks="apgd-ce, pgd")
-    reference = evaluate(run_dir, "synthetic", out=tmp_path / "reference.json", **settings).result.randmix
+    settings = replace(CHEAP, eps="8/255", attacks="apgd-ce, pgd")
+    reference = evaluate(run_dir, "synthetic", replace(settings, out=tmp_path / "reference.json")).result.randmix
     out = tmp_path / "resumed.json"
+    settings = replace(settings, out=out)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(run_dir, "synthetic", out=out, progress=InterruptAfter(3), **settings)
+        evaluate(run_dir, "synthetic", settings, progress=interrupt_after(3))
     saved = json.loads(out.with_suffix(".eval-state").read_text())["stages"]["eps=8/255"]
     assert saved["apgd-ce"]["seconds"] == 3.0  # three batches attacked before the kill, one second each
-    rb = evaluate(run_dir, "synthetic", out=out, **settings).result.randmix
+    rb = evaluate(run_dir, "synthetic", settings).result.randmix
     assert rb.resumed and not reference.resumed and json.loads(out.read_text())["randmix"]["resumed"] is True
-    batches = math.ceil(reference.clean_acc * N / CHEAP["batch_size"])
+    batches = math.ceil(reference.clean_acc * N / CHEAP.batch_size)
     assert rb.attack_time_s == reference.attack_time_s and rb.attack_time_s["eps=8/255 apgd-ce"] == batches
 
 
 @pytest.fixture()
-def partial(run_dir: Path, tmp_path: Path) -> tuple[dict, Path]:
+def partial(run_dir: Path, tmp_path: Path,
+            interrupt_after: Callable[[int], ProgressReporter]) -> tuple[EvalOptions, Path]:
     """Settings and the state file of an evaluation killed after one batch."""
-    settings = dict(CHEAP, eps="8/255", out=tmp_path / "x.json")
+    settings = replace(CHEAP, eps="8/255", out=tmp_path / "x.json")
     with pytest.raises(KeyboardInterrupt):
-        evaluate(run_dir, "synthetic", progress=InterruptAfter(1), **settings)
+        evaluate(run_dir, "synthetic", settings, progress=interrupt_after(1))
     return settings, tmp_path / "x.eval-state"
 
 
 @pytest.mark.parametrize(("tamper", "message"), [
     (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []}), "was edited or damaged"),
     (lambda d: d.update(clean=d["clean"] + [N]), f"clean predictions name points outside the {N} evaluated"),
-    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"99": []}), "records batches or points outside its plan"),
+    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"99": []}),
+     "records batches or points outside its plan"),
     (lambda d: d["fingerprint"].update(checkpoint_sha256="0" * 64), "of another checkpoint (sha256 000000000000"),
     (lambda d: d["fingerprint"].update(n_examples=N + 1), "other settings (n_examples differ)"),
 ], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings"])
@@ -297,10 +298,10 @@ def test_tampered_state_file_is_refused_and_force_discards_it(run_dir: Path, par
         data["checksum"] = robustness.record_checksum(data)
     state.write_text(json.dumps(data))
     with pytest.raises(robustness.StateError, match=re.escape(message)) as refused:
-        evaluate(run_dir, "synthetic", **settings)
+        evaluate(run_dir, "synthetic", settings)
     assert str(state) in str(refused.value) and "pass --force" in str(refused.value)
-    assert not settings["out"].exists()
-    output = evaluate(run_dir, "synthetic", force=True, **settings)
+    assert not settings.out.exists()
+    output = evaluate(run_dir, "synthetic", settings, force=True)
     assert not output.resumed and not state.exists() and output.path.is_file()
 
 
@@ -308,17 +309,18 @@ def test_state_file_that_is_not_json_is_refused(run_dir: Path, partial) -> None:
     settings, state = partial
     state.write_text("{not json")
     with pytest.raises(robustness.StateError, match="not JSON.*delete it to start over"):
-        evaluate(run_dir, "synthetic", **settings)
+        evaluate(run_dir, "synthetic", settings)
 
 
 def test_a_second_evaluation_of_the_same_result_is_refused_at_once(run_dir: Path, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from randmix_bench.files import BusyError, exclusive
 
-    monkeypatch.setattr(APGDAttack, "perturb", lambda *a, **k: pytest.fail("attacked while another process holds the result"))
+    monkeypatch.setattr(APGDAttack, "perturb",
+                        lambda *a, **k: pytest.fail("attacked while another process holds the result"))
     out = tmp_path / "x.json"
     with exclusive(out, "a running evaluation"), pytest.raises(BusyError, match="another randmix process is writing"):
-        evaluate(run_dir, "synthetic", out=out, **dict(CHEAP, eps="8/255"))
+        evaluate(run_dir, "synthetic", replace(CHEAP, eps="8/255", out=out))
     assert not out.exists() and not out.with_suffix(".eval-state").exists()
 
 
@@ -334,7 +336,7 @@ def bad_checkpoints(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     save_checkpoint(folder / "mismatch.safetensors", model, "randmix_resnet_tiny", meta["model_kwargs"])
     kwargs = dict(meta["model_kwargs"], num_classes=5)
     save_checkpoint(folder / "five-classes.safetensors", create_model(MODEL, **kwargs), MODEL, kwargs)
-    return {p.stem: p for p in folder.iterdir()}
+    return {p.stem: p for p in folder.iterdir()} | {"nonexistent": folder / "nonexistent.safetensors"}
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -345,17 +347,20 @@ def bad_checkpoints(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     (["CHECKPOINT", "truncated"], "corrupt or truncated"),
     (["CHECKPOINT", "mismatch"], "does not match"),
     (["CHECKPOINT", "five-classes"], "predicts 5 classes but synthetic has 10"),
+    (["CHECKPOINT", "nonexistent"], "no checkpoint at"),
     (["--attack", "cw"], "unknown attack 'cw'"),
 ])
-def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_checkpoints: dict[str, Path], tmp_path: Path,
-                                                           case: list[str], message: str) -> None:
+def test_bad_input_is_a_one_line_error_and_writes_nothing(run_dir: Path, bad_checkpoints: dict[str, Path],
+                                                           tmp_path: Path, case: list[str], message: str) -> None:
     checkpoint = str(bad_checkpoints[case[1]]) if case[0] == "CHECKPOINT" else str(run_dir)
-    extra = [] if case[0] == "CHECKPOINT" else [a.replace("TEST_SIZE+1", str(len(load_split("synthetic", False)) + 1)) for a in case]
+    too_many = str(len(load_split("synthetic", False)) + 1)
+    extra = [] if case[0] == "CHECKPOINT" else [a.replace("TEST_SIZE+1", too_many) for a in case]
     out = tmp_path / "out"
-    result = runner.invoke(app, ["eval", checkpoint, "-d", "synthetic", "--out", str(out / "x.json"), "--n-examples", "8",
-                                 "--attack", "pgd", "--device", "cpu", *extra])
+    result = runner.invoke(app, ["eval", checkpoint, "-d", "synthetic", "--out", str(out / "x.json"),
+                                 "--n-examples", "8", "--attack", "pgd", "--device", "cpu", *extra])
     assert result.exit_code == 2, result.output
-    assert message in result.output and len(result.output.strip().splitlines()) == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert result.stdout == ""  # not even the empty line an unused progress display once left
     assert not out.exists()
 
 
@@ -373,15 +378,17 @@ class QuantizedInput(nn.Module):
         return self.inner(torch.round(x * self.levels) / self.levels)
 
 
-def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Path, points, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Path, points,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain ``randmix eval`` settings (APGD-CE alone, no --sanity) on a model behind ``round(4x)/4``:
     AutoAttack's zero-gradient flag is recorded, printed, and marks the entry unreliable."""
     model, _ = load_model(run_dir)
-    outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N))
+    config = make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N)
+    outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, config)
     assert any("zero gradient" in flag for flag in outcome.flags)
 
-    monkeypatch.setattr(evaluation, "load_model", lambda path, map_location="cpu": (QuantizedInput(load_model(path)[0], 4).eval(),
-                                                                                    load_model(path)[1]))
+    monkeypatch.setattr(evaluation, "load_model", lambda path, map_location="cpu": (
+        QuantizedInput(load_model(path)[0], 4).eval(), load_model(path)[1]))
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
                                  "--n-iter", "5", "--n-examples", str(N), "--batch-size", str(N), "--device", "cpu",
@@ -401,7 +408,8 @@ def test_misclassified_points_do_not_raise_the_zero_gradient_flag(run_dir: Path,
     with torch.no_grad():
         ranking = model(images).argsort(1, descending=True)
     labels = torch.where(torch.arange(len(images)) % 2 == 0, ranking[:, 0], ranking[:, 2])  # odd points: label third
-    outcome = robustness.robust_accuracy(model, images, labels, make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N))
+    config = make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N)
+    outcome = robustness.robust_accuracy(model, images, labels, config)
     assert outcome.clean_acc == 0.5
     assert not [flag for flag in outcome.flags if "zero gradient" in flag]
 
@@ -409,28 +417,32 @@ def test_misclassified_points_do_not_raise_the_zero_gradient_flag(run_dir: Path,
 def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path: Path) -> None:
     """A 3-channel model would run on 1-channel Fashion-MNIST (its Normalize broadcasts): refused first."""
     with pytest.raises(ValueError, match="takes 3-channel images but fashion-mnist has 1-channel images"):
-        evaluate(run_dir, "fashion-mnist", attack="none", n_examples=4, device="cpu", out=tmp_path / "x.json")
+        evaluate(run_dir, "fashion-mnist",
+                 EvalOptions(attack="none", n_examples=4, device="cpu", out=tmp_path / "x.json"))
     assert not (tmp_path / "x.json").exists()
 
 
 def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:
     options = SanityOptions(square_queries=50)
-    report = evaluate(run_dir, "synthetic", out=tmp_path / "x.json", eps="8/255", sanity=options, **CHEAP).result
+    report = evaluate(run_dir, "synthetic", replace(CHEAP, out=tmp_path / "x.json", eps="8/255", sanity=options)).result
     sanity = report.randmix.sanity
     assert sanity is not None and sanity.passed and not report.unreliable, sanity
-    assert sanity.large_eps_robust_acc <= options.max_large_eps_acc and sanity.whitebox_robust_acc == report.randmix.robust_acc
+    assert sanity.large_eps_robust_acc <= options.max_large_eps_acc
+    assert sanity.whitebox_robust_acc == report.randmix.robust_acc
 
 
-def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     def load_masked(path: Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
         model, meta = load_model(path, map_location)
         return QuantizedInput(model).eval(), meta
 
     monkeypatch.setattr(evaluation, "load_model", load_masked)
     out = tmp_path / "masked.json"
-    result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce,apgd-t",
-                                 "--n-iter", "5", "--n-queries", "100", "--eps", "0.1", "--n-examples", str(N),
-                                 "--batch-size", "16", "--sanity", "--device", "cpu", "--out", str(out)], terminal_width=200)
+    result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom",
+                                 "--attacks", "apgd-ce,apgd-t", "--n-iter", "5", "--n-queries", "100", "--eps", "0.1",
+                                 "--n-examples", str(N), "--batch-size", "16", "--sanity", "--device", "cpu",
+                                 "--out", str(out)], terminal_width=200)
     assert result.exit_code == 3, result.output
     assert "sanity checks FAILED" in result.output
     entry = read_result(out)

@@ -17,7 +17,7 @@ from randmix_bench.cli import app
 from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, IDX_FILES, arrays_sha256, dataset_info, load_split, read_idx
 from randmix_bench.errors import RandmixError
 from randmix_bench.fmnist_mini import PER_CLASS, build, select
-from randmix_bench.robustness import evaluate
+from randmix_bench.robustness import EvalOptions, evaluate
 
 MINI = "fashion-mnist-mini"
 runner = CliRunner()
@@ -56,7 +56,8 @@ def test_bundle_is_the_documented_subset_of_the_original_files(tmp_path: Path) -
         bundle = {key: z[key] for key in z.files}
     for train, (image_file, label_file) in IDX_FILES.items():
         split = "train" if train else "test"
-        images, labels = read_idx(FASHION_MNIST_DEBIAN_DIR / image_file), read_idx(FASHION_MNIST_DEBIAN_DIR / label_file)
+        images = read_idx(FASHION_MNIST_DEBIAN_DIR / image_file)
+        labels = read_idx(FASHION_MNIST_DEBIAN_DIR / label_file)
         idx = bundle[f"{split}_indices"]
         assert np.array_equal(idx, select(labels, PER_CLASS[split], split))  # the seeded sha256 rule, nothing else
         assert np.array_equal(bundle[f"{split}_images"], images[idx])
@@ -89,7 +90,8 @@ def test_quickstart_output_is_honest_about_each_data_source(offline: Path) -> No
         for j in range(count):
             Image.new("RGB", (4, 4)).save(folder / split / "square" / f"{j}.png")
     assert quickstart.resolve_dataset("synthetic", None) == ("synthetic", (
-        "data: synthetic (seeded noise around 10 random class templates, not real images: 2,048 train / 512 test images)"))
+        "data: synthetic (seeded noise around 10 random class templates, not real images: "
+        "2,048 train / 512 test images)"))
     assert quickstart.resolve_dataset(str(folder), None)[1] == f"data: {folder} (2 train / 1 test images)"
     assert "say nothing about spatial mixing on real images" in quickstart.scope("synthetic")
     assert "fully learned one on real images" not in quickstart.scope("synthetic")
@@ -144,7 +146,7 @@ def test_train_and_eval_run_on_the_subset_and_label_results_with_it_alone(offlin
     trained = runner.invoke(app, ["train", "-r", "quick", "--dataset", MINI, "--epochs", "1", "--out", str(run)])
     assert trained.exit_code == 0, trained.output
     assert json.loads((run / "run.json").read_text())["config"]["dataset"] == MINI
-    output = evaluate(run, MINI, attack="none", n_examples=8, device="cpu", out=offline / "mini.json")
+    output = evaluate(run, MINI, EvalOptions(attack="none", n_examples=8, device="cpu", out=offline / "mini.json"))
     assert output.result.dataset == output.result.randmix.dataset == MINI
     refused = runner.invoke(app, ["eval", str(run), "-d", "fashion-mnist", "--attack", "none", "--n-examples", "8",
                                   "--out", str(offline / "full.json")], terminal_width=400)

@@ -18,7 +18,7 @@ from randmix_bench.cli import app
 from randmix_bench.files import sha256
 from randmix_bench.leaderboard import MARKER_END, MARKER_START, NOT_RANKED, LeaderboardError, _escape, load_entries
 from randmix_bench.results import read_result
-from randmix_bench.robustness import evaluate
+from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle import evaluate_runs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,16 +35,18 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
                 edit_result: Callable[[Path, dict], None]) -> Path:
     """``root/synthetic/{Linf,L2,shuffle}/``: every number in it measured by the real harnesses."""
     linf = root / "synthetic" / "Linf"
+    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
+                         batch_size=N_EXAMPLES, device="cpu")
     for name, mixing, seed in CLASSIFIERS:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
-        evaluate(ckpt, "synthetic", attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
-                 batch_size=N_EXAMPLES, device="cpu", name=name, out=linf / f"{name}.json")
+        evaluate(ckpt, "synthetic", dataclasses.replace(attack, name=name, out=linf / f"{name}.json"))
         if name not in UNCHECKED:  # a real --sanity run on an untrained model fails (AutoAttack flags its zero
             # gradients too); the board needs ranked rows, so these are marked checked by hand
             edit_result(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
                                           "unreliable": False})
-    evaluate(linf / "chans-s0.safetensors", "synthetic", attack="apgd-ce", norm="L2", eps="0.5", n_examples=N_EXAMPLES,
-             n_iter=3, batch_size=N_EXAMPLES, device="cpu", name="chans-s0", out=root / "synthetic" / "L2" / "chans-s0.json")
+    evaluate(linf / "chans-s0.safetensors", "synthetic",
+             dataclasses.replace(attack, norm="L2", eps="0.5", name="chans-s0",
+                                 out=root / "synthetic" / "L2" / "chans-s0.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle-chans", "chans")], shuffle, n_examples=32, grid_images=2)
     return root
@@ -91,7 +93,7 @@ def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
     expected = sorted(ranked, key=lambda r: (-float(r.autoattack_acc), -float(r.clean_acc), r.name))
     assert [r[1] for r in rows] == [r.name for r in expected]
     assert [r[0] for r in rows] == [str(i) for i in range(1, len(ranked) + 1)]
-    for row, r in zip(rows, expected):
+    for row, r in zip(rows, expected, strict=True):
         assert row[2] == _escape("randmix_convmixer_tiny") and row[4:7] == [r.clean_acc, r.autoattack_acc, "8/255"]
         assert row[7] == f"{r.randmix.params_trainable:,} / {r.randmix.params_frozen:,}"
         assert row[8] == str(N_EXAMPLES) and row[9] == "AA custom: apgd-ce (3 iter)"
@@ -114,7 +116,8 @@ def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None
     ({"randmix.sanity": {**PASSED_SANITY, "autoattack_flags": ["square broke more points"]}},
      "AutoAttack flagged it: square broke more points"),
 ])
-def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str, edit_result: Callable[[Path, dict], None]) -> None:
+def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str,
+                                                            edit_result: Callable[[Path, dict], None]) -> None:
     path = board / "synthetic" / "Linf" / "chans-s0.json"
     edit_result(path, change)
     text = leaderboard.plan(board)[board / "README.md"]
@@ -141,10 +144,12 @@ def test_shuffle_table_reports_psnr_ssim_and_the_scrambled_baseline(board: Path)
     r = read_result(board / "synthetic" / "shuffle" / "unshuffle-chans.json")
     assert row[:6] == ["synthetic", _escape("unshuffle-chans"), _escape("randmix_unshuffler_tiny"), "chans",
                        f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
-    assert row[6:8] == [f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}", f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}"]
+    assert row[6:8] == [f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
+                        f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}"]
     (verdict,) = [v for v in claims.evaluate(e.result for e in load_entries(board)) if v.claim == "3"]
     assert verdict.verdict is Verdict.INSUFFICIENT_RUNS and verdict.runs == (1,) and verdict.means == (r.ssim,)
-    assert f"- Claim 3 (chans un-shuffling works on synthetic, {r.loss} loss, {r.epochs:g} epochs): **insufficient runs**" in text
+    assert (f"- Claim 3 (chans un-shuffling works on synthetic, {r.loss} loss, {r.epochs:g} epochs): "
+            "**insufficient runs**") in text
 
 
 def test_comparison_is_computed_from_the_entries(board: Path) -> None:
@@ -165,7 +170,8 @@ def test_comparison_is_computed_from_the_entries(board: Path) -> None:
     assert verdicts[("2a", setting, ("chans", "full"))].verdict is Verdict.INSUFFICIENT_RUNS
     assert verdicts[("2b", setting, ())].verdict is Verdict.NO_DATA
     text = leaderboard.plan(board)[board / "README.md"]
-    assert f"- Claim 2b (chans-smooth more robust than chans, {_escape(setting)}): **no data**: needs chans-smooth and chans." in text
+    assert (f"- Claim 2b (chans-smooth more robust than chans, {_escape(setting)}): **no data**: needs chans-smooth "
+            "and chans.") in text
 
 
 def test_output_is_deterministic_and_location_independent(board: Path, tmp_path: Path) -> None:
@@ -215,7 +221,8 @@ def test_damaged_readme_markers_are_an_error(board: Path, tmp_path: Path, text: 
     assert readme.read_text() == text and not (board / "README.md").exists()
 
 
-HOSTILE = f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x onerror=alert(1)> **b** | www.evil.com a@b.c"
+HOSTILE = (f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x onerror=alert(1)> **b** | "
+           "www.evil.com a@b.c")
 
 
 def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
@@ -254,7 +261,8 @@ def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Cal
     ("Linf/full-s0.json", {"randmix.per_attack_robust_acc": {"apgd-ce": 0.99}}, "randmix.per_attack_robust_acc"),
     ("Linf/full-s0.json", {"randmix.eps_value": 0}, "randmix.eps_value"),
 ])
-def test_a_bad_entry_fails_the_command_naming_file_and_field(board: Path, file: str, change: dict, field: str, edit_result: Callable[[Path, dict], None]) -> None:
+def test_a_bad_entry_fails_the_command_naming_file_and_field(board: Path, file: str, change: dict, field: str,
+                                                             edit_result: Callable[[Path, dict], None]) -> None:
     path = board / "synthetic" / file
     edit_result(path, change)
     with pytest.raises(LeaderboardError) as info:

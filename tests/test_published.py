@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 from randmix_bench.cli import app
 from randmix_bench.leaderboard import load_entries
 from randmix_bench.plans import Tier
-from randmix_bench.reproduce import JobState, Paths, plan
 from randmix_bench.quickstart import cpu_threads
-from randmix_bench.verify import failures, verify
+from randmix_bench.reproduce import JobState, Paths, plan
+from randmix_bench.verify import VerifyOptions, failures, verify
 
 REPO = Path(__file__).resolve().parents[1]
 LEADERBOARDS = REPO / "leaderboards"
@@ -38,7 +38,7 @@ def test_every_published_entry_verifies() -> None:
     entries = load_entries(LEADERBOARDS)
     assert entries, "no published entries"
     with cpu_threads(2):
-        checks = verify(entries, n=VERIFY_N)
+        checks = verify(entries, VerifyOptions(n=VERIFY_N))
     assert not failures(checks), "\n".join(failures(checks))
     assert len(checks) == len(entries) + sum(e.is_robustness for e in entries)  # each robust number re-attacked
 

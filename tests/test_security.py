@@ -28,7 +28,7 @@ from randmix_bench.files import sha256
 from randmix_bench.leaderboard import load_entry
 from randmix_bench.models import create_model
 from randmix_bench.results import CheckpointRef, ResultError, check_entry_name, read_result
-from randmix_bench.robustness import evaluate
+from randmix_bench.robustness import EvalOptions, evaluate
 
 MODEL = "randmix_convmixer_tiny"
 KWARGS = {"mixing": "chans", "mixer_seed": 0, "in_chans": 3, "num_classes": 10, "mean": [0.5] * 3, "std": [0.25] * 3}
@@ -74,7 +74,7 @@ def hostile_checkpoint(folder: Path, key: str) -> tuple[Path, Path]:
 def test_hostile_model_kwargs_never_run_through_eval_or_verify(tmp_path: Path, key: str) -> None:
     board = tmp_path / "leaderboards" / "synthetic" / "Linf"
     good = forge(board / "x.safetensors")
-    evaluate(good, "synthetic", attack="none", n_examples=8, device="cpu", name="x", out=board / "x.json")
+    evaluate(good, "synthetic", EvalOptions(attack="none", n_examples=8, device="cpu", name="x", out=board / "x.json"))
     ckpt, marker = hostile_checkpoint(tmp_path, key)
     shutil.copy(ckpt, board / "x.safetensors")  # the entry now points at the hostile file, hash and all
     data = json.loads((board / "x.json").read_text())
@@ -128,7 +128,7 @@ def board_entry(root: Path, ckpt_rel: str) -> Path:
     """``root/synthetic/Linf/x.json`` evaluated from a checkpoint at ``root/<ckpt_rel>``."""
     ckpt = forge(root / ckpt_rel)
     out = root / "synthetic" / "Linf" / "x.json"
-    evaluate(ckpt, "synthetic", attack="none", n_examples=8, device="cpu", name="x", out=out)
+    evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=8, device="cpu", name="x", out=out))
     return out
 
 
@@ -165,7 +165,7 @@ def test_checkpoint_outside_the_leaderboards_folder_is_refused(tmp_path: Path) -
                  ["verify", str(out)]):
         result = runner.invoke(app, args, terminal_width=400)
         assert result.exit_code == 2 and "Traceback" not in result.output, result.output
-        (line,) = [l for l in result.stderr.splitlines() if str(out) in l]
+        (line,) = [text for text in result.stderr.splitlines() if str(out) in text]
         assert "field 'randmix.checkpoint.path'" in line and "leads outside the leaderboards folder" in line
 
     above = board_entry(tmp_path / "outer" / "leaderboards", "../x.safetensors")  # written relative to outer/
@@ -179,7 +179,8 @@ def test_a_checkpoint_sharing_no_folder_with_the_result_is_refused_before_any_wo
         CheckpointRef.for_result(Path("/usr/lib/x.safetensors"), tmp_path / "x.json", "0" * 64)
 
 
-@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "a\\b", ".hidden", "..", "a..b", "x\0", "", "a b", "x" * 101])
+@pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "a\\b", ".hidden", "..", "a..b", "x\0", "", "a b",
+                                  "x" * 101])
 def test_unsafe_entry_names_are_refused(name: str) -> None:
     with pytest.raises(RandmixError, match="use letters, digits, '-', '_', '.'"):
         check_entry_name(name)

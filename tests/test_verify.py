@@ -13,9 +13,9 @@ from typer.testing import CliRunner
 
 from randmix_bench.cli import app
 from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
-from randmix_bench.robustness import evaluate
+from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle import evaluate_runs
-from randmix_bench.verify import DEVICE_FLIPS, tolerance, verify
+from randmix_bench.verify import DEVICE_FLIPS, VerifyOptions, tolerance, verify
 
 runner = CliRunner()
 N_RECORDED = 64
@@ -30,7 +30,8 @@ def board_template(tmp_path_factory: pytest.TempPathFactory, save_classifier: Ca
     linf = root / "synthetic" / "Linf"
     for name, mixing, seed in [("full", "full", 3), ("chans", "chans", 4)]:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
-        evaluate(ckpt, "synthetic", attack="none", n_examples=N_RECORDED, device="cpu", name=name, out=linf / f"{name}.json")
+        evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=N_RECORDED, device="cpu", name=name,
+                                                out=linf / f"{name}.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle", "chans")], shuffle, n_examples=N_RECORDED, grid_images=2)
     return root
@@ -53,7 +54,7 @@ def edit(path: Path, **changes: object) -> None:
 
 
 def test_recorded_numbers_are_reproduced(board: Path) -> None:
-    checks = verify(load_entries(board), n=N_RECORDED)
+    checks = verify(load_entries(board), VerifyOptions(n=N_RECORDED))
     assert [c.entry for c in checks] == ["synthetic/Linf/chans.json", "synthetic/Linf/full.json",
                                          "synthetic/shuffle/unshuffle.json"]
     assert all(c.ok and c.sha256_ok and c.n_checked == N_RECORDED for c in checks), [c.problem for c in checks]
@@ -63,7 +64,7 @@ def test_recorded_numbers_are_reproduced(board: Path) -> None:
 
 
 def test_cli_passes_on_a_subset_of_the_recorded_points(board: Path) -> None:
-    assert all(c.ok and c.n_checked == 40 for c in verify(load_entries(board), n=40))
+    assert all(c.ok and c.n_checked == 40 for c in verify(load_entries(board), VerifyOptions(n=40)))
     result = runner.invoke(app, ["verify", str(board), "-n", "40"])
     assert result.exit_code == 0, result.output
     assert "all 3 entries verified" in result.output and "Tolerance: 3 × sd" in result.output
@@ -92,7 +93,7 @@ def test_inflated_clean_accuracy_fails(board: Path) -> None:
     path = board / "synthetic" / "Linf" / "chans.json"
     recorded = json.loads(path.read_text())["randmix"]["clean_acc"]
     edit(path, randmix__clean_acc=recorded + 0.4, clean_acc=f"{100 * (recorded + 0.4):.2f}")
-    (check,) = [c for c in verify(load_entries(board), n=32) if c.entry.endswith("chans.json")]
+    (check,) = [c for c in verify(load_entries(board), VerifyOptions(n=32)) if c.entry.endswith("chans.json")]
     assert not check.ok and check.sha256_ok and abs(check.measured - 100 * recorded) <= check.tolerance
     assert f"vs recorded {100 * (recorded + 0.4):.2f} on {N_RECORDED}" in check.problem
 

@@ -15,6 +15,7 @@ AutoAttack's ``run_standard_evaluation`` numbers. What this package adds around 
 - :mod:`.checks`: trust: every counted adversarial example lies in the eps-ball and in [0, 1];
   AutoAttack's own checks (its zero-gradient check before every gradient-based attack) and their warnings,
   any of which marks the result ``unreliable``; ``--sanity``'s gradient-masking checks;
+- :mod:`.options`: :class:`EvalOptions`, every setting of an evaluation with its default (``randmix eval``'s too);
 - :mod:`.evaluation`: ``randmix eval`` (:func:`evaluate`: prepare, run, record), one writer per result,
   sweeps over eps (a robustness curve) and the RobustBench ``model_info`` JSON with a ``randmix`` block.
 
@@ -43,6 +44,7 @@ from randmix_bench.robustness.attacks import (
 from randmix_bench.robustness.checks import BALL_TOLERANCE, SanityOptions, autoattack_flags
 from randmix_bench.robustness.evaluation import EvalOutput, default_name, default_output, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
+from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "RECORD_FORMAT",
     "Adversary",
     "Outcome",
+    "EvalOptions",
     "EvalOutput",
     "SanityOptions",
     "ProgressReporter",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +35,10 @@ from randmix_bench.results import (
     pct,
     write_result,
 )
-from randmix_bench.robustness.attacks import make_attack_config, parse_eps_list, resolve_eps
-from randmix_bench.robustness.checks import SanityOptions, autoattack_flags, sanity_checks
+from randmix_bench.robustness.attacks import parse_eps_list
+from randmix_bench.robustness.checks import autoattack_flags, sanity_checks
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
+from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import accuracy
 from randmix_bench.vocab import Mixing
@@ -96,9 +96,10 @@ def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, devic
             out = model(x)
     except RuntimeError as e:
         raise RandmixError(f"the model does not take {split.info.name} images of shape {tuple(x.shape[1:])}: "
-                         f"{str(e).splitlines()[0]}") from None
+                           f"{str(e).splitlines()[0]}") from None
     if out.shape[-1] != split.info.num_classes:
-        raise RandmixError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has {split.info.num_classes}")
+        raise RandmixError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has "
+                           f"{split.info.num_classes}")
 
 
 def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: str) -> None:
@@ -139,10 +140,10 @@ def _footnote(config: AttackConfig) -> str | None:
 class Prepared:
     """What :func:`prepare` resolved: everything an evaluation needs, nothing written yet."""
 
+    options: EvalOptions  # as given
     config: AttackConfig
     eps_text: str  # the eps as given (or the norm's default), e.g. "8/255"
     sweep: list[tuple[str, float]]  # (text, value), by value
-    sanity: SanityOptions | None
     device: torch.device
     checkpoint: Path
     model: nn.Module  # on the device, in eval mode
@@ -150,7 +151,6 @@ class Prepared:
     dataset: str
     test: ImageSplit  # the whole test set
     points: ImageSplit  # its first n_examples points: the ones attacked
-    n_examples: int
     name: str
     out: Path  # the result JSON
     curve: Path | None  # the robustness-curve PNG, with a sweep
@@ -167,60 +167,39 @@ class Measured:
     flags: list[str]  # AutoAttack's warnings
 
 
-def prepare(
-    checkpoint: str | Path,
-    dataset: str,
-    *,
-    attack: str = "autoattack",
-    norm: str = "Linf",
-    eps: str | float | None = None,
-    n_examples: int = 10000,
-    batch_size: int = 1000,
-    seed: int = 0,
-    version: str = "standard",
-    attacks: str | Sequence[str] = (),
-    n_iter: int | None = None,
-    n_queries: int | None = None,
-    sweep: str | Sequence[str] = (),
-    sanity: SanityOptions | None = None,
-    data_dir: str | Path | None = None,
-    device: str | torch.device = "auto",
-    name: str | None = None,
-    out: str | Path | None = None,
-) -> Prepared:
+def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOptions()) -> Prepared:
     """Validate every input and load the model and the points, in this order so that the cheapest
-    mistake is reported first; nothing is written. ``eps=None`` is RobustBench's eps for the norm."""
-    eps_text, eps_value = resolve_eps(eps, norm)
-    sweep_points = parse_eps_list(sweep, norm)
-    config = make_attack_config(attack, norm=norm, eps=eps_value, version=version, attacks=attacks, seed=seed,
-                                batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
-    dev = resolve_device(device)
-    if n_examples < 1:
-        raise RandmixError(f"n_examples must be >= 1, got {n_examples}")
-    if name is not None:
-        check_entry_name(name)
+    mistake is reported first; nothing is written."""
+    eps_text, eps_value = options.resolved_eps()
+    sweep_points = parse_eps_list(options.sweep, options.norm)
+    config = options.attack_config(eps_value)
+    dev = resolve_device(options.device)
+    if options.n_examples < 1:
+        raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
+    if options.name is not None:
+        check_entry_name(options.name)
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
     _check_label(meta, dataset)
-    test = load_split(dataset, train=False, data_dir=data_dir)
-    points = test.first(n_examples)
+    test = load_split(dataset, train=False, data_dir=options.data_dir)
+    points = test.first(options.n_examples)
     model = model.to(dev).eval()
     _check_fits(model, meta, points, dev)
 
-    name = name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
-    out_path = Path(out) if out is not None else default_output(dataset, norm, name)
-    return Prepared(config=config, eps_text=eps_text, sweep=sweep_points, sanity=sanity, device=dev,
+    name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
+    out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
+    return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
                     checkpoint=ckpt_path, model=model, meta=meta, dataset=dataset, test=test, points=points,
-                    n_examples=n_examples, name=name, out=out_path,
-                    curve=out_path.with_suffix(".png") if sweep_points else None)
+                    name=name, out=out_path, curve=out_path.with_suffix(".png") if sweep_points else None)
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
     """The resume state beside the result (``<name>.eval-state``), continued when it belongs to these
     settings; ``force`` discards one it must not continue, where it would otherwise be an error."""
-    fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.n_examples,
+    sanity = job.options.sanity
+    fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.options.n_examples,
                    "attack": job.config.model_dump(mode="json"), "sweep": [v for _, v in job.sweep],
-                   "sanity": None if job.sanity is None else asdict(job.sanity)}
+                   "sanity": None if sanity is None else asdict(sanity)}
     path = job.out.with_suffix(".eval-state")
     try:
         return EvalRecord.open(path, fingerprint)
@@ -246,7 +225,8 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
                 harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
             chain = chain & outcome.robust
             sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
-        report = None if job.sanity is None else sanity_checks(harness, main, config, job.sanity, flags, job.eps_text)
+        sanity = job.options.sanity
+        report = None if sanity is None else sanity_checks(harness, main, config, sanity, flags, job.eps_text)
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
 
 
@@ -259,7 +239,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     trainable, frozen = count_parameters(model)
     train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
     mixing = getattr(model, "mixing", None)
-    whole = len(job.test) == job.n_examples
+    whole = len(job.test) == job.options.n_examples
     full_test_acc = None if whole else accuracy(model, job.test, config.batch_size, job.device)
     block = RandmixBlock(
         model=meta["model"],
@@ -272,7 +252,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
         dataset=Path(job.dataset).name,
         threat_model=config.norm,
         eps_value=config.eps,
-        n_examples=job.n_examples,
+        n_examples=job.options.n_examples,
         attack=config,
         clean_acc=main.clean_acc,
         robust_acc=main.robust_acc,
@@ -306,42 +286,19 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     return result
 
 
-def evaluate(
-    checkpoint: str | Path,
-    dataset: str,
-    *,
-    attack: str = "autoattack",
-    norm: str = "Linf",
-    eps: str | float | None = None,
-    n_examples: int = 10000,
-    batch_size: int = 1000,
-    seed: int = 0,
-    version: str = "standard",
-    attacks: str | Sequence[str] = (),
-    n_iter: int | None = None,
-    n_queries: int | None = None,
-    sweep: str | Sequence[str] = (),
-    sanity: SanityOptions | None = None,
-    data_dir: str | Path | None = None,
-    device: str | torch.device = "auto",
-    name: str | None = None,
-    out: str | Path | None = None,
-    force: bool = False,
-    progress: ProgressReporter | None = None,
-    command: str | None = None,
-) -> EvalOutput:
-    """``randmix eval``: evaluate a checkpoint and write its RobustBench ``model_info`` JSON.
+def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOptions(), *, force: bool = False,
+             progress: ProgressReporter | None = None, command: str | None = None) -> EvalOutput:
+    """``randmix eval``: evaluate a checkpoint and write its RobustBench ``model_info`` JSON, e.g.
+    ``evaluate(run, "fashion-mnist", EvalOptions(eps="0.1", n_examples=500))``.
 
-    ``eps=None`` is RobustBench's eps for the norm: 8/255 for Linf, 0.5 for L2. Every input is validated
-    before any work, and nothing is written for bad input. The result is locked for the whole evaluation,
-    so a second process writing it fails at once. An existing result (or curve) is never overwritten without
-    ``force``. Progress is recorded beside the result (``<name>.eval-state``) so that rerunning the same
-    call after a kill continues where it stopped; the result then says ``resumed`` and its attack times add
-    up every part. Any AutoAttack flag marks the result ``unreliable``, as RobustBench marks flagged entries."""
+    Every input is validated before any work, and nothing is written for bad input. The result is locked for
+    the whole evaluation, so a second process writing it fails at once. An existing result (or curve) is never
+    overwritten without ``force``. Progress is recorded beside the result (``<name>.eval-state``) so that
+    rerunning the same call after a kill continues where it stopped; the result then says ``resumed`` and its
+    attack times add up every part. Any AutoAttack flag marks the result ``unreliable``, as RobustBench marks
+    flagged entries."""
     began = time.perf_counter()
-    job = prepare(checkpoint, dataset, attack=attack, norm=norm, eps=eps, n_examples=n_examples, batch_size=batch_size,
-                  seed=seed, version=version, attacks=attacks, n_iter=n_iter, n_queries=n_queries, sweep=sweep,
-                  sanity=sanity, data_dir=data_dir, device=device, name=name, out=out)
+    job = prepare(checkpoint, dataset, options)
     with exclusive(job.out, f"the result {job.out}"):  # before any attack work: one writer per result
         for path in (job.out, job.curve):
             if path is not None and path.exists() and not force:

@@ -32,6 +32,7 @@ from randmix_bench.models import model_task
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.results import CheckpointRef, ShuffleResult, check_entry_name, write_result
+from randmix_bench.tensors import eval_mode, to_unit
 
 __all__ = [
     "LOSSES",
@@ -177,27 +178,24 @@ class ShuffleTask:
     @torch.no_grad()
     def reconstruct(self, model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
         """Reconstructions in [0, 1] (float32, CPU) of uint8 ``images``, in eval mode and float32."""
-        was_training = model.training
-        model.eval()
-        out = [self._reconstruct(model, images[i : i + batch_size].to(device).float().div_(255)).cpu()
-               for i in range(0, len(images), batch_size)]
-        model.train(was_training)
+        with eval_mode(model):
+            out = [self._reconstruct(model, to_unit(images[i : i + batch_size].to(device))).cpu()
+                   for i in range(0, len(images), batch_size)]
         return torch.cat(out)
 
     @torch.no_grad()
     def evaluate(self, model: nn.Module, split: ImageSplit, batch_size: int, device: torch.device) -> dict[str, float]:
         """Mean PSNR/SSIM of the reconstructions, of the scrambled input, and of the split's mean image."""
-        was_training = model.training
-        model.eval()
-        mean_image = split.images.float().mean(0).div_(255).to(device)
+        mean_image = split.images.float().mean(0).div_(255).to(device)  # the mean in pixel units, then scaled
         sums = dict.fromkeys(("psnr", "ssim", "identity_psnr", "identity_ssim", "mean_image_psnr", "mean_image_ssim"), 0.0)
-        for i in range(0, len(split), batch_size):
-            x = split.images[i : i + batch_size].to(device).float().div_(255)
-            outputs = {"": self._reconstruct(model, x), "identity_": self.scramble(x), "mean_image_": mean_image.expand_as(x)}
-            for prefix, y in outputs.items():
-                sums[prefix + "psnr"] += psnr(y, x).sum().item()
-                sums[prefix + "ssim"] += ssim(y, x).sum().item()
-        model.train(was_training)
+        with eval_mode(model):
+            for i in range(0, len(split), batch_size):
+                x = to_unit(split.images[i : i + batch_size].to(device))
+                outputs = {"": self._reconstruct(model, x), "identity_": self.scramble(x),
+                           "mean_image_": mean_image.expand_as(x)}
+                for prefix, y in outputs.items():
+                    sums[prefix + "psnr"] += psnr(y, x).sum().item()
+                    sums[prefix + "ssim"] += ssim(y, x).sum().item()
         return {k: v / max(len(split), 1) for k, v in sums.items()}
 
     def config(self) -> dict[str, Any]:
@@ -373,7 +371,7 @@ def evaluate_runs(
     split = split.first(n_examples) if n_examples is not None else split
     if grid_images > len(split):
         raise RandmixError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
-    shown = split.images[:grid_images].float().div(255)
+    shown = to_unit(split.images[:grid_images])
     rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 
     results = []

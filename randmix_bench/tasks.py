@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.data import DatasetInfo, ImageSplit
+from randmix_bench.tensors import eval_mode, to_unit
 
 __all__ = ["Task", "ClassificationTask", "accuracy"]
 
@@ -43,13 +44,11 @@ class Task(Protocol):
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Predicted labels for uint8 ``images`` [N, C, H, W], in order, in eval mode, in float32 (the
     precision attacks run at, so clean and robust accuracy count the same way); returns CPU int64."""
-    was_training = model.training
-    model.eval()
     preds = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
-        preds.append(model(x).argmax(1).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = to_unit(images[start : start + batch_size].to(device, non_blocking=True))
+            preds.append(model(x).argmax(1).cpu())
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 

@@ -14,7 +14,7 @@ from randmix_bench import __version__
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import Mixing, count_parameters
 from randmix_bench.recipes import RECIPES
-from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
+from randmix_bench.vocab import Loss, TaskKind
 
 app = typer.Typer(
     name="randmix",
@@ -326,14 +326,14 @@ app.add_typer(shuffle_app, name="shuffle")
 @shuffle_app.command("train")
 @user_errors
 def shuffle_train_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(SHUFFLE_RECIPES)}; see randmix_bench/shuffle.py). Options below override its fields."),
+    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(n for n, c in RECIPES.items() if c.task == TaskKind.SHUFFLE)}; see randmix_bench/recipes.py). Options below override its fields."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
     model: str | None = typer.Option(None, help="Unshuffler model (randmix_unshuffler_*; see `randmix models`)."),
     mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
     dataset: str | None = typer.Option(None, help="mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to)."),
-    loss: str = typer.Option("mse", help=f"Reconstruction loss: {' or '.join(LOSSES)}."),
-    permutation_seed: int = typer.Option(0, "--permutation-seed", help="Seed of the pixel permutation (stored with the run)."),
+    loss: str | None = typer.Option(None, help=f"Reconstruction loss: {' or '.join(Loss.values())}."),
+    permutation_seed: int | None = typer.Option(None, "--permutation-seed", help="Seed of the pixel permutation (stored with the run)."),
     epochs: int | None = typer.Option(None, help="Epochs."),
     batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size."),
     lr: float | None = typer.Option(None, help="Peak learning rate."),
@@ -352,18 +352,17 @@ def shuffle_train_command(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary line."),
 ) -> None:
     """Train an unshuffler to reconstruct images from their pixel-shuffled versions (through `randmix train`'s trainer)."""
-    from randmix_bench.recipes import parse_lr_schedule
-    from randmix_bench.shuffle import get_shuffle_recipe, task_for_config
+    from randmix_bench.recipes import get_recipe, parse_lr_schedule
     from randmix_bench.train import train
 
-    cfg = get_shuffle_recipe(recipe).override(
+    cfg = get_recipe(recipe, TaskKind.SHUFFLE).override(
         model=model, mixing=mixing, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
+        loss=loss, permutation_seed=permutation_seed,
         epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
         lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), grad_clip=grad_clip, flip=flip,
         seed=seed, mixer_seed=mixer_seed, smooth_sigma=smooth_sigma, eval_batch_size=eval_batch_size, compile=compile,
     )
-    task = task_for_config(cfg, permutation_seed=permutation_seed, loss=loss)
-    train(cfg, out, task=task, resume=resume, force=force, device=device, show_progress=not quiet)
+    train(cfg, out, resume=resume, force=force, device=device, show_progress=not quiet)
 
 
 @shuffle_app.command("eval")

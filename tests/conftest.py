@@ -16,10 +16,9 @@ import torch
 from randmix_bench.checkpoint import save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.models import create_model
-from randmix_bench.recipes import TrainConfig
+from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
-from randmix_bench.shuffle import ShuffleTask, get_shuffle_recipe
-from randmix_bench.tasks import ClassificationTask
+from randmix_bench.tasks import ClassificationTask, ShuffleTask
 
 torch.set_num_threads(1)
 
@@ -72,7 +71,7 @@ def _edit_result(path: Path, change: dict) -> None:
 
 def _save_unshuffler(run: Path, mixing: str) -> Path:
     """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
-    cfg: TrainConfig = get_shuffle_recipe("unshuffle-quick").override(mixing=mixing)
+    cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=mixing)
     task = ShuffleTask((32, 32), permutation_seed=0)
     torch.manual_seed(0)
     kwargs = {"mixing": mixing, "mixer_seed": 0, "in_chans": 3}

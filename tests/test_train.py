@@ -248,8 +248,16 @@ import torch
 import randmix_bench.train as train_module
 
 built = []
-create_model = train_module.create_model
-train_module.create_model = lambda *args, **kwargs: built.append(create_model(*args, **kwargs)) or built[-1]
+build_model = train_module.build_model
+
+
+def keep_model(*args):
+    model, kwargs = build_model(*args)
+    built.append(model)
+    return model, kwargs
+
+
+train_module.build_model = keep_model
 try:
     runpy.run_module("randmix_bench.cli", run_name="__main__", alter_sys=True)
 except SystemExit as e:

@@ -23,6 +23,7 @@ from randmix_bench.files import atomic_path
 from randmix_bench.mixing import Mixing
 from randmix_bench.models import create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
+from randmix_bench.vocab import TaskKind
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "randmix-checkpoint/1"
@@ -126,7 +127,7 @@ def check_model_kwargs(model: str, kwargs: Any, source: str | Path) -> None:
     """Refuse any constructor argument randmix does not write, and any value of the wrong type."""
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{source}: metadata 'model_kwargs' must be an object, got {type(kwargs).__name__}; the file was altered")
-    allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) == "shuffle" else "classifier"]
+    allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) is TaskKind.SHUFFLE else "classifier"]
     for key, value in kwargs.items():
         if key not in allowed:
             raise CheckpointError(f"{source}: model_kwargs key {key!r} is not allowed for {model} (valid: "

@@ -110,11 +110,13 @@ class TrainConfig:
     def _check_task(self) -> None:
         """The model is one of the task's, and the other task's settings stay at their defaults (so a run never
         records a setting it did not use)."""
-        task, _ = TaskKind.parse(self.task), Loss.parse(self.loss)
-        if model_task(self.model) != task:
+        task = TaskKind.parse(self.task)
+        Loss.parse(self.loss)  # the one "unknown loss" error
+        if model_task(self.model) is not task and task is TaskKind.SHUFFLE:
             raise RandmixError(f"{self.model} is a classifier; pixel-shuffle runs need an image-to-image model "
-                               "(randmix_unshuffler_*)" if task is TaskKind.SHUFFLE else
-                               f"{self.model} is an image-to-image model; train it with a shuffle recipe "
+                               "(randmix_unshuffler_*)")
+        if model_task(self.model) is not task:
+            raise RandmixError(f"{self.model} is an image-to-image model; train it with a shuffle recipe "
                                "(`randmix shuffle train`)")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}
         for name in (name for kind, names in TASK_FIELDS.items() if kind is not task for name in names):

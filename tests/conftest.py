@@ -14,11 +14,11 @@ import pytest
 import torch
 
 from randmix_bench.checkpoint import save_checkpoint
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.models import create_model
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
-from randmix_bench.tasks import ClassificationTask, ShuffleTask
+from randmix_bench.tasks import build_model, task_for
 
 torch.set_num_threads(1)
 
@@ -29,11 +29,10 @@ def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60
     """Train ``randmix_convmixer_tiny`` with AdamW on synthetic data for a few seconds and save it at ``path``:
     trained (not random), so clean accuracy is high and robust accuracy depends on eps, which is what the
     robustness tests need to show that attacks, resume and interop change and keep the right numbers."""
-    torch.manual_seed(seed)
-    train = load_split("synthetic", train=True)
-    task = ClassificationTask()
-    kwargs = dict(task.model_kwargs(train.info), mixing=mixing)
-    model = create_model(TINY_MODEL, **kwargs)
+    cfg = get_recipe("quick").override(mixing=mixing, seed=seed)  # TINY_MODEL on the synthetic dataset
+    train = load_split(cfg.dataset, train=True)
+    task = task_for(cfg)
+    model, kwargs = build_model(cfg, task, train.info)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -72,11 +71,10 @@ def _edit_result(path: Path, change: dict) -> None:
 def _save_unshuffler(run: Path, mixing: str) -> Path:
     """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
     cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=mixing)
-    task = ShuffleTask((32, 32), permutation_seed=0)
-    torch.manual_seed(0)
-    kwargs = {"mixing": mixing, "mixer_seed": 0, "in_chans": 3}
+    task = task_for(cfg)
+    model, kwargs = build_model(cfg, task, dataset_info(cfg.dataset))
     extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}
-    save_checkpoint(run / "checkpoint.safetensors", create_model(cfg.model, **kwargs), cfg.model, kwargs, extra=extra)
+    save_checkpoint(run / "checkpoint.safetensors", model, cfg.model, kwargs, extra=extra)
     return run
 
 

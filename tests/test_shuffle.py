@@ -16,13 +16,13 @@ from typer.testing import CliRunner
 
 from randmix_bench.checkpoint import load_model
 from randmix_bench.cli import app
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import create_model, model_task
-from randmix_bench.recipes import RECIPES
+from randmix_bench.recipes import RECIPES, TrainConfig
 from randmix_bench.results import ShuffleResult, read_result
 from randmix_bench.shuffle import grid_size, save_grid
-from randmix_bench.tasks import task_for
+from randmix_bench.tasks import build_model, task_for
 from randmix_bench.tasks.metrics import PSNR_MAX_DB, psnr, ssim
 from randmix_bench.tasks.shuffle import ShuffleTask, invert_permutation, make_permutation, scramble, unscramble
 
@@ -183,8 +183,9 @@ def test_tiny_model_trains_through_the_trainer_and_the_loss_drops(runs: dict[str
     assert run["status"] == "finished" and run["task"]["task"] == "shuffle" and run["task"]["permutation_seed"] == 5
     trained, meta = load_model(runs["chans"])
     task = ShuffleTask.from_record(meta["extra"]["task"])
-    torch.manual_seed(run["config"]["seed"])  # the trainer's initialization, before any step
-    untrained = create_model(meta["model"], **meta["model_kwargs"]).eval()
+    cfg = TrainConfig.from_dict(run["config"])
+    untrained, _ = build_model(cfg, task, dataset_info(cfg.dataset))  # the trainer's initialization, before any step
+    untrained.eval()
     split = load_split("synthetic", train=False).first(256)
     images = split.images.float() / 255
     with torch.no_grad():

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 from randmix_bench import train as train_module
 from randmix_bench.checkpoint import load_model, read_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.mixing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, TrainConfig, get_recipe
-from randmix_bench.tasks import accuracy
+from randmix_bench.tasks import accuracy, build_model, task_for
 from randmix_bench.train import RESUME_NAME, make_optimizer, train
 
 QUICK_CHANS = get_recipe("quick").override(mixing="chans")
@@ -56,8 +56,8 @@ def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, An
 def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     state, _ = read_checkpoint(out)
-    torch.manual_seed(QUICK_CHANS.seed)
-    fresh = create_model(QUICK_CHANS.model, **summary["model_kwargs"])
+    fresh, kwargs = build_model(QUICK_CHANS, task_for(QUICK_CHANS), dataset_info(QUICK_CHANS.dataset))
+    assert kwargs == summary["model_kwargs"]  # the trainer's initial model, rebuilt
     frozen = [name for name, m in fresh.named_modules() if isinstance(m, FrozenConv2d)]
     assert frozen
     for name in frozen:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from randmix_bench import train as train_module
 from randmix_bench.checkpoint import save_checkpoint
 from randmix_bench.data import dataset_info, load_split
 from randmix_bench.models import create_model
@@ -51,6 +53,26 @@ def _save_classifier(path: Path, mixing: str, seed: int) -> Path:
     save_checkpoint(path, create_model(TINY_MODEL, **kwargs), TINY_MODEL, kwargs,
                     {"train": {"seed": seed}})  # where randmix train keeps its seed
     return path
+
+
+class Killed(Exception):
+    """Stands for the process dying right after an epoch's resume state hit the disk."""
+
+
+def _train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` into ``out`` and die right after epoch ``epochs_done``'s resume state is saved."""
+    save = train_module.save_resume_state
+
+    def save_then_die(out_: Path, *args: Any) -> None:
+        save(out_, *args)
+        if len(args[4]) == epochs_done:  # args[4]: the history so far
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_resume_state", save_then_die)
+        with pytest.raises(Killed):
+            train_module.train(cfg, out, device="cpu", show_progress=False)
+    assert torch.load(out / train_module.RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
 
 
 def _edit_result(path: Path, change: dict) -> None:
@@ -128,6 +150,11 @@ def save_classifier() -> Callable[[Path, str, int], Path]:
 @pytest.fixture(scope="session")
 def save_unshuffler() -> Callable[[Path, str], Path]:
     return _save_unshuffler
+
+
+@pytest.fixture(scope="session")
+def train_killed_after() -> Callable[..., None]:
+    return _train_killed_after
 
 
 @pytest.fixture(scope="session")

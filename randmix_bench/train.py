@@ -145,8 +145,8 @@ def train(
 
     The task (``cfg.task``) is built from the config. A non-empty ``out_dir`` is refused unless ``resume``
     (continue its run; same config and model required) or ``force`` (start over, overwriting), and either
-    only for a folder this trainer wrote. Raises a one-line :class:`RandmixError`
-    for bad input (checked before any work), a busy folder, or a run that diverged.
+    only for a folder this trainer wrote. Raises a one-line :class:`RandmixError` for bad input (checked
+    before any work), a busy folder, or a run that diverged.
     """
     cfg = cfg.validate()
     task = task_for(cfg)
@@ -441,4 +441,3 @@ def _progress(enabled: bool) -> Progress:
         console=console,
         disable=not enabled,
     )
-

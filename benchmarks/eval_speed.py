@@ -31,6 +31,8 @@ from randmix_bench.models import create_model
 from randmix_bench.provenance import device_name
 from randmix_bench.robustbench_interop import install_autoattack_shim, local_test_set
 from randmix_bench.robustness import EvalOptions, robust_accuracy
+from randmix_bench.tasks import ClassificationTask
+from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import Norm
 
 T = TypeVar("T")
@@ -76,13 +78,11 @@ def main() -> None:
         model, meta = load_model(args.checkpoint)
         label = meta["model"]
     else:
-        info = test.info
-        model = create_model(args.model, mixing=args.mixing, in_chans=info.in_chans, num_classes=info.num_classes,
-                             mean=info.mean, std=info.std)
+        model = create_model(args.model, mixing=args.mixing, **ClassificationTask().model_kwargs(test.info))
         label = f"{args.model} (untrained)"
     model = model.to(device).eval()
     with torch.no_grad():  # warm up kernels and allocator, so neither side pays for it
-        model(points.images[: args.batch_size].to(device).float() / 255)
+        model(to_unit(points.images[: args.batch_size].to(device)))
 
     install_autoattack_shim(seed=args.seed)
     from robustbench.eval import benchmark

@@ -29,10 +29,9 @@ from PIL import Image
 
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.loader import Augment, DeviceLoader
-from randmix_bench.models import create_model
 from randmix_bench.provenance import device_name, versions
 from randmix_bench.recipes import TrainConfig, get_recipe
-from randmix_bench.tasks import ClassificationTask
+from randmix_bench.tasks import build_model, task_for
 from randmix_bench.train import make_optimizer, train_step
 
 
@@ -53,10 +52,9 @@ def timed(steps: Iterator[Callable[[], Any]], warmup: int, timed_steps: int, dev
     return time.perf_counter() - start
 
 
-def build_model(cfg: TrainConfig, split: ImageSplit, device: torch.device, channels_last: bool) -> torch.nn.Module:
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, mixing=cfg.mixing, mixer_seed=cfg.mixer_seed, smooth_sigma=cfg.smooth_sigma,
-                         **ClassificationTask().model_kwargs(split.info))
+def model_on(device: torch.device, cfg: TrainConfig, split: ImageSplit, channels_last: bool) -> torch.nn.Module:
+    """The trainer's initial model for ``cfg`` (the same weights both loops start from), on ``device``."""
+    model, _ = build_model(cfg, task_for(cfg), split.info)
     return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).train()
 
 
@@ -65,14 +63,14 @@ def randmix_steps(cfg: TrainConfig, split: ImageSplit, device: torch.device) -> 
     cuda = device.type == "cuda"
     if cuda:
         torch.backends.cudnn.benchmark = True
-    model = build_model(cfg, split, device, channels_last=True)
+    model = model_on(device, cfg, split, channels_last=True)
     net = torch.compile(model) if cfg.compile else model
     optimizer = make_optimizer(model, cfg, fused=cuda)
     params = [p for p in model.parameters() if p.requires_grad]
     augment = Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m)
     loader = DeviceLoader(split.images, split.labels, cfg.batch_size, augment, cfg.seed, device,
                           channels_last=True, compile=cfg.compile)
-    task = ClassificationTask(cfg.label_smoothing)
+    task = task_for(cfg)
     epoch = 0
     while True:
         for images, labels in loader.epoch(epoch):
@@ -111,7 +109,7 @@ def reference_steps(cfg: TrainConfig, split: ImageSplit, device: torch.device, w
         PILDataset(split, T.Compose(transforms)), batch_size=cfg.batch_size, shuffle=True, drop_last=True,
         num_workers=workers, pin_memory=cuda, persistent_workers=workers > 0,
     )
-    model = build_model(cfg, split, device, channels_last=False)
+    model = model_on(device, cfg, split, channels_last=False)
     optimizer = make_optimizer(model, cfg, fused=False)  # the recipe's optimizer, default (unfused) kernels
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> float:

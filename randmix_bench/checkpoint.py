@@ -1,7 +1,9 @@
 """Model checkpoints: weights and frozen mixer buffers in safetensors, the model's recipe in its metadata.
 
 A checkpoint alone rebuilds its model (``load_model``), so eval, verify and robustbench interop need
-no other file. A run folder holds ``checkpoint.safetensors`` beside ``run.json``.
+no other file. A run folder holds ``checkpoint.safetensors`` beside ``run.json``. The trainer's metadata
+``extra`` holds its training config (``train``) and task record (``task``); the config is read back in the
+current layout whatever version wrote it (:func:`randmix_bench.recipes.complete_config`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path
 from randmix_bench.mixing import Mixing
 from randmix_bench.models import create_model, list_models, model_task
+from randmix_bench.recipes import complete_config
+from randmix_bench.vocab import TaskKind
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "randmix-checkpoint/1"
@@ -51,7 +55,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, model_k
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded and checked).
+    """(state dict, metadata with ``model``, ``model_kwargs`` and ``extra`` decoded and checked; a training
+    config in ``extra["train"]`` comes completed to the current layout).
 
     The metadata is untrusted input: ``model_kwargs`` go to ``timm.create_model``, which would also honour
     ``checkpoint_path``, ``pretrained_cfg`` and the like (pickle loads, file reads), so only the
@@ -80,6 +85,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     if not isinstance(extra, dict):
         raise CheckpointError(f"{path}: metadata 'extra' must be an object, got {type(extra).__name__}; the file was altered")
     check_model_kwargs(model, kwargs, path)
+    if isinstance(extra.get("train"), dict):
+        extra["train"] = complete_config(extra["train"], extra.get("task"))
     return state, {"model": model, "model_kwargs": kwargs, "extra": extra}
 
 
@@ -120,7 +127,7 @@ def check_model_kwargs(model: str, kwargs: Any, source: str | Path) -> None:
     """Refuse any constructor argument randmix does not write, and any value of the wrong type."""
     if not isinstance(kwargs, dict):
         raise CheckpointError(f"{source}: metadata 'model_kwargs' must be an object, got {type(kwargs).__name__}; the file was altered")
-    allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) == "shuffle" else "classifier"]
+    allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) is TaskKind.SHUFFLE else "classifier"]
     for key, value in kwargs.items():
         if key not in allowed:
             raise CheckpointError(f"{source}: model_kwargs key {key!r} is not allowed for {model} (valid: "

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 
 from randmix_bench import __version__, shuffle
+from randmix_bench import train_options as opts
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import Mixing, count_parameters
 from randmix_bench.quickstart import QuickstartConfig
-from randmix_bench.recipes import RECIPES
 from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
-from randmix_bench.shuffle import LOSSES, SHUFFLE_RECIPES
 from randmix_bench.verify import VerifyOptions
+from randmix_bench.vocab import TaskKind
 
 app = typer.Typer(
     name="randmix",
@@ -81,8 +81,8 @@ def models_command(
     from randmix_bench.models import create_model, list_models, model_task
 
     variants = [parse_mixing(m) for m in mixing]
-    titles = {"classification": "randmix classifiers (timm registry; `randmix train`)",
-              "shuffle": "randmix unshufflers (image-to-image; `randmix shuffle train`)"}
+    titles = {TaskKind.CLASSIFICATION: "randmix classifiers (timm registry; `randmix train`)",
+              TaskKind.SHUFFLE: "randmix unshufflers (image-to-image; `randmix shuffle train`)"}
     tables: dict[str, Table] = {}
     for name in list_models():
         task = model_task(name)
@@ -90,7 +90,7 @@ def models_command(
             tables[task] = Table(title=titles[task])
             for col in ("model", "mixing", "trainable", "frozen", "frozen convs"):
                 tables[task].add_column(col, justify="right" if col in ("trainable", "frozen", "frozen convs") else "left")
-        head = {"num_classes": num_classes} if task == "classification" else {}
+        head = {"num_classes": num_classes} if task is TaskKind.CLASSIFICATION else {}
         for variant in variants:
             model = create_model(name, mixing=variant, in_chans=in_chans, **head)
             trainable, frozen = count_parameters(model)
@@ -226,49 +226,41 @@ def verify_command(
 @app.command("train")
 @user_errors
 def train_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(RECIPES)}; see randmix_bench/recipes.py). Options below override its fields."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
-    model: str | None = typer.Option(None, help="randmix timm model (see `randmix models`)."),
-    mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
-    dataset: str | None = typer.Option(None, help="cifar10, cifar100, mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to); default $RANDMIX_DATA or ~/.cache/randmix/data."),
-    epochs: int | None = typer.Option(None, help="Epochs."),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size (split across torchrun processes)."),
-    lr: float | None = typer.Option(None, help="Peak learning rate."),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
-    optimizer: str | None = typer.Option(None, help="adamw or sgd (Nesterov)."),
-    momentum: float | None = typer.Option(None, help="SGD momentum."),
-    lr_schedule: str | None = typer.Option(None, "--lr-schedule", help="Piecewise-linear lr as fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0."),
-    decay_norm_bias: bool | None = typer.Option(None, "--decay-norm-bias/--no-decay-norm-bias", help="Weight decay on norm scales/shifts and biases too."),
-    grad_clip: float | None = typer.Option(None, "--grad-clip", help="Max global gradient norm (0 = off)."),
-    label_smoothing: float | None = typer.Option(None, "--label-smoothing", help="Label smoothing of the cross-entropy."),
-    crop_padding: int | None = typer.Option(None, "--crop-padding", help="Random crop after zero padding by this many pixels (0 = off)."),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips."),
-    randaugment_n: int | None = typer.Option(None, "--randaugment-n", help="RandAugment ops per image (0 = off)."),
-    randaugment_m: int | None = typer.Option(None, "--randaugment-m", help="RandAugment magnitude (0..30)."),
-    seed: int | None = typer.Option(None, help="Seed of learned-weight init, data order and augmentation."),
-    mixer_seed: int | None = typer.Option(None, "--mixer-seed", help="Seed of the frozen random mixers."),
-    smooth_sigma: float | None = typer.Option(None, "--smooth-sigma", help="Gaussian sigma of chans-smooth filters."),
-    eval_batch_size: int | None = typer.Option(None, "--eval-batch-size", help="Test-set batch size."),
-    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the model and augmentation (CUDA)."),
-    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its last finished epoch."),
-    force: bool = typer.Option(False, "--force", help="Train into a non-empty --out, overwriting its run."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary line."),
+    recipe: opts.Recipe,
+    out: opts.Out,
+    model: opts.Model = None,
+    mixing: opts.MixingMode = None,
+    dataset: opts.Dataset = None,
+    data_dir: opts.DataDir = None,
+    epochs: opts.Epochs = None,
+    batch_size: opts.BatchSize = None,
+    lr: opts.Lr = None,
+    weight_decay: opts.WeightDecay = None,
+    optimizer: opts.OptimizerName = None,
+    momentum: opts.Momentum = None,
+    lr_schedule: opts.LrSchedule = None,
+    decay_norm_bias: opts.DecayNormBias = None,
+    grad_clip: opts.GradClip = None,
+    label_smoothing: opts.LabelSmoothing = None,
+    loss: opts.LossName = None,
+    permutation_seed: opts.PermutationSeed = None,
+    crop_padding: opts.CropPadding = None,
+    flip: opts.Flip = None,
+    randaugment_n: opts.RandaugmentN = None,
+    randaugment_m: opts.RandaugmentM = None,
+    seed: opts.Seed = None,
+    mixer_seed: opts.MixerSeed = None,
+    smooth_sigma: opts.SmoothSigma = None,
+    eval_batch_size: opts.EvalBatchSize = None,
+    compile: opts.Compile = None,
+    device: opts.Device = None,
+    resume: opts.Resume = False,
+    force: opts.Force = False,
+    quiet: opts.Quiet = False,
 ) -> None:
-    """Train a model with a named recipe (multi-GPU: torchrun --nproc_per_node=N -m randmix_bench.cli train ...)."""
-    from randmix_bench.recipes import get_recipe, parse_lr_schedule
-    from randmix_bench.train import train
-
-    cfg = get_recipe(recipe).override(
-        model=model, mixing=mixing, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, optimizer=optimizer,
-        momentum=momentum, lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule),
-        decay_norm_bias=decay_norm_bias, grad_clip=grad_clip, label_smoothing=label_smoothing,
-        crop_padding=crop_padding, flip=flip, randaugment_n=randaugment_n, randaugment_m=randaugment_m,
-        seed=seed, mixer_seed=mixer_seed, smooth_sigma=smooth_sigma, eval_batch_size=eval_batch_size, compile=compile,
-    )
-    train(cfg, out, resume=resume, force=force, device=device, show_progress=not quiet)
+    """Train a model with a named recipe, classification or pixel un-shuffling (multi-GPU: torchrun
+    --nproc_per_node=N -m randmix_bench.cli train ...)."""
+    opts.train_from_options(None, **locals())  # every parameter is an option
 
 
 @app.command("eval")
@@ -356,45 +348,11 @@ app.add_typer(shuffle_app, name="shuffle")
 
 @shuffle_app.command("train")
 @user_errors
-def shuffle_train_command(
-    recipe: str = typer.Option(..., "--recipe", "-r", help=f"Named recipe ({', '.join(SHUFFLE_RECIPES)}; see randmix_bench/shuffle.py). Options below override its fields."),
-    out: Path = typer.Option(..., "--out", "-o", help="Run folder: checkpoint.safetensors and run.json."),
-    model: str | None = typer.Option(None, help="Unshuffler model (randmix_unshuffler_*; see `randmix models`)."),
-    mixing: str | None = typer.Option(None, "--mixing", "-m", help="full, chans, space or chans-smooth."),
-    dataset: str | None = typer.Option(None, help="mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10, cifar10-jpeg, synthetic, or an image folder/.tar.gz."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (and are downloaded to)."),
-    loss: str = typer.Option("mse", help=f"Reconstruction loss: {' or '.join(LOSSES)}."),
-    permutation_seed: int = typer.Option(0, "--permutation-seed", help="Seed of the pixel permutation (stored with the run)."),
-    epochs: int | None = typer.Option(None, help="Epochs."),
-    batch_size: int | None = typer.Option(None, "--batch-size", "-b", help="Global batch size."),
-    lr: float | None = typer.Option(None, help="Peak learning rate."),
-    weight_decay: float | None = typer.Option(None, "--weight-decay", "--wd", help="Weight decay."),
-    lr_schedule: str | None = typer.Option(None, "--lr-schedule", help="Piecewise-linear lr as fraction:multiplier pairs, e.g. 0:0,0.1:1,1:0."),
-    grad_clip: float | None = typer.Option(None, "--grad-clip", help="Max global gradient norm (0 = off)."),
-    flip: bool | None = typer.Option(None, "--flip/--no-flip", help="Random horizontal flips of the original image."),
-    seed: int | None = typer.Option(None, help="Seed of learned-weight init, data order and augmentation."),
-    mixer_seed: int | None = typer.Option(None, "--mixer-seed", help="Seed of the frozen random mixers."),
-    smooth_sigma: float | None = typer.Option(None, "--smooth-sigma", help="Gaussian sigma of chans-smooth filters."),
-    eval_batch_size: int | None = typer.Option(None, "--eval-batch-size", help="Test-set batch size."),
-    compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the model (CUDA)."),
-    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out (repeat its --loss and --permutation-seed)."),
-    force: bool = typer.Option(False, "--force", help="Train into a non-empty --out, overwriting its run."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary line."),
-) -> None:
-    """Train an unshuffler to reconstruct images from their pixel-shuffled versions (through `randmix train`'s trainer)."""
-    from randmix_bench.recipes import parse_lr_schedule
-    from randmix_bench.shuffle import get_shuffle_recipe, task_for_config
-    from randmix_bench.train import train
-
-    cfg = get_shuffle_recipe(recipe).override(
-        model=model, mixing=mixing, dataset=dataset, data_dir=None if data_dir is None else str(data_dir),
-        epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
-        lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), grad_clip=grad_clip, flip=flip,
-        seed=seed, mixer_seed=mixer_seed, smooth_sigma=smooth_sigma, eval_batch_size=eval_batch_size, compile=compile,
-    )
-    task = task_for_config(cfg, permutation_seed=permutation_seed, loss=loss)
-    train(cfg, out, task=task, resume=resume, force=force, device=device, show_progress=not quiet)
+@opts.same_options(train_command)
+def shuffle_train_command(**options: Any) -> None:
+    """Train an unshuffler to reconstruct images from their pixel-shuffled versions: `randmix train` with a
+    shuffle recipe."""
+    opts.train_from_options(TaskKind.SHUFFLE, **options)
 
 
 @shuffle_app.command("eval")

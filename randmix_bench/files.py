@@ -50,6 +50,11 @@ def write_json(path: str | Path, obj: Any) -> None:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
 
+def jsonable(obj: Any) -> Any:
+    """``obj`` as JSON would give it back (tuples become lists), so what is saved and what is asked compare equal."""
+    return json.loads(json.dumps(obj))
+
+
 def sha256(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

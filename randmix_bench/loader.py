@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from randmix_bench.errors import RandmixError
+from randmix_bench.tensors import to_unit
 
 __all__ = ["Augment", "DeviceLoader", "RA_OPS", "epoch_seed", "rand_augment"]
 
@@ -133,7 +134,7 @@ class DeviceLoader:
     def _crop_flip(self, idx: torch.Tensor, offsets: torch.Tensor | None, flips: torch.Tensor | None) -> torch.Tensor:
         """Gather the batch from the (padded) dataset, cropping and flipping in the same indexing op."""
         if offsets is None and flips is None:
-            return self.images[idx].float().div_(255)
+            return to_unit(self.images[idx])
         h, w = self.image_size
         rows = torch.arange(h, device=self.device).expand(len(idx), h)
         cols = torch.arange(w, device=self.device).expand(len(idx), w)
@@ -143,7 +144,7 @@ class DeviceLoader:
             cols = torch.where(flips[:, None], cols.flip(1), cols)
         channels = torch.arange(self.images.shape[1], device=self.device)
         x = self.images[idx[:, None, None, None], channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
-        return x.float().div_(255)
+        return to_unit(x)
 
 
 # ------------------------------------------------------------------------------------------ RandAugment

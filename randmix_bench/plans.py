@@ -27,7 +27,7 @@ class Study:
     """One architecture on one dataset, every variant with the same recipe."""
 
     key: str  # short, unique in the tier: names runs and results, e.g. "convmixer-fmnist"
-    recipe: str  # a name from randmix_bench.recipes.RECIPES
+    recipe: str  # a classification recipe from randmix_bench.recipes.RECIPES
     dataset: str
     variants: tuple[str, ...]
     seeds: tuple[int, ...]  # training seeds of every variant (the mixer seed stays 0: same frozen filters)
@@ -50,7 +50,7 @@ class ShuffleStudy:
     """Pixel un-shuffling on one dataset: every variant with the same recipe and permutation."""
 
     key: str
-    recipe: str  # a name from randmix_bench.shuffle.SHUFFLE_RECIPES
+    recipe: str  # a shuffle recipe (task "shuffle") from randmix_bench.recipes.RECIPES
     dataset: str
     variants: tuple[str, ...]
     seeds: tuple[int, ...]

@@ -1,8 +1,9 @@
 """Training recipes: every hyperparameter of a run in one dataclass, the named recipes in one dict.
 
-A recipe is a complete :class:`TrainConfig`; the CLI starts from one and overrides fields
-(``randmix train --recipe convmixer-cifar10 --epochs 10``). ``run.json`` and the checkpoint record the
-resolved config, so a run is reproduced from its record alone.
+A recipe is a complete :class:`TrainConfig`, task included (classification or pixel un-shuffling); the CLI
+starts from one and overrides fields (``randmix train --recipe convmixer-cifar10 --epochs 10``). ``run.json``
+and the checkpoint record the resolved config, so a run is reproduced from its record alone; records written
+before the config carried its task are read through :func:`complete_config`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from randmix_bench.data import check_dataset_name
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import RandmixError, choices_error
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
-from randmix_bench.models import list_models
+from randmix_bench.models import list_models, model_task
+from randmix_bench.vocab import Loss, TaskKind
 
-__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS"]
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS",
+           "complete_config"]
 
 Optimizer = Literal["adamw", "sgd"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
+WARMUP_LINEAR_DECAY: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.1, 1.0), (1.0, 0.0))  # the unshufflers'
 
 RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
 """Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
@@ -39,12 +43,15 @@ class TrainConfig:
     batch_size: int  # global: split across DDP ranks
     lr: float  # peak learning rate
     weight_decay: float
+    task: str = "classification"  # a TaskKind: what the model is trained to do (randmix_bench.tasks)
     optimizer: Optimizer = "adamw"
     momentum: float = 0.9  # SGD (Nesterov) only
     lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
     decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
-    label_smoothing: float = 0.0  # of the default classification task
+    label_smoothing: float = 0.0  # classification: of the cross-entropy
+    loss: str = "mse"  # shuffle: the reconstruction Loss (classification always trains with cross-entropy)
+    permutation_seed: int = 0  # shuffle: names the pixel permutation (randmix_bench.tasks.shuffle)
     crop_padding: int = 0  # random crop after zero padding by this many pixels; 0 = off
     flip: bool = True  # random horizontal flip
     randaugment_n: int = 0  # RandAugment: ops per image; 0 = off
@@ -64,6 +71,7 @@ class TrainConfig:
         check_dataset_name(self.dataset)
         if self.model not in list_models():
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
+        self._check_task()
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -99,6 +107,23 @@ class TrainConfig:
             raise RandmixError(f"lr_schedule must hold finite numbers, got {format_lr_schedule(self.lr_schedule)}; "
                                "pass a finite --lr-schedule, e.g. 0:0,0.4:1,0.8:0.05,1:0")
 
+    def _check_task(self) -> None:
+        """The model is one of the task's, and the other task's settings stay at their defaults (so a run never
+        records a setting it did not use)."""
+        task = TaskKind.parse(self.task)
+        Loss.parse(self.loss)  # the one "unknown loss" error
+        if model_task(self.model) is not task and task is TaskKind.SHUFFLE:
+            raise RandmixError(f"{self.model} is a classifier; pixel-shuffle runs need an image-to-image model "
+                               "(randmix_unshuffler_*)")
+        if model_task(self.model) is not task:
+            raise RandmixError(f"{self.model} is an image-to-image model; train it with a shuffle recipe "
+                               "(`randmix shuffle train`)")
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        for name in (name for kind, names in TASK_FIELDS.items() if kind is not task for name in names):
+            if getattr(self, name) != defaults[name]:
+                raise RandmixError(f"{name}={getattr(self, name)!r} does not apply to the {task} task; "
+                                   f"drop --{name.replace('_', '-')}")
+
     def override(self, **changes: Any) -> "TrainConfig":
         """A copy with the given fields replaced (``None`` values ignored), validated."""
         names = {f.name for f in dataclasses.fields(self)}
@@ -128,6 +153,24 @@ class TrainConfig:
             if t <= x1:
                 return self.lr * (y0 + (y1 - y0) * (t - x0) / (x1 - x0))
         return self.lr * self.lr_schedule[-1][1]
+
+
+TASK_FIELDS: dict[TaskKind, tuple[str, ...]] = {
+    TaskKind.CLASSIFICATION: ("label_smoothing",),
+    TaskKind.SHUFFLE: ("loss", "permutation_seed"),
+}
+"""The settings of each task; a config of one task keeps the other's at their defaults."""
+
+
+def complete_config(config: dict[str, Any], task: dict[str, Any] | None) -> dict[str, Any]:
+    """A stored training config (run.json's ``config``, resume.pt's, the checkpoint's ``train``) in the current
+    layout. Records written before the config carried its task hold ``task``, ``loss`` and ``permutation_seed``
+    only in the task record beside it (``Task.config()``: the shuffle task's, or ``{"task": "classification",
+    "label_smoothing": ...}``): they are filled from there, else from the defaults. New records pass unchanged."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    record = task if isinstance(task, dict) else {}
+    moved = {name: record.get(name, defaults[name]) for name in ("task", "loss", "permutation_seed")}
+    return {**moved, **config}
 
 
 def parse_lr_schedule(text: str) -> tuple[tuple[float, float], ...]:
@@ -213,11 +256,42 @@ RECIPES: dict[str, TrainConfig] = {
         lr_schedule=((0.0, 0.0), (0.25, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=False,
         eval_batch_size=512,
     ),
+    # Pixel un-shuffling (task "shuffle"; loss mse, permutation seed 0). Seconds on a CPU: the tiny unshuffler
+    # on synthetic data, for smoke runs and tests.
+    "unshuffle-quick": TrainConfig(
+        recipe="unshuffle-quick", task="shuffle", model="randmix_unshuffler_tiny", dataset="synthetic",
+        epochs=2, batch_size=128, lr=0.01, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
+        flip=False, eval_batch_size=256,
+    ),
+    # Minutes on a 2-core CPU (the README's measurement): one epoch of Fashion-MNIST on a small
+    # unshuffler whose receptive field (radius 7 * 4 = 28) spans a 28x28 image.
+    "unshuffle-fashion-mnist-cpu": TrainConfig(
+        recipe="unshuffle-fashion-mnist-cpu", task="shuffle", model="randmix_unshuffler_16_7", dataset="fashion-mnist",
+        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
+        flip=True, eval_batch_size=500,
+    ),
+    # The small tier (randmix reproduce --tier small): the same run with the half-cost width-8 unshuffler.
+    "unshuffle-fashion-mnist-small": TrainConfig(
+        recipe="unshuffle-fashion-mnist-small", task="shuffle", model="randmix_unshuffler_8_7", dataset="fashion-mnist",
+        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
+        flip=True, eval_batch_size=500,
+    ),
+    # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper
+    # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.
+    **{
+        f"unshuffle-{dataset}": TrainConfig(
+            recipe=f"unshuffle-{dataset}", task="shuffle", model="randmix_unshuffler_512_16", dataset=dataset,
+            epochs=20, batch_size=128, lr=0.002, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
+            flip=True, eval_batch_size=500,
+        )
+        for dataset in ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg")
+    },
 }
 
 
-def get_recipe(name: str) -> TrainConfig:
-    """The named recipe, or a one-line ``ValueError`` listing the valid names."""
-    if name not in RECIPES:
-        raise RandmixError(f"unknown recipe {name!r}; valid choices: {', '.join(RECIPES)}")
+def get_recipe(name: str, task: str | None = None) -> TrainConfig:
+    """The named recipe (one of ``task``'s when given), or a one-line error listing the valid names."""
+    names = [n for n, cfg in RECIPES.items() if task is None or cfg.task == task]
+    if name not in names:
+        raise choices_error(f"{task} recipe" if task else "recipe", name, names)
     return RECIPES[name]

@@ -31,6 +31,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.plans import TIERS, ShuffleStudy, Study, Tier
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
+from randmix_bench.vocab import TaskKind
 
 __all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
            "parse_shard", "run", "Reporter"]
@@ -83,33 +84,27 @@ class TrainJob:
     name: str
     group: str
     tier: Tier
-    config: TrainConfig
-    permutation_seed: int | None = None  # set for a pixel-shuffle run
+    config: TrainConfig  # task included (a pixel-shuffle run's loss and permutation seed)
     estimate_s: float = 0.0
     kind: str = "train"
 
     def state(self, paths: Paths) -> JobState:
+        """Done when the published checkpoint's config is this job's; checkpoints written before the config
+        carried its task are read in the current layout (``read_checkpoint`` completes them)."""
         published = paths.checkpoint(self.tier, self.name)
         if published.is_file():
             _, meta = read_checkpoint(published)
             saved = _comparable(meta["extra"].get("train", {}))
-            task = meta["extra"].get("task", {})
-            same_task = self.permutation_seed is None or task.get("permutation_seed") == self.permutation_seed
-            return JobState.DONE if saved == _comparable(self.config.to_dict()) and same_task else JobState.CHANGED
+            return JobState.DONE if saved == _comparable(self.config.to_dict()) else JobState.CHANGED
         return JobState.PARTIAL if (paths.run_dir(self.tier, self.name) / "resume.pt").is_file() else JobState.PENDING
 
     def run(self, paths: Paths, device: str | None, force: bool) -> None:
         from randmix_bench.checkpoint import CHECKPOINT_NAME
         from randmix_bench.train import train
 
-        task = None
-        if self.permutation_seed is not None:
-            from randmix_bench.shuffle import task_for_config
-
-            task = task_for_config(self.config, permutation_seed=self.permutation_seed)
         out = paths.run_dir(self.tier, self.name)
         partial = (out / "resume.pt").is_file()
-        train(self.config, out, task=task, resume=partial and not force, force=force or not partial, device=device)
+        train(self.config, out, resume=partial and not force, force=force or not partial, device=device)
         with atomic_path(paths.checkpoint(self.tier, self.name)) as tmp:
             shutil.copyfile(out / CHECKPOINT_NAME, tmp)
 
@@ -218,7 +213,7 @@ AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
 
 def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
     jobs: list[AnyJob] = []
-    recipe = get_recipe(study.recipe)
+    recipe = get_recipe(study.recipe, TaskKind.CLASSIFICATION)
     for variant in study.variants:
         for i, seed in enumerate(study.seeds_of(variant)):
             run = f"{tier.value}-{study.key}-{variant}-s{seed}"
@@ -235,17 +230,15 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
 
 
 def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
-    from randmix_bench.shuffle import get_shuffle_recipe
-
-    recipe = get_shuffle_recipe(study.recipe)
+    recipe = get_recipe(study.recipe, TaskKind.SHUFFLE)
     group = f"{tier.value}-{study.key}"
     jobs: list[AnyJob] = []
     for seed in study.seeds:
         runs = tuple(f"{group}-{variant}-s{seed}" for variant in study.variants)
         for run, variant in zip(runs, study.variants, strict=True):
-            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
-            jobs.append(TrainJob(run, group, tier, cfg, permutation_seed=study.permutation_seed,
-                                 estimate_s=study.train_s))
+            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed,
+                                  permutation_seed=study.permutation_seed)
+            jobs.append(TrainJob(run, group, tier, cfg, estimate_s=study.train_s))
         jobs.append(ShuffleEvalJob(f"{group}-eval-s{seed}", group, tier, runs, study.dataset,
                                    estimate_s=study.eval_s))
     return jobs

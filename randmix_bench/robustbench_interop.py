@@ -34,6 +34,7 @@ from randmix_bench.data import ImageSplit
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.models import create_model
+from randmix_bench.tensors import to_unit
 
 __all__ = ["ShimAutoAttack", "install_autoattack_shim", "register_checkpoint", "local_test_set"]
 
@@ -145,7 +146,7 @@ def local_test_set(split: ImageSplit, dataset: str = "cifar10") -> Iterator[None
 
     def load(n_examples: int | None, data_dir: str, transforms_test: Callable) -> tuple[torch.Tensor, torch.Tensor]:
         points = split.first(n_examples) if n_examples is not None else split
-        return points.images.float().div(255), points.labels
+        return to_unit(points.images), points.labels
 
     loaders = rb_data._clean_dataset_loaders
     original = loaders[rb_dataset]

@@ -1,265 +1,35 @@
-"""Pixel-shuffle decoding (arXiv 2503.16760, claim 3): undo one fixed random permutation of pixel positions.
+"""`randmix shuffle eval`: score pixel-shuffle runs against their baselines and draw the paper's picture grid.
 
-One permutation of the H*W positions, drawn from a seed, scrambles every image (all channels alike); an
-image-to-image network (``randmix_unshuffler_*``) is trained through the ordinary trainer with a
-:class:`ShuffleTask` to map the scrambled image back to the original. The permutation is stored in the
-task config (``run.json`` and the checkpoint), so a run is evaluated with exactly the permutation it was
-trained on. Scores are PSNR and SSIM, next to two baselines: the scrambled input itself (``identity``)
-and the test set's per-pixel mean image (the best output of a network that ignores its input's content
-under MSE; beating it means the network actually reads the scrambled pixels).
+The task itself (permutation, scrambling, training loss, PSNR / SSIM) lives in :mod:`randmix_bench.tasks`;
+runs are trained by the ordinary trainer with a shuffle recipe. Here a set of finished runs (one per
+variant, sharing a dataset and permutation) is rebuilt from their checkpoints, each scored on the first test
+images into a :class:`~randmix_bench.results.ShuffleResult`, and their reconstructions drawn in one grid.
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.checkpoint import load_model, resolve
-from randmix_bench.data import DatasetInfo, ImageSplit, check_dataset_name, dataset_info, is_folder_dataset, load_split
+from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_writable, sha256
 from randmix_bench.mixing import count_parameters
-from randmix_bench.models import model_task
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.results import CheckpointRef, ShuffleResult, check_entry_name, write_result
+from randmix_bench.tasks import ShuffleTask
+from randmix_bench.tensors import to_unit
 
-__all__ = [
-    "LOSSES",
-    "PSNR_MAX_DB",
-    "SHUFFLE_RECIPES",
-    "ShuffleTask",
-    "make_permutation",
-    "invert_permutation",
-    "scramble",
-    "unscramble",
-    "psnr",
-    "ssim",
-    "save_grid",
-    "grid_size",
-    "get_shuffle_recipe",
-    "task_for_config",
-    "evaluate_runs",
-]
-
-LOSSES = ("mse", "l1")
-PSNR_MAX_DB = 100.0
-"""PSNR of an exact reconstruction: the MSE is clamped at 1e-10, so the mean over images stays finite."""
-
-SSIM_WINDOW = 11
-SSIM_SIGMA = 1.5
-SSIM_K1, SSIM_K2 = 0.01, 0.03
-
-
-# ---------------------------------------------------------------------------------------- permutation
-
-
-def make_permutation(seed: int, num_pixels: int) -> torch.Tensor:
-    """The permutation of ``num_pixels`` positions named by ``seed`` (int64, CPU).
-
-    Positions ``i`` are sorted by the first 8 bytes of ``sha256(f"randmix-shuffle:{seed}:{i}")``: a seeded
-    shuffle that depends on no library's RNG, so a seed names the same permutation on every machine and
-    version (the run still stores the permutation itself)."""
-    keys = [hashlib.sha256(f"randmix-shuffle:{seed}:{i}".encode()).digest()[:8] for i in range(num_pixels)]
-    order = np.argsort(np.frombuffer(b"".join(keys), dtype=">u8"), kind="stable")
-    return torch.from_numpy(order.astype(np.int64))
-
-
-def invert_permutation(perm: torch.Tensor) -> torch.Tensor:
-    inverse = torch.empty_like(perm)
-    inverse[perm] = torch.arange(len(perm), device=perm.device)
-    return inverse
-
-
-def scramble(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """Output pixel ``i`` of every image and channel is input pixel ``perm[i]`` (row-major positions)."""
-    h, w = images.shape[-2:]
-    if perm.numel() != h * w:
-        raise RandmixError(f"permutation of {perm.numel()} positions does not fit {h}x{w} images")
-    return images.flatten(-2)[..., perm.to(images.device)].unflatten(-1, (h, w))
-
-
-def unscramble(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """The inverse of :func:`scramble`: the oracle reconstruction."""
-    return scramble(images, invert_permutation(perm))
-
-
-# -------------------------------------------------------------------------------------------- metrics
-
-
-def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image PSNR in dB (float64) of [N, C, H, W] images, capped at :data:`PSNR_MAX_DB` for exact matches."""
-    mse = (x.double() - y.double()).pow(2).flatten(1).mean(1).clamp_min(1e-10 * data_range**2)
-    return 10 * torch.log10(data_range**2 / mse)
-
-
-def _gaussian_blur_valid(x: torch.Tensor, window: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian filter of each channel, 'valid' region only (no padding assumptions)."""
-    c, k = x.shape[1], len(window)
-    x = F.conv2d(x, window.view(1, 1, 1, k).expand(c, 1, 1, k), groups=c)
-    return F.conv2d(x, window.view(1, 1, k, 1).expand(c, 1, k, 1), groups=c)
-
-
-def ssim(x: torch.Tensor, y: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
-    """Per-image SSIM of [N, C, H, W] images (Wang et al. 2004): 11x11 Gaussian window, sigma 1.5,
-    K1 0.01, K2 0.03, population statistics, averaged over the valid window positions and channels
-    (what skimage's ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)`` computes).
-    Computed in float64: in float32, E[x^2] - E[x]^2 cancels badly and moves SSIM by ~1e-4."""
-    if min(x.shape[-2:]) < SSIM_WINDOW:
-        raise RandmixError(f"SSIM needs images of at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {tuple(x.shape[-2:])}")
-    x, y = x.double(), y.double()
-    r = torch.arange(SSIM_WINDOW, device=x.device, dtype=torch.float64) - SSIM_WINDOW // 2
-    window = torch.exp(-(r**2) / (2 * SSIM_SIGMA**2))
-    window = window / window.sum()
-    mu_x, mu_y = _gaussian_blur_valid(x, window), _gaussian_blur_valid(y, window)
-    var_x = _gaussian_blur_valid(x * x, window) - mu_x**2
-    var_y = _gaussian_blur_valid(y * y, window) - mu_y**2
-    cov = _gaussian_blur_valid(x * y, window) - mu_x * mu_y
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
-    return (num / den).flatten(1).mean(1)
-
-
-# ----------------------------------------------------------------------------------------------- task
-
-
-class ShuffleTask:
-    """Reconstruct images from their pixel-shuffled versions; the trainer's hooks for this track."""
-
-    name = "shuffle"
-
-    def __init__(self, image_size: tuple[int, int], permutation_seed: int = 0, loss: str = "mse") -> None:
-        if loss not in LOSSES:
-            raise RandmixError(f"unknown loss {loss!r}; valid choices: {', '.join(LOSSES)}")
-        self.image_size = (int(image_size[0]), int(image_size[1]))
-        self.permutation_seed = permutation_seed
-        self.loss = loss
-        self.permutation = make_permutation(permutation_seed, self.image_size[0] * self.image_size[1])
-        self._on_device: dict[torch.device, torch.Tensor] = {}  # copies, so a CUDA step never waits on a copy
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> "ShuffleTask":
-        """Rebuild the task a run recorded, checking its stored permutation is the one its seed names."""
-        if config.get("task") != cls.name:
-            raise RandmixError(f"not a pixel-shuffle run (task {config.get('task')!r}); train one with `randmix shuffle train`")
-        task = cls(tuple(config["image_size"]), config["permutation_seed"], config["loss"])
-        if task.permutation.tolist() != list(config["permutation"]):
-            raise RandmixError(f"the stored permutation is not the one seed {config['permutation_seed']} names; the record was altered")
-        return task
-
-    def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
-        if (info.image_size, info.image_size) != self.image_size:
-            raise RandmixError(f"the permutation is for {self.image_size} images, {info.name} has {info.image_size}x{info.image_size}")
-        return {"in_chans": info.in_chans, "mean": info.mean, "std": info.std}
-
-    def scramble(self, images: torch.Tensor) -> torch.Tensor:
-        if images.device not in self._on_device:
-            self._on_device[images.device] = self.permutation.to(images.device)
-        return scramble(images, self._on_device[images.device])
-
-    def batch_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        out = model(self.scramble(images)).float()
-        return F.mse_loss(out, images) if self.loss == "mse" else F.l1_loss(out, images)
-
-    def _reconstruct(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return model(self.scramble(x)).float().clamp_(0, 1)
-
-    @torch.no_grad()
-    def reconstruct(self, model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device | str) -> torch.Tensor:
-        """Reconstructions in [0, 1] (float32, CPU) of uint8 ``images``, in eval mode and float32."""
-        was_training = model.training
-        model.eval()
-        out = [self._reconstruct(model, images[i : i + batch_size].to(device).float().div_(255)).cpu()
-               for i in range(0, len(images), batch_size)]
-        model.train(was_training)
-        return torch.cat(out)
-
-    @torch.no_grad()
-    def evaluate(self, model: nn.Module, split: ImageSplit, batch_size: int, device: torch.device) -> dict[str, float]:
-        """Mean PSNR/SSIM of the reconstructions, of the scrambled input, and of the split's mean image."""
-        was_training = model.training
-        model.eval()
-        mean_image = split.images.float().mean(0).div_(255).to(device)
-        sums = dict.fromkeys(("psnr", "ssim", "identity_psnr", "identity_ssim", "mean_image_psnr", "mean_image_ssim"), 0.0)
-        for i in range(0, len(split), batch_size):
-            x = split.images[i : i + batch_size].to(device).float().div_(255)
-            outputs = {"": self._reconstruct(model, x), "identity_": self.scramble(x), "mean_image_": mean_image.expand_as(x)}
-            for prefix, y in outputs.items():
-                sums[prefix + "psnr"] += psnr(y, x).sum().item()
-                sums[prefix + "ssim"] += ssim(y, x).sum().item()
-        model.train(was_training)
-        return {k: v / max(len(split), 1) for k, v in sums.items()}
-
-    def config(self) -> dict[str, Any]:
-        return {"task": self.name, "loss": self.loss, "permutation_seed": self.permutation_seed,
-                "image_size": list(self.image_size), "permutation": self.permutation.tolist()}
-
-
-def task_for_config(cfg: TrainConfig, permutation_seed: int = 0, loss: str = "mse") -> ShuffleTask:
-    """The :class:`ShuffleTask` for a training config: checks the model is an unshuffler and sizes the
-    permutation from the dataset (a folder dataset's test split is read to learn its image size)."""
-    if model_task(cfg.model) != "shuffle":
-        raise RandmixError(f"{cfg.model} is a classifier; pixel-shuffle runs need an image-to-image model (randmix_unshuffler_*)")
-    check_dataset_name(cfg.dataset)
-    if is_folder_dataset(cfg.dataset):
-        h, w = load_split(cfg.dataset, False, cfg.data_dir).images.shape[-2:]
-    else:
-        h = w = dataset_info(cfg.dataset).image_size
-    return ShuffleTask((h, w), permutation_seed, loss)
-
-
-# -------------------------------------------------------------------------------------------- recipes
-
-_WARMUP_LINEAR_DECAY = ((0.0, 0.0), (0.1, 1.0), (1.0, 0.0))
-
-SHUFFLE_RECIPES: dict[str, TrainConfig] = {
-    # Seconds on a CPU: the tiny unshuffler on synthetic data, for smoke runs and tests.
-    "unshuffle-quick": TrainConfig(
-        recipe="unshuffle-quick", model="randmix_unshuffler_tiny", dataset="synthetic",
-        epochs=2, batch_size=128, lr=0.01, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
-        flip=False, eval_batch_size=256,
-    ),
-    # Minutes on a 2-core CPU (the README's measurement): one epoch of Fashion-MNIST on a small
-    # unshuffler whose receptive field (radius 7 * 4 = 28) spans a 28x28 image.
-    "unshuffle-fashion-mnist-cpu": TrainConfig(
-        recipe="unshuffle-fashion-mnist-cpu", model="randmix_unshuffler_16_7", dataset="fashion-mnist",
-        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
-        flip=True, eval_batch_size=500,
-    ),
-    # The small tier (randmix reproduce --tier small): the same run with the half-cost width-8 unshuffler.
-    "unshuffle-fashion-mnist-small": TrainConfig(
-        recipe="unshuffle-fashion-mnist-small", model="randmix_unshuffler_8_7", dataset="fashion-mnist",
-        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
-        flip=True, eval_batch_size=500,
-    ),
-    # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper
-    # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.
-    **{
-        f"unshuffle-{dataset}": TrainConfig(
-            recipe=f"unshuffle-{dataset}", model="randmix_unshuffler_512_16", dataset=dataset,
-            epochs=20, batch_size=128, lr=0.002, weight_decay=0.0, lr_schedule=_WARMUP_LINEAR_DECAY, grad_clip=1.0,
-            flip=True, eval_batch_size=500,
-        )
-        for dataset in ("mnist", "fashion-mnist", "cifar10", "cifar10-jpeg")
-    },
-}
-
-
-def get_shuffle_recipe(name: str) -> TrainConfig:
-    if name not in SHUFFLE_RECIPES:
-        raise RandmixError(f"unknown shuffle recipe {name!r}; valid choices: {', '.join(SHUFFLE_RECIPES)}")
-    return SHUFFLE_RECIPES[name]
-
+__all__ = ["save_grid", "grid_size", "evaluate_runs"]
 
 # ----------------------------------------------------------------------------------------------- grid
 
@@ -359,8 +129,9 @@ def evaluate_runs(
     loaded = []
     for name, ckpt in zip(names, checkpoints):
         model, meta = load_model(ckpt, map_location=dev)
-        task = ShuffleTask.from_config(meta["extra"].get("task", {}))
-        loaded.append(_Run(name, ckpt, model, meta, task, TrainConfig.from_dict(meta["extra"]["train"])))
+        task = ShuffleTask.from_record(meta["extra"].get("task", {}))
+        cfg = TrainConfig.from_dict(meta["extra"]["train"])  # in the current layout, old checkpoints too (complete_config)
+        loaded.append(_Run(name, ckpt, model, meta, task, cfg))
     first = loaded[0]
     for run in loaded[1:]:
         if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
@@ -373,7 +144,7 @@ def evaluate_runs(
     split = split.first(n_examples) if n_examples is not None else split
     if grid_images > len(split):
         raise RandmixError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
-    shown = split.images[:grid_images].float().div(255)
+    shown = to_unit(split.images[:grid_images])
     rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 
     results = []

@@ -1,6 +1,7 @@
 """The trainer: one short loop (airbench-style), fast on a GPU and exactly resumable on a CPU.
 
-Per step: draw a batch from the device-resident loader, compute the task's loss (bf16 autocast on CUDA),
+Per step: draw a batch from the device-resident loader, compute the loss of the config's task
+(``randmix_bench.tasks``: classification or pixel un-shuffling; bf16 autocast on CUDA),
 backward, clip, optimizer step at the scheduled learning rate. Nothing in a step waits for the GPU: the
 loss is summed on the device and read once per epoch. Frozen mixers are buffers, so they are neither in
 the optimizer nor given weight gradients (``chans`` runs skip the depthwise weight-gradient kernels).
@@ -39,13 +40,12 @@ from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_chec
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, atomic_path, check_writable, exclusive, sha256, write_json
+from randmix_bench.files import BusyError, atomic_path, check_writable, exclusive, jsonable, sha256, write_json
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.mixing import count_parameters
-from randmix_bench.models import create_model
 from randmix_bench.provenance import collect
-from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig
-from randmix_bench.tasks import ClassificationTask, Task
+from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, complete_config
+from randmix_bench.tasks import Task, build_model, task_for
 
 __all__ = ["train", "train_step", "make_optimizer", "Distributed", "RUN_NAME", "RESUME_NAME", "RUN_FORMAT",
            "is_run_dir", "check_run_dir", "load_resume_state"]
@@ -136,7 +136,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.opt
 def train(
     cfg: TrainConfig,
     out_dir: str | Path,
-    task: Task | None = None,
     resume: bool = False,
     force: bool = False,
     device: str | None = None,
@@ -144,13 +143,13 @@ def train(
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; return the run summary (also written as ``run.json``).
 
-    ``task`` defaults to classification with ``cfg.label_smoothing``. A non-empty ``out_dir`` is refused
-    unless ``resume`` (continue its run; same config and model required) or ``force`` (start over,
-    overwriting), and either only for a folder this trainer wrote. Raises a one-line :class:`RandmixError`
-    for bad input (checked before any work), a busy folder, or a run that diverged.
+    The task (``cfg.task``) is built from the config. A non-empty ``out_dir`` is refused unless ``resume``
+    (continue its run; same config and model required) or ``force`` (start over, overwriting), and either
+    only for a folder this trainer wrote. Raises a one-line :class:`RandmixError` for bad input (checked
+    before any work), a busy folder, or a run that diverged.
     """
     cfg = cfg.validate()
-    task = task if task is not None else ClassificationTask(cfg.label_smoothing)
+    task = task_for(cfg)
     dist = Distributed.from_env()
     dev = rank_device(device, dist)
     out = Path(out_dir)
@@ -194,11 +193,9 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
     cuda = device.type == "cuda"
     if cuda:  # autotune conv kernels for the one batch shape
         torch.backends.cudnn.benchmark = True
-    torch.manual_seed(cfg.seed)
-    model_kwargs = _jsonable({"mixing": cfg.mixing, "mixer_seed": cfg.mixer_seed, "smooth_sigma": cfg.smooth_sigma,
-                              **task.model_kwargs(train_split.info)})
+    model, model_kwargs = build_model(cfg, task, train_split.info)
     # channels_last everywhere: cuDNN's fastest layout, and oneDNN's depthwise backward on the CPU too
-    model = create_model(cfg.model, **model_kwargs).to(device, memory_format=torch.channels_last)
+    model = model.to(device, memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg, fused=cuda)
     augment = Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m)
     loader = DeviceLoader(train_split.images, train_split.labels, cfg.batch_size, augment, cfg.seed, device,
@@ -352,7 +349,8 @@ def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force
 
 
 def load_resume_state(path: Path) -> dict[str, Any]:
-    """``path`` as written by :func:`save_resume_state`, or a one-line error naming the file and the fix."""
+    """``path`` as written by :func:`save_resume_state` (by any version: its config comes completed to the
+    current layout), or a one-line error naming the file and the fix."""
     fix = "pass --force to start the run over"
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -361,18 +359,20 @@ def load_resume_state(path: Path) -> dict[str, Any]:
     if not (isinstance(state, dict) and RESUME_KEYS <= state.keys()
             and isinstance(state["config"], dict) and isinstance(state["task"], dict)):
         raise RandmixError(f"{path} is not a resume state written by randmix train; {fix}")
+    state["config"] = complete_config(state["config"], state["task"])
     return state
 
 
 def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Task) -> None:
-    saved, asked = state["config"], _jsonable(cfg.to_dict())
+    saved, asked = state["config"], jsonable(cfg.to_dict())
     if saved["model"] != asked["model"]:
         raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
     diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})" for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
-    saved_task, asked_task = state["task"], _jsonable(task.config())
-    brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
-    diff += [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
-             for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
+    if not diff:  # the same settings can still imply another task record, e.g. a folder dataset's new image size
+        saved_task, asked_task = state["task"], jsonable(task.config())
+        brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
+        diff = [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
+                for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
     if diff:
         raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
 
@@ -384,8 +384,8 @@ def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimi
         "model": model.state_dict(),
         "optimizer": optimizer.state_dict(),
         "rng_cpu": torch.get_rng_state(),
-        "config": _jsonable(cfg.to_dict()),
-        "task": _jsonable(task.config()),
+        "config": jsonable(cfg.to_dict()),
+        "task": jsonable(task.config()),
         "history": history,
         "wall_s": wall_s,
     }
@@ -441,8 +441,3 @@ def _progress(enabled: bool) -> Progress:
         console=console,
         disable=not enabled,
     )
-
-
-def _jsonable(obj: Any) -> Any:
-    """``obj`` as JSON would give it back (tuples become lists), so saved and asked configs compare equal."""
-    return json.loads(json.dumps(obj))

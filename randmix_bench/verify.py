@@ -27,7 +27,9 @@ from randmix_bench.files import sha256
 from randmix_bench.leaderboard import Entry
 from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
-from randmix_bench.tasks import predict
+from randmix_bench.tasks import ShuffleTask, predict
+from randmix_bench.tasks.metrics import psnr
+from randmix_bench.tensors import to_unit
 
 __all__ = ["Check", "VerifyOptions", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE",
            "tolerance", "verify", "failures"]
@@ -109,10 +111,8 @@ def _clean_accuracy(net: nn.Module, meta: dict[str, Any], split: ImageSplit, bat
 def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: int, device: str,
           recorded: float) -> Measurement:
     """Mean reconstruction PSNR in dB, with the permutation the checkpoint was trained on."""
-    from randmix_bench.shuffle import ShuffleTask, psnr
-
-    task = ShuffleTask.from_config(meta["extra"].get("task", {}))
-    values = psnr(task.reconstruct(net, split.images, batch_size, device), split.images.float().div(255))
+    task = ShuffleTask.from_record(meta["extra"].get("task", {}))
+    values = psnr(task.reconstruct(net, split.images, batch_size, device), to_unit(split.images))
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 

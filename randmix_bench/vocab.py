@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from randmix_bench.errors import choices_error
 
-__all__ = ["Choice", "Mixing", "Norm", "Attack", "AAVersion", "Loss", "Optimizer", "Tier"]
+__all__ = ["Choice", "Mixing", "Norm", "Attack", "AAVersion", "TaskKind", "Loss", "Optimizer", "Tier"]
 
 C = TypeVar("C", bound="Choice")
 
@@ -86,6 +86,13 @@ class AAVersion(Choice, what="AutoAttack version"):
     PLUS = "plus"
     CUSTOM = "custom"
     RAND = "rand"  # for randomized defenses: readable in a result, never run here (ours are deterministic)
+
+
+class TaskKind(Choice, what="task"):
+    """What a model is trained to do (``TrainConfig.task``); each has its class in ``randmix_bench.tasks``."""
+
+    CLASSIFICATION = "classification"  # cross-entropy, scored by clean and robust accuracy
+    SHUFFLE = "shuffle"  # undo a fixed random pixel permutation (claim 3), scored by PSNR / SSIM
 
 
 class Loss(Choice, what="loss"):

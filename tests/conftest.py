@@ -9,18 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
+from randmix_bench import train as train_module
 from randmix_bench.checkpoint import save_checkpoint
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.models import create_model
-from randmix_bench.recipes import TrainConfig
+from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
 from randmix_bench.robustness import ProgressReporter
-from randmix_bench.shuffle import ShuffleTask, get_shuffle_recipe
-from randmix_bench.tasks import ClassificationTask
+from randmix_bench.tasks import build_model, task_for
 
 torch.set_num_threads(1)
 
@@ -31,11 +32,10 @@ def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60
     """Train ``randmix_convmixer_tiny`` with AdamW on synthetic data for a few seconds and save it at ``path``:
     trained (not random), so clean accuracy is high and robust accuracy depends on eps, which is what the
     robustness tests need to show that attacks, resume and interop change and keep the right numbers."""
-    torch.manual_seed(seed)
-    train = load_split("synthetic", train=True)
-    task = ClassificationTask()
-    kwargs = dict(task.model_kwargs(train.info), mixing=mixing)
-    model = create_model(TINY_MODEL, **kwargs)
+    cfg = get_recipe("quick").override(mixing=mixing, seed=seed)  # TINY_MODEL on the synthetic dataset
+    train = load_split(cfg.dataset, train=True)
+    task = task_for(cfg)
+    model, kwargs = build_model(cfg, task, train.info)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -57,6 +57,26 @@ def _save_classifier(path: Path, mixing: str, seed: int) -> Path:
     return path
 
 
+class Killed(Exception):
+    """Stands for the process dying right after an epoch's resume state hit the disk."""
+
+
+def _train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train ``cfg`` into ``out`` and die right after epoch ``epochs_done``'s resume state is saved."""
+    save = train_module.save_resume_state
+
+    def save_then_die(out_: Path, *args: Any) -> None:
+        save(out_, *args)
+        if len(args[4]) == epochs_done:  # args[4]: the history so far
+            raise Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_resume_state", save_then_die)
+        with pytest.raises(Killed):
+            train_module.train(cfg, out, device="cpu", show_progress=False)
+    assert torch.load(out / train_module.RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
+
+
 def _edit_result(path: Path, change: dict) -> None:
     """Set (or, for None, delete) dotted fields of a result file."""
     data = json.loads(path.read_text())
@@ -74,12 +94,11 @@ def _edit_result(path: Path, change: dict) -> None:
 
 def _save_unshuffler(run: Path, mixing: str) -> Path:
     """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
-    cfg: TrainConfig = get_shuffle_recipe("unshuffle-quick").override(mixing=mixing)
-    task = ShuffleTask((32, 32), permutation_seed=0)
-    torch.manual_seed(0)
-    kwargs = {"mixing": mixing, "mixer_seed": 0, "in_chans": 3}
+    cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=mixing)
+    task = task_for(cfg)
+    model, kwargs = build_model(cfg, task, dataset_info(cfg.dataset))
     extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}
-    save_checkpoint(run / "checkpoint.safetensors", create_model(cfg.model, **kwargs), cfg.model, kwargs, extra=extra)
+    save_checkpoint(run / "checkpoint.safetensors", model, cfg.model, kwargs, extra=extra)
     return run
 
 
@@ -155,6 +174,11 @@ def save_classifier() -> Callable[[Path, str, int], Path]:
 @pytest.fixture(scope="session")
 def save_unshuffler() -> Callable[[Path, str], Path]:
     return _save_unshuffler
+
+
+@pytest.fixture(scope="session")
+def train_killed_after() -> Callable[..., None]:
+    return _train_killed_after
 
 
 @pytest.fixture(scope="session")

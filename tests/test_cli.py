@@ -8,6 +8,7 @@ import inspect
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from randmix_bench import __version__
@@ -87,3 +88,14 @@ def test_the_library_draws_nothing(module: str) -> None:
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not {name for name in imported if name.split(".")[0] == "rich" or name.startswith("randmix_bench.cli")}
+def test_shuffle_train_is_train_with_the_same_options() -> None:
+    """`randmix shuffle train` declares no option of its own: names, help, defaults and requiredness are train's."""
+    group = typer.main.get_command(app)
+    train, alias = group.commands["train"], group.commands["shuffle"].commands["train"]  # type: ignore[attr-defined]
+
+    def options(command: typer.core.TyperCommand) -> list[tuple]:
+        return [(p.name, p.opts, p.secondary_opts, p.help, p.required, p.default) for p in command.params]
+
+    assert options(alias) == options(train)
+    names = {o for p in train.params for o in p.opts}
+    assert {"--recipe", "-r", "--loss", "--permutation-seed", "--label-smoothing", "--wd", "--resume"} <= names

@@ -16,24 +16,15 @@ from typer.testing import CliRunner
 
 from randmix_bench.checkpoint import load_model
 from randmix_bench.cli import app
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import create_model, model_task
+from randmix_bench.recipes import RECIPES, TrainConfig
 from randmix_bench.results import ShuffleResult, read_result
-from randmix_bench.shuffle import (
-    PSNR_MAX_DB,
-    SHUFFLE_RECIPES,
-    ShuffleTask,
-    grid_size,
-    invert_permutation,
-    make_permutation,
-    psnr,
-    save_grid,
-    scramble,
-    ssim,
-    task_for_config,
-    unscramble,
-)
+from randmix_bench.shuffle import grid_size, save_grid
+from randmix_bench.tasks import build_model, task_for
+from randmix_bench.tasks.metrics import PSNR_MAX_DB, psnr, ssim
+from randmix_bench.tasks.shuffle import ShuffleTask, invert_permutation, make_permutation, scramble, unscramble
 
 runner = CliRunner()
 
@@ -67,12 +58,12 @@ def test_scramble_is_one_permutation_for_all_channels_and_inverts() -> None:
 
 def test_task_config_round_trips_and_detects_an_altered_permutation() -> None:
     task = ShuffleTask((28, 28), permutation_seed=3, loss="l1")
-    again = ShuffleTask.from_config(json.loads(json.dumps(task.config())))
+    again = ShuffleTask.from_record(json.loads(json.dumps(task.config())))
     assert torch.equal(again.permutation, task.permutation) and again.loss == "l1"
     altered = task.config()
     altered["permutation"][:2] = altered["permutation"][1::-1]
     with pytest.raises(ValueError, match="not the one seed 3 names"):
-        ShuffleTask.from_config(altered)
+        ShuffleTask.from_record(altered)
     with pytest.raises(ValueError, match="unknown loss 'l2'"):
         ShuffleTask((28, 28), loss="l2")
 
@@ -161,8 +152,11 @@ def test_unshuffler_maps_images_to_images_and_freezes_only_block_mixers() -> Non
 
 
 def test_every_shuffle_recipe_is_valid_and_sizes_its_permutation() -> None:
-    for name, cfg in SHUFFLE_RECIPES.items():
-        task = task_for_config(cfg.validate())
+    shuffle_recipes = {name: cfg for name, cfg in RECIPES.items() if cfg.task == "shuffle"}
+    assert len(shuffle_recipes) == 7
+    for name, cfg in shuffle_recipes.items():
+        task = task_for(cfg.validate())
+        assert isinstance(task, ShuffleTask)
         assert cfg.recipe == name and len(task.permutation) == task.image_size[0] * task.image_size[1]
         assert model_task(cfg.model) == "shuffle"
 
@@ -172,12 +166,13 @@ def test_every_shuffle_recipe_is_valid_and_sizes_its_permutation() -> None:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Two quick runs through `randmix shuffle train` (the shared trainer): full and chans, 1 epoch each."""
+    """Two quick runs through the shared trainer, 1 epoch each: full by `randmix train` with a shuffle recipe,
+    chans by its alias `randmix shuffle train`."""
     root = tmp_path_factory.mktemp("shuffle")
     out = {}
-    for mixing in ("full", "chans"):
+    for mixing, command in (("full", ["train"]), ("chans", ["shuffle", "train"])):
         out[mixing] = root / mixing
-        result = runner.invoke(app, ["shuffle", "train", "-r", "unshuffle-quick", "-m", mixing, "-o", str(out[mixing]),
+        result = runner.invoke(app, [*command, "-r", "unshuffle-quick", "-m", mixing, "-o", str(out[mixing]),
                                      "--epochs", "1", "--permutation-seed", "5", "--device", "cpu", "-q"])
         assert result.exit_code == 0, result.output
     return out
@@ -187,9 +182,10 @@ def test_tiny_model_trains_through_the_trainer_and_the_loss_drops(runs: dict[str
     run = json.loads((runs["chans"] / "run.json").read_text())
     assert run["status"] == "finished" and run["task"]["task"] == "shuffle" and run["task"]["permutation_seed"] == 5
     trained, meta = load_model(runs["chans"])
-    task = ShuffleTask.from_config(meta["extra"]["task"])
-    torch.manual_seed(run["config"]["seed"])  # the trainer's initialization, before any step
-    untrained = create_model(meta["model"], **meta["model_kwargs"]).eval()
+    task = ShuffleTask.from_record(meta["extra"]["task"])
+    cfg = TrainConfig.from_dict(run["config"])
+    untrained, _ = build_model(cfg, task, dataset_info(cfg.dataset))  # the trainer's initialization, before any step
+    untrained.eval()
     split = load_split("synthetic", train=False).first(256)
     images = split.images.float() / 255
     with torch.no_grad():

@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +18,11 @@ from typer.testing import CliRunner
 from randmix_bench import train as train_module
 from randmix_bench.checkpoint import load_model, read_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.data import load_split
+from randmix_bench.data import dataset_info, load_split
 from randmix_bench.mixing import FrozenConv2d
 from randmix_bench.models import create_model
-from randmix_bench.recipes import RECIPES, TrainConfig, get_recipe
-from randmix_bench.tasks import accuracy
+from randmix_bench.recipes import RECIPES, get_recipe
+from randmix_bench.tasks import accuracy, build_model, task_for
 from randmix_bench.train import RESUME_NAME, make_optimizer, train
 
 QUICK_CHANS = get_recipe("quick").override(mixing="chans")
@@ -56,8 +57,8 @@ def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, An
 def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     state, _ = read_checkpoint(out)
-    torch.manual_seed(QUICK_CHANS.seed)
-    fresh = create_model(QUICK_CHANS.model, **summary["model_kwargs"])
+    fresh, kwargs = build_model(QUICK_CHANS, task_for(QUICK_CHANS), dataset_info(QUICK_CHANS.dataset))
+    assert kwargs == summary["model_kwargs"]  # the trainer's initial model, rebuilt
     frozen = [name for name, m in fresh.named_modules() if isinstance(m, FrozenConv2d)]
     assert frozen
     for name in frozen:
@@ -89,26 +90,8 @@ def test_convmixer_recipe_schedule() -> None:
     assert cfg.lr_at(99, total) == 0.0
 
 
-class Killed(Exception):
-    """Stands for the process dying right after an epoch's resume state hit the disk."""
-
-
-def train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    save = train_module.save_resume_state
-
-    def save_then_die(out_: Path, *args: Any) -> None:
-        save(out_, *args)
-        if len(args[4]) == epochs_done:  # args[4]: the history so far
-            raise Killed
-
-    with monkeypatch.context() as patch:
-        patch.setattr(train_module, "save_resume_state", save_then_die)
-        with pytest.raises(Killed):
-            train(cfg, out, device="cpu", show_progress=False)
-    assert torch.load(out / RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
-
-
-def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                          train_killed_after: Callable[..., None]) -> None:
     # Every source of randomness on: crops, flips, RandAugment, and three epochs.
     cfg = get_recipe("quick").override(epochs=3, batch_size=256, flip=True, randaugment_n=1, randaugment_m=9)
     straight = train(cfg, tmp_path / "straight", device="cpu", show_progress=False)
@@ -163,7 +146,8 @@ def test_existing_run_is_never_overwritten_by_mistake(quick_run: tuple[Path, dic
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                         train_killed_after: Callable[..., None]) -> None:
     out = tmp_path / "run"
     train_killed_after(1, get_recipe("quick"), out, monkeypatch)
     result = _cli("--recipe", "quick", "--lr", "0.5", "--out", str(out), "--resume")
@@ -248,8 +232,16 @@ import torch
 import randmix_bench.train as train_module
 
 built = []
-create_model = train_module.create_model
-train_module.create_model = lambda *args, **kwargs: built.append(create_model(*args, **kwargs)) or built[-1]
+build_model = train_module.build_model
+
+
+def keep_model(*args):
+    model, kwargs = build_model(*args)
+    built.append(model)
+    return model, kwargs
+
+
+train_module.build_model = keep_model
 try:
     runpy.run_module("randmix_bench.cli", run_name="__main__", alter_sys=True)
 except SystemExit as e:
@@ -263,7 +255,8 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     script = tmp_path / "rank.py"
     script.write_text(DDP_RANK)
-    env = dict(os.environ, OMP_NUM_THREADS="1", RANDMIX_OFFLINE="1", PARAMS=str(tmp_path / "params"))
+    env = dict(os.environ, OMP_NUM_THREADS="1", RANDMIX_OFFLINE="1", PARAMS=str(tmp_path / "params"),
+               PYTHONPATH=str(Path(train_module.__file__).parents[1]))  # the checkout under test, not an installed copy
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
            "train", "--recipe", "quick", "--out", str(out), "--device", "cpu", "--quiet"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)

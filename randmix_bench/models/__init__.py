@@ -8,6 +8,7 @@ import timm
 from torch import nn
 
 from randmix_bench.errors import choices_error
+from randmix_bench.vocab import TaskKind
 
 from .convmixer import ConvMixer
 from .resnet import ResNet
@@ -21,9 +22,9 @@ def list_models() -> list[str]:
     return timm.list_models("randmix_*")
 
 
-def model_task(name: str) -> str:
-    """``"shuffle"`` for the image-to-image unshufflers, ``"classification"`` for every other model."""
-    return "shuffle" if name in UNSHUFFLER_MODELS else "classification"
+def model_task(name: str) -> TaskKind:
+    """The task a model is built for: shuffle for the image-to-image unshufflers, classification for the others."""
+    return TaskKind.SHUFFLE if name in UNSHUFFLER_MODELS else TaskKind.CLASSIFICATION
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

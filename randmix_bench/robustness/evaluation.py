@@ -41,6 +41,7 @@ from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter,
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import accuracy
+from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import Mixing
 
 __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
@@ -90,7 +91,7 @@ def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, devic
     if classes is not None and classes != info.num_classes:
         raise RandmixError(f"the model ({meta['model']}) predicts {classes} classes but {info.name} has "
                            f"{info.num_classes}; evaluate it on the data it was trained for")
-    x = split.images[:1].to(device).float().div_(255)
+    x = to_unit(split.images[:1].to(device))
     try:
         with torch.no_grad():
             out = model(x)

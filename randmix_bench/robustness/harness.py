@@ -24,6 +24,7 @@ from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
 from randmix_bench.robustness.state import EvalRecord
+from randmix_bench.tensors import eval_mode, to_unit
 
 __all__ = ["ProgressReporter", "Outcome", "Harness", "input_gradients_only", "robust_accuracy"]
 
@@ -61,14 +62,14 @@ class Outcome:
 def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
     """The model in eval mode with weights that do not require gradients, restored afterwards: attacks
     need input gradients only, so backward skips every weight-gradient kernel and its memory."""
-    was_training, requires = model.training, [p.requires_grad for p in model.parameters()]
-    model.eval().requires_grad_(False)
+    requires = [p.requires_grad for p in model.parameters()]
+    model.requires_grad_(False)
     try:
-        yield model
+        with eval_mode(model):
+            yield model
     finally:
         for p, r in zip(model.parameters(), requires, strict=True):
             p.requires_grad_(r)
-        model.train(was_training)
 
 
 class Harness:
@@ -78,7 +79,7 @@ class Harness:
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                  batch_size: int, record: EvalRecord, progress: ProgressReporter | None) -> None:
         self.model = model
-        self.x = images.to(device).float().div_(255) if images.dtype == torch.uint8 else images.to(device).float()
+        self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
         self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts

@@ -1,55 +1,35 @@
-"""What a model is trained to do: the trainer's only task-specific hooks.
+"""Image classification: cross-entropy training, clean top-1 accuracy on the test split.
 
-The trainer (``randmix_bench.train``) owns data movement, augmentation, optimizer, schedule, precision,
-checkpoints and resume; a :class:`Task` says how a batch becomes a loss, how a model is scored on a
-test split, and which constructor arguments a dataset implies. Classification lives here; the
-pixel-shuffle track's task lives in ``randmix_bench.shuffle``.
+``predict`` and ``accuracy`` score exactly as the attacks see a model (eval mode, float32, inputs in
+[0, 1]), so the clean accuracy of a training run, an evaluation and ``randmix verify`` count alike.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.data import DatasetInfo, ImageSplit
+from randmix_bench.tensors import eval_mode, to_unit
 
-__all__ = ["Task", "ClassificationTask", "accuracy"]
+if TYPE_CHECKING:
+    from randmix_bench.recipes import TrainConfig
 
-
-class Task(Protocol):
-    name: str  # "classification", "shuffle"
-
-    def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
-        """Constructor arguments the dataset implies (channels, classes, normalization)."""
-        ...
-
-    def batch_loss(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Scalar training loss of one batch; ``images`` are float [0, 1], already augmented."""
-        ...
-
-    def evaluate(self, model: nn.Module, split: ImageSplit, batch_size: int, device: torch.device) -> dict[str, float]:
-        """Test metrics, the headline metric first (e.g. ``{"test_acc": 0.92}``)."""
-        ...
-
-    def config(self) -> dict[str, Any]:
-        """Task settings to record in run.json and the checkpoint (e.g. a permutation seed)."""
-        ...
+__all__ = ["ClassificationTask", "predict", "accuracy"]
 
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
     """Predicted labels for uint8 ``images`` [N, C, H, W], in order, in eval mode, in float32 (the
     precision attacks run at, so clean and robust accuracy count the same way); returns CPU int64."""
-    was_training = model.training
-    model.eval()
     preds = []
-    for start in range(0, len(images), batch_size):
-        x = images[start : start + batch_size].to(device, non_blocking=True).float().div_(255)
-        preds.append(model(x).argmax(1).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(images), batch_size):
+            x = to_unit(images[start : start + batch_size].to(device, non_blocking=True))
+            preds.append(model(x).argmax(1).cpu())
     return torch.cat(preds) if preds else torch.empty(0, dtype=torch.long)
 
 
@@ -66,6 +46,10 @@ class ClassificationTask:
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.label_smoothing = label_smoothing
+
+    @classmethod
+    def for_config(cls, cfg: TrainConfig) -> ClassificationTask:
+        return cls(cfg.label_smoothing)
 
     def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
         return {"in_chans": info.in_chans, "num_classes": info.num_classes, "mean": info.mean, "std": info.std}

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error"]
+__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error", "check_seed", "MAX_SEED"]
+
+MAX_SEED = 2**32 - 1  # what every generator the project seeds (torch, numpy) accepts
 
 
 class RandmixError(ValueError):
@@ -28,3 +30,10 @@ def choices_error(what: str, value: object, choices: Iterable[object], unknown: 
                   hint: str = "") -> RandmixError:
     """The one wording of "unknown X; valid choices: ..." used everywhere input is parsed."""
     return RandmixError(f"{unknown} {what} {value!r}; valid choices: {', '.join(map(str, choices))}{hint}")
+
+
+def check_seed(name: str, value: int) -> int:
+    """A seed outside 0..MAX_SEED would be refused deep inside torch or numpy with a traceback; refuse it here."""
+    if not 0 <= value <= MAX_SEED:
+        raise RandmixError(f"{name} must be in 0..{MAX_SEED}, got {value}")
+    return value

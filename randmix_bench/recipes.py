@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from randmix_bench.data import check_dataset_name
-from randmix_bench.errors import RandmixError, choices_error
+from randmix_bench.errors import RandmixError, check_seed, choices_error
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
 from randmix_bench.models import list_models, model_task
 from randmix_bench.vocab import Loss, TaskKind
@@ -87,6 +87,8 @@ class TrainConfig:
             (0 <= self.randaugment_m <= 30, f"randaugment_m must be in 0..30, got {self.randaugment_m}"),
             (self.smooth_sigma >= 0, f"smooth_sigma must be >= 0, got {self.smooth_sigma}"),
         ]
+        for name in ("seed", "mixer_seed", "permutation_seed"):
+            check_seed(name, getattr(self, name))
         for ok, message in checks:
             if not ok:
                 raise RandmixError(message)

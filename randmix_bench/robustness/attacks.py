@@ -16,7 +16,7 @@ from pyautoattack import AutoAttack, checks
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import RandmixError, check_seed
 from randmix_bench.results import AttackConfig
 from randmix_bench.vocab import AAVersion, Attack, Norm
 
@@ -112,6 +112,7 @@ def make_attack_config(
     attack, norm, version = Attack.parse(attack), Norm.parse(norm), AAVersion.parse(version, VERSIONS)
     if batch_size < 1:
         raise RandmixError(f"batch size must be >= 1, got {batch_size}")
+    check_seed("seed", seed)
     for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
         if value is not None and value < 1:
             raise RandmixError(f"{label} must be >= 1, got {value}")

@@ -110,8 +110,9 @@ def evaluate_runs(
     names = [check_entry_name(r.stem if r.is_file() else r.resolve().name, "run folder name") for r in runs]
     if not runs:
         raise RandmixError("give at least one run folder")
-    if (n_examples is not None and n_examples < 1) or grid_images < 1:
-        raise RandmixError(f"n_examples and grid_images must be >= 1, got {n_examples} and {grid_images}")
+    for name, value in (("n_examples", n_examples), ("grid_images", grid_images), ("batch_size", batch_size)):
+        if value is not None and value < 1:
+            raise RandmixError(f"{name} must be >= 1, got {value}")
     if len(set(names)) != len(names):
         raise RandmixError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
     check_writable(out_dir, "--out-dir")

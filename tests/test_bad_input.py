@@ -424,6 +424,9 @@ TRAIN_CASES: list[Case] = [
          setup=copy_checkpoint()),
     Case("shuffle-eval-device-meta", ["shuffle", "eval", "run", "-o", "e", "--device", "meta"],
          "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
+    *(Case(f"shuffle-eval-zero-{flag[2:]}", ["shuffle", "eval", "run", "-o", "e", flag, "0"],
+           f"{flag[2:].replace('-', '_')} must be >= 1, got 0", setup=copy_checkpoint())
+      for flag in ("--n-examples", "--grid-images", "--batch-size")),
 ]
 
 CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES

@@ -14,6 +14,7 @@ run shows and what it does not is :func:`scope`, which the command prints under 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -154,8 +155,9 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter
     ``cfg.threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
     that is busy with anything else, spinning threads make a step several times slower (measured on a
     2-core machine while other jobs ran: 2 threads trained at ~290 img/s, 1 thread at 1,800-6,100)."""
-    if cfg.threads is not None and cfg.threads < 1:
-        raise RandmixError(f"threads must be >= 1, got {cfg.threads}")
+    cores = os.cpu_count() or 1
+    if cfg.threads is not None and not 1 <= cfg.threads <= cores:  # thousands of threads exhaust memory
+        raise RandmixError(f"threads must be in 1..{cores} (this machine's CPU count), got {cfg.threads}")
     with cpu_threads(cfg.threads):
         return _run(cfg, reporter or LogReporter())
 

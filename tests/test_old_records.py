@@ -26,7 +26,7 @@ from randmix_bench.recipes import TrainConfig, complete_config, get_recipe
 from randmix_bench.reproduce import JobState, Paths, plan
 from randmix_bench.shuffle import evaluate_runs
 from randmix_bench.train import RESUME_NAME, RUN_NAME, train
-from randmix_bench.verify import failures, verify
+from randmix_bench.verify import VerifyOptions, failures, verify
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = REPO / "leaderboards" / "checkpoints" / "small"
@@ -90,7 +90,7 @@ def test_an_old_shuffle_checkpoint_is_evaluated_and_verified(tmp_path: Path) -> 
     assert (result.permutation_seed, result.loss, result.dataset) == (0, "mse", "fashion-mnist")
     assert result.psnr > result.identity_psnr
     entry = load_entry(REPO / "leaderboards" / "fashion-mnist" / "shuffle" / f"{name}.json")
-    checks = verify([entry], n=32)
+    checks = verify([entry], VerifyOptions(n=32))
     assert not failures(checks) and checks[0].metric == "PSNR dB"
 
 

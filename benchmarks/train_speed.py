@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable, Iterator
 from functools import partial
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -95,7 +96,9 @@ class PILDataset(torch.utils.data.Dataset):
         return self.transform(pil), self.labels[i]
 
 
-def reference_steps(cfg: TrainConfig, split: ImageSplit, device: torch.device, workers: int, amp: bool) -> Iterator[Callable[[], Any]]:
+def reference_steps(
+    cfg: TrainConfig, split: ImageSplit, device: torch.device, workers: int, amp: bool
+) -> Iterator[Callable[[], Any]]:
     cuda = device.type == "cuda"
     transforms: list[Any] = []
     if cfg.crop_padding:
@@ -133,7 +136,8 @@ def main() -> None:
     parser.add_argument("--recipe", default="convmixer-cifar10")
     parser.add_argument("--model", default=None, help="default: the recipe's")
     parser.add_argument("--mixing", nargs="+", default=["full", "chans"])
-    parser.add_argument("--dataset", default="synthetic", help="synthetic (CIFAR-10 shaped), cifar10-jpeg, cifar10, ...")
+    parser.add_argument("--dataset", default="synthetic",
+                        help="synthetic (CIFAR-10 shaped), cifar10-jpeg, cifar10, ...")
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the recipe's")
     parser.add_argument("--steps", type=int, default=50)
@@ -159,7 +163,8 @@ def main() -> None:
         if args.skip_reference:
             continue
         label = f"reference ({args.workers} workers, {'bf16' if args.reference_amp else 'fp32'})"
-        ref = images / timed(reference_steps(cfg, split, device, args.workers, args.reference_amp), args.warmup, args.steps, device)
+        steps = reference_steps(cfg, split, device, args.workers, args.reference_amp)
+        ref = images / timed(steps, args.warmup, args.steps, device)
         print(f"{mixing:<14}{label:<34}{ref:>12,.0f}{ours / ref:>8.2f}x", flush=True)
 
 

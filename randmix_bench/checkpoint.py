@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -40,11 +41,18 @@ def resolve(path: str | Path) -> Path:
     if path.is_dir():
         path = path / CHECKPOINT_NAME
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}; pass a run folder (with {CHECKPOINT_NAME}) or a .safetensors file")
+        raise CheckpointError(f"no checkpoint at {path}; pass a run folder (with {CHECKPOINT_NAME}) "
+                              "or a .safetensors file")
     return path
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, model_name: str, model_kwargs: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    model_name: str,
+    model_kwargs: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> None:
     """Save the state dict (frozen buffers included) and how to rebuild the model, atomically."""
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
     # One metadata key: safetensors writes several in hash order, which would make the file's sha256
@@ -73,7 +81,9 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise RandmixError(f"format {record.get('format') if isinstance(record, dict) else record!r}")
     except (KeyError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a {FORMAT} checkpoint ({e}); it was not written by randmix train") from None
+        raise CheckpointError(
+            f"{path} is not a {FORMAT} checkpoint ({e}); it was not written by randmix train"
+        ) from None
     unknown = sorted(set(record) - RECORD_KEYS)
     if unknown:
         raise CheckpointError(f"{path}: unknown metadata key {unknown[0]!r} (valid: {', '.join(sorted(RECORD_KEYS))}); "
@@ -83,7 +93,8 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"{path}: metadata 'model' {model!r} is not a randmix model; valid choices: "
                               f"{', '.join(list_models())}")
     if not isinstance(extra, dict):
-        raise CheckpointError(f"{path}: metadata 'extra' must be an object, got {type(extra).__name__}; the file was altered")
+        raise CheckpointError(f"{path}: metadata 'extra' must be an object, got {type(extra).__name__}; "
+                              "the file was altered")
     check_model_kwargs(model, kwargs, path)
     if isinstance(extra.get("train"), dict):
         extra["train"] = complete_config(extra["train"], extra.get("task"))
@@ -126,12 +137,14 @@ and the tests write) and what each value must be."""
 def check_model_kwargs(model: str, kwargs: Any, source: str | Path) -> None:
     """Refuse any constructor argument randmix does not write, and any value of the wrong type."""
     if not isinstance(kwargs, dict):
-        raise CheckpointError(f"{source}: metadata 'model_kwargs' must be an object, got {type(kwargs).__name__}; the file was altered")
+        raise CheckpointError(f"{source}: metadata 'model_kwargs' must be an object, got {type(kwargs).__name__}; "
+                              "the file was altered")
     allowed = ALLOWED_KWARGS["unshuffler" if model_task(model) is TaskKind.SHUFFLE else "classifier"]
     for key, value in kwargs.items():
         if key not in allowed:
             raise CheckpointError(f"{source}: model_kwargs key {key!r} is not allowed for {model} (valid: "
-                                  f"{', '.join(allowed)}); the file was altered or not written by randmix: do not load it")
+                                  f"{', '.join(allowed)}); the file was altered or not written by randmix: "
+                                  "do not load it")
         check, what = allowed[key]
         if not check(value):
             raise CheckpointError(f"{source}: model_kwargs {key!r} must be {what}, got {value!r}; the file was altered")

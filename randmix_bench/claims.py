@@ -16,9 +16,10 @@ from __future__ import annotations
 import math
 import statistics
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterable, Sequence, TypeVar
+from typing import TypeVar
 
 from randmix_bench.data import DATASETS
 from randmix_bench.mixing import Mixing
@@ -124,7 +125,7 @@ def _t_test(diff: float, parts: Sequence[tuple[float, int]]) -> Test:
     if se2 == 0:
         verdict = Verdict.SUPPORTED if diff > 0 else Verdict.CONTRADICTED if diff < 0 else Verdict.INCONCLUSIVE
         return Test(verdict, diff, 0.0)
-    df = se2**2 / sum(t**2 / (k - 1) for t, (_, k) in zip(terms, parts) if t > 0)
+    df = se2**2 / sum(t**2 / (k - 1) for t, (_, k) in zip(terms, parts, strict=True) if t > 0)
     half = t_quantile(1 - ALPHA / 2, df) * math.sqrt(se2)
     verdict = Verdict.SUPPORTED if diff > half else Verdict.CONTRADICTED if diff < -half else Verdict.INCONCLUSIVE
     return Test(verdict, diff, half)

@@ -19,9 +19,9 @@ import os
 import tarfile
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -29,8 +29,8 @@ import torch
 from randmix_bench.errors import MissingError, RandmixError, choices_error
 from randmix_bench.files import atomic_path
 
-__all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir", "default_data_dir",
-           "check_dataset_name", "arrays_sha256"]
+__all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir",
+           "default_data_dir", "check_dataset_name", "arrays_sha256"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MINI = Path(__file__).parent / "bundled" / "fashion-mnist-mini.npz"
@@ -70,7 +70,7 @@ class ImageSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def first(self, n: int) -> "ImageSplit":
+    def first(self, n: int) -> ImageSplit:
         """The first ``n`` points in canonical order (RobustBench's protocol), with a clear bound check."""
         if n > len(self):
             split = "train" if self.train else "test"
@@ -95,7 +95,8 @@ DATASETS: dict[str, DatasetInfo] = {
                     f"{FASHION_MNIST_MINI.name}, which ships with randmix-bench: reinstall the package, or rebuild the "
                     "file from the four Fashion-MNIST IDX .gz files with `python -m randmix_bench.fmnist_mini`"),
         DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
-                    f"cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, or {CIFAR10_JPEG_SHARED[-1]}"),
+                    "cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, "
+                    f"or {CIFAR10_JPEG_SHARED[-1]}"),
         DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
                     "nothing: generated from a seed"),
     ]
@@ -104,7 +105,8 @@ DATASETS: dict[str, DatasetInfo] = {
 
 def dataset_info(name: str) -> DatasetInfo:
     if name not in DATASETS:
-        raise choices_error("dataset", name, DATASETS, hint=", or a folder/.tar.gz with train/<class>/ and test/<class>/")
+        raise choices_error("dataset", name, DATASETS,
+                            hint=", or a folder/.tar.gz with train/<class>/ and test/<class>/")
     return DATASETS[name]
 
 
@@ -180,7 +182,8 @@ def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> Non
 
     if not downloads_enabled():
         raise _missing(info, f"{looked}; downloads are off (RANDMIX_OFFLINE)")
-    cls = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}[info.name]
+    classes = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}
+    cls = classes[info.name]
     try:
         for train in (True, False):
             cls(str(data_dir), train=train, download=True)
@@ -303,7 +306,8 @@ def _read_image_folder(
     decoded = [_decode(blob, f"{source}: {split}/{c}/{n}") for c, n, blob in blobs]
     shapes = {d.shape for d in decoded}
     if len(shapes) > 1:
-        raise RandmixError(f"{source}: {split} images differ in size ({', '.join(map(str, sorted(shapes)[:3]))}); resize them to one size")
+        sizes = ", ".join(map(str, sorted(shapes)[:3]))
+        raise RandmixError(f"{source}: {split} images differ in size ({sizes}); resize them to one size")
     images = np.stack(decoded)
     labels = np.array([index[c] for c, _, _ in blobs], dtype=np.int64)
     if interleave_test and not train:
@@ -378,10 +382,13 @@ def load_split(
         images, labels = _read_fashion_mnist_mini(train)
     else:
         images, labels = _read_torchvision_cifar(info, train, data_dir)
-    return ImageSplit(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)), info, train)
+    return ImageSplit(torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64)),
+                      info, train)
 
 
-def _load_folder_split(source: Path, train: bool, cache_dir: str | Path | None, progress: Callable[[str], None] | None) -> ImageSplit:
+def _load_folder_split(
+    source: Path, train: bool, cache_dir: str | Path | None, progress: Callable[[str], None] | None
+) -> ImageSplit:
     if not source.exists():
         raise MissingError(f"image folder dataset {source} does not exist")
     classes_box: list[list[str]] = []
@@ -394,13 +401,17 @@ def _load_folder_split(source: Path, train: bool, cache_dir: str | Path | None, 
     images, labels = _cached(f"{source.name}-{'train' if train else 'test'}", source, cache_dir, read)
     c, h = images.shape[1], images.shape[2]
     num_classes = len(classes_box[0]) if classes_box else int(labels.max()) + 1
-    info = DatasetInfo(str(source), num_classes, c, h, (0.5,) * c, (0.25,) * c, 0 if train else len(labels), str(source))
+    info = DatasetInfo(str(source), num_classes, c, h, (0.5,) * c, (0.25,) * c, 0 if train else len(labels),
+                       str(source))
     return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels), info, train)
 
 
-def _cached(key: str, source: Path, cache_dir: str | Path | None, read: Callable[[], tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _cached(
+    key: str, source: Path, cache_dir: str | Path | None, read: Callable[[], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     stat = source.stat()
-    tag = hashlib.sha256(f"{CACHE_FORMAT}:{source.resolve()}:{stat.st_size}:{int(stat.st_mtime)}".encode()).hexdigest()[:12]
+    fingerprint = f"{CACHE_FORMAT}:{source.resolve()}:{stat.st_size}:{int(stat.st_mtime)}"
+    tag = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
     path = Path(cache_dir or default_cache_dir()) / f"{key}-{tag}.npz"
     if path.is_file():
         try:

@@ -24,7 +24,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
         if count == 0:
             raise RandmixError(f"device {device} requested but CUDA is not available here; use --device cpu")
         if dev.index is not None and dev.index >= count:
-            raise RandmixError(f"device {device} does not exist: this machine has {count} CUDA device(s), cuda:0..cuda:{count - 1}")
+            raise RandmixError(f"device {device} does not exist: this machine has {count} CUDA device(s), "
+                               f"cuda:0..cuda:{count - 1}")
     elif dev.type == "mps":
         if not torch.backends.mps.is_available():
             raise RandmixError(f"device {device} requested but Metal (MPS) is not available here; use --device cpu")

@@ -13,9 +13,9 @@ import json
 import re
 import statistics
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
 
 from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.files import atomic_path

@@ -11,9 +11,10 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence, cast
+from typing import cast
 from urllib.parse import quote
 
 from randmix_bench import claims, figures
@@ -270,7 +271,7 @@ def _verdict_line(v: ClaimVerdict) -> str:
     numbers = " vs ".join(
         f"{_code(name)} {mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
         + f"{unit} ({k} run{'s' if k != 1 else ''})"
-        for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs))
+        for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs, strict=True))
     numbers += "; " if numbers else ""
     return f"- Claim {v.claim} ({about}): **{v.verdict.value}**: {numbers}{_escape(v.reason)}."
 
@@ -370,7 +371,8 @@ def _where(entries: list[Entry]) -> list[str]:
     def provenance(e: Entry) -> Provenance:
         return e.randmix.provenance if e.is_robustness else e.shuffle.provenance
 
-    return [f"- Devices: {values(lambda e: provenance(e).device)}; torch {values(lambda e: provenance(e).versions.get('torch'))}; "
+    return [f"- Devices: {values(lambda e: provenance(e).device)}; "
+            f"torch {values(lambda e: provenance(e).versions.get('torch'))}; "
             f"commands: {values(lambda e: provenance(e).command)}.",
             f"- Datasets: {values(lambda e: e.randmix.dataset if e.is_robustness else e.shuffle.dataset)}; test points "
             f"per entry: {values(lambda e: e.randmix.n_examples if e.is_robustness else e.shuffle.n_examples)}.",

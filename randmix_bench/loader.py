@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +143,9 @@ class DeviceLoader:
         if flips is not None:
             cols = torch.where(flips[:, None], cols.flip(1), cols)
         channels = torch.arange(self.images.shape[1], device=self.device)
-        x = self.images[idx[:, None, None, None], channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]]
+        x = self.images[
+            idx[:, None, None, None], channels[None, :, None, None], rows[:, None, :, None], cols[:, None, None, :]
+        ]
         return to_unit(x)
 
 
@@ -155,7 +157,7 @@ def rand_augment(x: torch.Tensor, ops: torch.Tensor, signs: torch.Tensor, magnit
 
     ``ops[l, i]`` indexes :data:`RA_OPS` for image ``i`` in layer ``l``; ``signs`` (+-1) flip signed ops.
     """
-    for op, sign in zip(ops, signs):
+    for op, sign in zip(ops, signs, strict=True):
         x = _ra_layer(x, op, sign, magnitude / 30)
     return x
 
@@ -232,10 +234,12 @@ def _equalize(x: torch.Tensor) -> torch.Tensor:
     """Per-image, per-channel histogram equalization with torchvision's lookup table, batched."""
     b, c, h, w = x.shape
     v = (x * 255).round().long().flatten(2)  # [B, C, HW] in 0..255
-    hist = torch.zeros(b, c, 256, dtype=torch.float32, device=x.device).scatter_add_(2, v, torch.ones_like(v, dtype=torch.float32))
+    hist = torch.zeros(b, c, 256, dtype=torch.float32, device=x.device)
+    hist = hist.scatter_add_(2, v, torch.ones_like(v, dtype=torch.float32))
     top_count = hist.gather(2, v.amax(2, keepdim=True))  # pixels at the highest value present
     step = torch.div(h * w - top_count, 255, rounding_mode="floor")
-    lut = torch.div(hist.cumsum(2) + torch.div(step, 2, rounding_mode="floor"), step.clamp_min(1), rounding_mode="floor")
+    half_step = torch.div(step, 2, rounding_mode="floor")
+    lut = torch.div(hist.cumsum(2) + half_step, step.clamp_min(1), rounding_mode="floor")
     lut = F.pad(lut, (1, 0))[..., :-1].clamp(0, 255)
     out = torch.where(step == 0, v.float(), lut.gather(2, v))
     return (out / 255).view(b, c, h, w).to(x.dtype)

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import fnmatch
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F

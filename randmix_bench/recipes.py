@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any, Literal
 
 from randmix_bench.data import check_dataset_name
@@ -64,7 +65,7 @@ class TrainConfig:
     eval_batch_size: int = 1000
     compile: bool = False  # torch.compile the model (CUDA)
 
-    def validate(self) -> "TrainConfig":
+    def validate(self) -> TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
         parse_mixing(self.mixing)
@@ -93,8 +94,9 @@ class TrainConfig:
             if not ok:
                 raise RandmixError(message)
         xs = [x for x, _ in self.lr_schedule]
-        if len(xs) < 2 or xs[0] != 0 or xs[-1] != 1 or any(b <= a for a, b in zip(xs, xs[1:])):
-            raise RandmixError(f"lr_schedule must start at fraction 0, end at 1 and increase, got {format_lr_schedule(self.lr_schedule)}")
+        if len(xs) < 2 or xs[0] != 0 or xs[-1] != 1 or any(b <= a for a, b in pairwise(xs)):
+            raise RandmixError("lr_schedule must start at fraction 0, end at 1 and increase, "
+                               f"got {format_lr_schedule(self.lr_schedule)}")
         if any(y < 0 for _, y in self.lr_schedule):
             raise RandmixError(f"lr_schedule multipliers must be >= 0, got {format_lr_schedule(self.lr_schedule)}")
         return self
@@ -104,7 +106,8 @@ class TrainConfig:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
-                raise RandmixError(f"{f.name} must be a finite number, got {value}; pass a finite --{f.name.replace('_', '-')}")
+                raise RandmixError(f"{f.name} must be a finite number, got {value}; "
+                                   f"pass a finite --{f.name.replace('_', '-')}")
         if not all(math.isfinite(v) for point in self.lr_schedule for v in point):
             raise RandmixError(f"lr_schedule must hold finite numbers, got {format_lr_schedule(self.lr_schedule)}; "
                                "pass a finite --lr-schedule, e.g. 0:0,0.4:1,0.8:0.05,1:0")
@@ -126,7 +129,7 @@ class TrainConfig:
                 raise RandmixError(f"{name}={getattr(self, name)!r} does not apply to the {task} task; "
                                    f"drop --{name.replace('_', '-')}")
 
-    def override(self, **changes: Any) -> "TrainConfig":
+    def override(self, **changes: Any) -> TrainConfig:
         """A copy with the given fields replaced (``None`` values ignored), validated."""
         names = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(changes) - names)
@@ -140,7 +143,7 @@ class TrainConfig:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         d = dict(d, lr_schedule=tuple(tuple(p) for p in d["lr_schedule"]))
         return cls(**d)
 
@@ -151,7 +154,7 @@ class TrainConfig:
         so the first step does not run at lr 0.
         """
         t = (step + 1) / total_steps
-        for (x0, y0), (x1, y1) in zip(self.lr_schedule, self.lr_schedule[1:]):
+        for (x0, y0), (x1, y1) in pairwise(self.lr_schedule):
             if t <= x1:
                 return self.lr * (y0 + (y1 - y0) * (t - x0) / (x1 - x0))
         return self.lr * self.lr_schedule[-1][1]
@@ -180,7 +183,9 @@ def parse_lr_schedule(text: str) -> tuple[tuple[float, float], ...]:
     try:
         return tuple((float(x), float(y)) for x, y in (p.split(":") for p in text.split(",")))
     except ValueError:
-        raise RandmixError(f"bad lr schedule {text!r}; expected fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0") from None
+        raise RandmixError(
+            f"bad lr schedule {text!r}; expected fraction:multiplier pairs, e.g. 0:0,0.4:1,0.8:0.05,1:0"
+        ) from None
 
 
 def format_lr_schedule(points: tuple[tuple[float, float], ...]) -> str:

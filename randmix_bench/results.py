@@ -13,7 +13,7 @@ import json
 import math
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal, Union
+from typing import Annotated, Literal
 
 from pydantic import (
     AfterValidator,
@@ -110,13 +110,14 @@ class CheckpointRef(_Strict):
     @classmethod
     def _relative_inside(cls, value: str) -> str:
         path = PurePosixPath(value)
-        if path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value or path.as_posix() != value or value == ".":
+        if (path.is_absolute() or ".." in path.parts or "\\" in value or "\0" in value
+                or path.as_posix() != value or value == "."):
             raise ValueError(f"{value!r} must be a plain relative path (no '/' at the start, no '..', no '\\'); "
                              "put the checkpoint beside the result and record its file name")
         return value
 
     @classmethod
-    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str) -> "CheckpointRef":
+    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str) -> CheckpointRef:
         """The reference a result at ``result_path`` records for ``checkpoint`` (both real paths are used)."""
         ckpt, folder = checkpoint.resolve(), result_path.parent.resolve()
         for base in (folder, *folder.parents[:-1]):  # never the filesystem root: that would be an absolute path
@@ -182,8 +183,10 @@ class RandmixBlock(_Strict):
     sanity: SanityReport | None = None
     sweep: list[SweepPoint] = Field(default_factory=list)
     curve_png: str | None = None
-    attack_time_s: dict[str, float] = Field(default_factory=dict)  # attack time per stage and attack, e.g. "eps=8/255 apgd-t", summed over resumed parts
-    autoattack_flags: list[str] = Field(default_factory=list)  # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
+    # attack time per stage and attack, e.g. "eps=8/255 apgd-t", summed over resumed parts
+    attack_time_s: dict[str, float] = Field(default_factory=dict)
+    # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
+    autoattack_flags: list[str] = Field(default_factory=list)
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
 
     @field_validator("robust_acc")
@@ -270,7 +273,7 @@ class ShuffleResult(_Strict):
     grid_png: str | None = None
 
 
-Result = Union[RobustnessResult, ShuffleResult]
+Result = RobustnessResult | ShuffleResult
 
 
 class ResultError(RandmixError):

@@ -20,10 +20,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import pyautoattack
 import torch
@@ -55,19 +56,19 @@ class ShimAutoAttack(pyautoattack.AutoAttack):
                  is_tf_model: bool = False, device: str | torch.device = "cuda", log_path: str | None = None) -> None:
         if is_tf_model:
             raise NotImplementedError("pyautoattack evaluates PyTorch models only")
-        super().__init__(model, attacks=list(attacks_to_run) or None, device=device, eps=eps, norm=norm,  # type: ignore[arg-type]
-                         seed=self.default_seed if seed is None else seed, version=version)  # type: ignore[arg-type]
+        super().__init__(model, attacks=list(attacks_to_run) or None, device=device, eps=eps, norm=norm,
+                         seed=self.default_seed if seed is None else seed, version=version)
         self.verbose = verbose
         if log_path is not None:
             self.logger.addHandler(logging.FileHandler(log_path))
 
-    def run_standard_evaluation(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,  # type: ignore[override]
+    def run_standard_evaluation(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,
                                 return_labels: bool = False, state_path: str | Path | None = None) -> Any:
         x_adv, y_adv = super().run_standard_evaluation(x_orig, y_orig, batch_size=bs,
                                                        state_path=None if state_path is None else Path(state_path))
         return (x_adv, y_adv) if return_labels else x_adv
 
-    def run_standard_evaluation_individual(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,  # type: ignore[override]
+    def run_standard_evaluation_individual(self, x_orig: torch.Tensor, y_orig: torch.Tensor, bs: int = 250,
                                            return_labels: bool = False) -> dict[str, Any]:
         adv = super().run_standard_evaluation_individual(x_orig, y_orig, batch_size=bs)
         return adv if return_labels else {k: x for k, (x, _) in adv.items()}
@@ -124,7 +125,8 @@ def register_checkpoint(checkpoint: str | Path, name: str, *, dataset: str = "ci
     model_name, model_kwargs = meta["model"], meta["model_kwargs"]
     num_classes = create_model(model_name, **model_kwargs).num_classes
     if num_classes != DATASET_CLASSES[rb_dataset]:
-        raise RandmixError(f"{checkpoint} predicts {num_classes} classes but robustbench's {dataset} has {DATASET_CLASSES[rb_dataset]}")
+        raise RandmixError(f"{checkpoint} predicts {num_classes} classes but robustbench's {dataset} "
+                           f"has {DATASET_CLASSES[rb_dataset]}")
 
     def build() -> nn.Module:
         return create_model(model_name, **model_kwargs)

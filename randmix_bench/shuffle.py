@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -22,12 +22,13 @@ from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_writable, sha256
-from randmix_bench.mixing import count_parameters
+from randmix_bench.mixing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.results import CheckpointRef, ShuffleResult, check_entry_name, write_result
 from randmix_bench.tasks import ShuffleTask
 from randmix_bench.tensors import to_unit
+from randmix_bench.vocab import Mixing
 
 __all__ = ["save_grid", "grid_size", "evaluate_runs"]
 
@@ -60,8 +61,8 @@ def save_grid(path: str | Path, rows: Sequence[tuple[str, torch.Tensor]], scale:
     for r, (label, images) in enumerate(rows):
         top = GRID_PAD + r * (GRID_LABEL_HEIGHT + scale * h + GRID_PAD)
         draw.text((GRID_PAD, top), label, fill="black")
-        pixels = images.clamp(0, 1).mul(255).round().to(torch.uint8).expand(-1, 3, -1, -1)
-        pixels = pixels.repeat_interleave(scale, 2).repeat_interleave(scale, 3).permute(0, 2, 3, 1).numpy()
+        rgb = images.clamp(0, 1).mul(255).round().to(torch.uint8).expand(-1, 3, -1, -1)
+        pixels = rgb.repeat_interleave(scale, 2).repeat_interleave(scale, 3).permute(0, 2, 3, 1).numpy()
         for i, cell in enumerate(pixels):
             canvas.paste(Image.fromarray(cell), (GRID_PAD + i * (scale * w + GRID_PAD), top + GRID_LABEL_HEIGHT))
     path = Path(path)
@@ -105,10 +106,10 @@ def evaluate_runs(
     CUDA when available.
     """
     out_dir = Path(out_dir)
-    runs = [Path(r) for r in runs]
+    paths = [Path(r) for r in runs]
     # a run folder, or a published checkpoint file (named by its stem)
-    names = [check_entry_name(r.stem if r.is_file() else r.resolve().name, "run folder name") for r in runs]
-    if not runs:
+    names = [check_entry_name(r.stem if r.is_file() else r.resolve().name, "run folder name") for r in paths]
+    if not paths:
         raise RandmixError("give at least one run folder")
     for name, value in (("n_examples", n_examples), ("grid_images", grid_images), ("batch_size", batch_size)):
         if value is not None and value < 1:
@@ -116,27 +117,29 @@ def evaluate_runs(
     if len(set(names)) != len(names):
         raise RandmixError(f"run folders need distinct names (their results are <name>.json): {', '.join(names)}")
     check_writable(out_dir, "--out-dir")
-    if out_dir.resolve() in {r.resolve() for r in runs}:
-        raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; results go in their own folder, "
-                           "e.g. leaderboards/<dataset>/shuffle")
+    if out_dir.resolve() in {r.resolve() for r in paths}:
+        raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; "
+                           "results go in their own folder, e.g. leaderboards/<dataset>/shuffle")
     outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / grid_name]
     existing = [str(p) for p in outputs if p.exists()]
     if existing and not force:
         raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
-    checkpoints = [resolve(r) for r in runs]  # fail on a missing checkpoint before any work
-    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, outputs)]
+    checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
+    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, outputs[:-1], strict=True)]
     dev = resolve_device(device)
 
     loaded = []
-    for name, ckpt in zip(names, checkpoints):
+    for name, ckpt in zip(names, checkpoints, strict=True):
         model, meta = load_model(ckpt, map_location=dev)
         task = ShuffleTask.from_record(meta["extra"].get("task", {}))
-        cfg = TrainConfig.from_dict(meta["extra"]["train"])  # in the current layout, old checkpoints too (complete_config)
+        # in the current layout, old checkpoints too (complete_config)
+        cfg = TrainConfig.from_dict(meta["extra"]["train"])
         loaded.append(_Run(name, ckpt, model, meta, task, cfg))
     first = loaded[0]
     for run in loaded[1:]:
         if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
-            raise RandmixError(f"{run.name} was trained on {run.cfg.dataset} with permutation seed {run.task.permutation_seed}, "
+            raise RandmixError(f"{run.name} was trained on {run.cfg.dataset} "
+                             f"with permutation seed {run.task.permutation_seed}, "
                              f"{first.name} on {first.cfg.dataset} with seed {first.task.permutation_seed}; "
                              "one grid needs one dataset and one permutation")
     if progress:
@@ -149,26 +152,27 @@ def evaluate_runs(
     rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
 
     results = []
-    for run, ref in zip(loaded, refs):
+    for run, ref in zip(loaded, refs, strict=True):
         if progress:
             progress(f"evaluating {run.name} on {len(split)} {run.cfg.dataset} test images")
         t0 = time.perf_counter()
         metrics = run.task.evaluate(run.model, split, batch_size, dev)
+        rounded: dict[str, Any] = {k: round(v, 6) for k, v in metrics.items()}  # psnr, ssim and their baselines
         recon = run.task.reconstruct(run.model, split.images[:grid_images], batch_size, dev)
         rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
         trainable, frozen = count_parameters(run.model)
         results.append(ShuffleResult(
-            name=run.name, model=run.meta["model"], mixing=run.cfg.mixing, mixer_seed=run.cfg.mixer_seed,
-            smooth_sigma=run.model.mixing.smooth_sigma, train_seed=run.cfg.seed,
+            name=run.name, model=run.meta["model"], mixing=Mixing(run.cfg.mixing), mixer_seed=run.cfg.mixer_seed,
+            smooth_sigma=cast(MixingReport, run.model.mixing).smooth_sigma, train_seed=run.cfg.seed,
             permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
             loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
-            **{k: round(v, 6) for k, v in metrics.items()},
+            **rounded,
             params_trainable=trainable, params_frozen=frozen,
             checkpoint=ref,
             provenance=collect(dev, time.perf_counter() - t0),
             grid_png=grid_name,
         ))
     save_grid(out_dir / grid_name, rows)
-    for result, path in zip(results, outputs):
+    for result, path in zip(results, outputs[:-1], strict=True):
         write_result(path, result, force=force)
     return results

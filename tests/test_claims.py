@@ -14,7 +14,8 @@ from randmix_bench.claims import ClaimVerdict, Runs, Verdict, compare
 
 def find(verdicts: list[ClaimVerdict], claim: str, variants: tuple[str, ...] = (),
          setting: str | None = None) -> ClaimVerdict:
-    (v,) = [v for v in verdicts if v.claim == claim and v.variants == variants and (setting is None or v.setting == setting)]
+    (v,) = [v for v in verdicts
+            if v.claim == claim and v.variants == variants and (setting is None or v.setting == setting)]
     return v
 
 
@@ -53,7 +54,8 @@ def test_runs_are_training_seeds_not_evaluations(robust_result: Callable[..., An
     results.append(robust_result("full", 2, 0.8, 0.1))
     v = find(claims.evaluate(results), "2a", ("chans", "full"))
     assert v.runs == (3, 3) and v.verdict is Verdict.SUPPORTED and "mixer_seed fixed at 0" in v.reason
-    unseeded = [robust_result("chans", None, 0.8, 0.3 + i / 100) for i in range(3)] + [robust_result("full", s, 0.8, 0.1) for s in range(3)]
+    unseeded = ([robust_result("chans", None, 0.8, 0.3 + i / 100) for i in range(3)]
+                + [robust_result("full", s, 0.8, 0.1) for s in range(3)])
     assert find(claims.evaluate(unseeded), "2a", ("chans", "full")).verdict is Verdict.INSUFFICIENT_RUNS
 
 
@@ -91,12 +93,14 @@ def test_claim1_uses_the_whole_test_set_accuracy(robust_result: Callable[..., An
                for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
     v = find(claims.evaluate(results), "1a", ("chans", "full"))
     assert v.means == pytest.approx((80.1, 80.1)) and v.verdict is Verdict.SUPPORTED
-    subset_only = [robust_result(m, s, clean + s / 1000, 0.1) for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
+    subset_only = [robust_result(m, s, clean + s / 1000, 0.1)
+                   for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
     assert find(claims.evaluate(subset_only), "1a", ("chans", "full")).verdict is Verdict.CONTRADICTED
 
 
 def test_unchecked_results_feed_no_verdict(robust_result: Callable[..., Any]) -> None:
-    results = [robust_result("full", s, 0.8, 0.1) for s in range(3)] + [robust_result("chans", s, 0.8, 0.3, sanity=None) for s in range(3)]
+    results = ([robust_result("full", s, 0.8, 0.1) for s in range(3)]
+               + [robust_result("chans", s, 0.8, 0.3, sanity=None) for s in range(3)])
     v = find(claims.evaluate(results), "2a")
     assert v.verdict is Verdict.NO_DATA and v.variants == ()
 

@@ -33,9 +33,10 @@ def test_epoch_is_a_seeded_permutation_and_repeatable() -> None:
     for x, y in first:
         assert torch.equal(x, images[y].float() / 255)  # no augmentation: the images themselves
     again = DeviceLoader(images, labels, 32, Augment(), seed=1, device="cpu")
-    assert all(torch.equal(y1, y2) for (_, y1), (_, y2) in zip(again.epoch(0), first))
+    assert all(torch.equal(y1, y2) for (_, y1), (_, y2) in zip(again.epoch(0), first, strict=True))
     assert not torch.equal(torch.cat([y for _, y in loader.epoch(1)]), seen)  # a new order each epoch
-    assert not torch.equal(torch.cat([y for _, y in DeviceLoader(images, labels, 32, Augment(), 2, "cpu").epoch(0)]), seen)
+    other_seed = DeviceLoader(images, labels, 32, Augment(), 2, "cpu")
+    assert not torch.equal(torch.cat([y for _, y in other_seed.epoch(0)]), seen)
 
 
 def test_crop_and_flip_move_whole_images() -> None:
@@ -57,13 +58,16 @@ def test_crop_and_flip_move_whole_images() -> None:
     assert len(shifts) == (2 * pad + 1) ** 2  # every offset occurs
 
 
-@pytest.mark.parametrize("augment", [Augment(crop_padding=1, flip=True), Augment(crop_padding=2, flip=True, randaugment_n=2, randaugment_m=12)])
+@pytest.mark.parametrize(
+    "augment",
+    [Augment(crop_padding=1, flip=True), Augment(crop_padding=2, flip=True, randaugment_n=2, randaugment_m=12)],
+)
 def test_ddp_ranks_split_the_global_batch(augment: Augment) -> None:
     """Two ranks together see exactly the batches one process sees, augmented the same way."""
     images, labels = indexed_images(64)
     whole = DeviceLoader(images, labels, 16, augment, seed=3, device="cpu")
     ranks = [DeviceLoader(images, labels, 16, augment, seed=3, device="cpu", rank=r, world_size=2) for r in (0, 1)]
-    for (x, y), (x0, y0), (x1, y1) in zip(whole.epoch(5), *(r.epoch(5) for r in ranks)):
+    for (x, y), (x0, y0), (x1, y1) in zip(whole.epoch(5), *(r.epoch(5) for r in ranks), strict=True):
         assert x0.shape[0] == x1.shape[0] == 8
         assert torch.equal(torch.cat([y0, y1]), y)
         torch.testing.assert_close(torch.cat([x0, x1]), x, rtol=0, atol=1e-6)
@@ -109,8 +113,10 @@ def test_randaugment_ops_match_torchvision(channels: int, size: int) -> None:
     for i, name in enumerate(RA_OPS):
         magnitudes, signed = space[TORCHVISION_NAMES[name]]
         magnitude = float(magnitudes[m]) if magnitudes.ndim else 0.0
-        ref = torch.stack([tv._apply_op(img, TORCHVISION_NAMES[name], magnitude, InterpolationMode.NEAREST, None) for img in x8]).float()
-        ours = [rand_augment(x8.float() / 255, torch.full((1, n), i), torch.full((1, n), s), m) * 255 for s in (1.0, -1.0)]
+        ref = torch.stack([tv._apply_op(img, TORCHVISION_NAMES[name], magnitude, InterpolationMode.NEAREST, None)
+                           for img in x8]).float()
+        ours = [rand_augment(x8.float() / 255, torch.full((1, n), i), torch.full((1, n), s), m) * 255
+                for s in (1.0, -1.0)]
         diff = min(((o - ref).abs() for o in ours), key=lambda d: d.sum())  # sign conventions may differ
         if i <= RA_OPS.index("rotate"):
             assert (diff > 0).float().mean() < (0.05 if size == 28 else 1e-9), name

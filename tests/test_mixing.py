@@ -256,11 +256,13 @@ def test_a_model_with_nothing_to_freeze_is_an_error_not_silence() -> None:
 # randmix checkpoints store these buffers, so the same arguments must keep drawing the same values.
 PINNED_FROZEN = {
     ("randmix_resnet_tiny", "chans"): (
-        ["stages.0.0.conv1.spatial", "stages.0.0.conv2.spatial", "stages.1.0.conv1.spatial", "stages.1.0.conv2.spatial"],
+        ["stages.0.0.conv1.spatial", "stages.0.0.conv2.spatial",
+         "stages.1.0.conv1.spatial", "stages.1.0.conv2.spatial"],
         "3560a60bebc561ee4ea9ca3ce7630ff2ae78c807c4c15a0e6df6a303040eb93d",
     ),
     ("randmix_resnet_tiny", "space"): (
-        ["stages.0.0.conv1.channel", "stages.0.0.conv2.channel", "stages.1.0.conv1.channel", "stages.1.0.conv2.channel"],
+        ["stages.0.0.conv1.channel", "stages.0.0.conv2.channel",
+         "stages.1.0.conv1.channel", "stages.1.0.conv2.channel"],
         "b9d9b64b6e295821d6a86744f556901bc0d26d1103e2374837d4287345f2ce1e",
     ),
     ("randmix_convmixer_tiny", "chans"): (

@@ -50,7 +50,7 @@ def test_unknown_model_lists_valid_names() -> None:
 
 
 def test_pretrained_weights_do_not_exist() -> None:
-    with pytest.raises(Exception):
+    with pytest.raises(RuntimeError, match="No pretrained weights exist"):
         timm.create_model("randmix_convmixer_tiny", pretrained=True)
 
 

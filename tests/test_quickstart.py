@@ -1,4 +1,7 @@
-"""``randmix quickstart``: the offline main job in a reduced configuration (its dataset fallback: test_fashion_mnist_mini.py)."""
+"""``randmix quickstart``: the offline main job in a reduced configuration.
+
+Its dataset fallback is tested in test_fashion_mnist_mini.py.
+"""
 
 from __future__ import annotations
 

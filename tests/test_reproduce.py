@@ -45,7 +45,8 @@ def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
 
     second = invoke()
     assert "0 job(s) ran, 5 already done" in second
-    assert all(o.before is reproduce.JobState.DONE for o in reproduce.run(reproduce.plan(Tier.SMALL), reproduce.Paths()))
+    outcomes = reproduce.run(reproduce.plan(Tier.SMALL), reproduce.Paths())
+    assert all(o.before is reproduce.JobState.DONE for o in outcomes)
 
 
 def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:

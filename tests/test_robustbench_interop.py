@@ -73,7 +73,8 @@ def test_shim_gives_the_old_autoattack_api(checkpoint: Path, tmp_path: Path) -> 
         _set_apgd_iterations(aa.apgd, 5)
         return aa
 
-    old = adversary(autoattack.AutoAttack, norm="Linf", eps=EPS, version="custom", attacks_to_run=["apgd-ce"], device="cpu")
+    old = adversary(autoattack.AutoAttack, norm="Linf", eps=EPS, version="custom", attacks_to_run=["apgd-ce"],
+                    device="cpu")
     x_adv = old.run_standard_evaluation(x, y, bs=4)  # the old API: bs=, returns x_adv only, seed pinned by the shim
     new = adversary(PyAutoAttack, norm="Linf", eps=EPS, version="custom", attacks=["apgd-ce"], device="cpu", seed=0)
     assert torch.equal(x_adv, new.run_standard_evaluation(x, y, batch_size=4)[0])
@@ -91,7 +92,8 @@ def test_registered_checkpoint_loads_through_robustbench_without_download(checkp
         raise AssertionError("robustbench tried to download")
 
     monkeypatch.setattr(robustbench.utils, "download_gdrive_new", no_download)
-    weights = register_checkpoint(checkpoint, "Randmix2025Tiny", dataset="cifar10", threat_model="Linf", model_dir=tmp_path)
+    weights = register_checkpoint(checkpoint, "Randmix2025Tiny", dataset="cifar10", threat_model="Linf",
+                                  model_dir=tmp_path)
     assert weights == tmp_path / "cifar10" / "Linf" / "Randmix2025Tiny.pt"
     loaded = robustbench.utils.load_model("Randmix2025Tiny", model_dir=tmp_path, dataset="cifar10", threat_model="Linf")
     ours, _ = load_model(checkpoint)
@@ -107,7 +109,9 @@ def test_registered_checkpoint_loads_through_robustbench_without_download(checkp
         register_checkpoint(checkpoint, "Wrong", dataset="synthetic", model_dir=tmp_path)
 
 
-def test_robustbench_benchmark_and_our_harness_agree_exactly(checkpoint: Path, tmp_path: Path, fast_autoattack: None) -> None:
+def test_robustbench_benchmark_and_our_harness_agree_exactly(
+    checkpoint: Path, tmp_path: Path, fast_autoattack: None
+) -> None:
     install_autoattack_shim(seed=0)  # robustbench passes AutoAttack no seed; ours uses seed 0
     from robustbench.eval import benchmark
 

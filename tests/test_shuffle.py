@@ -79,7 +79,9 @@ def test_psnr_known_value_and_cap() -> None:
 
 def _ssim_reference(x: np.ndarray, y: np.ndarray) -> float:
     """Wang et al.'s SSIM for one 2-D float64 image pair, written with scipy's Gaussian filter."""
-    blur = lambda a: gaussian_filter(a, sigma=1.5, truncate=3.5)[5:-5, 5:-5]  # 11x11 window, valid part
+    def blur(a: np.ndarray) -> np.ndarray:  # 11x11 window, valid part
+        return gaussian_filter(a, sigma=1.5, truncate=3.5)[5:-5, 5:-5]
+
     mx, my = blur(x), blur(y)
     vx, vy, cxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
     c1, c2 = 0.01**2, 0.03**2
@@ -103,7 +105,8 @@ def test_ssim_properties() -> None:
     assert ssim(x, x.flip(-1)).tolist() == pytest.approx(ssim(x.flip(-1), x).tolist(), abs=1e-12)  # symmetric
     a, b = 0.25, 0.75  # constant images: the luminance term alone, (2ab + c1) / (a^2 + b^2 + c1)
     closed_form = (2 * a * b + 1e-4) / (a * a + b * b + 1e-4)
-    assert ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b)).item() == pytest.approx(closed_form, abs=1e-9)
+    score = ssim(torch.full((1, 1, 16, 16), a), torch.full((1, 1, 16, 16), b)).item()
+    assert score == pytest.approx(closed_form, abs=1e-9)
     with pytest.raises(ValueError, match="at least 11x11"):
         ssim(torch.rand(1, 1, 8, 8), torch.rand(1, 1, 8, 8))
 
@@ -140,7 +143,8 @@ def test_oracle_is_perfect_and_identity_model_scores_the_identity_baseline() -> 
 
 
 def test_unshuffler_maps_images_to_images_and_freezes_only_block_mixers() -> None:
-    assert model_task("randmix_unshuffler_512_16") == "shuffle" and model_task("randmix_convmixer_tiny") == "classification"
+    assert model_task("randmix_unshuffler_512_16") == "shuffle"
+    assert model_task("randmix_convmixer_tiny") == "classification"
     x = torch.rand(2, 1, 28, 28)
     for mixing, frozen in (("full", []), ("chans", ["blocks.0.spatial", "blocks.1.spatial"]),
                            ("space", ["blocks.0.channel", "blocks.1.channel"])):
@@ -195,7 +199,8 @@ def test_tiny_model_trains_through_the_trainer_and_the_loss_drops(runs: dict[str
     best_constant = (images - images.mean()).pow(2).mean().item()
     assert best_constant < after < before
     assert after - best_constant < 0.25 * (before - best_constant)
-    assert task.evaluate(trained, split, 128, torch.device("cpu"))["psnr"] == pytest.approx(run["test"]["psnr"], abs=0.5)
+    measured = task.evaluate(trained, split, 128, torch.device("cpu"))["psnr"]
+    assert measured == pytest.approx(run["test"]["psnr"], abs=0.5)
 
 
 def test_grid_png_has_the_expected_size_and_pixels(tmp_path: Path) -> None:
@@ -231,7 +236,8 @@ def test_cli_eval_writes_results_and_grid_and_refuses_to_overwrite(runs: dict[st
 
 
 def test_cli_bad_inputs_are_one_line_errors(tmp_path: Path) -> None:
-    bad_loss = runner.invoke(app, ["shuffle", "train", "-r", "unshuffle-quick", "-o", str(tmp_path / "r"), "--loss", "l2"])
+    bad_loss = runner.invoke(app, ["shuffle", "train", "-r", "unshuffle-quick", "-o", str(tmp_path / "r"),
+                                   "--loss", "l2"])
     assert bad_loss.exit_code == 2 and "unknown loss 'l2'; valid choices: mse, l1" in bad_loss.output
     classifier = runner.invoke(app, ["shuffle", "train", "-r", "unshuffle-quick", "-o", str(tmp_path / "r"),
                                      "--model", "randmix_convmixer_tiny"])

@@ -174,7 +174,8 @@ def test_a_diverging_epoch_is_never_saved(tmp_path: Path, monkeypatch: pytest.Mo
     assert "resume.pt keeps epoch 1" in result.output and len(result.output.strip().splitlines()) == 1
     assert sorted(p.name for p in out.iterdir()) == ["resume.pt", "run.json"]
     state = torch.load(out / RESUME_NAME, weights_only=True)
-    assert len(state["history"]) == 1 and all(t.isfinite().all() for t in state["model"].values() if t.is_floating_point())
+    assert len(state["history"]) == 1
+    assert all(t.isfinite().all() for t in state["model"].values() if t.is_floating_point())
     run = json.loads((out / "run.json").read_text())
     assert run["status"] == "running" and run["epochs_done"] == 1
 

@@ -5,7 +5,7 @@ so ``mixing`` freezes one side of every block; the patch stem and the classifier
 """
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
@@ -43,6 +43,11 @@ def mixer_feature_info(dim: int, depth: int, reduction: int) -> list[dict[str, A
 class MixerBlocks(nn.Module):
     """What every isotropic ConvMixer-style network (``normalize -> stem -> blocks``) shares: its features
     and timm's parameter groups, for the classifier and the un-shuffler alike."""
+
+    if TYPE_CHECKING:  # set by subclasses; hidden from TorchScript, which rejects nn.Module annotations
+        normalize: nn.Module
+        stem: nn.Module
+        blocks: nn.Sequential
 
     @torch.jit.ignore
     def group_matcher(self, coarse: bool = False) -> dict[str, str]:

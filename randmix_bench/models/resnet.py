@@ -76,7 +76,7 @@ class ResNet(StagedClassifier):
         self.feature_info = [dict(num_chs=widths[0], reduction=1, module="stem.2")]
         stages: list[nn.Module] = []
         in_chs = widths[0]
-        for i, (depth, width) in enumerate(zip(layers, widths)):
+        for i, (depth, width) in enumerate(zip(layers, widths, strict=True)):
             blocks = []
             for j in range(depth):
                 blocks.append(SeparableBasicBlock(in_chs, width, stride=2 if i > 0 and j == 0 else 1))

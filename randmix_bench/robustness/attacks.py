@@ -150,7 +150,9 @@ def _project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
     return delta * (eps / _l2(delta).clamp_min(1e-12)).clamp(max=1.0)
 
 
-def pgd_attack(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int, seed: int) -> torch.Tensor:
+def pgd_attack(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int, seed: int
+) -> torch.Tensor:
     """PGD on the cross-entropy (Madry et al.): a random start in the ball, ``steps`` steps of
     ``2.5 * eps / steps`` (sign of the gradient for Linf, its direction for L2), projected onto the
     eps-ball and [0, 1]. Returns per point the first iterate that fools the model, else the last one.

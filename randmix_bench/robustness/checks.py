@@ -129,24 +129,29 @@ def sanity_checks(harness: Harness, main: Outcome, config: AttackConfig, options
     """
     notes: list[str] = []
     large = _large_eps(options, config.norm, harness.x.shape[1:])
-    large_cfg = config.model_copy(update={"attack": "apgd-ce", "version": "custom", "attacks": ["apgd-ce"], "eps": large})
+    large_cfg = config.model_copy(
+        update={"attack": "apgd-ce", "version": "custom", "attacks": ["apgd-ce"], "eps": large})
     large_acc = harness.run(f"sanity large eps={large:g}", large_cfg, main.robust).robust_acc
     large_ok = large_acc <= options.max_large_eps_acc
     notes.append(f"APGD-CE at {config.norm} eps={large:g} leaves {pct(large_acc)}% robust "
-                 f"(limit {pct(options.max_large_eps_acc)}%): {'ok' if large_ok else 'FAILED, gradients may be masked'}")
+                 f"(limit {pct(options.max_large_eps_acc)}%): "
+                 f"{'ok' if large_ok else 'FAILED, gradients may be masked'}")
 
     whitebox = [a for a in config.attacks if a not in BLACK_BOX]
     if whitebox and config.attacks[: len(whitebox)] == whitebox:  # white-box attacks first: read them off the main run
         whitebox_acc = main.per_attack[whitebox[-1]]
     else:
         wb_cfg = config.model_copy(update={"attack": "apgd-ce", "version": "custom", "attacks": ["apgd-ce"]})
-        whitebox, whitebox_acc = ["apgd-ce"], harness.run(f"sanity white-box eps={eps_text}", wb_cfg, main.clean).robust_acc
+        whitebox = ["apgd-ce"]
+        whitebox_acc = harness.run(f"sanity white-box eps={eps_text}", wb_cfg, main.clean).robust_acc
     queries = options.square_queries or config.n_queries
-    square_cfg = config.model_copy(update={"attack": "square", "version": "custom", "attacks": ["square"], "n_queries": queries})
+    square_cfg = config.model_copy(
+        update={"attack": "square", "version": "custom", "attacks": ["square"], "n_queries": queries})
     square_acc = harness.run(f"sanity square eps={eps_text}", square_cfg, main.clean).robust_acc
     square_ok = square_acc >= whitebox_acc - options.square_tolerance
     notes.append(f"Square ({queries or 'AutoAttack default'} queries) alone leaves {pct(square_acc)}%, white-box "
-                 f"({', '.join(whitebox)}) {pct(whitebox_acc)}%: {'ok' if square_ok else 'FAILED, black-box is stronger'}")
+                 f"({', '.join(whitebox)}) {pct(whitebox_acc)}%: "
+                 f"{'ok' if square_ok else 'FAILED, black-box is stronger'}")
     if flags:
         notes.append(f"AutoAttack raised {len(flags)} flag(s): FAILED")
     return SanityReport(passed=large_ok and square_ok and not flags, large_eps=large, large_eps_robust_acc=large_acc,

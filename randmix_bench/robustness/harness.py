@@ -88,8 +88,9 @@ class Harness:
         """Which points the model classifies correctly (computed once, then read from the record)."""
         if self.record.clean is None:
             with torch.no_grad():
-                correct = torch.cat([self.model(self.x[i : i + self.batch_size]).argmax(1) == self.y[i : i + self.batch_size]
-                                     for i in range(0, len(self.y), self.batch_size)])
+                b = self.batch_size
+                correct = torch.cat([self.model(self.x[i : i + b]).argmax(1) == self.y[i : i + b]
+                                     for i in range(0, len(self.y), b)])
             self.record.clean = correct.nonzero().flatten().tolist()
             self.record.save()
         flags = torch.zeros(len(self.y), dtype=torch.bool)

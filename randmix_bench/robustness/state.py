@@ -55,7 +55,8 @@ def _record_problem(data: dict[str, Any], n: int, batch_size: int) -> str | None
             plan, done, seconds = entry["plan"], entry["done"], entry["seconds"]
             if not (plan is None and done == {} or _indices(plan, n)) or not isinstance(done, dict):
                 return f"{where} plans points outside the {n} evaluated"
-            batches = {str(b): plan[first : first + batch_size] for b, first in enumerate(range(0, len(plan or []), batch_size))}
+            starts = range(0, len(plan or []), batch_size)
+            batches = {str(b): plan[first : first + batch_size] for b, first in enumerate(starts)}
             if any(key not in batches or not _indices(broken, n) or not set(broken) <= set(batches[key])
                    for key, broken in done.items()):
                 return f"{where} records batches or points outside its plan of {len(plan or [])} points"

@@ -83,7 +83,7 @@ def test_shuffle_eval_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch)
 
 @pytest.mark.parametrize("module", ["randmix_bench.verify", "randmix_bench.quickstart"])
 def test_the_library_draws_nothing(module: str) -> None:
-    """Tables and consoles belong to the command line (cli_views, cli_progress): these modules return and report."""
+    """Tables and consoles belong to the command line (cli.views, cli.progress): these modules return and report."""
     tree = ast.parse(inspect.getsource(importlib.import_module(module)))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

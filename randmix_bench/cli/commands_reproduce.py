@@ -28,6 +28,7 @@ def reproduce_command(
 ) -> None:
     """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""
     from randmix_bench import reproduce
+    from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.cli.views import ReproduceOverview, reproduce_plan_table, reproduce_summary_table
     from randmix_bench.plans import parse_tier
 
@@ -40,7 +41,8 @@ def reproduce_command(
         console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h (reference machine of the tier)",
                       highlight=False)
         return
-    outcomes = reproduce.run(jobs, paths, device=device, force=force, reporter=ReproduceOverview(console, jobs))
+    outcomes = reproduce.run(jobs, paths, device=device, force=force, reporter=ReproduceOverview(console, jobs),
+                             training=TrainProgress(console))
     console.print(reproduce_summary_table(chosen, outcomes))
     ran = sum(o.ran for o in outcomes)
     console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)

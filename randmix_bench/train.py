@@ -29,10 +29,11 @@ import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as torch_dist
@@ -107,7 +108,7 @@ class Distributed:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> "Distributed":
+    def from_env(cls) -> Distributed:
         env = os.environ
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
@@ -285,7 +286,8 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
             history.append({"epoch": epoch + 1, "train_loss": loss, "lr": lr, "seconds": round(seconds, 3),
                             "images_per_s": round(steps * cfg.batch_size / seconds, 1)})
             if dist.main:
-                save_resume_state(out, model, optimizer, cfg, task, history, wall_before + time.perf_counter() - t_start)
+                wall_s = wall_before + time.perf_counter() - t_start
+                save_resume_state(out, model, optimizer, cfg, task, history, wall_s)
                 write_json(out / RUN_NAME, record("running", None, None))
             log.info("%s: epoch %d/%d loss %.4f lr %.4g %.0f img/s %.1f s", out, epoch + 1, cfg.epochs, loss, lr,
                      history[-1]["images_per_s"], seconds)
@@ -407,14 +409,16 @@ def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Ta
     saved, asked = state["config"], jsonable(cfg.to_dict())
     if saved["model"] != asked["model"]:
         raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
-    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})" for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
+    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})"
+            for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
     if not diff:  # the same settings can still imply another task record, e.g. a folder dataset's new image size
         saved_task, asked_task = state["task"], jsonable(task.config())
         brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
         diff = [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
                 for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
     if diff:
-        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
+        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original "
+                           "command, or --force to start over")
 
 
 def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, task: Task,

@@ -294,7 +294,8 @@ def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys
     out = tmp_path / "run"
     train(get_recipe("quick").override(epochs=1), out, device="cpu", reporter=Recorder())
     steps = 2048 // 128
-    assert calls == [("start", steps, 1, 0), *[("step",)] * steps, ("epoch", 1, 1), ("stop",), ("finished", "finished", out)]
+    assert calls == [("start", steps, 1, 0), *[("step",)] * steps, ("epoch", 1, 1), ("stop",),
+                     ("finished", "finished", out)]
     assert capsys.readouterr() == ("", "")
 
 

@@ -16,8 +16,8 @@ from randmix_bench.cli.app import app, main
 
 # Importing a command module registers its commands; the import order is ``randmix --help``'s order.
 # isort: off
-from randmix_bench.cli import commands_models, commands_reproduce, commands_leaderboard  # noqa: F401, E402
-from randmix_bench.cli import commands_train, commands_eval, commands_quickstart  # noqa: F401, E402
+from randmix_bench.cli import commands_models, commands_reproduce, commands_leaderboard  # noqa: F401
+from randmix_bench.cli import commands_train, commands_eval, commands_quickstart  # noqa: F401
 # isort: on
 
 __all__ = ["app", "main"]

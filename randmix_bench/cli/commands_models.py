@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import typer
 
 from randmix_bench.cli.app import app, console
@@ -13,13 +15,15 @@ from randmix_bench.vocab import TaskKind
 @app.command("models")
 @user_errors
 def models_command(
-    mixing: list[str] = typer.Option([m.value for m in Mixing], "--mixing", "-m", help="Variants to list (repeatable)."),
+    mixing: list[str] = typer.Option(
+        [m.value for m in Mixing], "--mixing", "-m", help="Variants to list (repeatable)."
+    ),
     in_chans: int = typer.Option(3, help="Input channels to build the models with."),
     num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
 ) -> None:
     """List the registered randmix models with trainable and frozen parameter counts per variant."""
     from randmix_bench.cli.views import ModelRow, models_tables
-    from randmix_bench.mixing import count_parameters, parse_mixing
+    from randmix_bench.mixing import MixingReport, count_parameters, parse_mixing
     from randmix_bench.models import create_model, list_models, model_task
 
     variants = [parse_mixing(m) for m in mixing]
@@ -30,6 +34,7 @@ def models_command(
         for variant in variants:
             model = create_model(name, mixing=variant, in_chans=in_chans, **head)
             trainable, frozen = count_parameters(model)
-            rows.append(ModelRow(name, task, variant, trainable, frozen, len(getattr(model, "mixing").frozen_modules)))
+            report = cast(MixingReport, model.mixing)  # what the freezing transform froze in this model
+            rows.append(ModelRow(name, task, variant, trainable, frozen, len(report.frozen_modules)))
     for table in models_tables(rows):
         console.print(table)

@@ -14,7 +14,9 @@ def reproduce_command(
     tier: str = typer.Option(
         ..., "--tier", "-t", help="small (a 2-core CPU, hours) or paper (a GPU); plans in randmix_bench/plans.py."
     ),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."
+    ),
     only: list[str] = typer.Option(
         [], "--only", help="Run only jobs matching this glob on kind:name or name (repeatable)."
     ),
@@ -26,7 +28,7 @@ def reproduce_command(
     device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
     force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
 ) -> None:
-    """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""
+    """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""  # noqa: E501  (one line in --help)
     from randmix_bench import reproduce
     from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.cli.views import ReproduceOverview, reproduce_plan_table, reproduce_summary_table

@@ -65,8 +65,8 @@ def models_tables(rows: list[ModelRow]) -> list[Table]:
 
 def reproduce_plan_table(tier: Tier, jobs: Sequence[reproduce.AnyJob], paths: reproduce.Paths) -> tuple[Table, float]:
     """``reproduce --dry-run``: each job's state and estimate; with the seconds the jobs not done are estimated at."""
-    table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs", ("#", "job", "kind", "state", "estimate"),
-                   ("#", "estimate"))
+    table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
+                   ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
     left = 0.0
     for i, job in enumerate(jobs, 1):
         state = job.state(paths)

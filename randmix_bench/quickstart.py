@@ -8,7 +8,7 @@ the comparison. Only the sizes are small: the code path is the one the GPU runs 
 It says first which data it runs on (through its :class:`QuickstartReporter`): full Fashion-MNIST when it is
 here, else the subset bundled with the package (``fashion-mnist-mini``), never noise unless asked for. What the
 run shows and what it does not is :func:`scope`, which the command prints under its table (drawn by
-:mod:`randmix_bench.cli_views`).
+:mod:`randmix_bench.cli.views`).
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ class QuickstartRow:
 
 
 class QuickstartReporter(Protocol):
-    """What the quickstart says while it runs, for its caller to show (the command line: ``cli_views``)."""
+    """What the quickstart says while it runs, for its caller to show (the command line: ``cli.views``)."""
 
     def data(self, line: str) -> None:
         """Which data it runs on: said before any work, so that it stands above any error."""

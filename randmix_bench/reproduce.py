@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.errors import RandmixError
@@ -32,6 +32,9 @@ from randmix_bench.files import atomic_path, sha256
 from randmix_bench.plans import TIERS, ShuffleStudy, Study, Tier
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
+
+if TYPE_CHECKING:
+    from randmix_bench.train import TrainReporter
 
 __all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
            "parse_shard", "run", "Reporter"]
@@ -71,7 +74,8 @@ class Job(Protocol):
 
     def state(self, paths: Paths) -> JobState: ...
 
-    def run(self, paths: Paths, device: str | None, force: bool) -> None: ...
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+        """Do the job; one that trains reports its training to ``training``."""
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:
@@ -98,13 +102,14 @@ class TrainJob:
             return JobState.DONE if saved == _comparable(self.config.to_dict()) else JobState.CHANGED
         return JobState.PARTIAL if (paths.run_dir(self.tier, self.name) / "resume.pt").is_file() else JobState.PENDING
 
-    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         from randmix_bench.checkpoint import CHECKPOINT_NAME
         from randmix_bench.train import train
 
         out = paths.run_dir(self.tier, self.name)
         partial = (out / "resume.pt").is_file()
-        train(self.config, out, resume=partial and not force, force=force or not partial, device=device)
+        train(self.config, out, resume=partial and not force, force=force or not partial, device=device,
+              reporter=training)
         with atomic_path(paths.checkpoint(self.tier, self.name)) as tmp:
             shutil.copyfile(out / CHECKPOINT_NAME, tmp)
 
@@ -144,7 +149,7 @@ class EvalJob:
             return JobState.DONE if same else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
-    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
 
         options = EvalOptions(norm=self.norm, eps=self.eps, n_examples=self.n_examples, batch_size=self.n_examples,
@@ -180,7 +185,7 @@ class ShuffleEvalJob:
                 return JobState.CHANGED
         return JobState.DONE
 
-    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         from randmix_bench.shuffle import evaluate_runs
 
         # force: its outputs are this job's alone, and a changed one was refused before
@@ -202,7 +207,7 @@ class LeaderboardJob:
             return JobState.PENDING
         return JobState.PENDING if leaderboard.stale(paths.leaderboards, paths.root / "README.md") else JobState.DONE
 
-    def run(self, paths: Paths, device: str | None, force: bool) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         from randmix_bench import leaderboard
 
         leaderboard.write(paths.leaderboards, paths.root / "README.md")
@@ -299,9 +304,10 @@ class Outcome:
 
 
 def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: bool = False,
-        reporter: Reporter | None = None) -> list[Outcome]:
-    """Run every job not done yet, in order. A ``changed`` job anywhere is refused before any work unless
-    ``force``. Each job's state is read again when its turn comes: earlier jobs change later ones' inputs."""
+        reporter: Reporter | None = None, training: TrainReporter | None = None) -> list[Outcome]:
+    """Run every job not done yet, in order, reporting each to ``reporter`` and each training to ``training``.
+    A ``changed`` job anywhere is refused before any work unless ``force``. Each job's state is read again when its
+    turn comes: earlier jobs change later ones' inputs."""
     changed = [f"{j.kind}:{j.name}" for j in jobs if j.kind != "leaderboard" and j.state(paths) is JobState.CHANGED]
     if changed and not force:
         raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"
@@ -315,7 +321,7 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
             reporter.job_started(job, index, len(jobs), state)
         if state is not JobState.DONE:
             began = time.perf_counter()
-            job.run(paths, device, force and state is JobState.CHANGED)
+            job.run(paths, device, force and state is JobState.CHANGED, training)
             outcome.seconds, outcome.ran = time.perf_counter() - began, True
         if reporter:
             reporter.job_finished(job, state, outcome.seconds)

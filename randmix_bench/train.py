@@ -14,6 +14,9 @@ augmentation are a pure function of (seed, epoch), so ``resume=True`` ends with 
 on the CPU. A run holds a lock on its folder, and an epoch whose loss or weights are not finite
 stops it before that epoch is saved.
 
+The trainer prints nothing: it reports each step, epoch and the finished run to a :class:`TrainReporter`
+(the command line's progress bar and summary line) and logs each epoch and the result through ``logging``.
+
 Several processes: ``torchrun --nproc_per_node=N -m randmix_bench.cli train ...`` runs DDP (NCCL on
 CUDA, gloo on the CPU); each rank trains on its slice of every global batch, BatchNorm statistics are
 per rank (rank 0's are saved), and only rank 0 writes or evaluates.
@@ -22,18 +25,18 @@ per rank (rank 0's are saved), and only rank 0 writes or evaluates.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Protocol
 
 import torch
 import torch.distributed as torch_dist
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
@@ -47,15 +50,53 @@ from randmix_bench.provenance import collect
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, complete_config
 from randmix_bench.tasks import Task, build_model, task_for
 
-__all__ = ["train", "train_step", "make_optimizer", "Distributed", "RUN_NAME", "RESUME_NAME", "RUN_FORMAT",
-           "is_run_dir", "check_run_dir", "load_resume_state"]
+__all__ = ["train", "train_step", "make_optimizer", "Distributed", "TrainReporter", "RUN_NAME", "RESUME_NAME",
+           "RUN_FORMAT", "is_run_dir", "check_run_dir", "load_resume_state"]
 
 RUN_NAME = "run.json"
 RESUME_NAME = "resume.pt"
 RUN_FORMAT = "randmix-run/1"  # run.json's "format": how --resume and --force know a folder is ours
 RESUME_KEYS = frozenset({"model", "optimizer", "rng_cpu", "config", "task", "history", "wall_s"})
 
-console = Console()
+log = logging.getLogger(__name__)
+
+
+class TrainReporter(Protocol):
+    """Where :func:`train` reports while it runs, on rank 0 only (the command line draws a progress bar)."""
+
+    def start(self, steps: int, epochs: int, epochs_done: int) -> None:
+        """Training begins (or resumes after ``epochs_done`` epochs); an epoch is ``steps`` optimizer steps."""
+
+    def step(self, lr: float) -> None:
+        """One optimizer step ran at learning rate ``lr``."""
+
+    def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        """An epoch ended and was saved: ``record`` is its ``run.json`` history entry."""
+
+    def stop(self) -> None:
+        """The epochs are over (all done, or an error stopped them); the test evaluation follows."""
+
+    def finished(self, summary: dict[str, Any], out: Path) -> None:
+        """The run is written: ``summary`` is its ``run.json``, in ``out``."""
+
+
+class _Quiet:
+    """The reporter when none is given, and on ranks other than 0: the log alone says what happens."""
+
+    def start(self, steps: int, epochs: int, epochs_done: int) -> None:
+        pass
+
+    def step(self, lr: float) -> None:
+        pass
+
+    def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def finished(self, summary: dict[str, Any], out: Path) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -67,7 +108,7 @@ class Distributed:
     local_rank: int = 0
 
     @classmethod
-    def from_env(cls) -> "Distributed":
+    def from_env(cls) -> Distributed:
         env = os.environ
         return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
 
@@ -139,14 +180,15 @@ def train(
     resume: bool = False,
     force: bool = False,
     device: str | None = None,
-    show_progress: bool = True,
+    reporter: TrainReporter | None = None,
 ) -> dict[str, Any]:
     """Train ``cfg`` into ``out_dir``; return the run summary (also written as ``run.json``).
 
     The task (``cfg.task``) is built from the config. A non-empty ``out_dir`` is refused unless ``resume``
     (continue its run; same config and model required) or ``force`` (start over, overwriting), and either
     only for a folder this trainer wrote. Raises a one-line :class:`RandmixError` for bad input (checked
-    before any work), a busy folder, or a run that diverged.
+    before any work), a busy folder, or a run that diverged. Progress goes to ``reporter`` (none: quiet) and
+    the log.
     """
     cfg = cfg.validate()
     task = task_for(cfg)
@@ -159,7 +201,7 @@ def train(
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     try:
         with _run_lock(out, dist):
-            return _train(cfg, out, task, resume, force, dev, dist, show_progress)
+            return _train(cfg, out, task, resume, force, dev, dist, reporter if reporter and dist.main else _Quiet())
     finally:
         if started_group:
             torch_dist.destroy_process_group()
@@ -182,7 +224,7 @@ def _run_lock(out: Path, dist: Distributed) -> Iterator[None]:
 
 
 def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, device: torch.device,
-           dist: Distributed, show_progress: bool) -> dict[str, Any]:
+           dist: Distributed, reporter: TrainReporter) -> dict[str, Any]:
     t_start = time.perf_counter()
     state = prepare_run_dir(out, cfg, task, resume, force)
     dist.barrier()  # every rank has checked the folder before rank 0 writes to it
@@ -224,10 +266,8 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
 
     if dist.main:  # marks the folder as ours before anything else is written into it
         write_json(out / RUN_NAME, record("running", None, None))
-    progress = _progress(show_progress and dist.main)
-    with progress:
-        bar = progress.add_task("train", total=steps * cfg.epochs, completed=steps * len(history),
-                                epoch=f"{len(history)}/{cfg.epochs}", loss="-", lr="-", ips="-")
+    reporter.start(steps, cfg.epochs, len(history))
+    try:
         for epoch in range(len(history), cfg.epochs):
             t0 = time.perf_counter()
             model.train()
@@ -235,7 +275,7 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
             for i, (images, labels) in enumerate(loader.epoch(epoch)):
                 lr = cfg.lr_at(epoch * steps + i, steps * cfg.epochs)
                 loss_sum += train_step(net, task, optimizer, trainable, images, labels, lr, cfg.grad_clip, cuda)
-                progress.update(bar, advance=1, lr=f"{lr:.4g}")
+                reporter.step(lr)
             # The epoch's one host sync; non-finite weights turn the loss NaN, so one check covers both.
             loss = dist.mean(torch.where(_all_finite(model), loss_sum / steps, torch.nan)).item()
             if not math.isfinite(loss):
@@ -245,13 +285,15 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
             seconds = time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "train_loss": loss, "lr": lr, "seconds": round(seconds, 3),
                             "images_per_s": round(steps * cfg.batch_size / seconds, 1)})
-            progress.update(bar, epoch=f"{epoch + 1}/{cfg.epochs}", loss=f"{loss:.4f}", ips=f"{history[-1]['images_per_s']:,.0f}")
-            if show_progress and dist.main:
-                progress.console.print(f"epoch {epoch + 1}/{cfg.epochs}  loss {loss:.4f}  lr {lr:.4g}  "
-                                       f"{history[-1]['images_per_s']:,.0f} img/s  {seconds:.1f} s", highlight=False, soft_wrap=True)
             if dist.main:
-                save_resume_state(out, model, optimizer, cfg, task, history, wall_before + time.perf_counter() - t_start)
+                wall_s = wall_before + time.perf_counter() - t_start
+                save_resume_state(out, model, optimizer, cfg, task, history, wall_s)
                 write_json(out / RUN_NAME, record("running", None, None))
+            log.info("%s: epoch %d/%d loss %.4f lr %.4g %.0f img/s %.1f s", out, epoch + 1, cfg.epochs, loss, lr,
+                     history[-1]["images_per_s"], seconds)
+            reporter.epoch(history[-1], cfg.epochs)
+    finally:
+        reporter.stop()
 
     test: dict[str, float] | None = None
     eval_s = 0.0
@@ -267,8 +309,8 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
         summary["checkpoint"] = {"path": CHECKPOINT_NAME, "sha256": sha256(out / CHECKPOINT_NAME)}
         write_json(out / RUN_NAME, summary)
         (out / RESUME_NAME).unlink(missing_ok=True)
-        if show_progress:
-            console.print(_one_line(summary, out), highlight=False, soft_wrap=True)
+        log.info("%s: finished, test %s", out, test)
+        reporter.finished(summary, out)
     dist.barrier()
     return summary
 
@@ -367,14 +409,16 @@ def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Ta
     saved, asked = state["config"], jsonable(cfg.to_dict())
     if saved["model"] != asked["model"]:
         raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
-    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})" for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
+    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})"
+            for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
     if not diff:  # the same settings can still imply another task record, e.g. a folder dataset's new image size
         saved_task, asked_task = state["task"], jsonable(task.config())
         brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
         diff = [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
                 for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
     if diff:
-        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original command, or --force to start over")
+        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original "
+                           "command, or --force to start over")
 
 
 def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, task: Task,
@@ -420,24 +464,3 @@ def _summary(cfg: TrainConfig, task: Task, model: nn.Module, model_kwargs: dict[
         "out_dir": str(out),
         "provenance": provenance,
     }
-
-
-def _one_line(summary: dict[str, Any], out: Path) -> str:
-    headline = ", ".join(f"{k} {v:.4f}" for k, v in list((summary["test"] or {}).items())[:1])
-    images = summary["steps_per_epoch"] * summary["config"]["batch_size"] * summary["epochs_done"]
-    return (f"{summary['model']} {summary['mixing']} on {summary['dataset']}: {headline} | "
-            f"{summary['epochs_done']} epochs in {summary['train_time_s']:.1f} s "
-            f"({images / max(summary['train_time_s'], 1e-9):,.0f} img/s), "
-            f"wall {summary['provenance']['wall_time_s']:.1f} s -> {out}")
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("epoch {task.fields[epoch]}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}  lr {task.fields[lr]}  {task.fields[ips]} img/s"),
-        TimeElapsedColumn(),
-        console=console,
-        disable=not enabled,
-    )

@@ -73,7 +73,7 @@ def _train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypat
     with monkeypatch.context() as patch:
         patch.setattr(train_module, "save_resume_state", save_then_die)
         with pytest.raises(Killed):
-            train_module.train(cfg, out, device="cpu", show_progress=False)
+            train_module.train(cfg, out, device="cpu")
     assert torch.load(out / train_module.RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
 
 

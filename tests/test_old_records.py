@@ -97,7 +97,7 @@ def test_an_old_shuffle_checkpoint_is_evaluated_and_verified(tmp_path: Path) -> 
 def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         train_killed_after: Callable[..., None]) -> None:
     cfg = get_recipe("quick")
-    straight = train(cfg, tmp_path / "straight", device="cpu", show_progress=False)
+    straight = train(cfg, tmp_path / "straight", device="cpu")
     train_killed_after(1, cfg, tmp_path / "old", monkeypatch)
     to_old_layout(tmp_path / "old")
     args = ["train", "-r", "quick", "-o", str(tmp_path / "old"), "--resume", "--device", "cpu", "-q"]

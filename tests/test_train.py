@@ -36,7 +36,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
     out = tmp_path_factory.mktemp("runs") / "quick-chans"
-    return out, train(QUICK_CHANS, out, device="cpu", show_progress=False)
+    return out, train(QUICK_CHANS, out, device="cpu")
 
 
 def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, Any]]) -> None:
@@ -94,9 +94,9 @@ def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.Mo
                                           train_killed_after: Callable[..., None]) -> None:
     # Every source of randomness on: crops, flips, RandAugment, and three epochs.
     cfg = get_recipe("quick").override(epochs=3, batch_size=256, flip=True, randaugment_n=1, randaugment_m=9)
-    straight = train(cfg, tmp_path / "straight", device="cpu", show_progress=False)
+    straight = train(cfg, tmp_path / "straight", device="cpu")
     train_killed_after(2, cfg, tmp_path / "resumed", monkeypatch)
-    resumed = train(cfg, tmp_path / "resumed", resume=True, device="cpu", show_progress=False)
+    resumed = train(cfg, tmp_path / "resumed", resume=True, device="cpu")
 
     a, _ = read_checkpoint(tmp_path / "straight")
     b, _ = read_checkpoint(tmp_path / "resumed")
@@ -213,7 +213,7 @@ def test_out_under_a_read_only_folder_is_refused_up_front(tmp_path: Path) -> Non
 def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None:
     """--force replaces the run's own files (no stale checkpoint beside a new run) and nothing else."""
     out = tmp_path / "run"
-    train(get_recipe("quick").override(epochs=1), out, device="cpu", show_progress=False)
+    train(get_recipe("quick").override(epochs=1), out, device="cpu")
     (out / "notes.txt").write_text("mine")
     old = (out / "checkpoint.safetensors").read_bytes()
     result = _cli("--recipe", "quick", "--epochs", "1", "--seed", "1", "--out", str(out), "--force", "--quiet")
@@ -271,3 +271,38 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     assert rank0.keys() == rank1.keys() and all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     model, _ = load_model(out)
     assert all(torch.equal(p, rank0[k]) for k, p in model.named_parameters())
+
+
+def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    calls: list[tuple[Any, ...]] = []
+
+    class Recorder:
+        def start(self, steps: int, epochs: int, epochs_done: int) -> None:
+            calls.append(("start", steps, epochs, epochs_done))
+
+        def step(self, lr: float) -> None:
+            calls.append(("step",))
+
+        def epoch(self, record: dict[str, Any], epochs: int) -> None:
+            calls.append(("epoch", record["epoch"], epochs))
+
+        def stop(self) -> None:
+            calls.append(("stop",))
+
+        def finished(self, summary: dict[str, Any], out: Path) -> None:
+            calls.append(("finished", summary["status"], out))
+
+    out = tmp_path / "run"
+    train(get_recipe("quick").override(epochs=1), out, device="cpu", reporter=Recorder())
+    steps = 2048 // 128
+    assert calls == [("start", steps, 1, 0), *[("step",)] * steps, ("epoch", 1, 1), ("stop",),
+                     ("finished", "finished", out)]
+    assert capsys.readouterr() == ("", "")
+
+
+def test_train_command_draws_progress_unless_quiet(tmp_path: Path) -> None:
+    drawn = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "drawn"), "--device", "cpu")
+    assert drawn.exit_code == 0 and "epoch 1/1  loss " in drawn.output, drawn.output
+    assert "1 epochs in" in drawn.output and f"-> {tmp_path / 'drawn'}" in drawn.output
+    quiet = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "quiet"), "--device", "cpu", "--quiet")
+    assert quiet.exit_code == 0 and quiet.output == ""

@@ -79,10 +79,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    """``RichProgress`` moved to the command line's :mod:`randmix_bench.cli_progress` (the library draws
+    """``RichProgress`` moved to the command line's :mod:`randmix_bench.cli.progress` (the library draws
     nothing); old imports of it from here still work, without this package importing Rich."""
     if name == "RichProgress":
-        from randmix_bench.cli_progress import RichProgress
+        from randmix_bench.cli.progress import RichProgress
 
         return RichProgress
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -91,10 +91,12 @@ def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_di
                        **fields: Any) -> None:
     """Train the recipe ``recipe`` (one of ``task``'s when given) with every option given (not None) overriding
     its field; ``fields`` are the options named like TrainConfig fields."""
+    from randmix_bench.cli.app import console
+    from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.recipes import get_recipe, parse_lr_schedule
     from randmix_bench.train import train
 
     cfg = get_recipe(recipe, task).override(
         data_dir=None if data_dir is None else str(data_dir),
         lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **fields)
-    train(cfg, out, resume=resume, force=force, device=device, show_progress=not quiet)
+    train(cfg, out, resume=resume, force=force, device=device, reporter=None if quiet else TrainProgress(console))

@@ -1,0 +1,116 @@
+"""``randmix eval`` and ``randmix shuffle eval``: score trained models (robust accuracy; PSNR / SSIM)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from randmix_bench import shuffle
+from randmix_bench.cli.app import app, console, err_console, library_default, shuffle_app
+from randmix_bench.cli.errors import user_errors
+from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
+
+NORM_EPS = ", ".join(f"{eps} for {norm}" for norm, eps in DEFAULT_EPS.items())  # 8/255 for Linf, 0.5 for L2
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    checkpoint: Path = typer.Argument(..., help="Run folder (with checkpoint.safetensors) or a .safetensors "
+                                      "checkpoint."),
+    dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, "
+                                "fashion-mnist-mini, ... or an image folder."),
+    data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir",
+                                         help="Where the dataset is (see `randmix_bench.data`)."),
+    attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd or square."),
+    norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
+    eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
+    n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
+                                   "10000)."),
+    batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch: larger is faster on a GPU."),
+    seed: int = typer.Option(EvalOptions.seed, help="Attack seed (AutoAttack seeds every batch with it)."),
+    version: str = typer.Option(EvalOptions.version, help="AutoAttack version: standard, plus or custom (with "
+                                "--attacks)."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attacks for --version custom: apgd-ce, apgd-dlr, "
+                                       "apgd-t, fab, fab-t, square, pgd."),
+    n_iter: int | None = typer.Option(EvalOptions.n_iter, help="APGD/FAB/PGD iterations (custom versions; AutoAttack's "
+                                      "100 otherwise)."),
+    n_queries: int | None = typer.Option(EvalOptions.n_queries, help="Square queries (custom versions; AutoAttack's "
+                                         "5000 otherwise)."),
+    sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
+                                     "curve PNG beside the JSON."),
+    sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
+                                "AutoAttack flags); exit 3 when they fail."),
+    name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
+    out: Path | None = typer.Option(EvalOptions.out, help="Result JSON (default: "
+                                    "leaderboards/<dataset>/<norm>/<name>.json)."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
+    device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
+) -> None:
+    """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
+    from randmix_bench.cli.progress import RichProgress
+    from randmix_bench.cli.views import eval_table
+    from randmix_bench.robustness import SanityOptions, evaluate
+
+    options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
+                          batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
+                          n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
+                          sanity=SanityOptions() if sanity else None, data_dir=data_dir, device=device, name=name,
+                          out=out)
+    try:
+        with RichProgress(console) as progress:
+            output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
+        raise typer.Exit(130) from None
+    rb = output.result.randmix
+    console.print(eval_table(output.result))
+    if rb.resumed:
+        console.print("continued a partial evaluation (attack times add up every part)", highlight=False)
+    console.print(f"wrote {output.path}" + (f" and {output.curve}" if output.curve else ""), highlight=False)
+    if rb.sanity is not None:
+        for line in rb.sanity.notes:
+            console.print(f"sanity: {line}", highlight=False, soft_wrap=True)
+    for flag in rb.autoattack_flags:
+        err_console.print(f"[yellow]AutoAttack flag:[/yellow] {flag}", highlight=False, soft_wrap=True)
+    if rb.autoattack_flags:
+        err_console.print("[yellow]warning[/yellow]: AutoAttack flagged this evaluation, so the entry is marked "
+                          "unreliable: the robust accuracy may be an overestimate (gradients may be masked); do not "
+                          "trust it until the cause is found", highlight=False, soft_wrap=True)
+    if rb.sanity is not None and not rb.sanity.passed:
+        err_console.print("[red]sanity checks FAILED[/red]: this robust accuracy may come from gradient masking; "
+                          "the entry is marked unreliable", soft_wrap=True)
+        raise typer.Exit(3)
+
+
+@shuffle_app.command("eval")
+@user_errors
+def shuffle_eval_command(
+    runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid "
+                                      "row each)."),
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. "
+                                 "leaderboards/fashion-mnist/shuffle."),
+    n_examples: int | None = typer.Option(library_default(shuffle.evaluate_runs, "n_examples"), "--n-examples", "-n",
+                                          help="Score the first n test images (default: all)."),
+    grid_images: int = typer.Option(library_default(shuffle.evaluate_runs, "grid_images"), "--grid-images",
+                                    help="Test images shown per grid row."),
+    batch_size: int = typer.Option(library_default(shuffle.evaluate_runs, "batch_size"), "--batch-size", "-b",
+                                   help="Evaluation batch size."),
+    data_dir: Path | None = typer.Option(library_default(shuffle.evaluate_runs, "data_dir"), "--data-dir",
+                                         help="Where the test set is (default: the run's)."),
+    device: str | None = typer.Option(library_default(shuffle.evaluate_runs, "device"),
+                                      help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = typer.Option(library_default(shuffle.evaluate_runs, "force"), "--force",
+                               help="Overwrite existing result files and grid."),
+) -> None:
+    """Score runs by PSNR/SSIM against the scrambled input and the mean image; write result JSON and a PNG grid."""
+    from randmix_bench.cli.views import shuffle_table
+
+    with console.status("evaluating") as status:
+        results = shuffle.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
+                                        batch_size=batch_size, device=device, data_dir=data_dir, force=force,
+                                        progress=status.update)
+    console.print(shuffle_table(results))
+    written = ", ".join(str(out_dir / (r.name + ".json")) for r in results)
+    console.print(f"wrote {written} and {out_dir / 'grid.png'}", highlight=False)

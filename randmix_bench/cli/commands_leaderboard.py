@@ -1,0 +1,81 @@
+"""``randmix leaderboard`` and ``randmix verify``: publish the result files, and re-check them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from randmix_bench.cli.app import app, console, err_console
+from randmix_bench.cli.errors import user_errors
+from randmix_bench.verify import VerifyOptions
+
+
+@app.command("leaderboard")
+@user_errors
+def leaderboard_command(
+    root: Path = typer.Option(Path("leaderboards"), "--dir", help="Folder of result JSON files."),
+    readme: Path = typer.Option(
+        Path("README.md"), "--readme",
+        help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent).",
+    ),
+    check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when the Markdown is stale (for CI)."),
+) -> None:
+    """Generate leaderboards/README.md (and the README's marked section) from the result files."""
+    from randmix_bench import leaderboard
+
+    if check:
+        stale = leaderboard.stale(root, readme)
+        if stale:
+            err_console.print(f"stale: {', '.join(map(str, stale))}; run `randmix leaderboard` and commit it",
+                              highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
+        console.print("leaderboard Markdown is up to date", highlight=False)
+        return
+    changed = leaderboard.write(root, readme)
+    console.print(f"wrote {', '.join(map(str, changed))}" if changed else "leaderboard Markdown already up to date",
+                  highlight=False)
+    if not readme.is_file():
+        console.print(f"note: {readme} not found, so only {root / leaderboard.MARKDOWN_NAME} was generated",
+                      highlight=False)
+
+
+@app.command("verify")
+@user_errors
+def verify_command(
+    paths: list[Path] | None = typer.Argument(None, help="Result files or leaderboard folders (default: "
+                                              "leaderboards/)."),
+    n: int = typer.Option(VerifyOptions.n, "--n", "-n", help="Test points to re-evaluate per entry (capped at the "
+                          "entry's recorded n)."),
+    sigmas: float = typer.Option(VerifyOptions.sigmas, help="Sampling tolerance in standard errors."),
+    data_dir: Path | None = typer.Option(VerifyOptions.data_dir, "--data-dir",
+                                         help="Where the test sets are (see `randmix_bench.data`)."),
+    batch_size: int = typer.Option(VerifyOptions.batch_size, help="Evaluation batch size."),
+    device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
+    robust: bool = typer.Option(VerifyOptions.robust, "--robust/--no-robust", help="Re-attack each robustness entry "
+                                "with its strongest white-box attack (minutes per large model on a CPU)."),
+) -> None:
+    """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy
+    re-attacked."""
+    from randmix_bench.cli.views import verify_table
+    from randmix_bench.leaderboard import load_entries, load_entry
+    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, verify
+
+    entries = [e for p in (paths or [Path("leaderboards")])
+               for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
+    if not entries:
+        console.print("no result files to verify", highlight=False)
+        return
+    options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust)
+    with console.status("verifying") as status:
+        checks = verify(entries, options, progress=status.update)
+    console.print(verify_table(checks))
+    console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)
+    failed, n_entries = failures(checks), len({c.entry for c in checks})  # a robustness entry: a clean, a robust row
+    if failed:
+        for line in failed:
+            err_console.print(f"[red]FAIL[/red] {line}", highlight=False, soft_wrap=True)
+        n_failed = len({c.entry for c in checks if not c.ok})
+        err_console.print(f"[red]{n_failed} of {n_entries} entries failed verification[/red]")
+        raise typer.Exit(1)
+    console.print(f"[green]all {n_entries} entries verified[/green]")

@@ -1,0 +1,40 @@
+"""``randmix models``: the registered models and their parameter counts."""
+
+from __future__ import annotations
+
+from typing import cast
+
+import typer
+
+from randmix_bench.cli.app import app, console
+from randmix_bench.cli.errors import user_errors
+from randmix_bench.mixing import Mixing
+from randmix_bench.vocab import TaskKind
+
+
+@app.command("models")
+@user_errors
+def models_command(
+    mixing: list[str] = typer.Option(
+        [m.value for m in Mixing], "--mixing", "-m", help="Variants to list (repeatable)."
+    ),
+    in_chans: int = typer.Option(3, help="Input channels to build the models with."),
+    num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
+) -> None:
+    """List the registered randmix models with trainable and frozen parameter counts per variant."""
+    from randmix_bench.cli.views import ModelRow, models_tables
+    from randmix_bench.mixing import MixingReport, count_parameters, parse_mixing
+    from randmix_bench.models import create_model, list_models, model_task
+
+    variants = [parse_mixing(m) for m in mixing]
+    rows = []
+    for name in list_models():
+        task = model_task(name)
+        head = {"num_classes": num_classes} if task is TaskKind.CLASSIFICATION else {}
+        for variant in variants:
+            model = create_model(name, mixing=variant, in_chans=in_chans, **head)
+            trainable, frozen = count_parameters(model)
+            report = cast(MixingReport, model.mixing)  # what the freezing transform froze in this model
+            rows.append(ModelRow(name, task, variant, trainable, frozen, len(report.frozen_modules)))
+    for table in models_tables(rows):
+        console.print(table)

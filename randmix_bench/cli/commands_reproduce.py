@@ -1,0 +1,50 @@
+"""``randmix reproduce``: a tier's whole plan, resumable job by job."""
+
+from __future__ import annotations
+
+import typer
+
+from randmix_bench.cli.app import app, console
+from randmix_bench.cli.errors import user_errors
+
+
+@app.command("reproduce")
+@user_errors
+def reproduce_command(
+    tier: str = typer.Option(
+        ..., "--tier", "-t", help="small (a 2-core CPU, hours) or paper (a GPU); plans in randmix_bench/plans.py."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."
+    ),
+    only: list[str] = typer.Option(
+        [], "--only", help="Run only jobs matching this glob on kind:name or name (repeatable)."
+    ),
+    shard: str | None = typer.Option(
+        None, "--shard",
+        help="i/N: this process's fixed share of the jobs (SLURM arrays, several GPUs); the leaderboard job runs "
+        "unsharded.",
+    ),
+    device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
+    force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
+) -> None:
+    """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""  # noqa: E501  (one line in --help)
+    from randmix_bench import reproduce
+    from randmix_bench.cli.progress import TrainProgress
+    from randmix_bench.cli.views import ReproduceOverview, reproduce_plan_table, reproduce_summary_table
+    from randmix_bench.plans import parse_tier
+
+    chosen = parse_tier(tier)
+    jobs = reproduce.select(reproduce.plan(chosen), only, reproduce.parse_shard(shard))
+    paths = reproduce.Paths()
+    if dry_run:
+        table, left = reproduce_plan_table(chosen, jobs, paths)
+        console.print(table)
+        console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h (reference machine of the tier)",
+                      highlight=False)
+        return
+    outcomes = reproduce.run(jobs, paths, device=device, force=force, reporter=ReproduceOverview(console, jobs),
+                             training=TrainProgress(console))
+    console.print(reproduce_summary_table(chosen, outcomes))
+    ran = sum(o.ran for o in outcomes)
+    console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)

@@ -1,0 +1,194 @@
+"""How the ``randmix`` commands draw what the library returns and reports: every Rich table and console line.
+
+The library stays quiet (it returns results, calls back and logs); this module, owned by the command line, is
+where the output of ``models``, ``reproduce``, ``verify``, ``eval``, ``shuffle eval``, ``quickstart`` and
+``train`` takes its shape. Progress bars live in :mod:`.progress`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from randmix_bench import reproduce
+from randmix_bench.data import dataset_info
+from randmix_bench.quickstart import QuickstartConfig, QuickstartRow
+from randmix_bench.results import RobustnessResult, ShuffleResult
+from randmix_bench.verify import Check
+from randmix_bench.vocab import Mixing, TaskKind, Tier
+
+__all__ = ["ModelRow", "QuickstartView", "ReproduceOverview", "eval_table", "models_tables", "quickstart_table",
+           "reproduce_plan_table", "reproduce_summary_table", "shuffle_table", "train_line", "verify_table"]
+
+
+def _table(title: str, columns: Sequence[str], right: Sequence[str]) -> Table:
+    """A table titled ``title`` with ``columns``, those in ``right`` right-justified."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right" if col in right else "left")
+    return table
+
+
+class ModelRow(NamedTuple):
+    """One model variant of ``randmix models``: its parameter counts and frozen convolutions."""
+
+    name: str
+    task: TaskKind
+    mixing: Mixing
+    trainable: int
+    frozen: int
+    frozen_convs: int
+
+
+MODELS_TITLES = {TaskKind.CLASSIFICATION: "randmix classifiers (timm registry; `randmix train`)",
+                 TaskKind.SHUFFLE: "randmix unshufflers (image-to-image; `randmix shuffle train`)"}
+
+
+def models_tables(rows: list[ModelRow]) -> list[Table]:
+    """One table per task, in the order the tasks first appear in ``rows``."""
+    counts = ("trainable", "frozen", "frozen convs")
+    tables: dict[TaskKind, Table] = {}
+    for row in rows:
+        if row.task not in tables:
+            tables[row.task] = _table(MODELS_TITLES[row.task], ("model", "mixing", *counts), counts)
+        tables[row.task].add_row(row.name, row.mixing.value, f"{row.trainable:,}", f"{row.frozen:,}",
+                                 str(row.frozen_convs))
+    return list(tables.values())
+
+
+def reproduce_plan_table(tier: Tier, jobs: Sequence[reproduce.AnyJob], paths: reproduce.Paths) -> tuple[Table, float]:
+    """``reproduce --dry-run``: each job's state and estimate; with the seconds the jobs not done are estimated at."""
+    table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
+                   ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
+    left = 0.0
+    for i, job in enumerate(jobs, 1):
+        state = job.state(paths)
+        left += 0 if state is reproduce.JobState.DONE else job.estimate_s
+        table.add_row(str(i), job.name, job.kind, state.value, f"{job.estimate_s / 60:.1f} min")
+    return table, left
+
+
+def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.Outcome]) -> Table:
+    """What ``reproduce`` did with each job."""
+    table = _table(f"randmix reproduce --tier {tier.value}", ("job", "kind", "was", "ran", "seconds"), ("seconds",))
+    for o in outcomes:
+        table.add_row(o.job.name, o.job.kind, o.before.value, "yes" if o.ran else "skipped", f"{o.seconds:.0f}")
+    return table
+
+
+class ReproduceOverview:
+    """A :class:`~randmix_bench.reproduce.Reporter` on a console: a rule per job with the time spent and left."""
+
+    def __init__(self, console: Console, jobs: Sequence[reproduce.AnyJob]) -> None:
+        self.console = console
+        self.began, self.left = time.perf_counter(), sum(j.estimate_s for j in jobs)
+
+    def job_started(self, job: reproduce.AnyJob, index: int, total: int, state: reproduce.JobState) -> None:
+        elapsed = time.perf_counter() - self.began
+        self.console.rule(f"[{index + 1}/{total}] {job.kind} {job.name}: {state.value} | elapsed "
+                          f"{elapsed / 60:.1f} min, about {self.left / 60:.0f} min left")
+
+    def job_finished(self, job: reproduce.AnyJob, state: reproduce.JobState, seconds: float) -> None:
+        self.left -= job.estimate_s
+
+
+def eval_table(result: RobustnessResult) -> Table:
+    """``randmix eval``'s accuracies: clean, after each attack, at each swept eps."""
+    rb = result.randmix
+    table = _table(f"{result.name}: {rb.dataset} {rb.threat_model} eps={result.eps}, n={rb.n_examples}",
+                   ("accuracy after", "%"), ("%",))
+    table.add_row("clean", result.clean_acc)
+    for attack_name, acc in rb.per_attack_robust_acc.items():
+        table.add_row(attack_name, f"{100 * acc:.2f}")
+    for point in rb.sweep:
+        table.add_row(f"sweep eps={point.eps}", f"{100 * point.robust_acc:.2f}")
+    return table
+
+
+def shuffle_table(results: list[ShuffleResult]) -> Table:
+    """``randmix shuffle eval``'s scores, with the scrambled input's and the mean image's as baselines."""
+    names = ("run", "mixing")
+    table = _table(f"pixel un-shuffling, {results[0].dataset}, first {results[0].n_examples} test images",
+                   (*names, "PSNR dB", "SSIM", "scrambled PSNR / SSIM", "mean image PSNR / SSIM"),
+                   ("PSNR dB", "SSIM", "scrambled PSNR / SSIM", "mean image PSNR / SSIM"))
+    for r in results:
+        table.add_row(r.name, r.mixing, f"{r.psnr:.2f}", f"{r.ssim:.4f}",
+                      f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
+                      f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}")
+    return table
+
+
+def train_line(summary: dict[str, Any], out: Path) -> str:
+    """A finished run in one line: headline test metric, epochs, speed, wall time, folder."""
+    headline = ", ".join(f"{k} {v:.4f}" for k, v in list((summary["test"] or {}).items())[:1])
+    images = summary["steps_per_epoch"] * summary["config"]["batch_size"] * summary["epochs_done"]
+    return (f"{summary['model']} {summary['mixing']} on {summary['dataset']}: {headline} | "
+            f"{summary['epochs_done']} epochs in {summary['train_time_s']:.1f} s "
+            f"({images / max(summary['train_time_s'], 1e-9):,.0f} img/s), "
+            f"wall {summary['provenance']['wall_time_s']:.1f} s -> {out}")
+
+
+class QuickstartView:
+    """A :class:`~randmix_bench.quickstart.QuickstartReporter` on a console: the data line, a rule per step."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def data(self, line: str) -> None:
+        self.console.print(line, highlight=False)
+
+    def stage(self, title: str) -> None:
+        self.console.rule(title)
+
+
+def _max_se(n: int) -> str:
+    """The largest binomial standard error of an accuracy on ``n`` points (at 50%), in points."""
+    return f"±{100 * math.sqrt(0.25 / n):.1f}"
+
+
+def quickstart_table(rows: list[QuickstartRow], cfg: QuickstartConfig) -> Table:
+    """The comparison: parameters, training time, clean accuracy, robust accuracy at each eps."""
+    first = rows[0].result.randmix
+    n_test, n = dataset_info(first.dataset).test_size, first.n_examples
+    t = Table(title=f"randmix quickstart: {' vs '.join(r.variant for r in rows)}, {first.model} on {first.dataset} "
+                    f"(Linf), {cfg.epochs} epoch(s) on {rows[0].summary['provenance']['device']}",
+              caption=f"test acc: all {n_test:,} test points; clean and robust: the first {n}. Attack: "
+                      f"{cfg.attack_description()}. One standard error is at most {_max_se(n)} points on {n} "
+                      f"points, {_max_se(n_test)} on {n_test:,}.",
+              box=box.SIMPLE_HEAD)
+    t.add_column("variant")
+    for col in ("learned\nparams", "frozen\nparams", "train s", "test acc %", "clean %",
+                *(f"robust %\nε={p.eps}" for p in first.sweep)):
+        t.add_column(col, justify="right")
+    for r in rows:
+        rb = r.result.randmix
+        t.add_row(r.variant, f"{rb.params_trainable:,}", f"{rb.params_frozen:,}", f"{r.summary['train_time_s']:.0f}",
+                  f"{100 * r.summary['test']['test_acc']:.1f}", f"{100 * rb.clean_acc:.1f}",
+                  *(f"{100 * p.robust_acc:.1f}" for p in rb.sweep))
+    return t
+
+
+def verify_table(checks: list[Check]) -> Table:
+    """The verification as a compact table, one row per check; failures are spelled out by
+    :func:`randmix_bench.verify.failures`."""
+    t = Table(title="randmix verify", caption="N/m: points the entry was measured on / re-measured here",
+              box=box.SIMPLE_HEAD)
+    t.add_column("entry", overflow="fold")
+    for col in ("sha256", "metric", "N/m", "recorded", "measured", "tol ±", "result"):
+        t.add_column(col, justify="left" if col in ("sha256", "metric", "result") else "right", no_wrap=True)
+
+    def num(x: float | None) -> str:
+        return "" if x is None else f"{x:.2f}"
+
+    for c in checks:
+        t.add_row(c.entry, "[green]ok[/green]" if c.sha256_ok else "[red]differs[/red]", c.metric,
+                  f"{c.n_recorded}/{c.n_checked if c.n_checked is not None else '—'}", num(c.recorded),
+                  num(c.measured), num(c.tolerance), "[green]ok[/green]" if c.ok else "[red]FAIL[/red]")
+    return t

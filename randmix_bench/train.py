@@ -29,7 +29,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -237,7 +237,7 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
         torch.backends.cudnn.benchmark = True
     model, model_kwargs = build_model(cfg, task, train_split.info)
     # channels_last everywhere: cuDNN's fastest layout, and oneDNN's depthwise backward on the CPU too
-    model = model.to(device, memory_format=torch.channels_last)
+    model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg, fused=cuda)
     augment = Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m)
     loader = DeviceLoader(train_split.images, train_split.labels, cfg.batch_size, augment, cfg.seed, device,
@@ -321,7 +321,7 @@ def _all_finite(model: nn.Module) -> torch.Tensor:
     return torch.stack([t.isfinite().all() for t in tensors]).all()
 
 
-def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, params: list[torch.Tensor],
+def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor],
                images: torch.Tensor, labels: torch.Tensor, lr: float, grad_clip: float, cuda: bool) -> torch.Tensor:
     """One optimizer step; returns the loss as a device tensor (no host sync)."""
     for group in optimizer.param_groups:

@@ -33,7 +33,7 @@ from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
-from randmix_bench.train import check_run_dir, train
+from randmix_bench.train import TrainReporter, check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "cpu_threads", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
@@ -148,9 +148,11 @@ def cpu_threads(n: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None) -> list[QuickstartRow]:
+def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None,
+        training: TrainReporter | None = None) -> list[QuickstartRow]:
     """Train and evaluate every variant into ``cfg.out`` (its run folders and ``leaderboards/`` are
-    overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant.
+    overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant. ``training``
+    hears each training run's progress (none: trained quietly).
 
     ``cfg.threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
     that is busy with anything else, spinning threads make a step several times slower (measured on a
@@ -159,7 +161,7 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter
     if cfg.threads is not None and not 1 <= cfg.threads <= cores:  # thousands of threads exhaust memory
         raise RandmixError(f"threads must be in 1..{cores} (this machine's CPU count), got {cfg.threads}")
     with cpu_threads(cfg.threads):
-        return _run(cfg, reporter or LogReporter())
+        return _run(cfg, reporter or LogReporter(), training)
 
 
 def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
@@ -177,7 +179,7 @@ def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
         check_run_dir(out / variant, resume=False, force=True)
 
 
-def _run(cfg: QuickstartConfig, reporter: QuickstartReporter) -> list[QuickstartRow]:
+def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None) -> list[QuickstartRow]:
     # Every option is checked before any training: a bad one must not cost minutes of work first.
     points = parse_eps_list(cfg.eps, "Linf")
     if not points:
@@ -206,7 +208,7 @@ def _run(cfg: QuickstartConfig, reporter: QuickstartReporter) -> list[Quickstart
     rows = []
     for variant, recipe in recipes.items():
         reporter.stage(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
-        summary = train(recipe, out / variant, force=True, device=cfg.device)
+        summary = train(recipe, out / variant, force=True, device=cfg.device, reporter=training)
         reporter.stage(f"{variant}: attack the first {cfg.n_examples} test points")
         entry = out / "leaderboards" / dataset / "Linf" / f"{variant}.json"
         entry.parent.mkdir(parents=True, exist_ok=True)

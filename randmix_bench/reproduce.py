@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from randmix_bench.checkpoint import read_checkpoint
+from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.plans import TIERS, ShuffleStudy, Study, Tier
@@ -307,7 +308,10 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
         reporter: Reporter | None = None, training: TrainReporter | None = None) -> list[Outcome]:
     """Run every job not done yet, in order, reporting each to ``reporter`` and each training to ``training``.
     A ``changed`` job anywhere is refused before any work unless ``force``. Each job's state is read again when its
-    turn comes: earlier jobs change later ones' inputs."""
+    turn comes: earlier jobs change later ones' inputs. A device that cannot run here is refused first, even when
+    every job is done, so that a typo never passes silently."""
+    if device is not None:
+        resolve_device(device)
     changed = [f"{j.kind}:{j.name}" for j in jobs if j.kind != "leaderboard" and j.state(paths) is JobState.CHANGED]
     if changed and not force:
         raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"

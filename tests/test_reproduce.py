@@ -63,6 +63,12 @@ def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pyt
     assert read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json").eps == "0.03"
 
 
+def test_a_device_that_cannot_run_is_refused_even_when_every_job_is_done(tier: Path) -> None:
+    invoke("--only", "*tiny*")  # nothing left to run for these jobs: the typo must still not pass silently
+    result = CliRunner().invoke(app, ["reproduce", "--tier", "small", "--only", "*tiny*", "--device", "meta"])
+    assert result.exit_code == 2 and "device 'meta'" in result.output and "Traceback" not in result.output
+
+
 def test_dry_run_lists_every_job_with_its_state_and_writes_nothing(tier: Path) -> None:
     out = invoke("--dry-run")
     for name in ("small-tiny-chans-s0", "small-tiny-chans-s0-linf", "small-unshuffle-eval-s0", "leaderboard"):

@@ -12,18 +12,16 @@ import dataclasses
 import math
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
 from randmix_bench.data import check_dataset_name
 from randmix_bench.errors import RandmixError, check_seed, choices_error
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
 from randmix_bench.models import list_models, model_task
-from randmix_bench.vocab import Loss, TaskKind
+from randmix_bench.vocab import Loss, Optimizer, TaskKind
 
 __all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS",
            "complete_config"]
-
-Optimizer = Literal["adamw", "sgd"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
@@ -45,7 +43,7 @@ class TrainConfig:
     lr: float  # peak learning rate
     weight_decay: float
     task: str = "classification"  # a TaskKind: what the model is trained to do (randmix_bench.tasks)
-    optimizer: Optimizer = "adamw"
+    optimizer: str = "adamw"  # an Optimizer
     momentum: float = 0.9  # SGD (Nesterov) only
     lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
     decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
@@ -69,6 +67,7 @@ class TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
         parse_mixing(self.mixing)
+        Optimizer.parse(self.optimizer)
         check_dataset_name(self.dataset)
         if self.model not in list_models():
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
@@ -79,7 +78,6 @@ class TrainConfig:
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
-            (self.optimizer in ("adamw", "sgd"), f"optimizer must be adamw or sgd, got {self.optimizer!r}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
@@ -117,10 +115,10 @@ class TrainConfig:
         records a setting it did not use)."""
         task = TaskKind.parse(self.task)
         Loss.parse(self.loss)  # the one "unknown loss" error
-        if model_task(self.model) is not task and task is TaskKind.SHUFFLE:
-            raise RandmixError(f"{self.model} is a classifier; pixel-shuffle runs need an image-to-image model "
-                               "(randmix_unshuffler_*)")
         if model_task(self.model) is not task:
+            if task is TaskKind.SHUFFLE:
+                raise RandmixError(f"{self.model} is a classifier; pixel-shuffle runs need an image-to-image model "
+                                   "(randmix_unshuffler_*)")
             raise RandmixError(f"{self.model} is an image-to-image model; train it with a shuffle recipe "
                                "(`randmix shuffle train`)")
         defaults = {f.name: f.default for f in dataclasses.fields(self)}

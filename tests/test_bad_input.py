@@ -376,6 +376,8 @@ TRAIN_CASES: list[Case] = [
                                               "0.1"], "label_smoothing=0.1 does not apply to the shuffle task"),
     Case("train-unshuffler-on-classification", [*TRAIN, "--model", "randmix_unshuffler_tiny"],
          "randmix_unshuffler_tiny is an image-to-image model; train it with a shuffle recipe"),
+    Case("train-unknown-optimizer", [*TRAIN, "--optimizer", "adam"],
+         "unknown optimizer 'adam'; valid choices: adamw, sgd"),
     Case("train-negative-seed", [*TRAIN, "--seed", "-1"], "seed must be in 0..4294967295, got -1"),
     Case("train-huge-mixer-seed", [*TRAIN, "--mixer-seed", "99999999999999999999999"],
          "mixer_seed must be in 0..4294967295, got 99999999999999999999999"),

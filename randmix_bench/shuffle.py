@@ -120,12 +120,12 @@ def evaluate_runs(
     if out_dir.resolve() in {r.resolve() for r in paths}:
         raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; "
                            "results go in their own folder, e.g. leaderboards/<dataset>/shuffle")
-    outputs = [out_dir / f"{name}.json" for name in names] + [out_dir / grid_name]
-    existing = [str(p) for p in outputs if p.exists()]
+    result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
+    existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
     if existing and not force:
         raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
     checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
-    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, outputs[:-1], strict=True)]
+    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
     dev = resolve_device(device)
 
     loaded = []
@@ -172,7 +172,7 @@ def evaluate_runs(
             provenance=collect(dev, time.perf_counter() - t0),
             grid_png=grid_name,
         ))
-    save_grid(out_dir / grid_name, rows)
-    for result, path in zip(results, outputs[:-1], strict=True):
+    save_grid(grid_path, rows)
+    for result, path in zip(results, result_paths, strict=True):
         write_result(path, result, force=force)
     return results

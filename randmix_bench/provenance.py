@@ -60,4 +60,5 @@ def collect(device: torch.device | str, wall_time_s: float, command: str | None 
         versions=versions(),
         command=command if command is not None else " ".join(["randmix", *sys.argv[1:]]),
         git_revision=git_revision(),
+        threads=torch.get_num_threads() if torch.device(device).type == "cpu" else None,
     )

@@ -7,8 +7,9 @@ timm, typer, rich, safetensors, matplotlib and scipy, not pyautoattack or pydant
 ``python tools/gpu_run.py stage`` (here, online or from pip's cache) fills ``.carry/`` (git-ignored): x86-64
 wheels of what the image lacks, pyautoattack's ``.py`` files, the four Fashion-MNIST ``.gz`` files.
 
-``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` and ``.git``
-carried) installs the wheels into a scratch folder, runs the shard under a time budget (a shard cut short
+``python tools/gpu_run.py revision`` (here, after the last commit) records the tree's revision for the copy.
+
+``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` carried) installs the wheels into a scratch folder, runs the shard under a time budget (a shard cut short
 keeps every finished job: each one writes its outputs atomically), then packs everything the shard wrote
 under ``leaderboards/`` and the runs' training records into at most 8 files under ``$OUT`` (``--out``) and
 prints a short table last. ``--dry-run`` checks the staging and prints the plan without running it; with
@@ -59,8 +60,20 @@ def stage(carry: Path) -> None:
     data.mkdir(exist_ok=True)
     for name in FMNIST_FILES:
         shutil.copyfile(FMNIST_SOURCE / name, data / name)
+    revision(carry)
     size = sum(f.stat().st_size for f in carry.rglob("*") if f.is_file())
     print(f"staged {carry}: {size / 2**20:.1f} MiB (the device tool carries at most 64 MiB a call)")
+
+
+def revision(carry: Path) -> str:
+    """Record the tree's git revision in ``carry`` (the copy sent to the GPU machine travels without .git);
+    call it again after each commit, just before the run."""
+    from randmix_bench.provenance import git_revision
+
+    rev = git_revision()
+    (carry / "REVISION").write_text(rev + "\n")
+    print(f"revision {rev}")
+    return rev
 
 
 def install(carry: Path, target: Path) -> dict[str, str]:
@@ -76,6 +89,8 @@ def install(carry: Path, target: Path) -> dict[str, str]:
     if (carry / "data" / FMNIST_FILES[0]).is_file():
         env["RANDMIX_DATA"] = str((carry / "data").resolve())
     env["RANDMIX_OFFLINE"] = "1"
+    if (carry / "REVISION").is_file():
+        env["RANDMIX_GIT_REVISION"] = (carry / "REVISION").read_text().strip()
     env["PYTHONUNBUFFERED"] = "1"
     return env
 
@@ -161,6 +176,8 @@ def main() -> int:
     sub = parser.add_subparsers(dest="verb", required=True)
     p_stage = sub.add_parser("stage", help="fill .carry/ here (wheels, pyautoattack, Fashion-MNIST)")
     p_stage.add_argument("--carry", default=str(CARRY))
+    p_rev = sub.add_parser("revision", help="record the tree's git revision in .carry/REVISION (after each commit)")
+    p_rev.add_argument("--carry", default=str(CARRY))
     p_run = sub.add_parser("run", help="run one shard there and pack its results under --out")
     p_run.add_argument("--tier", default="paper-slice")
     p_run.add_argument("--shard", default="1/2")
@@ -175,6 +192,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.verb == "stage":
         stage(Path(args.carry))
+        return 0
+    if args.verb == "revision":
+        revision(Path(args.carry))
         return 0
     args.tag = args.tag or args.shard.replace("/", "of")
     return run(args)

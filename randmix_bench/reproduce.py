@@ -166,7 +166,7 @@ class EvalJob:
             options = self.options(paths)
             expected = options.attack_config(options.resolved_eps()[1])
             sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
-            same = (rb.attack == expected and rb.n_examples == self.n_examples
+            same = (rb.attack == expected and rb.n_examples == self.n_examples and rb.points is not None
                     and result.eps == self.eps  # type: ignore[union-attr]
                     and [p.eps for p in rb.sweep] == list(self.sweep)
                     and all(a == list(self.sweep_attacks) for a in sweep_attacks)
@@ -245,29 +245,31 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
     recipe = get_recipe(study.recipe, TaskKind.CLASSIFICATION)
     if study.epochs is not None:
         recipe = recipe.override(epochs=study.epochs)
-    for variant in study.variants:
-        for i, seed in enumerate(study.seeds_of(variant)):
-            run = f"{tier.value}-{study.key}-{variant}-s{seed}"
-            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
-            jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
-            first = i == 0
-            if variant in study.clean_only:
-                jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
-                                    study.n_examples, attacks=("none",), estimate_s=5))
-                continue
-            swept = first or study.sweep_every_seed
-            jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
-                                sweep=study.sweep if swept else (), square_queries=study.square_queries,
-                                attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
-                                estimate_s=study.eval_s + study.sweep_s * swept))
-            if first and study.standard_n is not None:
-                jobs.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
-                                    study.eps, study.standard_n, square_queries=study.square_queries,
-                                    estimate_s=study.standard_s))
-            if first and study.l2_eps is not None:
-                jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
-                                    square_queries=study.square_queries, estimate_s=study.eval_s))
-    return jobs
+    # seed-major: every variant's first seed before any second one, so that a tier cut short compares variants
+    later: list[AnyJob] = []
+    runs = [(variant, i, seed) for variant in study.variants for i, seed in enumerate(study.seeds_of(variant))]
+    for variant, i, seed in sorted(runs, key=lambda r: r[1]):
+        run = f"{tier.value}-{study.key}-{variant}-s{seed}"
+        cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
+        jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
+        first = i == 0
+        if variant in study.clean_only:
+            jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
+                                study.n_examples, attacks=("none",), estimate_s=5))
+            continue
+        swept = first or study.sweep_every_seed
+        jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
+                            sweep=study.sweep if swept else (), square_queries=study.square_queries,
+                            attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
+                            estimate_s=study.eval_s + study.sweep_s * swept))
+        if first and study.standard_n is not None:  # after every seed's headline: the costly cross-check
+            later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
+                                study.eps, study.standard_n, square_queries=study.square_queries,
+                                estimate_s=study.standard_s))
+        if first and study.l2_eps is not None:
+            jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
+                                square_queries=study.square_queries, estimate_s=study.eval_s))
+    return jobs + later
 
 
 def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:

@@ -134,6 +134,9 @@ class EvalJob:
     estimate_s: float = 0.0
     attacks: tuple[str, ...] = ()
     sweep_attacks: tuple[str, ...] = ()
+    n_queries: int | None = None  # Square's budget with a custom set
+    transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attacks ("transfer",))
+    sanity: bool = True  # the gradient-masking checks every ranked number comes with (not for controls)
     kind: str = "eval"
 
     def output(self, paths: Paths) -> Path:
@@ -146,12 +149,14 @@ class EvalJob:
         depend on a default batch size (AutoAttack seeds each batch)."""
         from randmix_bench.robustness import EvalOptions, SanityOptions
 
-        clean_only = self.attacks == ("none",)
-        attack = {"attack": "none"} if clean_only else {"version": "custom", "attacks": self.attacks} \
+        named = self.attacks in (("none",), ("transfer",))
+        attack = {"attack": self.attacks[0]} if named else {"version": "custom", "attacks": self.attacks} \
             if self.attacks else {}
+        source = None if self.transfer_from is None else paths.checkpoint(self.tier, self.transfer_from)
         return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
                            batch_size=self.n_examples, sweep=self.sweep, sweep_attacks=self.sweep_attacks,
-                           sanity=None if clean_only else SanityOptions(square_queries=self.square_queries),
+                           n_queries=self.n_queries, transfer_from=source,
+                           sanity=SanityOptions(square_queries=self.square_queries) if self.sanity else None,
                            device=device or EvalOptions.device, name=self.name, out=self.output(paths))
 
     def state(self, paths: Paths) -> JobState:
@@ -255,7 +260,7 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
         first = i == 0
         if variant in study.clean_only:
             jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
-                                study.n_examples, attacks=("none",), estimate_s=5))
+                                study.n_examples, attacks=("none",), sanity=False, estimate_s=5))
             continue
         swept = first or study.sweep_every_seed
         jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
@@ -266,6 +271,14 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
             later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
                                 study.eps, study.standard_n, square_queries=study.square_queries,
                                 estimate_s=study.standard_s))
+        if study.transfer and variant != "full" and "full" in study.variants and seed in study.seeds_of("full"):
+            later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, "Linf", study.eps,
+                                 study.n_examples, attacks=("transfer",), sanity=False,
+                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", estimate_s=study.control_s))
+        if first and study.square_n is not None:
+            later.append(EvalJob(f"{run}-linf-square{study.square_control_queries}", run, run, tier, study.dataset,
+                                 "Linf", study.eps, study.square_n, attacks=("square",), sanity=False,
+                                 n_queries=study.square_control_queries, estimate_s=study.control_s))
         if first and study.l2_eps is not None:
             jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
                                 square_queries=study.square_queries, estimate_s=study.eval_s))

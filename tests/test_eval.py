@@ -486,3 +486,34 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
         edit_result(bad, change)
         with pytest.raises(ResultError, match=message):
             read_result(bad)
+
+
+def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:
+    """The masking control: APGD-CE examples made on the `full` model, judged on the `chans` one; the source is
+    recorded by its weights; refused without a source, with the model itself as source, and with --sanity."""
+    from randmix_bench.checkpoint import digests
+    from randmix_bench.errors import RandmixError
+    from randmix_bench.masking import controls
+    from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
+
+    source = train_tiny_checkpoint(tmp_path / "full.safetensors", mixing="full")
+    target = train_tiny_checkpoint(tmp_path / "chans.safetensors", mixing="chans")
+    base = EvalOptions(eps="8/255", n_examples=24, batch_size=24, device="cpu")
+    transfer = evaluate(target, "synthetic", replace(base, attack="transfer", transfer_from=source,
+                                                      out=tmp_path / "t.json")).result
+    rb = transfer.randmix
+    assert rb.attack.attack == "transfer" and rb.attack.attacks == ["apgd-ce"] and rb.sanity is None
+    assert rb.attack.source is not None and rb.attack.source.weights_sha256 == digests(source)[1]
+    assert rb.points is not None and "upper bound" in (transfer.footnote or "")
+    whitebox = evaluate(target, "synthetic", replace(base, attack="apgd-ce", out=tmp_path / "w.json")).result
+    [check] = controls([whitebox, transfer])
+    assert (check.entry, check.kind, check.n) == (whitebox.name, "transfer", 24)
+    assert check.whitebox_robust == sum(whitebox.randmix.points.robust)  # type: ignore[union-attr]
+    for options, message in ((replace(base, attack="transfer"), "go together"),
+                             (replace(base, transfer_from=source), "go together"),
+                             (replace(base, attack="transfer", transfer_from=target), "itself"),
+                             (replace(base, attack="transfer", transfer_from=source, sanity=SanityOptions()),
+                              "--sanity")):
+        with pytest.raises(RandmixError, match=message):
+            evaluate(target, "synthetic", replace(options, out=tmp_path / "x.json"))
+    assert not (tmp_path / "x.json").exists()

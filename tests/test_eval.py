@@ -517,3 +517,29 @@ def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_chec
         with pytest.raises(RandmixError, match=message):
             evaluate(target, "synthetic", replace(options, out=tmp_path / "x.json"))
     assert not (tmp_path / "x.json").exists()
+
+
+def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_eps(
+        train_tiny_checkpoint, edit_result, tmp_path: Path) -> None:
+    """Results written before per-point outcomes were recorded get them from a re-attack of the main eps alone,
+    which must reproduce their counts; the sweep and sanity report are kept. A count that does not reproduce (an
+    edited number) writes nothing."""
+    from randmix_bench.errors import RandmixError
+    from randmix_bench.robustness import EvalOptions, SanityOptions, add_points, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    out = tmp_path / "r.json"
+    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu", out=out,
+                          sweep="4/255,8/255", sanity=SanityOptions(square_queries=10))
+    first = evaluate(ckpt, "synthetic", options).result
+    edit_result(out, {"randmix.points": None, "randmix.full_test_clean": None})
+    again = add_points(ckpt, "synthetic", options).result.randmix
+    assert again.points == first.randmix.points and again.sweep == first.randmix.sweep
+    assert again.sanity == first.randmix.sanity and again.robust_acc == first.randmix.robust_acc
+    edit_result(out, {"randmix.points": None, "randmix.full_test_clean": None, "randmix.robust_acc": 1.0,
+                      "randmix.clean_acc": 1.0, "autoattack_acc": "100.00", "clean_acc": "100.00",
+                      "randmix.per_attack_robust_acc": {"apgd-ce": 1.0}, "randmix.sweep": []})
+    before = out.read_text()
+    with pytest.raises(RandmixError, match="not the recorded"):
+        add_points(ckpt, "synthetic", options)
+    assert out.read_text() == before

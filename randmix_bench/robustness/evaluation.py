@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +45,8 @@ from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import Attack, Mixing
 
-__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
-           "default_output"]
+__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
+           "default_name", "default_output"]
 
 
 @dataclass
@@ -341,5 +341,49 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
         state = _open_state(job, checkpoint_ref.sha256, force)
         measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
+        state.discard()
+    return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)
+
+
+def _counts(rb: RandmixBlock) -> tuple[int, int, dict[str, int]]:
+    """(clean, robust, per attack) point counts of a result (older ones kept fractions as float32 means)."""
+    n = rb.n_examples
+    return (round(rb.clean_acc * n), round(rb.robust_acc * n),
+            {a: round(acc * n) for a, acc in rb.per_attack_robust_acc.items()})
+
+
+def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, command: str | None = None,
+               progress: ProgressReporter | None = None) -> EvalOutput:
+    """Give an earlier result (``options.out``) written before per-point outcomes were recorded its outcomes:
+    re-attack the main eps alone and keep the earlier sweep and sanity report. The re-attack must reproduce the
+    earlier clean, robust and per-attack counts exactly, or nothing is written (then redo the whole evaluation)."""
+    from randmix_bench.results import read_result
+
+    began = time.perf_counter()
+    if options.out is None:
+        raise RandmixError("add_points needs the earlier result as options.out")
+    earlier = read_result(options.out)
+    if not isinstance(earlier, RobustnessResult):
+        raise RandmixError(f"{options.out} is not a robustness result")
+    job = prepare(checkpoint, dataset, replace(options, sweep=(), sweep_attacks=(), sanity=None))
+    old = earlier.randmix
+    sha, weights = digests(job.checkpoint)
+    if (old.attack != job.config or old.n_examples != job.options.n_examples or earlier.eps != job.eps_text
+            or old.checkpoint.sha256 != sha):
+        raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
+    with exclusive(job.out, f"the result {job.out}"):
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha, weights)
+        state = _open_state(job, sha, force=True)
+        measured = run(job, state, progress)
+        now = (int(measured.main.clean.sum()), int(measured.main.robust.sum()),
+               {a: round(acc * len(measured.main.clean)) for a, acc in measured.main.per_attack.items()})
+        if now != _counts(old):
+            raise RandmixError(f"re-attacking {job.out} gives counts {now}, not the recorded {_counts(old)} (another "
+                               "machine or thread count may round differently); redo the whole evaluation with --force")
+        measured.sweep, measured.sanity = list(old.sweep), old.sanity
+        measured.flags = sorted(set(old.autoattack_flags) | set(measured.flags))
+        measured.attack_seconds = {**old.attack_time_s, **measured.attack_seconds}
+        job.curve = job.out.with_suffix(".png") if old.curve_png else None  # redrawn from the same data
+        result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=True)
         state.discard()
     return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

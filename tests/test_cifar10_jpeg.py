@@ -58,8 +58,9 @@ def test_a_clone_with_other_files_is_refused_and_nothing_is_written(tmp_path: Pa
     out = tmp_path / "out.tar.gz"
     result = runner.invoke(app, ["data", "cifar10-jpeg", str(clone), "--out", str(out)], terminal_width=400)
     assert result.exit_code == 2 and not out.exists()
-    assert f"hold 3 files with content sha256 {content_digest([(k, v) for k, v in FILES.items() if k != 'README.md'])[:12]}" \
-        in result.stderr and "checkout d7d05618061fe37d830fb0419063d113c575ccbc" in result.stderr
+    digest = content_digest([(k, v) for k, v in FILES.items() if k != "README.md"])
+    assert f"hold 3 files with content sha256 {digest[:12]}" in result.stderr
+    assert "checkout d7d05618061fe37d830fb0419063d113c575ccbc" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -13,7 +13,6 @@ import inspect
 from collections.abc import Callable
 from typing import Any, ClassVar
 
-import click
 import typer
 from rich.console import Console
 from typer.core import TyperGroup
@@ -35,21 +34,22 @@ class LazyGroup(TyperGroup):
     typer_app: ClassVar[typer.Typer]
     _listing = False
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    # contexts and commands typed Any: typer >= 0.24 has its own copy of click, older ones use click's
+    def list_commands(self, ctx: Any) -> list[str]:
         return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
 
-    def format_help(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+    def format_help(self, ctx: Any, formatter: Any) -> None:
         self._listing = True  # list the commands by name and help line, without importing them
         try:
             super().format_help(ctx, formatter)
         finally:
             self._listing = False
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name in self.lazy and cmd_name not in self.commands:
             module, line = self.lazy[cmd_name]
             if self._listing:
-                return click.Command(cmd_name, help=line)
+                return typer.core.TyperCommand(cmd_name, help=line)
             importlib.import_module(f"randmix_bench.cli.{module}")
             (info,) = [c for c in self.typer_app.registered_commands if c.name == cmd_name]
             self.commands[cmd_name] = typer.main.get_command_from_info(

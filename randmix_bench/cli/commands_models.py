@@ -29,12 +29,12 @@ def models_command(
     if published:
         from randmix_bench.zoo import published as list_published
 
-        rows = [("name", "dataset", "mixing", "metric", "timm name (with checkpoint_path=<checkpoint>)", "checkpoint")]
-        rows += [(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
+        lines = [("name", "dataset", "mixing", "metric", "timm name (with checkpoint_path=<checkpoint>)", "checkpoint")]
+        lines += [(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
                  for p in list_published(leaderboard_dir)]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
-        for row in rows:  # plain aligned lines, never wrapped or cut: the names are meant to be copied
-            console.print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)) + "  " + row[-1],
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+        for row in lines:  # plain aligned lines, never wrapped or cut: the names are meant to be copied
+            console.print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1],
                           highlight=False, soft_wrap=True, markup=False)
         return
     from randmix_bench.cli.views import ModelRow, models_tables

@@ -88,5 +88,7 @@ def test_data_list_says_how_to_get_what_is_missing(tmp_path: Path, monkeypatch: 
     result = runner.invoke(app, ["data", "list", "--data-dir", str(tmp_path)], terminal_width=400)
     assert result.exit_code == 0, result.output
     row = next(line for line in result.output.splitlines() if "cifar10-jpeg" in line)
-    assert (" yes " in row) == (ARCHIVE is not None) and ("randmix data cifar10-jpeg" in row) == (ARCHIVE is None)
+    text = " ".join(result.output.replace("│", " ").split())  # the table's wrapped cells, read as one text
+    assert (" yes " in row) == (ARCHIVE is not None)
+    assert ("`randmix data cifar10-jpeg CLONE`" in text) == (ARCHIVE is None)
     assert " yes " in next(line for line in result.output.splitlines() if "fashion-mnist-mini" in line)

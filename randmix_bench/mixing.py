@@ -335,4 +335,4 @@ def _attach(model: nn.Module, report: MixingReport) -> None:
     that froze them; a model whose own ``mixing`` attribute is something else keeps it (use the returned report)."""
     current = getattr(model, "mixing", None)
     if current is None or (isinstance(current, MixingReport) and report.frozen_modules):
-        model.mixing = report
+        setattr(model, "mixing", report)  # noqa: B010  (nn.Module types its attributes as Tensor | Module)

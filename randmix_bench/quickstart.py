@@ -32,7 +32,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
+from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, parse_eps_list
 from randmix_bench.train import TrainReporter, check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "cpu_threads", "resolve_dataset", "scope",
@@ -149,10 +149,10 @@ def cpu_threads(n: int | None) -> Iterator[None]:
 
 
 def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None,
-        training: TrainReporter | None = None) -> list[QuickstartRow]:
+        training: TrainReporter | None = None, attacking: ProgressReporter | None = None) -> list[QuickstartRow]:
     """Train and evaluate every variant into ``cfg.out`` (its run folders and ``leaderboards/`` are
     overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant. ``training``
-    hears each training run's progress (none: trained quietly).
+    hears each training run's progress, ``attacking`` each attack's (none: quietly).
 
     ``cfg.threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
     that is busy with anything else, spinning threads make a step several times slower (measured on a
@@ -161,7 +161,7 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter
     if cfg.threads is not None and not 1 <= cfg.threads <= cores:  # thousands of threads exhaust memory
         raise RandmixError(f"threads must be in 1..{cores} (this machine's CPU count), got {cfg.threads}")
     with cpu_threads(cfg.threads):
-        return _run(cfg, reporter or LogReporter(), training)
+        return _run(cfg, reporter or LogReporter(), training, attacking)
 
 
 def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
@@ -179,7 +179,8 @@ def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
         check_run_dir(out / variant, resume=False, force=True)
 
 
-def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None) -> list[QuickstartRow]:
+def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None,
+         attacking: ProgressReporter | None) -> list[QuickstartRow]:
     # Every option is checked before any training: a bad one must not cost minutes of work first.
     points = parse_eps_list(cfg.eps, "Linf")
     if not points:
@@ -215,7 +216,7 @@ def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainRep
         # the checkpoint goes beside its entry: a leaderboard only reads checkpoints inside its own folder
         checkpoint = shutil.copyfile(out / variant / CHECKPOINT_NAME, entry.with_suffix(".safetensors"))
         output = evaluate(checkpoint, dataset, replace(attack, name=f"quickstart-{variant}", out=entry), force=True,
-                          command="randmix quickstart")
+                          progress=attacking, command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")
     return rows

@@ -99,4 +99,9 @@ def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_di
     cfg = get_recipe(recipe, task).override(
         data_dir=None if data_dir is None else str(data_dir),
         lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **fields)
-    train(cfg, out, resume=resume, force=force, device=device, reporter=None if quiet else TrainProgress(console))
+    note = None
+    if cfg.dataset == "synthetic" and fields.get("dataset") is None:  # the smoke recipes' data, never a silent one
+        note = (f"data: synthetic, recipe {cfg.recipe}'s dataset: seeded noise around 10 class templates, not images, "
+                "so it shows only that the code runs; pass --dataset fashion-mnist (or another) for real images")
+    train(cfg, out, resume=resume, force=force, device=device,
+          reporter=None if quiet else TrainProgress(console, first_line=note))

@@ -148,12 +148,11 @@ def attack_progress(console: Console) -> RichProgress | PlainProgress:
 
 @contextmanager
 def status(console: Console, message: str) -> Iterator[Callable[[str], None]]:
-    """``console.status(message)`` on a terminal (a spinner whose text each call replaces), a line per message
-    elsewhere; yields the function that reports the next message."""
+    """``console.status(message)`` on a terminal (a spinner whose text each call replaces); elsewhere a line per
+    message reported, not ``message`` itself, so that bad input found before any work prints nothing but its
+    error. Yields the function that reports the next message."""
     if console.is_terminal:
         with console.status(message) as spinner:
             yield spinner.update
     else:
-        plain = PlainProgress(console)
-        plain.update(message)
-        yield plain.update
+        yield PlainProgress(console).update

@@ -36,6 +36,7 @@ __all__ = [
     "AttackConfig",
     "SanityReport",
     "SweepPoint",
+    "Points",
     "RandmixBlock",
     "RobustnessResult",
     "ShuffleResult",
@@ -105,6 +106,7 @@ class CheckpointRef(_Strict):
 
     path: str
     sha256: str
+    weights_sha256: str | None = None  # a digest of the weights themselves (#19); None on older entries
 
     @field_validator("path")
     @classmethod
@@ -157,6 +159,14 @@ class SweepPoint(_Strict):
     robust_acc: Fraction
 
 
+class Points(_Strict):
+    """Per-point outcomes of an attacked evaluation: 0/1 per point, ``indices`` into the test order."""
+
+    indices: list[int]
+    clean: list[int]
+    robust: list[int]  # survived every attack
+
+
 class RandmixBlock(_Strict):
     """How a robustness number was produced: the part RobustBench's format has no room for."""
 
@@ -188,6 +198,8 @@ class RandmixBlock(_Strict):
     # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
     autoattack_flags: list[str] = Field(default_factory=list)
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
+    points: Points | None = None  # per-point outcomes on the attacked points
+    full_test_clean: list[int] | None = None  # 0/1 per point of the whole test set
 
     @field_validator("robust_acc")
     @classmethod

@@ -47,12 +47,13 @@ NEAR_PERFECT_SSIM = 0.95
 """Claim 3: a "near-perfect" reconstruction on the MNIST family has mean SSIM at least this."""
 MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
-TIERS = {  # checkpoints/<tier>/ as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
+TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
     "medium": "the largest study 2 CPU cores finish in hours that can test the claims",
     "paper-slice": "ConvMixer-256/8 at the medium tier's protocol, on a GPU",
     "paper": "the paper's scale, on a GPU",
     "other": "entries not published by a `randmix reproduce` tier",
     "small": "smoke test of the pipeline, not evidence on the claims",
+    "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
 }
 
 EXPECTED = {  # per claim, the (better, worse) mixings the paper names; other pairs have no expected direction

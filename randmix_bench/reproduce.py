@@ -35,6 +35,7 @@ from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
+    from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
 __all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
@@ -117,6 +118,9 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class EvalJob:
+    """A ``randmix eval`` of a TrainJob's checkpoint. ``attacks`` empty: AutoAttack standard; ``("none",)``: clean
+    accuracy only; else AutoAttack custom with these attacks."""
+
     name: str  # also the result's entry name: the run's name and the threat model
     group: str
     checkpoint: str  # the TrainJob's name
@@ -128,6 +132,8 @@ class EvalJob:
     sweep: tuple[str, ...] = ()
     square_queries: int | None = None
     estimate_s: float = 0.0
+    attacks: tuple[str, ...] = ()
+    sweep_attacks: tuple[str, ...] = ()
     kind: str = "eval"
 
     def output(self, paths: Paths) -> Path:
@@ -135,7 +141,21 @@ class EvalJob:
 
         return default_output(self.dataset, self.norm, self.name, paths.leaderboards)
 
+    def options(self, paths: Paths, device: str | None = None) -> EvalOptions:
+        """The evaluation's settings; the attack batch is the whole set of points, so that the outcomes do not
+        depend on a default batch size (AutoAttack seeds each batch)."""
+        from randmix_bench.robustness import EvalOptions, SanityOptions
+
+        clean_only = self.attacks == ("none",)
+        attack = {"attack": "none"} if clean_only else {"version": "custom", "attacks": self.attacks} \
+            if self.attacks else {}
+        return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
+                           batch_size=self.n_examples, sweep=self.sweep, sweep_attacks=self.sweep_attacks,
+                           sanity=None if clean_only else SanityOptions(square_queries=self.square_queries),
+                           device=device or EvalOptions.device, name=self.name, out=self.output(paths))
+
     def state(self, paths: Paths) -> JobState:
+        from randmix_bench.checkpoint import weights_digest
         from randmix_bench.results import read_result
 
         out = self.output(paths)
@@ -143,20 +163,23 @@ class EvalJob:
             result = read_result(out)
             rb = result.randmix  # type: ignore[union-attr]
             ckpt = paths.checkpoint(self.tier, self.checkpoint)
-            same = (rb.attack.attack == "autoattack" and rb.attack.version == "standard"
-                    and rb.threat_model == self.norm and rb.n_examples == self.n_examples and result.eps == self.eps  # type: ignore[union-attr]
-                    and [p.eps for p in rb.sweep] == list(self.sweep) and rb.sanity is not None
-                    and ckpt.is_file() and rb.checkpoint.sha256 == sha256(ckpt))
+            options = self.options(paths)
+            expected = options.attack_config(options.resolved_eps()[1])
+            sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
+            same = (rb.attack == expected and rb.n_examples == self.n_examples and rb.points is not None
+                    and result.eps == self.eps  # type: ignore[union-attr]
+                    and [p.eps for p in rb.sweep] == list(self.sweep)
+                    and all(a == list(self.sweep_attacks) for a in sweep_attacks)
+                    and (rb.sanity is not None) == (options.sanity is not None) and ckpt.is_file()
+                    and (rb.checkpoint.sha256 == sha256(ckpt) if rb.checkpoint.weights_sha256 is None
+                         else rb.checkpoint.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])))
             return JobState.DONE if same else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
     def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
-        from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
+        from randmix_bench.robustness import evaluate
 
-        options = EvalOptions(norm=self.norm, eps=self.eps, n_examples=self.n_examples, batch_size=self.n_examples,
-                              sweep=self.sweep, sanity=SanityOptions(square_queries=self.square_queries),
-                              device=device or EvalOptions.device, name=self.name, out=self.output(paths))
-        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, options, force=force,
+        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, self.options(paths, device), force=force,
                  command=f"randmix reproduce --tier {self.tier.value}")
 
 
@@ -220,23 +243,39 @@ AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
 def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
     jobs: list[AnyJob] = []
     recipe = get_recipe(study.recipe, TaskKind.CLASSIFICATION)
-    for variant in study.variants:
-        for i, seed in enumerate(study.seeds_of(variant)):
-            run = f"{tier.value}-{study.key}-{variant}-s{seed}"
-            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
-            jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
-            first = i == 0
-            jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
-                                sweep=study.sweep if first else (), square_queries=study.square_queries,
-                                estimate_s=study.eval_s + study.sweep_s * first))
-            if first and study.l2_eps is not None:
-                jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
-                                    square_queries=study.square_queries, estimate_s=study.eval_s))
-    return jobs
+    if study.epochs is not None:
+        recipe = recipe.override(epochs=study.epochs)
+    # seed-major: every variant's first seed before any second one, so that a tier cut short compares variants
+    later: list[AnyJob] = []
+    runs = [(variant, i, seed) for variant in study.variants for i, seed in enumerate(study.seeds_of(variant))]
+    for variant, i, seed in sorted(runs, key=lambda r: r[1]):
+        run = f"{tier.value}-{study.key}-{variant}-s{seed}"
+        cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
+        jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
+        first = i == 0
+        if variant in study.clean_only:
+            jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
+                                study.n_examples, attacks=("none",), estimate_s=5))
+            continue
+        swept = first or study.sweep_every_seed
+        jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
+                            sweep=study.sweep if swept else (), square_queries=study.square_queries,
+                            attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
+                            estimate_s=study.eval_s + study.sweep_s * swept))
+        if first and study.standard_n is not None:  # after every seed's headline: the costly cross-check
+            later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
+                                study.eps, study.standard_n, square_queries=study.square_queries,
+                                estimate_s=study.standard_s))
+        if first and study.l2_eps is not None:
+            jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
+                                square_queries=study.square_queries, estimate_s=study.eval_s))
+    return jobs + later
 
 
 def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
     recipe = get_recipe(study.recipe, TaskKind.SHUFFLE)
+    if study.epochs is not None:
+        recipe = recipe.override(epochs=study.epochs)
     group = f"{tier.value}-{study.key}"
     jobs: list[AnyJob] = []
     for seed in study.seeds:

@@ -453,3 +453,36 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
     assert sanity.square_robust_acc < sanity.whitebox_robust_acc  # the black-box attack is stronger
     assert any("zero gradient" in flag for flag in sanity.autoattack_flags)  # AutoAttack's own flag
     assert json.loads(out.read_text())["unreliable"] is True
+
+
+def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint, tmp_path: Path) -> None:
+    """Robust = clean after the first attack (what a gradient mask or input rounding gives): accuracies are exact
+    counts, so the result validates, and the per-point outcomes say which points stayed robust."""
+    from randmix_bench.robustness import EvalOptions, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    options = EvalOptions(attack="apgd-ce", eps="1e-9", n_examples=37, batch_size=37, device="cpu",
+                          out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    assert rb.robust_acc == rb.clean_acc == rb.per_attack_robust_acc["apgd-ce"]
+    assert rb.points is not None and rb.points.robust == rb.points.clean
+
+
+def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkpoint, edit_result,
+                                                              tmp_path: Path) -> None:
+    from randmix_bench.results import ResultError
+    from randmix_bench.robustness import EvalOptions, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    out = tmp_path / "r.json"
+    rb = evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=20, device="cpu", out=out)).result.randmix
+    assert rb.points is not None
+    clean = rb.points.clean
+    wrong = [1 - clean[0], *clean[1:]]
+    for change, message in (({"randmix.points.clean": wrong}, "clean_acc"),
+                            ({"randmix.points.robust": [1] * 20, "randmix.points.clean": [1] * 19 + [0]}, "robust")):
+        bad = tmp_path / f"bad-{message}.json"
+        bad.write_text(out.read_text())
+        edit_result(bad, change)
+        with pytest.raises(ResultError, match=message):
+            read_result(bad)

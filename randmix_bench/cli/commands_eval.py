@@ -40,6 +40,9 @@ def eval_command(
                                          "5000 otherwise)."),
     sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
                                      "curve PNG beside the JSON."),
+    sweep_attacks: str | None = typer.Option(None, help="Attacks of the sweep's other eps values when cheaper than "
+                                             "the main ones, e.g. apgd-ce (AutoAttack custom); default: the main "
+                                             "attacks."),
     sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
                                 "AutoAttack flags); exit 3 when they fail."),
     name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
@@ -56,6 +59,7 @@ def eval_command(
     options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
                           batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
                           n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
+                          sweep_attacks=sweep_attacks or EvalOptions.sweep_attacks,
                           sanity=SanityOptions() if sanity else None, data_dir=data_dir, device=device, name=name,
                           out=out)
     try:

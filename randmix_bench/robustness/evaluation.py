@@ -17,16 +17,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
+from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, exclusive, sha256
+from randmix_bench.files import atomic_path, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.results import (
     AttackConfig,
     CheckpointRef,
+    Points,
     RandmixBlock,
     RobustnessResult,
     SanityReport,
@@ -35,12 +36,12 @@ from randmix_bench.results import (
     pct,
     write_result,
 )
-from randmix_bench.robustness.attacks import parse_eps_list
+from randmix_bench.robustness.attacks import parse_eps_list, split_list
 from randmix_bench.robustness.checks import autoattack_flags, sanity_checks
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
-from randmix_bench.tasks import accuracy
+from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import Mixing
 
@@ -174,6 +175,10 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     eps_text, eps_value = options.resolved_eps()
     sweep_points = parse_eps_list(options.sweep, options.norm)
     config = options.attack_config(eps_value)
+    if sweep_points:
+        options.sweep_config(config, eps_value)  # validates --sweep-attacks before any work
+    elif split_list(options.sweep_attacks):
+        raise RandmixError("--sweep-attacks goes with --sweep (the eps values of the curve)")
     dev = resolve_device(options.device)
     if options.n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
@@ -200,6 +205,7 @@ def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecor
     sanity = job.options.sanity
     fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.options.n_examples,
                    "attack": job.config.model_dump(mode="json"), "sweep": [v for _, v in job.sweep],
+                   "sweep_attacks": split_list(job.options.sweep_attacks),
                    "sanity": None if sanity is None else asdict(sanity)}
     path = job.out.with_suffix(".eval-state")
     try:
@@ -222,10 +228,12 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
         main = harness.run(f"eps={job.eps_text}", config, harness.clean())
         sweep, chain = [], main.clean
         for text, value in job.sweep:
-            outcome = main if math.isclose(value, config.eps) else \
-                harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
+            point_config = job.options.sweep_config(config, value)
+            same = math.isclose(value, config.eps) and point_config.attacks == config.attacks
+            outcome = main if same else harness.run(f"eps={text}", point_config, chain)
             chain = chain & outcome.robust
-            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
+            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc,
+                                    attacks=None if point_config.attacks == config.attacks else point_config.attacks))
         sanity = job.options.sanity
         report = None if sanity is None else sanity_checks(harness, main, config, sanity, flags, job.eps_text)
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
@@ -241,7 +249,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
     mixing = getattr(model, "mixing", None)
     whole = len(job.test) == job.options.n_examples
-    full_test_acc = None if whole else accuracy(model, job.test, config.batch_size, job.device)
+    full_test = None if whole else (predict(model, job.test.images, config.batch_size, job.device) == job.test.labels)
     block = RandmixBlock(
         model=meta["model"],
         mixing=mixing.mixing if mixing is not None else Mixing.FULL,
@@ -258,7 +266,10 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
         clean_acc=main.clean_acc,
         robust_acc=main.robust_acc,
         per_attack_robust_acc=main.per_attack,
-        clean_acc_full_test=full_test_acc,
+        clean_acc_full_test=None if full_test is None else int(full_test.sum()) / len(full_test),
+        points=Points(indices=list(range(len(main.clean))), clean=main.clean.int().tolist(),
+                      robust=main.robust.int().tolist()),
+        full_test_clean=None if full_test is None else full_test.int().tolist(),
         params_trainable=trainable,
         params_frozen=frozen,
         checkpoint=checkpoint,
@@ -305,7 +316,7 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
             if path is not None and path.exists() and not force:
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha256(job.checkpoint))
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
         state = _open_state(job, checkpoint_ref.sha256, force)
         measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)

@@ -51,11 +51,12 @@ class Outcome:
 
     @property
     def clean_acc(self) -> float:
-        return self.clean.float().mean().item()
+        """Exactly count / n (never a float32 mean): compared with per-attack accuracies and per-point outcomes."""
+        return int(self.clean.sum()) / len(self.clean)
 
     @property
     def robust_acc(self) -> float:
-        return self.robust.float().mean().item()
+        return int(self.robust.sum()) / len(self.robust)
 
 
 @contextmanager
@@ -125,10 +126,10 @@ class Harness:
                     robust[state.done[str(b)]] = False
                     if self.progress is not None:
                         self.progress.advance(len(idx), robust.sum().item() / n)
-                outcome.per_attack[attack] = robust.sum().item() / n
+                outcome.per_attack[attack] = int(robust.sum()) / n
                 outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = state.seconds
                 log.info("%s %s: robust accuracy %.4f", stage, attack, outcome.per_attack[attack])
-        after_attacks(adversary, clean.float().mean().item(), outcome.per_attack)
+        after_attacks(adversary, outcome.clean_acc, outcome.per_attack)
         return outcome
 
     def _attack_batch(self, adversary: Adversary, attack: str, idx: list[int], config: AttackConfig) -> list[int]:

@@ -336,7 +336,7 @@ def _plain(f: claims.Family) -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier == "small" else ""
+    smoke = " (smoke test only)" if f.scale.tier in ("small", "smoke") else ""
     return f"{where}{smoke}, {f.measure}: {tail}."
 
 

@@ -181,6 +181,23 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | P
     model.load_state_dict(state, strict=True)
 
 
+def run_labels(model: nn.Module, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a result records about the run a checkpoint holds, read from the checkpoint itself (its rebuilt
+    ``model``'s mixing and its metadata): written by ``randmix eval`` and re-checked by ``randmix verify``, so a
+    result relabelled by hand (another seed, sigma, recipe...) is caught. None: not recorded by the trainer."""
+    mixing = getattr(model, "mixing", None)
+    train = meta["extra"].get("train", {})
+    return {
+        "model": meta["model"],
+        "mixing": str(mixing.mixing) if mixing is not None else str(Mixing.FULL),
+        "mixer_seed": mixing.seed if mixing is not None else 0,
+        "smooth_sigma": mixing.smooth_sigma if mixing is not None else 0.0,
+        "train_seed": train.get("seed"),
+        "train_recipe": train.get("recipe"),
+        "train_epochs": meta["extra"].get("epochs_done"),
+    }
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata)."""
     state, meta = read_checkpoint(path)

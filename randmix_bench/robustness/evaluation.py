@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve
+from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve, run_labels
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
@@ -37,13 +37,12 @@ from randmix_bench.results import (
     write_result,
 )
 from randmix_bench.robustness.attacks import parse_eps_list, split_list
-from randmix_bench.robustness.checks import autoattack_flags, sanity_checks
+from randmix_bench.robustness.checks import autoattack_flags, masking_flag, sanity_checks
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Mixing
 
 __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
            "default_output"]
@@ -226,6 +225,9 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
                           batch_size=config.batch_size, record=state, progress=progress)
         main = harness.run(f"eps={job.eps_text}", config, harness.clean())
+        masked = masking_flag(main, config)
+        if masked is not None and masked not in flags:
+            flags.append(masked)
         sweep, chain = [], main.clean
         for text, value in job.sweep:
             point_config = job.options.sweep_config(config, value)
@@ -246,18 +248,11 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     AutoAttack flag or failed sanity check marks it ``unreliable``, as RobustBench marks flagged entries."""
     model, meta, config, main = job.model, job.meta, job.config, measured.main
     trainable, frozen = count_parameters(model)
-    train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
-    mixing = getattr(model, "mixing", None)
+    labels = run_labels(model, meta)  # from the checkpoint's own record: verify re-derives them the same way
     whole = len(job.test) == job.options.n_examples
     full_test = None if whole else (predict(model, job.test.images, config.batch_size, job.device) == job.test.labels)
     block = RandmixBlock(
-        model=meta["model"],
-        mixing=mixing.mixing if mixing is not None else Mixing.FULL,
-        mixer_seed=mixing.seed if mixing is not None else 0,
-        smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
-        train_seed=train_meta.get("seed"),
-        train_recipe=train_meta.get("recipe"),
-        train_epochs=meta["extra"].get("epochs_done"),
+        **labels,
         dataset=Path(job.dataset).name,
         threat_model=config.norm,
         eps_value=config.eps,
@@ -318,7 +313,14 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
                                   "(or --name/--out for a new entry)")
         checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
         state = _open_state(job, checkpoint_ref.sha256, force)
-        measured = run(job, state, progress)
+        try:
+            measured = run(job, state, progress)
+        except StateError:  # a resumed state the model contradicts: --force discards it, as any bad state
+            if not (force and state.resumed):
+                raise
+            state.discard()
+            state = _open_state(job, checkpoint_ref.sha256, force)
+            measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
         state.discard()
     return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

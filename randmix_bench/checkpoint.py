@@ -186,16 +186,21 @@ def run_labels(model: nn.Module, meta: dict[str, Any]) -> dict[str, Any]:
     ``model``'s mixing and its metadata): written by ``randmix eval`` and re-checked by ``randmix verify``, so a
     result relabelled by hand (another seed, sigma, recipe...) is caught. None: not recorded by the trainer."""
     mixing = getattr(model, "mixing", None)
-    train = meta["extra"].get("train", {})
     return {
-        "model": meta["model"],
+        **record_labels(meta),
         "mixing": str(mixing.mixing) if mixing is not None else str(Mixing.FULL),
         "mixer_seed": mixing.seed if mixing is not None else 0,
         "smooth_sigma": mixing.smooth_sigma if mixing is not None else 0.0,
-        "train_seed": train.get("seed"),
-        "train_recipe": train.get("recipe"),
-        "train_epochs": meta["extra"].get("epochs_done"),
     }
+
+
+def record_labels(meta: dict[str, Any]) -> dict[str, Any]:
+    """The labels of :func:`run_labels` that the metadata alone gives (no model is built): model, mixing mode,
+    training seed, recipe and epochs."""
+    train = meta["extra"].get("train", {})
+    return {"model": meta["model"], "mixing": str(meta["model_kwargs"].get("mixing", Mixing.FULL)),
+            "train_seed": train.get("seed"), "train_recipe": train.get("recipe"),
+            "train_epochs": meta["extra"].get("epochs_done")}
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:

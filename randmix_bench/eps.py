@@ -17,7 +17,7 @@ from randmix_bench.vocab import Norm
 
 __all__ = ["eps_text", "parse_eps", "same_eps"]
 
-_NUMBER = re.compile(r"(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)  # \d: 0-9 only
 
 
 def eps_text(text: str | float) -> str:
@@ -36,7 +36,7 @@ def parse_eps(text: str | float, norm: str) -> float:
     try:
         value = float(num) / float(den) if slash else float(num)
     except ZeroDivisionError:
-        raise RandmixError(f"eps {s!r} divides by zero") from None
+        raise RandmixError(f"eps {s!r} is not a number (it divides by zero)") from None
     if not math.isfinite(value) or value <= 0:
         raise RandmixError(f"eps must be > 0, got {s}")
     if norm == "Linf" and value > 1:

@@ -105,6 +105,17 @@ def read_regular(path: str | Path, what: str, limit: int) -> bytes:
     return data
 
 
+def check_regular(path: str | Path, what: str) -> None:
+    """Fail in one line unless ``path`` is a regular file (after symlinks): a FIFO would block a reader forever,
+    a device such as ``/dev/zero`` never ends. ``stat`` opens nothing, so it cannot block."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise MissingError(f"{what} {path} does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RandmixError(f"{what} {path} is not a regular file (a FIFO, device or folder); pass a file")
+
+
 def _depth(text: str) -> int:
     """The deepest bracket nesting of a JSON text, counted without parsing (strings skipped)."""
     depth = deepest = 0

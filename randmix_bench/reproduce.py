@@ -35,6 +35,7 @@ from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
+    from randmix_bench.results import CheckpointRef
     from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
@@ -155,24 +156,36 @@ class EvalJob:
                            device=device or EvalOptions.device, name=self.name, out=self.output(paths))
 
     def state(self, paths: Paths) -> JobState:
-        from randmix_bench.checkpoint import weights_digest
-        from randmix_bench.results import read_result
+        """Done when the result is valid (every number agrees with its twin: see results.RandmixBlock), was made
+        with this job's settings, of this checkpoint, and labels it as the checkpoint's own record does; a result
+        edited by hand so that its numbers disagree, or relabelled, is ``changed`` (redone with --force). A
+        consistent edit of every twin at once is what ``randmix verify`` catches: it re-derives them."""
+        from randmix_bench.checkpoint import record_labels
+        from randmix_bench.results import ResultError, RobustnessResult, read_result
 
         out = self.output(paths)
         if out.is_file():
-            result = read_result(out)
-            rb = result.randmix  # type: ignore[union-attr]
+            try:
+                result = read_result(out)
+            except ResultError:
+                return JobState.CHANGED
+            if not isinstance(result, RobustnessResult):
+                return JobState.CHANGED
+            rb = result.randmix
             ckpt = paths.checkpoint(self.tier, self.checkpoint)
             options = self.options(paths)
             expected = options.attack_config(options.resolved_eps()[1])
             sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
             same = (rb.attack == expected and rb.n_examples == self.n_examples and rb.points is not None
-                    and result.eps == self.eps  # type: ignore[union-attr]
+                    and result.eps == self.eps
                     and [p.eps for p in rb.sweep] == list(self.sweep)
                     and all(a == list(self.sweep_attacks) for a in sweep_attacks)
                     and (rb.sanity is not None) == (options.sanity is not None) and ckpt.is_file()
-                    and (rb.checkpoint.sha256 == sha256(ckpt) if rb.checkpoint.weights_sha256 is None
-                         else rb.checkpoint.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])))
+                    and _same_checkpoint(rb.checkpoint, ckpt))
+            if same:
+                said = {"model": rb.model, "mixing": str(rb.mixing), "train_seed": rb.train_seed,
+                        "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
+                same = said == record_labels(read_checkpoint(ckpt)[1])
             return JobState.DONE if same else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
@@ -197,15 +210,18 @@ class ShuffleEvalJob:
         return paths.leaderboards / self.dataset / "shuffle"
 
     def state(self, paths: Paths) -> JobState:
-        from randmix_bench.results import read_result
+        from randmix_bench.results import ResultError, ShuffleResult, read_result
 
         outputs = [self.out_dir(paths) / f"{run}.json" for run in self.runs]
         if not any(p.is_file() for p in outputs):
             return JobState.PENDING
         for run, path in zip(self.runs, outputs, strict=True):
             ckpt = paths.checkpoint(self.tier, run)
-            if not (path.is_file() and ckpt.is_file()
-                    and read_result(path).checkpoint.sha256 == sha256(ckpt)):  # type: ignore[union-attr]
+            try:
+                result = read_result(path) if path.is_file() else None
+            except ResultError:  # edited by hand into an invalid file: redone with --force
+                return JobState.CHANGED
+            if not (isinstance(result, ShuffleResult) and ckpt.is_file() and result.checkpoint.sha256 == sha256(ckpt)):
                 return JobState.CHANGED
         return JobState.DONE
 
@@ -235,6 +251,17 @@ class LeaderboardJob:
         from randmix_bench import leaderboard
 
         leaderboard.write(paths.leaderboards, paths.root / "README.md")
+
+
+def _same_checkpoint(ref: CheckpointRef, ckpt: Path) -> bool:
+    """Whether a result's checkpoint reference names the weights in ``ckpt`` (by their digest when recorded)."""
+    from randmix_bench.checkpoint import weights_digest
+
+    if not ckpt.is_file():
+        return False
+    if ref.weights_sha256 is None:
+        return ref.sha256 == sha256(ckpt)
+    return ref.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])
 
 
 AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
@@ -364,7 +391,8 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
             reporter.job_started(job, index, len(jobs), state)
         if state is not JobState.DONE:
             began = time.perf_counter()
-            job.run(paths, device, force and state is JobState.CHANGED, training)
+            # --force redoes what it must: a changed output, and a partial one whose state cannot be continued
+            job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training)
             outcome.seconds, outcome.ran = time.perf_counter() - began, True
         if reporter:
             reporter.job_finished(job, state, outcome.seconds)

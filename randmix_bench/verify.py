@@ -56,12 +56,12 @@ TOLERANCE_RULE = (
     "their mean varies by that hypergeometric standard error (0 when m = N). sd is √(p(1−p)) for an accuracy p, "
     "the per-image standard deviation for PSNR. Allowance: {flips} flipped predictions ({flips}/m) for accuracy, "
     "{psnr_db} dB for PSNR, for differences between the recording GPU and this device. "
-    "Robust accuracy is checked with the same rule (sd from the recorded robust accuracy): the entry's "
+    "Robust accuracy is checked one-sided with the same rule (sd from the recorded robust accuracy): the entry's "
     "strongest white-box attack (APGD-CE when it ran it) is re-run at its norm, eps, seed and iterations "
     "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
-    "is above what that attack leaves by more than the tolerance, or, when that attack was the entry's first, "
-    "when the accuracy it recorded after it is below by more; entries attacked with none or only black-box "
-    "attacks skip this check. Per-point outcomes (clean, and the whole test set's) may differ from the "
+    "is above what that attack leaves by more than the tolerance; when that attack was the entry's first, the "
+    "accuracy it recorded after it is checked two-sided (below by more fails too); entries attacked with none or "
+    "only black-box attacks skip this check. Per-point outcomes (clean, and the whole test set's) may differ from the "
     "checkpoint's predictions at no more than {flips} points."
 )
 

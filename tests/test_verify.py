@@ -83,16 +83,21 @@ def test_swapped_checkpoint_fails(board: Path) -> None:
     """Another model's weights under the recorded hash: the rebuilt model is not the one the entry names."""
     linf = board / "synthetic" / "Linf"
     shutil.copy(linf / "chans.safetensors", linf / "full.safetensors")
-    chans_sha = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]["sha256"]
-    edit(linf / "full.json", randmix__checkpoint__sha256=chans_sha)
-    (check,) = [c for c in verify(load_entries(board)) if c.entry.endswith("full.json")]
+    chans_ref = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]
+    edit(linf / "full.json", randmix__checkpoint__sha256=chans_ref["sha256"],
+         randmix__checkpoint__weights_sha256=chans_ref["weights_sha256"])
+    with pytest.raises(LeaderboardError, match="claims the checkpoint of synthetic/Linf/chans.json"):
+        load_entries(board)  # two entries, one checkpoint, other labels: refused as a whole
+    (check,) = verify([load_entry(linf / "full.json")])  # the entry alone: verify finds the swap
     assert not check.ok and "checkpoint holds randmix_convmixer_tiny (chans)" in check.problem
 
 
 def test_inflated_clean_accuracy_fails(board: Path) -> None:
     path = board / "synthetic" / "Linf" / "chans.json"
     recorded = json.loads(path.read_text())["randmix"]["clean_acc"]
-    edit(path, randmix__clean_acc=recorded + 0.4, clean_acc=f"{100 * (recorded + 0.4):.2f}")
+    # every twin edited alike (no attack ran: robust = clean), per-point outcomes dropped as in an older result
+    edit(path, randmix__clean_acc=recorded + 0.4, clean_acc=f"{100 * (recorded + 0.4):.2f}",
+         randmix__robust_acc=recorded + 0.4, autoattack_acc=f"{100 * (recorded + 0.4):.2f}", randmix__points=None)
     (check,) = [c for c in verify(load_entries(board), VerifyOptions(n=32)) if c.entry.endswith("chans.json")]
     assert not check.ok and check.sha256_ok and abs(check.measured - 100 * recorded) <= check.tolerance
     assert f"vs recorded {100 * (recorded + 0.4):.2f} on {N_RECORDED}" in check.problem
@@ -139,8 +144,9 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
     result = runner.invoke(app, ["verify", str(board)], terminal_width=300)
     assert result.exit_code == 0 and "all 1 entries verified" in result.output and "one-sided" in result.output
 
-    raised = min(recorded + 0.25, 1.0)  # hand-edited, consistently in both places
-    edit(path, randmix__robust_acc=raised, autoattack_acc=f"{100 * raised:.2f}")
+    raised = min(recorded + 0.25, 1.0)  # hand-edited, consistently in every place (per-point outcomes dropped)
+    edit(path, randmix__robust_acc=raised, autoattack_acc=f"{100 * raised:.2f}",
+         randmix__per_attack_robust_acc={"apgd-ce": raised}, randmix__points=None)
     (_, check) = verify(load_entries(board))
     assert not check.ok and 100 * raised - check.measured > check.tolerance
     assert check.problem.startswith("robust check: recorded robust accuracy")
@@ -148,6 +154,7 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
     assert result.exit_code == 1 and "robust check" in result.output and "1 of 1 entries failed" in result.output
     assert runner.invoke(app, ["verify", str(board), "--no-robust"]).exit_code == 0  # the clean check alone passes
 
-    edit(path, randmix__robust_acc=recorded)  # only the headline stays raised: refused when the file is read
+    # only the headline stays raised: refused when the file is read
+    edit(path, randmix__robust_acc=recorded, randmix__per_attack_robust_acc={"apgd-ce": recorded})
     with pytest.raises(LeaderboardError, match="autoattack_acc.*is not randmix.robust_acc"):
         load_entries(board)

@@ -21,7 +21,7 @@ from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resol
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, exclusive
+from randmix_bench.files import atomic_path, check_output_file, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.results import (
@@ -33,7 +33,9 @@ from randmix_bench.results import (
     SanityReport,
     SweepPoint,
     check_entry_name,
+    check_replaceable,
     pct,
+    read_result,
     write_result,
 )
 from randmix_bench.robustness.attacks import parse_eps_list, split_list
@@ -118,7 +120,7 @@ def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={CURVE_KEY: path.name})
 
 
 def _attack_label(config: AttackConfig) -> str:
@@ -193,9 +195,40 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
 
     name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
+    check_output_file(out_path, "--out")
+    if out_path.resolve() == ckpt_path.resolve():
+        raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
+                          f"--out {out_path.with_suffix('.json')}")
     return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
                     checkpoint=ckpt_path, model=model, meta=meta, dataset=dataset, test=test, points=points,
                     name=name, out=out_path, curve=out_path.with_suffix(".png") if sweep_points else None)
+
+
+CURVE_KEY = "randmix-curve"  # the PNG text chunk that marks a curve ``randmix eval`` drew
+
+
+def _check_replaceable(job: Prepared) -> None:
+    """``--force`` replaces an earlier output of this command only: the result JSON must be a valid robustness
+    result (never the checkpoint being evaluated, nor any other file), the curve a PNG this command drew."""
+    check_replaceable(job.out, RobustnessResult)
+    curve = job.curve
+    if curve is None or not (curve.exists() or curve.is_symlink()):
+        return
+    earlier = read_result(job.out) if job.out.is_file() else None  # a robustness result: checked just above
+    named = isinstance(earlier, RobustnessResult) and earlier.randmix.curve_png == curve.name
+    if not named and _curve_mark(curve) != curve.name:
+        raise ExistsError(f"{curve} exists and is not a curve randmix eval drew; --force only replaces an earlier "
+                          "output: move it away or choose another --out")
+
+
+def _curve_mark(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get(CURVE_KEY)
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
@@ -311,6 +344,7 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
             if path is not None and path.exists() and not force:
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
+        _check_replaceable(job)
         checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
         state = _open_state(job, checkpoint_ref.sha256, force)
         try:

@@ -177,13 +177,12 @@ def _read(path: Path, fingerprint: dict[str, Any], key: bytes) -> dict[str, Any]
     try:
         saved = read_json(path, "partial evaluation")
     except RandmixError as e:
-        raise StateError(f"unreadable partial evaluation: {e}; {_FIX}") from None
+        raise StateError(f"{path}: unreadable partial evaluation, not JSON ({e}); {_FIX}") from None
     if not isinstance(saved, dict) or saved.get("format") != RECORD_FORMAT:
         raise StateError(f"{path} is not a {RECORD_FORMAT} partial evaluation; {_FIX}")
     checksum = saved.get("checksum")
     if not isinstance(checksum, str) or not hmac.compare_digest(checksum, record_checksum(saved, key)):
-        raise StateError(f"{path} was edited or damaged (its checksum does not match its content, or it was not "
-                         f"signed by this user's randmix); {_FIX}")
+        raise StateError(f"{path} was edited or damaged (its checksum does not match its content); {_FIX}")
     theirs = saved.get("fingerprint")
     theirs = theirs if isinstance(theirs, dict) else {}
     if theirs.get("checkpoint_sha256") != fingerprint["checkpoint_sha256"]:

@@ -8,20 +8,24 @@ leaderboard's run identity, reproduce's job state.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from randmix_bench import leaderboard
+from randmix_bench.cli import app
 from randmix_bench.files import BusyError, exclusive
 from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
 from randmix_bench.reproduce import EvalJob, JobState, Paths
 from randmix_bench.results import ResultError, pct, read_result
-from randmix_bench.robustness import EvalOptions, evaluate
+from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
 from randmix_bench.shuffle import evaluate_runs
 from randmix_bench.verify import VerifyOptions, verify
 from randmix_bench.vocab import Tier
@@ -132,7 +136,7 @@ def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None
     def flip_beyond_n(d: dict) -> None:
         rb = d["randmix"]
         full = rb["full_test_clean"]
-        rb["full_test_clean"] = full[:N] + [1] * (len(full) - N)
+        rb["full_test_clean"] = full[:N] + [1 - c for c in full[N:]]
         rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(full)
 
     edit(entry_json(board), flip_beyond_n)
@@ -190,8 +194,37 @@ def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoi
     assert job.state(paths) is JobState.DONE
     out = job.output(paths)
     kept = out.read_text()
-    edit(out, lambda d: d["randmix"].update(clean_acc=1.0))  # inconsistent: its outcomes count otherwise
+    edit(out, lambda d: d["randmix"].update(clean_acc=0.5))  # inconsistent: its outcomes count otherwise
     assert job.state(paths) is JobState.CHANGED
     out.write_text(kept)
     edit(out, lambda d: d["randmix"].update(train_seed=9))  # consistent, but not the checkpoint's own record
     assert job.state(paths) is JobState.CHANGED
+
+
+# ------------------------------------------------------------------------------- inputs and the machine's faults
+
+
+def test_a_full_width_eps_is_normalised_never_stored_verbatim() -> None:
+    assert resolve_eps("８/２５５", "Linf") == ("8/255", 8 / 255)
+    assert parse_eps_list(" ８/255, 0.5 ", "Linf") == [("8/255", 8 / 255), ("0.5", 0.5)]
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills while the checkpoint is written: one line naming the fix, no traceback, no checkpoint, and
+    run.json says the run failed (it said "running" while it trained)."""
+    from randmix_bench import train as train_module
+
+    def disk_full(path: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(train_module, "save_checkpoint", disk_full)
+    monkeypatch.setenv("RANDMIX_OFFLINE", "1")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", "-r", "quick", "-o", str(out), "--epochs", "1", "--device", "cpu",
+                                      "-q"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "No space left on device" in lines[0], result.output
+    assert "free some space" in lines[0] and "Traceback" not in result.output
+    assert not (out / "checkpoint.safetensors").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"

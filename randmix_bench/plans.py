@@ -47,6 +47,12 @@ class Study:
     standard_n: int | None = None  # also AutoAttack standard on the first standard_n points, first seed of each variant
     standard_s: float = 0.0  # estimated seconds of that evaluation
     clean_only: tuple[str, ...] = ()  # variants evaluated for clean accuracy only (no attack), e.g. for claim 1
+    # gradient-masking controls at the headline eps: APGD-CE examples made on the seed-matched `full` run, judged on
+    # every other attacked variant's run (transfer), and Square alone on the first square_n points (first seed)
+    transfer: bool = False
+    square_n: int | None = None
+    square_control_queries: int = 5000
+    control_s: float = 0.0  # estimated seconds of each control
 
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         return self.seeds_by_variant.get(variant, self.seeds)
@@ -121,7 +127,8 @@ MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth", "space"),
           (0, 1, 2), eps="2/255", n_examples=1000, attacks=("apgd-ce", "apgd-t"), sweep=("1/255", "2/255", "4/255"),
           sweep_attacks=("apgd-ce",), sweep_every_seed=True, standard_n=500, clean_only=("space",),
-          square_queries=1000, train_s=1500, eval_s=900, sweep_s=300, standard_s=900),
+          transfer=True, square_n=200, square_queries=1000, train_s=1500, eval_s=900, sweep_s=300, standard_s=900,
+          control_s=300),
     ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, ("full", "chans"), (0, 1, 2),
                  train_s=1800, eval_s=60),
 ]

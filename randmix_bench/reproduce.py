@@ -35,7 +35,7 @@ from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
-    from randmix_bench.results import CheckpointRef
+    from randmix_bench.results import CheckpointRef, Result
     from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
@@ -135,6 +135,9 @@ class EvalJob:
     estimate_s: float = 0.0
     attacks: tuple[str, ...] = ()
     sweep_attacks: tuple[str, ...] = ()
+    n_queries: int | None = None  # Square's budget with a custom set
+    transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attacks ("transfer",))
+    sanity: bool = True  # the gradient-masking checks every ranked number comes with (not for controls)
     kind: str = "eval"
 
     def output(self, paths: Paths) -> Path:
@@ -147,12 +150,14 @@ class EvalJob:
         depend on a default batch size (AutoAttack seeds each batch)."""
         from randmix_bench.robustness import EvalOptions, SanityOptions
 
-        clean_only = self.attacks == ("none",)
-        attack = {"attack": "none"} if clean_only else {"version": "custom", "attacks": self.attacks} \
+        named = self.attacks in (("none",), ("transfer",))
+        attack = {"attack": self.attacks[0]} if named else {"version": "custom", "attacks": self.attacks} \
             if self.attacks else {}
+        source = None if self.transfer_from is None else paths.checkpoint(self.tier, self.transfer_from)
         return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
                            batch_size=self.n_examples, sweep=self.sweep, sweep_attacks=self.sweep_attacks,
-                           sanity=None if clean_only else SanityOptions(square_queries=self.square_queries),
+                           n_queries=self.n_queries, transfer_from=source,
+                           sanity=SanityOptions(square_queries=self.square_queries) if self.sanity else None,
                            device=device or EvalOptions.device, name=self.name, out=self.output(paths))
 
     def state(self, paths: Paths) -> JobState:
@@ -160,8 +165,7 @@ class EvalJob:
         with this job's settings, of this checkpoint, and labels it as the checkpoint's own record does; a result
         edited by hand so that its numbers disagree, or relabelled, is ``changed`` (redone with --force). A
         consistent edit of every twin at once is what ``randmix verify`` catches: it re-derives them."""
-        from randmix_bench.checkpoint import record_labels
-        from randmix_bench.results import ResultError, RobustnessResult, read_result
+        from randmix_bench.results import ResultError, read_result
 
         out = self.output(paths)
         if out.is_file():
@@ -169,31 +173,46 @@ class EvalJob:
                 result = read_result(out)
             except ResultError:
                 return JobState.CHANGED
-            if not isinstance(result, RobustnessResult):
-                return JobState.CHANGED
-            rb = result.randmix
-            ckpt = paths.checkpoint(self.tier, self.checkpoint)
-            options = self.options(paths)
-            expected = options.attack_config(options.resolved_eps()[1])
-            sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
-            same = (rb.attack == expected and rb.n_examples == self.n_examples and rb.points is not None
-                    and result.eps == self.eps
-                    and [p.eps for p in rb.sweep] == list(self.sweep)
-                    and all(a == list(self.sweep_attacks) for a in sweep_attacks)
-                    and (rb.sanity is not None) == (options.sanity is not None) and ckpt.is_file()
-                    and _same_checkpoint(rb.checkpoint, ckpt))
-            if same:
-                said = {"model": rb.model, "mixing": str(rb.mixing), "train_seed": rb.train_seed,
-                        "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
-                same = said == record_labels(read_checkpoint(ckpt)[1])
-            return JobState.DONE if same else JobState.CHANGED
+            done = self._matches(paths, result) and result.randmix.points is not None  # type: ignore[union-attr]
+            return JobState.DONE if done else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
-        from randmix_bench.robustness import evaluate
+    def _matches(self, paths: Paths, result: Result) -> bool:
+        """Whether ``result`` records this job's settings and checkpoint, labelled as the checkpoint's own record
+        says (per-point outcomes aside)."""
+        from randmix_bench.checkpoint import record_labels
+        from randmix_bench.results import RobustnessResult
 
-        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, self.options(paths, device), force=force,
-                 command=f"randmix reproduce --tier {self.tier.value}")
+        if not isinstance(result, RobustnessResult):
+            return False
+        rb, ckpt = result.randmix, paths.checkpoint(self.tier, self.checkpoint)
+        options = self.options(paths)
+        expected = options.attack_config(options.resolved_eps()[1])
+        sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
+        if rb.attack.source is not None and options.transfer_from is not None:
+            expected = expected.model_copy(update={"source": rb.attack.source})
+        return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.eps
+                and [p.eps for p in rb.sweep] == list(self.sweep)
+                and all(a == list(self.sweep_attacks) for a in sweep_attacks)
+                and (rb.sanity is not None) == (options.sanity is not None)
+                and _same_checkpoint(rb.checkpoint, ckpt)
+                and {"model": rb.model, "mixing": str(rb.mixing), "train_seed": rb.train_seed,
+                     "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
+                == record_labels(read_checkpoint(ckpt)[1]))
+
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+        """Evaluate; a result that only lacks per-point outcomes (written before they were recorded) gets them by
+        re-attacking its main eps alone, its sweep and sanity report kept (robustness.add_points)."""
+        from randmix_bench.results import read_result
+        from randmix_bench.robustness import add_points, evaluate
+
+        out, command = self.output(paths), f"randmix reproduce --tier {self.tier.value}"
+        checkpoint, options = paths.checkpoint(self.tier, self.checkpoint), self.options(paths, device)
+        if force and out.is_file() and self._matches(paths, earlier := read_result(out)) \
+                and earlier.randmix.points is None:  # type: ignore[union-attr]
+            add_points(checkpoint, self.dataset, options, command=command)
+        else:
+            evaluate(checkpoint, self.dataset, options, force=force, command=command)
 
 
 @dataclass(frozen=True)
@@ -282,7 +301,7 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
         first = i == 0
         if variant in study.clean_only:
             jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
-                                study.n_examples, attacks=("none",), estimate_s=5))
+                                study.n_examples, attacks=("none",), sanity=False, estimate_s=5))
             continue
         swept = first or study.sweep_every_seed
         jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
@@ -293,6 +312,14 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
             later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
                                 study.eps, study.standard_n, square_queries=study.square_queries,
                                 estimate_s=study.standard_s))
+        if study.transfer and variant != "full" and "full" in study.variants and seed in study.seeds_of("full"):
+            later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, "Linf", study.eps,
+                                 study.n_examples, attacks=("transfer",), sanity=False,
+                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", estimate_s=study.control_s))
+        if first and study.square_n is not None:
+            later.append(EvalJob(f"{run}-linf-square{study.square_control_queries}", run, run, tier, study.dataset,
+                                 "Linf", study.eps, study.square_n, attacks=("square",), sanity=False,
+                                 n_queries=study.square_control_queries, estimate_s=study.control_s))
         if first and study.l2_eps is not None:
             jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
                                 square_queries=study.square_queries, estimate_s=study.eval_s))

@@ -180,6 +180,7 @@ class AttackConfig(_Strict):
     batch_size: int = 500
     n_iter: int | None = None  # APGD/FAB/PGD iterations when not the attack's default (custom versions only)
     n_queries: int | None = None  # Square queries when not AutoAttack's 5000 (custom versions only)
+    source: CheckpointRef | None = None  # transfer: the model the adversarial examples were made on
 
 
 class SanityReport(_Strict):

@@ -79,6 +79,7 @@ class Attack(Choice, what="attack"):
     APGD_CE = "apgd-ce"
     PGD = "pgd"
     SQUARE = "square"
+    TRANSFER = "transfer"  # APGD-CE examples made on another model (--transfer-from), judged on this one
 
 
 class AAVersion(Choice, what="AutoAttack version"):

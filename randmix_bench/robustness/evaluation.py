@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +45,10 @@ from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
+from randmix_bench.vocab import Attack
 
-__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
-           "default_output"]
+__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
+           "default_name", "default_output"]
 
 
 @dataclass
@@ -150,6 +151,7 @@ class Prepared:
     device: torch.device
     checkpoint: Path
     model: nn.Module  # on the device, in eval mode
+    source: tuple[Path, nn.Module] | None  # a transfer attack's source checkpoint and model, on the device
     meta: dict[str, Any]  # the checkpoint's metadata
     dataset: str
     test: ImageSplit  # the whole test set
@@ -185,6 +187,11 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
         raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
     if options.name is not None:
         check_entry_name(options.name)
+    if (options.transfer_from is None) != (config.attack != Attack.TRANSFER):
+        raise RandmixError("--attack transfer and --transfer-from CHECKPOINT (the model the examples are made on) "
+                           "go together")
+    if options.transfer_from is not None and options.sanity is not None:
+        raise RandmixError("--sanity checks a white-box evaluation; a transfer attack is itself such a check")
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
     _check_label(meta, dataset)
@@ -192,6 +199,15 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     points = test.first(options.n_examples)
     model = model.to(dev).eval()
     _check_fits(model, meta, points, dev)
+    source = None
+    if options.transfer_from is not None:
+        source_path = resolve(options.transfer_from)
+        if source_path.resolve() == ckpt_path.resolve():
+            raise RandmixError("--transfer-from is the evaluated checkpoint itself; that is a white-box attack")
+        source_model, source_meta = load_model(source_path)
+        source_model = source_model.to(dev).eval()
+        _check_fits(source_model, source_meta, points, dev)
+        source = (source_path, source_model)
 
     name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
@@ -200,8 +216,9 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
         raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
                           f"--out {out_path.with_suffix('.json')}")
     return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
-                    checkpoint=ckpt_path, model=model, meta=meta, dataset=dataset, test=test, points=points,
-                    name=name, out=out_path, curve=out_path.with_suffix(".png") if sweep_points else None)
+                    checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
+                    points=points, name=name, out=out_path,
+                    curve=out_path.with_suffix(".png") if sweep_points else None)
 
 
 CURVE_KEY = "randmix-curve"  # the PNG text chunk that marks a curve ``randmix eval`` drew
@@ -254,9 +271,11 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     robust at the eps below: broken at a smaller eps stays broken at every larger one), then the sanity
     checks; every finished batch is recorded in ``state``."""
     config = job.config
-    with input_gradients_only(job.model), autoattack_flags(state.flags) as flags:
+    source = None if job.source is None else job.source[1]
+    with input_gradients_only(job.model), input_gradients_only(source or job.model), \
+            autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
-                          batch_size=config.batch_size, record=state, progress=progress)
+                          batch_size=config.batch_size, record=state, progress=progress, source=source)
         main = harness.run(f"eps={job.eps_text}", config, harness.clean())
         masked = masking_flag(main, config)
         if masked is not None and masked not in flags:
@@ -346,6 +365,9 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
                                   "(or --name/--out for a new entry)")
         _check_replaceable(job)
         checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
+        if job.source is not None:  # recorded in the attack's configuration, the resume state's fingerprint too
+            source_ref = CheckpointRef.for_result(job.source[0], job.out, *digests(job.source[0]))
+            job.config = job.config.model_copy(update={"source": source_ref})
         state = _open_state(job, checkpoint_ref.sha256, force)
         try:
             measured = run(job, state, progress)
@@ -356,5 +378,49 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
             state = _open_state(job, checkpoint_ref.sha256, force)
             measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
+        state.discard()
+    return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)
+
+
+def _counts(rb: RandmixBlock) -> tuple[int, int, dict[str, int]]:
+    """(clean, robust, per attack) point counts of a result (older ones kept fractions as float32 means)."""
+    n = rb.n_examples
+    return (round(rb.clean_acc * n), round(rb.robust_acc * n),
+            {a: round(acc * n) for a, acc in rb.per_attack_robust_acc.items()})
+
+
+def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, command: str | None = None,
+               progress: ProgressReporter | None = None) -> EvalOutput:
+    """Give an earlier result (``options.out``) written before per-point outcomes were recorded its outcomes:
+    re-attack the main eps alone and keep the earlier sweep and sanity report. The re-attack must reproduce the
+    earlier clean, robust and per-attack counts exactly, or nothing is written (then redo the whole evaluation)."""
+    from randmix_bench.results import read_result
+
+    began = time.perf_counter()
+    if options.out is None:
+        raise RandmixError("add_points needs the earlier result as options.out")
+    earlier = read_result(options.out)
+    if not isinstance(earlier, RobustnessResult):
+        raise RandmixError(f"{options.out} is not a robustness result")
+    job = prepare(checkpoint, dataset, replace(options, sweep=(), sweep_attacks=(), sanity=None))
+    old = earlier.randmix
+    sha, weights = digests(job.checkpoint)
+    if (old.attack != job.config or old.n_examples != job.options.n_examples or earlier.eps != job.eps_text
+            or old.checkpoint.sha256 != sha):
+        raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
+    with exclusive(job.out, f"the result {job.out}"):
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha, weights)
+        state = _open_state(job, sha, force=True)
+        measured = run(job, state, progress)
+        now = (int(measured.main.clean.sum()), int(measured.main.robust.sum()),
+               {a: round(acc * len(measured.main.clean)) for a, acc in measured.main.per_attack.items()})
+        if now != _counts(old):
+            raise RandmixError(f"re-attacking {job.out} gives counts {now}, not the recorded {_counts(old)} (another "
+                               "machine or thread count may round differently); redo the whole evaluation with --force")
+        measured.sweep, measured.sanity = list(old.sweep), old.sanity
+        measured.flags = sorted(set(old.autoattack_flags) | set(measured.flags))
+        measured.attack_seconds = {**old.attack_time_s, **measured.attack_seconds}
+        job.curve = job.out.with_suffix(".png") if old.curve_png else None  # redrawn from the same data
+        result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=True)
         state.discard()
     return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

@@ -75,11 +75,13 @@ def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
 
 class Harness:
     """One model (in eval mode, see :func:`input_gradients_only`) and one set of points on the device;
-    runs attack stages against a record and keeps the wall time of each stage's attacks."""
+    runs attack stages against a record and keeps the wall time of each stage's attacks. With a ``source``
+    model the attacks run on it and their examples are judged on ``model``: a transfer attack."""
 
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                 batch_size: int, record: EvalRecord, progress: ProgressReporter | None) -> None:
-        self.model = model
+                 batch_size: int, record: EvalRecord, progress: ProgressReporter | None,
+                 source: nn.Module | None = None) -> None:
+        self.model, self.source = model, source if source is not None else model
         self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
@@ -112,7 +114,7 @@ class Harness:
         outcome = Outcome(clean=clean, robust=robust)
         if not config.attacks:
             return outcome
-        adversary = Adversary(self.model, config, self.device)
+        adversary = Adversary(self.source, config, self.device)
         before_attacks(adversary, self.x[: self.batch_size], self.y[: self.batch_size], self.batch_size)
         n = len(robust)
         with torch.no_grad():  # as in AutoAttack's loop; the attacks enable gradients where they need them

@@ -39,6 +39,7 @@ class EvalOptions:
     sweep: str | Sequence[str] = ()  # eps values of a robustness curve
     sweep_attacks: str | Sequence[str] = ()  # the curve's own (cheaper) attacks, e.g. "apgd-ce"; (): the main ones
     sanity: SanityOptions | None = None  # gradient-masking checks; None: not run
+    transfer_from: str | Path | None = None  # with attack "transfer": the checkpoint the examples are made on
     data_dir: str | Path | None = None  # where the dataset is (see randmix_bench.data)
     device: str | torch.device = "auto"
     name: str | None = None  # the entry's name; None: the run folder's name

@@ -35,7 +35,7 @@ from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
-    from randmix_bench.results import Result
+    from randmix_bench.results import CheckpointRef, Result
     from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
@@ -161,18 +161,26 @@ class EvalJob:
                            device=device or EvalOptions.device, name=self.name, out=self.output(paths))
 
     def state(self, paths: Paths) -> JobState:
-        from randmix_bench.results import read_result
+        """Done when the result is valid (every number agrees with its twin: see results.RandmixBlock), was made
+        with this job's settings, of this checkpoint, and labels it as the checkpoint's own record does; a result
+        edited by hand so that its numbers disagree, or relabelled, is ``changed`` (redone with --force). A
+        consistent edit of every twin at once is what ``randmix verify`` catches: it re-derives them."""
+        from randmix_bench.results import ResultError, read_result
 
         out = self.output(paths)
         if out.is_file():
-            result = read_result(out)
+            try:
+                result = read_result(out)
+            except ResultError:
+                return JobState.CHANGED
             done = self._matches(paths, result) and result.randmix.points is not None  # type: ignore[union-attr]
             return JobState.DONE if done else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
     def _matches(self, paths: Paths, result: Result) -> bool:
-        """Whether ``result`` records this job's settings and checkpoint (per-point outcomes aside)."""
-        from randmix_bench.checkpoint import weights_digest
+        """Whether ``result`` records this job's settings and checkpoint, labelled as the checkpoint's own record
+        says (per-point outcomes aside)."""
+        from randmix_bench.checkpoint import record_labels
         from randmix_bench.results import RobustnessResult
 
         if not isinstance(result, RobustnessResult):
@@ -186,9 +194,11 @@ class EvalJob:
         return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.eps
                 and [p.eps for p in rb.sweep] == list(self.sweep)
                 and all(a == list(self.sweep_attacks) for a in sweep_attacks)
-                and (rb.sanity is not None) == (options.sanity is not None) and ckpt.is_file()
-                and (rb.checkpoint.sha256 == sha256(ckpt) if rb.checkpoint.weights_sha256 is None
-                     else rb.checkpoint.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])))
+                and (rb.sanity is not None) == (options.sanity is not None)
+                and _same_checkpoint(rb.checkpoint, ckpt)
+                and {"model": rb.model, "mixing": str(rb.mixing), "train_seed": rb.train_seed,
+                     "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
+                == record_labels(read_checkpoint(ckpt)[1]))
 
     def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         """Evaluate; a result that only lacks per-point outcomes (written before they were recorded) gets them by
@@ -219,15 +229,18 @@ class ShuffleEvalJob:
         return paths.leaderboards / self.dataset / "shuffle"
 
     def state(self, paths: Paths) -> JobState:
-        from randmix_bench.results import read_result
+        from randmix_bench.results import ResultError, ShuffleResult, read_result
 
         outputs = [self.out_dir(paths) / f"{run}.json" for run in self.runs]
         if not any(p.is_file() for p in outputs):
             return JobState.PENDING
         for run, path in zip(self.runs, outputs, strict=True):
             ckpt = paths.checkpoint(self.tier, run)
-            if not (path.is_file() and ckpt.is_file()
-                    and read_result(path).checkpoint.sha256 == sha256(ckpt)):  # type: ignore[union-attr]
+            try:
+                result = read_result(path) if path.is_file() else None
+            except ResultError:  # edited by hand into an invalid file: redone with --force
+                return JobState.CHANGED
+            if not (isinstance(result, ShuffleResult) and ckpt.is_file() and result.checkpoint.sha256 == sha256(ckpt)):
                 return JobState.CHANGED
         return JobState.DONE
 
@@ -257,6 +270,17 @@ class LeaderboardJob:
         from randmix_bench import leaderboard
 
         leaderboard.write(paths.leaderboards, paths.root / "README.md")
+
+
+def _same_checkpoint(ref: CheckpointRef, ckpt: Path) -> bool:
+    """Whether a result's checkpoint reference names the weights in ``ckpt`` (by their digest when recorded)."""
+    from randmix_bench.checkpoint import weights_digest
+
+    if not ckpt.is_file():
+        return False
+    if ref.weights_sha256 is None:
+        return ref.sha256 == sha256(ckpt)
+    return ref.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])
 
 
 AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
@@ -394,7 +418,8 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
             reporter.job_started(job, index, len(jobs), state)
         if state is not JobState.DONE:
             began = time.perf_counter()
-            job.run(paths, device, force and state is JobState.CHANGED, training)
+            # --force redoes what it must: a changed output, and a partial one whose state cannot be continued
+            job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training)
             outcome.seconds, outcome.ran = time.perf_counter() - began, True
         if reporter:
             reporter.job_finished(job, state, outcome.seconds)

@@ -7,6 +7,7 @@ own ``benchmark()`` in test_robustbench_interop.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -289,13 +290,22 @@ def partial(run_dir: Path, tmp_path: Path,
      "records batches or points outside its plan"),
     (lambda d: d["fingerprint"].update(checkpoint_sha256="0" * 64), "of another checkpoint (sha256 000000000000"),
     (lambda d: d["fingerprint"].update(n_examples=N + 1), "other settings (n_examples differ)"),
-], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings"])
+    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []})
+     or d.update(checksum=hashlib.sha256(json.dumps({k: v for k, v in d.items() if k != "checksum"}, sort_keys=True,
+                                                     separators=(",", ":")).encode()).hexdigest()),
+     "was edited or damaged"),
+    (lambda d: d.update(clean=d["clean"][1:]), "its clean predictions are not this model's"),
+], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings",
+        "edited-and-re-hashed", "clean-edited-and-signed"])
 def test_tampered_state_file_is_refused_and_force_discards_it(run_dir: Path, partial, tamper, message: str) -> None:
+    """A state edited by hand, even re-hashed with sha256 as anyone could, carries no valid signature (an HMAC under
+    this user's key); one signed with the key (its owner forging) is still caught by the content checks and by the
+    clean predictions the model re-derives."""
     settings, state = partial
     data = json.loads(state.read_text())
     tamper(data)
-    if "edited" not in message:  # a forger who recomputes the checksum is still caught by the content checks
-        data["checksum"] = robustness.record_checksum(data)
+    if "edited" not in message:  # a forger who holds the key and signs is still caught by the content checks
+        data["checksum"] = robustness.record_checksum(data, robustness.state_key())
     state.write_text(json.dumps(data))
     with pytest.raises(robustness.StateError, match=re.escape(message)) as refused:
         evaluate(run_dir, "synthetic", settings)
@@ -486,6 +496,29 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
         edit_result(bad, change)
         with pytest.raises(ResultError, match=message):
             read_result(bad)
+
+
+@pytest.mark.parametrize("sanity", [False, True], ids=["without-sanity", "with-sanity"])
+def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
+        train_tiny_checkpoint, tmp_path: Path, sanity: bool) -> None:
+    """A model whose first attack breaks no point (robust = clean) is evaluated by `randmix eval`, flagged (so
+    marked unreliable) with or without --sanity (which then fails, exit 3), and listed unranked by the leaderboard."""
+    from randmix_bench import leaderboard
+
+    folder = tmp_path / "leaderboards" / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(folder / "m.safetensors")
+    result = runner.invoke(app, ["eval", str(ckpt), "-d", "synthetic", "--attack", "apgd-ce", "--eps", "1e-9",
+                                 "--n-examples", "37", "--batch-size", "37", "--device", "cpu", "--out",
+                                 str(folder / "m.json"), "--n-queries", "50", *(["--sanity"] if sanity else [])],
+                           terminal_width=300)
+    assert result.exit_code == (3 if sanity else 0), result.output
+    entry = read_result(folder / "m.json")
+    rb = entry.randmix
+    assert rb.robust_acc == rb.clean_acc > 0 and entry.unreliable
+    assert any("broke none of the" in flag for flag in rb.autoattack_flags)
+    assert (rb.sanity is not None and not rb.sanity.passed) if sanity else rb.sanity is None
+    markdown = leaderboard.render_leaderboard(leaderboard.load_entries(tmp_path / "leaderboards"), tmp_path)
+    assert "No ranked entries" in markdown and leaderboard.NOT_RANKED in markdown
 
 
 def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import statistics
@@ -230,8 +231,9 @@ HOSTILE = (f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x on
 def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
     """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
     path = board / "synthetic" / "Linf" / "chans-s0.json"
+    per_attack = json.loads(path.read_text())["randmix"]["per_attack_robust_acc"]  # renamed with its attack
     edit_result(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
-                 "randmix.attack.n_iter": None})
+                 "randmix.attack.n_iter": None, "randmix.per_attack_robust_acc": {HOSTILE: per_attack["apgd-ce"]}})
     shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
     edit_result(shuffle, {"name": HOSTILE, "model": HOSTILE})
     readme = tmp_path / "README.md"

@@ -86,10 +86,12 @@ def test_swapped_checkpoint_fails(board: Path) -> None:
     shutil.copy(linf / "chans.safetensors", linf / "full.safetensors")
     chans_ref = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]
     edit(linf / "full.json", randmix__checkpoint__sha256=chans_ref["sha256"])
-    (check,) = [c for c in verify(load_entries(board)) if c.entry.endswith("full.json")]
+    with pytest.raises(LeaderboardError, match="claims the checkpoint of synthetic/Linf/chans.json"):
+        load_entries(board)  # two entries, one checkpoint file, other labels: refused as a whole
+    (check,) = verify([load_entry(linf / "full.json")])  # the entry alone: verify finds the swap
     assert not check.ok and "the weights of" in check.problem
     edit(linf / "full.json", randmix__checkpoint__weights_sha256=chans_ref["weights_sha256"])
-    (check,) = [c for c in verify(load_entries(board)) if c.entry.endswith("full.json")]
+    (check,) = verify([load_entry(linf / "full.json")])
     assert not check.ok and "checkpoint holds randmix_convmixer_tiny (chans)" in check.problem
 
 
@@ -117,6 +119,13 @@ def test_inflated_clean_accuracy_fails(board: Path) -> None:
     recorded = json.loads(path.read_text())["randmix"]["clean_acc"]
     raised = inflate(path, "clean", round(0.4 * N_RECORDED))
     assert raised - recorded == pytest.approx(0.4, abs=1 / N_RECORDED)
+    # no attack ran, so robust = clean; the whole test set's outcomes start with these points: forged alike
+    data = json.loads(path.read_text())
+    rb = data["randmix"]
+    rb["points"]["robust"], rb["robust_acc"], data["autoattack_acc"] = rb["points"]["clean"], raised, data["clean_acc"]
+    rb["full_test_clean"][:N_RECORDED] = rb["points"]["clean"]
+    rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(rb["full_test_clean"])
+    path.write_text(json.dumps(data))
     (check,) = [c for c in verify(load_entries(board), VerifyOptions(n=32)) if c.entry.endswith("chans.json")]
     assert not check.ok and check.sha256_ok and abs(check.measured - 100 * recorded) <= check.tolerance
     assert f"vs recorded {100 * raised:.2f} on {N_RECORDED}" in check.problem

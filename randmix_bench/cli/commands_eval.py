@@ -60,7 +60,7 @@ def eval_command(
     from randmix_bench.cli.views import eval_table
     from randmix_bench.robustness import SanityOptions, evaluate
 
-    options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
+    options = EvalOptions(attack=attack, norm=norm, eps=eps, n_examples=n_examples,
                           batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
                           n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
                           sweep_attacks=sweep_attacks or EvalOptions.sweep_attacks,

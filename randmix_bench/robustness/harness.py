@@ -23,7 +23,7 @@ from randmix_bench.device import resolve_device
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
-from randmix_bench.robustness.state import EvalRecord
+from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tensors import eval_mode, to_unit
 
 __all__ = ["ProgressReporter", "Outcome", "Harness", "input_gradients_only", "robust_accuracy"]
@@ -86,19 +86,27 @@ class Harness:
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
         self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts
+        self._clean: torch.Tensor | None = None
 
     def clean(self) -> torch.Tensor:
-        """Which points the model classifies correctly (computed once, then read from the record)."""
-        if self.record.clean is None:
+        """Which points the model classifies correctly: computed once per process (cheap) and recorded; a resumed
+        record whose clean predictions differ is refused, as no honest run of this model could have left it."""
+        if self._clean is None:
             with torch.no_grad():
                 b = self.batch_size
                 correct = torch.cat([self.model(self.x[i : i + b]).argmax(1) == self.y[i : i + b]
                                      for i in range(0, len(self.y), b)])
-            self.record.clean = correct.nonzero().flatten().tolist()
-            self.record.save()
-        flags = torch.zeros(len(self.y), dtype=torch.bool)
-        flags[self.record.clean] = True
-        return flags
+            indices = correct.nonzero().flatten().tolist()
+            if self.record.clean is None:
+                self.record.clean = indices
+                self.record.save()
+            elif self.record.clean != indices:
+                raise StateError(f"{self.record.path}: its clean predictions are not this model's on these points "
+                                 "(edited, or recorded on another device); delete it to start over, or pass --force "
+                                 "to discard it")
+            self._clean = torch.zeros(len(self.y), dtype=torch.bool)
+            self._clean[indices] = True
+        return self._clean.clone()
 
     def run(self, stage: str, config: AttackConfig, start: torch.Tensor) -> Outcome:
         """Attack the points flagged in ``start`` with ``config.attacks`` in order (AutoAttack's loop)."""

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.verify import VerifyOptions
@@ -54,20 +55,23 @@ def verify_command(
     device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
     robust: bool = typer.Option(VerifyOptions.robust, "--robust/--no-robust", help="Re-attack each robustness entry "
                                 "with its strongest white-box attack (minutes per large model on a CPU)."),
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy
     re-attacked."""
     from randmix_bench.cli.views import verify_table
     from randmix_bench.leaderboard import load_entries, load_entry
+    from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, verify
 
+    n_threads = parse_threads(threads)
     entries = [e for p in (paths or [Path("leaderboards")])
                for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
     if not entries:
         console.print("no result files to verify", highlight=False)
         return
     options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust)
-    with console.status("verifying") as status:
+    with cpu_threads(n_threads), console.status("verifying") as status:
         checks = verify(entries, options, progress=status.update)
     console.print(verify_table(checks))
     console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)

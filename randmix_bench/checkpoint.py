@@ -8,6 +8,7 @@ current layout whatever version wrote it (:func:`randmix_bench.recipes.complete_
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, sha256
 from randmix_bench.mixing import Mixing
 from randmix_bench.models import create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
@@ -60,6 +61,23 @@ def save_checkpoint(
     record = {"format": FORMAT, "model": model_name, "model_kwargs": model_kwargs, "extra": extra or {}}
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 of the weights themselves: every tensor's name, dtype, shape and bytes, in name order. Unlike the
+    file's sha256 it does not change with the metadata, so a run is the same run whatever its record says."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def digests(path: str | Path) -> tuple[str, str]:
+    """(sha256 of the file, :func:`weights_digest` of its weights): what a result records of its checkpoint."""
+    state, _ = read_checkpoint(path)
+    return sha256(resolve(path)), weights_digest(state)
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -1,5 +1,5 @@
 """Robustness curves drawn from the leaderboard's result files: robust accuracy against eps, one chart per
-model, dataset, threat model and attack, one line per variant (mean over training seeds, bars for their spread).
+model, dataset, threat model and attack, one line per variant (mean over training seeds, a band for their spread).
 
 A chart is a pure function of its :class:`Curve` data. The PNG carries the sha256 of that data in a text chunk,
 so ``randmix leaderboard --check`` can tell a stale or hand-edited picture from a current one without
@@ -24,7 +24,7 @@ from randmix_bench.results import RobustnessResult
 __all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "read_fingerprint", "draw"]
 
 FINGERPRINT_KEY = "randmix:data-sha256"
-FORMAT = "randmix-curve/1"  # bump when the drawing changes, so that --check asks for a redraw
+FORMAT = "randmix-curve/2"  # bump when the drawing changes, so that --check asks for a redraw
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,14 @@ def draw(curve: Curve, path: Path) -> None:
         xs = [p.eps_value for p in s.points]
         ys = [p.mean for p in s.points]
         errors = [p.spread or 0.0 for p in s.points]
-        ax.errorbar(xs, ys, yerr=errors, marker="o", markersize=4, capsize=3, label=s.variant)
+        runs = max(p.runs for p in s.points)
+        (line,) = ax.plot(xs, ys, marker="o", markersize=4, label=f"{s.variant} ({runs} run{'s' * (runs > 1)})")
+        ax.fill_between(xs, [y - e for y, e in zip(ys, errors, strict=True)],
+                        [y + e for y, e in zip(ys, errors, strict=True)], color=line.get_color(), alpha=0.2, lw=0)
     ticks = {p.eps_value: p.eps for s in curve.series for p in s.points}
     ax.set_xticks(list(ticks), list(ticks.values()), rotation=45 if len(ticks) > 6 else 0)
     ax.set_xlabel("eps (0: clean accuracy)")
-    ax.set_ylabel("accuracy % (mean ± sd over training seeds)")
+    ax.set_ylabel("accuracy % (mean, band ± sd over training seeds)")
     ax.set_ylim(0, 100)
     ax.grid(alpha=0.3)
     ax.set_title(curve.title, fontsize=10)

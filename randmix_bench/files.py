@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -45,10 +46,17 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
             os.unlink(tmp)
 
 
+# an indented list of integers: "[" and a newline (never inside a JSON string, which holds no raw newline)
+_INT_LIST = re.compile(r"\[\n\s*(-?\d+(?:,\n\s*-?\d+)*)\n\s*\]")
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    """Write ``obj`` as indented, key-sorted JSON, atomically."""
+    """Write ``obj`` as indented, key-sorted JSON, atomically; a list of integers (per-point outcomes) stays on
+    one line, so that a result with 10,000 outcomes remains a file a person can read."""
+    text = json.dumps(obj, indent=2, sort_keys=True)
+    text = _INT_LIST.sub(lambda m: "[" + ", ".join(m.group(1).replace(",", " ").split()) + "]", text)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(text + "\n")
 
 
 def jsonable(obj: Any) -> Any:

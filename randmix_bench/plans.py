@@ -40,6 +40,19 @@ class Study:
     train_s: float = 0.0  # estimated seconds per training run
     eval_s: float = 0.0  # estimated seconds per evaluation (AutoAttack + sanity)
     sweep_s: float = 0.0  # estimated extra seconds for the sweep's other eps values
+    epochs: int | None = None  # the recipe's epochs unless given
+    attacks: tuple[str, ...] = ()  # the headline's AutoAttack custom set; (): AutoAttack standard
+    sweep_attacks: tuple[str, ...] = ()  # the sweep's own cheaper set; (): the headline's
+    sweep_every_seed: bool = False  # sweep every seed (seed bands on the curve), not only the first
+    standard_n: int | None = None  # also AutoAttack standard on the first standard_n points, first seed of each variant
+    standard_s: float = 0.0  # estimated seconds of that evaluation
+    clean_only: tuple[str, ...] = ()  # variants evaluated for clean accuracy only (no attack), e.g. for claim 1
+    # gradient-masking controls at the headline eps: APGD-CE examples made on the seed-matched `full` run, judged on
+    # every other attacked variant's run (transfer), and Square alone on the first square_n points (first seed)
+    transfer: bool = False
+    square_n: int | None = None
+    square_control_queries: int = 5000
+    control_s: float = 0.0  # estimated seconds of each control
 
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         return self.seeds_by_variant.get(variant, self.seeds)
@@ -55,6 +68,7 @@ class ShuffleStudy:
     variants: tuple[str, ...]
     seeds: tuple[int, ...]
     permutation_seed: int = 0
+    epochs: int | None = None  # the recipe's epochs unless given
     train_s: float = 0.0
     eval_s: float = 0.0
 
@@ -104,4 +118,36 @@ PAPER: list[Study | ShuffleStudy] = [
     for short, dataset in (("fmnist", FMNIST), ("cifar", CIFAR))
 ]
 
-TIERS: dict[Tier, list[Study | ShuffleStudy]] = {Tier.SMALL: SMALL, Tier.PAPER: PAPER}
+# The medium tier (issue #21): the largest study a 2-core CPU finishes in hours that can test the claims.
+# ConvMixer-64/8 (kernel 5, patch 2) on Fashion-MNIST with the convmixer recipe for 10 epochs; Linf 2/255 with
+# APGD-CE + APGD-T on the first 1000 test points, an APGD-CE sweep at 1/255 and 4/255 on every seed (seed bands),
+# AutoAttack standard on the first 500 for seed 0 of each variant (does the cheaper set agree?); `space` for clean
+# accuracy only (claim 1). A width-64, depth-8 unshuffler for claim 3. Estimates: measured seconds on a 2-core CPU.
+MEDIUM: list[Study | ShuffleStudy] = [
+    Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth", "space"),
+          (0, 1, 2), eps="2/255", n_examples=1000, attacks=("apgd-ce", "apgd-t"), sweep=("1/255", "2/255", "4/255"),
+          sweep_attacks=("apgd-ce",), sweep_every_seed=True, standard_n=500, clean_only=("space",),
+          transfer=True, square_n=200, square_queries=1000, train_s=1500, eval_s=900, sweep_s=300, standard_s=900,
+          control_s=300),
+    ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, ("full", "chans"), (0, 1, 2),
+                 train_s=1800, eval_s=60),
+]
+
+# The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,
+# Linf 2/255, APGD-CE + APGD-T, per-point outcomes) on the first 500 points, in two shards (`--shard 1/2`, `2/2`)
+# that each fit one short GPU run (benchmarks/gpu_slice.sh). Estimates: one H100/H200.
+PAPER_SLICE: list[Study | ShuffleStudy] = [
+    Study("convmixer256-fmnist", "convmixer-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth"), (0, 1, 2),
+          eps="2/255", n_examples=500, epochs=10, attacks=("apgd-ce", "apgd-t"), square_queries=1000, train_s=30,
+          eval_s=40),
+]
+
+# Seconds on any machine: the whole pipeline (train, attack with per-point outcomes, sanity) on synthetic data.
+SMOKE: list[Study | ShuffleStudy] = [
+    Study("tiny-synthetic", "quick", "synthetic", ("full", "chans"), (0,), eps="8/255", n_examples=32,
+          attacks=("apgd-ce",), square_queries=20, train_s=5, eval_s=10),
+]
+
+TIERS: dict[Tier, list[Study | ShuffleStudy]] = {
+    Tier.SMOKE: SMOKE, Tier.SMALL: SMALL, Tier.MEDIUM: MEDIUM, Tier.PAPER_SLICE: PAPER_SLICE, Tier.PAPER: PAPER,
+}

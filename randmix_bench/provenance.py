@@ -34,17 +34,19 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str:
-    """The checkout's commit (with ``-dirty`` for uncommitted changes), or "" outside a git checkout."""
+    """The checkout's commit (with ``-dirty`` for uncommitted changes); outside a git checkout (a copy of the tree
+    on a GPU machine, see tools/gpu_run.py) ``RANDMIX_GIT_REVISION`` as the copy's sender recorded it, else ""."""
     root = Path(__file__).resolve().parents[1]
+    copied = os.environ.get("RANDMIX_GIT_REVISION", "")
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if rev.returncode != 0:
-            return ""
+            return copied
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5).stdout.strip()
         return rev.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
-        return ""
+        return copied
 
 
 def utc_now() -> str:
@@ -60,4 +62,5 @@ def collect(device: torch.device | str, wall_time_s: float, command: str | None 
         versions=versions(),
         command=command if command is not None else " ".join(["randmix", *sys.argv[1:]]),
         git_revision=git_revision(),
+        threads=torch.get_num_threads() if torch.device(device).type == "cpu" else None,
     )

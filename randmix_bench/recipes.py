@@ -232,6 +232,12 @@ RECIPES: dict[str, TrainConfig] = {
         epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
     ),
+    # The medium tier (2-core CPU): the Fashion-MNIST recipe above on ConvMixer-64/8, for 10 epochs.
+    "convmixer64-fashion-mnist": TrainConfig(
+        recipe="convmixer64-fashion-mnist", model="randmix_convmixer_64_8", dataset="fashion-mnist",
+        epochs=10, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
+    ),
     "resnet18-cifar10-jpeg": TrainConfig(
         recipe="resnet18-cifar10-jpeg", model="randmix_resnet18", dataset="cifar10-jpeg",
         epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
@@ -280,6 +286,12 @@ RECIPES: dict[str, TrainConfig] = {
         recipe="unshuffle-fashion-mnist-small", task="shuffle", model="randmix_unshuffler_8_7", dataset="fashion-mnist",
         epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
         flip=True, eval_batch_size=500,
+    ),
+    # The medium tier: a width-64, depth-8 unshuffler (receptive radius 32), the CPU recipe for longer.
+    "unshuffle-fashion-mnist-medium": TrainConfig(
+        recipe="unshuffle-fashion-mnist-medium", task="shuffle", model="randmix_unshuffler_64_8",
+        dataset="fashion-mnist", epochs=2, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
+        grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
     # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper
     # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.

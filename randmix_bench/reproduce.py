@@ -42,6 +42,8 @@ from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
+    from randmix_bench.results import Result
+    from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
 __all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
@@ -124,6 +126,9 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class EvalJob:
+    """A ``randmix eval`` of a TrainJob's checkpoint. ``attacks`` empty: AutoAttack standard; ``("none",)``: clean
+    accuracy only; else AutoAttack custom with these attacks."""
+
     name: str  # also the result's entry name: the run's name and the threat model
     group: str
     checkpoint: str  # the TrainJob's name
@@ -135,6 +140,11 @@ class EvalJob:
     sweep: tuple[str, ...] = ()
     square_queries: int | None = None
     estimate_s: float = 0.0
+    attacks: tuple[str, ...] = ()
+    sweep_attacks: tuple[str, ...] = ()
+    n_queries: int | None = None  # Square's budget with a custom set
+    transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attacks ("transfer",))
+    sanity: bool = True  # the gradient-masking checks every ranked number comes with (not for controls)
     kind: str = "eval"
 
     def output(self, paths: Paths) -> Path:
@@ -142,29 +152,64 @@ class EvalJob:
 
         return default_output(self.dataset, self.norm, self.name, paths.leaderboards)
 
+    def options(self, paths: Paths, device: str | None = None) -> EvalOptions:
+        """The evaluation's settings; the attack batch is the whole set of points, so that the outcomes do not
+        depend on a default batch size (AutoAttack seeds each batch)."""
+        from randmix_bench.robustness import EvalOptions, SanityOptions
+
+        named = self.attacks in (("none",), ("transfer",))
+        attack = {"attack": self.attacks[0]} if named else {"version": "custom", "attacks": self.attacks} \
+            if self.attacks else {}
+        source = None if self.transfer_from is None else paths.checkpoint(self.tier, self.transfer_from)
+        return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
+                           batch_size=self.n_examples, sweep=self.sweep, sweep_attacks=self.sweep_attacks,
+                           n_queries=self.n_queries, transfer_from=source,
+                           sanity=SanityOptions(square_queries=self.square_queries) if self.sanity else None,
+                           device=device or EvalOptions.device, name=self.name, out=self.output(paths))
+
     def state(self, paths: Paths) -> JobState:
         from randmix_bench.results import read_result
 
         out = self.output(paths)
         if out.is_file():
             result = read_result(out)
-            rb = result.randmix  # type: ignore[union-attr]
-            ckpt = paths.checkpoint(self.tier, self.checkpoint)
-            same = (rb.attack.attack == "autoattack" and rb.attack.version == "standard"
-                    and rb.threat_model == self.norm and rb.n_examples == self.n_examples and result.eps == self.eps  # type: ignore[union-attr]
-                    and [p.eps for p in rb.sweep] == list(self.sweep) and rb.sanity is not None
-                    and ckpt.is_file() and rb.checkpoint.sha256 == sha256(ckpt))
-            return JobState.DONE if same else JobState.CHANGED
+            done = self._matches(paths, result) and result.randmix.points is not None  # type: ignore[union-attr]
+            return JobState.DONE if done else JobState.CHANGED
         return JobState.PARTIAL if out.with_suffix(".eval-state").is_file() else JobState.PENDING
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
-        from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
+    def _matches(self, paths: Paths, result: Result) -> bool:
+        """Whether ``result`` records this job's settings and checkpoint (per-point outcomes aside)."""
+        from randmix_bench.checkpoint import weights_digest
+        from randmix_bench.results import RobustnessResult
 
-        options = EvalOptions(norm=self.norm, eps=self.eps, n_examples=self.n_examples, batch_size=self.n_examples,
-                              sweep=self.sweep, sanity=SanityOptions(square_queries=self.square_queries),
-                              device=device or EvalOptions.device, name=self.name, out=self.output(paths))
-        evaluate(paths.checkpoint(self.tier, self.checkpoint), self.dataset, options, force=force,
-                 command=f"randmix reproduce --tier {self.tier.value}")
+        if not isinstance(result, RobustnessResult):
+            return False
+        rb, ckpt = result.randmix, paths.checkpoint(self.tier, self.checkpoint)
+        options = self.options(paths)
+        expected = options.attack_config(options.resolved_eps()[1])
+        sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
+        if rb.attack.source is not None and options.transfer_from is not None:
+            expected = expected.model_copy(update={"source": rb.attack.source})
+        return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.eps
+                and [p.eps for p in rb.sweep] == list(self.sweep)
+                and all(a == list(self.sweep_attacks) for a in sweep_attacks)
+                and (rb.sanity is not None) == (options.sanity is not None) and ckpt.is_file()
+                and (rb.checkpoint.sha256 == sha256(ckpt) if rb.checkpoint.weights_sha256 is None
+                     else rb.checkpoint.weights_sha256 == weights_digest(read_checkpoint(ckpt)[0])))
+
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+        """Evaluate; a result that only lacks per-point outcomes (written before they were recorded) gets them by
+        re-attacking its main eps alone, its sweep and sanity report kept (robustness.add_points)."""
+        from randmix_bench.results import read_result
+        from randmix_bench.robustness import add_points, evaluate
+
+        out, command = self.output(paths), f"randmix reproduce --tier {self.tier.value}"
+        checkpoint, options = paths.checkpoint(self.tier, self.checkpoint), self.options(paths, device)
+        if force and out.is_file() and self._matches(paths, earlier := read_result(out)) \
+                and earlier.randmix.points is None:  # type: ignore[union-attr]
+            add_points(checkpoint, self.dataset, options, command=command)
+        else:
+            evaluate(checkpoint, self.dataset, options, force=force, command=command)
 
 
 @dataclass(frozen=True)
@@ -227,23 +272,47 @@ AnyJob = TrainJob | EvalJob | ShuffleEvalJob | LeaderboardJob
 def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
     jobs: list[AnyJob] = []
     recipe = get_recipe(study.recipe, TaskKind.CLASSIFICATION)
-    for variant in study.variants:
-        for i, seed in enumerate(study.seeds_of(variant)):
-            run = f"{tier.value}-{study.key}-{variant}-s{seed}"
-            cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
-            jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
-            first = i == 0
-            jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
-                                sweep=study.sweep if first else (), square_queries=study.square_queries,
-                                estimate_s=study.eval_s + study.sweep_s * first))
-            if first and study.l2_eps is not None:
-                jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
-                                    square_queries=study.square_queries, estimate_s=study.eval_s))
-    return jobs
+    if study.epochs is not None:
+        recipe = recipe.override(epochs=study.epochs)
+    # seed-major: every variant's first seed before any second one, so that a tier cut short compares variants
+    later: list[AnyJob] = []
+    runs = [(variant, i, seed) for variant in study.variants for i, seed in enumerate(study.seeds_of(variant))]
+    for variant, i, seed in sorted(runs, key=lambda r: r[1]):
+        run = f"{tier.value}-{study.key}-{variant}-s{seed}"
+        cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
+        jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
+        first = i == 0
+        if variant in study.clean_only:
+            jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
+                                study.n_examples, attacks=("none",), sanity=False, estimate_s=5))
+            continue
+        swept = first or study.sweep_every_seed
+        jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
+                            sweep=study.sweep if swept else (), square_queries=study.square_queries,
+                            attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
+                            estimate_s=study.eval_s + study.sweep_s * swept))
+        if first and study.standard_n is not None:  # after every seed's headline: the costly cross-check
+            later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
+                                study.eps, study.standard_n, square_queries=study.square_queries,
+                                estimate_s=study.standard_s))
+        if study.transfer and variant != "full" and "full" in study.variants and seed in study.seeds_of("full"):
+            later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, "Linf", study.eps,
+                                 study.n_examples, attacks=("transfer",), sanity=False,
+                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", estimate_s=study.control_s))
+        if first and study.square_n is not None:
+            later.append(EvalJob(f"{run}-linf-square{study.square_control_queries}", run, run, tier, study.dataset,
+                                 "Linf", study.eps, study.square_n, attacks=("square",), sanity=False,
+                                 n_queries=study.square_control_queries, estimate_s=study.control_s))
+        if first and study.l2_eps is not None:
+            jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
+                                square_queries=study.square_queries, estimate_s=study.eval_s))
+    return jobs + later
 
 
 def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
     recipe = get_recipe(study.recipe, TaskKind.SHUFFLE)
+    if study.epochs is not None:
+        recipe = recipe.override(epochs=study.epochs)
     group = f"{tier.value}-{study.key}"
     jobs: list[AnyJob] = []
     for seed in study.seeds:

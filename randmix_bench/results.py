@@ -94,6 +94,7 @@ class Provenance(_Strict):
     versions: dict[str, str]  # torch, timm, pyautoattack, randmix_bench, ...
     command: str = ""  # the command line that produced the file
     git_revision: str = ""
+    threads: int | None = Field(default=None, ge=1)  # torch's intra-op threads on the CPU (None: not recorded)
 
 
 class CheckpointRef(_Strict):
@@ -104,7 +105,10 @@ class CheckpointRef(_Strict):
     for ``leaderboards/checkpoints/``). Never absolute, never ``..``: a reader only follows it inside its root."""
 
     path: str
-    sha256: str
+    sha256: str  # of the file's bytes
+    # of the weights themselves (names, dtypes, shapes, values: randmix_bench.checkpoint.weights_digest), so that a
+    # checkpoint whose metadata changed is still the same run; None on results written before it was recorded
+    weights_sha256: str | None = None
 
     @field_validator("path")
     @classmethod
@@ -117,12 +121,12 @@ class CheckpointRef(_Strict):
         return value
 
     @classmethod
-    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str) -> CheckpointRef:
+    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str, weights_sha256: str) -> CheckpointRef:
         """The reference a result at ``result_path`` records for ``checkpoint`` (both real paths are used)."""
         ckpt, folder = checkpoint.resolve(), result_path.parent.resolve()
         for base in (folder, *folder.parents[:-1]):  # never the filesystem root: that would be an absolute path
             if ckpt.is_relative_to(base):
-                return cls(path=ckpt.relative_to(base).as_posix(), sha256=sha256)
+                return cls(path=ckpt.relative_to(base).as_posix(), sha256=sha256, weights_sha256=weights_sha256)
         raise ResultError(f"checkpoint {checkpoint} shares no folder with the result {result_path}; write the result "
                           "(--out) into a folder that also holds the checkpoint, e.g. beside it")
 
@@ -137,6 +141,7 @@ class AttackConfig(_Strict):
     batch_size: int = 500
     n_iter: int | None = None  # APGD/FAB/PGD iterations when not the attack's default (custom versions only)
     n_queries: int | None = None  # Square queries when not AutoAttack's 5000 (custom versions only)
+    source: CheckpointRef | None = None  # transfer: the model the adversarial examples were made on
 
 
 class SanityReport(_Strict):
@@ -155,6 +160,32 @@ class SweepPoint(_Strict):
     eps: str  # as given, e.g. "2/255"
     eps_value: Positive
     robust_acc: Fraction
+    attacks: list[str] | None = None  # when not the evaluation's own attacks (a cheaper sweep)
+
+
+Outcomes = Annotated[list[Annotated[int, Field(ge=0, le=1)]], Field(min_length=1)]
+"""One 0/1 outcome per point, in the order of the points."""
+
+
+class Points(_Strict):
+    """Per-point outcomes on the attacked points, so that variants attacked on the same points can be compared
+    point by point (paired) and every accuracy can be recounted: ``clean`` 1 = classified correctly, ``robust``
+    1 = still correct after every attack of the evaluation."""
+
+    indices: list[Annotated[int, Field(ge=0)]]  # into the dataset's documented test order (randmix_bench.data)
+    clean: Outcomes
+    robust: Outcomes
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Points:
+        if not len(self.indices) == len(self.clean) == len(self.robust):
+            raise ValueError(f"points: indices, clean and robust have lengths {len(self.indices)}, {len(self.clean)}, "
+                             f"{len(self.robust)}; they must be equal")
+        if len(set(self.indices)) != len(self.indices):
+            raise ValueError("points: an index appears twice")
+        if any(r > c for c, r in zip(self.clean, self.robust, strict=True)):
+            raise ValueError("points: a point is robust but not clean (robust counts points that stayed correct)")
+        return self
 
 
 class RandmixBlock(_Strict):
@@ -176,6 +207,8 @@ class RandmixBlock(_Strict):
     robust_acc: Fraction  # after all attacks
     per_attack_robust_acc: dict[str, Fraction] = Field(default_factory=dict)  # after each attack
     clean_acc_full_test: Fraction | None = None  # whole test set
+    points: Points | None = None  # per-point outcomes on the n_examples points (None on results written before)
+    full_test_clean: Outcomes | None = None  # 0/1 per point of the whole test set, in its documented order
     params_trainable: int
     params_frozen: int
     checkpoint: CheckpointRef
@@ -188,6 +221,24 @@ class RandmixBlock(_Strict):
     # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
     autoattack_flags: list[str] = Field(default_factory=list)
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
+
+    @model_validator(mode="after")
+    def _counts_match(self) -> RandmixBlock:
+        """Accuracies are counts over points: the recorded fractions must be what the outcomes count."""
+        if self.points is not None:
+            n = len(self.points.clean)
+            if n != self.n_examples:
+                raise ValueError(f"points: {n} outcomes for n_examples {self.n_examples}")
+            for what, outcomes, acc in (("clean_acc", self.points.clean, self.clean_acc),
+                                        ("robust_acc", self.points.robust, self.robust_acc)):
+                if acc != sum(outcomes) / n:
+                    raise ValueError(f"{what} {acc!r} is not the {sum(outcomes)}/{n} points its outcomes count")
+        if self.full_test_clean is not None:
+            counted = sum(self.full_test_clean) / len(self.full_test_clean)
+            if self.clean_acc_full_test != counted:
+                raise ValueError(f"clean_acc_full_test {self.clean_acc_full_test!r} is not the "
+                                 f"{sum(self.full_test_clean)}/{len(self.full_test_clean)} its outcomes count")
+        return self
 
     @field_validator("robust_acc")
     @classmethod

@@ -17,11 +17,11 @@ from typing import Any, cast
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import load_model, resolve
+from randmix_bench.checkpoint import digests, load_model, resolve
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, check_writable, sha256
+from randmix_bench.files import atomic_path, check_writable
 from randmix_bench.mixing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
@@ -125,7 +125,7 @@ def evaluate_runs(
     if existing and not force:
         raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
     checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
-    refs = [CheckpointRef.for_result(c, out, sha256(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
+    refs = [CheckpointRef.for_result(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
     dev = resolve_device(device)
 
     loaded = []

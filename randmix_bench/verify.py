@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CheckpointError, load_model
+from randmix_bench.checkpoint import CheckpointError, load_model, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
@@ -237,6 +237,9 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
         net, meta = load_model(entry.checkpoint, map_location=device)
     except CheckpointError as e:
         check.problem = str(e)
+        return checks
+    if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
+        check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
         return checks
     held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
     if held != (model, mixing):

@@ -79,6 +79,7 @@ class Attack(Choice, what="attack"):
     APGD_CE = "apgd-ce"
     PGD = "pgd"
     SQUARE = "square"
+    TRANSFER = "transfer"  # APGD-CE examples made on another model (--transfer-from), judged on this one
 
 
 class AAVersion(Choice, what="AutoAttack version"):
@@ -110,5 +111,8 @@ class Optimizer(Choice, what="optimizer"):
 class Tier(Choice, what="tier"):
     """The tiers of ``randmix reproduce``."""
 
-    SMALL = "small"  # reproduces on a 2-core CPU in a few hours
+    SMOKE = "smoke"  # seconds on a CPU: the tiny model on synthetic data, to check a machine or the pipeline
+    SMALL = "small"  # a smoke test of the pipeline on a 2-core CPU
+    MEDIUM = "medium"  # the largest study a 2-core CPU finishes in hours that can test the claims
+    PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol, in two short GPU runs
     PAPER = "paper"  # the paper's scale, on a GPU

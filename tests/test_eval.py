@@ -453,3 +453,93 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
     assert sanity.square_robust_acc < sanity.whitebox_robust_acc  # the black-box attack is stronger
     assert any("zero gradient" in flag for flag in sanity.autoattack_flags)  # AutoAttack's own flag
     assert json.loads(out.read_text())["unreliable"] is True
+
+
+def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint, tmp_path: Path) -> None:
+    """Robust = clean after the first attack (what a gradient mask or input rounding gives): accuracies are exact
+    counts, so the result validates, and the per-point outcomes say which points stayed robust."""
+    from randmix_bench.robustness import EvalOptions, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    options = EvalOptions(attack="apgd-ce", eps="1e-9", n_examples=37, batch_size=37, device="cpu",
+                          out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    assert rb.robust_acc == rb.clean_acc == rb.per_attack_robust_acc["apgd-ce"]
+    assert rb.points is not None and rb.points.robust == rb.points.clean
+
+
+def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkpoint, edit_result,
+                                                              tmp_path: Path) -> None:
+    from randmix_bench.results import ResultError
+    from randmix_bench.robustness import EvalOptions, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    out = tmp_path / "r.json"
+    rb = evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=20, device="cpu", out=out)).result.randmix
+    assert rb.points is not None
+    clean = rb.points.clean
+    wrong = [1 - clean[0], *clean[1:]]
+    for change, message in (({"randmix.points.clean": wrong}, "clean_acc"),
+                            ({"randmix.points.robust": [1] * 20, "randmix.points.clean": [1] * 19 + [0]}, "robust")):
+        bad = tmp_path / f"bad-{message}.json"
+        bad.write_text(out.read_text())
+        edit_result(bad, change)
+        with pytest.raises(ResultError, match=message):
+            read_result(bad)
+
+
+def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:
+    """The masking control: APGD-CE examples made on the `full` model, judged on the `chans` one; the source is
+    recorded by its weights; refused without a source, with the model itself as source, and with --sanity."""
+    from randmix_bench.checkpoint import digests
+    from randmix_bench.errors import RandmixError
+    from randmix_bench.masking import controls
+    from randmix_bench.robustness import EvalOptions, SanityOptions, evaluate
+
+    source = train_tiny_checkpoint(tmp_path / "full.safetensors", mixing="full")
+    target = train_tiny_checkpoint(tmp_path / "chans.safetensors", mixing="chans")
+    base = EvalOptions(eps="8/255", n_examples=24, batch_size=24, device="cpu")
+    transfer = evaluate(target, "synthetic", replace(base, attack="transfer", transfer_from=source,
+                                                      out=tmp_path / "t.json")).result
+    rb = transfer.randmix
+    assert rb.attack.attack == "transfer" and rb.attack.attacks == ["apgd-ce"] and rb.sanity is None
+    assert rb.attack.source is not None and rb.attack.source.weights_sha256 == digests(source)[1]
+    assert rb.points is not None and "upper bound" in (transfer.footnote or "")
+    whitebox = evaluate(target, "synthetic", replace(base, attack="apgd-ce", out=tmp_path / "w.json")).result
+    [check] = controls([whitebox, transfer])
+    assert (check.entry, check.kind, check.n) == (whitebox.name, "transfer", 24)
+    assert check.whitebox_robust == sum(whitebox.randmix.points.robust)  # type: ignore[union-attr]
+    for options, message in ((replace(base, attack="transfer"), "go together"),
+                             (replace(base, transfer_from=source), "go together"),
+                             (replace(base, attack="transfer", transfer_from=target), "itself"),
+                             (replace(base, attack="transfer", transfer_from=source, sanity=SanityOptions()),
+                              "--sanity")):
+        with pytest.raises(RandmixError, match=message):
+            evaluate(target, "synthetic", replace(options, out=tmp_path / "x.json"))
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_eps(
+        train_tiny_checkpoint, edit_result, tmp_path: Path) -> None:
+    """Results written before per-point outcomes were recorded get them from a re-attack of the main eps alone,
+    which must reproduce their counts; the sweep and sanity report are kept. A count that does not reproduce (an
+    edited number) writes nothing."""
+    from randmix_bench.errors import RandmixError
+    from randmix_bench.robustness import EvalOptions, SanityOptions, add_points, evaluate
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    out = tmp_path / "r.json"
+    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu", out=out,
+                          sweep="4/255,8/255", sanity=SanityOptions(square_queries=10))
+    first = evaluate(ckpt, "synthetic", options).result
+    edit_result(out, {"randmix.points": None, "randmix.full_test_clean": None})
+    again = add_points(ckpt, "synthetic", options).result.randmix
+    assert again.points == first.randmix.points and again.sweep == first.randmix.sweep
+    assert again.sanity == first.randmix.sanity and again.robust_acc == first.randmix.robust_acc
+    edit_result(out, {"randmix.points": None, "randmix.full_test_clean": None, "randmix.robust_acc": 1.0,
+                      "randmix.clean_acc": 1.0, "autoattack_acc": "100.00", "clean_acc": "100.00",
+                      "randmix.per_attack_robust_acc": {"apgd-ce": 1.0}, "randmix.sweep": []})
+    before = out.read_text()
+    with pytest.raises(RandmixError, match="not the recorded"):
+        add_points(ckpt, "synthetic", options)
+    assert out.read_text() == before

@@ -87,3 +87,35 @@ def test_shards_split_the_plan_into_disjoint_groups() -> None:
         reproduce.parse_shard("0/3")
     with pytest.raises(RandmixError, match="matches no job"):
         reproduce.select(jobs, only=["nothing*"])
+
+
+def test_a_rerun_of_a_job_gives_the_same_weights_and_the_result_records_them(tier: Path) -> None:
+    """Bit-reproducible: the same job on the same CPU with the same thread count gives the same weights digest,
+    which the result records beside the file's sha256 (a checkpoint whose metadata changed is the same run)."""
+    from randmix_bench.checkpoint import read_checkpoint, weights_digest
+
+    invoke("--only", "*tiny*")
+    ckpt = tier / "leaderboards/checkpoints/small/small-tiny-chans-s0.safetensors"
+    first = weights_digest(read_checkpoint(ckpt)[0])
+    entry = read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json")
+    assert entry.randmix.checkpoint.weights_sha256 == first  # type: ignore[union-attr]
+    assert entry.randmix.provenance.threads is not None  # type: ignore[union-attr]
+    invoke("--only", "train:*tiny*", "--force")  # done jobs are skipped: retrain from a fresh run folder
+    ckpt.unlink()
+    import shutil
+    shutil.rmtree(tier / "runs")
+    invoke("--only", "train:*tiny*")
+    assert weights_digest(read_checkpoint(ckpt)[0]) == first
+
+
+def test_the_smoke_tier_records_per_point_outcomes_with_a_custom_attack_set(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["reproduce", "--tier", "smoke", "--device", "cpu", "--only", "*chans*"])
+    assert result.exit_code == 0, result.output
+    rb = read_result(tmp_path / "leaderboards/synthetic/Linf/smoke-tiny-synthetic-chans-s0-linf.json").randmix  # type: ignore[union-attr]
+    assert rb.attack.version == "custom" and rb.attack.attacks == ["apgd-ce"] and rb.sanity is not None
+    assert rb.points is not None and rb.points.indices == list(range(32))
+    assert sum(rb.points.robust) / 32 == rb.robust_acc and sum(rb.points.clean) / 32 == rb.clean_acc
+    full = rb.full_test_clean
+    assert full is not None and sum(full) / len(full) == rb.clean_acc_full_test

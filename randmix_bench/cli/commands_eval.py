@@ -24,7 +24,8 @@ def eval_command(
                                 "fashion-mnist-mini, ... or an image folder."),
     data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir",
                                          help="Where the dataset is (see `randmix_bench.data`)."),
-    attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd or square."),
+    attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd, square or transfer "
+                                "(with --transfer-from)."),
     norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
     eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
     n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
@@ -41,6 +42,12 @@ def eval_command(
                                          "5000 otherwise)."),
     sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
                                      "curve PNG beside the JSON."),
+    sweep_attacks: str | None = typer.Option(None, help="Attacks of the sweep's other eps values when cheaper than "
+                                             "the main ones, e.g. apgd-ce (AutoAttack custom); default: the main "
+                                             "attacks."),
+    transfer_from: Path | None = typer.Option(None, help="With --attack transfer: the checkpoint (or run folder) the "
+                                              "APGD-CE examples are made on; the evaluated model is judged on them "
+                                              "(a gradient-masking control)."),
     sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
                                 "AutoAttack flags); exit 3 when they fail."),
     name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
@@ -59,7 +66,9 @@ def eval_command(
     options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
                           batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
                           n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
-                          sanity=SanityOptions() if sanity else None, data_dir=data_dir, device=device, name=name,
+                          sweep_attacks=sweep_attacks or EvalOptions.sweep_attacks,
+                          sanity=SanityOptions() if sanity else None, transfer_from=transfer_from,
+                          data_dir=data_dir, device=device, name=name,
                           out=out)
     try:
         with cpu_threads(parse_threads(threads)), RichProgress(console) as progress:

@@ -26,6 +26,7 @@ __all__ = ["Unshuffler", "UNSHUFFLER_MODELS"]
 UNSHUFFLER_MODELS = (
     "randmix_unshuffler_512_16",
     "randmix_unshuffler_256_8",
+    "randmix_unshuffler_64_8",
     "randmix_unshuffler_16_7",
     "randmix_unshuffler_8_7",
     "randmix_unshuffler_tiny",
@@ -112,6 +113,13 @@ def randmix_unshuffler_256_8(pretrained: bool = False, **kwargs: Any) -> Unshuff
     """Width 256, depth 8, kernel 9 (receptive radius 32, enough for 32x32): a mid-size GPU run."""
     args = dict(dim=256, depth=8, kernel_size=9)
     return _create("randmix_unshuffler_256_8", pretrained, **dict(args, **kwargs))
+
+
+@register_model
+def randmix_unshuffler_64_8(pretrained: bool = False, **kwargs: Any) -> Unshuffler:
+    """Width 64, depth 8, kernel 9 (receptive radius 32, enough for 28x28): the medium tier's unshuffler."""
+    args = dict(dim=64, depth=8, kernel_size=9)
+    return _create("randmix_unshuffler_64_8", pretrained, **dict(args, **kwargs))
 
 
 @register_model

@@ -42,7 +42,7 @@ from randmix_bench.robustness.attacks import (
     split_list,
 )
 from randmix_bench.robustness.checks import BALL_TOLERANCE, SanityOptions, autoattack_flags
-from randmix_bench.robustness.evaluation import EvalOutput, default_name, default_output, evaluate
+from randmix_bench.robustness.evaluation import EvalOutput, add_points, default_name, default_output, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum
@@ -58,6 +58,7 @@ __all__ = [
     "Outcome",
     "EvalOptions",
     "EvalOutput",
+    "add_points",
     "SanityOptions",
     "ProgressReporter",
     "EvalRecord",

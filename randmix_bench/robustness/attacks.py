@@ -132,7 +132,8 @@ def make_attack_config(
                 raise RandmixError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
             attacks = list(AutoAttack(nn.Identity(), norm=norm, eps=eps, version=version).attacks_to_run)
     else:
-        version, attacks = AAVersion.CUSTOM, ([] if attack == Attack.NONE else [str(attack)])
+        named = {Attack.NONE: [], Attack.TRANSFER: [str(Attack.APGD_CE)]}
+        version, attacks = AAVersion.CUSTOM, named.get(attack, [str(attack)])
     return AttackConfig(attack=attack, version=version, attacks=attacks, norm=norm, eps=eps, seed=seed,
                         batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
 

@@ -10,23 +10,24 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, load_model, resolve
+from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, exclusive, sha256
+from randmix_bench.files import atomic_path, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.results import (
     AttackConfig,
     CheckpointRef,
+    Points,
     RandmixBlock,
     RobustnessResult,
     SanityReport,
@@ -35,17 +36,17 @@ from randmix_bench.results import (
     pct,
     write_result,
 )
-from randmix_bench.robustness.attacks import parse_eps_list
+from randmix_bench.robustness.attacks import parse_eps_list, split_list
 from randmix_bench.robustness.checks import autoattack_flags, sanity_checks
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
-from randmix_bench.tasks import accuracy
+from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Mixing
+from randmix_bench.vocab import Attack, Mixing
 
-__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "prepare", "run", "record", "default_name",
-           "default_output"]
+__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
+           "default_name", "default_output"]
 
 
 @dataclass
@@ -148,6 +149,7 @@ class Prepared:
     device: torch.device
     checkpoint: Path
     model: nn.Module  # on the device, in eval mode
+    source: tuple[Path, nn.Module] | None  # a transfer attack's source checkpoint and model, on the device
     meta: dict[str, Any]  # the checkpoint's metadata
     dataset: str
     test: ImageSplit  # the whole test set
@@ -174,11 +176,20 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     eps_text, eps_value = options.resolved_eps()
     sweep_points = parse_eps_list(options.sweep, options.norm)
     config = options.attack_config(eps_value)
+    if sweep_points:
+        options.sweep_config(config, eps_value)  # validates --sweep-attacks before any work
+    elif split_list(options.sweep_attacks):
+        raise RandmixError("--sweep-attacks goes with --sweep (the eps values of the curve)")
     dev = resolve_device(options.device)
     if options.n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
     if options.name is not None:
         check_entry_name(options.name)
+    if (options.transfer_from is None) != (config.attack != Attack.TRANSFER):
+        raise RandmixError("--attack transfer and --transfer-from CHECKPOINT (the model the examples are made on) "
+                           "go together")
+    if options.transfer_from is not None and options.sanity is not None:
+        raise RandmixError("--sanity checks a white-box evaluation; a transfer attack is itself such a check")
     ckpt_path = resolve(checkpoint)
     model, meta = load_model(ckpt_path)
     _check_label(meta, dataset)
@@ -186,12 +197,22 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     points = test.first(options.n_examples)
     model = model.to(dev).eval()
     _check_fits(model, meta, points, dev)
+    source = None
+    if options.transfer_from is not None:
+        source_path = resolve(options.transfer_from)
+        if source_path.resolve() == ckpt_path.resolve():
+            raise RandmixError("--transfer-from is the evaluated checkpoint itself; that is a white-box attack")
+        source_model, source_meta = load_model(source_path)
+        source_model = source_model.to(dev).eval()
+        _check_fits(source_model, source_meta, points, dev)
+        source = (source_path, source_model)
 
     name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
     return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
-                    checkpoint=ckpt_path, model=model, meta=meta, dataset=dataset, test=test, points=points,
-                    name=name, out=out_path, curve=out_path.with_suffix(".png") if sweep_points else None)
+                    checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
+                    points=points, name=name, out=out_path,
+                    curve=out_path.with_suffix(".png") if sweep_points else None)
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
@@ -200,6 +221,7 @@ def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecor
     sanity = job.options.sanity
     fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.options.n_examples,
                    "attack": job.config.model_dump(mode="json"), "sweep": [v for _, v in job.sweep],
+                   "sweep_attacks": split_list(job.options.sweep_attacks),
                    "sanity": None if sanity is None else asdict(sanity)}
     path = job.out.with_suffix(".eval-state")
     try:
@@ -216,16 +238,20 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     robust at the eps below: broken at a smaller eps stays broken at every larger one), then the sanity
     checks; every finished batch is recorded in ``state``."""
     config = job.config
-    with input_gradients_only(job.model), autoattack_flags(state.flags) as flags:
+    source = None if job.source is None else job.source[1]
+    with input_gradients_only(job.model), input_gradients_only(source or job.model), \
+            autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
-                          batch_size=config.batch_size, record=state, progress=progress)
+                          batch_size=config.batch_size, record=state, progress=progress, source=source)
         main = harness.run(f"eps={job.eps_text}", config, harness.clean())
         sweep, chain = [], main.clean
         for text, value in job.sweep:
-            outcome = main if math.isclose(value, config.eps) else \
-                harness.run(f"eps={text}", config.model_copy(update={"eps": value}), chain)
+            point_config = job.options.sweep_config(config, value)
+            same = math.isclose(value, config.eps) and point_config.attacks == config.attacks
+            outcome = main if same else harness.run(f"eps={text}", point_config, chain)
             chain = chain & outcome.robust
-            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc))
+            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc,
+                                    attacks=None if point_config.attacks == config.attacks else point_config.attacks))
         sanity = job.options.sanity
         report = None if sanity is None else sanity_checks(harness, main, config, sanity, flags, job.eps_text)
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
@@ -241,7 +267,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
     mixing = getattr(model, "mixing", None)
     whole = len(job.test) == job.options.n_examples
-    full_test_acc = None if whole else accuracy(model, job.test, config.batch_size, job.device)
+    full_test = None if whole else (predict(model, job.test.images, config.batch_size, job.device) == job.test.labels)
     block = RandmixBlock(
         model=meta["model"],
         mixing=mixing.mixing if mixing is not None else Mixing.FULL,
@@ -258,7 +284,10 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
         clean_acc=main.clean_acc,
         robust_acc=main.robust_acc,
         per_attack_robust_acc=main.per_attack,
-        clean_acc_full_test=full_test_acc,
+        clean_acc_full_test=None if full_test is None else int(full_test.sum()) / len(full_test),
+        points=Points(indices=list(range(len(main.clean))), clean=main.clean.int().tolist(),
+                      robust=main.robust.int().tolist()),
+        full_test_clean=None if full_test is None else full_test.int().tolist(),
         params_trainable=trainable,
         params_frozen=frozen,
         checkpoint=checkpoint,
@@ -305,9 +334,56 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
             if path is not None and path.exists() and not force:
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha256(job.checkpoint))
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
+        if job.source is not None:  # recorded in the attack's configuration, the resume state's fingerprint too
+            source_ref = CheckpointRef.for_result(job.source[0], job.out, *digests(job.source[0]))
+            job.config = job.config.model_copy(update={"source": source_ref})
         state = _open_state(job, checkpoint_ref.sha256, force)
         measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
+        state.discard()
+    return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)
+
+
+def _counts(rb: RandmixBlock) -> tuple[int, int, dict[str, int]]:
+    """(clean, robust, per attack) point counts of a result (older ones kept fractions as float32 means)."""
+    n = rb.n_examples
+    return (round(rb.clean_acc * n), round(rb.robust_acc * n),
+            {a: round(acc * n) for a, acc in rb.per_attack_robust_acc.items()})
+
+
+def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, command: str | None = None,
+               progress: ProgressReporter | None = None) -> EvalOutput:
+    """Give an earlier result (``options.out``) written before per-point outcomes were recorded its outcomes:
+    re-attack the main eps alone and keep the earlier sweep and sanity report. The re-attack must reproduce the
+    earlier clean, robust and per-attack counts exactly, or nothing is written (then redo the whole evaluation)."""
+    from randmix_bench.results import read_result
+
+    began = time.perf_counter()
+    if options.out is None:
+        raise RandmixError("add_points needs the earlier result as options.out")
+    earlier = read_result(options.out)
+    if not isinstance(earlier, RobustnessResult):
+        raise RandmixError(f"{options.out} is not a robustness result")
+    job = prepare(checkpoint, dataset, replace(options, sweep=(), sweep_attacks=(), sanity=None))
+    old = earlier.randmix
+    sha, weights = digests(job.checkpoint)
+    if (old.attack != job.config or old.n_examples != job.options.n_examples or earlier.eps != job.eps_text
+            or old.checkpoint.sha256 != sha):
+        raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
+    with exclusive(job.out, f"the result {job.out}"):
+        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha, weights)
+        state = _open_state(job, sha, force=True)
+        measured = run(job, state, progress)
+        now = (int(measured.main.clean.sum()), int(measured.main.robust.sum()),
+               {a: round(acc * len(measured.main.clean)) for a, acc in measured.main.per_attack.items()})
+        if now != _counts(old):
+            raise RandmixError(f"re-attacking {job.out} gives counts {now}, not the recorded {_counts(old)} (another "
+                               "machine or thread count may round differently); redo the whole evaluation with --force")
+        measured.sweep, measured.sanity = list(old.sweep), old.sanity
+        measured.flags = sorted(set(old.autoattack_flags) | set(measured.flags))
+        measured.attack_seconds = {**old.attack_time_s, **measured.attack_seconds}
+        job.curve = job.out.with_suffix(".png") if old.curve_png else None  # redrawn from the same data
+        result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=True)
         state.discard()
     return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

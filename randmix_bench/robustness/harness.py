@@ -51,11 +51,12 @@ class Outcome:
 
     @property
     def clean_acc(self) -> float:
-        return self.clean.float().mean().item()
+        """Exactly count / n (never a float32 mean): compared with per-attack accuracies and per-point outcomes."""
+        return int(self.clean.sum()) / len(self.clean)
 
     @property
     def robust_acc(self) -> float:
-        return self.robust.float().mean().item()
+        return int(self.robust.sum()) / len(self.robust)
 
 
 @contextmanager
@@ -104,11 +105,14 @@ class ChannelsLastInputs(nn.Module):
 
 class Harness:
     """One model (in eval mode, see :func:`input_gradients_only`) and one set of points on the device;
-    runs attack stages against a record and keeps the wall time of each stage's attacks."""
+    runs attack stages against a record and keeps the wall time of each stage's attacks. With a ``source``
+    model the attacks run on it and their examples are judged on ``model``: a transfer attack."""
 
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
-                 batch_size: int, record: EvalRecord, progress: ProgressReporter | None) -> None:
+                 batch_size: int, record: EvalRecord, progress: ProgressReporter | None,
+                 source: nn.Module | None = None) -> None:
         self.model = ChannelsLastInputs(model)
+        self.source = self.model if source is None else ChannelsLastInputs(source)
         self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
@@ -133,7 +137,7 @@ class Harness:
         outcome = Outcome(clean=clean, robust=robust)
         if not config.attacks:
             return outcome
-        adversary = Adversary(self.model, config, self.device)
+        adversary = Adversary(self.source, config, self.device)
         before_attacks(adversary, self.x[: self.batch_size], self.y[: self.batch_size], self.batch_size)
         n = len(robust)
         with torch.no_grad():  # as in AutoAttack's loop; the attacks enable gradients where they need them
@@ -155,10 +159,10 @@ class Harness:
                     robust[state.done[str(b)]] = False
                     if self.progress is not None:
                         self.progress.advance(len(idx), robust.sum().item() / n)
-                outcome.per_attack[attack] = robust.sum().item() / n
+                outcome.per_attack[attack] = int(robust.sum()) / n
                 outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = state.seconds
                 log.info("%s %s: robust accuracy %.4f", stage, attack, outcome.per_attack[attack])
-        after_attacks(adversary, clean.float().mean().item(), outcome.per_attack)
+        after_attacks(adversary, outcome.clean_acc, outcome.per_attack)
         return outcome
 
     def _attack_batch(self, adversary: Adversary, attack: str, idx: list[int], config: AttackConfig) -> list[int]:

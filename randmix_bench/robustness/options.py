@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from randmix_bench.results import AttackConfig
-from randmix_bench.robustness.attacks import make_attack_config, resolve_eps
+from randmix_bench.robustness.attacks import make_attack_config, resolve_eps, split_list
 from randmix_bench.robustness.checks import SanityOptions
 from randmix_bench.vocab import AAVersion, Attack, Norm
 
@@ -37,7 +37,9 @@ class EvalOptions:
     n_iter: int | None = None  # APGD/FAB/PGD iterations (custom versions); None: AutoAttack's 100
     n_queries: int | None = None  # Square queries (custom versions); None: AutoAttack's 5000
     sweep: str | Sequence[str] = ()  # eps values of a robustness curve
+    sweep_attacks: str | Sequence[str] = ()  # the curve's own (cheaper) attacks, e.g. "apgd-ce"; (): the main ones
     sanity: SanityOptions | None = None  # gradient-masking checks; None: not run
+    transfer_from: str | Path | None = None  # with attack "transfer": the checkpoint the examples are made on
     data_dir: str | Path | None = None  # where the dataset is (see randmix_bench.data)
     device: str | torch.device = "auto"
     name: str | None = None  # the entry's name; None: the run folder's name
@@ -46,6 +48,15 @@ class EvalOptions:
     def resolved_eps(self) -> tuple[str, float]:
         """The eps as given (or the norm's default) and its value."""
         return resolve_eps(self.eps, self.norm)
+
+    def sweep_config(self, config: AttackConfig, eps: float) -> AttackConfig:
+        """The attack configuration of a sweep point at ``eps``: the main one, or AutoAttack custom with
+        ``sweep_attacks`` and the main one's seed, batch and budgets."""
+        if not split_list(self.sweep_attacks):
+            return config.model_copy(update={"eps": eps})
+        return make_attack_config(Attack.AUTOATTACK, norm=config.norm, eps=eps, version=AAVersion.CUSTOM,
+                                  attacks=self.sweep_attacks, seed=config.seed, batch_size=config.batch_size,
+                                  n_iter=config.n_iter, n_queries=config.n_queries)
 
     def attack_config(self, eps: float) -> AttackConfig:
         """The validated attack configuration at ``eps``."""

@@ -28,7 +28,7 @@ from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
-from randmix_bench.threads import AUTO, cpu_threads, parse_threads
+from randmix_bench.threads import cpu_threads, parse_threads
 from randmix_bench.train import TrainReporter, check_run_dir, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
@@ -60,7 +60,9 @@ class QuickstartConfig:
     n_iter: int | None = None  # APGD iterations; None keeps AutoAttack's 100
     seed: int = 0
     device: str = "cpu"
-    threads: int | str | None = AUTO  # torch CPU threads, a count or "auto" (randmix_bench.threads); None: as set
+    # torch CPU threads, a count or "auto" (randmix_bench.threads); None: as set. 1: this model's ops are too small
+    # to gain from a second thread.
+    threads: int | str | None = 1
     data_dir: str | Path | None = None  # where the dataset is (see randmix_bench.data)
 
     def attack_description(self) -> str:

@@ -27,7 +27,7 @@ def quickstart_command(
     n_iter: int | None = typer.Option(QuickstartConfig.n_iter, "--n-iter",
                                       help="APGD iterations (default: AutoAttack's 100)."),
     device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
-    threads: opts.Threads = opts.AUTO,
+    threads: opts.Threads = str(QuickstartConfig.threads),
     data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir",
                                          help="Where the dataset is (see `randmix_bench.data`)."),
 ) -> None:

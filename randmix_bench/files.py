@@ -3,7 +3,6 @@ and two processes never write the same run or result."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -13,6 +12,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from randmix_bench.errors import ExistsError, RandmixError
 
@@ -80,31 +81,23 @@ class BusyError(RandmixError):
 def exclusive(path: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (a run folder or a result file) for the block, or fail at once.
 
-    The lock is ``flock`` on a hidden ``.<name>.lock`` beside ``path``: the kernel releases it when the
-    process dies, so a killed run never leaves a stale lock behind. ``what`` names the thing in the
-    error (e.g. ``"--out runs/a"``)."""
+    The lock is ``filelock``'s on a hidden ``.<name>.lock`` beside ``path`` (``flock`` on POSIX, ``msvcrt`` on
+    Windows): the OS releases it when the process dies, so a killed run never leaves a stale lock behind. The
+    file is removed before the lock is let go; filelock retries a file removed under it (``st_nlink == 0``).
+    ``what`` names the thing in the error (e.g. ``"--out runs/a"``)."""
     path = Path(path)
-    lock = path.parent / f".{path.name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise BusyError(f"another randmix process is writing {what} (lock {lock}); wait for it to finish or "
-                            "choose another output") from None
-        try:
-            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
-                break  # else the holder removed the file while we opened it: lock the new one
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    lock = FileLock(path.parent / f".{path.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to finish "
+                        "or choose another output") from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)  # before unlocking, so a waiter that locked the old file retries
-        os.close(fd)
+        Path(lock.lock_file).unlink(missing_ok=True)
+        lock.release()
 
 
 def check_writable(path: str | Path, what: str) -> None:

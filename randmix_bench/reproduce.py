@@ -13,13 +13,20 @@ its outputs alone, so a fresh clone with the committed results finds every job d
 
 ``shard=(i, n)`` gives a process a fixed, disjoint share of the jobs: a training run and every job that
 needs it stay together, and the leaderboard job runs only unsharded (after the shards are merged).
+
+``workers=N`` runs the job groups (a training run and what needs it) in N processes at once, each taking the
+next group when it finishes one, with ``threads`` torch threads each; the leaderboard job runs last, in the
+calling process. Resume and locking are the trainer's and the harness's, as for one process.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import multiprocessing
+import queue
 import shutil
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
@@ -40,7 +47,7 @@ if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
 
 __all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
-           "parse_shard", "run", "Reporter"]
+           "parse_shard", "parse_jobs", "run", "Reporter"]
 
 
 class JobState(str, Enum):
@@ -367,6 +374,23 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return i, n
 
 
+def parse_jobs(text: str | int, device: str | None) -> int:
+    """``--jobs``: a count >= 1, or ``auto``: one process per CPU core this process may use on the CPU (each then
+    gets one thread: cheaper than two threads on one job, whose ops do not scale 2x), one on a GPU."""
+    from randmix_bench.threads import available_cores
+
+    value = str(text).strip().lower()
+    if value == "auto":
+        return 1 if resolve_device(device or "auto").type != "cpu" else available_cores()
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 256:
+        raise RandmixError(f"--jobs must be auto or a count in 1..256, got {text}")
+    return n
+
+
 def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, int] | None = None) -> list[AnyJob]:
     """The jobs matching any ``only`` glob (on ``kind:name`` or ``name``), then this shard's share of them."""
     chosen = [j for j in jobs if not only or any(fnmatch.fnmatchcase(f"{j.kind}:{j.name}", p)
@@ -398,29 +422,139 @@ class Outcome:
 
 
 def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: bool = False,
-        reporter: Reporter | None = None, training: TrainReporter | None = None) -> list[Outcome]:
+        reporter: Reporter | None = None, training: TrainReporter | None = None, workers: int = 1,
+        threads: int | None = None) -> list[Outcome]:
     """Run every job not done yet, in order, reporting each to ``reporter`` and each training to ``training``.
     A ``changed`` job anywhere is refused before any work unless ``force``. Each job's state is read again when its
     turn comes: earlier jobs change later ones' inputs. A device that cannot run here is refused first, even when
-    every job is done, so that a typo never passes silently."""
+    every job is done, so that a typo never passes silently.
+
+    With ``workers`` > 1 the groups run in that many processes (``threads`` torch threads each; trainings
+    report nothing to ``training`` there) and the outcomes are returned in plan order all the same."""
+    if workers < 1:
+        raise RandmixError(f"jobs must be >= 1, got {workers}")
     if device is not None:
         resolve_device(device)
     changed = [f"{j.kind}:{j.name}" for j in jobs if j.kind != "leaderboard" and j.state(paths) is JobState.CHANGED]
     if changed and not force:
         raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"
                            f"{' ...' if len(changed) > 3 else ''}); pass --force to redo them")
-    outcomes = []
-    for index, job in enumerate(jobs):
-        state = job.state(paths)
-        outcome = Outcome(job, state)
-        outcomes.append(outcome)
-        if reporter:
-            reporter.job_started(job, index, len(jobs), state)
-        if state is not JobState.DONE:
-            began = time.perf_counter()
-            # --force redoes what it must: a changed output, and a partial one whose state cannot be continued
-            job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training)
-            outcome.seconds, outcome.ran = time.perf_counter() - began, True
-        if reporter:
-            reporter.job_finished(job, state, outcome.seconds)
+    outcomes = [Outcome(job, JobState.PENDING) for job in jobs]
+    work = {j.group for j in jobs if j.kind != "leaderboard" and j.state(paths) is not JobState.DONE}
+    parallel = [i for i, j in enumerate(jobs) if j.kind != "leaderboard" and j.group in work]
+    if workers > 1 and len(work) > 1:
+        _run_parallel(jobs, parallel, outcomes, paths, device, force, reporter, workers, threads)
+    else:
+        parallel = []
+    for index in range(len(jobs)):  # the rest in order: jobs already done, the leaderboard last
+        if index not in parallel:
+            _run_one(jobs, index, outcomes[index], paths, device, force, reporter, training)
     return outcomes
+
+
+def _run_one(jobs: Sequence[AnyJob], index: int, outcome: Outcome, paths: Paths, device: str | None, force: bool,
+             reporter: Reporter | None, training: TrainReporter | None) -> None:
+    job = jobs[index]
+    outcome.before = state = job.state(paths)
+    if reporter:
+        reporter.job_started(job, index, len(jobs), state)
+    if state is not JobState.DONE:
+        began = time.perf_counter()
+        # --force redoes what it must: a changed output, and a partial one whose state cannot be continued
+        job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training)
+        outcome.seconds, outcome.ran = time.perf_counter() - began, True
+    if reporter:
+        reporter.job_finished(job, state, outcome.seconds)
+
+
+# ------------------------------------------------------------------------------------------ parallel groups
+
+
+def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, device: str | None, force: bool,
+            threads: int | None) -> None:
+    """One worker process: take groups (lists of job indices) until none is left, report every job as an event."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    while True:
+        try:
+            group = groups.get_nowait()
+        except queue.Empty:
+            return
+        for index in group:
+            outcome = Outcome(jobs[index], JobState.PENDING)
+            try:
+                _run_one(jobs, index, outcome, paths, device, force, _Events(events, index), None)
+            except RandmixError as e:
+                events.put(("failed", index, str(e), True))
+                return
+            except BaseException:  # noqa: BLE001  (the parent re-raises it with this traceback)
+                events.put(("failed", index, traceback.format_exc(), False))
+                return
+            events.put(("outcome", index, outcome.before.value, outcome.seconds, outcome.ran))
+
+
+@dataclass
+class _Events:
+    """A :class:`Reporter` in a worker: forwards ``job_started`` to the parent, which reports it in order."""
+
+    events: Any
+    index: int
+
+    def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
+        self.events.put(("started", self.index, state.value))
+
+    def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
+        pass  # sent with the outcome
+
+
+def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[Outcome], paths: Paths,
+                  device: str | None, force: bool, reporter: Reporter | None, workers: int,
+                  threads: int | None) -> None:
+    """The groups of ``indices`` in ``workers`` spawned processes (never forked: OpenMP does not survive a fork).
+    The first failure stops every worker (killed jobs resume on the next run) and is raised here."""
+    context = multiprocessing.get_context("spawn")
+    groups, events = context.Queue(), context.Queue()
+    by_group: dict[str, list[int]] = {}
+    for i in indices:
+        by_group.setdefault(jobs[i].group, []).append(i)
+    for group in by_group.values():
+        groups.put(group)
+    processes = [context.Process(target=_worker, args=(groups, events, jobs, paths, device, force, threads),
+                                 daemon=True) for _ in range(min(workers, len(by_group)))]
+    for p in processes:
+        p.start()
+    left, failure = len(indices), None
+    try:
+        while left and failure is None:
+            try:
+                event = events.get(timeout=1.0)
+            except queue.Empty:
+                if not any(p.is_alive() for p in processes):
+                    failure = ("a worker process died without a report (out of memory?); rerun to resume", True)
+                continue
+            kind, index = event[0], event[1]
+            job = jobs[index]
+            if kind == "started":
+                outcomes[index].before = JobState(event[2])
+                if reporter:
+                    reporter.job_started(job, index, len(jobs), outcomes[index].before)
+            elif kind == "outcome":
+                outcome = outcomes[index]
+                outcome.before, outcome.seconds, outcome.ran = JobState(event[2]), event[3], event[4]
+                left -= 1
+                if reporter:
+                    reporter.job_finished(job, outcome.before, outcome.seconds)
+            else:
+                failure = (f"{job.kind} {job.name}: {event[2]}" if event[3] else event[2], event[3])
+    finally:
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+            p.join()
+    if failure is not None:
+        message, ours = failure
+        if ours:
+            raise RandmixError(message)
+        raise RuntimeError(f"a job failed in a worker process:\n{message}")

@@ -18,9 +18,10 @@ set; a recorded n larger than the test set is refused.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,8 @@ from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
 
-__all__ = ["Check", "VerifyOptions", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE",
-           "tolerance", "verify", "failures"]
+__all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
+           "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
 
 DEFAULT_N = 500
 DEFAULT_SIGMAS = 3.0
@@ -221,80 +222,138 @@ def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: in
     return None
 
 
+class VerifyLog:
+    """What ``randmix verify --log FILE`` has checked, one JSON line per entry, appended as each entry is done: a
+    run that is killed keeps every entry it finished, and a rerun with the same log takes those entries from it.
+    A line counts only for the same result file content, checkpoint and options; anything else is checked again."""
+
+    def __init__(self, path: str | Path, options: VerifyOptions) -> None:
+        self.path, self.options = Path(path), {k: str(v) for k, v in asdict(options).items()}
+        self.done: dict[str, tuple[str, list[Check]]] = {}
+        if self.path.exists():
+            try:
+                for line in self.path.read_text().splitlines():
+                    if line.strip():
+                        record = json.loads(line)
+                        if record["options"] == self.options:
+                            self.done[record["entry"]] = (record["key"], [Check(**c) for c in record["checks"]])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise RandmixError(f"--log {self.path} is not a verify log ({type(e).__name__}); delete it or "
+                                   "pass another file") from None
+
+    @staticmethod
+    def key(entry: Entry) -> str:
+        return f"{sha256(entry.path)}:{sha256(entry.checkpoint) if entry.checkpoint.is_file() else '-'}"
+
+    def checked(self, entry: Entry) -> list[Check] | None:
+        """The entry's checks from an earlier run, when its files are unchanged."""
+        key, checks = self.done.get(entry.rel, ("", []))
+        return checks if key and key == self.key(entry) else None
+
+    def add(self, entry: Entry, checks: list[Check]) -> None:
+        record = {"entry": entry.rel, "key": self.key(entry), "options": self.options,
+                  "checks": [asdict(c) for c in checks]}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+
+
 def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
-           progress: Callable[[str], None] | None = None) -> list[Check]:
+           progress: Callable[[str], None] | None = None, checked: Callable[[list[Check]], None] | None = None,
+           fail_fast: bool = False, log: VerifyLog | None = None) -> list[Check]:
     """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
     numbers on the first ``min(options.n, recorded n)`` test points: a robustness entry that ran a white-box
     attack gets a second row, its robust accuracy re-checked (see :data:`TOLERANCE_RULE`), unless
     ``options.robust`` is False (an attack of a large model on the CPU takes minutes). Each test set is loaded
-    once; ``progress`` hears which entry is being checked."""
-    n, sigmas, batch_size, device = options.n, options.sigmas, options.batch_size, options.device
+    once; ``progress`` hears which entry is being checked, ``checked`` gets each entry's checks when it is done
+    (also those taken from ``log``, which records every entry checked here). ``fail_fast`` stops after the first
+    entry that fails."""
     splits: dict[str, ImageSplit | Exception] = {}
-    checks = []
+    checks: list[Check] = []
     for entry in entries:
-        if progress:
-            progress(f"checking {entry.rel}")
-        if entry.is_robustness:
-            rb = entry.randmix
-            model, mixing, dataset, n_recorded = rb.model, rb.mixing, rb.dataset, rb.n_examples
-            metric, recorded, measure = "clean %", 100 * rb.clean_acc, _clean_accuracy
-        else:
-            r = entry.shuffle
-            model, mixing, dataset, n_recorded = r.model, r.mixing, r.dataset, r.n_examples
-            metric, recorded, measure = "PSNR dB", r.psnr, _psnr
-        ref = entry.checkpoint_ref
-        check = Check(entry.rel, model, mixing, metric, sha256(entry.checkpoint) == ref.sha256, n_recorded,
-                      recorded=recorded)
-        checks.append(check)
-        if not check.sha256_ok:
-            check.problem = f"sha256 of {entry.checkpoint} is not the recorded {ref.sha256[:12]}…"
-            continue
-        try:
-            net, meta = load_model(entry.checkpoint, map_location=device)
-        except CheckpointError as e:
-            check.problem = str(e)
-            continue
-        if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
-            check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
-            continue
-        held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
-        if held != (model, mixing):
-            check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
-            continue
-        check.problem = _label_problem(entry, net, meta)
-        if check.problem is not None:
-            continue
-        if dataset not in splits:
-            try:
-                splits[dataset] = load_split(dataset, train=False, data_dir=options.data_dir)
-            except (FileNotFoundError, ValueError) as e:
-                splits[dataset] = e
-        split = splits[dataset]
-        if isinstance(split, Exception):
-            check.problem = f"test data unavailable: {split}"
-            continue
-        if n_recorded > len(split):
-            check.problem = f"the entry says it measured {n_recorded} points; the {dataset} test set has {len(split)}"
-            continue
-        m = min(n, n_recorded)
-        check.n_checked = m
-        check.measured, sd, allowance = measure(net, meta, split.first(m), batch_size, device, recorded)
-        check.tolerance = tolerance(sd, m, n_recorded, allowance, sigmas)
-        if abs(check.measured - recorded) > check.tolerance:
-            check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
-                             f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
-        elif entry.is_robustness:
-            rb = entry.randmix
-            first = split.first(m)
-            correct = predict(net, first.images, batch_size, torch.device(device)) == first.labels
-            check.problem = ((_per_point_problem(correct, rb.points.clean, "points.clean")
-                              if rb.points is not None and rb.points.indices[:m] == list(range(m)) else None)
-                             or _full_test_problem(rb, net, split, m, sigmas, batch_size, device))
-        if entry.is_robustness and options.robust:
+        earlier = log.checked(entry) if log is not None else None
+        if earlier is None:
             if progress:
-                progress(f"re-attacking {entry.rel}")
-            robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
-            checks.extend([robust_check] if robust_check is not None else [])
+                progress(f"checking {entry.rel}")
+            entry_checks = verify_entry(entry, options, splits, progress)
+            if log is not None:
+                log.add(entry, entry_checks)
+        else:
+            entry_checks = earlier
+        checks += entry_checks
+        if checked:
+            checked(entry_checks)
+        if fail_fast and not all(c.ok for c in entry_checks):
+            break
+    return checks
+
+
+def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
+                 progress: Callable[[str], None] | None = None) -> list[Check]:
+    """One entry's checks (see :func:`verify`); ``splits`` caches the test sets loaded so far."""
+    n, sigmas, batch_size, device = options.n, options.sigmas, options.batch_size, options.device
+    checks: list[Check] = []
+    if entry.is_robustness:
+        rb = entry.randmix
+        model, mixing, dataset, n_recorded = rb.model, rb.mixing, rb.dataset, rb.n_examples
+        metric, recorded, measure = "clean %", 100 * rb.clean_acc, _clean_accuracy
+    else:
+        r = entry.shuffle
+        model, mixing, dataset, n_recorded = r.model, r.mixing, r.dataset, r.n_examples
+        metric, recorded, measure = "PSNR dB", r.psnr, _psnr
+    ref = entry.checkpoint_ref
+    check = Check(entry.rel, model, mixing, metric, sha256(entry.checkpoint) == ref.sha256, n_recorded,
+                  recorded=recorded)
+    checks.append(check)
+    if not check.sha256_ok:
+        check.problem = f"sha256 of {entry.checkpoint} is not the recorded {ref.sha256[:12]}…"
+        return checks
+    try:
+        net, meta = load_model(entry.checkpoint, map_location=device)
+    except CheckpointError as e:
+        check.problem = str(e)
+        return checks
+    if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
+        check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
+        return checks
+    held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
+    if held != (model, mixing):
+        check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
+        return checks
+    check.problem = _label_problem(entry, net, meta)
+    if check.problem is not None:
+        return checks
+    if dataset not in splits:
+        try:
+            splits[dataset] = load_split(dataset, train=False, data_dir=options.data_dir)
+        except (FileNotFoundError, ValueError) as e:
+            splits[dataset] = e
+    split = splits[dataset]
+    if isinstance(split, Exception):
+        check.problem = f"test data unavailable: {split}"
+        return checks
+    if n_recorded > len(split):
+        check.problem = f"the entry says it measured {n_recorded} points; the {dataset} test set has {len(split)}"
+        return checks
+    m = min(n, n_recorded)
+    check.n_checked = m
+    check.measured, sd, allowance = measure(net, meta, split.first(m), batch_size, device, recorded)
+    check.tolerance = tolerance(sd, m, n_recorded, allowance, sigmas)
+    if abs(check.measured - recorded) > check.tolerance:
+        check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
+                         f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
+    elif entry.is_robustness:
+        rb = entry.randmix
+        first = split.first(m)
+        correct = predict(net, first.images, batch_size, torch.device(device)) == first.labels
+        check.problem = ((_per_point_problem(correct, rb.points.clean, "points.clean")
+                          if rb.points is not None and rb.points.indices[:m] == list(range(m)) else None)
+                         or _full_test_problem(rb, net, split, m, sigmas, batch_size, device))
+    if entry.is_robustness and options.robust:
+        if progress:
+            progress(f"re-attacking {entry.rel}")
+        robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
+        checks.extend([robust_check] if robust_check is not None else [])
     return checks
 
 

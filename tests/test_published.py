@@ -15,8 +15,8 @@ from randmix_bench.cli import app
 from randmix_bench.data import available_locally, dataset_info
 from randmix_bench.leaderboard import Entry, load_entries
 from randmix_bench.plans import Tier
-from randmix_bench.quickstart import cpu_threads
 from randmix_bench.reproduce import JobState, Paths, plan
+from randmix_bench.threads import cpu_threads
 from randmix_bench.verify import VerifyOptions, failures, verify
 
 REPO = Path(__file__).resolve().parents[1]

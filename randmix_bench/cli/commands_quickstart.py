@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.quickstart import QuickstartConfig
@@ -26,8 +27,7 @@ def quickstart_command(
     n_iter: int | None = typer.Option(QuickstartConfig.n_iter, "--n-iter",
                                       help="APGD iterations (default: AutoAttack's 100)."),
     device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
-    threads: int = typer.Option(QuickstartConfig.threads, help="torch CPU threads; 1 is fastest for this tiny model, "
-                                "above all on a busy CPU."),
+    threads: opts.Threads = str(QuickstartConfig.threads),
     data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir",
                                          help="Where the dataset is (see `randmix_bench.data`)."),
 ) -> None:

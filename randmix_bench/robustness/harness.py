@@ -26,7 +26,7 @@ from randmix_bench.robustness.checks import after_attacks, autoattack_flags, bef
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tensors import eval_mode, to_unit
 
-__all__ = ["ProgressReporter", "Outcome", "Harness", "input_gradients_only", "robust_accuracy"]
+__all__ = ["ProgressReporter", "Outcome", "Harness", "ChannelsLastInputs", "input_gradients_only", "robust_accuracy"]
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,46 @@ class Outcome:
 
 @contextmanager
 def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with weights that do not require gradients, restored afterwards: attacks
-    need input gradients only, so backward skips every weight-gradient kernel and its memory."""
+    """The model in eval mode with weights that do not require gradients, in channels-last memory format,
+    restored afterwards. Attacks need input gradients only, so backward skips every weight-gradient kernel and
+    its memory; channels-last is oneDNN's fast layout for the depthwise and 1x1 convolutions (1.1-1.5x per
+    attack step on a CPU, benchmarks/RESULTS.md) and computes the same values. Pair it with
+    :class:`ChannelsLastInputs`, which hands attacks their gradients back in the layout of their inputs."""
     requires = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
+    model.to(memory_format=torch.channels_last)
     try:
         with eval_mode(model):
             yield model
     finally:
+        model.to(memory_format=torch.contiguous_format)
         for p, r in zip(model.parameters(), requires, strict=True):
             p.requires_grad_(r)
+
+
+class _ChannelsLast(torch.autograd.Function):
+    """Identity that passes a channels-last copy forward and a standard contiguous gradient back."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+class ChannelsLastInputs(nn.Module):
+    """``model`` fed channels-last images; the input gradients attacks get back are contiguous, as AutoAttack
+    expects them (its zero-gradient check calls ``view`` on them)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(_ChannelsLast.apply(x) if x.dim() == 4 else x)
 
 
 class Harness:
@@ -81,7 +111,8 @@ class Harness:
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                  batch_size: int, record: EvalRecord, progress: ProgressReporter | None,
                  source: nn.Module | None = None) -> None:
-        self.model, self.source = model, source if source is not None else model
+        self.model = ChannelsLastInputs(model)
+        self.source = self.model if source is None else ChannelsLastInputs(source)
         self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress

@@ -36,9 +36,10 @@ def quickstart_command(
     from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.cli.views import QuickstartView, quickstart_table
     from randmix_bench.robustness import split_list
+    from randmix_bench.threads import parse_threads
 
     cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples, eps=tuple(split_list(eps)),
-                           n_iter=n_iter, device=device, threads=threads, data_dir=data_dir)
+                           n_iter=n_iter, device=device, threads=parse_threads(threads), data_dir=data_dir)
     rows = quickstart.run(cfg, QuickstartView(console), training=TrainProgress(console))
     console.print(quickstart_table(rows, cfg))
     console.print(quickstart.scope(rows[0].result.randmix.dataset), highlight=False)

@@ -144,6 +144,7 @@ class EvalJob:
     sweep_attacks: tuple[str, ...] = ()
     n_queries: int | None = None  # Square's budget with a custom set
     transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attacks ("transfer",))
+    batch_size: int | None = None  # points per attack batch; None: all n_examples in one
     sanity: bool = True  # the gradient-masking checks every ranked number comes with (not for controls)
     kind: str = "eval"
 
@@ -153,8 +154,8 @@ class EvalJob:
         return default_output(self.dataset, self.norm, self.name, paths.leaderboards)
 
     def options(self, paths: Paths, device: str | None = None) -> EvalOptions:
-        """The evaluation's settings; the attack batch is the whole set of points, so that the outcomes do not
-        depend on a default batch size (AutoAttack seeds each batch)."""
+        """The evaluation's settings; the attack batch is fixed by the plan (by default the whole set of points), so
+        that the outcomes never depend on a default batch size (AutoAttack seeds each batch)."""
         from randmix_bench.robustness import EvalOptions, SanityOptions
 
         named = self.attacks in (("none",), ("transfer",))
@@ -162,7 +163,8 @@ class EvalJob:
             if self.attacks else {}
         source = None if self.transfer_from is None else paths.checkpoint(self.tier, self.transfer_from)
         return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
-                           batch_size=self.n_examples, sweep=self.sweep, sweep_attacks=self.sweep_attacks,
+                           batch_size=min(self.batch_size or self.n_examples, self.n_examples), sweep=self.sweep,
+                           sweep_attacks=self.sweep_attacks,
                            n_queries=self.n_queries, transfer_from=source,
                            sanity=SanityOptions(square_queries=self.square_queries) if self.sanity else None,
                            device=device or EvalOptions.device, name=self.name, out=self.output(paths))
@@ -308,13 +310,14 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
         first = i == 0
         if variant in study.clean_only:
             jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
-                                study.n_examples, attacks=("none",), sanity=False, estimate_s=5))
+                                study.n_examples, attacks=("none",), sanity=False, batch_size=study.attack_batch,
+                                estimate_s=5))
             continue
         swept = first or study.sweep_every_seed
         jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
                             sweep=study.sweep if swept else (), square_queries=study.square_queries,
                             attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
-                            estimate_s=study.eval_s + study.sweep_s * swept))
+                            batch_size=study.attack_batch, estimate_s=study.eval_s + study.sweep_s * swept))
         if first and study.standard_n is not None:  # after every seed's headline: the costly cross-check
             later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
                                 study.eps, study.standard_n, square_queries=study.square_queries,
@@ -322,11 +325,13 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
         if study.transfer and variant != "full" and "full" in study.variants and seed in study.seeds_of("full"):
             later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, "Linf", study.eps,
                                  study.n_examples, attacks=("transfer",), sanity=False,
-                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", estimate_s=study.control_s))
+                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", batch_size=study.attack_batch,
+                                 estimate_s=study.control_s))
         if first and study.square_n is not None:
             later.append(EvalJob(f"{run}-linf-square{study.square_control_queries}", run, run, tier, study.dataset,
                                  "Linf", study.eps, study.square_n, attacks=("square",), sanity=False,
-                                 n_queries=study.square_control_queries, estimate_s=study.control_s))
+                                 n_queries=study.square_control_queries, batch_size=study.attack_batch,
+                                 estimate_s=study.control_s))
         if first and study.l2_eps is not None:
             jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
                                 square_queries=study.square_queries, estimate_s=study.eval_s))

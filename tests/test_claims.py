@@ -40,9 +40,9 @@ def with_points(r: RobustnessResult, robust: np.ndarray, clean: np.ndarray | Non
 def test_a_checkpoint_reached_through_two_files_is_one_run(robust_result: Callable[..., Any]) -> None:
     """The run is the checkpoint (its weights digest), not train_seed and not the file: re-evaluating a
     checkpoint on more points does not add a run; the evaluation on the most points stands for it."""
-    results = [robust_result("full", s, 0.8, 0.1 + s / 100) for s in range(3)]
-    results += [robust_result("chans", s, 0.8, 0.3 + s / 100) for s in range(3)]
-    again = robust_result("full", 0, 0.8, 0.5, n=20_000)  # another file: same weights digest as full-s0
+    results = [robust_result("full", s, 0.8, 0.1 + s / 100, n=5_000) for s in range(3)]
+    results += [robust_result("chans", s, 0.8, 0.3 + s / 100, n=5_000) for s in range(3)]
+    again = robust_result("full", 0, 0.8, 0.5, n=10_000)  # another file: same weights digest as full-s0
     digest = "w-full-0"
     results[0] = results[0].model_copy(update={"randmix": results[0].randmix.model_copy(update={
         "points": None, "checkpoint": results[0].randmix.checkpoint.model_copy(update={"weights_sha256": digest})})})

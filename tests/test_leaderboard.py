@@ -346,3 +346,37 @@ def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured
     assert "In plain words: " in findings
     assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
     assert "insufficient runs" in findings  # one or two seeds per variant here: no test is run
+
+
+def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
+    """A real transfer control (APGD-CE examples made on chans-s0, judged on full-s0) appears in FINDINGS.md's
+    masking section, compared point by point with full-s0's white-box outcomes."""
+    linf = board / "synthetic" / "Linf"
+    evaluate(linf / "full-s0.safetensors", "synthetic",
+             EvalOptions(attack="transfer", transfer_from=linf / "chans-s0.safetensors", eps="8/255",
+                         n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
+                         name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
+    entries = load_entries(board)
+    [row] = table_rows(leaderboard.render_findings(entries), "## Gradient-masking controls")
+    whitebox = next(e.robustness for e in entries if e.robustness.name == "full-s0" if e.is_robustness)
+    assert row[:3] == ["`full-s0`", "transfer", str(N_EXAMPLES)]
+    assert float(row[3]) == pytest.approx(100 * whitebox.randmix.robust_acc, abs=0.05)
+
+
+def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_result: Callable[..., object]) -> None:
+    from randmix_bench.masking import controls
+    from randmix_bench.results import AttackConfig, Points
+
+    def with_points(result, robust: list[int], attack: AttackConfig | None = None):  # type: ignore[no-untyped-def]
+        rb = result.randmix.model_copy(update={
+            "points": Points(indices=list(range(4)), clean=[1, 1, 1, 1], robust=robust),
+            "checkpoint": result.randmix.checkpoint.model_copy(update={"weights_sha256": "w"}),
+            **({"attack": attack} if attack else {})})
+        return result.model_copy(update={"randmix": rb, "name": "control" if attack else "whitebox"})
+
+    whitebox = with_points(robust_result("chans", 0, 1.0, 0.75, n=4), [1, 1, 1, 0])
+    square = AttackConfig(attack="autoattack", version="custom", attacks=["square"], norm="Linf", eps=8 / 255)
+    [ok] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.75, n=4), [1, 1, 0, 1], square)])
+    assert (ok.kind, ok.missed, ok.flagged) == ("square", 1, False)  # one point each way: reported, not flagged
+    [bad] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.5, n=4), [1, 0, 0, 0], square)])
+    assert (bad.whitebox_robust, bad.control_robust, bad.missed, bad.flagged) == (3, 1, 2, True)

@@ -576,3 +576,30 @@ def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_ep
     with pytest.raises(RandmixError, match="not the recorded"):
         add_points(ckpt, "synthetic", options)
     assert out.read_text() == before
+
+
+def test_the_attacked_points_clean_outcomes_are_measured_once(
+        train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
+    """On a GPU, a near-tie point can be classified differently by two passes at different batch sizes. The
+    whole-test clean outcomes take the attacked points' outcomes from the attack's own clean pass, so the
+    two records of those points can never disagree (the result validates); the rest of the test set is
+    predicted separately."""
+    from randmix_bench.robustness import evaluation
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    real = evaluation.predict
+
+    def rounding_differently(model, images, batch_size, device):  # noqa: ANN001, ANN202
+        preds = real(model, images, batch_size, device)
+        preds[0] = (preds[0] + 1) % 10  # another pass flips the first point it sees
+        return preds
+
+    monkeypatch.setattr(evaluation, "predict", rounding_differently)
+    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu",
+                          out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    assert rb.points is not None and rb.full_test_clean is not None
+    assert rb.full_test_clean[:24] == rb.points.clean
+    test = load_split("synthetic", train=False)
+    unflipped = (real(load_model(ckpt)[0], test.images[24:], 64, torch.device("cpu")) == test.labels[24:]).int()
+    assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()

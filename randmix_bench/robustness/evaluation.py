@@ -293,6 +293,14 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
 
 
+def _full_test_clean(job: Prepared, attacked: torch.Tensor) -> torch.Tensor:
+    """Clean outcomes on the whole test set: the attacked points' own (one measurement of them, not two that a
+    GPU's batch-size-dependent rounding could split on a near-tie), then the rest of the test set."""
+    n = len(attacked)
+    rest = job.test.images[n:], job.test.labels[n:]
+    return torch.cat([attacked.cpu().bool(), predict(job.model, rest[0], job.config.batch_size, job.device) == rest[1]])
+
+
 def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resumed: bool, began: float,
            command: str | None = None, force: bool = False) -> RobustnessResult:
     """The RobustBench ``model_info`` result with its ``randmix`` block, written (and the curve PNG with a
@@ -302,7 +310,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     trainable, frozen = count_parameters(model)
     labels = run_labels(model, meta)  # from the checkpoint's own record: verify re-derives them the same way
     whole = len(job.test) == job.options.n_examples
-    full_test = None if whole else (predict(model, job.test.images, config.batch_size, job.device) == job.test.labels)
+    full_test = None if whole else _full_test_clean(job, main.clean)
     block = RandmixBlock(
         **labels,
         dataset=Path(job.dataset).name,

@@ -17,6 +17,10 @@ import warnings
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from randmix_bench.threads import prefer_passive_waiting
+
+prefer_passive_waiting()  # before torch is imported: libgomp reads OMP_WAIT_POLICY when torch loads it
+
 __version__ = "0.1.0"
 
 # timm 1.0.9 calls torch.jit.interface at import, which torch >= 2.10 deprecates: noise for our users.

@@ -181,6 +181,28 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | P
     model.load_state_dict(state, strict=True)
 
 
+def run_labels(model: nn.Module, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a result records about the run a checkpoint holds, read from the checkpoint itself (its rebuilt
+    ``model``'s mixing and its metadata): written by ``randmix eval`` and re-checked by ``randmix verify``, so a
+    result relabelled by hand (another seed, sigma, recipe...) is caught. None: not recorded by the trainer."""
+    mixing = getattr(model, "mixing", None)
+    return {
+        **record_labels(meta),
+        "mixing": str(mixing.mixing) if mixing is not None else str(Mixing.FULL),
+        "mixer_seed": mixing.seed if mixing is not None else 0,
+        "smooth_sigma": mixing.smooth_sigma if mixing is not None else 0.0,
+    }
+
+
+def record_labels(meta: dict[str, Any]) -> dict[str, Any]:
+    """The labels of :func:`run_labels` that the metadata alone gives (no model is built): model, mixing mode,
+    training seed, recipe and epochs."""
+    train = meta["extra"].get("train", {})
+    return {"model": meta["model"], "mixing": str(meta["model_kwargs"].get("mixing", Mixing.FULL)),
+            "train_seed": train.get("seed"), "train_recipe": train.get("recipe"),
+            "train_epochs": meta["extra"].get("epochs_done")}
+
+
 def pretrained_tag(meta: dict[str, Any]) -> str | None:
     """The timm pretrained tag of the dataset a checkpoint was trained on (``fashion_mnist``), from its training
     config; None for an image folder or a checkpoint without one. Checkpoints carry no ``pretrained_cfg`` of their

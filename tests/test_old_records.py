@@ -100,7 +100,8 @@ def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypat
     straight = train(cfg, tmp_path / "straight", device="cpu")
     train_killed_after(1, cfg, tmp_path / "old", monkeypatch)
     to_old_layout(tmp_path / "old")
-    args = ["train", "-r", "quick", "-o", str(tmp_path / "old"), "--resume", "--device", "cpu", "-q"]
+    args = ["train", "-r", "quick", "-o", str(tmp_path / "old"), "--resume", "--device", "cpu", "-q",
+            "--threads", "1"]  # the straight run's (conftest): reductions round by thread count
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     a, _ = read_checkpoint(tmp_path / "straight")
@@ -115,7 +116,8 @@ def test_an_old_shuffle_run_resumes_with_its_permutation(tmp_path: Path, monkeyp
     out = tmp_path / "old"
     train_killed_after(1, get_recipe("unshuffle-quick").override(permutation_seed=5), out, monkeypatch)
     to_old_layout(out)
-    args = ["shuffle", "train", "-r", "unshuffle-quick", "-o", str(out), "--resume", "--device", "cpu", "-q"]
+    args = ["shuffle", "train", "-r", "unshuffle-quick", "-o", str(out), "--resume", "--device", "cpu", "-q",
+            "--threads", "1"]  # the straight run's (conftest): reductions round by thread count
     other = CliRunner().invoke(app, args)  # the permutation seed lives only in the old task record
     assert other.exit_code == 2 and "permutation_seed=5 (asked 0)" in other.output, other.output
     same = CliRunner().invoke(app, [*args, "--permutation-seed", "5"])

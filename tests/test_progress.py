@@ -45,7 +45,9 @@ def test_status_is_a_line_per_message_off_a_terminal() -> None:
     out = io.StringIO()
     with status(Console(file=out), "evaluating") as report:
         report("loading the test set")
-    assert out.getvalue().splitlines() == ["loading the test set"]  # the opening words are a terminal's spinner
+        report("checking [bold]x[/bold].json")
+    # the opening words are a terminal's spinner; a name is printed as it is, never read as Rich markup
+    assert out.getvalue().splitlines() == ["loading the test set", "checking [bold]x[/bold].json"]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:

@@ -177,7 +177,11 @@ def test_a_diverging_epoch_is_never_saved(tmp_path: Path, monkeypatch: pytest.Mo
     assert len(state["history"]) == 1
     assert all(t.isfinite().all() for t in state["model"].values() if t.is_floating_point())
     run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "running" and run["epochs_done"] == 1
+    assert run["status"] == "failed" and "diverged in epoch 2" in run["error"] and run["epochs_done"] == 1
+    monkeypatch.setattr(train_module, "train_step", step)  # a failed run resumes from the epoch it kept
+    resumed = _cli("--recipe", "quick", "--epochs", "3", "--out", str(out), "--device", "cpu", "--quiet", "--resume")
+    assert resumed.exit_code == 0, resumed.output
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
 
 
 LOCK_HOLDER = """

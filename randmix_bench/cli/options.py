@@ -16,9 +16,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from randmix_bench.recipes import RECIPES
+from randmix_bench.threads import AUTO
 from randmix_bench.vocab import Loss, Mixing, Optimizer, TaskKind
 
-__all__ = ["same_options", "train_from_options"]
+__all__ = ["AUTO", "Threads", "same_options", "train_from_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +75,9 @@ Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue the run in --out from its last finished epoch (repeat the original options).")]
 Force = Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, overwriting its run.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary line.")]
+Threads = Annotated[str, typer.Option(
+    "--threads", help="torch CPU threads: a count, or auto (every core this process may use, shared between "
+    "parallel jobs; threads wait passively, so a busy core costs little). See randmix_bench/threads.py.")]
 
 
 def same_options(command: Callable[..., Any]) -> Callable[[F], F]:
@@ -88,12 +92,13 @@ def same_options(command: Callable[..., Any]) -> Callable[[F], F]:
 
 def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_dir: Path | None,
                        lr_schedule: str | None, device: str | None, resume: bool, force: bool, quiet: bool,
-                       **fields: Any) -> None:
+                       threads: str, **fields: Any) -> None:
     """Train the recipe ``recipe`` (one of ``task``'s when given) with every option given (not None) overriding
     its field; ``fields`` are the options named like TrainConfig fields."""
     from randmix_bench.cli.app import console
     from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.recipes import get_recipe, parse_lr_schedule
+    from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.train import train
 
     cfg = get_recipe(recipe, task).override(
@@ -103,5 +108,6 @@ def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_di
     if cfg.dataset == "synthetic" and fields.get("dataset") is None:  # the smoke recipes' data, never a silent one
         note = (f"data: synthetic, recipe {cfg.recipe}'s dataset: seeded noise around 10 class templates, not images, "
                 "so it shows only that the code runs; pass --dataset fashion-mnist (or another) for real images")
-    train(cfg, out, resume=resume, force=force, device=device,
-          reporter=None if quiet else TrainProgress(console, first_line=note))
+    with cpu_threads(parse_threads(threads)):
+        train(cfg, out, resume=resume, force=force, device=device,
+              reporter=None if quiet else TrainProgress(console, first_line=note))

@@ -1,5 +1,5 @@
-"""Progress of the ``randmix`` commands (``train``, ``shuffle train``, ``reproduce``, ``eval``, ``quickstart``):
-Rich bars on a terminal, plain flushed lines anywhere else.
+"""Progress of the ``randmix`` commands (``train``, ``shuffle train``, ``reproduce``, ``eval``, ``verify``,
+``quickstart``): Rich bars on a terminal, plain flushed lines anywhere else.
 
 The library never prints: :func:`randmix_bench.train.train` reports through the
 :class:`~randmix_bench.train.TrainReporter` protocol and :func:`randmix_bench.robustness.evaluate` through the
@@ -11,18 +11,85 @@ and :class:`TrainProgress` prints a line per epoch instead.
 
 from __future__ import annotations
 
+import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from randmix_bench.cli.views import train_line
 
-__all__ = ["PlainProgress", "RichProgress", "TrainProgress", "attack_progress", "status"]
+if TYPE_CHECKING:
+    from randmix_bench.reproduce import AnyJob, JobState
+
+__all__ = ["PlainProgress", "ReproduceProgress", "RichProgress", "TrainProgress", "attack_progress", "duration",
+           "plain", "status"]
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``7.5 min``, ``2 h 05 min``: what a person reads in a log (every duration this module prints)."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.1f} min"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def plain(console: Console, text: str) -> None:
+    """Print ``text`` as one plain line (no markup, highlighting or wrapping; Rich flushes each print), the one way
+    this module writes a log line: labels such as ``[1/5]`` or entry names are never read as markup."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+class ReproduceProgress:
+    """A :class:`~randmix_bench.reproduce.Reporter` that prints one plain line per job started and finished, each
+    finish with the time left: the plan's estimates of the jobs not finished, scaled by how long the jobs run so
+    far took against their estimates, shared by the ``workers`` running at once. Plain lines, so that a run in the
+    background (``nohup randmix reproduce ... > log``) writes a log a person can follow."""
+
+    def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1) -> None:
+        self.console, self.workers, self.total = console, workers, len(jobs)
+        self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
+        self.running: dict[int, float] = {}  # id(job) -> when it started
+        self.estimated = self.measured = 0.0  # over the jobs that ran
+        self.finished = self.skipped = 0
+
+    def eta_s(self) -> float:
+        """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
+        measured/estimated ratio so far, over the workers."""
+        scale = self.measured / self.estimated if self.estimated > 0 else 1.0
+        now = time.perf_counter()
+        spent = {k: now - t for k, t in self.running.items()}
+        work = sum(max(0.0, est * scale - spent.get(k, 0.0)) for k, est in self.left.items())
+        return work / max(1, min(self.workers, len(self.left) or 1))
+
+    def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
+        if state.value == "done":
+            return
+        self.running[id(job)] = time.perf_counter()
+        plain(self.console, f"[{index + 1}/{total}] start  {job.kind} {job.name} ({state.value}; plan estimate "
+                    f"{duration(job.estimate_s)})")
+
+    def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
+        self.left.pop(id(job), None)
+        self.finished += 1
+        if state.value == "done":
+            self.skipped += 1
+            return
+        self.running.pop(id(job), None)
+        if job.estimate_s > 0:
+            self.estimated, self.measured = self.estimated + job.estimate_s, self.measured + seconds
+        eta = self.eta_s()
+        finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")
+        ratio = f", jobs take {self.measured / self.estimated:.2f}x the plan's estimates" if self.estimated else ""
+        plain(self.console, f"[{self.finished}/{self.total}] done   {job.kind} {job.name} in {duration(seconds)} | "
+                    f"{self.total - self.finished} left ({self.skipped} were already done), about "
+                    f"{duration(eta)} to go (~{finish}){ratio}")
 
 
 class TrainProgress:
@@ -47,10 +114,10 @@ class TrainProgress:
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
         self.began = time.monotonic()
         if self.first_line is not None:
-            self.console.print(self.first_line, highlight=False, soft_wrap=True)
+            plain(self.console, self.first_line)
             self.first_line = None
         resumed = f", resumed after {epochs_done}" if epochs_done else ""
-        self.console.print(f"training: {epochs} epoch(s) of {steps} steps{resumed}", highlight=False)
+        plain(self.console, f"training: {epochs} epoch(s) of {steps} steps{resumed}")
         if self.console.is_terminal:
             self.progress.start()
         self.task = self.progress.add_task("train", total=steps * epochs, completed=steps * epochs_done,
@@ -62,9 +129,8 @@ class TrainProgress:
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
         done, loss, ips = f"{record['epoch']}/{epochs}", record["train_loss"], record["images_per_s"]
         self.progress.update(self.task, epoch=done, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
-        self.console.print(f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "
-                           f"{record['seconds']:.1f} s  (elapsed {time.monotonic() - self.began:.0f} s)",
-                           highlight=False, soft_wrap=True)
+        plain(self.console, f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "
+                            f"{record['seconds']:.1f} s  (elapsed {duration(time.monotonic() - self.began)})")
 
     def stop(self) -> None:
         """Leave the last bar on screen; the next run draws its own."""
@@ -73,7 +139,7 @@ class TrainProgress:
         self.progress.remove_task(self.task)
 
     def finished(self, summary: dict[str, Any], out: Path) -> None:
-        self.console.print(train_line(summary, out), highlight=False, soft_wrap=True)
+        plain(self.console, train_line(summary, out))
 
 
 class RichProgress:
@@ -109,10 +175,9 @@ class RichProgress:
 
 
 class PlainProgress:
-    """Progress as plain log lines, flushed as they are printed, for a console that is not a terminal: a
-    :class:`~randmix_bench.robustness.ProgressReporter` (a line when an attack starts, then points done, robust
-    accuracy and time elapsed, at most every ``interval`` seconds and when it ends) and ``update(message)``, a
-    line per status message. Any long command can report through it (:func:`attack_progress`, :func:`status`)."""
+    """The attacks' progress as :func:`plain` lines, for a console that is not a terminal: a
+    :class:`~randmix_bench.robustness.ProgressReporter` that prints a line when an attack starts, then points done,
+    robust accuracy and time elapsed, at most every ``interval`` seconds and when it ends."""
 
     def __init__(self, console: Console, interval: float = 10.0) -> None:
         self.console, self.interval = console, interval
@@ -124,21 +189,18 @@ class PlainProgress:
     def __exit__(self, *exc: object) -> None:
         pass
 
-    def update(self, message: str) -> None:
-        self.console.print(message, highlight=False, soft_wrap=True)
-
     def start(self, label: str, total: int) -> None:
         self.label, self.total, self.done = label, total, 0
         self.began = self.last = time.monotonic()
-        self.update(f"{label}: {total} point(s) to attack")
+        plain(self.console, f"{label}: {total} point(s) to attack")
 
     def advance(self, points: int, robust_acc: float) -> None:
         self.done += points
         now = time.monotonic()
         if self.done >= self.total or now - self.last >= self.interval:
             self.last = now
-            self.update(f"{self.label}: {self.done}/{self.total} points, robust acc {100 * robust_acc:.2f}%, "
-                        f"{now - self.began:.0f} s")
+            plain(self.console, f"{self.label}: {self.done}/{self.total} points, robust acc {100 * robust_acc:.2f}%, "
+                                f"{duration(now - self.began)}")
 
 
 def attack_progress(console: Console) -> RichProgress | PlainProgress:
@@ -155,4 +217,4 @@ def status(console: Console, message: str) -> Iterator[Callable[[str], None]]:
         with console.status(message) as spinner:
             yield spinner.update
     else:
-        yield PlainProgress(console).update
+        yield partial(plain, console)

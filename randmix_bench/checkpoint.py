@@ -181,9 +181,45 @@ def load_state(model: nn.Module, state: dict[str, torch.Tensor], source: str | P
     model.load_state_dict(state, strict=True)
 
 
+def run_labels(model: nn.Module, meta: dict[str, Any]) -> dict[str, Any]:
+    """What a result records about the run a checkpoint holds, read from the checkpoint itself (its rebuilt
+    ``model``'s mixing and its metadata): written by ``randmix eval`` and re-checked by ``randmix verify``, so a
+    result relabelled by hand (another seed, sigma, recipe...) is caught. None: not recorded by the trainer."""
+    mixing = getattr(model, "mixing", None)
+    return {
+        **record_labels(meta),
+        "mixing": str(mixing.mixing) if mixing is not None else str(Mixing.FULL),
+        "mixer_seed": mixing.seed if mixing is not None else 0,
+        "smooth_sigma": mixing.smooth_sigma if mixing is not None else 0.0,
+    }
+
+
+def record_labels(meta: dict[str, Any]) -> dict[str, Any]:
+    """The labels of :func:`run_labels` that the metadata alone gives (no model is built): model, mixing mode,
+    training seed, recipe and epochs."""
+    train = meta["extra"].get("train", {})
+    return {"model": meta["model"], "mixing": str(meta["model_kwargs"].get("mixing", Mixing.FULL)),
+            "train_seed": train.get("seed"), "train_recipe": train.get("recipe"),
+            "train_epochs": meta["extra"].get("epochs_done")}
+
+
+def pretrained_tag(meta: dict[str, Any]) -> str | None:
+    """The timm pretrained tag of the dataset a checkpoint was trained on (``fashion_mnist``), from its training
+    config; None for an image folder or a checkpoint without one. Checkpoints carry no ``pretrained_cfg`` of their
+    own (published files stay byte for byte as their results record them): the tag's config says it."""
+    from randmix_bench.data import DATASETS
+    from randmix_bench.models._common import dataset_tag
+
+    dataset = meta["extra"].get("train", {}).get("dataset")
+    return dataset_tag(dataset) if dataset in DATASETS and dataset != "synthetic" else None
+
+
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
-    """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata)."""
+    """Rebuild the model a checkpoint was saved from and load its weights; returns (model, metadata). The
+    model's ``pretrained_cfg`` is its dataset's (:func:`pretrained_tag`), so ``timm.data.resolve_data_config``
+    gives its input size and channels."""
     state, meta = read_checkpoint(path)
-    model = create_model(meta["model"], **meta["model_kwargs"])
+    tag = pretrained_tag(meta)
+    model = create_model(meta["model"], **meta["model_kwargs"], **({"pretrained_cfg": tag} if tag else {}))
     load_state(model, state, path)
     return model.to(map_location).eval(), meta

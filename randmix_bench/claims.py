@@ -1,169 +1,180 @@
 """The paper's claims (arXiv 2503.16760) checked against result files, as data.
 
-:func:`evaluate` turns results into :class:`ClaimVerdict` objects; the leaderboard only renders them.
-A verdict compares *variants*: results that agree on everything that defines one (model, dataset,
-mixing, smoothing sigma, and for robust accuracy the threat model, eps and attack), never merely on
-the mixing name. Robustness results not marked trusted (see :func:`why_untrusted`) are ignored.
+:func:`evaluate` turns results into :class:`Family` tables; the leaderboard only renders them. A family
+is every pair of variants of one study on one measure: same tier, model, dataset, training recipe and
+epochs, and for robust accuracy the same threat model, eps and attack. Variants differ in mixing and
+smoothing sigma. Robustness results not marked trusted (see :func:`why_untrusted`) are ignored.
 
-Runs are the unit of evidence: one per training seed (``train_seed``), so re-evaluating one checkpoint
-on more points or at another eps never counts twice. ``supported`` and ``contradicted`` need
-:data:`MIN_RUNS` independent runs per compared variant and a Welch t-test on the runs' values at a
-two-sided :data:`ALPHA`, so variants that do not differ are called different at most that often.
+A run is one checkpoint (its weights digest, else its file's sha256): the same checkpoint reached through
+two result files counts once, the evaluation on the most points standing for it. Each pair's difference,
+interval and p come from :mod:`randmix_bench.statistics`; p-values are Holm-adjusted within the family.
+Verdict words keep direction and size apart: ``supported`` / ``opposite`` (significant in / against the
+paper's direction), ``differs`` (significant, on a pair the paper says nothing about), ``not shown``.
 """
 
 from __future__ import annotations
 
 import math
-import statistics
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
+from itertools import combinations
+from pathlib import PurePosixPath
 from typing import TypeVar
 
+import numpy as np
+from scipy import stats as scipy_stats
+
+from randmix_bench import statistics
 from randmix_bench.data import DATASETS
 from randmix_bench.mixing import Mixing
-from randmix_bench.results import AttackConfig, RandmixBlock, Result, RobustnessResult, ShuffleResult
+from randmix_bench.results import AttackConfig, CheckpointRef, Result, RobustnessResult, ShuffleResult
+from randmix_bench.statistics import ALPHA
 
-__all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEAR_PERFECT_SSIM", "RULES", "Verdict", "Runs", "Test",
-           "ClaimVerdict", "attack_label", "variant_label", "why_untrusted", "compare", "evaluate"]
+__all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES", "EXPECTED",
+           "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label", "why_untrusted",
+           "tier_of", "evaluate", "families_of"]
 
 MIN_RUNS = 3
-"""Independent training runs (distinct ``train_seed``) each compared variant needs for a verdict."""
-ALPHA = 0.05
-"""Two-sided level of every test: equal variants get ``supported`` at most ALPHA/2 of the time."""
-NEARLY_PP = 3.0
-"""Claim 1: ``chans`` "nearly" matches ``full`` within this many percentage points of clean accuracy;
-``space`` is "clearly worse" when more than this many points below."""
+"""Runs (distinct checkpoints) each compared variant needs for a test: the calibration is done at 3."""
+NEARLY_PP = 1.0
+"""Claim 1a's equivalence margin, in points of clean accuracy: see :data:`NEARLY_REASON`."""
+NEARLY_REASON = ("a gap a reader would still call \"nearly the same accuracy\" (the paper's word) on a 10-class "
+                 "task, yet wider than the seed-to-seed spread of clean accuracy of every study published here, so "
+                 "that 3 seeds can show it; fixed before the medium tier's results existed")
 NEAR_PERFECT_SSIM = 0.95
 """Claim 3: a "near-perfect" reconstruction on the MNIST family has mean SSIM at least this."""
 MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
-_TEST = (f"a Welch t-test at two-sided level {ALPHA:g} over independent training runs (distinct checkpoints with "
-         f"distinct `train_seed`; the frozen mixers' `mixer_seed` may be fixed or vary, and each verdict says which), "
-         f"each run's variance floored at the binomial p(1−p)/n of its n points; fewer than {MIN_RUNS} runs per "
-         "variant: insufficient runs")
+TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
+    "medium": "the largest study 2 CPU cores finish in hours that can test the claims",
+    "paper-slice": "ConvMixer-256/8 at the medium tier's protocol, on a GPU",
+    "paper": "the paper's scale, on a GPU",
+    "other": "entries not published by a `randmix reproduce` tier",
+    "small": "smoke test of the pipeline, not evidence on the claims",
+    "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
+}
+
+EXPECTED = {  # per claim, the (better, worse) mixings the paper names; other pairs have no expected direction
+    "1": {("full", "space"), ("chans", "space")},
+    "2": {("chans", "full"), ("chans-smooth", "chans"), ("chans-smooth", "full")},
+    "3": set(),
+}
+
+_METHOD = ("every pair of variants, the difference of their mean over runs with a 95 % interval from a paired "
+           "per-point model (seed-to-seed variance of each variant plus the variant-by-point interaction, the "
+           "within-point seed noise subtracted so nothing counts twice; Welch-Satterthwaite df capped at the "
+           f"seeds' k₁ + k₂ − 2), Holm-adjusted p within the table at family-wise level {ALPHA:g}; at least "
+           f"{MIN_RUNS} runs (distinct checkpoints) per variant. Tables marked *seed-level only* come from result "
+           "files without per-point outcomes: Welch's test on the run values")
 RULES = {
     "1": ("`chans` (spatial mixing frozen at random init) reaches nearly the clean accuracy of `full`, and `space` "
           "(channel mixing frozen) is clearly worse, on ConvMixer and ResNet.",
-          f"clean accuracy on the whole test set as the trainer recorded it (else on the attacked points); supported "
-          f"when `full` − `chans` < {NEARLY_PP:g} points and `space` is more than {NEARLY_PP:g} points below each, "
-          f"contradicted when the opposite holds, by {_TEST}."),
+          f"clean accuracy on the whole test set when recorded (else on the attacked points); {_METHOD}. `space` "
+          f"worse than `full` and than `chans`: `supported` when significant in that direction. `chans` nearly "
+          f"matches `full`: two one-sided tests (TOST) at {ALPHA:g} against a margin of ±{NEARLY_PP:g} point, "
+          f"{NEARLY_REASON}: `equivalent within ±{NEARLY_PP:g}`, `not equivalent` (significantly beyond the "
+          "margin) or `undecided`."),
     "2": ("`chans` models are more robust to adversarial perturbations than `full`, and `chans-smooth` (low-pass "
           "smoothed frozen filters) more still.",
-          f"per threat model, eps and attack, and per smoothing sigma: supported when the robust-accuracy gain is "
-          f"significant, contradicted when the loss is, by {_TEST}."),
+          f"robust accuracy per threat model, eps and attack; {_METHOD}. `chans` > `full`, `chans-smooth` > `chans` "
+          "and `chans-smooth` > `full`: `supported` when significant in that direction, `opposite` when significant "
+          "the other way."),
     "3": ("Pixel un-shuffling: `chans` networks reconstruct images scrambled by one fixed pixel permutation "
           "near-perfectly on MNIST and Fashion-MNIST, and also work on CIFAR.",
-          f"\"works\" = PSNR above both baselines (the scrambled input and the test set's mean image) and SSIM closing "
-          f"at least half the gap between the better baseline's SSIM and 1; near-perfect (MNIST family) = that, with "
-          f"SSIM ≥ {NEAR_PERFECT_SSIM:g}; by a one-sample t-test per run against those thresholds at two-sided level "
-          f"{ALPHA:g}, over at least {MIN_RUNS} runs with distinct `train_seed`."),
+          "per-run mean SSIM and PSNR (no per-point data): every pair of variants by Welch's test on the run "
+          f"values, Holm-adjusted within each table. \"Works\" = PSNR above both baselines (the scrambled input and "
+          "the test set's mean image) and SSIM closing at least half the gap between the better baseline's SSIM "
+          f"and 1; near-perfect (MNIST family) = that, with SSIM ≥ {NEAR_PERFECT_SSIM:g}: a one-sample t-test per "
+          f"margin, Holm over the two, `supported` when both are significantly above, `opposite` when one is "
+          f"significantly below; at least {MIN_RUNS} runs."),
 }
 
 
 class Verdict(str, Enum):
     SUPPORTED = "supported"
-    CONTRADICTED = "contradicted"
-    INCONCLUSIVE = "inconclusive"
+    OPPOSITE = "opposite"
+    DIFFERS = "differs"
+    NOT_SHOWN = "not shown"
+    EQUIVALENT = "equivalent"
+    NOT_EQUIVALENT = "not equivalent"
+    UNDECIDED = "undecided"
     INSUFFICIENT_RUNS = "insufficient runs"
     NO_DATA = "no data"
 
 
 @dataclass(frozen=True)
-class Runs:
-    """A variant's number over its training runs. ``n`` (points per run, the smallest) sets the binomial
-    floor of an accuracy's variance; 0 for a number that is not a proportion."""
+class Scale:
+    """What a table was measured at: every verdict names it."""
 
-    values: tuple[float, ...]
-    n: int = 0
-    independent: int = 0  # runs with a recorded, distinct train_seed
-    mixer_seeds: tuple[int, ...] = ()
-
-    @property
-    def k(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values)
-
-    @property
-    def std(self) -> float | None:
-        return statistics.stdev(self.values) if self.k > 1 else None
-
-    @property
-    def variance(self) -> float:
-        """One run's variance: the runs' sample variance, at least the binomial one (runs that happen to
-        agree do not make a number exact)."""
-        binomial = self.mean * (1 - self.mean) / self.n if self.n else 0.0
-        return max((self.std or 0.0) ** 2, binomial)
-
-
-@dataclass(frozen=True)
-class Test:
-    """A t-test of ``diff`` > 0: the verdict and the half-width of its two-sided confidence interval."""
-
-    verdict: Verdict
-    diff: float
-    halfwidth: float
-
-
-def t_quantile(p: float, df: float) -> float:
-    """Student's t quantile by the Cornish-Fisher expansion (Abramowitz & Stegun 26.7.5): within 1 % for
-    df ≥ 2, which :data:`MIN_RUNS` guarantees, and no SciPy dependency."""
-    z = statistics.NormalDist().inv_cdf(p)
-    g = [(z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96, (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384,
-         (79 * z**9 + 776 * z**7 + 1482 * z**5 - 1920 * z**3 - 945 * z) / 92160]
-    return z + sum(gi / df ** (i + 1) for i, gi in enumerate(g))
-
-
-def _t_test(diff: float, parts: Sequence[tuple[float, int]]) -> Test:
-    """``diff`` against 0 with standard error from ``(variance, k)`` parts, Welch-Satterthwaite df."""
-    terms = [v / k for v, k in parts]
-    se2 = sum(terms)
-    if se2 == 0:
-        verdict = Verdict.SUPPORTED if diff > 0 else Verdict.CONTRADICTED if diff < 0 else Verdict.INCONCLUSIVE
-        return Test(verdict, diff, 0.0)
-    df = se2**2 / sum(t**2 / (k - 1) for t, (_, k) in zip(terms, parts, strict=True) if t > 0)
-    half = t_quantile(1 - ALPHA / 2, df) * math.sqrt(se2)
-    verdict = Verdict.SUPPORTED if diff > half else Verdict.CONTRADICTED if diff < -half else Verdict.INCONCLUSIVE
-    return Test(verdict, diff, half)
-
-
-def compare(better: Runs, worse: Runs, margin: float = 0.0) -> Test:
-    """Is ``better`` − ``worse`` > ``margin``? ``insufficient runs`` below :data:`MIN_RUNS` independent runs."""
-    diff = better.mean - worse.mean - margin
-    if min(better.independent, worse.independent) < MIN_RUNS:
-        return Test(Verdict.INSUFFICIENT_RUNS, diff, math.nan)
-    return _t_test(diff, [(better.variance, better.k), (worse.variance, worse.k)])
-
-
-def _above(runs: Runs) -> Test:
-    """Is the mean of per-run margins above 0 (one-sample t-test)?"""
-    if runs.independent < MIN_RUNS:
-        return Test(Verdict.INSUFFICIENT_RUNS, runs.mean, math.nan)
-    return _t_test(runs.mean, [(runs.variance, runs.k)])
-
-
-@dataclass(frozen=True)
-class ClaimVerdict:
-    """One claim checked on one group: what was compared, the numbers, and the verdict with its reason."""
-
-    claim: str  # "1a", "1b", "2a", "2b", "3"
-    statement: str  # what this verdict is about, plain text: "chans more robust than full"
+    tier: str
     model: str
     dataset: str
-    setting: str | None  # the threat setting ("Linf 8/255, AA standard") for robust accuracy, else None
-    variants: tuple[str, ...]
-    means: tuple[float, ...]  # per variant, in the units shown (percent, dB or SSIM)
-    spreads: tuple[float | None, ...]  # std across runs; None with one run
-    runs: tuple[int, ...]
+    training: str | None  # "recipe convmixer-small-fmnist, 3 epochs" or "mse loss, 1 epochs"
+    setting: str | None  # "Linf 0.015, AA standard" for robust accuracy
+    points: tuple[int, int]  # fewest and most points a run's number was measured on
+    seeds: tuple[int, int]  # fewest and most runs per variant
+
+    def label(self) -> str:
+        def span(lo: int, hi: int) -> str:
+            return f"{lo:,}" if lo == hi else f"{lo:,}–{hi:,}"
+        parts = [self.model, self.dataset, self.training, self.setting, f"n = {span(*self.points)} points",
+                 f"{span(*self.seeds)} seed{'s' if self.seeds[1] != 1 else ''} per variant"]
+        return " · ".join(p for p in parts if p)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One pair: ``first`` − ``second`` in the table's unit (points of accuracy, SSIM or dB)."""
+
+    first: str
+    second: str
+    means: tuple[float, float]
+    spreads: tuple[float | None, float | None]  # std over runs; None with one run
+    runs: tuple[int, int]
+    effect: float
+    low: float  # 95 % interval
+    high: float
+    p: float  # two-sided, unadjusted; nan without a test
+    p_holm: float
+    detectable: float  # minimum detectable difference, 80 % power at Holm's worst case for the table
+    expected: bool  # the paper says first > second
     verdict: Verdict
-    reason: str
 
 
-# ------------------------------------------------------------------------------------------ grouping
+@dataclass(frozen=True)
+class Check:
+    """A claim's own test beside the pairwise table: claim 1a's equivalence, claim 3's thresholds."""
+
+    statement: str
+    verdict: Verdict
+    detail: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.verdict.value} within ±{NEARLY_PP:g}" if self.verdict is Verdict.EQUIVALENT else \
+            self.verdict.value
+
+
+@dataclass(frozen=True)
+class Family:
+    """One table: all pairs of one study's variants on one measure, Holm-adjusted together."""
+
+    claim: str  # "1", "2", "3"
+    measure: str  # "clean accuracy", "robust accuracy", "SSIM", "PSNR"
+    unit: str  # "points", "", "dB"
+    scale: Scale
+    per_point: bool  # the variant-by-point interaction was estimated; False: seed-level only
+    rows: tuple[Comparison, ...]
+    checks: tuple[Check, ...] = ()
+
+    @property
+    def tested(self) -> int:
+        return sum(not math.isnan(r.p) for r in self.rows)
+
+
+# ------------------------------------------------------------------------------------------ labels
 
 
 def attack_label(attack: AttackConfig) -> str:
@@ -199,177 +210,275 @@ def why_untrusted(result: RobustnessResult) -> str | None:
     return None
 
 
+def tier_of(ref: CheckpointRef) -> str:
+    """The tier whose ``randmix reproduce`` published a checkpoint (``checkpoints/<tier>/...``), else "other"."""
+    parts = PurePosixPath(ref.path).parts
+    return parts[1] if len(parts) > 2 and parts[0] == "checkpoints" and parts[1] in TIERS else "other"
+
+
+# ------------------------------------------------------------------------------------------ runs
+
+
 Key = tuple[str, float]  # (mixing, smooth_sigma)
 R = TypeVar("R", RobustnessResult, ShuffleResult)
 _ORDER = {m.value: i for i, m in enumerate(Mixing)}
 
 
-def _runs(results: Iterable[R], value: Callable[[R], float], n: Callable[[R], int]) -> Runs:
-    """One value per training run: results sharing a train_seed (or, without one, a checkpoint) are
-    evaluations of one run, and the one on the most points stands for it."""
-    best: dict[tuple[str, object], R] = {}
-    for r in sorted(results, key=lambda r: (-n(r), _sha(r), r.name)):
-        seed = _block(r).train_seed
-        best.setdefault(("seed", seed) if seed is not None else ("sha", _sha(r)), r)
-    chosen = list(best.values())
-    return Runs(tuple(value(r) for r in chosen), min(n(r) for r in chosen),
-                sum(k[0] == "seed" for k in best), tuple(sorted({_block(r).mixer_seed for r in chosen})))
+def _ref(r: Result) -> CheckpointRef:
+    return r.checkpoint if isinstance(r, ShuffleResult) else r.randmix.checkpoint
 
 
-def _block(r: Result) -> RandmixBlock | ShuffleResult:
-    return r if isinstance(r, ShuffleResult) else r.randmix
+def _run_id(r: Result) -> str:
+    ref = _ref(r)
+    return ref.weights_sha256 or ref.sha256
 
 
-def _sha(r: Result) -> str:
-    return _block(r).checkpoint.sha256
+def _n(r: Result) -> int:
+    return r.n_examples if isinstance(r, ShuffleResult) else r.randmix.n_examples
 
 
-def _by_variant(results: Iterable[R]) -> dict[Key, list[R]]:
+def _runs(results: Iterable[R]) -> dict[Key, list[R]]:
+    """Per variant, one result per run (checkpoint): the evaluation on the most points stands for it."""
+    best: dict[tuple[Key, str], R] = {}
+    for r in sorted(results, key=lambda r: (-_n(r), r.name)):
+        mixing = r.mixing if isinstance(r, ShuffleResult) else r.randmix.mixing
+        sigma = r.smooth_sigma if isinstance(r, ShuffleResult) else r.randmix.smooth_sigma
+        best.setdefault(((mixing, sigma), _run_id(r)), r)
     groups: dict[Key, list[R]] = defaultdict(list)
-    for r in results:
-        b = _block(r)
-        groups[(b.mixing, b.smooth_sigma)].append(r)
+    for (key, _), r in best.items():
+        groups[key].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (_ORDER[kv[0][0]], kv[0][1])))
 
 
-def _of(variants: dict[Key, Runs], mixing: str) -> list[Key]:
-    return [k for k in variants if k[0] == mixing]
+@dataclass(frozen=True)
+class _Sample:
+    """One variant's runs on one measure: values (k,) and, when every run of the family has them on the
+    same points, 0/1 outcomes (k, n)."""
+
+    values: np.ndarray
+    outcomes: np.ndarray | None
+    points: tuple[int, ...]  # points each run was measured on
 
 
-# ------------------------------------------------------------------------------------------ verdicts
+Measure = Callable[[R], tuple[float, tuple[int, ...] | None, list[int] | None, int]]
+"""A run's (value, point indices or None, 0/1 outcomes or None, number of points)."""
 
 
-def _mixers(*runs: Runs) -> str:
-    seeds = sorted({s for r in runs for s in r.mixer_seeds})
-    return f"mixer_seed fixed at {seeds[0]}" if len(seeds) == 1 else f"mixer_seed varies ({', '.join(map(str, seeds))})"
+def _samples(variants: dict[Key, list[R]], measure: Measure[R]) -> tuple[dict[Key, _Sample], bool]:
+    """Each variant's sample; per-point outcomes only when every run has them on the same indices."""
+    measured = {k: [measure(r) for r in rs] for k, rs in variants.items()}
+    every = [m for ms in measured.values() for m in ms]
+    per_point = (all(m[1] is not None and m[2] is not None and m[1] == every[0][1] for m in every)
+                 and len(every[0][2] or ()) > 1)
+    out = {k: _Sample(np.array([m[0] for m in ms]), np.array([m[2] for m in ms], dtype=float) if per_point else None,
+                      tuple(m[3] for m in ms))
+           for k, ms in measured.items()}
+    return out, per_point
 
 
-def _pair(claim: str, statement: str, group: tuple[str, str, str | None], keys: tuple[Key, Key],
-          runs: tuple[Runs, Runs], margin: float) -> ClaimVerdict:
-    """A verdict on "first − second > margin" for accuracies (fractions, shown in percent)."""
-    test = compare(runs[0], runs[1], margin)
-    names = tuple(variant_label(*k) for k in keys)
-    if test.verdict is Verdict.INSUFFICIENT_RUNS:
-        reason = (f"{runs[0].independent} and {runs[1].independent} independent runs (distinct train_seed); "
-                  f"{MIN_RUNS} each are needed")
+# ------------------------------------------------------------------------------------------ tests
+
+
+def _expected(claim: str, first: Key, second: Key) -> bool:
+    return (first[0], second[0]) in EXPECTED[claim]
+
+
+def _verdict(expected: bool, reverse: bool, p_holm: float, effect: float) -> Verdict:
+    if not p_holm < ALPHA:
+        return Verdict.NOT_SHOWN
+    if not (expected or reverse):
+        return Verdict.DIFFERS
+    return Verdict.SUPPORTED if (effect > 0) == expected else Verdict.OPPOSITE
+
+
+def _difference(a: _Sample, b: _Sample, scale: float) -> statistics.Difference:
+    if a.outcomes is not None and b.outcomes is not None:
+        d = statistics.difference(a.outcomes, b.outcomes, points=True)
     else:
-        reason = (f"{100 * (runs[0].mean - runs[1].mean):+.2f} points ({names[0]} − {names[1]}), "
-                  f"{'threshold ' + format(100 * margin, '+.2f') + ', ' if margin else ''}"
-                  f"95 % interval ±{100 * test.halfwidth:.2f}; {_mixers(*runs)}")
-    return ClaimVerdict(claim, statement, *group, names, tuple(100 * r.mean for r in runs),
-                        tuple(None if r.std is None else 100 * r.std for r in runs), tuple(r.k for r in runs),
-                        test.verdict, reason)
+        d = statistics.difference(a.values, b.values)
+    return statistics.Difference(d.effect * scale, d.se * scale, d.df)
 
 
-def _missing(claim: str, statement: str, group: tuple[str, str, str | None], needs: str) -> ClaimVerdict:
-    return ClaimVerdict(claim, statement, *group, (), (), (), (), Verdict.NO_DATA, f"needs {needs}")
+def _family(claim: str, samples: dict[Key, _Sample], scale: float) -> tuple[list[Comparison],
+                                                                          dict[tuple[Key, Key], statistics.Difference]]:
+    """Every pair's comparison (oriented so the paper's expected winner comes first), Holm-adjusted."""
+    pairs = []
+    for a, b in combinations(samples, 2):
+        pairs.append((b, a) if _expected(claim, b, a) else (a, b))
+    diffs: dict[tuple[Key, Key], statistics.Difference] = {}
+    for a, b in pairs:
+        if min(len(samples[a].values), len(samples[b].values)) >= MIN_RUNS:
+            diffs[(a, b)] = _difference(samples[a], samples[b], scale)
+    raw = np.array([float(diffs[p].p) if p in diffs else np.nan for p in pairs])
+    adjusted = statistics.holm(raw) if len(pairs) else raw
+    m = max(int(np.sum(~np.isnan(raw))), 1)
+    rows = []
+    for (a, b), p, p_holm in zip(pairs, raw, adjusted, strict=True):
+        sa, sb = samples[a], samples[b]
+        means = (scale * float(sa.values.mean()), scale * float(sb.values.mean()))
+        spreads = tuple(scale * float(s.values.std(ddof=1)) if len(s.values) > 1 else None for s in (sa, sb))
+        expected, reverse = _expected(claim, a, b), _expected(claim, b, a)
+        if (a, b) in diffs:
+            d = diffs[(a, b)]
+            interval = d.interval()
+            low, high = float(interval[0]), float(interval[1])
+            detectable = statistics.min_detectable(float(d.se), float(d.df), ALPHA / m)
+            verdict = _verdict(expected, reverse, float(p_holm), float(d.effect))
+        else:
+            low = high = detectable = math.nan
+            verdict = Verdict.INSUFFICIENT_RUNS
+        rows.append(Comparison(variant_label(*a), variant_label(*b), means, (spreads[0], spreads[1]),
+                               (len(sa.values), len(sb.values)), means[0] - means[1], float(low), float(high),
+                               float(p), float(p_holm), detectable, expected, verdict))
+    return rows, diffs
 
 
-def _pairs(claim: str, better: str, worse: str, statement: str, group: tuple[str, str, str | None],
-           variants: dict[Key, Runs], margin: float = 0.0) -> list[ClaimVerdict]:
-    """One verdict per (better, worse) variant pair; ``statement`` is formatted with both labels."""
-    pairs = [(b, w) for b in _of(variants, better) for w in _of(variants, worse)]
-    if not pairs:
-        return [_missing(claim, statement.format(better=better, worse=worse), group, f"{better} and {worse}")]
-    return [_pair(claim, statement.format(better=variant_label(*b), worse=variant_label(*w)), group, (b, w),
-                  (variants[b], variants[w]), margin) for b, w in pairs]
+def _scale(tier: str, model: str, dataset: str, training: str | None, setting: str | None,
+           samples: dict[Key, _Sample]) -> Scale:
+    points = [n for s in samples.values() for n in s.points]
+    runs = [len(s.values) for s in samples.values()]
+    return Scale(tier, model, dataset, training, setting, (min(points), max(points)), (min(runs), max(runs)))
 
 
-def _clean(r: RobustnessResult) -> float:
-    rb = r.randmix
-    return rb.clean_acc_full_test if rb.clean_acc_full_test is not None else rb.clean_acc
+def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: dict[Key, _Sample]) -> Check | None:
+    """Claim 1a: chans vs full within ±NEARLY_PP points (TOST, a family of its own: one hypothesis)."""
+    chans, full = [k for k in samples if k[0] == "chans"], [k for k in samples if k[0] == "full"]
+    if not (chans and full):
+        return None
+    statement = f"`chans` nearly matches `full` (TOST, margin ±{NEARLY_PP:g} point)"
+    if (chans[0], full[0]) in diffs:
+        d = diffs[(chans[0], full[0])]
+    elif (full[0], chans[0]) in diffs:
+        d = diffs[(full[0], chans[0])]
+        d = statistics.Difference(-d.effect, d.se, d.df)  # chans − full
+    else:
+        return Check(statement, Verdict.INSUFFICIENT_RUNS, f"{MIN_RUNS} runs per variant are needed")
+    test = statistics.equivalence(d, NEARLY_PP)
+    low, high = d.interval(1 - 2 * ALPHA)
+    verdict = (Verdict.EQUIVALENT if test.p_inside < ALPHA else
+               Verdict.NOT_EQUIVALENT if test.p_outside < ALPHA else Verdict.UNDECIDED)
+    return Check(statement, verdict, f"chans − full {float(d.effect):+.2f} points, 90 % interval "
+                                     f"[{float(low):+.2f}, {float(high):+.2f}]; TOST p {float(test.p_inside):.3g}")
 
 
-def _points(r: RobustnessResult) -> int:
-    """Points a robust accuracy was measured on, for its binomial floor: the attacked ones."""
-    return r.randmix.n_examples
-
-
-def _clean_points(r: RobustnessResult) -> int:
-    """Points :func:`_clean` was measured on: a known dataset's whole test set when the trainer recorded it
-    (flooring its variance at the attacked points' binomial would hide differences the whole set resolves),
-    else the attacked points, a lower bound for an image folder's unknown size."""
-    rb = r.randmix
-    if rb.clean_acc_full_test is not None and rb.dataset in DATASETS:
-        return max(DATASETS[rb.dataset].test_size, rb.n_examples)
-    return rb.n_examples
-
-
-def _training(r: RobustnessResult) -> str:
-    """The training that produced a run (recipe and epochs), when the result records it: runs of different
-    trainings are different variants, never seeds of one."""
+def _training(r: RobustnessResult) -> str | None:
+    """The training that produced a run, when recorded: runs of different trainings are never seeds of one."""
     b = r.randmix
-    return "" if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epochs"
+    return None if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epochs"
 
 
-def _classification(model: str, dataset: str, training: str, results: list[RobustnessResult]) -> list[ClaimVerdict]:
-    group = (model, dataset, training or None)
-    clean = {k: _runs(rs, _clean, _clean_points) for k, rs in _by_variant(results).items()}
-    out = _pairs("1a", "chans", "full", "{better} nearly matches {worse} in clean accuracy", group, clean,
-                 -NEARLY_PP / 100)
-    for worse_than in ("full", "chans"):
-        out += _pairs("1b", worse_than, "space", "{worse} clearly worse than {better} in clean accuracy", group, clean,
-                      NEARLY_PP / 100)
+def _clean_measure(results: list[RobustnessResult]) -> tuple[Measure[RobustnessResult], str]:
+    """Claim 1's clean accuracy: per point on the whole test set when every run has it, else the whole test
+    set's accuracy, else the attacked points (per point when recorded)."""
+    blocks = [r.randmix for r in results]
+    if all(b.full_test_clean is not None for b in blocks):
+        return (lambda r: (float(np.mean(r.randmix.full_test_clean)),
+                           (len(r.randmix.full_test_clean or ()),), r.randmix.full_test_clean,
+                           len(r.randmix.full_test_clean or ()))), "whole test set"
+    if all(b.clean_acc_full_test is not None for b in blocks):
+        def whole(r: RobustnessResult) -> tuple[float, None, None, int]:
+            info = DATASETS.get(r.randmix.dataset)
+            return r.randmix.clean_acc_full_test or 0.0, None, None, info.test_size if info else r.randmix.n_examples
+        return whole, "whole test set"
+
+    def attacked(r: RobustnessResult) -> tuple[float, tuple[int, ...] | None, list[int] | None, int]:
+        p = r.randmix.points
+        return (r.randmix.clean_acc, None if p is None else tuple(p.indices), None if p is None else p.clean,
+                r.randmix.n_examples)
+    return attacked, "attacked points"
+
+
+def _robust(r: RobustnessResult) -> tuple[float, tuple[int, ...] | None, list[int] | None, int]:
+    p = r.randmix.points
+    return (r.randmix.robust_acc, None if p is None else tuple(p.indices), None if p is None else p.robust,
+            r.randmix.n_examples)
+
+
+def _classification(tier: str, model: str, dataset: str, training: str | None,
+                    results: list[RobustnessResult]) -> list[Family]:
+    out = []
+    variants = _runs(results)
+    measure, where = _clean_measure([r for rs in variants.values() for r in rs])
+    samples, per_point = _samples(variants, measure)
+    rows, diffs = _family("1", samples, 100)
+    check = _equivalence(diffs, samples)
+    out.append(Family("1", f"clean accuracy ({where})", "points", _scale(tier, model, dataset, training, None, samples),
+                      per_point, tuple(rows), () if check is None else (check,)))
     settings: dict[tuple[int, float, str], list[RobustnessResult]] = defaultdict(list)
     for r in results:
         settings[(("Linf", "L2").index(r.randmix.threat_model), r.randmix.eps_value,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
-        label = (f"{training}; " if training else "") + f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
-        robust = {k: _runs(v, lambda r: r.randmix.robust_acc, _points) for k, v in _by_variant(rs).items()}
-        out += _pairs("2a", "chans", "full", "{better} more robust than {worse}", (model, dataset, label), robust)
-        out += _pairs("2b", "chans-smooth", "chans", "{better} more robust than {worse}", (model, dataset, label),
-                      robust)
+        setting = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
+        samples, per_point = _samples(_runs(rs), _robust)
+        rows, _ = _family("2", samples, 100)
+        out.append(Family("2", "robust accuracy", "points", _scale(tier, model, dataset, training, setting, samples),
+                          per_point, tuple(rows)))
     return out
 
 
-def _shuffle(model: str, dataset: str, loss: str, epochs: float, results: list[ShuffleResult]) -> list[ClaimVerdict]:
-    what = "near-perfect" if dataset in MNIST_FAMILY else "works"
-    statement, group = f"chans un-shuffling {what} on {dataset}", (model, dataset, f"{loss} loss, {epochs:g} epochs")
-    chans = [r for r in results if r.mixing == Mixing.CHANS.value]
-    if not chans:
-        return [_missing("3", statement, group, "a chans entry")]
-    if any(r.mean_image_ssim is None or r.mean_image_psnr is None for r in chans):
-        return [_missing("3", statement, group, "the mean-image baseline (re-run randmix shuffle eval)")]
+def _baseline(r: ShuffleResult, metric: str) -> float:
+    """The better input-blind output: the scrambled input itself or the test set's mean image."""
+    return max(getattr(r, f"identity_{metric}"), getattr(r, f"mean_image_{metric}"))
 
-    def baseline(r: ShuffleResult, metric: str) -> float:
-        """The better input-blind output: the scrambled input itself or the test set's mean image."""
-        return max(getattr(r, f"identity_{metric}"), getattr(r, f"mean_image_{metric}"))
+
+def _thresholds(dataset: str, chans: list[ShuffleResult]) -> Check:
+    """Claim 3's own test: do chans runs clear the "works" (or near-perfect) thresholds?"""
+    what = "near-perfect" if dataset in MNIST_FAMILY else "works"
+    statement = f"`chans` un-shuffling {what} on {dataset}"
+    if not chans:
+        return Check(statement, Verdict.NO_DATA, "needs a chans entry")
+    if any(r.mean_image_ssim is None or r.mean_image_psnr is None for r in chans):
+        return Check(statement, Verdict.NO_DATA, "needs the mean-image baseline (re-run randmix shuffle eval)")
+    if len(chans) < MIN_RUNS:
+        return Check(statement, Verdict.INSUFFICIENT_RUNS, f"{len(chans)} runs; {MIN_RUNS} are needed")
 
     def ssim_margin(r: ShuffleResult) -> float:
-        base = baseline(r, "ssim")
+        base = _baseline(r, "ssim")
         return r.ssim - max(NEAR_PERFECT_SSIM if what == "near-perfect" else (1 + base) / 2, base)
 
-    def no_floor(r: ShuffleResult) -> int:
-        return 0  # not proportions: no binomial floor
-
-    ssim = _runs(chans, ssim_margin, no_floor)
-    psnr = _runs(chans, lambda r: r.psnr - baseline(r, "psnr"), no_floor)
-    tests = [_above(ssim), _above(psnr)]
-    verdicts = {t.verdict for t in tests}
-    if Verdict.INSUFFICIENT_RUNS in verdicts:
-        verdict, reason = Verdict.INSUFFICIENT_RUNS, (f"{ssim.independent} independent runs (distinct train_seed); "
-                                                      f"{MIN_RUNS} are needed")
-    else:
-        verdict = (Verdict.CONTRADICTED if Verdict.CONTRADICTED in verdicts else
-                   Verdict.SUPPORTED if verdicts == {Verdict.SUPPORTED} else Verdict.INCONCLUSIVE)
-        reason = (f"SSIM {ssim.mean:+.4f} ± {tests[0].halfwidth:.4f} above its threshold, PSNR {psnr.mean:+.2f} ± "
-                  f"{tests[1].halfwidth:.2f} dB above the better baseline (95 % intervals); {_mixers(ssim)}")
-    values = _runs(chans, lambda r: r.ssim, no_floor)
-    return [ClaimVerdict("3", statement, *group, ("chans",), (values.mean,), (values.std,), (values.k,), verdict,
-                         reason)]
+    margins = [np.array([f(r) for r in chans]) for f in (ssim_margin, lambda r: r.psnr - _baseline(r, "psnr"))]
+    p = statistics.holm([scipy_stats.ttest_1samp(m, 0.0).pvalue for m in margins])
+    above = [pi < ALPHA and m.mean() > 0 for pi, m in zip(p, margins, strict=True)]
+    below = [pi < ALPHA and m.mean() < 0 for pi, m in zip(p, margins, strict=True)]
+    verdict = Verdict.OPPOSITE if any(below) else Verdict.SUPPORTED if all(above) else Verdict.NOT_SHOWN
+    return Check(statement, verdict, f"SSIM {margins[0].mean():+.4f} above its threshold (Holm p {p[0]:.3g}), PSNR "
+                                     f"{margins[1].mean():+.2f} dB above the better baseline (Holm p {p[1]:.3g})")
 
 
-def evaluate(results: Iterable[Result]) -> list[ClaimVerdict]:
-    """Every claim's verdicts, per (model, dataset, training) group in sorted order; untrusted robustness results
-    are left out."""
-    classification: dict[tuple[str, str, str], list[RobustnessResult]] = defaultdict(list)
-    shuffle: dict[tuple[str, str, str, float], list[ShuffleResult]] = defaultdict(list)
+def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[ShuffleResult]) -> list[Family]:
+    variants = _runs(results)
+    out = []
+    for measure, unit in (("SSIM", ""), ("PSNR", "dB")):
+        def value(r: ShuffleResult, metric: str = measure.lower()) -> tuple[float, None, None, int]:
+            return getattr(r, metric), None, None, r.n_examples
+        samples, _ = _samples(variants, value)
+        rows, _ = _family("3", samples, 1.0)
+        checks = (_thresholds(dataset, variants.get(("chans", 0.0), [])),) if measure == "SSIM" else ()
+        out.append(Family("3", measure, unit, _scale(tier, model, dataset, training, None, samples), False,
+                          tuple(rows), checks))
+    return out
+
+
+def evaluate(results: Iterable[Result]) -> list[Family]:
+    """Every table, tiers in :data:`TIERS` order, then model, dataset, training and claim; untrusted robustness
+    results are left out."""
+    classification: dict[tuple[str, str, str, str], list[RobustnessResult]] = defaultdict(list)
+    shuffle: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
     for r in results:
         if isinstance(r, ShuffleResult):  # the recipe's loss and epochs are recorded here, so they split groups
-            shuffle[(r.model, r.dataset, r.loss, r.epochs)].append(r)
+            shuffle[(tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs")].append(r)
         elif why_untrusted(r) is None:
-            classification[(r.randmix.model, r.randmix.dataset, _training(r))].append(r)
-    out = [v for key in sorted(classification) for v in _classification(*key, classification[key])]
-    return out + [v for key in sorted(shuffle) for v in _shuffle(*key, shuffle[key])]
+            classification[(tier_of(r.randmix.checkpoint), r.randmix.model, r.randmix.dataset,
+                            _training(r) or "")].append(r)
+    rank = {t: i for i, t in enumerate(TIERS)}
+    out = [(rank[k[0]], k[1:], f) for k in classification for f in _classification(*k[:3], k[3] or None,
+                                                                                     classification[k])]
+    out += [(rank[k[0]], k[1:], f) for k in shuffle for f in _shuffle(*k, shuffle[k])]
+    return [f for _, _, f in sorted(out, key=lambda t: (t[0], t[1], t[2].claim))]
+
+
+def families_of(families: Sequence[Family], claim: str) -> list[Family]:
+    """The tables of one claim, in page order."""
+    return [f for f in families if f.claim == claim]

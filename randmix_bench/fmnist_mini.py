@@ -14,8 +14,8 @@ Fashion-MNIST is MIT-licensed, Copyright (c) 2017 Zalando SE (``bundled/LICENSE-
 
 from __future__ import annotations
 
+import argparse
 import hashlib
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -64,6 +64,23 @@ def build(source: Path = FASHION_MNIST_DEBIAN_DIR, out: Path = FASHION_MNIST_MIN
     return arrays_sha256(arrays)
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m randmix_bench.fmnist_mini --out FILE [SOURCE]``: ``--out`` is required, so the bundle that
+    ships with the package is replaced only when it is named."""
+    parser = argparse.ArgumentParser(prog="python -m randmix_bench.fmnist_mini", description="Build the "
+                                     "fashion-mnist-mini bundle from the four Fashion-MNIST IDX .gz files and print "
+                                     "its content sha256 (the value randmix_bench.data pins).")
+    parser.add_argument("source", nargs="?", type=Path, default=FASHION_MNIST_DEBIAN_DIR,
+                        help=f"folder of the IDX .gz files (default {FASHION_MNIST_DEBIAN_DIR})")
+    parser.add_argument("--out", type=Path, required=True,
+                        help=f"the .npz to write; the bundled one is {FASHION_MNIST_MINI}")
+    args = parser.parse_args(argv)
+    missing = [f for pair in IDX_FILES.values() for f in pair if not (args.source / f).is_file()]
+    if missing:
+        parser.error(f"{args.source} has no {missing[0]}; pass the folder of the four Fashion-MNIST IDX .gz files")
+    digest = build(args.source, args.out)
+    print(f"wrote {args.out} ({args.out.stat().st_size:,} bytes); content sha256 {digest}")
+
+
 if __name__ == "__main__":
-    digest = build(Path(sys.argv[1]) if len(sys.argv) > 1 else FASHION_MNIST_DEBIAN_DIR)
-    print(f"wrote {FASHION_MNIST_MINI} ({FASHION_MNIST_MINI.stat().st_size:,} bytes); content sha256 {digest}")
+    main()

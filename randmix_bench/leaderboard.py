@@ -8,6 +8,7 @@ pure function of the files (no dates, fixed ordering and number formats), which 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections import defaultdict
@@ -17,8 +18,8 @@ from pathlib import Path
 from typing import cast
 from urllib.parse import quote
 
-from randmix_bench import claims, figures
-from randmix_bench.claims import ClaimVerdict, attack_label, variant_label, why_untrusted
+from randmix_bench import claims, figures, masking
+from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.errors import MissingError, RandmixError
 from randmix_bench.files import atomic_path
 from randmix_bench.results import (
@@ -76,6 +77,23 @@ class Entry:
     @property
     def checkpoint_ref(self) -> CheckpointRef:
         return checkpoint_field(self.result)[0]
+
+    @property
+    def run_key(self) -> str:
+        """What identifies the run behind the entry: its checkpoint's weights digest (the file's sha256 on results
+        written before it was recorded). Re-evaluations and copies of one checkpoint are one run, whatever their
+        file names say; :func:`load_entries` refuses copies that label it differently."""
+        ref = self.checkpoint_ref
+        return ref.weights_sha256 or ref.sha256
+
+    @property
+    def labels(self) -> dict[str, object]:
+        """What the entry says about its run: two entries of one checkpoint must say the same."""
+        r = self.randmix if self.is_robustness else self.shuffle
+        epochs = self.randmix.train_epochs if self.is_robustness else self.shuffle.epochs
+        recipe = self.randmix.train_recipe if self.is_robustness else None
+        return {"model": r.model, "mixing": str(r.mixing), "mixer_seed": r.mixer_seed, "smooth_sigma": r.smooth_sigma,
+                "train_seed": r.train_seed, "train_recipe": recipe, "train_epochs": epochs}
 
     @property
     def is_robustness(self) -> bool:
@@ -146,11 +164,32 @@ def load_entries(root: str | Path) -> list[Entry]:
             entries.append(load_entry(path, root))
         except ResultError as e:
             problems.append(str(e))
+    problems += _relabelled_runs(entries)
     if len(problems) == 1:
         raise LeaderboardError(problems[0])
     if problems:
         raise LeaderboardError(f"{len(problems)} bad result file(s):\n" + "\n".join(problems))
     return entries
+
+
+def _relabelled_runs(entries: list[Entry]) -> list[str]:
+    """One problem per entry that claims a checkpoint another entry claims (by weights digest or file sha256)
+    with other labels (training seed, mixing, sigma, recipe...): a copied result relabelled as another run."""
+    first: dict[tuple[str, str], Entry] = {}
+    problems = []
+    for e in entries:
+        ref = e.checkpoint_ref
+        for key in (("weights", ref.weights_sha256), ("file", ref.sha256)):
+            if key[1] is None:
+                continue
+            earlier = first.setdefault((key[0], key[1]), e)
+            differ = sorted(k for k, v in e.labels.items() if earlier.labels[k] != v)
+            if differ:
+                problems.append(f"{e.path}: claims the checkpoint of {earlier.rel} ({key[0]} sha256 {key[1][:12]}…) "
+                                f"but labels it with another {', '.join(differ)}; one checkpoint is one run: remove "
+                                "the relabelled copy")
+                break
+    return problems
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -264,36 +303,100 @@ def _shuffle_table(entries: list[Entry], base: Path) -> list[str]:
 # ------------------------------------------------------------------------------------------ claims
 
 
-def _verdict_line(v: ClaimVerdict) -> str:
-    """``- Claim 2a (chans more robust than full, Linf 8/255, AA standard): **inconclusive**: numbers; reason.``"""
-    about = _escape(v.statement + (f", {v.setting}" if v.setting else ""))
-    unit, digits = ("", 4) if v.claim == "3" else (" %", 2)
-    numbers = " vs ".join(
-        f"{_code(name)} {mean:.{digits}f}" + (f" ± {spread:.{digits}f}" if spread is not None else "")
-        + f"{unit} ({k} run{'s' if k != 1 else ''})"
-        for name, mean, spread, k in zip(v.variants, v.means, v.spreads, v.runs, strict=True))
-    numbers += "; " if numbers else ""
-    return f"- Claim {v.claim} ({about}): **{v.verdict.value}**: {numbers}{_escape(v.reason)}."
+def _number(value: float, unit: str, sign: bool = True) -> str:
+    digits = 4 if unit == "" else 2
+    return "—" if math.isnan(value) else f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def _p(p: float) -> str:
+    return "—" if math.isnan(p) else "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _tier(tier: str) -> str:
+    return f"{tier} tier ({claims.TIERS[tier]})" if tier != "other" else claims.TIERS[tier]
+
+
+def _pair(row: claims.Comparison) -> Markdown:
+    """``first > second`` when the paper expects first higher, else ``first − second``."""
+    return Markdown(f"{_code(row.first)} {'>' if row.expected else '−'} {_code(row.second)}")
+
+
+def _family_title(f: claims.Family) -> list[object]:
+    return [_tier(f.scale.tier), f"claim {f.claim}, {f.measure}", f.scale.label()]
+
+
+def _detectable(f: claims.Family) -> str:
+    """What a ``not shown`` in this table cannot rule out."""
+    values = sorted(r.detectable for r in f.rows if not math.isnan(r.detectable))
+    if not values:
+        return ""
+    unit = f" {f.unit}" if f.unit else ""
+    lo, hi = (_number(v, f.unit, False) for v in (values[0], values[-1]))
+    span = lo if lo == hi else f"{lo}–{hi}"
+    return (f"Minimum detectable difference: {span}{unit} (80 % power, two-sided {claims.ALPHA:g}/{f.tested} for "
+            f"Holm's worst case over the {f.tested} tested pairs, from these runs' own spread): a `not shown` here "
+            "cannot rule out a smaller difference.")
+
+
+def _family_table(f: claims.Family, level: str) -> list[str]:
+    lines = [_heading(level, *_family_title(f)), ""]
+    if not f.per_point and f.claim != "3":
+        lines += ["*Seed-level only*: these result files carry no per-point outcomes, so the variant-by-point "
+                  "interaction is not in the intervals (Welch's test on the run values).", ""]
+    unit = f" ({f.unit})" if f.unit else ""
+    if f.rows:
+        rows = [[_pair(r), Markdown(" vs ".join(
+                    _number(m, f.unit, False) + ("" if s is None else f" ± {_number(s, f.unit, False)}") + f" ({k})"
+                    for m, s, k in zip(r.means, r.spreads, r.runs, strict=True))),
+                 _number(r.effect, f.unit), f"[{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]",
+                 _p(r.p_holm), _number(r.detectable, f.unit, False), Markdown(f"**{r.verdict.value}**")]
+                for r in f.rows]
+        lines += _table(["Pair", f"Means ± std (runs){unit}", f"Difference{unit}", "95 % interval", "p (Holm)",
+                         "Detectable", "Verdict"], rows, right={2, 4, 5}) + [""]
+    else:
+        lines += ["Only one variant: no pair to compare.", ""]
+    detectable = _detectable(f)
+    lines += [detectable, ""] if detectable else []
+    lines += [f"- {c.statement}: **{c.label}**: {_escape(c.detail)}." for c in f.checks]
+    return lines + [""] if f.checks else lines
+
+
+def _plain(f: claims.Family) -> str:
+    """One sentence per table, in plain words, from its numbers."""
+    unit = f" {f.unit}" if f.unit else ""
+    said = []
+    for r in f.rows:
+        if r.verdict is claims.Verdict.INSUFFICIENT_RUNS or not (r.expected or r.verdict is claims.Verdict.DIFFERS):
+            continue
+        size = f"{_number(r.effect, f.unit)}{unit} [{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]"
+        what = f"{r.first} {'above' if r.expected else 'vs'} {r.second}"
+        said.append(f"{what}: {r.verdict.value} ({size})")
+    said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
+    where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
+    tail = "; ".join(said) if said else "no significant difference after Holm"
+    smoke = " (smoke test only)" if f.scale.tier in ("small", "smoke") else ""
+    return f"{where}{smoke}, {f.measure}: {tail}."
+
+
+def _summary_line(f: claims.Family) -> str:
+    named = [f"{_pair(r)} **{r.verdict.value}** ({_number(r.effect, f.unit)})" for r in f.rows if r.expected]
+    named += [f"{c.statement} **{c.label}**" for c in f.checks]
+    return (f"- Claim {f.claim}, {_escape(_tier(f.scale.tier))}, {_escape(f.scale.label())}: "
+            + ("; ".join(named) if named else "no pair the paper names") + ".")
 
 
 def _claims(entries: list[Entry], level: str) -> list[str]:
     lines = [f"{level} full vs chans vs space", "",
-             "The paper's claims (arXiv 2503.16760) and whether our entries support them, computed from the result "
-             "files: per variant (model, dataset, mixing and smoothing sigma; threat model, eps and attack for robust "
-             "accuracy; the training recipe and epochs), the mean over training runs ± their standard deviation. Only "
-             "ranked robustness entries count.", ""]
-    lines += [f"{number}. {claim} *Verdict rule:* {rule}" for number, (claim, rule) in claims.RULES.items()] + [""]
-    groups: dict[tuple[bool, str, str], list[ClaimVerdict]] = defaultdict(list)
-    for v in claims.evaluate(e.result for e in entries):
-        groups[(v.claim == "3", v.model, v.dataset)].append(v)
-    if not any(not shuffle for shuffle, _, _ in groups):
-        lines += ["Claims 1 and 2: no data yet (no ranked robustness results).", ""]
-    for (shuffle, model, dataset), verdicts in groups.items():
-        title = (model, dataset, "pixel un-shuffling") if shuffle else (model, dataset)
-        lines += [_heading(level + "#", *title), ""] + [_verdict_line(v) for v in verdicts] + [""]
-    if not any(shuffle for shuffle, _, _ in groups):
-        lines += ["Claim 3: no data yet (no pixel-shuffle results).", ""]
-    return lines[:-1]
+             f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
+             f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
+             f"[{FINDINGS_NAME}]({FINDINGS_NAME}). Only ranked robustness entries count.", ""]
+    families = claims.evaluate(e.result for e in entries)
+    lines += [_summary_line(f) for f in families if f.checks or any(r.expected for r in f.rows)]
+    if not any(f.claim != "3" for f in families):
+        lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
+    if not any(f.claim == "3" for f in families):
+        lines += ["", "Claim 3: no data yet (no pixel-shuffle results)."]
+    return lines
 
 
 # ------------------------------------------------------------------------------------------ documents
@@ -354,13 +457,14 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
 
 
 FINDINGS_NAME = "FINDINGS.md"
-PLAIN = {  # what each verdict means for the paper's claim, said plainly
-    claims.Verdict.SUPPORTED: "holds here",
-    claims.Verdict.CONTRADICTED: "does not hold here: the results significantly contradict it",
-    claims.Verdict.INCONCLUSIVE: "not shown here: the difference is within the runs' noise",
-    claims.Verdict.INSUFFICIENT_RUNS: "not tested here: too few independent runs",
-    claims.Verdict.NO_DATA: "not tested here: no results for it",
-}
+VERDICT_WORDS = [
+    "`supported`: significant in the paper's direction after Holm; `opposite`: significant the other way; "
+    "`differs`: significant on a pair the paper says nothing about (the sign of the difference says which is "
+    "higher); `not shown`: none of these (the table's detectable difference says what it cannot rule out); "
+    "`insufficient runs`: fewer than the runs a test needs.",
+    "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
+    "difference is significantly beyond the margin; `undecided`: neither.",
+]
 
 
 def _where(entries: list[Entry]) -> list[str]:
@@ -380,25 +484,56 @@ def _where(entries: list[Entry]) -> list[str]:
             f"{values(lambda e: provenance(e).git_revision[:10] or 'unknown')}."]
 
 
+def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
+    """The gradient-masking controls beside the verdicts: each white-box entry against its transfer and Square
+    controls on their common points; a flagged entry feeds no verdict."""
+    lines = ["## Gradient-masking controls", "",
+             "Each white-box entry against the attacks that never use its gradient, on the points both attacked: "
+             "APGD-CE examples made on the seed-matched `full` model (transfer) and Square alone (black-box). A model "
+             "that masks its gradients keeps points robust that these weaker attacks break; an entry is **flagged** "
+             "(and left out of every verdict above) when a control leaves fewer points robust than its white-box "
+             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not.", ""]
+    if not checks:
+        return lines + ["No control has been run on these results yet (the medium tier runs them).", ""]
+    rows = [[_code(c.entry), c.kind, f"{c.n:,}", f"{100 * c.whitebox_robust / c.n:.1f}",
+             f"{100 * c.control_robust / c.n:.1f}", str(c.missed), Markdown("**flagged**") if c.flagged else "ok"]
+            for c in sorted(checks, key=lambda c: (c.entry, c.kind))]
+    return lines + _table(["Entry", "Control", "Points", "White-box robust %", "Control robust %", "Missed", ""],
+                          rows, right=(2, 3, 4, 5)) + [""]
+
+
 def render_findings(entries: list[Entry]) -> str:
-    """``leaderboards/FINDINGS.md``: per claim of the paper, every verdict the entries give, said plainly."""
-    verdicts = claims.evaluate(e.result for e in entries)
+    """``leaderboards/FINDINGS.md``: per claim, one table per study of all pairs, and the same in plain words; the
+    gradient-masking controls last (a flagged entry feeds no verdict)."""
+    checks = masking.controls([e.robustness for e in entries if e.is_robustness])
+    flagged = {c.entry for c in checks if c.flagged}
+    families = claims.evaluate(e.result for e in entries if not (e.is_robustness and e.result.name in flagged))
     lines = ["# Findings: the paper's claims against these results", "",
              "<!-- Generated by `randmix leaderboard` from the JSON files in this folder; do not edit by hand. -->", "",
              f"From {_counts(entries)} (ranked robustness entries only; see [README.md](README.md) for the tables "
-             "and figures). Means ± standard deviation over training seeds; the number of runs in brackets.", ""]
+             "and figures).", ""]
     lines += _where(entries) + [""] if entries else [NO_RESULTS, ""]
+    lines += ["How to read it: each table compares every pair of variants of one study (same tier, model, dataset, "
+              "recipe and epochs; for robust accuracy also threat model, eps and attack), the first minus the second "
+              "(first = the variant the paper expects to be higher, when it says). Tiers lead in the order "
+              + ", ".join(t for t in claims.TIERS) + "; the small tier is a "
+              f"{claims.TIERS['small']}.", ""]
+    lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
-        mine = [v for v in verdicts if v.claim.startswith(number)]
-        lines += [f"{_verdict_line(v)} In plain words: {PLAIN[v.verdict]}." for v in mine] or [
-            "No results for this claim yet."]
-        lines += [""]
+        mine = claims.families_of(families, number)
+        if not mine:
+            lines += ["No results for this claim yet.", ""]
+            continue
+        lines += ["In plain words: " + " ".join(_escape(_plain(f)) for f in mine), ""]
+        for f in mine:
+            lines += _family_table(f, "###")
+    lines += _masking_section(checks)
     return "\n".join(lines[:-1]) + "\n"
 
 
 def render_summary(entries: list[Entry], leaderboard_link: str) -> str:
-    """The top README's marked section: the claims' verdicts and a link to the full tables."""
+    """The top README's marked section: the claims' named pairs per study and a link to the full tables."""
     lead = NO_RESULTS if not entries else f"{_counts(entries)}."
     lead += f" Full tables: [{leaderboard_link}]({leaderboard_link})."
     return "\n".join([lead, ""] + _claims(entries, "###")) + "\n"
@@ -445,7 +580,12 @@ def plan_figures(root: str | Path) -> dict[Path, figures.Curve]:
 
 
 def _stray_figures(root: Path, wanted: dict[Path, figures.Curve]) -> list[Path]:
-    return sorted(p for p in (root / FIGURES_FOLDER).glob("*.png") if p not in wanted)
+    """Charts this command drew (they carry a fingerprint) that no result needs any more; other PNGs are the user's."""
+    folder = root / FIGURES_FOLDER
+    if folder.is_symlink():
+        return []
+    return sorted(p for p in folder.glob("*.png")
+                  if p not in wanted and not p.is_symlink() and figures.read_fingerprint(p) is not None)
 
 
 def stale(root: str | Path, readme: str | Path | None = None) -> list[Path]:
@@ -458,11 +598,41 @@ def stale(root: str | Path, readme: str | Path | None = None) -> list[Path]:
             + _stray_figures(root, wanted))
 
 
+GENERATED_MARK = "<!-- Generated by `randmix leaderboard`"
+"""The first line of every Markdown file ``write`` owns (a chart carries its fingerprint instead)."""
+
+
+def _check_ours(root: Path, texts: dict[Path, str], wanted: dict[Path, figures.Curve]) -> None:
+    """Refuse, before anything is written, to replace or remove what ``randmix leaderboard`` did not generate: a
+    README.md or FINDINGS.md without its mark, a chart path holding the user's own PNG, anything reached through
+    a symlink (a figures folder linked elsewhere would have files deleted outside the leaderboards folder)."""
+    folder = root / FIGURES_FOLDER
+    if folder.is_symlink():
+        raise LeaderboardError(f"{folder} is a symlink (to {os.readlink(folder)}); randmix leaderboard writes its "
+                               "charts only into a real folder: replace the link with a folder")
+    owned = [p for p in texts if p.parent == root]  # the README given by --readme has markers instead
+    for path in [*owned, *wanted]:
+        if path.is_symlink():
+            raise LeaderboardError(f"{path} is a symlink; randmix leaderboard replaces only files it generated: "
+                                   "remove the link")
+    for path in owned:
+        if path.exists() and GENERATED_MARK not in path.read_text(errors="replace")[:4096]:
+            raise LeaderboardError(f"{path} was not generated by randmix leaderboard (no '{GENERATED_MARK}' line); "
+                                   f"move it away or pass --dir a folder of result files only")
+    for path in wanted:
+        if path.exists() and figures.read_fingerprint(path) is None:
+            raise LeaderboardError(f"{path} is not a chart randmix leaderboard drew; move it away (the chart goes "
+                                   "there)")
+
+
 def write(root: str | Path, readme: str | Path | None = None) -> list[Path]:
-    """Regenerate the Markdown and the charts; returns the files that changed (or were removed)."""
+    """Regenerate the Markdown and the charts; returns the files that changed (or were removed). Only files this
+    command generated are replaced or removed (:func:`_check_ours`); a PNG of the user's is never touched."""
     root = Path(root)
     changed = []
-    for path, text in plan(root, readme).items():
+    texts = plan(root, readme)
+    _check_ours(root, texts, plan_figures(root))
+    for path, text in texts.items():
         if not path.is_file() or path.read_text() != text:
             with atomic_path(path) as tmp:
                 tmp.write_text(text)

@@ -53,6 +53,7 @@ class Study:
     square_n: int | None = None
     square_control_queries: int = 5000
     control_s: float = 0.0  # estimated seconds of each control
+    attack_batch: int | None = None  # points per attack batch (outcomes depend on it: fixed per tier); None: all n
 
     def seeds_of(self, variant: str) -> tuple[int, ...]:
         return self.seeds_by_variant.get(variant, self.seeds)
@@ -127,8 +128,8 @@ MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth", "space"),
           (0, 1, 2), eps="2/255", n_examples=1000, attacks=("apgd-ce", "apgd-t"), sweep=("1/255", "2/255", "4/255"),
           sweep_attacks=("apgd-ce",), sweep_every_seed=True, standard_n=500, clean_only=("space",),
-          transfer=True, square_n=200, square_queries=1000, train_s=1500, eval_s=900, sweep_s=300, standard_s=900,
-          control_s=300),
+          transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=1500, eval_s=900, sweep_s=300,
+          standard_s=900, control_s=300),
     ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, ("full", "chans"), (0, 1, 2),
                  train_s=1800, eval_s=60),
 ]

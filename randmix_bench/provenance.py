@@ -13,6 +13,7 @@ import torch
 
 from randmix_bench.results import Provenance
 
+RESULTS_FOLDER = "leaderboards"
 TRACKED_PACKAGES = ("torch", "torchvision", "timm", "pyautoattack", "robustbench", "randmix-bench")
 
 
@@ -34,19 +35,25 @@ def versions() -> dict[str, str]:
 
 
 def git_revision() -> str:
-    """The checkout's commit (with ``-dirty`` for uncommitted changes); outside a git checkout (a copy of the tree
-    on a GPU machine, see tools/gpu_run.py) ``RANDMIX_GIT_REVISION`` as the copy's sender recorded it, else ""."""
-    root = Path(__file__).resolve().parents[1]
+    """The checkout's commit, with ``-dirty`` for uncommitted changes to anything but ``leaderboards/`` (where
+    ``randmix reproduce`` writes: its second job must not call the code dirty because the first wrote a
+    result). ``RANDMIX_GIT_REVISION``, set by whoever sent a copy of the tree to another machine
+    (tools/gpu_run.py), wins: the copy may hold a stale ``.git`` of its own (the GPU machine's did: it named
+    an old commit, dirty), so only the sender knows what was sent."""
     copied = os.environ.get("RANDMIX_GIT_REVISION", "")
+    if copied:
+        return copied
+    root = Path(__file__).resolve().parents[1]
     try:
         rev = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         if rev.returncode != 0:
-            return copied
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5).stdout.strip()
+            return ""
+        status = ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", ".",
+                  f":(exclude){RESULTS_FOLDER}"]
+        dirty = subprocess.run(status, capture_output=True, text=True, timeout=5).stdout.strip()
         return rev.stdout.strip() + ("-dirty" if dirty else "")
     except (OSError, subprocess.TimeoutExpired):
-        return copied
+        return ""
 
 
 def utc_now() -> str:

@@ -14,15 +14,10 @@ run shows and what it does not is :func:`scope`, which the command prints under 
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
-
-import torch
 
 from randmix_bench import leaderboard
 from randmix_bench.checkpoint import CHECKPOINT_NAME
@@ -33,9 +28,10 @@ from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
+from randmix_bench.threads import cpu_threads, parse_threads
 from randmix_bench.train import TrainReporter, check_run_dir, train
 
-__all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "cpu_threads", "resolve_dataset", "scope",
+__all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
 
 log = logging.getLogger(__name__)
@@ -64,7 +60,9 @@ class QuickstartConfig:
     n_iter: int | None = None  # APGD iterations; None keeps AutoAttack's 100
     seed: int = 0
     device: str = "cpu"
-    threads: int | None = 1  # torch CPU threads (None: torch's default); see run()
+    # torch CPU threads, a count or "auto" (randmix_bench.threads); None: as set. 1: this model's ops are too small
+    # to gain from a second thread.
+    threads: int | str | None = 1
     data_dir: str | Path | None = None  # where the dataset is (see randmix_bench.data)
 
     def attack_description(self) -> str:
@@ -136,31 +134,13 @@ def scope(dataset: str) -> str:
             "up to a few points. The GPU recipes and the leaderboards/ entries are the benchmark.")
 
 
-@contextmanager
-def cpu_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch CPU threads (None: leave torch's default), restoring the count afterwards."""
-    before = torch.get_num_threads()
-    if n is not None:
-        torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None,
         training: TrainReporter | None = None) -> list[QuickstartRow]:
     """Train and evaluate every variant into ``cfg.out`` (its run folders and ``leaderboards/`` are
     overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant. ``training``
-    hears each training run's progress (none: trained quietly).
-
-    ``cfg.threads`` defaults to 1: this model's ops are too small to gain from intra-op threads, and on a CPU
-    that is busy with anything else, spinning threads make a step several times slower (measured on a
-    2-core machine while other jobs ran: 2 threads trained at ~290 img/s, 1 thread at 1,800-6,100)."""
-    cores = os.cpu_count() or 1
-    if cfg.threads is not None and not 1 <= cfg.threads <= cores:  # thousands of threads exhaust memory
-        raise RandmixError(f"threads must be in 1..{cores} (this machine's CPU count), got {cfg.threads}")
-    with cpu_threads(cfg.threads):
+    hears each training run's progress (none: trained quietly). ``cfg.threads`` follows the CLI's thread policy
+    (:mod:`randmix_bench.threads`)."""
+    with cpu_threads(None if cfg.threads is None else parse_threads(cfg.threads)):
         return _run(cfg, reporter or LogReporter(), training)
 
 

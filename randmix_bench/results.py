@@ -9,11 +9,11 @@ silently.
 
 from __future__ import annotations
 
-import json
 import math
 import re
+from itertools import pairwise
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -26,8 +26,9 @@ from pydantic import (
     model_validator,
 )
 
+from randmix_bench.eps import parse_eps, same_eps
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import write_json
+from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, write_json
 from randmix_bench.vocab import AAVersion, Attack, Loss, Mixing, Norm
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "write_result",
     "resolve_checkpoint",
     "check_entry_name",
+    "check_replaceable",
 ]
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -79,6 +81,43 @@ def _at_most_clean(value: float, info: ValidationInfo, what: str) -> None:
     clean = info.data.get("clean_acc")
     if clean is not None and value > clean:
         raise ValueError(f"{what} {value} exceeds clean_acc {clean}: robust accuracy cannot be above clean")
+
+
+def _test_set_size(dataset: str) -> int | None:
+    """The test-set size of a dataset the project knows by name (None for an image folder): no result can have
+    evaluated more points than that, and verify's tolerance depends on the recorded number."""
+    from randmix_bench.data import DATASETS  # lazily: reading a result needs no torch otherwise
+
+    info = DATASETS.get(dataset)
+    return None if info is None else info.test_size
+
+
+def _refuse(field: str, message: str) -> NoReturn:
+    """A consistency failure of the ``randmix`` block, naming its field (read_result shows it as written)."""
+    raise ValueError(f"field 'randmix.{field}': {message}")
+
+
+def _same_count(a: float, b: float) -> bool:
+    """Whether two accuracies are the same count of points: results written before accuracies were exact counts
+    kept clean and robust accuracy as float32 means (0.6660000085830688 for 333/500)."""
+    return math.isclose(a, b, rel_tol=0.0, abs_tol=1e-6)
+
+
+def _check_n(n: int, dataset: str, what: str = "n_examples") -> None:
+    size = _test_set_size(dataset)
+    if size is not None and n > size:
+        raise ValueError(f"{what} {n} is more than the {size:,} points of the {dataset} test set")
+
+
+def _check_eps_text(text: str, value: float, norm: str, where: str) -> None:
+    """An eps as written must say the number recorded beside it: both are what readers and verdicts use."""
+    try:
+        parsed = parse_eps(text, norm)
+    except RandmixError as e:
+        raise ValueError(f"{where} {text!r}: {e}") from None
+    if not same_eps(parsed, value):
+        raise ValueError(f"{where} {text!r} is {parsed!r}, not the recorded eps_value {value!r}; regenerate the file "
+                         "with randmix eval")
 
 
 class _Strict(BaseModel):
@@ -223,6 +262,53 @@ class RandmixBlock(_Strict):
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
 
     @model_validator(mode="after")
+    def _numbers_agree(self) -> RandmixBlock:
+        """Every number that is recorded twice must agree, so that no single one can be edited alone: the attack's
+        norm and eps are the threat model's; the robust accuracy is what the last attack left
+        (``per_attack_robust_acc``, in the order the attacks ran, never rising) and what the sweep measured at the
+        same eps with the same attacks; each sweep eps says its number; n fits the test set."""
+        attack, per_attack, robust = self.attack, self.per_attack_robust_acc, self.robust_acc
+        if attack.norm != self.threat_model or not same_eps(attack.eps, self.eps_value):
+            _refuse("threat_model", f"{self.threat_model} eps_value {self.eps_value!r} is not the attack's norm "
+                    f"{attack.norm} eps {attack.eps!r}")
+        if per_attack:
+            if set(per_attack) != set(attack.attacks):
+                _refuse("per_attack_robust_acc", f"names {sorted(per_attack)}, the attacks run {attack.attacks}")
+            steps = [self.clean_acc] + [per_attack[a] for a in attack.attacks]
+            if any(later > earlier for earlier, later in pairwise(steps)):
+                _refuse("per_attack_robust_acc", f"rises along the attacks {attack.attacks} ({steps[1:]}): each "
+                        "attack only runs on the points the earlier ones left")
+            if not _same_count(per_attack[attack.attacks[-1]], robust):
+                _refuse("robust_acc", f"{robust!r} is not {per_attack[attack.attacks[-1]]!r}, what the last attack "
+                        f"({attack.attacks[-1]}) left in per_attack_robust_acc")
+        elif attack.attack == Attack.NONE and not _same_count(robust, self.clean_acc):
+            _refuse("robust_acc", f"{robust!r} differs from clean_acc {self.clean_acc!r}, but no attack ran")
+        for point in self.sweep:
+            _check_eps_text(point.eps, point.eps_value, self.threat_model, "field 'randmix.sweep': eps")
+            if (same_eps(point.eps_value, self.eps_value) and point.attacks in (None, attack.attacks)
+                    and not _same_count(point.robust_acc, robust)):
+                _refuse("sweep", f"robust accuracy {point.robust_acc!r} at eps {point.eps} is not robust_acc "
+                        f"{robust!r}, measured at the same eps with the same attacks")
+        _check_n(self.n_examples, self.dataset, "field 'randmix.n_examples':")
+        size = _test_set_size(self.dataset)
+        full = self.full_test_clean
+        if full is not None:
+            if size is not None and len(full) != size:
+                _refuse("full_test_clean", f"holds {len(full)} outcomes, not one per point of the {size:,}-point "
+                        f"{self.dataset} test set")
+            if self.n_examples > len(full):
+                _refuse("n_examples", f"{self.n_examples} is more than the {len(full)} test points of full_test_clean")
+            points = self.points
+            if points is not None and points.indices == list(range(self.n_examples)) \
+                    and full[: self.n_examples] != points.clean:
+                _refuse("full_test_clean", "its first n_examples outcomes are not points.clean (the same points, "
+                        "classified by the same model)")
+            size = len(full)
+        if self.points is not None and size is not None and any(i >= size for i in self.points.indices):
+            _refuse("points", f"an index is outside the {size:,}-point test set")
+        return self
+
+    @model_validator(mode="after")
     def _counts_match(self) -> RandmixBlock:
         """Accuracies are counts over points: the recorded fractions must be what the outcomes count."""
         if self.points is not None:
@@ -293,6 +379,9 @@ class RobustnessResult(BaseModel):
                 source = "robust_acc" if field == "autoattack_acc" else "clean_acc"
                 raise ValueError(f"field {field!r}: {text!r} is not randmix.{source} {fraction!r} as a percentage "
                                  f"({pct(fraction)}); regenerate the file with randmix eval")
+        _check_eps_text(self.eps, self.randmix.eps_value, self.randmix.threat_model, "field 'eps':")
+        if self.dataset != self.randmix.dataset:
+            raise ValueError(f"field 'dataset': {self.dataset!r} is not randmix.dataset {self.randmix.dataset!r}")
         return self
 
 
@@ -322,6 +411,13 @@ class ShuffleResult(_Strict):
     checkpoint: CheckpointRef
     provenance: Provenance
     grid_png: str | None = None
+
+    @model_validator(mode="after")
+    def _n_fits(self) -> ShuffleResult:
+        if self.n_examples < 1:
+            raise ValueError(f"n_examples must be >= 1, got {self.n_examples}")
+        _check_n(self.n_examples, self.dataset, "field 'n_examples':")
+        return self
 
 
 Result = RobustnessResult | ShuffleResult
@@ -374,9 +470,9 @@ def read_result(path: str | Path) -> Result:
     """Read and validate one result file; a shuffle result says ``"track": "shuffle"``."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise ResultError(f"{path}: not readable JSON ({e})") from None
+        raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
+    except RandmixError as e:
+        raise ResultError(str(e)) from None
     cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == "shuffle" else RobustnessResult
     try:
         return cls.model_validate(raw)
@@ -385,14 +481,33 @@ def read_result(path: str | Path) -> Result:
         field = ".".join(str(p) for p in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        # a whole-model check has no location and names its fields itself
-        raise ResultError(f"{path}: " + (f"field {field!r}: " if field else "") + f"{message}{more}") from None
+        # a whole-model check has no location, or a parent's, and names its fields itself
+        named = not field or message.startswith("field '")
+        raise ResultError(f"{path}: " + ("" if named else f"field {field!r}: ") + f"{message}{more}") from None
+
+
+def check_replaceable(path: str | Path, kind: type[RobustnessResult] | type[ShuffleResult]) -> None:
+    """Fail in one line unless ``path`` is free or holds an earlier result of ``kind``: ``--force`` replaces an
+    earlier output, never an input (a checkpoint), a folder or a file of the user's."""
+    path = Path(path)
+    if not (path.exists() or path.is_symlink()):
+        return
+    try:
+        earlier = read_result(path)
+    except ResultError as e:
+        raise ExistsError(f"{path} exists and is not a result randmix wrote ({e}); --force only replaces an earlier "
+                          "result: choose another --out") from None
+    if not isinstance(earlier, kind):
+        raise ExistsError(f"{path} holds another kind of result; --force only replaces one of the same kind: choose "
+                          "another --out")
 
 
 def write_result(path: str | Path, result: Result, force: bool = False) -> Path:
-    """Write a validated result atomically; refuse to overwrite an existing one unless ``force``."""
+    """Write a validated result atomically; refuse to overwrite an existing one unless ``force``, and even then
+    anything but an earlier result of the same kind (:func:`check_replaceable`)."""
     path = Path(path)
     if path.exists() and not force:
         raise ExistsError(f"{path} already exists; pass --force to overwrite it")
+    check_replaceable(path, type(result))
     write_json(path, result.model_dump(mode="json", exclude_none=False))
     return path

@@ -21,7 +21,7 @@ from randmix_bench.checkpoint import digests, load_model, resolve
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, check_writable
+from randmix_bench.files import atomic_path, check_writable, exclusive
 from randmix_bench.mixing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
@@ -120,59 +120,61 @@ def evaluate_runs(
     if out_dir.resolve() in {r.resolve() for r in paths}:
         raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; "
                            "results go in their own folder, e.g. leaderboards/<dataset>/shuffle")
-    result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
-    existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
-    if existing and not force:
-        raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
-    checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
-    refs = [CheckpointRef.for_result(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
-    dev = resolve_device(device)
+    # one writer per output folder: a second evaluation into it fails at once instead of interleaving files
+    with exclusive(out_dir, f"--out-dir {out_dir}"):
+        result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
+        existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
+        if existing and not force:
+            raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
+        checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
+        refs = [CheckpointRef.for_result(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
+        dev = resolve_device(device)
 
-    loaded = []
-    for name, ckpt in zip(names, checkpoints, strict=True):
-        model, meta = load_model(ckpt, map_location=dev)
-        task = ShuffleTask.from_record(meta["extra"].get("task", {}))
-        # in the current layout, old checkpoints too (complete_config)
-        cfg = TrainConfig.from_dict(meta["extra"]["train"])
-        loaded.append(_Run(name, ckpt, model, meta, task, cfg))
-    first = loaded[0]
-    for run in loaded[1:]:
-        if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
-            raise RandmixError(f"{run.name} was trained on {run.cfg.dataset} "
-                             f"with permutation seed {run.task.permutation_seed}, "
-                             f"{first.name} on {first.cfg.dataset} with seed {first.task.permutation_seed}; "
-                             "one grid needs one dataset and one permutation")
-    if progress:
-        progress(f"loading the {first.cfg.dataset} test set")
-    split = load_split(first.cfg.dataset, False, data_dir or first.cfg.data_dir)
-    split = split.first(n_examples) if n_examples is not None else split
-    if grid_images > len(split):
-        raise RandmixError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
-    shown = to_unit(split.images[:grid_images])
-    rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
-
-    results = []
-    for run, ref in zip(loaded, refs, strict=True):
+        loaded = []
+        for name, ckpt in zip(names, checkpoints, strict=True):
+            model, meta = load_model(ckpt, map_location=dev)
+            task = ShuffleTask.from_record(meta["extra"].get("task", {}))
+            # in the current layout, old checkpoints too (complete_config)
+            cfg = TrainConfig.from_dict(meta["extra"]["train"])
+            loaded.append(_Run(name, ckpt, model, meta, task, cfg))
+        first = loaded[0]
+        for run in loaded[1:]:
+            if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
+                raise RandmixError(f"{run.name} was trained on {run.cfg.dataset} "
+                                 f"with permutation seed {run.task.permutation_seed}, "
+                                 f"{first.name} on {first.cfg.dataset} with seed {first.task.permutation_seed}; "
+                                 "one grid needs one dataset and one permutation")
         if progress:
-            progress(f"evaluating {run.name} on {len(split)} {run.cfg.dataset} test images")
-        t0 = time.perf_counter()
-        metrics = run.task.evaluate(run.model, split, batch_size, dev)
-        rounded: dict[str, Any] = {k: round(v, 6) for k, v in metrics.items()}  # psnr, ssim and their baselines
-        recon = run.task.reconstruct(run.model, split.images[:grid_images], batch_size, dev)
-        rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
-        trainable, frozen = count_parameters(run.model)
-        results.append(ShuffleResult(
-            name=run.name, model=run.meta["model"], mixing=Mixing(run.cfg.mixing), mixer_seed=run.cfg.mixer_seed,
-            smooth_sigma=cast(MixingReport, run.model.mixing).smooth_sigma, train_seed=run.cfg.seed,
-            permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
-            loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
-            **rounded,
-            params_trainable=trainable, params_frozen=frozen,
-            checkpoint=ref,
-            provenance=collect(dev, time.perf_counter() - t0),
-            grid_png=grid_name,
-        ))
-    save_grid(grid_path, rows)
-    for result, path in zip(results, result_paths, strict=True):
-        write_result(path, result, force=force)
-    return results
+            progress(f"loading the {first.cfg.dataset} test set")
+        split = load_split(first.cfg.dataset, False, data_dir or first.cfg.data_dir)
+        split = split.first(n_examples) if n_examples is not None else split
+        if grid_images > len(split):
+            raise RandmixError(f"grid_images={grid_images} is more than the {len(split)} test images scored")
+        shown = to_unit(split.images[:grid_images])
+        rows = [("ground truth", shown), ("scrambled", first.task.scramble(shown))]
+
+        results = []
+        for run, ref in zip(loaded, refs, strict=True):
+            if progress:
+                progress(f"evaluating {run.name} on {len(split)} {run.cfg.dataset} test images")
+            t0 = time.perf_counter()
+            metrics = run.task.evaluate(run.model, split, batch_size, dev)
+            rounded: dict[str, Any] = {k: round(v, 6) for k, v in metrics.items()}  # psnr, ssim and their baselines
+            recon = run.task.reconstruct(run.model, split.images[:grid_images], batch_size, dev)
+            rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
+            trainable, frozen = count_parameters(run.model)
+            results.append(ShuffleResult(
+                name=run.name, model=run.meta["model"], mixing=Mixing(run.cfg.mixing), mixer_seed=run.cfg.mixer_seed,
+                smooth_sigma=cast(MixingReport, run.model.mixing).smooth_sigma, train_seed=run.cfg.seed,
+                permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
+                loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
+                **rounded,
+                params_trainable=trainable, params_frozen=frozen,
+                checkpoint=ref,
+                provenance=collect(dev, time.perf_counter() - t0),
+                grid_png=grid_name,
+            ))
+        save_grid(grid_path, rows)
+        for result, path in zip(results, result_paths, strict=True):
+            write_result(path, result, force=force)
+        return results

@@ -199,9 +199,15 @@ def train(
     started_group = dist.world_size > 1 and not torch_dist.is_initialized()
     if started_group:
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
+    started: list[Path] = []  # run.json, once this process marked it "running"
     try:
         with _run_lock(out, dist):
-            return _train(cfg, out, task, resume, force, dev, dist, reporter if reporter and dist.main else _Quiet())
+            return _train(cfg, out, task, resume, force, dev, dist, reporter if reporter and dist.main else _Quiet(),
+                          started)
+    except Exception as e:
+        if started:  # a run that stopped on an error (a full disk, a divergence) must not read "running" forever
+            _mark_failed(started[0], f"{type(e).__name__}: {e}")
+        raise
     finally:
         if started_group:
             torch_dist.destroy_process_group()
@@ -223,8 +229,31 @@ def _run_lock(out: Path, dist: Distributed) -> Iterator[None]:
         yield
 
 
+def _mark_failed(run_json: Path, reason: str) -> None:
+    """Set a run record's status to "failed" (with the reason), best effort: atomically when the disk allows,
+    else in place, padded with spaces to the old length, which needs no new block on a full disk."""
+    try:
+        record = json.loads(run_json.read_text())
+    except (OSError, ValueError):
+        return
+    if not isinstance(record, dict) or record.get("status") != "running":
+        return
+    record.update(status="failed", error=reason[:500])
+    try:
+        write_json(run_json, record)
+    except OSError:
+        text = json.dumps({**record, "error": reason[:100]}, separators=(",", ":")).encode()
+        try:
+            size = run_json.stat().st_size
+            if len(text) <= size:
+                with open(run_json, "r+b") as f:
+                    f.write(text + b" " * (size - len(text)))
+        except OSError:
+            pass  # nothing more can be done on this disk; the error itself is reported
+
+
 def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, device: torch.device,
-           dist: Distributed, reporter: TrainReporter) -> dict[str, Any]:
+           dist: Distributed, reporter: TrainReporter, started: list[Path]) -> dict[str, Any]:
     t_start = time.perf_counter()
     state = prepare_run_dir(out, cfg, task, resume, force)
     dist.barrier()  # every rank has checked the folder before rank 0 writes to it
@@ -266,6 +295,7 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
 
     if dist.main:  # marks the folder as ours before anything else is written into it
         write_json(out / RUN_NAME, record("running", None, None))
+        started.append(out / RUN_NAME)
     reporter.start(steps, cfg.epochs, len(history))
     try:
         for epoch in range(len(history), cfg.epochs):

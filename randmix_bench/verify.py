@@ -3,24 +3,32 @@
 A leaderboard number is only as good as the file behind it. ``randmix verify`` hashes each entry's
 checkpoint, rebuilds the model from it, and recomputes on the first few hundred test points on the CPU
 what the entry records: clean accuracy for a robustness entry, reconstruction PSNR for a pixel-shuffle
-entry. A robustness entry's robust accuracy is re-checked one-sided: its strongest white-box attack
-(APGD-CE, at the entry's norm, eps, seed and iterations) is re-run on those points, and the recorded
-number may not sit above what that one attack leaves (the entry ran it and more, so it can only be
-lower). The full AutoAttack run is not repeated (it wants a GPU).
+entry. A robustness entry's robust accuracy is re-checked: its strongest white-box attack (APGD-CE, at the
+entry's norm, eps, seed and iterations) is re-run on those points; the recorded headline may not sit above
+what that one attack leaves (the entry ran it and more, so it can only be lower), and when the attack was the
+entry's first, the number recorded after it (``per_attack_robust_acc``) must match it both ways, so a number
+edited down is caught too (the file's own checks tie the headline to it). The full AutoAttack run is not
+repeated (it wants a GPU).
+
+Everything else a reader or a verdict uses is re-derived from the checkpoint as well: its labels (model,
+mixing, mixer seed, smoothing sigma, training seed, recipe and epochs: :func:`~randmix_bench.checkpoint.run_labels`),
+the per-point clean outcomes where recorded, and ``clean_acc_full_test`` on points spread over the whole test
+set; a recorded n larger than the test set is refused.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CheckpointError, load_model, weights_digest
+from randmix_bench.checkpoint import CheckpointError, load_model, run_labels, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
@@ -31,8 +39,8 @@ from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
 
-__all__ = ["Check", "VerifyOptions", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB", "TOLERANCE_RULE",
-           "tolerance", "verify", "failures"]
+__all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
+           "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
 
 DEFAULT_N = 500
 DEFAULT_SIGMAS = 3.0
@@ -52,8 +60,10 @@ TOLERANCE_RULE = (
     "Robust accuracy is checked one-sided with the same rule (sd from the recorded robust accuracy): the entry's "
     "strongest white-box attack (APGD-CE when it ran it) is re-run at its norm, eps, seed and iterations "
     "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
-    "is above what that attack leaves by more than the tolerance; entries attacked with none or only black-box "
-    "attacks skip this check."
+    "is above what that attack leaves by more than the tolerance; when that attack was the entry's first, the "
+    "accuracy it recorded after it is checked two-sided (below by more fails too); entries attacked with none or "
+    "only black-box attacks skip this check. Per-point outcomes (clean, and the whole test set's) may differ from the "
+    "checkpoint's predictions at no more than {flips} points."
 )
 
 
@@ -67,6 +77,16 @@ class VerifyOptions:
     batch_size: int = 250
     device: str = "cpu"
     robust: bool = True  # re-attack each robustness entry (minutes per large model on a CPU)
+
+    def __post_init__(self) -> None:
+        """A tolerance that is nan or negative would pass or fail every entry, a batch of 0 points never ends:
+        refused in one line before any entry is checked."""
+        if self.n < 1:
+            raise RandmixError(f"n must be >= 1, got {self.n}")
+        if not (math.isfinite(self.sigmas) and self.sigmas >= 0):
+            raise RandmixError(f"the tolerance (--sigmas) must be a finite number >= 0, got {self.sigmas}")
+        if self.batch_size < 1:
+            raise RandmixError(f"batch size must be >= 1, got {self.batch_size}")
 
 
 def tolerance(sd: float, n_checked: int, n_recorded: int, allowance: float, sigmas: float = DEFAULT_SIGMAS) -> float:
@@ -133,7 +153,9 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     m = len(split)
     config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
     measured = 100 * robust_accuracy(net, split.images, split.labels, config, device=device).robust_acc
-    recorded = float(entry.robustness.autoattack_acc)  # the headline (equal to randmix.robust_acc: checked on read)
+    # the entry's first attack ran alone from the clean points, as here: its recorded number is checked both ways
+    alone = rb.attack.attacks[0] == attack and attack in rb.per_attack_robust_acc
+    recorded = 100 * rb.per_attack_robust_acc[attack] if alone else float(entry.robustness.autoattack_acc)
     p = recorded / 100
     tol = tolerance(100 * math.sqrt(p * (1 - p)), m, n_recorded, 100 * DEVICE_FLIPS / m, sigmas)
     check = Check(entry.rel, rb.model, rb.mixing, f"robust % ({attack})", True, n_recorded, n_checked=m,
@@ -141,72 +163,197 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     if recorded - measured > tol:
         check.problem = (f"robust check: recorded robust accuracy {recorded:.2f} on {n_recorded} points is above the "
                          f"{measured:.2f} that {attack} alone leaves on the first {m} (tolerance +{tol:.2f})")
+    elif alone and measured - recorded > tol:
+        check.problem = (f"robust check: recorded robust accuracy after {attack} {recorded:.2f} on {n_recorded} points "
+                         f"is below the {measured:.2f} it leaves on the first {m} (tolerance -{tol:.2f}): the number "
+                         "was lowered, or the attack is not the one recorded")
     return check
 
 
+def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | None:
+    """Which label of the entry (model, mixing, seeds, sigma, recipe, epochs) its checkpoint's own record
+    contradicts: a relabelled copy of a result would otherwise count as another variant or run."""
+    held = run_labels(net, meta)
+    if entry.is_robustness:
+        rb = entry.randmix
+        said: dict[str, Any] = {"model": rb.model, "mixing": str(rb.mixing), "mixer_seed": rb.mixer_seed,
+                                "smooth_sigma": rb.smooth_sigma, "train_seed": rb.train_seed,
+                                "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
+    else:
+        r = entry.shuffle
+        said = {"model": r.model, "mixing": str(r.mixing), "mixer_seed": r.mixer_seed, "smooth_sigma": r.smooth_sigma,
+                "train_seed": r.train_seed, "train_epochs": r.epochs}
+    wrong = [f"{k} {said[k]!r} (the checkpoint says {held[k]!r})" for k in said
+             if said[k] != held[k] and not (k != "model" and k != "mixing" and said[k] is None)]
+    return f"the entry's {', '.join(wrong)}" if wrong else None
+
+
+def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) -> str | None:
+    """Per-point outcomes recorded for the first points must be what the model does on them, up to the device
+    allowance of :data:`DEVICE_FLIPS` flipped predictions."""
+    flips = int((correct.int() != torch.tensor(recorded[: len(correct)])).sum())
+    if flips > DEVICE_FLIPS:
+        return (f"{what}: {flips} of the first {len(correct)} recorded per-point outcomes are not what the checkpoint "
+                f"predicts (allowance {DEVICE_FLIPS})")
+    return None
+
+
+def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: int, sigmas: float, batch_size: int,
+                       device: str) -> str | None:
+    """clean_acc_full_test re-measured on ``m`` points spread evenly over the whole test set: per point against
+    ``full_test_clean`` when recorded, else the mean with the sampling tolerance (N = the test set)."""
+    if rb.clean_acc_full_test is None:
+        return None
+    index = torch.linspace(0, len(test) - 1, min(m, len(test))).round().long().unique()
+    correct = predict(net, test.images[index], batch_size, torch.device(device)) == test.labels[index]
+    if rb.full_test_clean is not None:
+        if len(rb.full_test_clean) != len(test):
+            return f"full_test_clean holds {len(rb.full_test_clean)} outcomes, the test set {len(test)} points"
+        flips = int((correct.int() != torch.tensor(rb.full_test_clean)[index]).sum())
+        if flips > DEVICE_FLIPS:
+            return (f"clean_acc_full_test: {flips} of {len(index)} sampled per-point outcomes (full_test_clean) are "
+                    f"not what the checkpoint predicts (allowance {DEVICE_FLIPS})")
+        return None
+    p, measured = rb.clean_acc_full_test, correct.float().mean().item()
+    tol = tolerance(math.sqrt(p * (1 - p)), len(index), len(test), DEVICE_FLIPS / len(index), sigmas)
+    if abs(measured - p) > tol:
+        return (f"clean_acc_full_test {100 * p:.2f} vs {100 * measured:.2f} on {len(index)} points spread over the "
+                f"test set (tolerance ±{100 * tol:.2f})")
+    return None
+
+
+class VerifyLog:
+    """What ``randmix verify --log FILE`` has checked, one JSON line per entry, appended as each entry is done: a
+    run that is killed keeps every entry it finished, and a rerun with the same log takes those entries from it.
+    A line counts only for the same result file content, checkpoint and options; anything else is checked again."""
+
+    def __init__(self, path: str | Path, options: VerifyOptions) -> None:
+        self.path, self.options = Path(path), {k: str(v) for k, v in asdict(options).items()}
+        self.done: dict[str, tuple[str, list[Check]]] = {}
+        if self.path.exists():
+            try:
+                for line in self.path.read_text().splitlines():
+                    if line.strip():
+                        record = json.loads(line)
+                        if record["options"] == self.options:
+                            self.done[record["entry"]] = (record["key"], [Check(**c) for c in record["checks"]])
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                raise RandmixError(f"--log {self.path} is not a verify log ({type(e).__name__}); delete it or "
+                                   "pass another file") from None
+
+    @staticmethod
+    def key(entry: Entry) -> str:
+        return f"{sha256(entry.path)}:{sha256(entry.checkpoint) if entry.checkpoint.is_file() else '-'}"
+
+    def checked(self, entry: Entry) -> list[Check] | None:
+        """The entry's checks from an earlier run, when its files are unchanged."""
+        key, checks = self.done.get(entry.rel, ("", []))
+        return checks if key and key == self.key(entry) else None
+
+    def add(self, entry: Entry, checks: list[Check]) -> None:
+        record = {"entry": entry.rel, "key": self.key(entry), "options": self.options,
+                  "checks": [asdict(c) for c in checks]}
+        with self.path.open("a") as f:
+            f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.flush()
+
+
 def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
-           progress: Callable[[str], None] | None = None) -> list[Check]:
+           progress: Callable[[str], None] | None = None, checked: Callable[[list[Check]], None] | None = None,
+           fail_fast: bool = False, log: VerifyLog | None = None) -> list[Check]:
     """Check every entry's checkpoint hash, that it rebuilds the model the entry names, and its headline
     numbers on the first ``min(options.n, recorded n)`` test points: a robustness entry that ran a white-box
     attack gets a second row, its robust accuracy re-checked (see :data:`TOLERANCE_RULE`), unless
     ``options.robust`` is False (an attack of a large model on the CPU takes minutes). Each test set is loaded
-    once; ``progress`` hears which entry is being checked."""
-    n, sigmas, batch_size, device = options.n, options.sigmas, options.batch_size, options.device
-    if n < 1:
-        raise RandmixError(f"n must be >= 1, got {n}")
+    once; ``progress`` hears which entry is being checked, ``checked`` gets each entry's checks when it is done
+    (also those taken from ``log``, which records every entry checked here). ``fail_fast`` stops after the first
+    entry that fails."""
     splits: dict[str, ImageSplit | Exception] = {}
-    checks = []
+    checks: list[Check] = []
     for entry in entries:
-        if progress:
-            progress(f"checking {entry.rel}")
-        if entry.is_robustness:
-            rb = entry.randmix
-            model, mixing, dataset, n_recorded = rb.model, rb.mixing, rb.dataset, rb.n_examples
-            metric, recorded, measure = "clean %", 100 * rb.clean_acc, _clean_accuracy
-        else:
-            r = entry.shuffle
-            model, mixing, dataset, n_recorded = r.model, r.mixing, r.dataset, r.n_examples
-            metric, recorded, measure = "PSNR dB", r.psnr, _psnr
-        ref = entry.checkpoint_ref
-        check = Check(entry.rel, model, mixing, metric, sha256(entry.checkpoint) == ref.sha256, n_recorded,
-                      recorded=recorded)
-        checks.append(check)
-        if not check.sha256_ok:
-            check.problem = f"sha256 of {entry.checkpoint} is not the recorded {ref.sha256[:12]}…"
-            continue
-        try:
-            net, meta = load_model(entry.checkpoint, map_location=device)
-        except CheckpointError as e:
-            check.problem = str(e)
-            continue
-        if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
-            check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
-            continue
-        held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
-        if held != (model, mixing):
-            check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
-            continue
-        if dataset not in splits:
-            try:
-                splits[dataset] = load_split(dataset, train=False, data_dir=options.data_dir)
-            except (FileNotFoundError, ValueError) as e:
-                splits[dataset] = e
-        split = splits[dataset]
-        if isinstance(split, Exception):
-            check.problem = f"test data unavailable: {split}"
-            continue
-        m = min(n, n_recorded, len(split))
-        check.n_checked = m
-        check.measured, sd, allowance = measure(net, meta, split.first(m), batch_size, device, recorded)
-        check.tolerance = tolerance(sd, m, n_recorded, allowance, sigmas)
-        if abs(check.measured - recorded) > check.tolerance:
-            check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
-                             f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
-        if entry.is_robustness and options.robust:
+        earlier = log.checked(entry) if log is not None else None
+        if earlier is None:
             if progress:
-                progress(f"re-attacking {entry.rel}")
-            robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
-            checks.extend([robust_check] if robust_check is not None else [])
+                progress(f"checking {entry.rel}")
+            entry_checks = verify_entry(entry, options, splits, progress)
+            if log is not None:
+                log.add(entry, entry_checks)
+        else:
+            entry_checks = earlier
+        checks += entry_checks
+        if checked:
+            checked(entry_checks)
+        if fail_fast and not all(c.ok for c in entry_checks):
+            break
+    return checks
+
+
+def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
+                 progress: Callable[[str], None] | None = None) -> list[Check]:
+    """One entry's checks (see :func:`verify`); ``splits`` caches the test sets loaded so far."""
+    n, sigmas, batch_size, device = options.n, options.sigmas, options.batch_size, options.device
+    checks: list[Check] = []
+    if entry.is_robustness:
+        rb = entry.randmix
+        model, mixing, dataset, n_recorded = rb.model, rb.mixing, rb.dataset, rb.n_examples
+        metric, recorded, measure = "clean %", 100 * rb.clean_acc, _clean_accuracy
+    else:
+        r = entry.shuffle
+        model, mixing, dataset, n_recorded = r.model, r.mixing, r.dataset, r.n_examples
+        metric, recorded, measure = "PSNR dB", r.psnr, _psnr
+    ref = entry.checkpoint_ref
+    check = Check(entry.rel, model, mixing, metric, sha256(entry.checkpoint) == ref.sha256, n_recorded,
+                  recorded=recorded)
+    checks.append(check)
+    if not check.sha256_ok:
+        check.problem = f"sha256 of {entry.checkpoint} is not the recorded {ref.sha256[:12]}…"
+        return checks
+    try:
+        net, meta = load_model(entry.checkpoint, map_location=device)
+    except CheckpointError as e:
+        check.problem = str(e)
+        return checks
+    if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
+        check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
+        return checks
+    held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
+    if held != (model, mixing):
+        check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
+        return checks
+    check.problem = _label_problem(entry, net, meta)
+    if check.problem is not None:
+        return checks
+    if dataset not in splits:
+        try:
+            splits[dataset] = load_split(dataset, train=False, data_dir=options.data_dir)
+        except (FileNotFoundError, ValueError) as e:
+            splits[dataset] = e
+    split = splits[dataset]
+    if isinstance(split, Exception):
+        check.problem = f"test data unavailable: {split}"
+        return checks
+    if n_recorded > len(split):
+        check.problem = f"the entry says it measured {n_recorded} points; the {dataset} test set has {len(split)}"
+        return checks
+    m = min(n, n_recorded)
+    check.n_checked = m
+    check.measured, sd, allowance = measure(net, meta, split.first(m), batch_size, device, recorded)
+    check.tolerance = tolerance(sd, m, n_recorded, allowance, sigmas)
+    if abs(check.measured - recorded) > check.tolerance:
+        check.problem = (f"{metric} {check.measured:.2f} on the first {m} points vs recorded {recorded:.2f} "
+                         f"on {n_recorded} (tolerance ±{check.tolerance:.2f})")
+    elif entry.is_robustness:
+        rb = entry.randmix
+        first = split.first(m)
+        correct = predict(net, first.images, batch_size, torch.device(device)) == first.labels
+        check.problem = ((_per_point_problem(correct, rb.points.clean, "points.clean")
+                          if rb.points is not None and rb.points.indices[:m] == list(range(m)) else None)
+                         or _full_test_problem(rb, net, split, m, sigmas, batch_size, device))
+    if entry.is_robustness and options.robust:
+        if progress:
+            progress(f"re-attacking {entry.rel}")
+        robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
+        checks.extend([robust_check] if robust_check is not None else [])
     return checks
 
 

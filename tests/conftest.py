@@ -124,7 +124,9 @@ PROVENANCE = {"device": "cpu", "date": "2026-01-01T00:00:00Z", "wall_time_s": 1.
 def _robust_result(mixing: str, train_seed: int | None, clean: float, robust_acc: float, *, sigma: float = 0.0,
            full_test: float | None = None, eps: float = 8 / 255, sanity: dict | None = PASSED,
            n: int = 10_000, training: tuple[str, int] | None = None) -> RobustnessResult:
-    """A validated robustness result with the given numbers (as ``randmix eval`` would write it)."""
+    """A validated robustness result with the given numbers (as ``randmix eval`` would write it); eps is written with
+    4 decimals, and its value is what that text says (a result's eps string and eps_value must agree)."""
+    eps = float(f"{eps:.4f}")
     return RobustnessResult.model_validate({
         "name": f"{mixing}-{sigma:g}-{train_seed}", "dataset": "cifar10", "architecture": "convmixer",
         "eps": f"{eps:.4f}",

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ from randmix_bench.checkpoint import CHECKPOINT_NAME, FORMAT, METADATA_KEY, load
 from randmix_bench.cli import app
 from randmix_bench.files import exclusive, sha256
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum
+from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum, state_key
 from randmix_bench.train import RESUME_NAME, RUN_FORMAT
 
 Setup = Callable[[Path, "Fixtures"], None]
@@ -185,8 +186,15 @@ def resave_checkpoint(tmp: Path, state: dict[str, Any]) -> None:
 
 
 def point_past_the_data(tmp: Path, state: dict[str, Any]) -> None:
-    state["clean"].append(16)  # point 16 of 0..15, re-signed as a forger would
-    state["checksum"] = record_checksum(state)
+    state["clean"].append(16)  # point 16 of 0..15, re-signed as a forger holding the user's key would
+    state["checksum"] = record_checksum(state, state_key())
+
+
+def rehash_a_batch(tmp: Path, state: dict[str, Any]) -> None:
+    """"Nothing broken" in a batch, re-hashed with sha256 as anyone could: no valid signature (HMAC) without the key."""
+    edit_a_batch(tmp, state)
+    body = {k: v for k, v in state.items() if k != "checksum"}
+    state["checksum"] = hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 LOCK_HOLDERS: list[subprocess.Popen] = []
@@ -228,6 +236,8 @@ EVAL_CASES: list[Case] = [
     Case("eval-state-edited-by-hand", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
          "x.eval-state was edited or damaged (its checksum does not match its content); delete it",
          setup=killed_eval(edit_a_batch)),
+    Case("eval-state-edited-and-re-hashed", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
+         "x.eval-state was edited or damaged", setup=killed_eval(rehash_a_batch)),
     Case("eval-state-of-another-checkpoint", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
          "x.eval-state holds a partial evaluation of another checkpoint", setup=killed_eval(resave_checkpoint)),
     Case("eval-state-past-the-data", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
@@ -413,6 +423,18 @@ TRAIN_CASES: list[Case] = [
     Case("quickstart-n-iter-0", [*QUICKSTART, "--n-iter", "0"], "n_iter must be >= 1"),
     Case("quickstart-threads-0", [*QUICKSTART, "--threads", "0"], "threads must be in 1.."),
     Case("quickstart-threads-huge", [*QUICKSTART, "--threads", "100000"], "threads must be in 1.."),
+    Case("train-threads-0", [*TRAIN, "--threads", "0"], "threads must be in 1.."),
+    Case("train-threads-word", [*TRAIN, "--threads", "many"], "threads must be in 1.."),
+    Case("shuffle-train-threads-negative", ["shuffle", "train", "-r", "unshuffle-quick", "-o", "{tmp}/out",
+                                            "--threads", "-2"], "threads must be in 1.."),
+    Case("eval-threads-nan", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--threads", "nan"],
+         "threads must be in 1.."),
+    Case("shuffle-eval-threads-inf", ["shuffle", "eval", "run", "-o", "{tmp}/e", "--threads", "inf"],
+         "threads must be in 1.."),
+    Case("verify-threads-huge", ["verify", "--threads", "100000"], "threads must be in 1.."),
+    Case("reproduce-jobs-0", ["reproduce", "--tier", "small", "--jobs", "0", "--dry-run"], "--jobs must be auto or"),
+    Case("reproduce-threads-word", ["reproduce", "--tier", "small", "--threads", "all", "--dry-run"],
+         "threads must be in 1.."),
     Case("quickstart-epochs-0", [*QUICKSTART, "--epochs", "0"], "epochs must be >= 1", stdout="data: synthetic"),
     Case("quickstart-device-meta", [*QUICKSTART, "--device", "meta"], "device 'meta' cannot run randmix models"),
     Case("quickstart-out-under-file", ["quickstart", "--out", "{tmp}/f/qs"], "lies under the file",
@@ -433,7 +455,115 @@ TRAIN_CASES: list[Case] = [
       for flag in ("--n-examples", "--grid-images", "--batch-size")),
 ]
 
-CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES
+# ------------------------------------------------------------------- issue #22: inputs that hang or blow up
+
+def in_leaderboards(name: str, content: Callable[[Path], None]) -> Setup:
+    """Setup: a valid result (:func:`result_file`) and ``content(leaderboards/cifar10/Linf/<name>)``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        result_file()(tmp, fx)
+        content(tmp / "leaderboards" / "cifar10" / "Linf" / name)
+
+    return setup
+
+
+def bomb_png(path: Path, width: int, height: int) -> None:
+    """A 4 x 4 PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data[12:29]  # b"IHDR" + width, height, depth, colour, ...
+    ihdr[4:12] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[12:29], data[29:33] = ihdr, zlib.crc32(bytes(ihdr)).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
+
+
+def idx_files(images: bytes, labels: bytes = b"\0\0\x08\x01" + (2).to_bytes(4, "big") + b"\0\1") -> Setup:
+    """Setup: ``fm/t10k-{images,labels}`` IDX files with these bytes (the checkpoint too)."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        copy_checkpoint()(tmp, fx)
+        (tmp / "fm").mkdir()
+        (tmp / "fm" / "t10k-images-idx3-ubyte").write_bytes(images)
+        (tmp / "fm" / "t10k-labels-idx1-ubyte").write_bytes(labels)
+
+    return setup
+
+
+IDX_HEAD = b"\0\0\x08\x03" + (2).to_bytes(4, "big") + (28).to_bytes(4, "big") + (28).to_bytes(4, "big")
+EVAL_FM = ["eval", "run", "-d", "fashion-mnist", "--data-dir", "{tmp}/fm", "--attack", "none", "--n-examples", "2",
+           "--device", "cpu"]
+VERIFY = ["verify", "leaderboards", "--no-robust"]
+
+
+def dangling(name: str) -> Setup:
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        copy_checkpoint()(tmp, fx)
+        (tmp / name).symlink_to(tmp / "nowhere" / "x.json")
+
+    return setup
+
+
+def with_checkpoint(then: Setup) -> Setup:
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        copy_checkpoint()(tmp, fx)
+        then(tmp, fx)
+
+    return setup
+
+
+INTEGRITY_CASES: list[Case] = [
+    Case("eval-eps-empty", ["eval", "run", *EVAL_SMALL, "--eps", ""], "eps '' is not a number",
+         setup=copy_checkpoint()),
+    Case("eval-eps-arabic-digits", ["eval", "run", *EVAL_SMALL, "--eps", "٨/255"], "is not a number",
+         setup=copy_checkpoint()),
+    Case("eval-sweep-10000-values", ["eval", "run", *EVAL_SMALL, "--sweep",
+                                     ",".join(f"{i}/100000" for i in range(1, 10_001))],
+         "the eps list has 10000 values; a sweep takes at most 32", setup=copy_checkpoint()),
+    Case("eval-out-is-the-checkpoint-force", ["eval", "run", *EVAL_SMALL, "--out", "run/checkpoint.safetensors",
+                                              "--force"], "is the checkpoint being evaluated", setup=copy_checkpoint()),
+    Case("eval-out-foreign-file-force", ["eval", "run", *EVAL_SMALL, "--out", "x.json", "--force"],
+         "x.json exists and is not a result randmix wrote",
+         setup=with_checkpoint(user_file("x.json", '{"my": "notes"}'))),
+    Case("eval-out-is-a-folder-force", ["eval", "run", *EVAL_SMALL, "--out", "done", "--force"],
+         "--out done is a folder", setup=with_checkpoint(user_file("done/x.json"))),
+    Case("eval-out-dangling-symlink", ["eval", "run", *EVAL_SMALL, "--out", "x.json"], "which does not exist",
+         setup=dangling("x.json")),
+    Case("eval-out-name-over-255-bytes", ["eval", "run", *EVAL_SMALL, "--out", "a" * 300 + ".json"],
+         "File name too long", setup=copy_checkpoint()),
+    Case("eval-dataset-empty-class-folder", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
+         "class folder test/c/ holds no image", setup=image_folder(lambda imgs: (imgs / "test" / "c").mkdir())),
+    Case("eval-dataset-decompression-bomb", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
+         "declares 9000 x 9000 pixels", setup=image_folder(lambda imgs: bomb_png(imgs / "test" / "b" / "1.png",
+                                                                                  9000, 9000))),
+    Case("eval-dataset-archive-is-a-fifo", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs.tar.gz"],
+         "is not a regular file", setup=with_checkpoint(lambda tmp, fx: os.mkfifo(tmp / "imgs.tar.gz"))),
+    Case("eval-idx-wrong-magic", EVAL_FM, "is not a valid IDX file (magic 00000903",
+         setup=idx_files(b"\0\0\x09\x03" + IDX_HEAD[4:] + bytes(2 * 784))),
+    Case("eval-idx-truncated", EVAL_FM, "truncated or padded", setup=idx_files(IDX_HEAD + bytes(784))),
+    Case("eval-idx-wrong-dimensions", EVAL_FM, "dimensions (2, 28, 27), expected (N, 28, 28)",
+         setup=idx_files(IDX_HEAD[:-4] + (27).to_bytes(4, "big") + bytes(2 * 28 * 27))),
+    Case("leaderboard-json-fifo", LEADERBOARD, "x.json is not a regular file",
+         setup=in_leaderboards("x.json", lambda p: os.mkfifo(p))),
+    Case("leaderboard-json-dev-zero", LEADERBOARD, "x.json is not a regular file",
+         setup=in_leaderboards("x.json", lambda p: p.symlink_to("/dev/zero"))),
+    Case("leaderboard-json-nested-100000-deep", LEADERBOARD, "nested more than 64 levels deep",
+         setup=in_leaderboards("x.json", lambda p: p.write_text("[" * 100_000 + "]" * 100_000))),
+    Case("leaderboard-json-invalid-utf8", LEADERBOARD, "not UTF-8",
+         setup=in_leaderboards("x.json", lambda p: p.write_bytes(b'{"name": "\xff\xfe"}'))),
+    Case("leaderboard-users-own-readme", LEADERBOARD, "was not generated by randmix leaderboard",
+         setup=in_leaderboards("x", lambda p: (p.parents[2] / "README.md").write_text("# my notes\n"))),
+    Case("leaderboard-figures-symlink", LEADERBOARD, "figures is a symlink",
+         setup=in_leaderboards("x", lambda p: (p.parents[2] / "figures").symlink_to(p.parents[3]))),
+    Case("verify-nan-tolerance", [*VERIFY, "--sigmas", "nan"], "must be a finite number >= 0, got nan",
+         setup=result_file()),
+    Case("verify-batch-size-0", [*VERIFY, "--batch-size", "0"], "batch size must be >= 1, got 0",
+         setup=result_file()),
+    Case("train-out-under-proc", ["train", "-r", "quick", "-o", "/proc/randmix-out", "--device", "cpu", "-q"],
+         "/proc"),
+]
+
+CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES + INTEGRITY_CASES
 
 
 # ------------------------------------------------------------------------------------------------ runner
@@ -452,8 +582,12 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     out = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        kind = "dir" if path.is_dir() and not path.is_symlink() else hashlib.sha256(
-            path.read_bytes() if path.is_file() else str(path.readlink()).encode()).hexdigest()
+        if path.is_symlink():
+            kind = hashlib.sha256(str(path.readlink()).encode()).hexdigest()
+        elif path.is_dir() or not path.is_file():
+            kind = "dir" if path.is_dir() else "special"  # a FIFO is never read: that would block
+        else:
+            kind = hashlib.sha256(path.read_bytes()).hexdigest()
         out[rel] = (kind, path.lstat().st_mode & 0o7777)
     return out
 

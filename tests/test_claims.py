@@ -1,4 +1,4 @@
-"""Claim verdicts as data: the statistical rule's error rate, what counts as a run, and how variants are grouped."""
+"""Claim verdicts as data: what counts as a run, how variants and studies are grouped, and the verdict words."""
 
 from __future__ import annotations
 
@@ -9,54 +9,70 @@ import numpy as np
 import pytest
 
 from randmix_bench import claims
-from randmix_bench.claims import ClaimVerdict, Runs, Verdict, compare
+from randmix_bench.claims import Family, Verdict
+from randmix_bench.results import Points, RobustnessResult
 
 
-def find(verdicts: list[ClaimVerdict], claim: str, variants: tuple[str, ...] = (),
-         setting: str | None = None) -> ClaimVerdict:
-    (v,) = [v for v in verdicts
-            if v.claim == claim and v.variants == variants and (setting is None or v.setting == setting)]
-    return v
+def table(families: list[Family], claim: str, setting: str | None = None) -> Family:
+    (f,) = [f for f in families if f.claim == claim and (setting is None or f.scale.setting == setting)]
+    return f
 
 
-def simulate(true: tuple[float, float], spread: float, runs: int, reps: int, n: int = 10_000) -> dict[Verdict, float]:
-    """How often each verdict comes out for "b > a" when each run's true accuracy scatters around ``true``
-    by ``spread`` (training seeds) and is measured on ``n`` points."""
-    rng = np.random.default_rng(0)
-    counts = dict.fromkeys(Verdict, 0)
-    for _ in range(reps):
-        a, b = (Runs(tuple(rng.binomial(n, np.clip(rng.normal(p, spread, runs), 0, 1)) / n), n, runs) for p in true)
-        counts[compare(b, a).verdict] += 1
-    return {v: c / reps for v, c in counts.items()}
+def row(f: Family, first: str, second: str) -> claims.Comparison:
+    (r,) = [r for r in f.rows if {r.first, r.second} == {first, second}]
+    return r
 
 
-@pytest.mark.parametrize("spread", [0.01, 0.02])
-def test_equal_variants_are_called_different_at_most_at_the_nominal_rate(spread: float) -> None:
-    reps = 4000  # the rate's simulation error is about ±0.003
-    rates = simulate((0.6, 0.6), spread, runs=3, reps=reps)
-    assert rates[Verdict.SUPPORTED] <= claims.ALPHA / 2 + 3 * np.sqrt(0.025 * 0.975 / reps)
-    assert rates[Verdict.CONTRADICTED] <= claims.ALPHA / 2 + 3 * np.sqrt(0.025 * 0.975 / reps)
-    assert rates[Verdict.INCONCLUSIVE] >= 1 - claims.ALPHA - 0.01
+def with_points(r: RobustnessResult, robust: np.ndarray, clean: np.ndarray | None = None,
+                full_test: np.ndarray | None = None, sha: str | None = None) -> RobustnessResult:
+    """``r`` with per-point outcomes (and the whole test set's, and another checkpoint digest) set."""
+    clean = np.ones_like(robust) if clean is None else clean
+    points = Points(indices=list(range(len(robust))), clean=clean.astype(int).tolist(),
+                    robust=robust.astype(int).tolist())
+    rb = r.randmix.model_copy(update={
+        "points": points, "n_examples": len(robust), "robust_acc": float(robust.mean()),
+        "clean_acc": float(clean.mean()),
+        "full_test_clean": None if full_test is None else full_test.astype(int).tolist(),
+        "checkpoint": r.randmix.checkpoint.model_copy(update={"weights_sha256": sha})})
+    return r.model_copy(update={"randmix": rb})
 
 
-def test_a_real_difference_is_found_and_few_runs_give_no_verdict() -> None:
-    assert simulate((0.55, 0.6), 0.015, runs=3, reps=500)[Verdict.SUPPORTED] > 0.5  # the rule is not just timid
-    for runs in (1, 2):
-        assert simulate((0.4, 0.6), 0.015, runs=runs, reps=20)[Verdict.INSUFFICIENT_RUNS] == 1
+def test_a_checkpoint_reached_through_two_files_is_one_run(robust_result: Callable[..., Any]) -> None:
+    """The run is the checkpoint (its weights digest), not train_seed and not the file: re-evaluating a
+    checkpoint on more points does not add a run; the evaluation on the most points stands for it."""
+    results = [robust_result("full", s, 0.8, 0.1 + s / 100, n=5_000) for s in range(3)]
+    results += [robust_result("chans", s, 0.8, 0.3 + s / 100, n=5_000) for s in range(3)]
+    again = robust_result("full", 0, 0.8, 0.5, n=10_000)  # another file: same weights digest as full-s0
+    digest = "w-full-0"
+    results[0] = results[0].model_copy(update={"randmix": results[0].randmix.model_copy(update={
+        "points": None, "checkpoint": results[0].randmix.checkpoint.model_copy(update={"weights_sha256": digest})})})
+    again = again.model_copy(update={"randmix": again.randmix.model_copy(update={
+        "checkpoint": again.randmix.checkpoint.model_copy(update={"weights_sha256": digest})})})
+    r = row(table(claims.evaluate([*results, again]), "2"), "chans", "full")
+    assert r.runs == (3, 3) and r.means[1] == pytest.approx(100 * (0.5 + 0.11 + 0.12) / 3)
 
 
-def test_runs_are_training_seeds_not_evaluations(robust_result: Callable[..., Any]) -> None:
-    # the same training run evaluated twice (more points) counts once, so full has 2 runs: no verdict
-    results = [robust_result("full", s, 0.8, 0.1, n=n) for s, n in ((0, 1000), (0, 10_000), (1, 10_000))]
-    results += [robust_result("chans", s, 0.8, 0.3) for s in (0, 1, 2)]
-    v = find(claims.evaluate(results), "2a", ("chans", "full"))
-    assert v.runs == (3, 2) and v.verdict is Verdict.INSUFFICIENT_RUNS
-    results.append(robust_result("full", 2, 0.8, 0.1))
-    v = find(claims.evaluate(results), "2a", ("chans", "full"))
-    assert v.runs == (3, 3) and v.verdict is Verdict.SUPPORTED and "mixer_seed fixed at 0" in v.reason
-    unseeded = ([robust_result("chans", None, 0.8, 0.3 + i / 100) for i in range(3)]
-                + [robust_result("full", s, 0.8, 0.1) for s in range(3)])
-    assert find(claims.evaluate(unseeded), "2a", ("chans", "full")).verdict is Verdict.INSUFFICIENT_RUNS
+def test_fewer_than_three_runs_get_no_test(robust_result: Callable[..., Any]) -> None:
+    results = [robust_result("full", s, 0.8, 0.1) for s in range(2)] + [robust_result("chans", s, 0.8, 0.3)
+                                                                       for s in range(3)]
+    r = row(table(claims.evaluate(results), "2"), "chans", "full")
+    assert r.verdict is Verdict.INSUFFICIENT_RUNS and np.isnan(r.p) and r.runs == (3, 2)
+
+
+def test_directions_give_supported_and_opposite_and_never_contradicted(robust_result: Callable[..., Any]) -> None:
+    """A significant deficit of space is `supported` for "space is worse", with its size shown; a significant
+    loss of chans' robustness is `opposite`; a significant gap the paper names no direction for `differs`."""
+    def run(mixing: str, seed: int, full_test: float, robust: float) -> Any:
+        return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
+    results = [run("full", s, 0.870, 0.50) for s in range(3)] + [run("chans", s, 0.866, 0.40) for s in range(3)]
+    results += [run("space", s, 0.858, 0.45) for s in range(3)]
+    families = claims.evaluate(results)
+    clean, robust = table(families, "1"), table(families, "2")
+    worse = row(clean, "chans", "space")
+    assert (worse.first, worse.verdict) == ("chans", Verdict.SUPPORTED) and worse.effect == pytest.approx(0.8)
+    assert row(robust, "chans", "full").verdict is Verdict.OPPOSITE
+    assert row(robust, "full", "space").verdict is Verdict.DIFFERS
+    assert not {"contradicted", "inconclusive"} & {r.verdict.value for f in families for r in f.rows}
 
 
 def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[..., Any]) -> None:
@@ -65,69 +81,100 @@ def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[
     results += [robust_result("chans-smooth", s, 0.8, 0.21 + s / 1000, sigma=1) for s in range(3)]
     results += [robust_result("chans-smooth", s, 0.8, 0.50 + s / 1000, sigma=3) for s in range(3)]
     results += [robust_result("chans", s, 0.8, 0.05, eps=16 / 255) for s in range(3)]
-    verdicts = claims.evaluate(results)
-    weak = find(verdicts, "2b", ("chans-smooth (σ=1)", "chans"), "Linf 0.0314, AA standard")
-    strong = find(verdicts, "2b", ("chans-smooth (σ=3)", "chans"), "Linf 0.0314, AA standard")
+    families = claims.evaluate(results)
+    main = table(families, "2", "Linf 0.0314, AA standard")
+    weak, strong = row(main, "chans-smooth (σ=1)", "chans"), row(main, "chans-smooth (σ=3)", "chans")
     assert weak.means == pytest.approx((21.1, 20.1)) and strong.means == pytest.approx((50.1, 20.1))
-    assert weak.runs == strong.runs == (3, 3)
-    assert weak.verdict is Verdict.SUPPORTED and strong.verdict is Verdict.SUPPORTED
-    other_eps = find(verdicts, "2b", setting="Linf 0.0627, AA standard")
-    assert other_eps.verdict is Verdict.NO_DATA  # the eps=16/255 chans runs are not pooled with eps=8/255
+    assert weak.verdict is Verdict.SUPPORTED and strong.verdict is Verdict.SUPPORTED and weak.expected
+    assert table(families, "2", "Linf 0.0627, AA standard").rows == ()  # one variant at 16/255: nothing to compare
 
 
-def test_runs_of_different_trainings_are_separate_variants(robust_result: Callable[..., Any]) -> None:
-    """Runs trained with another recipe or for other epochs are another variant, never extra seeds."""
+def test_runs_of_different_trainings_are_separate_studies(robust_result: Callable[..., Any]) -> None:
     short, long = ("quick", 2), ("quick", 20)
     results = [robust_result(m, s, 0.8, 0.2, training=short) for m in ("full", "chans") for s in range(2)]
     results += [robust_result(m, 2, 0.8, 0.2, training=long) for m in ("full", "chans")]
-    verdicts = [v for v in claims.evaluate(results) if v.claim == "2a"]
-    assert sorted(v.setting for v in verdicts) == ["recipe quick, 2 epochs; Linf 0.0314, AA standard",
-                                                   "recipe quick, 20 epochs; Linf 0.0314, AA standard"]
-    assert sorted(v.runs for v in verdicts) == [(1, 1), (2, 2)]
-    assert all(v.verdict is Verdict.INSUFFICIENT_RUNS for v in verdicts)
+    families = [f for f in claims.evaluate(results) if f.claim == "2"]
+    assert sorted(f.scale.training or "" for f in families) == ["recipe quick, 2 epochs", "recipe quick, 20 epochs"]
+    assert sorted(f.rows[0].runs for f in families) == [(1, 1), (2, 2)]
 
 
-def test_claim1_uses_the_whole_test_set_accuracy(robust_result: Callable[..., Any]) -> None:
-    # on the attacked subset chans looks 10 points worse; on the whole test set both are at 80 %
-    results = [robust_result(m, s, clean, 0.1, full_test=0.80 + s / 1000, n=5000)
-               for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
-    v = find(claims.evaluate(results), "1a", ("chans", "full"))
-    assert v.means == pytest.approx((80.1, 80.1)) and v.verdict is Verdict.SUPPORTED
-    subset_only = [robust_result(m, s, clean + s / 1000, 0.1)
-                   for m, clean in (("full", 0.85), ("chans", 0.75)) for s in range(3)]
-    assert find(claims.evaluate(subset_only), "1a", ("chans", "full")).verdict is Verdict.CONTRADICTED
+def test_claim1_uses_the_whole_test_set_per_point_when_recorded(robust_result: Callable[..., Any]) -> None:
+    """On the attacked subset chans looks 10 points worse; on the whole test set both are at 80 %."""
+    rng = np.random.default_rng(0)
+    shared = rng.random(10_000) < 0.8
+    results = []
+    for m, clean in (("full", 0.85), ("chans", 0.75)):
+        for s in range(3):
+            r = robust_result(m, s, clean, 0.1, n=20)
+            flips = rng.random(10_000) < 0.02
+            results.append(with_points(r, np.r_[np.ones(2), np.zeros(18)], np.r_[np.ones(int(clean * 20)),
+                           np.zeros(20 - int(clean * 20))], full_test=shared ^ flips))
+    f = table(claims.evaluate(results), "1")
+    assert f.per_point and f.scale.points == (10_000, 10_000) and "whole test set" in f.measure
+    assert abs(row(f, "chans", "full").effect) < 0.5
+    (check,) = f.checks
+    assert check.verdict is Verdict.EQUIVALENT and check.label == f"equivalent within ±{claims.NEARLY_PP:g}"
+
+
+@pytest.mark.parametrize(("gap", "spread", "verdict"), [
+    (0.001, 0.001, Verdict.EQUIVALENT), (0.03, 0.001, Verdict.NOT_EQUIVALENT), (0.005, 0.02, Verdict.UNDECIDED)])
+def test_nearly_matches_is_an_equivalence_test(gap: float, spread: float, verdict: Verdict,
+                                              robust_result: Callable[..., Any]) -> None:
+    offsets = (-spread, 0.0, spread)
+    results = [robust_result("full", s, 0.8, 0.1, full_test=0.9 + d) for s, d in enumerate(offsets)]
+    results += [robust_result("chans", s, 0.8, 0.1, full_test=0.9 - gap + d) for s, d in enumerate(offsets)]
+    (check,) = table(claims.evaluate(results), "1").checks
+    assert check.verdict is verdict
+
+
+def test_per_point_outcomes_are_used_only_when_every_run_has_them(robust_result: Callable[..., Any]) -> None:
+    rng = np.random.default_rng(1)
+    results = [with_points(robust_result(m, s, 1.0, 0.5), rng.random(200) < p)
+               for m, p in (("full", 0.5), ("chans", 0.6)) for s in range(3)]
+    f = table(claims.evaluate(results), "2")
+    assert f.per_point and f.scale.points == (200, 200)
+    assert not table(claims.evaluate([*results[:-1], robust_result("chans", 9, 1.0, 0.6)]), "2").per_point
 
 
 def test_unchecked_results_feed_no_verdict(robust_result: Callable[..., Any]) -> None:
     results = ([robust_result("full", s, 0.8, 0.1) for s in range(3)]
                + [robust_result("chans", s, 0.8, 0.3, sanity=None) for s in range(3)])
-    v = find(claims.evaluate(results), "2a")
-    assert v.verdict is Verdict.NO_DATA and v.variants == ()
+    assert table(claims.evaluate(results), "2").rows == ()
+
+
+def test_tiers_come_from_the_checkpoint_folder_and_lead_in_order(robust_result: Callable[..., Any]) -> None:
+    def at(r: RobustnessResult, path: str) -> RobustnessResult:
+        return r.model_copy(update={"randmix": r.randmix.model_copy(update={
+            "checkpoint": r.randmix.checkpoint.model_copy(update={"path": path})})})
+    small = [at(robust_result(m, s, 0.8, 0.2), f"checkpoints/small/{m}{s}.safetensors")
+             for m in ("full", "chans") for s in range(3)]
+    medium = [at(robust_result(m, s, 0.8, 0.2, training=("m", 10)), f"checkpoints/medium/{m}{s}.safetensors")
+              for m in ("full", "chans") for s in range(3)]
+    assert [f.scale.tier for f in claims.evaluate(small + medium)] == ["medium", "medium", "small", "small"]
+    assert claims.tier_of(robust_result("full", 0, 0.8, 0.2).randmix.checkpoint) == "other"
 
 
 @pytest.mark.parametrize(("ssims", "mean_image", "verdict"), [
     ((0.70, 0.71, 0.72), (20.0, 0.3), Verdict.SUPPORTED),  # beats both baselines, closes half the gap to 1
-    ((0.40, 0.41, 0.42), (20.0, 0.3), Verdict.CONTRADICTED),  # beats the scrambled input, not the mean image
+    ((0.40, 0.41, 0.42), (20.0, 0.3), Verdict.OPPOSITE),  # beats the scrambled input, not the mean image
     ((0.70, 0.71, 0.72), None, Verdict.NO_DATA),
 ])
 def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_image: tuple[float, float] | None,
                                               verdict: Verdict, shuffle_result: Callable[..., Any]) -> None:
     results = [shuffle_result(s, ssim, 25.0 + s / 10, mean_image) for s, ssim in enumerate(ssims)]
-    (v,) = claims.evaluate(results)
-    assert v.claim == "3" and v.verdict is verdict
+    ssim, psnr = claims.evaluate(results)
+    assert (ssim.measure, psnr.measure) == ("SSIM", "PSNR") and ssim.checks[0].verdict is verdict
+
+
+def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any]) -> None:
+    results = [shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10) for s in range(3)]
+    results += [r.model_copy(update={"mixing": "full", "ssim": r.ssim + 0.1, "checkpoint": r.checkpoint.model_copy(
+        update={"sha256": f"f{r.train_seed}"})}) for r in results]
+    ssim = claims.evaluate(results)[0]
+    (r,) = ssim.rows
+    assert (r.first, r.second, r.verdict) == ("full", "chans", Verdict.DIFFERS) and r.effect == pytest.approx(0.1)
 
 
 def test_claim3_needs_three_runs(shuffle_result: Callable[..., Any]) -> None:
-    (v,) = claims.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
-    assert v.verdict is Verdict.INSUFFICIENT_RUNS and v.runs == (2,)
-
-
-@pytest.mark.parametrize(("full_test", "verdict"), [(True, Verdict.SUPPORTED), (False, Verdict.INCONCLUSIVE)])
-def test_whole_test_set_accuracy_is_floored_at_the_whole_test_sets_binomial(
-        full_test: bool, verdict: Verdict, robust_result: Callable[..., Any]) -> None:
-    """Claim 1 reads the trainer's accuracy on all 10,000 test images when it is recorded: its noise floor is
-    that of 10,000 points, not of the 500 attacked ones, so a 1-point gap over 3 tight runs is resolved."""
-    runs = [("full", s, 0.900 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
-    runs += [("chans", s, 0.890 + d) for s, d in enumerate((0.0, 0.001, -0.001))]
-    results = [robust_result(m, s, acc, 0.3, n=500, full_test=acc if full_test else None) for m, s, acc in runs]
-    assert find(claims.evaluate(results), "1a", ("chans", "full")).verdict is verdict
+    ssim, _ = claims.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
+    assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS

@@ -8,6 +8,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import typer
 from typer.testing import CliRunner
@@ -106,7 +107,8 @@ def test_the_library_draws_nothing(module: str) -> None:
 def test_shuffle_train_is_train_with_the_same_options() -> None:
     """`randmix shuffle train` declares no option of its own: names, help, defaults and requiredness are train's."""
     group = typer.main.get_command(app)
-    train, alias = group.commands["train"], group.commands["shuffle"].commands["train"]  # type: ignore[attr-defined]
+    shuffle = group.get_command(click.Context(group), "shuffle")  # type: ignore[attr-defined]
+    train, alias = group.get_command(click.Context(group), "train"), shuffle.get_command(click.Context(shuffle), "train")  # type: ignore[attr-defined]  # noqa: E501
 
     def options(command: typer.core.TyperCommand) -> list[tuple]:
         return [(p.name, p.opts, p.secondary_opts, p.help, p.required, p.default) for p in command.params]
@@ -114,3 +116,48 @@ def test_shuffle_train_is_train_with_the_same_options() -> None:
     assert options(alias) == options(train)
     names = {o for p in train.params for o in p.opts}
     assert {"--recipe", "-r", "--loss", "--permutation-seed", "--label-smoothing", "--wd", "--resume"} <= names
+
+
+def _run(code: str) -> str:
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parents[1]).stdout
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["data", "--help"], ["shuffle", "--help"]])
+def test_help_and_version_import_neither_torch_nor_a_command(args: list[str]) -> None:
+    """Typer parses first: `randmix --help` / `--version` load no torch, timm, numpy or command module (the
+    modules are counted, not the seconds: a busy machine makes any wall time flaky)."""
+    out = _run("import sys\nfrom randmix_bench.cli import app\ntry:\n"
+               f"    app({args!r}, prog_name='randmix')\nexcept SystemExit:\n    pass\n"
+               "print('loaded:', *sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'numpy') "
+               "or 'randmix_bench.cli.commands' in m))")
+    assert "randmix" in out and out.strip().splitlines()[-1] == "loaded:", out
+
+
+def test_no_heavy_module_is_imported_by_the_cli_app() -> None:
+    heavy = _run("import sys\nimport randmix_bench.cli\n"
+                 "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'numpy')))").split()
+    assert heavy == []
+
+
+def test_the_lazy_listing_is_each_commands_own_help() -> None:
+    """`randmix --help` lists commands without importing them, by a line kept in cli/app.py: that line must be
+    the first paragraph of the command's own help."""
+    from randmix_bench.cli.app import DataGroup, RootGroup, ShuffleGroup, data_app, shuffle_app
+
+    for group, typer_app in ((RootGroup, app), (ShuffleGroup, shuffle_app), (DataGroup, data_app)):
+        for name, (module, line) in group.lazy.items():
+            importlib.import_module(f"randmix_bench.cli.{module}")
+            (info,) = [c for c in typer_app.registered_commands if c.name == name]
+            own = " ".join(inspect.getdoc(info.callback).split("\n\n")[0].split())  # type: ignore[arg-type]
+            assert own == line, f"{name}: {own!r} != {line!r}"
+
+
+def test_models_published_lists_every_entry_with_its_timm_name() -> None:
+    result = runner.invoke(app, ["models", "--published"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if "small-resnet-fmnist-chans-s0-linf" in line)
+    assert "randmix_resnet_small.fashion_mnist" in row and "chans" in row

@@ -7,6 +7,7 @@ own ``benchmark()`` in test_robustbench_interop.py.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -289,13 +290,22 @@ def partial(run_dir: Path, tmp_path: Path,
      "records batches or points outside its plan"),
     (lambda d: d["fingerprint"].update(checkpoint_sha256="0" * 64), "of another checkpoint (sha256 000000000000"),
     (lambda d: d["fingerprint"].update(n_examples=N + 1), "other settings (n_examples differ)"),
-], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings"])
+    (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []})
+     or d.update(checksum=hashlib.sha256(json.dumps({k: v for k, v in d.items() if k != "checksum"}, sort_keys=True,
+                                                     separators=(",", ":")).encode()).hexdigest()),
+     "was edited or damaged"),
+    (lambda d: d.update(clean=d["clean"][1:]), "its clean predictions are not this model's"),
+], ids=["edited", "clean-past-the-data", "batch-past-the-plan", "other-checkpoint", "other-settings",
+        "edited-and-re-hashed", "clean-edited-and-signed"])
 def test_tampered_state_file_is_refused_and_force_discards_it(run_dir: Path, partial, tamper, message: str) -> None:
+    """A state edited by hand, even re-hashed with sha256 as anyone could, carries no valid signature (an HMAC under
+    this user's key); one signed with the key (its owner forging) is still caught by the content checks and by the
+    clean predictions the model re-derives."""
     settings, state = partial
     data = json.loads(state.read_text())
     tamper(data)
-    if "edited" not in message:  # a forger who recomputes the checksum is still caught by the content checks
-        data["checksum"] = robustness.record_checksum(data)
+    if "edited" not in message:  # a forger who holds the key and signs is still caught by the content checks
+        data["checksum"] = robustness.record_checksum(data, robustness.state_key())
     state.write_text(json.dumps(data))
     with pytest.raises(robustness.StateError, match=re.escape(message)) as refused:
         evaluate(run_dir, "synthetic", settings)
@@ -488,6 +498,29 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
             read_result(bad)
 
 
+@pytest.mark.parametrize("sanity", [False, True], ids=["without-sanity", "with-sanity"])
+def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
+        train_tiny_checkpoint, tmp_path: Path, sanity: bool) -> None:
+    """A model whose first attack breaks no point (robust = clean) is evaluated by `randmix eval`, flagged (so
+    marked unreliable) with or without --sanity (which then fails, exit 3), and listed unranked by the leaderboard."""
+    from randmix_bench import leaderboard
+
+    folder = tmp_path / "leaderboards" / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(folder / "m.safetensors")
+    result = runner.invoke(app, ["eval", str(ckpt), "-d", "synthetic", "--attack", "apgd-ce", "--eps", "1e-9",
+                                 "--n-examples", "37", "--batch-size", "37", "--device", "cpu", "--out",
+                                 str(folder / "m.json"), "--n-queries", "50", *(["--sanity"] if sanity else [])],
+                           terminal_width=300)
+    assert result.exit_code == (3 if sanity else 0), result.output
+    entry = read_result(folder / "m.json")
+    rb = entry.randmix
+    assert rb.robust_acc == rb.clean_acc > 0 and entry.unreliable
+    assert any("broke none of the" in flag for flag in rb.autoattack_flags)
+    assert (rb.sanity is not None and not rb.sanity.passed) if sanity else rb.sanity is None
+    markdown = leaderboard.render_leaderboard(leaderboard.load_entries(tmp_path / "leaderboards"), tmp_path)
+    assert "No ranked entries" in markdown and leaderboard.NOT_RANKED in markdown
+
+
 def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:
     """The masking control: APGD-CE examples made on the `full` model, judged on the `chans` one; the source is
     recorded by its weights; refused without a source, with the model itself as source, and with --sanity."""
@@ -543,3 +576,30 @@ def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_ep
     with pytest.raises(RandmixError, match="not the recorded"):
         add_points(ckpt, "synthetic", options)
     assert out.read_text() == before
+
+
+def test_the_attacked_points_clean_outcomes_are_measured_once(
+        train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
+    """On a GPU, a near-tie point can be classified differently by two passes at different batch sizes. The
+    whole-test clean outcomes take the attacked points' outcomes from the attack's own clean pass, so the
+    two records of those points can never disagree (the result validates); the rest of the test set is
+    predicted separately."""
+    from randmix_bench.robustness import evaluation
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    real = evaluation.predict
+
+    def rounding_differently(model, images, batch_size, device):  # noqa: ANN001, ANN202
+        preds = real(model, images, batch_size, device)
+        preds[0] = (preds[0] + 1) % 10  # another pass flips the first point it sees
+        return preds
+
+    monkeypatch.setattr(evaluation, "predict", rounding_differently)
+    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu",
+                          out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    assert rb.points is not None and rb.full_test_clean is not None
+    assert rb.full_test_clean[:24] == rb.points.clean
+    test = load_split("synthetic", train=False)
+    unflipped = (real(load_model(ckpt)[0], test.images[24:], 64, torch.device("cpu")) == test.labels[24:]).int()
+    assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()

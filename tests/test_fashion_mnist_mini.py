@@ -154,3 +154,22 @@ def test_train_and_eval_run_on_the_subset_and_label_results_with_it_alone(offlin
     assert refused.stderr.strip().endswith("trained on fashion-mnist-mini (the bundled subset); evaluate it with "
                                            "--dataset fashion-mnist-mini, so that its results are not labelled "
                                            "fashion-mnist")
+
+
+def test_the_builder_has_help_and_never_replaces_the_bundle_unless_named(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from randmix_bench.files import sha256
+
+    before = sha256(data.FASHION_MNIST_MINI)
+    run = [sys.executable, "-m", "randmix_bench.fmnist_mini"]
+    cwd = Path(data.__file__).parents[1]
+    shown = subprocess.run([*run, "--help"], capture_output=True, text=True, cwd=cwd)
+    assert shown.returncode == 0 and "--out" in shown.stdout
+    bare = subprocess.run(run, capture_output=True, text=True, cwd=cwd)
+    assert bare.returncode == 2 and "required: --out" in bare.stderr
+    empty = subprocess.run([*run, str(tmp_path), "--out", str(tmp_path / "x.npz")], capture_output=True, text=True,
+                           cwd=cwd)
+    assert empty.returncode == 2 and "has no train-images-idx3-ubyte.gz" in empty.stderr
+    assert not (tmp_path / "x.npz").exists() and sha256(data.FASHION_MNIST_MINI) == before

@@ -42,3 +42,14 @@ def test_a_smoke_shard_runs_packs_its_results_and_prints_a_table(tmp_path: Path)
     assert "leaderboards/synthetic/Linf/smoke-tiny-synthetic-full-s0-linf.json" in names
     assert "leaderboards/checkpoints/smoke/smoke-tiny-synthetic-chans-s0.safetensors" in names
     assert "runs/smoke/smoke-tiny-synthetic-full-s0/run.json" in names
+
+
+def test_the_senders_revision_wins_over_a_copys_own_git(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The GPU machine's copy of the tree held a stale ``.git`` (an old commit, dirty): the revision recorded in
+    results must be the one the sender carried, not what that ``.git`` says."""
+    from randmix_bench.provenance import git_revision
+
+    monkeypatch.delenv("RANDMIX_GIT_REVISION", raising=False)
+    here = git_revision()  # this checkout's own
+    monkeypatch.setenv("RANDMIX_GIT_REVISION", "0123abc")
+    assert git_revision() == "0123abc" != here

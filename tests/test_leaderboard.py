@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import shutil
 import statistics
@@ -124,8 +125,8 @@ def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change:
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
     assert "chans-s0" not in [r[1] for r in table_rows(linf, "|")]
     assert ["chans-s0", reason] in [[r[0], r[-1]] for r in table_rows(linf, f"**{NOT_RANKED}**")]
-    verdicts = claims.evaluate(e.result for e in load_entries(board))
-    assert all("chans" not in v.variants for v in verdicts if v.claim != "3")  # claim 3 is the shuffle entry
+    families = claims.evaluate(e.result for e in load_entries(board))
+    assert all("chans" not in (r.first, r.second) for f in families if f.claim != "3" for r in f.rows)
 
 
 def test_checkpoint_links_resolve_from_the_markdown(board: Path) -> None:
@@ -146,32 +147,34 @@ def test_shuffle_table_reports_psnr_ssim_and_the_scrambled_baseline(board: Path)
                        f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
     assert row[6:8] == [f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
                         f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}"]
-    (verdict,) = [v for v in claims.evaluate(e.result for e in load_entries(board)) if v.claim == "3"]
-    assert verdict.verdict is Verdict.INSUFFICIENT_RUNS and verdict.runs == (1,) and verdict.means == (r.ssim,)
-    assert (f"- Claim 3 (chans un-shuffling works on synthetic, {r.loss} loss, {r.epochs:g} epochs): "
-            "**insufficient runs**") in text
+    ssim, psnr = [f for f in claims.evaluate(e.result for e in load_entries(board)) if f.claim == "3"]
+    assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS and ssim.rows == psnr.rows == ()  # one variant
+    assert ssim.scale.training == f"{r.loss} loss, {r.epochs:g} epochs" and ssim.scale.seeds == (1, 1)
+    assert "`chans` un-shuffling works on synthetic **insufficient runs**" in text
 
 
 def test_comparison_is_computed_from_the_entries(board: Path) -> None:
-    verdicts = {(v.claim, v.setting, v.variants): v for v in claims.evaluate(e.result for e in load_entries(board))}
+    families = claims.evaluate(e.result for e in load_entries(board))
     # claim 1 reads the whole-test-set accuracy the evaluation recorded, not the attacked subset's
     full = [read_result(board / "synthetic" / "Linf" / f"full-s{s}.json").randmix.clean_acc_full_test for s in (0, 1)]
     chans = read_result(board / "synthetic" / "Linf" / "chans-s0.json").randmix.clean_acc_full_test
     assert None not in full and chans is not None
     mean = sum(full) / 2
     std = abs(full[0] - full[1]) / 2**0.5
-    near = verdicts[("1a", None, ("chans", "full"))]
-    assert (near.model, near.dataset, near.runs) == ("randmix_convmixer_tiny", "synthetic", (1, 2))
-    assert near.means == pytest.approx((100 * chans, 100 * mean)) and near.spreads[0] is None
-    assert near.spreads[1] == pytest.approx(100 * std)
-    assert near.verdict is Verdict.INSUFFICIENT_RUNS and "1 and 2 independent runs" in near.reason
-    assert verdicts[("1b", None, ())].verdict is Verdict.NO_DATA  # space-s0 is unchecked: it feeds no verdict
+    (clean,) = [f for f in families if f.claim == "1"]
+    (near,) = clean.rows  # space-s0 is unchecked: it feeds no verdict
+    assert (clean.scale.model, clean.scale.dataset) == ("randmix_convmixer_tiny", "synthetic")
+    assert clean.scale.seeds == (1, 2)
+    assert (near.first, near.second, near.runs) == ("full", "chans", (2, 1))
+    assert near.means == pytest.approx((100 * mean, 100 * chans)) and near.spreads[1] is None
+    assert near.spreads[0] == pytest.approx(100 * std)
+    assert near.verdict is Verdict.INSUFFICIENT_RUNS and clean.checks[0].verdict is Verdict.INSUFFICIENT_RUNS
     setting = "Linf 8/255, AA custom: apgd-ce (3 iter)"
-    assert verdicts[("2a", setting, ("chans", "full"))].verdict is Verdict.INSUFFICIENT_RUNS
-    assert verdicts[("2b", setting, ())].verdict is Verdict.NO_DATA
+    (robust,) = [f for f in families if f.scale.setting == setting]
+    assert [(r.first, r.second, r.verdict) for r in robust.rows] == [("chans", "full", Verdict.INSUFFICIENT_RUNS)]
     text = leaderboard.plan(board)[board / "README.md"]
-    assert (f"- Claim 2b (chans-smooth more robust than chans, {_escape(setting)}): **no data**: needs chans-smooth "
-            "and chans.") in text
+    assert (f"{_escape(setting)} · n = {N_EXAMPLES} points · 1–2 seeds per variant: `chans` > `full` "
+            "**insufficient runs**") in text
 
 
 def test_output_is_deterministic_and_location_independent(board: Path, tmp_path: Path) -> None:
@@ -228,8 +231,9 @@ HOSTILE = (f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x on
 def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
     """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
     path = board / "synthetic" / "Linf" / "chans-s0.json"
+    per_attack = json.loads(path.read_text())["randmix"]["per_attack_robust_acc"]  # renamed with its attack
     edit_result(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
-                 "randmix.attack.n_iter": None})
+                 "randmix.attack.n_iter": None, "randmix.per_attack_robust_acc": {HOSTILE: per_attack["apgd-ce"]}})
     shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
     edit_result(shuffle, {"name": HOSTILE, "model": HOSTILE})
     readme = tmp_path / "README.md"
@@ -329,13 +333,50 @@ def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
 
 
 def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured(board: Path) -> None:
-    """FINDINGS.md is generated beside the tables: every verdict the claims module gives, in plain words,
-    with the devices, datasets and points the numbers came from."""
+    """FINDINGS.md is generated beside the tables: one table per study and claim with its scale in the heading,
+    every pair's verdict, a paragraph in plain words, and the devices, datasets and points the numbers came from."""
     entries = load_entries(board)
     findings = leaderboard.plan(board)[board / leaderboard.FINDINGS_NAME]
     for number in claims.RULES:
         assert f"## Claim {number}" in findings
-    for v in claims.evaluate(e.result for e in entries):
-        assert f"**{v.verdict.value}**" in findings and leaderboard.PLAIN[v.verdict] in findings
+    for f in claims.evaluate(e.result for e in entries):
+        assert _escape(f.scale.label()) in findings
+        for r in f.rows:
+            assert f"**{r.verdict.value}**" in findings
+    assert "In plain words: " in findings
     assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
-    assert "insufficient runs" in findings  # one or two seeds per variant here: no verdict is given
+    assert "insufficient runs" in findings  # one or two seeds per variant here: no test is run
+
+
+def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
+    """A real transfer control (APGD-CE examples made on chans-s0, judged on full-s0) appears in FINDINGS.md's
+    masking section, compared point by point with full-s0's white-box outcomes."""
+    linf = board / "synthetic" / "Linf"
+    evaluate(linf / "full-s0.safetensors", "synthetic",
+             EvalOptions(attack="transfer", transfer_from=linf / "chans-s0.safetensors", eps="8/255",
+                         n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
+                         name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
+    entries = load_entries(board)
+    [row] = table_rows(leaderboard.render_findings(entries), "## Gradient-masking controls")
+    whitebox = next(e.robustness for e in entries if e.robustness.name == "full-s0" if e.is_robustness)
+    assert row[:3] == ["`full-s0`", "transfer", str(N_EXAMPLES)]
+    assert float(row[3]) == pytest.approx(100 * whitebox.randmix.robust_acc, abs=0.05)
+
+
+def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_result: Callable[..., object]) -> None:
+    from randmix_bench.masking import controls
+    from randmix_bench.results import AttackConfig, Points
+
+    def with_points(result, robust: list[int], attack: AttackConfig | None = None):  # type: ignore[no-untyped-def]
+        rb = result.randmix.model_copy(update={
+            "points": Points(indices=list(range(4)), clean=[1, 1, 1, 1], robust=robust),
+            "checkpoint": result.randmix.checkpoint.model_copy(update={"weights_sha256": "w"}),
+            **({"attack": attack} if attack else {})})
+        return result.model_copy(update={"randmix": rb, "name": "control" if attack else "whitebox"})
+
+    whitebox = with_points(robust_result("chans", 0, 1.0, 0.75, n=4), [1, 1, 1, 0])
+    square = AttackConfig(attack="autoattack", version="custom", attacks=["square"], norm="Linf", eps=8 / 255)
+    [ok] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.75, n=4), [1, 1, 0, 1], square)])
+    assert (ok.kind, ok.missed, ok.flagged) == ("square", 1, False)  # one point each way: reported, not flagged
+    [bad] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.5, n=4), [1, 0, 0, 0], square)])
+    assert (bad.whitebox_robust, bad.control_robust, bad.missed, bad.flagged) == (3, 1, 2, True)

@@ -176,7 +176,7 @@ def test_checkpoint_outside_the_leaderboards_folder_is_refused(tmp_path: Path) -
 
 def test_a_checkpoint_sharing_no_folder_with_the_result_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ResultError, match="shares no folder with the result"):
-        CheckpointRef.for_result(Path("/usr/lib/x.safetensors"), tmp_path / "x.json", "0" * 64)
+        CheckpointRef.for_result(Path("/usr/lib/x.safetensors"), tmp_path / "x.json", "0" * 64, "0" * 64)
 
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "a\\b", ".hidden", "..", "a..b", "x\0", "", "a b",

@@ -80,22 +80,55 @@ def test_wrong_checkpoint_hash_fails(board: Path) -> None:
 
 
 def test_swapped_checkpoint_fails(board: Path) -> None:
-    """Another model's weights under the recorded hash: the rebuilt model is not the one the entry names."""
+    """Another model's weights under the recorded hashes: the rebuilt model is not the one the entry names (and
+    with only the file hash forged, the weights digest already differs)."""
     linf = board / "synthetic" / "Linf"
     shutil.copy(linf / "chans.safetensors", linf / "full.safetensors")
-    chans_sha = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]["sha256"]
-    edit(linf / "full.json", randmix__checkpoint__sha256=chans_sha)
-    (check,) = [c for c in verify(load_entries(board)) if c.entry.endswith("full.json")]
+    chans_ref = json.loads((linf / "chans.json").read_text())["randmix"]["checkpoint"]
+    edit(linf / "full.json", randmix__checkpoint__sha256=chans_ref["sha256"])
+    with pytest.raises(LeaderboardError, match="claims the checkpoint of synthetic/Linf/chans.json"):
+        load_entries(board)  # two entries, one checkpoint file, other labels: refused as a whole
+    (check,) = verify([load_entry(linf / "full.json")])  # the entry alone: verify finds the swap
+    assert not check.ok and "the weights of" in check.problem
+    edit(linf / "full.json", randmix__checkpoint__weights_sha256=chans_ref["weights_sha256"])
+    (check,) = verify([load_entry(linf / "full.json")])
     assert not check.ok and "checkpoint holds randmix_convmixer_tiny (chans)" in check.problem
+
+
+def inflate(path: Path, which: str, points: int) -> float:
+    """Hand-edit a result as a careful forger would: ``points`` more correct (``clean``) or robust points, in the
+    per-point outcomes and in every accuracy that counts them; returns the new fraction."""
+    data = json.loads(path.read_text())
+    rb = data["randmix"]
+    outcomes = rb["points"][which]
+    flippable = [i for i, v in enumerate(outcomes) if not v and (which == "clean" or rb["points"]["clean"][i])]
+    for i in flippable[:points]:
+        outcomes[i] = 1
+    fraction = sum(outcomes) / len(outcomes)
+    field = "clean_acc" if which == "clean" else "robust_acc"
+    rb[field] = fraction
+    data["clean_acc" if which == "clean" else "autoattack_acc"] = f"{100 * fraction:.2f}"
+    if which == "robust":
+        rb["per_attack_robust_acc"] = {a: fraction for a in rb["per_attack_robust_acc"]}
+    path.write_text(json.dumps(data))
+    return fraction
 
 
 def test_inflated_clean_accuracy_fails(board: Path) -> None:
     path = board / "synthetic" / "Linf" / "chans.json"
     recorded = json.loads(path.read_text())["randmix"]["clean_acc"]
-    edit(path, randmix__clean_acc=recorded + 0.4, clean_acc=f"{100 * (recorded + 0.4):.2f}")
+    raised = inflate(path, "clean", round(0.4 * N_RECORDED))
+    assert raised - recorded == pytest.approx(0.4, abs=1 / N_RECORDED)
+    # no attack ran, so robust = clean; the whole test set's outcomes start with these points: forged alike
+    data = json.loads(path.read_text())
+    rb = data["randmix"]
+    rb["points"]["robust"], rb["robust_acc"], data["autoattack_acc"] = rb["points"]["clean"], raised, data["clean_acc"]
+    rb["full_test_clean"][:N_RECORDED] = rb["points"]["clean"]
+    rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(rb["full_test_clean"])
+    path.write_text(json.dumps(data))
     (check,) = [c for c in verify(load_entries(board), VerifyOptions(n=32)) if c.entry.endswith("chans.json")]
     assert not check.ok and check.sha256_ok and abs(check.measured - 100 * recorded) <= check.tolerance
-    assert f"vs recorded {100 * (recorded + 0.4):.2f} on {N_RECORDED}" in check.problem
+    assert f"vs recorded {100 * raised:.2f} on {N_RECORDED}" in check.problem
 
 
 def test_inflated_psnr_fails(board: Path) -> None:
@@ -139,8 +172,8 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
     result = runner.invoke(app, ["verify", str(board)], terminal_width=300)
     assert result.exit_code == 0 and "all 1 entries verified" in result.output and "one-sided" in result.output
 
-    raised = min(recorded + 0.25, 1.0)  # hand-edited, consistently in both places
-    edit(path, randmix__robust_acc=raised, autoattack_acc=f"{100 * raised:.2f}")
+    raised = inflate(path, "robust", 4)  # hand-edited, consistently in every place that counts it
+    assert raised > recorded
     (_, check) = verify(load_entries(board))
     assert not check.ok and 100 * raised - check.measured > check.tolerance
     assert check.problem.startswith("robust check: recorded robust accuracy")
@@ -148,6 +181,71 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
     assert result.exit_code == 1 and "robust check" in result.output and "1 of 1 entries failed" in result.output
     assert runner.invoke(app, ["verify", str(board), "--no-robust"]).exit_code == 0  # the clean check alone passes
 
-    edit(path, randmix__robust_acc=recorded)  # only the headline stays raised: refused when the file is read
+    shutil.copy(attacked_template / "synthetic" / "Linf" / "attacked.json", path)
+    edit(path, autoattack_acc=f"{100 * raised:.2f}")  # only the headline raised: refused when the file is read
     with pytest.raises(LeaderboardError, match="autoattack_acc.*is not randmix.robust_acc"):
         load_entries(board)
+
+
+# ------------------------------------------------------------------------------------- progress, log, fail-fast
+
+
+def test_cli_reports_each_entry_as_it_is_checked(board: Path) -> None:
+    result = runner.invoke(app, ["verify", str(board)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("[")]
+    assert [line.split()[0:3] for line in lines] == [["[1/3]", "ok", "synthetic/Linf/chans.json"],
+                                                     ["[2/3]", "ok", "synthetic/Linf/full.json"],
+                                                     ["[3/3]", "ok", "synthetic/shuffle/unshuffle.json"]]
+
+
+def test_fail_fast_stops_at_the_first_failing_entry(board: Path) -> None:
+    edit(board / "synthetic" / "Linf" / "chans.json", randmix__checkpoint__sha256="0" * 64)  # the first entry
+    result = runner.invoke(app, ["verify", str(board), "--fail-fast"], terminal_width=300)
+    assert result.exit_code == 1
+    assert "[1/3] FAIL synthetic/Linf/chans.json" in result.output and "full.json" not in result.output
+    assert "1 of 1 entries failed verification (stopped there: --fail-fast)" in result.output
+
+
+def test_an_interrupted_run_keeps_its_log_and_a_rerun_continues(board: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    import randmix_bench.verify as verify_module
+
+    log, real = tmp_path / "verify.log", verify_module.verify_entry
+    seen: list[str] = []
+
+    def interrupted_at_the_second(entry, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(entry.rel)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+        return real(entry, *args, **kwargs)
+
+    monkeypatch.setattr(verify_module, "verify_entry", interrupted_at_the_second)
+    result = runner.invoke(app, ["verify", str(board), "--log", str(log)], terminal_width=300)
+    assert result.exit_code == 130 and "interrupted after 1 of 3 entries" in result.output
+    assert [json.loads(line)["entry"] for line in log.read_text().splitlines()] == ["synthetic/Linf/chans.json"]
+
+    seen.clear()
+    monkeypatch.setattr(verify_module, "verify_entry", lambda entry, *a, **k: seen.append(entry.rel) or real(entry, *a,
+                                                                                                          **k))
+    result = runner.invoke(app, ["verify", str(board), "--log", str(log)], terminal_width=300)
+    assert result.exit_code == 0 and "all 3 entries verified" in result.output, result.output
+    assert seen == ["synthetic/Linf/full.json", "synthetic/shuffle/unshuffle.json"]  # the first came from the log
+
+    seen.clear()
+    full = board / "synthetic" / "Linf" / "full.json"
+    edit(full, clean_acc=json.loads(full.read_text())["clean_acc"])  # the same values, but another file
+    assert runner.invoke(app, ["verify", str(board), "--log", str(log)]).exit_code == 0
+    assert seen == ["synthetic/Linf/full.json"]
+    seen.clear()
+    assert runner.invoke(app, ["verify", str(board), "--log", str(log), "-n", "40"]).exit_code == 0
+    assert len(seen) == 3  # other options: nothing is taken from the log
+
+
+@pytest.mark.parametrize("content", ["not json\n", '{"entry": 1}\n', "[]\n"])
+def test_a_file_that_is_not_a_verify_log_is_refused(board: Path, tmp_path: Path, content: str) -> None:
+    log = tmp_path / "verify.log"
+    log.write_text(content)
+    result = runner.invoke(app, ["verify", str(board), "--log", str(log)])
+    assert result.exit_code == 2 and "is not a verify log" in result.output and "Traceback" not in result.output
+    assert log.read_text() == content

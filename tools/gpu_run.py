@@ -151,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
         command += ["--device", args.device]
     if args.dry_run:
         return subprocess.run(command + ["--dry-run"], cwd=root, env=env).returncode
-    subprocess.run(["git", "-C", str(root), "log", "--oneline", "-1"], check=False)
+    print(f"revision {env.get('RANDMIX_GIT_REVISION') or 'unknown: run `gpu_run.py revision` before sending'}")
     before = snapshot(root)
     began = time.perf_counter()
     log = out / f"log-{args.tag}.txt"

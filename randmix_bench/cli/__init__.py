@@ -5,7 +5,8 @@
 - :mod:`.options`: the options of ``randmix train`` and ``randmix shuffle train``, declared once;
 - :mod:`.views`: every Rich table and console line drawn from what the library returns and reports;
 - :mod:`.progress`: the Rich progress bars of training and evaluation;
-- ``commands_*``: the commands, one module per group, registered on :data:`app` in ``--help``'s order.
+- ``commands_*``: the commands, one module per group, imported on first use (:class:`.app.LazyGroup`), so
+  that ``randmix --help`` never imports torch.
 
 ``randmix`` (pyproject's script) and ``python -m randmix_bench.cli`` both run :data:`app`.
 """
@@ -13,11 +14,5 @@
 from __future__ import annotations
 
 from randmix_bench.cli.app import app, main
-
-# Importing a command module registers its commands; the import order is ``randmix --help``'s order.
-# isort: off
-from randmix_bench.cli import commands_models, commands_reproduce, commands_leaderboard  # noqa: F401
-from randmix_bench.cli import commands_train, commands_eval, commands_quickstart  # noqa: F401
-# isort: on
 
 __all__ = ["app", "main"]

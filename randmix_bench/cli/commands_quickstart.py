@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.quickstart import QuickstartConfig
@@ -26,8 +27,7 @@ def quickstart_command(
     n_iter: int | None = typer.Option(QuickstartConfig.n_iter, "--n-iter",
                                       help="APGD iterations (default: AutoAttack's 100)."),
     device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
-    threads: int = typer.Option(QuickstartConfig.threads, help="torch CPU threads; 1 is fastest for this tiny model, "
-                                "above all on a busy CPU."),
+    threads: opts.Threads = str(QuickstartConfig.threads),
     data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir",
                                          help="Where the dataset is (see `randmix_bench.data`)."),
 ) -> None:
@@ -36,9 +36,10 @@ def quickstart_command(
     from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.cli.views import QuickstartView, quickstart_table
     from randmix_bench.robustness import split_list
+    from randmix_bench.threads import parse_threads
 
     cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples, eps=tuple(split_list(eps)),
-                           n_iter=n_iter, device=device, threads=threads, data_dir=data_dir)
+                           n_iter=n_iter, device=device, threads=parse_threads(threads), data_dir=data_dir)
     rows = quickstart.run(cfg, QuickstartView(console), training=TrainProgress(console))
     console.print(quickstart_table(rows, cfg))
     console.print(quickstart.scope(rows[0].result.randmix.dataset), highlight=False)

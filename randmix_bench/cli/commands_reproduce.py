@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
 
@@ -27,15 +28,21 @@ def reproduce_command(
     ),
     device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
     force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
+    jobs_n: str = typer.Option("auto", "--jobs", "-j", help="Job groups (a training run and its evaluations) run "
+                               "in parallel processes: a count, or auto (one per CPU core on the CPU, one on a GPU)."),
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""  # noqa: E501  (one line in --help)
     from randmix_bench import reproduce
-    from randmix_bench.cli.progress import TrainProgress
-    from randmix_bench.cli.views import ReproduceOverview, reproduce_plan_table, reproduce_summary_table
+    from randmix_bench.cli.progress import ReproduceProgress, TrainProgress
+    from randmix_bench.cli.views import reproduce_plan_table, reproduce_summary_table
     from randmix_bench.plans import parse_tier
+    from randmix_bench.threads import cpu_threads, parse_threads
 
     chosen = parse_tier(tier)
     jobs = reproduce.select(reproduce.plan(chosen), only, reproduce.parse_shard(shard))
+    workers = reproduce.parse_jobs(jobs_n, device)
+    n_threads = parse_threads(threads, jobs=workers)
     paths = reproduce.Paths()
     if dry_run:
         table, left = reproduce_plan_table(chosen, jobs, paths)
@@ -43,8 +50,9 @@ def reproduce_command(
         console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h (reference machine of the tier)",
                       highlight=False)
         return
-    outcomes = reproduce.run(jobs, paths, device=device, force=force, reporter=ReproduceOverview(console, jobs),
-                             training=TrainProgress(console))
+    with cpu_threads(n_threads):
+        outcomes = reproduce.run(jobs, paths, device=device, force=force, training=TrainProgress(console),
+                                 reporter=ReproduceProgress(console, jobs, workers), workers=workers, threads=n_threads)
     console.print(reproduce_summary_table(chosen, outcomes))
     ran = sum(o.ran for o in outcomes)
     console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)

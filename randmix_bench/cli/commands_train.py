@@ -44,6 +44,7 @@ def train_command(
     resume: opts.Resume = False,
     force: opts.Force = False,
     quiet: opts.Quiet = False,
+    threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Train a model with a named recipe, classification or pixel un-shuffling (multi-GPU: torchrun
     --nproc_per_node=N -m randmix_bench.cli train ...)."""

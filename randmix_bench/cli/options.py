@@ -16,9 +16,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from randmix_bench.recipes import RECIPES
+from randmix_bench.threads import AUTO
 from randmix_bench.vocab import Loss, Mixing, Optimizer, TaskKind
 
-__all__ = ["same_options", "train_from_options"]
+__all__ = ["AUTO", "Threads", "same_options", "train_from_options"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -74,6 +75,9 @@ Resume = Annotated[bool, typer.Option(
     "--resume", help="Continue the run in --out from its last finished epoch (repeat the original options).")]
 Force = Annotated[bool, typer.Option("--force", help="Train into a non-empty --out, overwriting its run.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary line.")]
+Threads = Annotated[str, typer.Option(
+    "--threads", help="torch CPU threads: a count, or auto (every core this process may use, shared between "
+    "parallel jobs; threads wait passively, so a busy core costs little). See randmix_bench/threads.py.")]
 
 
 def same_options(command: Callable[..., Any]) -> Callable[[F], F]:
@@ -88,15 +92,17 @@ def same_options(command: Callable[..., Any]) -> Callable[[F], F]:
 
 def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_dir: Path | None,
                        lr_schedule: str | None, device: str | None, resume: bool, force: bool, quiet: bool,
-                       **fields: Any) -> None:
+                       threads: str, **fields: Any) -> None:
     """Train the recipe ``recipe`` (one of ``task``'s when given) with every option given (not None) overriding
     its field; ``fields`` are the options named like TrainConfig fields."""
     from randmix_bench.cli.app import console
     from randmix_bench.cli.progress import TrainProgress
     from randmix_bench.recipes import get_recipe, parse_lr_schedule
+    from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.train import train
 
     cfg = get_recipe(recipe, task).override(
         data_dir=None if data_dir is None else str(data_dir),
         lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **fields)
-    train(cfg, out, resume=resume, force=force, device=device, reporter=None if quiet else TrainProgress(console))
+    with cpu_threads(parse_threads(threads)):
+        train(cfg, out, resume=resume, force=force, device=device, reporter=None if quiet else TrainProgress(console))

@@ -8,7 +8,6 @@ where the output of ``models``, ``reproduce``, ``verify``, ``eval``, ``shuffle e
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -24,7 +23,7 @@ from randmix_bench.results import RobustnessResult, ShuffleResult
 from randmix_bench.verify import Check
 from randmix_bench.vocab import Mixing, TaskKind, Tier
 
-__all__ = ["ModelRow", "QuickstartView", "ReproduceOverview", "eval_table", "models_tables", "quickstart_table",
+__all__ = ["ModelRow", "QuickstartView", "eval_table", "models_tables", "quickstart_table",
            "reproduce_plan_table", "reproduce_summary_table", "shuffle_table", "train_line", "verify_table"]
 
 
@@ -81,22 +80,6 @@ def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.Outcome]) -
     for o in outcomes:
         table.add_row(o.job.name, o.job.kind, o.before.value, "yes" if o.ran else "skipped", f"{o.seconds:.0f}")
     return table
-
-
-class ReproduceOverview:
-    """A :class:`~randmix_bench.reproduce.Reporter` on a console: a rule per job with the time spent and left."""
-
-    def __init__(self, console: Console, jobs: Sequence[reproduce.AnyJob]) -> None:
-        self.console = console
-        self.began, self.left = time.perf_counter(), sum(j.estimate_s for j in jobs)
-
-    def job_started(self, job: reproduce.AnyJob, index: int, total: int, state: reproduce.JobState) -> None:
-        elapsed = time.perf_counter() - self.began
-        self.console.rule(f"[{index + 1}/{total}] {job.kind} {job.name}: {state.value} | elapsed "
-                          f"{elapsed / 60:.1f} min, about {self.left / 60:.0f} min left")
-
-    def job_finished(self, job: reproduce.AnyJob, state: reproduce.JobState, seconds: float) -> None:
-        self.left -= job.estimate_s
 
 
 def eval_table(result: RobustnessResult) -> Table:

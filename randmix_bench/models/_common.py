@@ -157,3 +157,48 @@ def cfg_32px(**kwargs: Any) -> dict[str, Any]:
         "license": "mit",
         **kwargs,
     }
+
+
+def dataset_tag(dataset: str) -> str:
+    """timm's pretrained tag for a dataset name: ``fashion-mnist`` -> ``fashion_mnist``."""
+    return dataset.replace("-", "_")
+
+
+def with_dataset_tags(cfgs: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each ``<model>.untrained`` config, plus one ``<model>.<dataset tag>`` config per named dataset.
+
+    A dataset tag says what a checkpoint trained on that dataset takes: ``input_size`` (channels, side, side),
+    ``num_classes``; its ``mean``/``std`` stay 0/1 because the model normalizes inside, with the dataset's
+    statistics, which :func:`build` sets from the tag. So ``timm.create_model("randmix_convmixer_small.fashion_mnist",
+    checkpoint_path=...)`` and ``timm.data.resolve_data_config({}, model=model)`` evaluate a published checkpoint
+    as it was trained. The untrained config stays each model's default (the first)."""
+    from randmix_bench.data import DATASETS
+
+    tagged = dict(cfgs)
+    for key, cfg in cfgs.items():
+        model = key.split(".")[0]
+        for info in DATASETS.values():
+            if info.name == "synthetic":
+                continue
+            c = info.in_chans
+            tagged[f"{model}.{dataset_tag(info.name)}"] = {
+                **cfg, "input_size": (c, info.image_size, info.image_size), "pool_size": None,
+                "num_classes": cfg["num_classes"] if cfg["num_classes"] < 0 else info.num_classes,
+                "mean": INPUT_MEAN[:1] * c, "std": INPUT_STD[:1] * c}
+    return tagged
+
+
+def build(cls: type[nn.Module], variant: str, pretrained: bool, feature_cfg: dict[str, Any], **kwargs: Any) -> Any:
+    """timm's ``build_model_with_cfg``; a dataset tag (``pretrained_cfg="fashion_mnist"``, from a name like
+    ``randmix_convmixer_small.fashion_mnist``) also sets the in-model ``mean``/``std`` to that dataset's, unless
+    given."""
+    from timm.models import build_model_with_cfg
+
+    from randmix_bench.data import DATASETS
+
+    tag = kwargs.get("pretrained_cfg")
+    info = next((i for i in DATASETS.values() if isinstance(tag, str) and dataset_tag(i.name) == tag), None)
+    if info is not None and info.name != "synthetic":
+        kwargs.setdefault("mean", info.mean)
+        kwargs.setdefault("std", info.std)
+    return build_model_with_cfg(cls, variant, pretrained, feature_cfg=feature_cfg, **kwargs)

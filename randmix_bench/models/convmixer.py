@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, StagedClassifier, cfg_32px
+from ._common import Normalize, StagedClassifier, build, cfg_32px, with_dataset_tags
 
 __all__ = ["ConvMixer", "ConvMixerBlock"]
 
@@ -101,10 +101,10 @@ class ConvMixer(MixerBlocks, StagedClassifier):
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ConvMixer:
     # features_only: every feature map unless out_indices says otherwise, replayed from the flattened children
     feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(kwargs["depth"] + 1)))
-    return build_model_with_cfg(ConvMixer, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
+    return build(ConvMixer, variant, pretrained, feature_cfg, **kwargs)
 
 
-default_cfgs = generate_default_cfgs(
+default_cfgs = generate_default_cfgs(with_dataset_tags(
     {
         "randmix_convmixer_256_8.untrained": cfg_32px(pool_size=(16, 16)),
         "randmix_convmixer_512_16.untrained": cfg_32px(pool_size=(32, 32)),
@@ -112,7 +112,7 @@ default_cfgs = generate_default_cfgs(
         "randmix_convmixer_tiny.untrained": cfg_32px(pool_size=(8, 8)),
         "randmix_convmixer_small.untrained": cfg_32px(pool_size=(8, 8)),
     }
-)
+))
 
 
 @register_model

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, StagedClassifier, cfg_32px
+from ._common import Normalize, StagedClassifier, build, cfg_32px, with_dataset_tags
 
 __all__ = ["ResNet", "SeparableBasicBlock"]
 
@@ -106,16 +106,16 @@ class ResNet(StagedClassifier):
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> ResNet:
     # features_only: the stem's and every stage's output unless out_indices says otherwise
     feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(len(kwargs["layers"]) + 1)))
-    return build_model_with_cfg(ResNet, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
+    return build(ResNet, variant, pretrained, feature_cfg, **kwargs)
 
 
-default_cfgs = generate_default_cfgs(
+default_cfgs = generate_default_cfgs(with_dataset_tags(
     {
         "randmix_resnet18.untrained": cfg_32px(pool_size=(4, 4)),
         "randmix_resnet_tiny.untrained": cfg_32px(pool_size=(16, 16)),
         "randmix_resnet_small.untrained": cfg_32px(pool_size=(8, 8)),
     }
-)
+))
 
 
 @register_model

@@ -12,13 +12,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from timm.models import build_model_with_cfg, generate_default_cfgs, register_model
+from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
 
-from ._common import Normalize, StagedNet, cfg_32px
+from ._common import Normalize, StagedNet, build, cfg_32px, with_dataset_tags
 from .convmixer import ConvMixerBlock, MixerBlocks, mixer_feature_info
 
 __all__ = ["Unshuffler", "UNSHUFFLER_MODELS"]
@@ -90,7 +90,7 @@ class Unshuffler(MixerBlocks, StagedNet):
 def _create(variant: str, pretrained: bool = False, **kwargs: Any) -> Unshuffler:
     # features_only: every feature map unless out_indices says otherwise, replayed from the flattened children
     feature_cfg = dict(flatten_sequential=True, out_indices=tuple(range(kwargs["depth"] + 1)))
-    return build_model_with_cfg(Unshuffler, variant, pretrained, feature_cfg=feature_cfg, **kwargs)
+    return build(Unshuffler, variant, pretrained, feature_cfg, **kwargs)
 
 
 def _cfg() -> dict[str, Any]:
@@ -98,7 +98,7 @@ def _cfg() -> dict[str, Any]:
     return cfg_32px(num_classes=-1, classifier=None, paper_ids="arXiv:2503.16760")
 
 
-default_cfgs = generate_default_cfgs({f"{name}.untrained": _cfg() for name in UNSHUFFLER_MODELS})
+default_cfgs = generate_default_cfgs(with_dataset_tags({f"{name}.untrained": _cfg() for name in UNSHUFFLER_MODELS}))
 
 
 @register_model

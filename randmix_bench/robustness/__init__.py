@@ -45,7 +45,7 @@ from randmix_bench.robustness.checks import BALL_TOLERANCE, SanityOptions, autoa
 from randmix_bench.robustness.evaluation import EvalOutput, add_points, default_name, default_output, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
 from randmix_bench.robustness.options import EvalOptions
-from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum
+from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum, state_key
 
 __all__ = [
     "VERSIONS",
@@ -65,6 +65,7 @@ __all__ = [
     "StateError",
     "autoattack_flags",
     "record_checksum",
+    "state_key",
     "split_list",
     "parse_eps",
     "parse_eps_list",

@@ -7,7 +7,6 @@ logger): when pyautoattack changes, only this file follows it.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import torch
@@ -16,6 +15,7 @@ from pyautoattack import AutoAttack, checks
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
+from randmix_bench.eps import eps_text, parse_eps
 from randmix_bench.errors import RandmixError, check_seed
 from randmix_bench.results import AttackConfig
 from randmix_bench.vocab import AAVersion, Attack, Norm
@@ -27,6 +27,7 @@ __all__ = [
     "BLACK_BOX",
     "DEFAULT_EPS",
     "AUTOATTACK_LOGGER",
+    "MAX_SWEEP",
     "Adversary",
     "split_list",
     "parse_eps",
@@ -54,25 +55,16 @@ def split_list(items: str | Sequence[str]) -> list[str]:
 # ------------------------------------------------------------------------------------- threat model
 
 
-def parse_eps(text: str | float, norm: str) -> float:
-    """``"8/255"``, ``"0.5"`` or a float -> eps; rejects eps <= 0, a Linf eps > 1 and unknown norms."""
-    norm = Norm.parse(norm)
-    s = str(text).strip()
-    try:
-        num, _, den = s.partition("/")
-        value = float(num) / float(den) if den else float(num)
-    except (ValueError, ZeroDivisionError):
-        raise RandmixError(f"eps {s!r} is not a number or a fraction like 8/255") from None
-    if not math.isfinite(value) or value <= 0:
-        raise RandmixError(f"eps must be > 0, got {s}")
-    if norm == "Linf" and value > 1:
-        raise RandmixError(f"a Linf eps must be at most 1 (inputs are in [0, 1]), got {s}")
-    return value
+MAX_SWEEP = 32
+"""The most eps values a sweep takes: a curve needs a handful, and each value is a whole attack stage."""
 
 
 def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, float]]:
-    """``"1/255,2/255"`` -> [(text, value)] sorted by value; duplicates are an error."""
-    items = split_list(text)
+    """``"1/255,2/255"`` -> [(text, value)] sorted by value; duplicates and more than :data:`MAX_SWEEP` values are
+    an error."""
+    items = [eps_text(t) for t in split_list(text)]
+    if len(items) > MAX_SWEEP:
+        raise RandmixError(f"the eps list has {len(items)} values; a sweep takes at most {MAX_SWEEP}")
     points = sorted(((t, parse_eps(t, norm)) for t in items), key=lambda p: p[1])
     values = [v for _, v in points]
     if len(set(values)) != len(values):
@@ -83,7 +75,7 @@ def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, floa
 def resolve_eps(eps: str | float | None, norm: str) -> tuple[str, float]:
     """An eps as given and its value; ``None`` is RobustBench's eps for the norm (:data:`DEFAULT_EPS`), so
     that asking for L2 without an eps never silently runs at the Linf radius."""
-    text = str(DEFAULT_EPS[Norm.parse(norm)] if eps is None else eps).strip()
+    text = eps_text(DEFAULT_EPS[Norm.parse(norm)] if eps is None else eps)
     return text, parse_eps(text, norm)
 
 

@@ -5,6 +5,7 @@
   its zero-gradient check among them before every gradient-based attack, which AutoAttack itself runs
   only inside APGD with the DLR loss; their warnings are collected (:func:`autoattack_flags`) and kept in
   the result, where any of them marks it ``unreliable``;
+- a first attack that breaks no point (:func:`masking_flag`), flagged like AutoAttack's own warnings;
 - with ``--sanity``, the gradient-masking checks of :func:`sanity_checks` (:class:`SanityOptions`).
 """
 
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from randmix_bench.robustness.harness import Harness, Outcome
 
 __all__ = ["BALL_TOLERANCE", "SanityOptions", "autoattack_flags", "in_threat_model", "before_attacks",
-           "after_attacks", "sanity_checks"]
+           "after_attacks", "masking_flag", "sanity_checks"]
 
 BALL_TOLERANCE = 1e-5  # float slack when checking that an adversarial example lies in the eps-ball
 
@@ -86,6 +87,19 @@ def _loss_gradient(adversary: Adversary, x: torch.Tensor, y: torch.Tensor, n_cla
         logits = adversary.logits(x)
         loss = adversary.dlr_loss(logits, y) if n_classes >= 3 else F.cross_entropy(logits, y, reduction="none")
         return torch.autograd.grad(loss.sum(), x)[0]
+
+
+def masking_flag(main: Outcome, config: AttackConfig) -> str | None:
+    """A warning when the evaluation's first attack broke none of the points it attacked: robust accuracy equal to
+    clean accuracy is what input rounding or another gradient mask produces (an honest model at a useful eps
+    loses some points to APGD), so the result is flagged, and so marked unreliable, with or without --sanity."""
+    if not config.attacks or not bool(main.clean.any()):
+        return None
+    first = config.attacks[0]
+    if main.per_attack.get(first) != main.clean_acc:
+        return None
+    return (f"{first}, the first attack, broke none of the {int(main.clean.sum())} correctly classified points "
+            "(robust accuracy = clean accuracy): gradients may be masked")
 
 
 def after_attacks(adversary: Adversary, clean_acc: float, per_attack: dict[str, float]) -> None:

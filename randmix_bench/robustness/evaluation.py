@@ -17,11 +17,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve
+from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve, run_labels
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, exclusive
+from randmix_bench.files import atomic_path, check_output_file, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.results import (
@@ -33,17 +33,19 @@ from randmix_bench.results import (
     SanityReport,
     SweepPoint,
     check_entry_name,
+    check_replaceable,
     pct,
+    read_result,
     write_result,
 )
 from randmix_bench.robustness.attacks import parse_eps_list, split_list
-from randmix_bench.robustness.checks import autoattack_flags, sanity_checks
+from randmix_bench.robustness.checks import autoattack_flags, masking_flag, sanity_checks
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Attack, Mixing
+from randmix_bench.vocab import Attack
 
 __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
            "default_name", "default_output"]
@@ -119,7 +121,7 @@ def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str
     ax.grid(alpha=0.3)
     fig.tight_layout()
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png")
+        fig.savefig(tmp, format="png", metadata={CURVE_KEY: path.name})
 
 
 def _attack_label(config: AttackConfig) -> str:
@@ -209,10 +211,41 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
 
     name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
     out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
+    check_output_file(out_path, "--out")
+    if out_path.resolve() == ckpt_path.resolve():
+        raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
+                          f"--out {out_path.with_suffix('.json')}")
     return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
                     checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
                     points=points, name=name, out=out_path,
                     curve=out_path.with_suffix(".png") if sweep_points else None)
+
+
+CURVE_KEY = "randmix-curve"  # the PNG text chunk that marks a curve ``randmix eval`` drew
+
+
+def _check_replaceable(job: Prepared) -> None:
+    """``--force`` replaces an earlier output of this command only: the result JSON must be a valid robustness
+    result (never the checkpoint being evaluated, nor any other file), the curve a PNG this command drew."""
+    check_replaceable(job.out, RobustnessResult)
+    curve = job.curve
+    if curve is None or not (curve.exists() or curve.is_symlink()):
+        return
+    earlier = read_result(job.out) if job.out.is_file() else None  # a robustness result: checked just above
+    named = isinstance(earlier, RobustnessResult) and earlier.randmix.curve_png == curve.name
+    if not named and _curve_mark(curve) != curve.name:
+        raise ExistsError(f"{curve} exists and is not a curve randmix eval drew; --force only replaces an earlier "
+                          "output: move it away or choose another --out")
+
+
+def _curve_mark(path: Path) -> str | None:
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get(CURVE_KEY)
+    except (OSError, UnidentifiedImageError):
+        return None
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
@@ -244,6 +277,9 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
                           batch_size=config.batch_size, record=state, progress=progress, source=source)
         main = harness.run(f"eps={job.eps_text}", config, harness.clean())
+        masked = masking_flag(main, config)
+        if masked is not None and masked not in flags:
+            flags.append(masked)
         sweep, chain = [], main.clean
         for text, value in job.sweep:
             point_config = job.options.sweep_config(config, value)
@@ -257,6 +293,14 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
 
 
+def _full_test_clean(job: Prepared, attacked: torch.Tensor) -> torch.Tensor:
+    """Clean outcomes on the whole test set: the attacked points' own (one measurement of them, not two that a
+    GPU's batch-size-dependent rounding could split on a near-tie), then the rest of the test set."""
+    n = len(attacked)
+    rest = job.test.images[n:], job.test.labels[n:]
+    return torch.cat([attacked.cpu().bool(), predict(job.model, rest[0], job.config.batch_size, job.device) == rest[1]])
+
+
 def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resumed: bool, began: float,
            command: str | None = None, force: bool = False) -> RobustnessResult:
     """The RobustBench ``model_info`` result with its ``randmix`` block, written (and the curve PNG with a
@@ -264,18 +308,11 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     AutoAttack flag or failed sanity check marks it ``unreliable``, as RobustBench marks flagged entries."""
     model, meta, config, main = job.model, job.meta, job.config, measured.main
     trainable, frozen = count_parameters(model)
-    train_meta = meta["extra"].get("train", {})  # the trainer's TrainConfig, saved in the checkpoint
-    mixing = getattr(model, "mixing", None)
+    labels = run_labels(model, meta)  # from the checkpoint's own record: verify re-derives them the same way
     whole = len(job.test) == job.options.n_examples
-    full_test = None if whole else (predict(model, job.test.images, config.batch_size, job.device) == job.test.labels)
+    full_test = None if whole else _full_test_clean(job, main.clean)
     block = RandmixBlock(
-        model=meta["model"],
-        mixing=mixing.mixing if mixing is not None else Mixing.FULL,
-        mixer_seed=mixing.seed if mixing is not None else 0,
-        smooth_sigma=mixing.smooth_sigma if mixing is not None else 0.0,
-        train_seed=train_meta.get("seed"),
-        train_recipe=train_meta.get("recipe"),
-        train_epochs=meta["extra"].get("epochs_done"),
+        **labels,
         dataset=Path(job.dataset).name,
         threat_model=config.norm,
         eps_value=config.eps,
@@ -334,12 +371,20 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
             if path is not None and path.exists() and not force:
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
+        _check_replaceable(job)
         checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
         if job.source is not None:  # recorded in the attack's configuration, the resume state's fingerprint too
             source_ref = CheckpointRef.for_result(job.source[0], job.out, *digests(job.source[0]))
             job.config = job.config.model_copy(update={"source": source_ref})
         state = _open_state(job, checkpoint_ref.sha256, force)
-        measured = run(job, state, progress)
+        try:
+            measured = run(job, state, progress)
+        except StateError:  # a resumed state the model contradicts: --force discards it, as any bad state
+            if not (force and state.resumed):
+                raise
+            state.discard()
+            state = _open_state(job, checkpoint_ref.sha256, force)
+            measured = run(job, state, progress)
         result = record(job, measured, checkpoint_ref, resumed=state.resumed, began=began, command=command, force=force)
         state.discard()
     return EvalOutput(result=result, path=job.out, curve=job.curve, resumed=state.resumed)

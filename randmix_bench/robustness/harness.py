@@ -23,10 +23,10 @@ from randmix_bench.device import resolve_device
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
-from randmix_bench.robustness.state import EvalRecord
+from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tensors import eval_mode, to_unit
 
-__all__ = ["ProgressReporter", "Outcome", "Harness", "input_gradients_only", "robust_accuracy"]
+__all__ = ["ProgressReporter", "Outcome", "Harness", "ChannelsLastInputs", "input_gradients_only", "robust_accuracy"]
 
 log = logging.getLogger(__name__)
 
@@ -61,16 +61,46 @@ class Outcome:
 
 @contextmanager
 def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with weights that do not require gradients, restored afterwards: attacks
-    need input gradients only, so backward skips every weight-gradient kernel and its memory."""
+    """The model in eval mode with weights that do not require gradients, in channels-last memory format,
+    restored afterwards. Attacks need input gradients only, so backward skips every weight-gradient kernel and
+    its memory; channels-last is oneDNN's fast layout for the depthwise and 1x1 convolutions (1.1-1.5x per
+    attack step on a CPU, benchmarks/RESULTS.md) and computes the same values. Pair it with
+    :class:`ChannelsLastInputs`, which hands attacks their gradients back in the layout of their inputs."""
     requires = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
+    model.to(memory_format=torch.channels_last)
     try:
         with eval_mode(model):
             yield model
     finally:
+        model.to(memory_format=torch.contiguous_format)
         for p, r in zip(model.parameters(), requires, strict=True):
             p.requires_grad_(r)
+
+
+class _ChannelsLast(torch.autograd.Function):
+    """Identity that passes a channels-last copy forward and a standard contiguous gradient back."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+class ChannelsLastInputs(nn.Module):
+    """``model`` fed channels-last images; the input gradients attacks get back are contiguous, as AutoAttack
+    expects them (its zero-gradient check calls ``view`` on them)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(_ChannelsLast.apply(x) if x.dim() == 4 else x)
 
 
 class Harness:
@@ -81,24 +111,33 @@ class Harness:
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                  batch_size: int, record: EvalRecord, progress: ProgressReporter | None,
                  source: nn.Module | None = None) -> None:
-        self.model, self.source = model, source if source is not None else model
+        self.model = ChannelsLastInputs(model)
+        self.source = self.model if source is None else ChannelsLastInputs(source)
         self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
         self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts
+        self._clean: torch.Tensor | None = None
 
     def clean(self) -> torch.Tensor:
-        """Which points the model classifies correctly (computed once, then read from the record)."""
-        if self.record.clean is None:
+        """Which points the model classifies correctly: computed once per process (cheap) and recorded; a resumed
+        record whose clean predictions differ is refused, as no honest run of this model could have left it."""
+        if self._clean is None:
             with torch.no_grad():
                 b = self.batch_size
                 correct = torch.cat([self.model(self.x[i : i + b]).argmax(1) == self.y[i : i + b]
                                      for i in range(0, len(self.y), b)])
-            self.record.clean = correct.nonzero().flatten().tolist()
-            self.record.save()
-        flags = torch.zeros(len(self.y), dtype=torch.bool)
-        flags[self.record.clean] = True
-        return flags
+            indices = correct.nonzero().flatten().tolist()
+            if self.record.clean is None:
+                self.record.clean = indices
+                self.record.save()
+            elif self.record.clean != indices:
+                raise StateError(f"{self.record.path}: its clean predictions are not this model's on these points "
+                                 "(edited, or recorded on another device); delete it to start over, or pass --force "
+                                 "to discard it")
+            self._clean = torch.zeros(len(self.y), dtype=torch.bool)
+            self._clean[indices] = True
+        return self._clean.clone()
 
     def run(self, stage: str, config: AttackConfig, start: torch.Tensor) -> Outcome:
         """Attack the points flagged in ``start`` with ``config.attacks`` in order (AutoAttack's loop)."""

@@ -1,27 +1,41 @@
 """The resume state of an evaluation: what it has finished, batch by batch, in a signed ``.eval-state`` file.
 
-The file (format ``randmix-eval-state/2``, JSON, written atomically after every batch and removed once the
+The file (format ``randmix-eval-state/3``, JSON, written atomically after every batch and removed once the
 result is written) holds the settings it belongs to (the checkpoint's sha256 among them), the clean
 predictions, per stage and attack the batch plan, the points each finished batch broke and the attack's
-seconds so far, AutoAttack's flags so far, and a checksum of all that (:func:`record_checksum`). A file
+seconds so far, AutoAttack's flags so far, and a signature of all that (:func:`record_checksum`). A file
 that fails any check is refused with a :class:`StateError`: replaying it would put numbers that no attack
 produced into a result.
+
+Why a keyed signature: a plain sha256 of the content can be recomputed by anyone who edits the file, so it
+only catches damage. The signature is an HMAC-SHA256 under a random 256-bit key that randmix creates once per
+user, readable by that user alone (``<cache>/eval-state.key``, mode 0600, see :func:`state_key`). A state file
+edited by hand, or made by another user or machine, cannot carry a valid signature, so a resumed evaluation
+only ever replays batches that this user's own randmix attacked. (The user could forge one with their own key;
+then they could as well edit the result, which is what ``randmix verify`` re-checks from the checkpoint.)
+The cheap part is also re-derived on every resume: the harness recomputes the clean predictions and refuses a
+state whose recorded ones differ.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
+import secrets
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, read_json
 
-__all__ = ["RECORD_FORMAT", "StateError", "AttackState", "EvalRecord", "record_checksum"]
+__all__ = ["RECORD_FORMAT", "StateError", "AttackState", "EvalRecord", "record_checksum", "state_key"]
 
-RECORD_FORMAT = "randmix-eval-state/2"
+RECORD_FORMAT = "randmix-eval-state/3"
+KEY_NAME = "eval-state.key"
+KEY_BYTES = 32
 _FIX = "delete it to start over, or pass --force to discard it"
 
 
@@ -29,10 +43,33 @@ class StateError(RandmixError):
     """A partial-evaluation file that must not be continued: damaged, edited, or from another run."""
 
 
-def record_checksum(data: dict[str, Any]) -> str:
-    """sha256 of a record's canonical JSON without its ``checksum`` field: what the file must carry."""
+def state_key(cache_dir: str | Path | None = None) -> bytes:
+    """This user's signing key for state files: ``<cache_dir>/eval-state.key`` (default: the data cache,
+    ``$RANDMIX_CACHE`` or ``~/.cache/randmix``), 32 random bytes created on first use with mode 0600. A key file
+    that others may read or write, or of the wrong size, is refused: it would let them sign a state."""
+    from randmix_bench.data import default_cache_dir
+
+    path = Path(cache_dir or default_cache_dir()) / KEY_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(KEY_BYTES))
+    info = path.lstat()
+    if path.is_symlink() or info.st_mode & 0o077 or info.st_uid != os.getuid() or info.st_size != KEY_BYTES:
+        raise StateError(f"{path} is not this user's private {KEY_BYTES}-byte key (a link, another owner, readable "
+                         "by others or the wrong size); delete it and rerun (partial evaluations it signed restart)")
+    return path.read_bytes()
+
+
+def record_checksum(data: dict[str, Any], key: bytes) -> str:
+    """HMAC-SHA256 under ``key`` of a record's canonical JSON without its ``checksum`` field: what the file must
+    carry (see the module's docstring for why it is keyed)."""
     body = {k: v for k, v in data.items() if k != "checksum"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hmac.new(key, json.dumps(body, sort_keys=True, separators=(",", ":")).encode(), hashlib.sha256).hexdigest()
 
 
 def _indices(value: Any, n: int) -> bool:
@@ -81,7 +118,7 @@ class EvalRecord:
 
     :meth:`open` continues the file at ``path`` when there is one, :meth:`save` writes it after each batch,
     :meth:`discard` removes it once the result is written. ``path=None`` keeps the record in memory only
-    (no resume)."""
+    (no resume). ``key`` signs the file (:func:`state_key`)."""
 
     fingerprint: dict[str, Any]  # the settings it belongs to, as after a round trip through JSON
     clean: list[int] | None = None  # indices of the correctly classified points
@@ -89,16 +126,18 @@ class EvalRecord:
     flags: list[str] = field(default_factory=list)  # AutoAttack's warnings so far
     path: Path | None = field(default=None, compare=False)
     resumed: bool = field(default=False, compare=False)  # continues a file an earlier run left
+    key: bytes = field(default=b"", compare=False, repr=False)
 
     @classmethod
     def open(cls, path: Path | None, fingerprint: dict[str, Any]) -> EvalRecord:
         """The record at ``path`` if one is there (checked against ``fingerprint``), else a new one."""
         fingerprint = json.loads(json.dumps(fingerprint))  # the form it has after a round trip through the file
-        if path is not None and path.is_file():
-            record = cls.from_json(_read(path, fingerprint))
-            record.path, record.resumed = path, True
+        key = state_key() if path is not None else b""
+        if path is not None and (path.exists() or path.is_symlink()):
+            record = cls.from_json(_read(path, fingerprint, key))
+            record.path, record.resumed, record.key = path, True, key
             return record
-        return cls(fingerprint, path=path)
+        return cls(fingerprint, path=path, key=key)
 
     def to_json(self) -> dict[str, Any]:
         """The file's content, signed: format, fingerprint, clean, stages, flags, checksum."""
@@ -108,7 +147,7 @@ class EvalRecord:
                        for stage, attacks in self.stages.items()},
             "flags": self.flags,
         }
-        data["checksum"] = record_checksum(data)
+        data["checksum"] = record_checksum(data, self.key)
         return data
 
     @classmethod
@@ -132,16 +171,17 @@ class EvalRecord:
             self.path.unlink(missing_ok=True)
 
 
-def _read(path: Path, fingerprint: dict[str, Any]) -> dict[str, Any]:
-    """A state file's content, once it has passed every check: format, checksum, same checkpoint, same
+def _read(path: Path, fingerprint: dict[str, Any], key: bytes) -> dict[str, Any]:
+    """A state file's content, once it has passed every check: format, signature, same checkpoint, same
     settings, indices within the evaluated points and their batch plans."""
     try:
-        saved = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        saved = read_json(path, "partial evaluation")
+    except RandmixError as e:
         raise StateError(f"{path}: unreadable partial evaluation, not JSON ({e}); {_FIX}") from None
     if not isinstance(saved, dict) or saved.get("format") != RECORD_FORMAT:
         raise StateError(f"{path} is not a {RECORD_FORMAT} partial evaluation; {_FIX}")
-    if saved.get("checksum") != record_checksum(saved):
+    checksum = saved.get("checksum")
+    if not isinstance(checksum, str) or not hmac.compare_digest(checksum, record_checksum(saved, key)):
         raise StateError(f"{path} was edited or damaged (its checksum does not match its content); {_FIX}")
     theirs = saved.get("fingerprint")
     theirs = theirs if isinstance(theirs, dict) else {}

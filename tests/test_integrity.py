@@ -1,0 +1,230 @@
+"""Issue #22, integrity round 3: every recorded number is tied to its twin or re-derived from the checkpoint,
+runs are keyed by their checkpoint, and the user's files are never replaced.
+
+Each test edits a real result as a hostile user would (alone, or every twin at once) and checks that the
+mechanism catches it: the file's own consistency checks on read, ``randmix verify``'s re-derivation, the
+leaderboard's run identity, reproduce's job state.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from randmix_bench import leaderboard
+from randmix_bench.cli import app
+from randmix_bench.files import BusyError, exclusive
+from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
+from randmix_bench.reproduce import EvalJob, JobState, Paths
+from randmix_bench.results import ResultError, pct, read_result
+from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
+from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.verify import VerifyOptions, verify
+from randmix_bench.vocab import Tier
+
+N = 48
+
+
+@pytest.fixture(scope="module")
+def board_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path]) -> Path:
+    """``leaderboards/synthetic/Linf/a.json``: a trained model attacked with APGD-CE at 1/255 (most points survive),
+    with a sweep, per-point outcomes and the whole test set's clean outcomes."""
+    root = tmp_path_factory.mktemp("integrity") / "leaderboards"
+    folder = root / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(folder / "a.safetensors")
+    evaluate(ckpt, "synthetic", EvalOptions(attack="apgd-ce", eps="1/255", n_examples=N, batch_size=N, n_iter=5,
+                                            sweep="1/255,2/255", device="cpu", out=folder / "a.json"))
+    return root
+
+
+@pytest.fixture()
+def board(board_template: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(board_template, tmp_path / "leaderboards"))
+
+
+def entry_json(board: Path) -> Path:
+    return board / "synthetic" / "Linf" / "a.json"
+
+
+def edit(path: Path, change: Callable[[dict], None]) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+
+
+def lower_robust(data: dict, points: int, everywhere: bool) -> None:
+    """Robust accuracy lowered by ``points`` points: in the headline only, or in every twin (per-attack, sweep,
+    per-point outcomes), as a careful forger would."""
+    rb = data["randmix"]
+    robust = rb["points"]["robust"]
+    flipped = [i for i, r in enumerate(robust) if r][:points]
+    assert len(flipped) == points, "the fixture needs robust points to flip"
+    acc = (sum(robust) - points) / len(robust)
+    rb["robust_acc"], data["autoattack_acc"] = acc, pct(acc)
+    if everywhere:
+        for i in flipped:
+            robust[i] = 0
+        rb["per_attack_robust_acc"]["apgd-ce"] = acc
+        for point in rb["sweep"]:
+            if point["eps"] == data["eps"]:
+                point["robust_acc"] = acc
+
+
+def test_robust_accuracy_edited_down_alone_is_refused_on_read(board: Path) -> None:
+    edit(entry_json(board), lambda d: lower_robust(d, 3, everywhere=False))
+    with pytest.raises(ResultError, match="robust_acc"):
+        read_result(entry_json(board))
+
+
+def test_robust_accuracy_edited_down_everywhere_is_caught_by_verify(board: Path) -> None:
+    """Every twin agrees, so the file reads; verify re-runs the entry's first attack and finds it left more."""
+    edit(entry_json(board), lambda d: lower_robust(d, 10, everywhere=True))
+    checks = verify([load_entry(entry_json(board))], VerifyOptions(n=N))
+    robust = [c for c in checks if c.metric.startswith("robust")]
+    assert robust and not robust[0].ok and "was lowered" in (robust[0].problem or "")
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d.update(eps="2/255"), "field 'eps'"),
+    (lambda d: d.update(eps="８/255"), "field 'eps'"),
+    (lambda d: d["randmix"]["sweep"][0].update(eps="3/255"), "randmix.sweep"),
+    (lambda d: d["randmix"].update(n_examples=1_000_000, points=None), "randmix.n_examples"),
+    (lambda d: d["randmix"]["sweep"][0].update(robust_acc=0.0), "randmix.sweep"),
+    (lambda d: d["randmix"]["full_test_clean"].__setitem__(0, 1 - d["randmix"]["full_test_clean"][0]),
+     "full_test_clean"),
+], ids=["eps-string", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
+        "full-test-outcome"])
+def test_a_number_edited_alone_disagrees_with_its_twin(board: Path, change: Callable[[dict], None],
+                                                       field: str) -> None:
+    edit(entry_json(board), change)
+    with pytest.raises(ResultError, match=field):
+        read_result(entry_json(board))
+
+
+def test_a_copy_relabelled_as_another_run_is_refused_by_the_leaderboard(board: Path) -> None:
+    """Runs are keyed by the checkpoint's weights: a copy under another name claiming another training seed is not a
+    fourth run, it is refused, naming both files."""
+    folder = board / "synthetic" / "Linf"
+    shutil.copy(folder / "a.json", folder / "b.json")
+    edit(folder / "b.json", lambda d: d["randmix"].update(train_seed=7))
+    with pytest.raises(LeaderboardError, match=r"b\.json: claims the checkpoint of synthetic/Linf/a\.json"):
+        load_entries(board)
+    edit(folder / "b.json", lambda d: d["randmix"].update(train_seed=0))  # a plain re-evaluation: one run, allowed
+    entries = load_entries(board)
+    assert len({e.run_key for e in entries}) == 1
+
+
+@pytest.mark.parametrize(("field", "value"), [("train_seed", 5), ("smooth_sigma", 1.0), ("train_epochs", 9),
+                                              ("train_recipe", "quick"), ("mixer_seed", 3)])
+def test_verify_checks_every_label_against_the_checkpoints_own_record(board: Path, field: str, value: object) -> None:
+    edit(entry_json(board), lambda d: d["randmix"].update({field: value}))
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=16, robust=False))
+    assert not check.ok and field in (check.problem or ""), check.problem
+
+
+def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None:
+    """clean_acc_full_test and its per-point outcomes beyond the attacked points, edited alike, are re-measured on
+    points spread over the test set."""
+    def flip_beyond_n(d: dict) -> None:
+        rb = d["randmix"]
+        full = rb["full_test_clean"]
+        rb["full_test_clean"] = full[:N] + [1 - c for c in full[N:]]
+        rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(full)
+
+    edit(entry_json(board), flip_beyond_n)
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=N, robust=False))
+    assert not check.ok and "full_test_clean" in (check.problem or ""), check.problem
+
+
+@pytest.mark.parametrize("options", [{"sigmas": math.nan}, {"sigmas": -1.0}, {"batch_size": 0}, {"n": 0}])
+def test_verify_refuses_a_nan_tolerance_or_an_empty_batch(options: dict) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        VerifyOptions(**options)
+
+
+# ----------------------------------------------------------------------------------------- the user's files
+
+
+def test_leaderboard_replaces_only_what_it_generated(board: Path) -> None:
+    (board / "README.md").write_text("# my notes\n")
+    with pytest.raises(LeaderboardError, match="was not generated by randmix leaderboard"):
+        leaderboard.write(board)
+    assert (board / "README.md").read_text() == "# my notes\n"
+    (board / "README.md").unlink()
+    (board / "figures").mkdir()
+    (board / "figures" / "mine.png").write_bytes(b"\x89PNG my own picture")
+    leaderboard.write(board)
+    assert (board / "figures" / "mine.png").read_bytes() == b"\x89PNG my own picture"  # never deleted
+    leaderboard.write(board)  # a second run replaces its own files without complaint
+
+
+def test_a_figures_folder_that_is_a_symlink_is_refused(board: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "keep.png").write_bytes(b"\x89PNG")
+    (board / "figures").symlink_to(outside)
+    with pytest.raises(LeaderboardError, match="is a symlink"):
+        leaderboard.write(board)
+    assert (outside / "keep.png").exists()
+
+
+def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],
+                                                                    tmp_path: Path) -> None:
+    run = save_unshuffler(tmp_path / "run", "chans")
+    with exclusive(tmp_path / "out", "a concurrent evaluation"), pytest.raises(BusyError, match="--out-dir"):
+        evaluate_runs([run], tmp_path / "out", n_examples=8, grid_images=2)
+    assert not (tmp_path / "out").exists()
+
+
+def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoint: Callable[..., Path],
+                                                             tmp_path: Path) -> None:
+    paths = Paths(tmp_path)
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
+    assert job.state(paths) is JobState.PENDING
+    job.run(paths, "cpu", False, None)
+    assert job.state(paths) is JobState.DONE
+    out = job.output(paths)
+    kept = out.read_text()
+    edit(out, lambda d: d["randmix"].update(clean_acc=0.5))  # inconsistent: its outcomes count otherwise
+    assert job.state(paths) is JobState.CHANGED
+    out.write_text(kept)
+    edit(out, lambda d: d["randmix"].update(train_seed=9))  # consistent, but not the checkpoint's own record
+    assert job.state(paths) is JobState.CHANGED
+
+
+# ------------------------------------------------------------------------------- inputs and the machine's faults
+
+
+def test_a_full_width_eps_is_normalised_never_stored_verbatim() -> None:
+    assert resolve_eps("８/２５５", "Linf") == ("8/255", 8 / 255)
+    assert parse_eps_list(" ８/255, 0.5 ", "Linf") == [("8/255", 8 / 255), ("0.5", 0.5)]
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """The disk fills while the checkpoint is written: one line naming the fix, no traceback, no checkpoint, and
+    run.json says the run failed (it said "running" while it trained)."""
+    from randmix_bench import train as train_module
+
+    def disk_full(path: Path, *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+    monkeypatch.setattr(train_module, "save_checkpoint", disk_full)
+    monkeypatch.setenv("RANDMIX_OFFLINE", "1")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["train", "-r", "quick", "-o", str(out), "--epochs", "1", "--device", "cpu",
+                                      "-q"])
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2 and len(lines) == 1 and "No space left on device" in lines[0], result.output
+    assert "free some space" in lines[0] and "Traceback" not in result.output
+    assert not (out / "checkpoint.safetensors").exists()
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"

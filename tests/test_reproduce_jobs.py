@@ -1,0 +1,101 @@
+"""``randmix reproduce --jobs N``: job groups in parallel processes give what one process gives, a failure in a
+worker stops the run with its message, and the progress lines a background log gets."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from randmix_bench import plans, reproduce
+from randmix_bench.cli.progress import ReproduceProgress, duration
+from randmix_bench.errors import RandmixError
+from randmix_bench.files import sha256
+from randmix_bench.plans import Study, Tier
+from randmix_bench.recipes import get_recipe
+from randmix_bench.reproduce import JobState, Paths, TrainJob
+
+TWO_GROUPS = [Study("tiny", "quick", "synthetic", ("full", "chans"), (0,), eps="0.02", n_examples=8,
+                    square_queries=20)]
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def job_started(self, job: reproduce.AnyJob, index: int, total: int, state: JobState) -> None:
+        self.calls.append(("started", job.name, state.value))
+
+    def job_finished(self, job: reproduce.AnyJob, state: JobState, seconds: float) -> None:
+        self.calls.append(("finished", job.name, state.value))
+
+
+def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TWO_GROUPS)
+    jobs = [j for j in reproduce.plan(Tier.SMALL) if j.kind == "train"]  # two groups, one training run each
+    assert len({j.group for j in jobs}) == 2
+    recorder = Recorder()
+    parallel = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1,
+                             reporter=recorder)
+    one = reproduce.run(jobs, Paths(tmp_path / "one"), device="cpu", workers=1, threads=1)
+    assert [o.job.name for o in parallel] == [j.name for j in jobs] and all(o.ran for o in parallel + one)
+    for job in jobs:  # same seed, same thread count: the same weights, whichever process trained them
+        assert sha256(Paths(tmp_path / "parallel").checkpoint(Tier.SMALL, job.name)) == \
+            sha256(Paths(tmp_path / "one").checkpoint(Tier.SMALL, job.name))
+    assert sorted(recorder.calls) == sorted([(k, j.name, "pending") for j in jobs for k in ("started", "finished")])
+    again = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1)
+    assert [o.before for o in again] == [JobState.DONE] * len(jobs) and not any(o.ran for o in again)
+
+
+def test_a_failing_job_in_a_worker_stops_the_run_with_its_message(tmp_path: Path) -> None:
+    missing = get_recipe("quick").override(dataset="cifar10", data_dir=str(tmp_path / "nowhere"))
+    jobs = [TrainJob("bad", "g1", Tier.SMALL, missing), TrainJob("bad2", "g2", Tier.SMALL, missing)]
+    with pytest.raises(RandmixError, match="train bad2?: .*cifar10"):
+        reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=2, threads=1)
+
+
+@pytest.mark.parametrize("text", ["0", "-1", "two", "", "1.5", "nan", "100000"])
+def test_bad_job_counts_are_refused(text: str) -> None:
+    with pytest.raises(RandmixError, match="--jobs must be auto or a count"):
+        reproduce.parse_jobs(text, "cpu")
+
+
+def test_auto_jobs_is_one_per_core_on_the_cpu() -> None:
+    from randmix_bench.threads import available_cores
+
+    assert reproduce.parse_jobs("auto", "cpu") == available_cores()
+    assert reproduce.parse_jobs("3", "cpu") == 3
+
+
+@dataclass
+class FakeJob:
+    name: str
+    estimate_s: float
+    group: str = "g"
+    kind: str = "train"
+
+
+def test_progress_lines_scale_the_plan_by_measured_times() -> None:
+    out = io.StringIO()
+    jobs = [FakeJob("a", 100.0), FakeJob("b", 100.0), FakeJob("c", 200.0), FakeJob("d", 50.0)]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=2)  # type: ignore[arg-type]
+    progress.job_started(jobs[3], 3, 4, JobState.DONE)
+    progress.job_finished(jobs[3], JobState.DONE, 0.0)  # skipped: no line, no measurement
+    progress.job_started(jobs[0], 0, 4, JobState.PENDING)
+    progress.job_finished(jobs[0], JobState.PENDING, 150.0)  # 1.5x its estimate
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("[1/4] start  train a (pending; plan estimate 1.7 min)")
+    assert lines[1].startswith("[2/4] done   train a in 2.5 min | 2 left (1 were already done)")
+    assert "1.50x the plan's estimates" in lines[1]
+    assert progress.eta_s() == pytest.approx((100 + 200) * 1.5 / 2)  # b and c left, two workers
+    assert "\x1b" not in out.getvalue()  # plain text for a log
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0 s"), (89, "89 s"), (90, "1.5 min"), (5400, "1 h 30 min"),
+                                           (36000, "10 h 00 min")])
+def test_durations_read_like_a_log(seconds: float, text: str) -> None:
+    assert duration(seconds) == text

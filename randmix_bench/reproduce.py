@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from randmix_bench.robustness import EvalOptions
     from randmix_bench.train import TrainReporter
 
-__all__ = ["JobState", "Job", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
+__all__ = ["JobState", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "Paths", "plan", "select",
            "parse_shard", "parse_jobs", "run", "Reporter"]
 
 
@@ -72,20 +72,6 @@ class Paths:
 
     def checkpoint(self, tier: Tier, name: str) -> Path:
         return self.leaderboards / "checkpoints" / tier.value / f"{name}.safetensors"
-
-
-class Job(Protocol):
-    name: str  # unique in the plan; what --only matches
-    group: str  # jobs that must run in one process (a training run and what needs it)
-    estimate_s: float
-
-    @property
-    def kind(self) -> str: ...
-
-    def state(self, paths: Paths) -> JobState: ...
-
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
-        """Do the job; one that trains reports its training to ``training``."""
 
 
 def _comparable(config: dict[str, Any]) -> dict[str, Any]:

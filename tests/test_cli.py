@@ -96,7 +96,7 @@ def test_every_library_module_is_checked() -> None:
 def test_the_library_draws_nothing(module: str) -> None:
     """Tables, consoles and progress bars belong to the command line (cli.views, cli.progress): every module
     outside randmix_bench/cli/ returns, calls back and logs. None imports Rich, and none imports the command line
-    when it is loaded (robustness keeps a lazy alias of RichProgress for old imports)."""
+    (tests/test_architecture.py checks the function-level imports too)."""
     tree = ast.parse((PACKAGE / module).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

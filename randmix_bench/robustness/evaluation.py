@@ -39,9 +39,10 @@ from randmix_bench.results import (
     write_result,
 )
 from randmix_bench.robustness.attacks import parse_eps_list, split_list
-from randmix_bench.robustness.checks import autoattack_flags, masking_flag, sanity_checks
+from randmix_bench.robustness.checks import autoattack_flags
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
+from randmix_bench.robustness.sanity import masking_flag, sanity_checks
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit

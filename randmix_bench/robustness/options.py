@@ -14,7 +14,7 @@ import torch
 
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import make_attack_config, resolve_eps, split_list
-from randmix_bench.robustness.checks import SanityOptions
+from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.vocab import AAVersion, Attack, Norm
 
 __all__ = ["EvalOptions"]

@@ -160,7 +160,7 @@ class EvalJob:
         with this job's settings, of this checkpoint, and labels it as the checkpoint's own record does; a result
         edited by hand so that its numbers disagree, or relabelled, is ``changed`` (redone with --force). A
         consistent edit of every twin at once is what ``randmix verify`` catches: it re-derives them."""
-        from randmix_bench.results import ResultError, read_result
+        from randmix_bench.result_files import ResultError, read_result
 
         out = self.output(paths)
         if out.is_file():
@@ -198,7 +198,7 @@ class EvalJob:
     def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
         """Evaluate; a result that only lacks per-point outcomes (written before they were recorded) gets them by
         re-attacking its main eps alone, its sweep and sanity report kept (robustness.add_points)."""
-        from randmix_bench.results import read_result
+        from randmix_bench.result_files import read_result
         from randmix_bench.robustness import add_points, evaluate
 
         out, command = self.output(paths), f"randmix reproduce --tier {self.tier.value}"
@@ -224,7 +224,8 @@ class ShuffleEvalJob:
         return paths.leaderboards / self.dataset / "shuffle"
 
     def state(self, paths: Paths) -> JobState:
-        from randmix_bench.results import ResultError, ShuffleResult, read_result
+        from randmix_bench.result_files import ResultError, read_result
+        from randmix_bench.results import ShuffleResult
 
         outputs = [self.out_dir(paths) / f"{run}.json" for run in self.runs]
         if not any(p.is_file() for p in outputs):

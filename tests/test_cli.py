@@ -70,7 +70,7 @@ def called_with(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[dict[str,
 def test_command_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch, args: list[str], target: str,
                                            options: str, expected: object) -> None:
     """A command given no options calls the library with the library's own defaults (its options object)."""
-    monkeypatch.setattr("randmix_bench.leaderboard.load_entry", lambda path: path)  # verify's entry, unread
+    monkeypatch.setattr("randmix_bench.entries.load_entry", lambda path: path)  # verify's entry, unread
     arguments, _ = called_with(monkeypatch, target)
     assert runner.invoke(app, args).exit_code == 2
     assert arguments[options] == expected

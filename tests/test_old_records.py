@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 
 from randmix_bench.checkpoint import METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.leaderboard import load_entry
+from randmix_bench.entries import load_entry
 from randmix_bench.plans import Tier
 from randmix_bench.recipes import TrainConfig, complete_config, get_recipe
 from randmix_bench.reproduce import JobState, Paths, plan
+from randmix_bench.run_folder import RESUME_NAME, RUN_NAME
 from randmix_bench.shuffle import evaluate_runs
-from randmix_bench.train import RESUME_NAME, RUN_NAME, train
+from randmix_bench.train import train
 from randmix_bench.verify import VerifyOptions, failures, verify
 
 REPO = Path(__file__).resolve().parents[1]

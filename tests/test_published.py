@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from randmix_bench.claims import tier_of
 from randmix_bench.cli import app
 from randmix_bench.data import available_locally, dataset_info
-from randmix_bench.leaderboard import Entry, load_entries
+from randmix_bench.entries import Entry, load_entries
 from randmix_bench.plans import Tier
 from randmix_bench.reproduce import JobState, Paths, plan
 from randmix_bench.threads import cpu_threads

@@ -13,7 +13,7 @@ from randmix_bench import plans, reproduce
 from randmix_bench.cli import app
 from randmix_bench.errors import RandmixError
 from randmix_bench.plans import ShuffleStudy, Study, Tier
-from randmix_bench.results import read_result
+from randmix_bench.result_files import read_result
 
 TEST_TIER = [
     Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.02", n_examples=8, square_queries=20),

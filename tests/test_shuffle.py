@@ -20,7 +20,8 @@ from randmix_bench.data import dataset_info, load_split
 from randmix_bench.mixing import count_parameters
 from randmix_bench.models import create_model, model_task
 from randmix_bench.recipes import RECIPES, TrainConfig
-from randmix_bench.results import ShuffleResult, read_result
+from randmix_bench.result_files import read_result
+from randmix_bench.results import ShuffleResult
 from randmix_bench.shuffle import grid_size, save_grid
 from randmix_bench.tasks import build_model, task_for
 from randmix_bench.tasks.metrics import PSNR_MAX_DB, psnr, ssim

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from randmix_bench import result_files
 from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve, run_labels
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
@@ -24,6 +25,7 @@ from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_output_file, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
+from randmix_bench.result_files import check_entry_name, check_replaceable, read_result, write_result
 from randmix_bench.results import (
     AttackConfig,
     CheckpointRef,
@@ -32,11 +34,7 @@ from randmix_bench.results import (
     RobustnessResult,
     SanityReport,
     SweepPoint,
-    check_entry_name,
-    check_replaceable,
     pct,
-    read_result,
-    write_result,
 )
 from randmix_bench.robustness.attacks import parse_eps_list, split_list
 from randmix_bench.robustness.checks import autoattack_flags
@@ -373,9 +371,9 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
         _check_replaceable(job)
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
+        checkpoint_ref = result_files.checkpoint_ref(job.checkpoint, job.out, *digests(job.checkpoint))
         if job.source is not None:  # recorded in the attack's configuration, the resume state's fingerprint too
-            source_ref = CheckpointRef.for_result(job.source[0], job.out, *digests(job.source[0]))
+            source_ref = result_files.checkpoint_ref(job.source[0], job.out, *digests(job.source[0]))
             job.config = job.config.model_copy(update={"source": source_ref})
         state = _open_state(job, checkpoint_ref.sha256, force)
         try:
@@ -403,7 +401,7 @@ def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, co
     """Give an earlier result (``options.out``) written before per-point outcomes were recorded its outcomes:
     re-attack the main eps alone and keep the earlier sweep and sanity report. The re-attack must reproduce the
     earlier clean, robust and per-attack counts exactly, or nothing is written (then redo the whole evaluation)."""
-    from randmix_bench.results import read_result
+    from randmix_bench.result_files import read_result
 
     began = time.perf_counter()
     if options.out is None:
@@ -418,7 +416,7 @@ def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, co
             or old.checkpoint.sha256 != sha):
         raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
     with exclusive(job.out, f"the result {job.out}"):
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha, weights)
+        checkpoint_ref = result_files.checkpoint_ref(job.checkpoint, job.out, sha, weights)
         state = _open_state(job, sha, force=True)
         measured = run(job, state, progress)
         now = (int(measured.main.clean.sum()), int(measured.main.robust.sum()),

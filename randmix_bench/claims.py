@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import PurePosixPath
 
-from randmix_bench.mixing import Mixing
 from randmix_bench.results import AttackConfig, CheckpointRef, RobustnessResult
 from randmix_bench.statistics import ALPHA
+from randmix_bench.vocab import Mixing
 
 __all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES", "EXPECTED",
            "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label", "why_untrusted",

@@ -39,8 +39,8 @@ from randmix_bench.data import load_split
 from randmix_bench.distributed import Distributed, rank_device
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable, sha256, write_json
+from randmix_bench.freezing import count_parameters
 from randmix_bench.loader import Augment, DeviceLoader
-from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.run_folder import (

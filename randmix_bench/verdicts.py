@@ -37,9 +37,9 @@ from randmix_bench.claims import (
     why_untrusted,
 )
 from randmix_bench.data import DATASETS
-from randmix_bench.mixing import Mixing
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.statistics import ALPHA
+from randmix_bench.vocab import Mixing
 
 __all__ = ["evaluate"]
 

@@ -17,7 +17,7 @@ import randmix_bench
 from randmix_bench import __version__
 from randmix_bench.cli import app
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import count_parameters
+from randmix_bench.freezing import count_parameters
 from randmix_bench.models import create_model
 from randmix_bench.quickstart import QuickstartConfig
 from randmix_bench.robustness import EvalOptions
@@ -77,7 +77,7 @@ def test_command_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch, args
 
 
 def test_shuffle_eval_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch) -> None:
-    arguments, signature = called_with(monkeypatch, "randmix_bench.shuffle.evaluate_runs")
+    arguments, signature = called_with(monkeypatch, "randmix_bench.shuffle_eval.evaluate_runs")
     assert runner.invoke(app, ["shuffle", "eval", "run", "-o", "out"]).exit_code == 2
     options = {name: value for name, value in arguments.items() if name not in ("runs", "out_dir", "progress")}
     assert options == {name: signature.parameters[name].default for name in options}

@@ -24,7 +24,7 @@ from randmix_bench.markdown import escape
 from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
 from randmix_bench.result_files import read_result
 from randmix_bench.robustness import EvalOptions, evaluate
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()

@@ -19,7 +19,7 @@ from randmix_bench import train as train_module
 from randmix_bench.checkpoint import load_model, read_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.data import dataset_info, load_split
-from randmix_bench.mixing import FrozenConv2d
+from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, get_recipe
 from randmix_bench.run_folder import RESUME_NAME

@@ -23,7 +23,7 @@ from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_output_file, exclusive
-from randmix_bench.mixing import count_parameters
+from randmix_bench.freezing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.result_files import check_entry_name, check_replaceable, read_result, write_result
 from randmix_bench.results import (

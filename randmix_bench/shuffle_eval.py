@@ -22,7 +22,7 @@ from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import atomic_path, check_writable, exclusive
-from randmix_bench.mixing import MixingReport, count_parameters
+from randmix_bench.freezing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.result_files import check_entry_name, checkpoint_ref, write_result

@@ -271,7 +271,8 @@ def freeze_mixing(
     5. it is outside the blocks: its top-level module holds no depthwise conv (EfficientNet's ``conv_head``);
     6. it is not of the frozen side's kind.
 
-    The report says which rule left each conv/Linear. One generator seeded with ``seed`` draws the frozen
+    The report says which rule left each conv/Linear, and is also attached as ``model.mixing`` (as on the randmix
+    models), so ``model.mixing.details()`` reviews any frozen model. One generator seeded with ``seed`` draws the frozen
     weights in module order. Raises :class:`RandmixError` for a model without depthwise convs (no
     spatial/channel split to study), a model with nothing to freeze, or a negative/non-finite sigma.
     """
@@ -317,4 +318,14 @@ def freeze_mixing(
                 "see freeze_mixing's rule and MixingReport.details(), or use mixing='full'"
             )
     report.trainable_params, _ = count_parameters(model)
+    _attach(model, report)
     return report
+
+
+def _attach(model: nn.Module, report: MixingReport) -> None:
+    """``model.mixing = report``, as the randmix models have it, so that ``model.mixing.details()`` works on any
+    frozen model. A call that froze nothing more (the filters were already frozen) keeps the report of the call
+    that froze them; a model whose own ``mixing`` attribute is something else keeps it (use the returned report)."""
+    current = getattr(model, "mixing", None)
+    if current is None or (isinstance(current, MixingReport) and report.frozen_modules):
+        setattr(model, "mixing", report)  # noqa: B010  (nn.Module types its attributes as Tensor | Module)

@@ -252,6 +252,13 @@ EVAL_CASES: list[Case] = [
          "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
     Case("eval-result-locked-by-another-process", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
          "another randmix process is writing the result x.json", setup=hold_lock("x.json")),
+    Case("eval-sweep-without-the-headline-eps",
+         ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--sweep", "1/255,2/255"],
+         "--sweep 1/255,2/255 does not hold Linf's default eps 8/255, so the entry's headline eps is ambiguous: pass "
+         "--eps (e.g. --eps 2/255), or add 8/255 to the sweep", setup=copy_checkpoint()),
+    Case("eval-L2-sweep-without-the-headline-eps",
+         ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--norm", "L2", "--sweep", "0.25"],
+         "--sweep 0.25 does not hold L2's default eps 0.5", setup=copy_checkpoint()),
     Case("eval-zero-examples", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--n-examples", "0"],
          "n_examples must be >= 1, got 0", setup=copy_checkpoint()),
 ]

@@ -139,6 +139,39 @@ def test_missing_dataset_says_where_to_put_it(tmp_path: Path, monkeypatch: pytes
         load_split("imagenet", False)
 
 
+def test_a_failed_cifar10_download_in_train_leaves_no_data_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's downloader writes part of the archive, then the connection drops: `randmix train` says so
+    in one line, and neither the data folder it would have created (nor its parents) nor the run folder is left.
+    A data folder that was already there keeps exactly what it held."""
+    import urllib.error
+
+    import torchvision.datasets.cifar as cifar
+    from typer.testing import CliRunner
+
+    from randmix_bench.cli import app
+
+    def drop_halfway(url: str, download_root: str, **kwargs: object) -> None:
+        (Path(download_root) / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b" + b"\0" * 1000)
+        (Path(download_root) / "cifar-10-batches-py").mkdir()
+        raise urllib.error.URLError("connection reset by peer")
+
+    monkeypatch.delenv("RANDMIX_OFFLINE", raising=False)
+    monkeypatch.setattr(cifar, "download_and_extract_archive", drop_halfway)
+    home = tmp_path / "home"
+    for data_dir, kept in ((home / ".cache" / "randmix" / "data", []), (tmp_path / "mine", ["notes.txt"])):
+        if kept:
+            data_dir.mkdir()
+            (data_dir / "notes.txt").write_text("mine")
+        result = CliRunner().invoke(app, ["train", "-r", "quick", "--dataset", "cifar10", "--data-dir", str(data_dir),
+                                          "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2, result.output
+        assert "download into" in result.output and "URLError: <urlopen error connection reset by peer>" in \
+            result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert sorted(p.name for p in data_dir.iterdir()) == kept if kept else not home.exists()
+        assert not (tmp_path / "run").exists()
+
+
 def _write_folder(root: Path, sizes: dict[str, int]) -> None:
     g = np.random.default_rng(0)
     for split in ("train", "test"):

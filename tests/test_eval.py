@@ -155,8 +155,8 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce, square",
-            "--n-iter", "5", "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
-            "--sweep", "24/255,2/255,8/255", "--device", "cpu"]
+            "--n-iter", "5", "--n-queries", "30", "--n-examples", str(N), "--batch-size", "8",
+            "--sweep", "24/255,2/255,8/255", "--device", "cpu"]  # no --eps: the sweep holds Linf's default, 8/255
     result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "apgd-ce" in result.output and "robust acc" in result.output  # the progress display

@@ -134,6 +134,22 @@ def test_generic_transform_on_timm_models(name: str) -> None:
     assert freeze_mixing(model, "chans", seed=1).frozen_modules == []
 
 
+def test_a_generic_model_carries_its_report_as_the_randmix_models_do() -> None:
+    """README: ``model.mixing.details()`` reviews a timm model frozen by the transform."""
+    model = timm.create_model("mobilenetv3_small_100", pretrained=False, num_classes=10)
+    report = freeze_mixing(model, "chans", seed=0)
+    assert model.mixing is report
+    lines = model.mixing.details().splitlines()
+    assert "blocks.0.0.conv_dw: frozen" in lines
+    assert any(line.startswith("conv_stem: stem") for line in lines)
+    # a second call that freezes nothing more does not replace the report of the call that froze the filters
+    assert freeze_mixing(model, "chans", seed=1).frozen_modules == [] and model.mixing is report
+    # a model whose own `mixing` is a submodule keeps it; the returned report is the way to read the change
+    holder = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 1))
+    holder.mixing = nn.Identity()
+    assert freeze_mixing(holder, "chans").frozen_modules == ["1"] and isinstance(holder.mixing, nn.Identity)
+
+
 def test_generic_transform_refuses_a_model_without_depthwise_convs() -> None:
     model = timm.create_model("resnet18", pretrained=False)
     with pytest.raises(ValueError, match="no depthwise convolutions"):

@@ -44,7 +44,7 @@ from randmix_bench.robustness.sanity import masking_flag, sanity_checks
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Attack
+from randmix_bench.vocab import Attack, Norm
 
 __all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
            "default_name", "default_output"]
@@ -176,6 +176,11 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     mistake is reported first; nothing is written."""
     eps_text, eps_value = options.resolved_eps()
     sweep_points = parse_eps_list(options.sweep, options.norm)
+    if options.eps is None and sweep_points and not any(math.isclose(v, eps_value) for _, v in sweep_points):
+        sweep_text, largest = ",".join(t for t, _ in sweep_points), sweep_points[-1][0]
+        raise RandmixError(f"--sweep {sweep_text} does not hold {Norm.parse(options.norm).value}'s default eps "
+                           f"{eps_text}, so the entry's headline eps is ambiguous: pass --eps (e.g. --eps {largest}), "
+                           f"or add {eps_text} to the sweep")
     config = options.attack_config(eps_value)
     if sweep_points:
         options.sweep_config(config, eps_value)  # validates --sweep-attacks before any work

@@ -24,7 +24,9 @@ __all__ = ["EvalOptions"]
 class EvalOptions:
     """How to evaluate; the defaults are RobustBench's protocol (AutoAttack standard on the first 10,000 test
     points). ``eps=None`` is RobustBench's eps for the norm (8/255 for Linf, 0.5 for L2: :func:`resolve_eps`), so
-    that asking for L2 without an eps never silently runs at the Linf radius. Values are checked by ``prepare``."""
+    that asking for L2 without an eps never silently runs at the Linf radius; with a ``sweep``, ``eps=None`` is allowed
+    only when the sweep holds that default (else the headline eps would be one nobody asked for). Values are checked
+    by ``prepare``."""
 
     attack: str = Attack.AUTOATTACK
     norm: str = Norm.LINF

@@ -32,7 +32,7 @@ class Entry:
     path: Path  # the JSON file
     rel: str  # its path relative to the leaderboards folder, posix, for messages and links
     result: Result
-    checkpoint: Path  # real path, inside the leaderboards folder (see results.resolve_checkpoint)
+    checkpoint: Path  # real path, inside the leaderboards folder (see result_files.resolve_checkpoint)
 
     @property
     def checkpoint_ref(self) -> CheckpointRef:

@@ -17,6 +17,7 @@ AutoAttack's ``run_standard_evaluation`` numbers. What this package adds around 
   any of which marks the result ``unreliable``;
 - :mod:`.sanity`: the gradient-masking checks that attack again (``--sanity``, a first attack that breaks nothing);
 - :mod:`.options`: :class:`EvalOptions`, every setting of an evaluation with its default (``randmix eval``'s too);
+- :mod:`.preparation`: an evaluation's inputs validated and loaded (:func:`~.preparation.prepare`), nothing written;
 - :mod:`.evaluation`: ``randmix eval`` (:func:`evaluate`: prepare, run, record), one writer per result,
   sweeps over eps (a robustness curve) and the RobustBench ``model_info`` JSON with a ``randmix`` block.
 
@@ -41,9 +42,10 @@ from randmix_bench.robustness.attacks import (
     split_list,
 )
 from randmix_bench.robustness.checks import BALL_TOLERANCE, autoattack_flags
-from randmix_bench.robustness.evaluation import EvalOutput, add_points, default_name, default_output, evaluate
+from randmix_bench.robustness.evaluation import EvalOutput, add_points, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
 from randmix_bench.robustness.options import EvalOptions
+from randmix_bench.robustness.preparation import default_name, default_output
 from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum, state_key
 

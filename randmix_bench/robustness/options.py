@@ -1,6 +1,6 @@
 """Every setting of an evaluation in one typed object, :class:`EvalOptions`, with the library's defaults.
 
-:func:`~randmix_bench.robustness.evaluation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
+:func:`~randmix_bench.robustness.preparation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
 ``randmix eval`` reads its option defaults from it, so the defaults are written once: here.
 """
 

@@ -35,12 +35,12 @@ from randmix_bench.robustness import (
     ProgressReporter,
     SanityOptions,
     evaluate,
-    evaluation,
     harness,
     make_attack_config,
     parse_eps,
     parse_eps_list,
     pgd_attack,
+    preparation,
     split_list,
 )
 from randmix_bench.tasks import accuracy
@@ -398,7 +398,7 @@ def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Pa
     outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, config)
     assert any("zero gradient" in flag for flag in outcome.flags)
 
-    monkeypatch.setattr(evaluation, "load_model", lambda path, map_location="cpu": (
+    monkeypatch.setattr(preparation, "load_model", lambda path, map_location="cpu": (
         QuantizedInput(load_model(path)[0], 4).eval(), load_model(path)[1]))
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
@@ -448,7 +448,7 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
         model, meta = load_model(path, map_location)
         return QuantizedInput(model).eval(), meta
 
-    monkeypatch.setattr(evaluation, "load_model", load_masked)
+    monkeypatch.setattr(preparation, "load_model", load_masked)
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom",
                                  "--attacks", "apgd-ce,apgd-t", "--n-iter", "5", "--n-queries", "100", "--eps", "0.1",

@@ -28,8 +28,9 @@ from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, parse_eps_list
+from randmix_bench.run_folder import check_run_dir
 from randmix_bench.threads import cpu_threads, parse_threads
-from randmix_bench.train import TrainReporter, check_run_dir, train
+from randmix_bench.train import TrainReporter, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]

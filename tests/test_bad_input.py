@@ -37,7 +37,7 @@ from randmix_bench.cli import app
 from randmix_bench.files import exclusive, sha256
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum, state_key
-from randmix_bench.train import RESUME_NAME, RUN_FORMAT
+from randmix_bench.run_folder import RESUME_NAME, RUN_FORMAT
 
 Setup = Callable[[Path, "Fixtures"], None]
 

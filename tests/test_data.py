@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from randmix_bench.data import CIFAR10_CLASSES, CIFAR10_JPEG_SHARED, FASHION_MNIST_DEBIAN_DIR, _decode, load_split
+from randmix_bench.data import CIFAR10_JPEG_SHARED, FASHION_MNIST_DEBIAN_DIR, load_split
+from randmix_bench.data_files import CIFAR10_CLASSES, decode_image
 from randmix_bench.loader import RA_OPS, Augment, DeviceLoader, rand_augment
 
 
@@ -204,7 +205,7 @@ CIFAR10_JPEG = next((p for p in CIFAR10_JPEG_SHARED if p.is_file()), None)
 @pytest.mark.skipif(CIFAR10_JPEG is None, reason="cifar10-jpeg.tar.gz is not on this machine: build it with "
                     "`randmix data cifar10-jpeg CLONE` (README: Data)")
 def test_cifar10_jpeg_test_order_is_the_documented_interleaving(tmp_path: Path) -> None:
-    from randmix_bench.data import cifar10_jpeg_test_order
+    from randmix_bench.data_files import cifar10_jpeg_test_order
 
     split = load_split("cifar10-jpeg", False, cache_dir=tmp_path)
     assert split.images.shape == (10000, 3, 32, 32)
@@ -218,7 +219,7 @@ def test_cifar10_jpeg_test_order_is_the_documented_interleaving(tmp_path: Path) 
         for member in tar:
             if member.name in wanted:
                 pos = wanted.pop(member.name)
-                assert np.array_equal(split.images[pos].numpy(), _decode(tar.extractfile(member).read()))  # type: ignore[union-attr]
+                assert np.array_equal(split.images[pos].numpy(), decode_image(tar.extractfile(member).read()))  # type: ignore[union-attr]
                 assert split.labels[pos] == CIFAR10_CLASSES.index(member.name.split("/")[1])
                 if not wanted:
                     break

@@ -21,12 +21,13 @@ from typer.testing import CliRunner
 
 from randmix_bench import leaderboard
 from randmix_bench.cli import app
+from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.files import BusyError, exclusive
-from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
-from randmix_bench.reproduce import EvalJob, JobState, Paths
-from randmix_bench.results import ResultError, pct, read_result
+from randmix_bench.jobs import EvalJob, JobState, Paths
+from randmix_bench.result_files import ResultError, read_result
+from randmix_bench.results import pct
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.verify import VerifyOptions, verify
 from randmix_bench.vocab import Tier
 

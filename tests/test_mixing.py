@@ -11,19 +11,18 @@ from torch import nn
 
 import randmix_bench  # noqa: F401  (registers models)
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import (
+from randmix_bench.freezing import (
     FrozenConv2d,
     FrozenLinear,
-    Mixing,
     count_parameters,
     default_init_bound,
     freeze_mixing,
     gaussian_smooth,
     is_channel_mixer,
     is_spatial_mixer,
-    parse_mixing,
 )
 from randmix_bench.models import create_model
+from randmix_bench.vocab import Mixing
 
 
 def frozen_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -160,8 +159,8 @@ def test_generic_transform_refuses_a_model_without_depthwise_convs() -> None:
 
 def test_unknown_mixing_mode_lists_choices() -> None:
     with pytest.raises(ValueError, match="valid choices: full, chans, space, chans-smooth"):
-        parse_mixing("chan")
-    assert parse_mixing("chans-smooth") is Mixing.CHANS_SMOOTH
+        Mixing.parse("chan")
+    assert Mixing.parse("chans-smooth") is Mixing.CHANS_SMOOTH
 
 
 def test_same_filters_on_another_device_or_dtype() -> None:

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from randmix_bench.claims import tier_of
 from randmix_bench.cli import app
 from randmix_bench.data import available_locally, dataset_info
-from randmix_bench.leaderboard import Entry, load_entries
+from randmix_bench.entries import Entry, load_entries
+from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import Tier
-from randmix_bench.reproduce import JobState, Paths, plan
 from randmix_bench.threads import cpu_threads
 from randmix_bench.verify import VerifyOptions, failures, verify
 
@@ -46,7 +46,7 @@ def test_the_published_datasets_are_the_folders() -> None:
 
 def test_every_small_tier_job_is_published() -> None:
     """A fresh clone finds the whole small tier done: `randmix reproduce --tier small` would do nothing."""
-    left = [f"{job.kind}:{job.name} ({state.value})" for job in plan(Tier.SMALL)
+    left = [f"{job.kind}:{job.name} ({state.value})" for job in tier_jobs(Tier.SMALL)
             if (state := job.state(Paths(REPO))) is not JobState.DONE]
     assert not left, f"{len(left)} small-tier job(s) not published: {', '.join(left[:5])}"
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from randmix_bench.cli import app
-from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
+from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.robustness import EvalOptions, evaluate
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, VerifyOptions, tolerance, verify
 
 runner = CliRunner()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from randmix_bench import shuffle
+from randmix_bench import shuffle_eval
 from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console, library_default, shuffle_app
 from randmix_bench.cli.errors import user_errors
@@ -106,17 +106,17 @@ def shuffle_eval_command(
                                       "row each)."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. "
                                  "leaderboards/fashion-mnist/shuffle."),
-    n_examples: int | None = typer.Option(library_default(shuffle.evaluate_runs, "n_examples"), "--n-examples", "-n",
-                                          help="Score the first n test images (default: all)."),
-    grid_images: int = typer.Option(library_default(shuffle.evaluate_runs, "grid_images"), "--grid-images",
+    n_examples: int | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "n_examples"), "--n-examples",
+                                          "-n", help="Score the first n test images (default: all)."),
+    grid_images: int = typer.Option(library_default(shuffle_eval.evaluate_runs, "grid_images"), "--grid-images",
                                     help="Test images shown per grid row."),
-    batch_size: int = typer.Option(library_default(shuffle.evaluate_runs, "batch_size"), "--batch-size", "-b",
+    batch_size: int = typer.Option(library_default(shuffle_eval.evaluate_runs, "batch_size"), "--batch-size", "-b",
                                    help="Evaluation batch size."),
-    data_dir: Path | None = typer.Option(library_default(shuffle.evaluate_runs, "data_dir"), "--data-dir",
+    data_dir: Path | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "data_dir"), "--data-dir",
                                          help="Where the test set is (default: the run's)."),
-    device: str | None = typer.Option(library_default(shuffle.evaluate_runs, "device"),
+    device: str | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "device"),
                                       help="cpu, cuda or cuda:N (default: cuda when available)."),
-    force: bool = typer.Option(library_default(shuffle.evaluate_runs, "force"), "--force",
+    force: bool = typer.Option(library_default(shuffle_eval.evaluate_runs, "force"), "--force",
                                help="Overwrite existing result files and grid."),
     threads: opts.Threads = opts.AUTO,
 ) -> None:
@@ -126,7 +126,7 @@ def shuffle_eval_command(
     from randmix_bench.threads import cpu_threads, parse_threads
 
     with cpu_threads(parse_threads(threads)), status(console, "evaluating") as report:
-        results = shuffle.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
+        results = shuffle_eval.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
                                         batch_size=batch_size, device=device, data_dir=data_dir, force=force,
                                         progress=report)
     console.print(shuffle_table(results))

@@ -65,7 +65,7 @@ def verify_command(
     re-attacked."""
     from randmix_bench.cli.progress import plain, status
     from randmix_bench.cli.views import verify_table
-    from randmix_bench.leaderboard import load_entries, load_entry
+    from randmix_bench.entries import load_entries, load_entry
     from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, Check, VerifyLog, failures, verify
 

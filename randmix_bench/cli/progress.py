@@ -25,7 +25,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from randmix_bench.cli.views import train_line
 
 if TYPE_CHECKING:
-    from randmix_bench.reproduce import AnyJob, JobState
+    from randmix_bench.jobs import AnyJob, JobState
 
 __all__ = ["PlainProgress", "ReproduceProgress", "RichProgress", "TrainProgress", "attack_progress", "duration",
            "plain", "status"]

@@ -1,6 +1,6 @@
 """Every setting of an evaluation in one typed object, :class:`EvalOptions`, with the library's defaults.
 
-:func:`~randmix_bench.robustness.evaluation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
+:func:`~randmix_bench.robustness.preparation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
 ``randmix eval`` reads its option defaults from it, so the defaults are written once: here.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import make_attack_config, resolve_eps, split_list
-from randmix_bench.robustness.checks import SanityOptions
+from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.vocab import AAVersion, Attack, Norm
 
 __all__ = ["EvalOptions"]

@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (OpenMP's wait policy must be set before torch is imported)
 """Suite-wide settings, and the helpers several test modules share, as fixtures (no test module imports another).
 
 Tiny models on a small CPU run fastest, and most predictably, on one thread. The helpers build real files the
@@ -12,6 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from randmix_bench.threads import prefer_passive_waiting
+
+prefer_passive_waiting()  # before torch loads libgomp: the CLI tests' threads must not spin on a busy machine
+
 import torch
 
 from randmix_bench import train as train_module

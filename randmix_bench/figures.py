@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from randmix_bench.claims import attack_label, variant_label, why_untrusted
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, png_text
 from randmix_bench.results import RobustnessResult
 
 __all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "read_fingerprint", "draw"]
@@ -95,13 +95,7 @@ def fingerprint(curve: Curve) -> str:
 
 def read_fingerprint(path: Path) -> str | None:
     """The fingerprint a PNG carries, or None (no file, not a PNG, no such chunk)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return getattr(image, "text", {}).get(FINGERPRINT_KEY)
-    except (OSError, UnidentifiedImageError):
-        return None
+    return png_text(path, FINGERPRINT_KEY)
 
 
 def draw(curve: Curve, path: Path) -> None:

@@ -106,6 +106,18 @@ def read_regular(path: str | Path, what: str, limit: int) -> bytes:
     return data
 
 
+def png_text(path: str | Path, key: str) -> str | None:
+    """The text chunk ``key`` of the PNG at ``path`` (the marks randmix writes into its charts), or None: no
+    file, not a PNG, no such chunk."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            return getattr(image, "text", {}).get(key)
+    except (OSError, UnidentifiedImageError):
+        return None
+
+
 def check_regular(path: str | Path, what: str) -> None:
     """Fail in one line unless ``path`` is a regular file (after symlinks): a FIFO would block a reader forever,
     a device such as ``/dev/zero`` never ends. ``stat`` opens nothing, so it cannot block."""

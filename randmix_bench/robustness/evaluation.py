@@ -18,7 +18,7 @@ import torch
 from randmix_bench import result_files
 from randmix_bench.checkpoint import digests, run_labels
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, exclusive
+from randmix_bench.files import atomic_path, exclusive, png_text
 from randmix_bench.freezing import count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.result_files import check_replaceable, read_result, write_result
@@ -111,19 +111,9 @@ def _check_replaceable(job: Prepared) -> None:
         return
     earlier = read_result(job.out) if job.out.is_file() else None  # a robustness result: checked just above
     named = isinstance(earlier, RobustnessResult) and earlier.randmix.curve_png == curve.name
-    if not named and _curve_mark(curve) != curve.name:
+    if not named and png_text(curve, CURVE_KEY) != curve.name:
         raise ExistsError(f"{curve} exists and is not a curve randmix eval drew; --force only replaces an earlier "
                           "output: move it away or choose another --out")
-
-
-def _curve_mark(path: Path) -> str | None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return getattr(image, "text", {}).get(CURVE_KEY)
-    except (OSError, UnidentifiedImageError):
-        return None
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:

@@ -95,6 +95,20 @@ def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     assert "\x1b" not in out.getvalue()  # plain text for a log
 
 
+def test_a_job_resumed_part_way_does_not_scale_the_estimates() -> None:
+    """A training resumed at epoch 8 of 10 takes a fifth of its estimate: that says nothing about the jobs left."""
+    out = io.StringIO()
+    jobs = [FakeJob("a", 100.0), FakeJob("b", 100.0), FakeJob("c", 200.0)]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=1)  # type: ignore[arg-type]
+    progress.job_started(jobs[0], 0, 3, JobState.PARTIAL)
+    progress.job_finished(jobs[0], JobState.PARTIAL, 20.0)
+    assert progress.eta_s() == pytest.approx(300.0)  # the plan's estimates, unscaled
+    assert "x the plan's estimates" not in out.getvalue()
+    progress.job_started(jobs[1], 1, 3, JobState.PENDING)
+    progress.job_finished(jobs[1], JobState.PENDING, 200.0)  # a job run from its start: 2x
+    assert progress.eta_s() == pytest.approx(400.0)
+
+
 @pytest.mark.parametrize("seconds, text", [(0, "0 s"), (89, "89 s"), (90, "1.5 min"), (5400, "1 h 30 min"),
                                            (36000, "10 h 00 min")])
 def test_durations_read_like_a_log(seconds: float, text: str) -> None:

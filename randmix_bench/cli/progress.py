@@ -49,14 +49,16 @@ def plain(console: Console, text: str) -> None:
 class ReproduceProgress:
     """A :class:`~randmix_bench.reproduce.Reporter` that prints one plain line per job started and finished, each
     finish with the time left: the plan's estimates of the jobs not finished, scaled by how long the jobs run so
-    far took against their estimates, shared by the ``workers`` running at once. Plain lines, so that a run in the
-    background (``nohup randmix reproduce ... > log``) writes a log a person can follow."""
+    far took against their estimates (jobs resumed part-way done excluded), shared by the ``workers`` running at
+    once. Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``) writes a log a
+    person can follow."""
 
     def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1) -> None:
         self.console, self.workers, self.total = console, workers, len(jobs)
         self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
         self.running: dict[int, float] = {}  # id(job) -> when it started
-        self.estimated = self.measured = 0.0  # over the jobs that ran
+        self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
+        self.estimated = self.measured = 0.0  # over the jobs that ran from the start
         self.finished = self.skipped = 0
 
     def eta_s(self) -> float:
@@ -72,6 +74,8 @@ class ReproduceProgress:
         if state.value == "done":
             return
         self.running[id(job)] = time.perf_counter()
+        if state.value == "partial":
+            self.resumed.add(id(job))
         plain(self.console, f"[{index + 1}/{total}] start  {job.kind} {job.name} ({state.value}; plan estimate "
                     f"{duration(job.estimate_s)})")
 
@@ -82,7 +86,7 @@ class ReproduceProgress:
             self.skipped += 1
             return
         self.running.pop(id(job), None)
-        if job.estimate_s > 0:
+        if job.estimate_s > 0 and id(job) not in self.resumed:
             self.estimated, self.measured = self.estimated + job.estimate_s, self.measured + seconds
         eta = self.eta_s()
         finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")

@@ -536,6 +536,9 @@ INTEGRITY_CASES: list[Case] = [
     Case("eval-dataset-decompression-bomb", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
          "declares 9000 x 9000 pixels", setup=image_folder(lambda imgs: bomb_png(imgs / "test" / "b" / "1.png",
                                                                                   9000, 9000))),
+    Case("eval-dataset-bomb-past-pils-warning", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs"],
+         "declares 13000 x 13000 pixels", setup=image_folder(lambda imgs: bomb_png(imgs / "test" / "b" / "1.png",
+                                                                                    13000, 13000))),
     Case("eval-dataset-archive-is-a-fifo", ["eval", "run", *EVAL_SMALL[2:], "-d", "{tmp}/imgs.tar.gz"],
          "is not a regular file", setup=with_checkpoint(lambda tmp, fx: os.mkfifo(tmp / "imgs.tar.gz"))),
     Case("eval-idx-wrong-magic", EVAL_FM, "is not a valid IDX file (magic 00000903",
@@ -593,6 +596,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # printed, it is a second stderr line
 def test_bad_input_is_one_line_and_writes_nothing(case: Case, fixtures: Fixtures, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

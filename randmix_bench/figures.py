@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import stat
 import statistics
+import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -21,7 +24,7 @@ from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.files import atomic_path
 from randmix_bench.results import RobustnessResult
 
-__all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "read_fingerprint", "draw"]
+__all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "png_text", "read_fingerprint", "draw"]
 
 FINGERPRINT_KEY = "randmix:data-sha256"
 FORMAT = "randmix-curve/2"  # bump when the drawing changes, so that --check asks for a redraw
@@ -93,15 +96,27 @@ def fingerprint(curve: Curve) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def read_fingerprint(path: Path) -> str | None:
-    """The fingerprint a PNG carries, or None (no file, not a PNG, no such chunk)."""
+def png_text(path: Path, key: str) -> str | None:
+    """The text chunk ``key`` of the PNG at ``path``, or None (no file, not a regular file, not a PNG, no such
+    chunk). The PNGs randmix writes carry their marks before the pixels, so only the header is read: a FIFO is
+    never opened (it would block) and a user's huge image never decoded (PIL's own bomb check is a None here)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return getattr(image, "text", {}).get(FINGERPRINT_KEY)
-    except (OSError, UnidentifiedImageError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                value = image.info.get(key)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
+    return value if isinstance(value, str) else None
+
+
+def read_fingerprint(path: Path) -> str | None:
+    """The fingerprint a PNG carries, or None (no file, not a PNG, no such chunk)."""
+    return png_text(path, FINGERPRINT_KEY)
 
 
 def draw(curve: Curve, path: Path) -> None:

@@ -17,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import bomb_png
 from typer.testing import CliRunner
 
 from randmix_bench import leaderboard
 from randmix_bench.cli import app
+from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import BusyError, exclusive
 from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
 from randmix_bench.reproduce import EvalJob, JobState, Paths
@@ -174,6 +176,45 @@ def test_a_figures_folder_that_is_a_symlink_is_refused(board: Path, tmp_path: Pa
     with pytest.raises(LeaderboardError, match="is a symlink"):
         leaderboard.write(board)
     assert (outside / "keep.png").exists()
+
+
+@pytest.mark.parametrize("make", [lambda p: p.write_bytes(b"\x89PNG my own picture"), os.mkfifo,
+                                  lambda p: bomb_png(p, 30_000, 30_000)], ids=["png", "fifo", "bomb"])
+def test_leaderboard_leaves_a_users_png_in_its_figures_folder_unread_and_untouched(board: Path,
+                                                                                  make: Callable[[Path], None]) -> None:
+    """A chart is recognised by the mark in its header: a FIFO is never opened (it would block) and a huge image never
+    decoded (it would take gigabytes), so both are simply not ours."""
+    (board / "figures").mkdir()
+    make(board / "figures" / "mine.png")
+    before = (board / "figures" / "mine.png").lstat()
+    leaderboard.write(board)
+    assert not leaderboard.stale(board) and (board / "figures" / "mine.png").lstat() == before
+
+
+def test_a_generated_file_that_is_a_fifo_is_refused_not_read(board: Path) -> None:
+    os.mkfifo(board / "FINDINGS.md")
+    with pytest.raises(RandmixError, match="FINDINGS.md is not a regular file"):
+        leaderboard.write(board)
+
+
+def test_shuffle_force_replaces_only_its_own_grid_and_result(save_unshuffler: Callable[..., Path],
+                                                             tmp_path: Path) -> None:
+    """--force replaces what an earlier evaluation wrote, never the user's grid.png or JSON; refused before any
+    work, so a refusal leaves no grid drawn either."""
+    run, out = save_unshuffler(tmp_path / "run", "chans"), tmp_path / "out"
+    out.mkdir()
+    (out / "grid.png").write_bytes(b"\x89PNG my own picture")
+    with pytest.raises(ExistsError, match="grid.png exists and is not a grid randmix shuffle eval drew"):
+        evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)
+    assert [p.name for p in out.iterdir()] == ["grid.png"] and (out / "grid.png").read_bytes().endswith(b"picture")
+    (out / "grid.png").unlink()
+    (out / "run.json").write_text('{"my": "notes"}')
+    with pytest.raises(ExistsError, match="run.json exists and is not a result randmix wrote"):
+        evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)
+    assert [p.name for p in out.iterdir()] == ["run.json"]
+    (out / "run.json").unlink()
+    evaluate_runs([run], out, n_examples=8, grid_images=2)
+    evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)  # its own outputs: replaced
 
 
 def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],

@@ -21,6 +21,7 @@ from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resol
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
+from randmix_bench.figures import png_text
 from randmix_bench.files import atomic_path, check_output_file, exclusive
 from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
@@ -239,13 +240,7 @@ def _check_replaceable(job: Prepared) -> None:
 
 
 def _curve_mark(path: Path) -> str | None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as image:
-            return getattr(image, "text", {}).get(CURVE_KEY)
-    except (OSError, UnidentifiedImageError):
-        return None
+    return png_text(path, CURVE_KEY)  # a FIFO or a huge image there is None: never opened, never decoded
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:

@@ -20,7 +20,7 @@ import pytest
 from conftest import bomb_png
 from typer.testing import CliRunner
 
-from randmix_bench import leaderboard
+from randmix_bench import leaderboard, reproduce
 from randmix_bench.cli import app
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import BusyError, exclusive
@@ -96,13 +96,14 @@ def test_robust_accuracy_edited_down_everywhere_is_caught_by_verify(board: Path)
 
 @pytest.mark.parametrize(("change", "field"), [
     (lambda d: d.update(eps="2/255"), "field 'eps'"),
+    (lambda d: d.update(architecture="ResNet-50"), "field 'architecture'"),
     (lambda d: d.update(eps="８/255"), "field 'eps'"),
     (lambda d: d["randmix"]["sweep"][0].update(eps="3/255"), "randmix.sweep"),
     (lambda d: d["randmix"].update(n_examples=1_000_000, points=None), "randmix.n_examples"),
     (lambda d: d["randmix"]["sweep"][0].update(robust_acc=0.0), "randmix.sweep"),
     (lambda d: d["randmix"]["full_test_clean"].__setitem__(0, 1 - d["randmix"]["full_test_clean"][0]),
      "full_test_clean"),
-], ids=["eps-string", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
+], ids=["eps-string", "architecture", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
         "full-test-outcome"])
 def test_a_number_edited_alone_disagrees_with_its_twin(board: Path, change: Callable[[dict], None],
                                                        field: str) -> None:
@@ -240,6 +241,32 @@ def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoi
     out.write_text(kept)
     edit(out, lambda d: d["randmix"].update(train_seed=9))  # consistent, but not the checkpoint's own record
     assert job.state(paths) is JobState.CHANGED
+
+
+def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_checkpoint: Callable[..., Path],
+                                                                  tmp_path: Path) -> None:
+    """A partial job whose state is damaged is an error naming --force, and --force redoes it (it used to be
+    applied to changed jobs only)."""
+    paths = Paths(tmp_path)
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
+    job.output(paths).parent.mkdir(parents=True)
+    job.output(paths).with_suffix(".eval-state").write_text('{"format": "my own notes"}')
+    assert job.state(paths) is JobState.PARTIAL
+    with pytest.raises(RandmixError, match="pass --force to discard it"):
+        reproduce.run([job], paths, device="cpu")
+    reproduce.run([job], paths, device="cpu", force=True)
+    assert job.state(paths) is JobState.DONE
+
+
+def test_a_second_reproduce_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    """A job another reproduce (or train) is writing fails at once, naming the folder, before any work."""
+    paths = Paths(tmp_path)
+    train_job = reproduce.plan(Tier.SMOKE)[0]
+    with exclusive(paths.run_dir(Tier.SMOKE, train_job.name), "a concurrent reproduce"), \
+            pytest.raises(BusyError, match="another randmix process is writing --out"):
+        reproduce.run([train_job], paths, device="cpu")
+    assert not paths.checkpoint(Tier.SMOKE, train_job.name).exists()
 
 
 # ------------------------------------------------------------------------------- inputs and the machine's faults

@@ -28,12 +28,13 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.interface.*", category
 
 if TYPE_CHECKING:
     from randmix_bench import models
-    from randmix_bench.mixing import Mixing, freeze_mixing
+    from randmix_bench.freezing import freeze_mixing
+    from randmix_bench.vocab import Mixing
     from randmix_bench.zoo import load_model
 
 __all__ = ["__version__", "Mixing", "freeze_mixing", "load_model", "models"]
 
-_LAZY = {"Mixing": "randmix_bench.mixing", "freeze_mixing": "randmix_bench.mixing", "load_model": "randmix_bench.zoo"}
+_LAZY = {"Mixing": "randmix_bench.vocab", "freeze_mixing": "randmix_bench.freezing", "load_model": "randmix_bench.zoo"}
 
 
 def __getattr__(name: str) -> Any:

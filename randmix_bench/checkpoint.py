@@ -22,10 +22,9 @@ from torch import nn
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, sha256
-from randmix_bench.mixing import Mixing
 from randmix_bench.models import create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
-from randmix_bench.vocab import TaskKind
+from randmix_bench.vocab import Mixing, TaskKind
 
 CHECKPOINT_NAME = "checkpoint.safetensors"
 FORMAT = "randmix-checkpoint/1"

@@ -12,15 +12,10 @@ error says which files to put where. ``fashion-mnist-mini`` needs neither: it sh
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
-import math
 import os
 import shutil
-import tarfile
 import tempfile
-import warnings
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -30,11 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from randmix_bench.data_files import arrays_sha256, read_idx, read_image_folder
 from randmix_bench.errors import MissingError, RandmixError, choices_error
-from randmix_bench.files import atomic_path, check_regular, read_regular
+from randmix_bench.files import atomic_path
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir",
-           "default_data_dir", "check_dataset_name", "arrays_sha256", "available_locally"]
+           "default_data_dir", "check_dataset_name", "available_locally"]
 
 FASHION_MNIST_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_MINI = Path(__file__).parent / "bundled" / "fashion-mnist-mini.npz"
@@ -45,7 +41,6 @@ FASHION_MNIST_MINI_SHA256 = "471c39b0f18cd76a2a82a879421c4a2fa4e9578859c25161299
 CIFAR10_JPEG_SHARED = [
     root / "shared" / "data" / "cifar10-jpeg" / "cifar10-jpeg.tar.gz" for root in Path(__file__).resolve().parents[1:3]
 ]
-CIFAR10_JPEG_TEST_ORDER_SEED = 0
 CACHE_FORMAT = 2  # bump when the decoded arrays of a source would change
 IDX_FILES = {
     True: ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -147,45 +142,7 @@ def _missing(info: DatasetInfo, detail: str) -> MissingError:
                              f"(default {default_data_dir()})")
 
 
-# ---------------------------------------------------------------------------------------------- readers
-
-
-MAX_IDX_BYTES = 256 << 20
-"""The largest IDX payload read (MNIST's training images are 47 MB): a header that declares more, or a gzip
-that inflates past it, is refused before memory runs out."""
-
-
-def read_idx(path: Path, dims: tuple[int | None, ...] | None = None) -> np.ndarray:
-    """Read an (optionally gzipped) IDX file, the MNIST family's raw format: magic ``0 0 8 ndim`` (unsigned
-    bytes), ``ndim`` big-endian sizes, then exactly that many bytes. ``dims`` (None: any) are the sizes the
-    dataset expects (None in it: any). Anything else is a one-line error naming the file."""
-    def bad(why: str) -> RandmixError:
-        return RandmixError(f"{path} is not a valid IDX file ({why}); download or copy it again")
-
-    try:
-        if path.suffix == ".gz":
-            check_regular(path, "IDX file")
-            with gzip.open(path, "rb") as f:
-                raw = f.read(MAX_IDX_BYTES + 1)
-        else:
-            raw = read_regular(path, "IDX file", MAX_IDX_BYTES)
-    except (OSError, EOFError, zlib.error) as e:
-        raise bad(f"{type(e).__name__}: {e}") from None
-    if len(raw) > MAX_IDX_BYTES:
-        raise bad(f"more than {MAX_IDX_BYTES:,} bytes")
-    if len(raw) < 4 or raw[:3] != b"\0\0\x08" or not 1 <= raw[3] <= 4:
-        raise bad(f"magic {raw[:4].hex() or 'missing'}, expected 000008 and 1 to 4 dimensions")
-    ndim = raw[3]
-    if len(raw) < 4 + 4 * ndim:
-        raise bad("truncated header")
-    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if dims is not None and (len(shape) != len(dims) or any(d is not None and d != s for d, s in zip(dims, shape,
-                                                                                                    strict=False))):
-        raise bad(f"dimensions {shape}, expected ({', '.join('N' if d is None else str(d) for d in dims)})")
-    size = math.prod(shape)
-    if len(raw) != 4 + 4 * ndim + size:
-        raise bad(f"{len(raw) - 4 - 4 * ndim:,} data bytes for dimensions {shape} ({size:,}): truncated or padded")
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+# ---------------------------------------------------------------------------------------------- sources
 
 
 def _mnist_candidates(info: DatasetInfo, data_dir: Path) -> list[Path]:
@@ -267,17 +224,6 @@ def available_locally(name: str, data_dir: str | Path | None = None) -> bool:
     return True  # synthetic and the bundled subset need no files
 
 
-def arrays_sha256(arrays: dict[str, np.ndarray]) -> str:
-    """A hash of named arrays (names, dtypes, shapes, bytes): equal content gives an equal hash, whatever
-    the zip timestamps or compression of the .npz that held them."""
-    h = hashlib.sha256()
-    for key in sorted(arrays):
-        a = np.ascontiguousarray(arrays[key])
-        h.update(f"{key}:{a.dtype.str}:{a.shape}:".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()
-
-
 def _read_fashion_mnist_mini(train: bool) -> tuple[np.ndarray, np.ndarray]:
     """One split of the bundled subset; a missing, damaged or altered bundle is one error saying how to restore it."""
     info = DATASETS["fashion-mnist-mini"]
@@ -307,149 +253,6 @@ def _read_torchvision_cifar(info: DatasetInfo, train: bool, data_dir: Path) -> t
         _download_torchvision(info, data_dir, f"looked in {data_dir / cls.base_folder}")
         ds = cls(str(data_dir), train=train, download=False)
     return np.asarray(ds.data).transpose(0, 3, 1, 2), np.asarray(ds.targets)
-
-
-MAX_IMAGE_PIXELS = 1 << 20
-"""The most pixels one dataset image may declare (1024 x 1024): the models here take 28-32 px images. The size is
-read from the header before anything is decoded, so a small file that declares 30000 x 30000 pixels (a
-decompression bomb) costs nothing."""
-
-
-def _decode(blob: bytes, where: str = "<bytes>", size: int | None = None) -> np.ndarray:
-    """One image as uint8 RGB [3, H, W]; ``size`` is the side the dataset expects (None: at most
-    :data:`MAX_IMAGE_PIXELS` pixels), checked on the header before the pixels are decoded."""
-    from PIL import Image
-
-    try:
-        with warnings.catch_warnings():  # PIL warns of a large header; the bound below refuses it in one line
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(blob))
-        with image:
-            w, h = image.size
-            if (size is not None and (w, h) != (size, size)) or w * h > MAX_IMAGE_PIXELS:
-                expected = f"{size} x {size}" if size is not None else f"at most {MAX_IMAGE_PIXELS:,} pixels"
-                raise RandmixError(f"{where}: declares {w} x {h} pixels, expected {expected}; resize it or remove it")
-            img = np.asarray(image.convert("RGB"))
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        if isinstance(e, RandmixError):
-            raise
-        raise RandmixError(f"{where}: not a readable image ({type(e).__name__}: {e}); remove it or replace it "
-                           "with a PNG/JPEG") from None
-    return img.transpose(2, 0, 1)
-
-
-def _folder_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
-    """(class, file name, bytes) of ``source/<split>/<class>/*``; an entry that resolves outside
-    ``source`` (a symlink pointing elsewhere) is refused rather than read."""
-    root = source.resolve()
-    blobs = []
-    for p in (source / split).glob("*/*"):
-        if not p.resolve().is_relative_to(root):
-            raise RandmixError(f"{p} links outside the dataset folder {source} (to {p.resolve()}); copy the file in "
-                               "instead of linking it")
-        if p.is_file():
-            blobs.append((p.parent.name, p.name, read_regular(p, "image", MAX_IMAGE_BYTES)))
-    _check_no_empty_class(source, split, {c.name for c in (source / split).iterdir() if c.is_dir()}, blobs)
-    return blobs
-
-
-MAX_IMAGE_BYTES = 16 << 20  # one image file: far above any 32 px PNG/JPEG
-
-
-def _check_no_empty_class(source: Path, split: str, classes: set[str], blobs: list[tuple[str, str, bytes]]) -> None:
-    """Classes are numbered by their folders' sorted names: an empty folder would silently shift every label
-    after it, so it is refused, named."""
-    empty = sorted(classes - {c for c, _, _ in blobs})
-    if empty:
-        raise RandmixError(f"{source}: class folder {split}/{empty[0]}/ holds no image"
-                           + (f" (nor {len(empty) - 1} more)" if len(empty) > 1 else "")
-                           + "; add its images or remove the folder (labels are numbered by folder)")
-
-
-def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
-    """(class, file name, bytes) of ``<split>/<class>/*`` in a tar, read in one streaming pass; member
-    names that are absolute or climb with ``..`` and links (symbolic or hard) are refused, and a damaged archive
-    is one error."""
-    blobs = []
-    folders: set[str] = set()
-    check_regular(source, "dataset archive")
-    try:
-        with open(source, "rb") as raw:
-            gzipped = raw.read(2) == b"\x1f\x8b"
-        # gzip.open, unlike tarfile's own stream, raises EOFError when the data end early, also between members
-        with (gzip.open(source, "rb") if gzipped else open(source, "rb")) as stream, \
-                tarfile.open(fileobj=stream, mode="r|") as tar:
-            for m in tar:
-                parts = m.name.removeprefix("./").split("/")
-                if m.name.startswith("/") or ".." in parts:
-                    raise RandmixError(f"{source}: member {m.name!r} is an absolute or '..' path; rebuild the archive "
-                                       "with paths relative to its top folder (train/<class>/<image>)")
-                if m.issym() or m.islnk():
-                    raise RandmixError(f"{source}: member {m.name!r} is a link (to {m.linkname!r}); rebuild the "
-                                       "archive with the files themselves")
-                if m.isdir() and len([p for p in parts if p]) == 2 and parts[0] == split:
-                    folders.add(parts[1])
-                if m.isfile() and len(parts) == 3 and parts[0] == split:
-                    if m.size > MAX_IMAGE_BYTES:
-                        raise RandmixError(f"{source}: member {m.name} is {m.size:,} bytes, not an image of this "
-                                           "dataset; remove it")
-                    blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
-            while stream.read(1 << 20):  # to the end, so that a missing tail (and gzip's checksum) is noticed
-                pass
-    except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
-        raise RandmixError(f"{source} is a corrupt or truncated archive ({type(e).__name__}: {e}); download or "
-                           "build it again") from None
-    _check_no_empty_class(source, split, folders, blobs)
-    return blobs
-
-
-def _read_image_folder(
-    source: Path, train: bool, progress: Callable[[str], None] | None = None, interleave_test: bool = False,
-    image_size: int | None = None,
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Read ``<split>/<class>/*`` from a folder or a .tar.gz, sorted by (class, file name).
-
-    Classes are numbered in sorted order, or in CIFAR-10's index order when they are its ten classes.
-    A tar is read in one streaming pass. ``interleave_test`` puts the test split in the seeded order of
-    :func:`cifar10_jpeg_test_order` (for class-major copies such as cifar10-jpeg). Images are RGB, ``image_size``
-    square when given (a named dataset's), else at most :data:`MAX_IMAGE_PIXELS`; a class folder without
-    images is refused.
-    """
-    split = "train" if train else "test"
-    blobs = _folder_blobs(source, split) if source.is_dir() else _archive_blobs(source, split)
-    if not blobs:
-        raise MissingError(f"{source} has no {split}/<class>/<image> files")
-    blobs.sort(key=lambda t: (t[0], t[1]))
-    classes = sorted({c for c, _, _ in blobs})
-    if set(classes) == set(CIFAR10_CLASSES):
-        classes = list(CIFAR10_CLASSES)
-    index = {c: i for i, c in enumerate(classes)}
-    if progress:
-        progress(f"decoding {len(blobs)} {split} images from {source}")
-    decoded = [_decode(blob, f"{source}: {split}/{c}/{n}", image_size) for c, n, blob in blobs]
-    shapes = {d.shape for d in decoded}
-    if len(shapes) > 1:
-        sizes = ", ".join(map(str, sorted(shapes)[:3]))
-        raise RandmixError(f"{source}: {split} images differ in size ({sizes}); resize them to one size")
-    images = np.stack(decoded)
-    labels = np.array([index[c] for c, _, _ in blobs], dtype=np.int64)
-    if interleave_test and not train:
-        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in blobs])
-        images, labels = images[order], labels[order]
-    return images, labels, classes
-
-
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
-
-
-def cifar10_jpeg_test_order(keys: list[str], seed: int = CIFAR10_JPEG_TEST_ORDER_SEED) -> np.ndarray:
-    """The fixed, documented interleaving of the class-major cifar10-jpeg test files.
-
-    Files are sorted by ``sha256(f"{seed}:{class}/{file}")``: a seeded shuffle that depends on no
-    library's RNG, so "the first n test points" mean the same images on every machine and version.
-    """
-    digests = [hashlib.sha256(f"{seed}:{k}".encode()).hexdigest() for k in keys]
-    return np.argsort(np.array(digests), kind="stable")
 
 
 def _cifar10_jpeg_source(data_dir: Path) -> Path:
@@ -498,7 +301,7 @@ def load_split(
     if info.name == "cifar10-jpeg":
         source = _cifar10_jpeg_source(data_dir)
         images, labels = _cached(f"cifar10-jpeg-{'train' if train else 'test'}", source, cache_dir,
-                                 lambda: _read_image_folder(source, train, progress, interleave_test=True,
+                                 lambda: read_image_folder(source, train, progress, interleave_test=True,
                                                             image_size=info.image_size)[:2])
     elif info.name in ("mnist", "fashion-mnist"):
         images, labels = _read_mnist_like(info, train, data_dir)
@@ -518,7 +321,7 @@ def _load_folder_split(
     classes_box: list[list[str]] = []
 
     def read() -> tuple[np.ndarray, np.ndarray]:
-        images, labels, classes = _read_image_folder(source, train, progress)
+        images, labels, classes = read_image_folder(source, train, progress)
         classes_box.append(classes)
         return images, labels
 

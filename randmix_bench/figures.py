@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import stat
 import statistics
-import warnings
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from randmix_bench.claims import attack_label, variant_label, why_untrusted
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, png_text
 from randmix_bench.results import RobustnessResult
 
-__all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "png_text", "read_fingerprint", "draw"]
+__all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "read_fingerprint", "draw"]
 
 FINGERPRINT_KEY = "randmix:data-sha256"
 FORMAT = "randmix-curve/2"  # bump when the drawing changes, so that --check asks for a redraw
@@ -94,24 +91,6 @@ def fingerprint(curve: Curve) -> str:
     """sha256 of the chart's data and format: what the PNG must carry to be current."""
     payload = json.dumps({"format": FORMAT, **asdict(curve)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
-
-
-def png_text(path: Path, key: str) -> str | None:
-    """The text chunk ``key`` of the PNG at ``path``, or None (no file, not a regular file, not a PNG, no such
-    chunk). The PNGs randmix writes carry their marks before the pixels, so only the header is read: a FIFO is
-    never opened (it would block) and a user's huge image never decoded (PIL's own bomb check is a None here)."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                value = image.info.get(key)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
-        return None
-    return value if isinstance(value, str) else None
 
 
 def read_fingerprint(path: Path) -> str | None:

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, FASHION_MNIST_MINI, IDX_FILES, arrays_sha256, read_idx
+from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, FASHION_MNIST_MINI, IDX_FILES
+from randmix_bench.data_files import arrays_sha256, read_idx
 from randmix_bench.files import atomic_path
 
 __all__ = ["PER_CLASS", "SEED", "select", "subset", "build"]

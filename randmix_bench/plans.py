@@ -1,9 +1,11 @@
 """The tiers of ``randmix reproduce``, written once as data: what is trained, attacked and published.
 
 A tier is a list of studies. A :class:`Study` is one architecture on one dataset: every variant trained
-with one recipe (no tuning per variant) for a list of seeds, each run attacked with one AutoAttack
-setting, the first seed of each variant also swept over eps. A :class:`ShuffleStudy` is the pixel-shuffle
-track's counterpart. :func:`expand` turns a tier into the jobs :mod:`randmix_bench.reproduce` runs.
+with one recipe (no tuning per variant) for a list of seeds, each run attacked at one headline setting
+(AutoAttack standard or a custom set), with optional extras fixed by the study: an eps sweep (first seed or
+every seed), an L2 evaluation, AutoAttack standard on fewer points, clean-only variants and the
+gradient-masking controls (transfer from ``full``, Square alone). A :class:`ShuffleStudy` is the
+pixel-shuffle track's counterpart. :mod:`randmix_bench.jobs` turns a tier's studies into jobs.
 
 The time estimates are per job on the tier's reference machine (``small``: a 2-core CPU; ``paper``: one
 H100/H200); they feed ``--dry-run`` and the progress overview, never a result.

@@ -27,9 +27,10 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list
+from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, parse_eps_list
+from randmix_bench.run_folder import check_run_dir
 from randmix_bench.threads import cpu_threads, parse_threads
-from randmix_bench.train import TrainReporter, check_run_dir, train
+from randmix_bench.train import TrainReporter, train
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
@@ -135,13 +136,13 @@ def scope(dataset: str) -> str:
 
 
 def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter | None = None,
-        training: TrainReporter | None = None) -> list[QuickstartRow]:
+        training: TrainReporter | None = None, attacking: ProgressReporter | None = None) -> list[QuickstartRow]:
     """Train and evaluate every variant into ``cfg.out`` (its run folders and ``leaderboards/`` are
     overwritten), render ``cfg.out/leaderboards/README.md``, and return one row per variant. ``training``
-    hears each training run's progress (none: trained quietly). ``cfg.threads`` follows the CLI's thread policy
-    (:mod:`randmix_bench.threads`)."""
+    hears each training run's progress, ``attacking`` each attack's (none: quietly). ``cfg.threads`` follows the
+    CLI's thread policy (:mod:`randmix_bench.threads`)."""
     with cpu_threads(None if cfg.threads is None else parse_threads(cfg.threads)):
-        return _run(cfg, reporter or LogReporter(), training)
+        return _run(cfg, reporter or LogReporter(), training, attacking)
 
 
 def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
@@ -159,7 +160,8 @@ def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
         check_run_dir(out / variant, resume=False, force=True)
 
 
-def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None) -> list[QuickstartRow]:
+def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None,
+         attacking: ProgressReporter | None) -> list[QuickstartRow]:
     # Every option is checked before any training: a bad one must not cost minutes of work first.
     points = parse_eps_list(cfg.eps, "Linf")
     if not points:
@@ -195,7 +197,7 @@ def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainRep
         # the checkpoint goes beside its entry: a leaderboard only reads checkpoints inside its own folder
         checkpoint = shutil.copyfile(out / variant / CHECKPOINT_NAME, entry.with_suffix(".safetensors"))
         output = evaluate(checkpoint, dataset, replace(attack, name=f"quickstart-{variant}", out=entry), force=True,
-                          command="randmix quickstart")
+                          progress=attacking, command="randmix quickstart")
         rows.append(QuickstartRow(variant, summary, output.result, output.path))
     leaderboard.write(out / "leaderboards")
     return rows

@@ -16,9 +16,9 @@ from typing import Any
 
 from randmix_bench.data import check_dataset_name
 from randmix_bench.errors import RandmixError, check_seed, choices_error
-from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, parse_mixing
+from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
 from randmix_bench.models import list_models, model_task
-from randmix_bench.vocab import Loss, Optimizer, TaskKind
+from randmix_bench.vocab import Loss, Mixing, Optimizer, TaskKind
 
 __all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS",
            "complete_config"]
@@ -66,7 +66,7 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
-        parse_mixing(self.mixing)
+        Mixing.parse(self.mixing)
         Optimizer.parse(self.optimizer)
         check_dataset_name(self.dataset)
         if self.model not in list_models():

@@ -3,54 +3,25 @@
 A robustness result is a RobustBench ``model_info`` file (same field names, accuracies as percentage
 strings rounded to 2 decimals, eps as RobustBench writes it, e.g. ``"8/255"``) with one extra block,
 ``randmix``, that says exactly how the number was produced. A shuffle result is our own format, marked
-``"track": "shuffle"``. Both are validated here, on write and on read, so a bad entry is never dropped
-silently.
+``"track": "shuffle"``. Both are validated by these schemas, on write and on read
+(:mod:`randmix_bench.result_files`), so a bad entry is never dropped silently.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from itertools import pairwise
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Annotated, Literal, NoReturn
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from randmix_bench.eps import parse_eps, same_eps
-from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, write_json
+from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import AAVersion, Attack, Loss, Mixing, Norm
 
-__all__ = [
-    "Provenance",
-    "CheckpointRef",
-    "AttackConfig",
-    "SanityReport",
-    "SweepPoint",
-    "RandmixBlock",
-    "RobustnessResult",
-    "ShuffleResult",
-    "Result",
-    "ResultError",
-    "pct",
-    "read_result",
-    "write_result",
-    "resolve_checkpoint",
-    "check_entry_name",
-    "check_replaceable",
-]
-
-ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+__all__ = ["Provenance", "CheckpointRef", "AttackConfig", "SanityReport", "SweepPoint", "Points", "RandmixBlock",
+           "RobustnessResult", "ShuffleResult", "Result", "pct"]
 
 
 def pct(fraction: float) -> str:
@@ -137,7 +108,8 @@ class Provenance(_Strict):
 
 
 class CheckpointRef(_Strict):
-    """Where a result's checkpoint is: ONE rule, written by :meth:`for_result`, read by :func:`resolve_checkpoint`.
+    """Where a result's checkpoint is: ONE rule, written by :func:`randmix_bench.result_files.checkpoint_ref`, read
+    by :func:`randmix_bench.result_files.resolve_checkpoint`.
 
     ``path`` is posix and relative to the result's folder or to the nearest folder above it that holds
     the checkpoint (``x.safetensors`` beside ``leaderboards/cifar10/Linf/x.json``; ``checkpoints/x.safetensors``
@@ -158,16 +130,6 @@ class CheckpointRef(_Strict):
             raise ValueError(f"{value!r} must be a plain relative path (no '/' at the start, no '..', no '\\'); "
                              "put the checkpoint beside the result and record its file name")
         return value
-
-    @classmethod
-    def for_result(cls, checkpoint: Path, result_path: Path, sha256: str, weights_sha256: str) -> CheckpointRef:
-        """The reference a result at ``result_path`` records for ``checkpoint`` (both real paths are used)."""
-        ckpt, folder = checkpoint.resolve(), result_path.parent.resolve()
-        for base in (folder, *folder.parents[:-1]):  # never the filesystem root: that would be an absolute path
-            if ckpt.is_relative_to(base):
-                return cls(path=ckpt.relative_to(base).as_posix(), sha256=sha256, weights_sha256=weights_sha256)
-        raise ResultError(f"checkpoint {checkpoint} shares no folder with the result {result_path}; write the result "
-                          "(--out) into a folder that also holds the checkpoint, e.g. beside it")
 
 
 class AttackConfig(_Strict):
@@ -423,93 +385,3 @@ class ShuffleResult(_Strict):
 
 
 Result = RobustnessResult | ShuffleResult
-
-
-class ResultError(RandmixError):
-    """A result file that is not valid JSON or does not match its schema; names file and field."""
-
-
-def check_entry_name(name: str, what: str = "--name") -> str:
-    """``name`` if it is safe as a result file name (``<name>.json`` inside the output folder), else a
-    one-line error: no '/', '\\', '..', leading '.', NUL or other path syntax."""
-    if not ENTRY_NAME.fullmatch(name) or ".." in name:
-        raise RandmixError(f"{what} {name!r} is not a valid entry name (it becomes a file name); use letters, digits, "
-                           "'-', '_', '.' (not first, no '..'), at most 100 characters")
-    return name
-
-
-def checkpoint_field(result: Result) -> tuple[CheckpointRef, str]:
-    """A result's checkpoint reference and the field that holds it (for messages)."""
-    if isinstance(result, ShuffleResult):
-        return result.checkpoint, "checkpoint.path"
-    return result.randmix.checkpoint, "randmix.checkpoint.path"
-
-
-def resolve_checkpoint(result: Result, result_path: str | Path, root: str | Path) -> Path:
-    """The real path of ``result``'s checkpoint, which must lie inside ``root`` (the leaderboards folder).
-
-    The reference is tried against the result's folder, then each folder above it up to ``root``, and
-    the first file found wins; symlinks are followed and must not leave ``root``. Raises
-    :class:`ResultError` naming the file and the field."""
-    ref, field = checkpoint_field(result)
-    result_path, root = Path(result_path), Path(root).resolve()
-    folder = result_path.parent.resolve()
-    if not folder.is_relative_to(root):
-        raise ResultError(f"{result_path}: the result is outside its leaderboards folder {root}; move it under {root}")
-    bases = [folder, *(p for p in folder.parents if p.is_relative_to(root))]
-    found = next((base / ref.path for base in bases if (base / ref.path).is_file()), None)
-    if found is None:
-        raise ResultError(f"{result_path}: field {field!r}: {ref.path!r} does not exist (looked beside the file and in "
-                          f"its parent folders up to {root}); copy the checkpoint there")
-    real = found.resolve()
-    if not real.is_relative_to(root):
-        raise ResultError(f"{result_path}: field {field!r}: {ref.path!r} leads outside the leaderboards folder {root} "
-                          f"(to {real}); copy the checkpoint itself beside the result")
-    return real
-
-
-def read_result(path: str | Path) -> Result:
-    """Read and validate one result file; a shuffle result says ``"track": "shuffle"``."""
-    path = Path(path)
-    try:
-        raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
-    except RandmixError as e:
-        raise ResultError(str(e)) from None
-    cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == "shuffle" else RobustnessResult
-    try:
-        return cls.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        message = first["msg"].removeprefix("Value error, ")
-        more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-        # a whole-model check has no location, or a parent's, and names its fields itself
-        named = not field or message.startswith("field '")
-        raise ResultError(f"{path}: " + ("" if named else f"field {field!r}: ") + f"{message}{more}") from None
-
-
-def check_replaceable(path: str | Path, kind: type[RobustnessResult] | type[ShuffleResult]) -> None:
-    """Fail in one line unless ``path`` is free or holds an earlier result of ``kind``: ``--force`` replaces an
-    earlier output, never an input (a checkpoint), a folder or a file of the user's."""
-    path = Path(path)
-    if not (path.exists() or path.is_symlink()):
-        return
-    try:
-        earlier = read_result(path)
-    except ResultError as e:
-        raise ExistsError(f"{path} exists and is not a result randmix wrote ({e}); --force only replaces an earlier "
-                          "result: choose another --out") from None
-    if not isinstance(earlier, kind):
-        raise ExistsError(f"{path} holds another kind of result; --force only replaces one of the same kind: choose "
-                          "another --out")
-
-
-def write_result(path: str | Path, result: Result, force: bool = False) -> Path:
-    """Write a validated result atomically; refuse to overwrite an existing one unless ``force``, and even then
-    anything but an earlier result of the same kind (:func:`check_replaceable`)."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise ExistsError(f"{path} already exists; pass --force to overwrite it")
-    check_replaceable(path, type(result))
-    write_json(path, result.model_dump(mode="json", exclude_none=False))
-    return path

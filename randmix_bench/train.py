@@ -6,10 +6,9 @@ backward, clip, optimizer step at the scheduled learning rate. Nothing in a step
 loss is summed on the device and read once per epoch. Frozen mixers are buffers, so they are neither in
 the optimizer nor given weight gradients (``chans`` runs skip the depthwise weight-gradient kernels).
 
-A run folder holds ``run.json`` (config, per-epoch metrics, test metrics, provenance; written before the
-first epoch and rewritten after each; its ``format`` marks the folder as a randmix run), while training
-``resume.pt`` (model, optimizer, RNG and progress after the last finished epoch), and at the end
-``checkpoint.safetensors`` (weights + frozen buffers + how to rebuild the model). Data order and
+A run folder (:mod:`randmix_bench.run_folder`) holds ``run.json`` (config, per-epoch metrics, test metrics,
+provenance; written before the first epoch and rewritten after each), while training ``resume.pt``, and at the
+end ``checkpoint.safetensors`` (weights + frozen buffers + how to rebuild the model). Data order and
 augmentation are a pure function of (seed, epoch), so ``resume=True`` ends with bit-identical weights
 on the CPU. A run holds a lock on its folder, and an epoch whose loss or weights are not finite
 stops it before that epoch is saved.
@@ -24,14 +23,10 @@ per rank (rank 0's are saved), and only rank 0 writes or evaluates.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -39,24 +34,27 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint, save_checkpoint
+from randmix_bench.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from randmix_bench.data import load_split
-from randmix_bench.device import resolve_device
-from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, atomic_path, check_writable, exclusive, jsonable, sha256, write_json
+from randmix_bench.distributed import Distributed, rank_device
+from randmix_bench.errors import RandmixError
+from randmix_bench.files import check_writable, sha256, write_json
+from randmix_bench.freezing import count_parameters
 from randmix_bench.loader import Augment, DeviceLoader
-from randmix_bench.mixing import count_parameters
 from randmix_bench.provenance import collect
-from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, complete_config
+from randmix_bench.recipes import TrainConfig
+from randmix_bench.run_folder import (
+    RESUME_NAME,
+    RUN_FORMAT,
+    RUN_NAME,
+    mark_failed,
+    prepare_run_dir,
+    run_lock,
+    save_resume_state,
+)
 from randmix_bench.tasks import Task, build_model, task_for
 
-__all__ = ["train", "train_step", "make_optimizer", "Distributed", "TrainReporter", "RUN_NAME", "RESUME_NAME",
-           "RUN_FORMAT", "is_run_dir", "check_run_dir", "load_resume_state"]
-
-RUN_NAME = "run.json"
-RESUME_NAME = "resume.pt"
-RUN_FORMAT = "randmix-run/1"  # run.json's "format": how --resume and --force know a folder is ours
-RESUME_KEYS = frozenset({"model", "optimizer", "rng_cpu", "config", "task", "history", "wall_s"})
+__all__ = ["train", "train_step", "make_optimizer", "TrainReporter"]
 
 log = logging.getLogger(__name__)
 
@@ -97,62 +95,6 @@ class _Quiet:
 
     def finished(self, summary: dict[str, Any], out: Path) -> None:
         pass
-
-
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun job (rank 0 of 1 without torchrun)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Distributed:
-        env = os.environ
-        return cls(int(env.get("RANK", 0)), int(env.get("WORLD_SIZE", 1)), int(env.get("LOCAL_RANK", 0)))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            torch_dist.barrier()
-
-    @contextmanager
-    def main_first(self) -> Iterator[None]:
-        """Rank 0 runs the block first (e.g. decodes and caches a dataset), then the others."""
-        if not self.main:
-            self.barrier()
-        yield
-        if self.main:
-            self.barrier()
-
-    def mean(self, value: torch.Tensor) -> torch.Tensor:
-        if self.world_size > 1:
-            value = value.clone()
-            torch_dist.all_reduce(value)  # gloo has no AVG
-            value /= self.world_size
-        return value
-
-    def from_main(self, obj: Any) -> Any:
-        """Rank 0's ``obj`` on every rank."""
-        if self.world_size == 1:
-            return obj
-        box = [obj]
-        torch_dist.broadcast_object_list(box, src=0)
-        return box[0]
-
-
-def rank_device(device: str | None, dist: Distributed) -> torch.device:
-    """``device`` (see :func:`resolve_device`), with each DDP rank on its own GPU."""
-    dev = resolve_device(device)
-    if dev.type == "cuda":
-        if dist.world_size > 1 or dev.index is None:
-            dev = torch.device("cuda", dist.local_rank if dist.world_size > 1 else torch.cuda.current_device())
-        torch.cuda.set_device(dev)
-    return dev
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.optim.Optimizer:
@@ -201,55 +143,16 @@ def train(
         torch_dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
     started: list[Path] = []  # run.json, once this process marked it "running"
     try:
-        with _run_lock(out, dist):
+        with run_lock(out, dist):
             return _train(cfg, out, task, resume, force, dev, dist, reporter if reporter and dist.main else _Quiet(),
                           started)
     except Exception as e:
         if started:  # a run that stopped on an error (a full disk, a divergence) must not read "running" forever
-            _mark_failed(started[0], f"{type(e).__name__}: {e}")
+            mark_failed(started[0], f"{type(e).__name__}: {e}")
         raise
     finally:
         if started_group:
             torch_dist.destroy_process_group()
-
-
-@contextmanager
-def _run_lock(out: Path, dist: Distributed) -> Iterator[None]:
-    """Rank 0 holds ``out``'s lock for the whole run; every rank fails at once when another process has it."""
-    with ExitStack() as stack:
-        busy = None
-        if dist.main:
-            try:
-                stack.enter_context(exclusive(out, f"--out {out}"))
-            except BusyError as e:
-                busy = str(e)
-        busy = dist.from_main(busy)
-        if busy is not None:
-            raise BusyError(busy)
-        yield
-
-
-def _mark_failed(run_json: Path, reason: str) -> None:
-    """Set a run record's status to "failed" (with the reason), best effort: atomically when the disk allows,
-    else in place, padded with spaces to the old length, which needs no new block on a full disk."""
-    try:
-        record = json.loads(run_json.read_text())
-    except (OSError, ValueError):
-        return
-    if not isinstance(record, dict) or record.get("status") != "running":
-        return
-    record.update(status="failed", error=reason[:500])
-    try:
-        write_json(run_json, record)
-    except OSError:
-        text = json.dumps({**record, "error": reason[:100]}, separators=(",", ":")).encode()
-        try:
-            size = run_json.stat().st_size
-            if len(text) <= size:
-                with open(run_json, "r+b") as f:
-                    f.write(text + b" " * (size - len(text)))
-        except OSError:
-            pass  # nothing more can be done on this disk; the error itself is reported
 
 
 def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, device: torch.device,
@@ -364,109 +267,6 @@ def train_step(net: nn.Module, task: Task, optimizer: torch.optim.Optimizer, par
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach().float()
-
-
-# ------------------------------------------------------------------------------------------ run folder
-
-
-def is_run_dir(path: Path) -> bool:
-    """Whether ``path`` holds a run this trainer started: a ``run.json`` with :data:`RUN_FORMAT`."""
-    try:
-        record = json.loads((path / RUN_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    return isinstance(record, dict) and record.get("format") == RUN_FORMAT
-
-
-def check_run_dir(out: Path, resume: bool, force: bool) -> bool:
-    """Whether ``out`` holds a run to continue or replace; refuse a non-empty folder unless it is one of
-    ours and ``resume`` or ``force`` says what to do with it. Never writes (callers check folders early)."""
-    if out.exists() and not out.is_dir():
-        raise ExistsError(f"--out {out} is a file, not a folder; choose a folder")
-    if not out.is_dir() or not any(out.iterdir()):
-        return False
-    if not is_run_dir(out):
-        raise ExistsError(f"--out {out} is not empty and not a randmix run folder (no {RUN_NAME} written by randmix "
-                          "train); choose a new or empty folder (--resume and --force only act on randmix runs)")
-    if not resume and not force:
-        raise ExistsError(f"--out {out} is not empty; pass --resume to continue its run or --force to overwrite it")
-    return True
-
-
-def prepare_run_dir(out: Path, cfg: TrainConfig, task: Task, resume: bool, force: bool) -> dict[str, Any] | None:
-    """Check ``out`` before anything is written; return the resume state to continue from, if any.
-
-    Empty or missing: a fresh run (also with ``resume``: nothing to continue). One of our runs: continued
-    with ``resume`` (same model and config required) or started over with ``force`` (its resume state and
-    checkpoint removed, so a half-done new run never sits beside the old run's weights). Anything else: refused.
-    """
-    if not check_run_dir(out, resume, force):
-        return None
-    if force:
-        for name in (RESUME_NAME, CHECKPOINT_NAME):
-            out.joinpath(name).unlink(missing_ok=True)  # every DDP rank may try
-        return None
-    if out.joinpath(CHECKPOINT_NAME).is_file():
-        _, meta = read_checkpoint(out / CHECKPOINT_NAME)
-        if meta["model"] != cfg.model:
-            raise CheckpointError(f"cannot resume: the checkpoint in {out} is a {meta['model']}, not a {cfg.model}")
-    if not out.joinpath(RESUME_NAME).is_file():
-        run = out / RUN_NAME
-        if run.is_file() and json.loads(run.read_text()).get("status") == "finished":
-            raise RandmixError(f"the run in {out} has finished; nothing to resume (use --force to train again)")
-        return None  # stopped before its first epoch ended: start from scratch
-    state = load_resume_state(out / RESUME_NAME)
-    _check_same_run(out, state, cfg, task)
-    return state
-
-
-def load_resume_state(path: Path) -> dict[str, Any]:
-    """``path`` as written by :func:`save_resume_state` (by any version: its config comes completed to the
-    current layout), or a one-line error naming the file and the fix."""
-    fix = "pass --force to start the run over"
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001  (truncated zip, EOF, a pickle weights_only refuses: all mean unusable)
-        raise RandmixError(f"resume state {path} is truncated or corrupt ({type(e).__name__}); {fix}") from None
-    if not (isinstance(state, dict) and RESUME_KEYS <= state.keys()
-            and isinstance(state["config"], dict) and isinstance(state["task"], dict)):
-        raise RandmixError(f"{path} is not a resume state written by randmix train; {fix}")
-    state["config"] = complete_config(state["config"], state["task"])
-    return state
-
-
-def _check_same_run(out: Path, state: dict[str, Any], cfg: TrainConfig, task: Task) -> None:
-    saved, asked = state["config"], jsonable(cfg.to_dict())
-    if saved["model"] != asked["model"]:
-        raise CheckpointError(f"cannot resume: the run in {out} trains a {saved['model']}, not a {asked['model']}")
-    diff = [f"{k}={saved.get(k)!r} (asked {asked[k]!r})"
-            for k in asked if k not in RUNTIME_FIELDS and saved.get(k) != asked[k]]
-    if not diff:  # the same settings can still imply another task record, e.g. a folder dataset's new image size
-        saved_task, asked_task = state["task"], jsonable(task.config())
-        brief = lambda v: r if len(r := repr(v)) <= 60 else r[:56] + " ..."  # noqa: E731  (e.g. a stored permutation)
-        diff = [f"task.{k}={brief(saved_task.get(k))} (asked {brief(asked_task.get(k))})"
-                for k in sorted(set(saved_task) | set(asked_task)) if saved_task.get(k) != asked_task.get(k)]
-    if diff:
-        raise RandmixError(f"cannot resume {out} with different settings: {'; '.join(diff)}; repeat the original "
-                           "command, or --force to start over")
-
-
-def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, task: Task,
-                      history: list[dict[str, Any]], wall_s: float) -> None:
-    """Everything needed to continue after the last finished epoch, in one atomic file."""
-    state = {
-        "model": model.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "rng_cpu": torch.get_rng_state(),
-        "config": jsonable(cfg.to_dict()),
-        "task": jsonable(task.config()),
-        "history": history,
-        "wall_s": wall_s,
-    }
-    if next(model.parameters()).is_cuda:
-        state["rng_cuda"] = torch.cuda.get_rng_state()
-    with atomic_path(out / RESUME_NAME) as tmp:
-        torch.save(state, tmp)
 
 
 def _summary(cfg: TrainConfig, task: Task, model: nn.Module, model_kwargs: dict[str, Any], dist: Distributed,

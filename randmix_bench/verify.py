@@ -30,9 +30,9 @@ from torch import nn
 
 from randmix_bench.checkpoint import CheckpointError, load_model, run_labels, weights_digest
 from randmix_bench.data import ImageSplit, load_split
+from randmix_bench.entries import Entry
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
-from randmix_bench.leaderboard import Entry
 from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
 from randmix_bench.tasks import ShuffleTask, predict

@@ -14,9 +14,9 @@ from torch import nn
 
 from randmix_bench.checkpoint import load_model as load_checkpoint
 from randmix_bench.checkpoint import pretrained_tag, read_checkpoint
+from randmix_bench.entries import Entry, load_entries
 from randmix_bench.errors import RandmixError, choices_error
 from randmix_bench.files import sha256
-from randmix_bench.leaderboard import Entry, load_entries
 
 __all__ = ["DEFAULT_LEADERBOARD_DIR", "Published", "published", "load_model"]
 

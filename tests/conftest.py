@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (OpenMP's wait policy must be set before torch is imported)
 """Suite-wide settings, and the helpers several test modules share, as fixtures (no test module imports another).
 
 Tiny models on a small CPU run fastest, and most predictably, on one thread. The helpers build real files the
@@ -14,6 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from randmix_bench.threads import prefer_passive_waiting
+
+prefer_passive_waiting()  # before torch loads libgomp: the CLI tests' threads must not spin on a busy machine
+
 import torch
 from PIL import Image
 
@@ -24,6 +30,7 @@ from randmix_bench.models import create_model
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
 from randmix_bench.robustness import ProgressReporter
+from randmix_bench.run_folder import RESUME_NAME
 from randmix_bench.tasks import build_model, task_for
 
 torch.set_num_threads(1)
@@ -88,7 +95,7 @@ def _train_killed_after(epochs_done: int, cfg: TrainConfig, out: Path, monkeypat
         patch.setattr(train_module, "save_resume_state", save_then_die)
         with pytest.raises(Killed):
             train_module.train(cfg, out, device="cpu")
-    assert torch.load(out / train_module.RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
+    assert torch.load(out / RESUME_NAME, weights_only=True)["history"][-1]["epoch"] == epochs_done
 
 
 def _edit_result(path: Path, change: dict) -> None:

@@ -37,7 +37,7 @@ from randmix_bench.cli import app
 from randmix_bench.files import exclusive, sha256
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum, state_key
-from randmix_bench.train import RESUME_NAME, RUN_FORMAT
+from randmix_bench.run_folder import RESUME_NAME, RUN_FORMAT
 
 Setup = Callable[[Path, "Fixtures"], None]
 
@@ -252,6 +252,13 @@ EVAL_CASES: list[Case] = [
          "device 'meta' cannot run randmix models", setup=copy_checkpoint()),
     Case("eval-result-locked-by-another-process", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL],
          "another randmix process is writing the result x.json", setup=hold_lock("x.json")),
+    Case("eval-sweep-without-the-headline-eps",
+         ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--sweep", "1/255,2/255"],
+         "--sweep 1/255,2/255 does not hold Linf's default eps 8/255, so the entry's headline eps is ambiguous: pass "
+         "--eps (e.g. --eps 2/255), or add 8/255 to the sweep", setup=copy_checkpoint()),
+    Case("eval-L2-sweep-without-the-headline-eps",
+         ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--norm", "L2", "--sweep", "0.25"],
+         "--sweep 0.25 does not hold L2's default eps 0.5", setup=copy_checkpoint()),
     Case("eval-zero-examples", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--n-examples", "0"],
          "n_examples must be >= 1, got 0", setup=copy_checkpoint()),
 ]
@@ -547,7 +554,7 @@ INTEGRITY_CASES: list[Case] = [
          setup=in_leaderboards("x", lambda p: (p.parents[2] / "README.md").write_text("# my notes\n"))),
     Case("leaderboard-readme-fifo", LEADERBOARD, "leaderboards/README.md is not a regular file",
          setup=in_leaderboards("x", lambda p: os.mkfifo(p.parents[2] / "README.md"))),
-    Case("eval-curve-is-a-fifo-force", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--sweep", "1/255,2/255",
+    Case("eval-curve-is-a-fifo-force", ["eval", "run", "-d", "synthetic", *CHEAP_EVAL, "--sweep", "1/255,8/255",
                                         "--force"], "x.png exists and is not a curve randmix eval drew",
          setup=with_checkpoint(lambda tmp, fx: os.mkfifo(tmp / "x.png"))),
     Case("leaderboard-figures-symlink", LEADERBOARD, "figures is a symlink",

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from randmix_bench import claims
+from randmix_bench import claims, verdicts
 from randmix_bench.claims import Family, Verdict
 from randmix_bench.results import Points, RobustnessResult
 
@@ -48,14 +48,14 @@ def test_a_checkpoint_reached_through_two_files_is_one_run(robust_result: Callab
         "points": None, "checkpoint": results[0].randmix.checkpoint.model_copy(update={"weights_sha256": digest})})})
     again = again.model_copy(update={"randmix": again.randmix.model_copy(update={
         "checkpoint": again.randmix.checkpoint.model_copy(update={"weights_sha256": digest})})})
-    r = row(table(claims.evaluate([*results, again]), "2"), "chans", "full")
+    r = row(table(verdicts.evaluate([*results, again]), "2"), "chans", "full")
     assert r.runs == (3, 3) and r.means[1] == pytest.approx(100 * (0.5 + 0.11 + 0.12) / 3)
 
 
 def test_fewer_than_three_runs_get_no_test(robust_result: Callable[..., Any]) -> None:
     results = [robust_result("full", s, 0.8, 0.1) for s in range(2)] + [robust_result("chans", s, 0.8, 0.3)
                                                                        for s in range(3)]
-    r = row(table(claims.evaluate(results), "2"), "chans", "full")
+    r = row(table(verdicts.evaluate(results), "2"), "chans", "full")
     assert r.verdict is Verdict.INSUFFICIENT_RUNS and np.isnan(r.p) and r.runs == (3, 2)
 
 
@@ -66,7 +66,7 @@ def test_directions_give_supported_and_opposite_and_never_contradicted(robust_re
         return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
     results = [run("full", s, 0.870, 0.50) for s in range(3)] + [run("chans", s, 0.866, 0.40) for s in range(3)]
     results += [run("space", s, 0.858, 0.45) for s in range(3)]
-    families = claims.evaluate(results)
+    families = verdicts.evaluate(results)
     clean, robust = table(families, "1"), table(families, "2")
     worse = row(clean, "chans", "space")
     assert (worse.first, worse.verdict) == ("chans", Verdict.SUPPORTED) and worse.effect == pytest.approx(0.8)
@@ -81,7 +81,7 @@ def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[
     results += [robust_result("chans-smooth", s, 0.8, 0.21 + s / 1000, sigma=1) for s in range(3)]
     results += [robust_result("chans-smooth", s, 0.8, 0.50 + s / 1000, sigma=3) for s in range(3)]
     results += [robust_result("chans", s, 0.8, 0.05, eps=16 / 255) for s in range(3)]
-    families = claims.evaluate(results)
+    families = verdicts.evaluate(results)
     main = table(families, "2", "Linf 0.0314, AA standard")
     weak, strong = row(main, "chans-smooth (σ=1)", "chans"), row(main, "chans-smooth (σ=3)", "chans")
     assert weak.means == pytest.approx((21.1, 20.1)) and strong.means == pytest.approx((50.1, 20.1))
@@ -93,7 +93,7 @@ def test_runs_of_different_trainings_are_separate_studies(robust_result: Callabl
     short, long = ("quick", 2), ("quick", 20)
     results = [robust_result(m, s, 0.8, 0.2, training=short) for m in ("full", "chans") for s in range(2)]
     results += [robust_result(m, 2, 0.8, 0.2, training=long) for m in ("full", "chans")]
-    families = [f for f in claims.evaluate(results) if f.claim == "2"]
+    families = [f for f in verdicts.evaluate(results) if f.claim == "2"]
     assert sorted(f.scale.training or "" for f in families) == ["recipe quick, 2 epochs", "recipe quick, 20 epochs"]
     assert sorted(f.rows[0].runs for f in families) == [(1, 1), (2, 2)]
 
@@ -109,7 +109,7 @@ def test_claim1_uses_the_whole_test_set_per_point_when_recorded(robust_result: C
             flips = rng.random(10_000) < 0.02
             results.append(with_points(r, np.r_[np.ones(2), np.zeros(18)], np.r_[np.ones(int(clean * 20)),
                            np.zeros(20 - int(clean * 20))], full_test=shared ^ flips))
-    f = table(claims.evaluate(results), "1")
+    f = table(verdicts.evaluate(results), "1")
     assert f.per_point and f.scale.points == (10_000, 10_000) and "whole test set" in f.measure
     assert abs(row(f, "chans", "full").effect) < 0.5
     (check,) = f.checks
@@ -123,7 +123,7 @@ def test_nearly_matches_is_an_equivalence_test(gap: float, spread: float, verdic
     offsets = (-spread, 0.0, spread)
     results = [robust_result("full", s, 0.8, 0.1, full_test=0.9 + d) for s, d in enumerate(offsets)]
     results += [robust_result("chans", s, 0.8, 0.1, full_test=0.9 - gap + d) for s, d in enumerate(offsets)]
-    (check,) = table(claims.evaluate(results), "1").checks
+    (check,) = table(verdicts.evaluate(results), "1").checks
     assert check.verdict is verdict
 
 
@@ -131,15 +131,15 @@ def test_per_point_outcomes_are_used_only_when_every_run_has_them(robust_result:
     rng = np.random.default_rng(1)
     results = [with_points(robust_result(m, s, 1.0, 0.5), rng.random(200) < p)
                for m, p in (("full", 0.5), ("chans", 0.6)) for s in range(3)]
-    f = table(claims.evaluate(results), "2")
+    f = table(verdicts.evaluate(results), "2")
     assert f.per_point and f.scale.points == (200, 200)
-    assert not table(claims.evaluate([*results[:-1], robust_result("chans", 9, 1.0, 0.6)]), "2").per_point
+    assert not table(verdicts.evaluate([*results[:-1], robust_result("chans", 9, 1.0, 0.6)]), "2").per_point
 
 
 def test_unchecked_results_feed_no_verdict(robust_result: Callable[..., Any]) -> None:
     results = ([robust_result("full", s, 0.8, 0.1) for s in range(3)]
                + [robust_result("chans", s, 0.8, 0.3, sanity=None) for s in range(3)])
-    assert table(claims.evaluate(results), "2").rows == ()
+    assert table(verdicts.evaluate(results), "2").rows == ()
 
 
 def test_tiers_come_from_the_checkpoint_folder_and_lead_in_order(robust_result: Callable[..., Any]) -> None:
@@ -150,7 +150,7 @@ def test_tiers_come_from_the_checkpoint_folder_and_lead_in_order(robust_result: 
              for m in ("full", "chans") for s in range(3)]
     medium = [at(robust_result(m, s, 0.8, 0.2, training=("m", 10)), f"checkpoints/medium/{m}{s}.safetensors")
               for m in ("full", "chans") for s in range(3)]
-    assert [f.scale.tier for f in claims.evaluate(small + medium)] == ["medium", "medium", "small", "small"]
+    assert [f.scale.tier for f in verdicts.evaluate(small + medium)] == ["medium", "medium", "small", "small"]
     assert claims.tier_of(robust_result("full", 0, 0.8, 0.2).randmix.checkpoint) == "other"
 
 
@@ -162,7 +162,7 @@ def test_tiers_come_from_the_checkpoint_folder_and_lead_in_order(robust_result: 
 def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_image: tuple[float, float] | None,
                                               verdict: Verdict, shuffle_result: Callable[..., Any]) -> None:
     results = [shuffle_result(s, ssim, 25.0 + s / 10, mean_image) for s, ssim in enumerate(ssims)]
-    ssim, psnr = claims.evaluate(results)
+    ssim, psnr = verdicts.evaluate(results)
     assert (ssim.measure, psnr.measure) == ("SSIM", "PSNR") and ssim.checks[0].verdict is verdict
 
 
@@ -170,11 +170,11 @@ def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any
     results = [shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10) for s in range(3)]
     results += [r.model_copy(update={"mixing": "full", "ssim": r.ssim + 0.1, "checkpoint": r.checkpoint.model_copy(
         update={"sha256": f"f{r.train_seed}"})}) for r in results]
-    ssim = claims.evaluate(results)[0]
+    ssim = verdicts.evaluate(results)[0]
     (r,) = ssim.rows
     assert (r.first, r.second, r.verdict) == ("full", "chans", Verdict.DIFFERS) and r.effect == pytest.approx(0.1)
 
 
 def test_claim3_needs_three_runs(shuffle_result: Callable[..., Any]) -> None:
-    ssim, _ = claims.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
+    ssim, _ = verdicts.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
     assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS

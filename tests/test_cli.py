@@ -17,7 +17,7 @@ import randmix_bench
 from randmix_bench import __version__
 from randmix_bench.cli import app
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import count_parameters
+from randmix_bench.freezing import count_parameters
 from randmix_bench.models import create_model
 from randmix_bench.quickstart import QuickstartConfig
 from randmix_bench.robustness import EvalOptions
@@ -70,14 +70,14 @@ def called_with(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[dict[str,
 def test_command_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch, args: list[str], target: str,
                                            options: str, expected: object) -> None:
     """A command given no options calls the library with the library's own defaults (its options object)."""
-    monkeypatch.setattr("randmix_bench.leaderboard.load_entry", lambda path: path)  # verify's entry, unread
+    monkeypatch.setattr("randmix_bench.entries.load_entry", lambda path: path)  # verify's entry, unread
     arguments, _ = called_with(monkeypatch, target)
     assert runner.invoke(app, args).exit_code == 2
     assert arguments[options] == expected
 
 
 def test_shuffle_eval_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch) -> None:
-    arguments, signature = called_with(monkeypatch, "randmix_bench.shuffle.evaluate_runs")
+    arguments, signature = called_with(monkeypatch, "randmix_bench.shuffle_eval.evaluate_runs")
     assert runner.invoke(app, ["shuffle", "eval", "run", "-o", "out"]).exit_code == 2
     options = {name: value for name, value in arguments.items() if name not in ("runs", "out_dir", "progress")}
     assert options == {name: signature.parameters[name].default for name in options}
@@ -96,7 +96,7 @@ def test_every_library_module_is_checked() -> None:
 def test_the_library_draws_nothing(module: str) -> None:
     """Tables, consoles and progress bars belong to the command line (cli.views, cli.progress): every module
     outside randmix_bench/cli/ returns, calls back and logs. None imports Rich, and none imports the command line
-    when it is loaded (robustness keeps a lazy alias of RichProgress for old imports)."""
+    (tests/test_architecture.py checks the function-level imports too)."""
     tree = ast.parse((PACKAGE / module).read_text())
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}

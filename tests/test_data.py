@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from randmix_bench.data import CIFAR10_CLASSES, CIFAR10_JPEG_SHARED, FASHION_MNIST_DEBIAN_DIR, _decode, load_split
+from randmix_bench.data import CIFAR10_JPEG_SHARED, FASHION_MNIST_DEBIAN_DIR, load_split
+from randmix_bench.data_files import CIFAR10_CLASSES, decode_image
 from randmix_bench.loader import RA_OPS, Augment, DeviceLoader, rand_augment
 
 
@@ -138,6 +139,39 @@ def test_missing_dataset_says_where_to_put_it(tmp_path: Path, monkeypatch: pytes
         load_split("imagenet", False)
 
 
+def test_a_failed_cifar10_download_in_train_leaves_no_data_folder(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's downloader writes part of the archive, then the connection drops: `randmix train` says so
+    in one line, and neither the data folder it would have created (nor its parents) nor the run folder is left.
+    A data folder that was already there keeps exactly what it held."""
+    import urllib.error
+
+    import torchvision.datasets.cifar as cifar
+    from typer.testing import CliRunner
+
+    from randmix_bench.cli import app
+
+    def drop_halfway(url: str, download_root: str, **kwargs: object) -> None:
+        (Path(download_root) / "cifar-10-python.tar.gz").write_bytes(b"\x1f\x8b" + b"\0" * 1000)
+        (Path(download_root) / "cifar-10-batches-py").mkdir()
+        raise urllib.error.URLError("connection reset by peer")
+
+    monkeypatch.delenv("RANDMIX_OFFLINE", raising=False)
+    monkeypatch.setattr(cifar, "download_and_extract_archive", drop_halfway)
+    home = tmp_path / "home"
+    for data_dir, kept in ((home / ".cache" / "randmix" / "data", []), (tmp_path / "mine", ["notes.txt"])):
+        if kept:
+            data_dir.mkdir()
+            (data_dir / "notes.txt").write_text("mine")
+        result = CliRunner().invoke(app, ["train", "-r", "quick", "--dataset", "cifar10", "--data-dir", str(data_dir),
+                                          "--epochs", "1", "--device", "cpu", "--out", str(tmp_path / "run")])
+        assert result.exit_code == 2, result.output
+        assert "download into" in result.output and "URLError: <urlopen error connection reset by peer>" in \
+            result.output and len(result.output.strip().splitlines()) == 1, result.output
+        assert sorted(p.name for p in data_dir.iterdir()) == kept if kept else not home.exists()
+        assert not (tmp_path / "run").exists()
+
+
 def _write_folder(root: Path, sizes: dict[str, int]) -> None:
     g = np.random.default_rng(0)
     for split in ("train", "test"):
@@ -171,7 +205,7 @@ CIFAR10_JPEG = next((p for p in CIFAR10_JPEG_SHARED if p.is_file()), None)
 @pytest.mark.skipif(CIFAR10_JPEG is None, reason="cifar10-jpeg.tar.gz is not on this machine: build it with "
                     "`randmix data cifar10-jpeg CLONE` (README: Data)")
 def test_cifar10_jpeg_test_order_is_the_documented_interleaving(tmp_path: Path) -> None:
-    from randmix_bench.data import cifar10_jpeg_test_order
+    from randmix_bench.data_files import cifar10_jpeg_test_order
 
     split = load_split("cifar10-jpeg", False, cache_dir=tmp_path)
     assert split.images.shape == (10000, 3, 32, 32)
@@ -185,7 +219,7 @@ def test_cifar10_jpeg_test_order_is_the_documented_interleaving(tmp_path: Path) 
         for member in tar:
             if member.name in wanted:
                 pos = wanted.pop(member.name)
-                assert np.array_equal(split.images[pos].numpy(), _decode(tar.extractfile(member).read()))  # type: ignore[union-attr]
+                assert np.array_equal(split.images[pos].numpy(), decode_image(tar.extractfile(member).read()))  # type: ignore[union-attr]
                 assert split.labels[pos] == CIFAR10_CLASSES.index(member.name.split("/")[1])
                 if not wanted:
                     break

@@ -27,19 +27,20 @@ from randmix_bench.cli import app
 from randmix_bench.data import load_split
 from randmix_bench.files import sha256
 from randmix_bench.models import create_model
-from randmix_bench.results import pct, read_result
+from randmix_bench.result_files import read_result
+from randmix_bench.results import pct
 from randmix_bench.robustness import (
     CUSTOM_ATTACKS,
     EvalOptions,
     ProgressReporter,
     SanityOptions,
     evaluate,
-    evaluation,
     harness,
     make_attack_config,
     parse_eps,
     parse_eps_list,
     pgd_attack,
+    preparation,
     split_list,
 )
 from randmix_bench.tasks import accuracy
@@ -154,8 +155,8 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     args = ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce, square",
-            "--n-iter", "5", "--n-queries", "30", "--eps", "8/255", "--n-examples", str(N), "--batch-size", "8",
-            "--sweep", "24/255,2/255,8/255", "--device", "cpu"]
+            "--n-iter", "5", "--n-queries", "30", "--n-examples", str(N), "--batch-size", "8",
+            "--sweep", "24/255,2/255,8/255", "--device", "cpu"]  # no --eps: the sweep holds Linf's default, 8/255
     result = runner.invoke(app, args, terminal_width=200)
     assert result.exit_code == 0, result.output
     assert "apgd-ce" in result.output and "robust acc" in result.output  # the progress display
@@ -397,7 +398,7 @@ def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Pa
     outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, config)
     assert any("zero gradient" in flag for flag in outcome.flags)
 
-    monkeypatch.setattr(evaluation, "load_model", lambda path, map_location="cpu": (
+    monkeypatch.setattr(preparation, "load_model", lambda path, map_location="cpu": (
         QuantizedInput(load_model(path)[0], 4).eval(), load_model(path)[1]))
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
@@ -447,7 +448,7 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
         model, meta = load_model(path, map_location)
         return QuantizedInput(model).eval(), meta
 
-    monkeypatch.setattr(evaluation, "load_model", load_masked)
+    monkeypatch.setattr(preparation, "load_model", load_masked)
     out = tmp_path / "masked.json"
     result = runner.invoke(app, ["eval", str(run_dir), "-d", "synthetic", "--version", "custom",
                                  "--attacks", "apgd-ce,apgd-t", "--n-iter", "5", "--n-queries", "100", "--eps", "0.1",
@@ -480,7 +481,7 @@ def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint
 
 def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkpoint, edit_result,
                                                               tmp_path: Path) -> None:
-    from randmix_bench.results import ResultError
+    from randmix_bench.result_files import ResultError
     from randmix_bench.robustness import EvalOptions, evaluate
 
     ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
@@ -503,7 +504,8 @@ def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
         train_tiny_checkpoint, tmp_path: Path, sanity: bool) -> None:
     """A model whose first attack breaks no point (robust = clean) is evaluated by `randmix eval`, flagged (so
     marked unreliable) with or without --sanity (which then fails, exit 3), and listed unranked by the leaderboard."""
-    from randmix_bench import leaderboard
+    from randmix_bench import rankings
+    from randmix_bench.entries import load_entries
 
     folder = tmp_path / "leaderboards" / "synthetic" / "Linf"
     ckpt = train_tiny_checkpoint(folder / "m.safetensors")
@@ -517,8 +519,8 @@ def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
     assert rb.robust_acc == rb.clean_acc > 0 and entry.unreliable
     assert any("broke none of the" in flag for flag in rb.autoattack_flags)
     assert (rb.sanity is not None and not rb.sanity.passed) if sanity else rb.sanity is None
-    markdown = leaderboard.render_leaderboard(leaderboard.load_entries(tmp_path / "leaderboards"), tmp_path)
-    assert "No ranked entries" in markdown and leaderboard.NOT_RANKED in markdown
+    markdown = rankings.render_leaderboard(load_entries(tmp_path / "leaderboards"), tmp_path)
+    assert "No ranked entries" in markdown and rankings.NOT_RANKED in markdown
 
 
 def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:

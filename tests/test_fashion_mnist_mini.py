@@ -14,7 +14,8 @@ from typer.testing import CliRunner
 
 from randmix_bench import data, quickstart
 from randmix_bench.cli import app
-from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, IDX_FILES, arrays_sha256, dataset_info, load_split, read_idx
+from randmix_bench.data import FASHION_MNIST_DEBIAN_DIR, IDX_FILES, dataset_info, load_split
+from randmix_bench.data_files import arrays_sha256, read_idx
 from randmix_bench.errors import RandmixError
 from randmix_bench.fmnist_mini import PER_CLASS, build, select
 from randmix_bench.robustness import EvalOptions, evaluate

@@ -24,6 +24,7 @@ def test_dry_run_prints_the_shard_plan_and_writes_nothing(tmp_path: Path) -> Non
     assert done.returncode == 0, done.stderr
     assert "paper-slice-convmixer256-fmnist-full-s1" in done.stdout and "full-s0" not in done.stdout
     assert not (tmp_path / "leaderboards").exists() and not (tmp_path / "runs").exists()
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow

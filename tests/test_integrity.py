@@ -22,13 +22,14 @@ from typer.testing import CliRunner
 
 from randmix_bench import leaderboard, reproduce
 from randmix_bench.cli import app
+from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import BusyError, exclusive
-from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
-from randmix_bench.reproduce import EvalJob, JobState, Paths
-from randmix_bench.results import ResultError, pct, read_result
+from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
+from randmix_bench.result_files import ResultError, read_result
+from randmix_bench.results import pct
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.verify import VerifyOptions, verify
 from randmix_bench.vocab import Tier
 
@@ -262,7 +263,7 @@ def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_chec
 def test_a_second_reproduce_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
     """A job another reproduce (or train) is writing fails at once, naming the folder, before any work."""
     paths = Paths(tmp_path)
-    train_job = reproduce.plan(Tier.SMOKE)[0]
+    train_job = tier_jobs(Tier.SMOKE)[0]
     with exclusive(paths.run_dir(Tier.SMOKE, train_job.name), "a concurrent reproduce"), \
             pytest.raises(BusyError, match="another randmix process is writing --out"):
         reproduce.run([train_job], paths, device="cpu")

@@ -13,14 +13,18 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from randmix_bench import claims, figures, leaderboard
+from randmix_bench import claims, figures, leaderboard, verdicts
 from randmix_bench.claims import Verdict
 from randmix_bench.cli import app
+from randmix_bench.entries import LeaderboardError, load_entries
 from randmix_bench.files import sha256
-from randmix_bench.leaderboard import MARKER_END, MARKER_START, NOT_RANKED, LeaderboardError, _escape, load_entries
-from randmix_bench.results import read_result
+from randmix_bench.findings import FINDINGS_NAME, render_findings
+from randmix_bench.leaderboard import MARKER_END, MARKER_START
+from randmix_bench.markdown import escape
+from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
+from randmix_bench.result_files import read_result
 from randmix_bench.robustness import EvalOptions, evaluate
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -79,7 +83,7 @@ def table_rows(markdown: str, heading: str) -> list[list[str]]:
 
 
 def test_empty_folder_says_so(tmp_path: Path) -> None:
-    text = leaderboard.plan(tmp_path)[tmp_path / "README.md"]
+    text = leaderboard.pages(tmp_path)[tmp_path / "README.md"]
     assert "**No results yet.**" in text
     assert "No robustness results yet." in text and "No pixel-shuffle results yet." in text
     assert "Claims 1 and 2: no data yet" in text and "Claim 3: no data yet" in text
@@ -87,7 +91,7 @@ def test_empty_folder_says_so(tmp_path: Path) -> None:
 
 
 def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
-    text = leaderboard.plan(board)[board / "README.md"]
+    text = leaderboard.pages(board)[board / "README.md"]
     rows = table_rows(text, "### synthetic · Linf · eps 8/255")
     results = [read_result(p) for p in sorted((board / "synthetic" / "Linf").glob("*.json"))]
     ranked = [r for r in results if r.name not in UNCHECKED]
@@ -95,13 +99,13 @@ def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
     assert [r[1] for r in rows] == [r.name for r in expected]
     assert [r[0] for r in rows] == [str(i) for i in range(1, len(ranked) + 1)]
     for row, r in zip(rows, expected, strict=True):
-        assert row[2] == _escape("randmix_convmixer_tiny") and row[4:7] == [r.clean_acc, r.autoattack_acc, "8/255"]
+        assert row[2] == escape("randmix_convmixer_tiny") and row[4:7] == [r.clean_acc, r.autoattack_acc, "8/255"]
         assert row[7] == f"{r.randmix.params_trainable:,} / {r.randmix.params_frozen:,}"
         assert row[8] == str(N_EXAMPLES) and row[9] == "AA custom: apgd-ce (3 iter)"
 
 
 def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None:
-    text = leaderboard.plan(board)[board / "README.md"]
+    text = leaderboard.pages(board)[board / "README.md"]
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
     (row,) = table_rows(linf, f"**{NOT_RANKED}**")
     assert row[0] == "space-s0" and row[-1] == "unchecked: no sanity report (randmix eval --sanity)"
@@ -121,16 +125,16 @@ def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change:
                                                             edit_result: Callable[[Path, dict], None]) -> None:
     path = board / "synthetic" / "Linf" / "chans-s0.json"
     edit_result(path, change)
-    text = leaderboard.plan(board)[board / "README.md"]
+    text = leaderboard.pages(board)[board / "README.md"]
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
     assert "chans-s0" not in [r[1] for r in table_rows(linf, "|")]
     assert ["chans-s0", reason] in [[r[0], r[-1]] for r in table_rows(linf, f"**{NOT_RANKED}**")]
-    families = claims.evaluate(e.result for e in load_entries(board))
+    families = verdicts.evaluate(e.result for e in load_entries(board))
     assert all("chans" not in (r.first, r.second) for f in families if f.claim != "3" for r in f.rows)
 
 
 def test_checkpoint_links_resolve_from_the_markdown(board: Path) -> None:
-    text = leaderboard.plan(board)[board / "README.md"]
+    text = leaderboard.pages(board)[board / "README.md"]
     links = [cell for line in text.splitlines() if line.startswith("| ") for cell in line.split("|") if "](" in cell]
     assert len(links) == len(CLASSIFIERS) + 2
     for cell in links:
@@ -140,21 +144,21 @@ def test_checkpoint_links_resolve_from_the_markdown(board: Path) -> None:
 
 
 def test_shuffle_table_reports_psnr_ssim_and_the_scrambled_baseline(board: Path) -> None:
-    text = leaderboard.plan(board)[board / "README.md"]
+    text = leaderboard.pages(board)[board / "README.md"]
     (row,) = table_rows(text, "## Pixel un-shuffling")
     r = read_result(board / "synthetic" / "shuffle" / "unshuffle-chans.json")
-    assert row[:6] == ["synthetic", _escape("unshuffle-chans"), _escape("randmix_unshuffler_tiny"), "chans",
+    assert row[:6] == ["synthetic", escape("unshuffle-chans"), escape("randmix_unshuffler_tiny"), "chans",
                        f"{r.psnr:.2f}", f"{r.ssim:.4f}"]
     assert row[6:8] == [f"{r.identity_psnr:.2f} / {r.identity_ssim:.4f}",
                         f"{r.mean_image_psnr:.2f} / {r.mean_image_ssim:.4f}"]
-    ssim, psnr = [f for f in claims.evaluate(e.result for e in load_entries(board)) if f.claim == "3"]
+    ssim, psnr = [f for f in verdicts.evaluate(e.result for e in load_entries(board)) if f.claim == "3"]
     assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS and ssim.rows == psnr.rows == ()  # one variant
     assert ssim.scale.training == f"{r.loss} loss, {r.epochs:g} epochs" and ssim.scale.seeds == (1, 1)
     assert "`chans` un-shuffling works on synthetic **insufficient runs**" in text
 
 
 def test_comparison_is_computed_from_the_entries(board: Path) -> None:
-    families = claims.evaluate(e.result for e in load_entries(board))
+    families = verdicts.evaluate(e.result for e in load_entries(board))
     # claim 1 reads the whole-test-set accuracy the evaluation recorded, not the attacked subset's
     full = [read_result(board / "synthetic" / "Linf" / f"full-s{s}.json").randmix.clean_acc_full_test for s in (0, 1)]
     chans = read_result(board / "synthetic" / "Linf" / "chans-s0.json").randmix.clean_acc_full_test
@@ -172,16 +176,16 @@ def test_comparison_is_computed_from_the_entries(board: Path) -> None:
     setting = "Linf 8/255, AA custom: apgd-ce (3 iter)"
     (robust,) = [f for f in families if f.scale.setting == setting]
     assert [(r.first, r.second, r.verdict) for r in robust.rows] == [("chans", "full", Verdict.INSUFFICIENT_RUNS)]
-    text = leaderboard.plan(board)[board / "README.md"]
-    assert (f"{_escape(setting)} · n = {N_EXAMPLES} points · 1–2 seeds per variant: `chans` > `full` "
+    text = leaderboard.pages(board)[board / "README.md"]
+    assert (f"{escape(setting)} · n = {N_EXAMPLES} points · 1–2 seeds per variant: `chans` > `full` "
             "**insufficient runs**") in text
 
 
 def test_output_is_deterministic_and_location_independent(board: Path, tmp_path: Path) -> None:
-    first = leaderboard.plan(board)[board / "README.md"]
-    assert leaderboard.plan(board)[board / "README.md"] == first
+    first = leaderboard.pages(board)[board / "README.md"]
+    assert leaderboard.pages(board)[board / "README.md"] == first
     moved = Path(shutil.copytree(board, tmp_path / "elsewhere" / "lb"))
-    assert leaderboard.plan(moved)[moved / "README.md"] == first
+    assert leaderboard.pages(moved)[moved / "README.md"] == first
 
 
 def test_check_fails_on_stale_markdown_and_names_the_file(board: Path) -> None:
@@ -207,7 +211,7 @@ def test_readme_section_is_replaced_between_markers_only(board: Path, tmp_path: 
     assert leaderboard.stale(board, readme) == []
     readme.write_text("# Project without markers\n")
     with pytest.raises(LeaderboardError, match="no <!-- leaderboard:start --> ... <!-- leaderboard:end --> markers"):
-        leaderboard.plan(board, readme)
+        leaderboard.pages(board, readme)
 
 
 @pytest.mark.parametrize("text", [
@@ -245,7 +249,7 @@ def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Cal
         for raw in ("<img", "**b**", "http://", "www.evil", "a@b", " | www"):  # HTML, emphasis, autolinks, cells
             assert raw not in text, raw
     board_text = (board / "README.md").read_text()
-    assert _escape(HOSTILE) in board_text and board_text.count("<!--") == 1  # only the generated-file comment
+    assert escape(HOSTILE) in board_text and board_text.count("<!--") == 1  # only the generated-file comment
     assert leaderboard.stale(board, readme) == []  # regenerating is stable: the section did not grow
     rows = table_rows(board_text, "### synthetic · Linf · eps 8/255")
     assert {len(r) for r in rows} == {11}  # the | in the name did not add a cell
@@ -313,7 +317,7 @@ def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
     """`randmix leaderboard` draws every chart and links it; --check compares the data fingerprint each PNG
     carries, so a picture swapped by hand or left over from removed results is stale."""
     leaderboard.write(board)
-    charts = leaderboard.plan_figures(board)
+    charts = leaderboard.charts(board)
     assert charts and all(figures.read_fingerprint(p) == figures.fingerprint(c) for p, c in charts.items())
     markdown = (board / "README.md").read_text()
     for path in charts:
@@ -322,7 +326,7 @@ def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
     assert leaderboard.stale(board) == []
 
     (linf_chart,) = [p for p, c in charts.items() if "Linf" in c.title]
-    stray = board / leaderboard.FIGURES_FOLDER / "old.png"
+    stray = board / FIGURES_FOLDER / "old.png"
     shutil.copy(linf_chart, stray)
     figures.draw(dataclasses.replace(charts[linf_chart], title="edited by hand"), linf_chart)  # a chart of other data
     assert leaderboard.stale(board) == [linf_chart, stray]
@@ -336,11 +340,11 @@ def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured
     """FINDINGS.md is generated beside the tables: one table per study and claim with its scale in the heading,
     every pair's verdict, a paragraph in plain words, and the devices, datasets and points the numbers came from."""
     entries = load_entries(board)
-    findings = leaderboard.plan(board)[board / leaderboard.FINDINGS_NAME]
+    findings = leaderboard.pages(board)[board / FINDINGS_NAME]
     for number in claims.RULES:
         assert f"## Claim {number}" in findings
-    for f in claims.evaluate(e.result for e in entries):
-        assert _escape(f.scale.label()) in findings
+    for f in verdicts.evaluate(e.result for e in entries):
+        assert escape(f.scale.label()) in findings
         for r in f.rows:
             assert f"**{r.verdict.value}**" in findings
     assert "In plain words: " in findings
@@ -357,7 +361,7 @@ def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
                          n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
                          name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
     entries = load_entries(board)
-    [row] = table_rows(leaderboard.render_findings(entries), "## Gradient-masking controls")
+    [row] = table_rows(render_findings(entries), "## Gradient-masking controls")
     whitebox = next(e.robustness for e in entries if e.robustness.name == "full-s0" if e.is_robustness)
     assert row[:3] == ["`full-s0`", "transfer", str(N_EXAMPLES)]
     assert float(row[3]) == pytest.approx(100 * whitebox.randmix.robust_acc, abs=0.05)

@@ -11,19 +11,18 @@ from torch import nn
 
 import randmix_bench  # noqa: F401  (registers models)
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import (
+from randmix_bench.freezing import (
     FrozenConv2d,
     FrozenLinear,
-    Mixing,
     count_parameters,
     default_init_bound,
     freeze_mixing,
     gaussian_smooth,
     is_channel_mixer,
     is_spatial_mixer,
-    parse_mixing,
 )
 from randmix_bench.models import create_model
+from randmix_bench.vocab import Mixing
 
 
 def frozen_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -135,6 +134,22 @@ def test_generic_transform_on_timm_models(name: str) -> None:
     assert freeze_mixing(model, "chans", seed=1).frozen_modules == []
 
 
+def test_a_generic_model_carries_its_report_as_the_randmix_models_do() -> None:
+    """README: ``model.mixing.details()`` reviews a timm model frozen by the transform."""
+    model = timm.create_model("mobilenetv3_small_100", pretrained=False, num_classes=10)
+    report = freeze_mixing(model, "chans", seed=0)
+    assert model.mixing is report
+    lines = model.mixing.details().splitlines()
+    assert "blocks.0.0.conv_dw: frozen" in lines
+    assert any(line.startswith("conv_stem: stem") for line in lines)
+    # a second call that freezes nothing more does not replace the report of the call that froze the filters
+    assert freeze_mixing(model, "chans", seed=1).frozen_modules == [] and model.mixing is report
+    # a model whose own `mixing` is a submodule keeps it; the returned report is the way to read the change
+    holder = nn.Sequential(nn.Conv2d(3, 8, 1), nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.Conv2d(8, 8, 1))
+    holder.mixing = nn.Identity()
+    assert freeze_mixing(holder, "chans").frozen_modules == ["1"] and isinstance(holder.mixing, nn.Identity)
+
+
 def test_generic_transform_refuses_a_model_without_depthwise_convs() -> None:
     model = timm.create_model("resnet18", pretrained=False)
     with pytest.raises(ValueError, match="no depthwise convolutions"):
@@ -144,8 +159,8 @@ def test_generic_transform_refuses_a_model_without_depthwise_convs() -> None:
 
 def test_unknown_mixing_mode_lists_choices() -> None:
     with pytest.raises(ValueError, match="valid choices: full, chans, space, chans-smooth"):
-        parse_mixing("chan")
-    assert parse_mixing("chans-smooth") is Mixing.CHANS_SMOOTH
+        Mixing.parse("chan")
+    assert Mixing.parse("chans-smooth") is Mixing.CHANS_SMOOTH
 
 
 def test_same_filters_on_another_device_or_dtype() -> None:

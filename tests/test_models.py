@@ -8,8 +8,8 @@ import torch
 
 import randmix_bench  # noqa: F401
 from randmix_bench.checkpoint import CheckpointError, load_model, save_checkpoint
-from randmix_bench.mixing import Mixing
 from randmix_bench.models import create_model, list_models
+from randmix_bench.vocab import Mixing
 
 CLASSIFIERS = [n for n in list_models() if "unshuffler" not in n]
 

@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 
 from randmix_bench.checkpoint import METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
-from randmix_bench.leaderboard import load_entry
+from randmix_bench.entries import load_entry
+from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import Tier
 from randmix_bench.recipes import TrainConfig, complete_config, get_recipe
-from randmix_bench.reproduce import JobState, Paths, plan
-from randmix_bench.shuffle import evaluate_runs
-from randmix_bench.train import RESUME_NAME, RUN_NAME, train
+from randmix_bench.run_folder import RESUME_NAME, RUN_NAME
+from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.train import train
 from randmix_bench.verify import VerifyOptions, failures, verify
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,7 +67,7 @@ def test_a_published_checkpoint_reads_as_its_plan_config_and_is_done(name: str, 
     assert cfg.task == task and meta["extra"]["task"] == old["task"]
     if task == "shuffle":
         assert (cfg.loss, cfg.permutation_seed) == (old["task"]["loss"], old["task"]["permutation_seed"])
-    job = next(j for j in plan(Tier.SMALL) if j.name == name)
+    job = next(j for j in tier_jobs(Tier.SMALL) if j.name == name)
     assert cfg == job.config  # what the plan asks for today, field for field
     assert job.state(Paths(REPO)) is JobState.DONE
 

@@ -16,9 +16,9 @@ from typer.testing import CliRunner
 from randmix_bench.claims import tier_of
 from randmix_bench.cli import app
 from randmix_bench.data import available_locally, dataset_info
-from randmix_bench.leaderboard import Entry, load_entries
+from randmix_bench.entries import Entry, load_entries
+from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import Tier
-from randmix_bench.reproduce import JobState, Paths, plan
 from randmix_bench.threads import cpu_threads
 from randmix_bench.verify import VerifyOptions, failures, verify
 
@@ -46,18 +46,23 @@ def test_the_published_datasets_are_the_folders() -> None:
 
 def test_every_small_tier_job_is_published() -> None:
     """A fresh clone finds the whole small tier done: `randmix reproduce --tier small` would do nothing."""
-    left = [f"{job.kind}:{job.name} ({state.value})" for job in plan(Tier.SMALL)
+    left = [f"{job.kind}:{job.name} ({state.value})" for job in tier_jobs(Tier.SMALL)
             if (state := job.state(Paths(REPO))) is not JobState.DONE]
     assert not left, f"{len(left)} small-tier job(s) not published: {', '.join(left[:5])}"
+
+
+def is_small(entry: Entry) -> bool:
+    """Small-tier (or tierless) entries: cheap enough to re-attack every one on every CI run."""
+    return tier_of(entry.checkpoint_ref) in (Tier.SMALL, "other")
 
 
 def sampled_for_attack(entries: list[Entry]) -> list[Entry]:
     """The entries CI re-attacks: every small-tier one (seconds each), one of each larger tier's, chosen afresh
     every day (a re-attack of a ConvMixer-256/8 on a 2-core CPU takes minutes; over the days, all get checked)."""
-    small = [e for e in entries if tier_of(e.checkpoint_ref) in (Tier.SMALL, "other")]
+    small = [e for e in entries if is_small(e)]
     larger: dict[str, list[Entry]] = {}
     for e in entries:
-        if e not in small and e.is_robustness:
+        if not is_small(e) and e.is_robustness:
             larger.setdefault(tier_of(e.checkpoint_ref), []).append(e)
     pick = random.Random(dt.date.today().toordinal())
     return small + [pick.choice(sorted(group, key=lambda e: e.rel)) for _, group in sorted(larger.items())]
@@ -73,8 +78,8 @@ def test_every_published_entry_verifies(dataset: str) -> None:
     entries = published_on(dataset)
     assert entries, "no published entries"
     attacked = sampled_for_attack(entries)
-    small = [e for e in attacked if tier_of(e.checkpoint_ref) in (Tier.SMALL, "other")]
-    larger = [e for e in attacked if e not in small]
+    small = [e for e in attacked if is_small(e)]
+    larger = [e for e in attacked if not is_small(e)]
     with cpu_threads(2):
         checks = verify(small, VerifyOptions(n=VERIFY_N))
         checks += verify([e for e in entries if e not in attacked], VerifyOptions(n=VERIFY_N, robust=False))

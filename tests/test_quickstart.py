@@ -13,8 +13,9 @@ from typer.testing import CliRunner
 
 from randmix_bench import leaderboard, quickstart
 from randmix_bench.cli import app
+from randmix_bench.entries import load_entries
 from randmix_bench.errors import RandmixError
-from randmix_bench.train import RUN_FORMAT
+from randmix_bench.run_folder import RUN_FORMAT
 from randmix_bench.verify import verify
 
 runner = CliRunner()
@@ -46,7 +47,7 @@ def test_quickstart_trains_attacks_and_ranks_both_variants(tmp_path: Path) -> No
     result = runner.invoke(app, args, terminal_width=250)
     assert result.exit_code == 0, result.output
 
-    entries = leaderboard.load_entries(out / "leaderboards")
+    entries = load_entries(out / "leaderboards")
     assert sorted(e.randmix.mixing for e in entries) == ["chans", "full"]
     for e in entries:
         rb = e.randmix

@@ -12,8 +12,9 @@ from typer.testing import CliRunner
 from randmix_bench import plans, reproduce
 from randmix_bench.cli import app
 from randmix_bench.errors import RandmixError
+from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import ShuffleStudy, Study, Tier
-from randmix_bench.results import read_result
+from randmix_bench.result_files import read_result
 
 TEST_TIER = [
     Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.02", n_examples=8, square_queries=20),
@@ -45,18 +46,18 @@ def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
 
     second = invoke()
     assert "0 job(s) ran, 5 already done" in second
-    outcomes = reproduce.run(reproduce.plan(Tier.SMALL), reproduce.Paths())
-    assert all(o.before is reproduce.JobState.DONE for o in outcomes)
+    outcomes = reproduce.run(tier_jobs(Tier.SMALL), Paths())
+    assert all(o.before is JobState.DONE for o in outcomes)
 
 
 def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoke("--only", "*tiny*")
     monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.03",
                                                         n_examples=8, square_queries=20)])
-    jobs = reproduce.plan(Tier.SMALL)
-    assert [j.state(reproduce.Paths()).value for j in jobs[:2]] == ["done", "changed"]
+    jobs = tier_jobs(Tier.SMALL)
+    assert [j.state(Paths()).value for j in jobs[:2]] == ["done", "changed"]
     with pytest.raises(RandmixError, match="other settings"):
-        reproduce.run(jobs, reproduce.Paths(), device="cpu")
+        reproduce.run(jobs, Paths(), device="cpu")
     result = CliRunner().invoke(app, ["reproduce", "--tier", "small", "--device", "cpu"])
     assert result.exit_code == 2 and "pass --force" in result.output
     invoke("--force", "--only", "eval:*")
@@ -77,7 +78,7 @@ def test_dry_run_lists_every_job_with_its_state_and_writes_nothing(tier: Path) -
 
 
 def test_shards_split_the_plan_into_disjoint_groups() -> None:
-    jobs = reproduce.plan(Tier.PAPER)
+    jobs = tier_jobs(Tier.PAPER)
     shards = [reproduce.select(jobs, shard=(i, 3)) for i in (1, 2, 3)]
     names = [j.name for shard in shards for j in shard]
     assert len(names) == len(set(names)) == len(jobs) - 1  # every job once, the leaderboard in none

@@ -14,9 +14,9 @@ from randmix_bench import plans, reproduce
 from randmix_bench.cli.progress import ReproduceProgress, duration
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
+from randmix_bench.jobs import AnyJob, JobState, Paths, TrainJob, tier_jobs
 from randmix_bench.plans import Study, Tier
 from randmix_bench.recipes import get_recipe
-from randmix_bench.reproduce import JobState, Paths, TrainJob
 
 TWO_GROUPS = [Study("tiny", "quick", "synthetic", ("full", "chans"), (0,), eps="0.02", n_examples=8,
                     square_queries=20)]
@@ -26,17 +26,17 @@ class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
 
-    def job_started(self, job: reproduce.AnyJob, index: int, total: int, state: JobState) -> None:
+    def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         self.calls.append(("started", job.name, state.value))
 
-    def job_finished(self, job: reproduce.AnyJob, state: JobState, seconds: float) -> None:
+    def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
         self.calls.append(("finished", job.name, state.value))
 
 
 def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(plans.TIERS, Tier.SMALL, TWO_GROUPS)
-    jobs = [j for j in reproduce.plan(Tier.SMALL) if j.kind == "train"]  # two groups, one training run each
+    jobs = [j for j in tier_jobs(Tier.SMALL) if j.kind == "train"]  # two groups, one training run each
     assert len({j.group for j in jobs}) == 2
     recorder = Recorder()
     parallel = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1,

@@ -23,11 +23,11 @@ from randmix_bench import files
 from randmix_bench.checkpoint import METADATA_KEY, CheckpointError, read_checkpoint, save_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.data import load_split
+from randmix_bench.entries import load_entry
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
-from randmix_bench.leaderboard import load_entry
 from randmix_bench.models import create_model
-from randmix_bench.results import CheckpointRef, ResultError, check_entry_name, read_result
+from randmix_bench.result_files import ResultError, check_entry_name, checkpoint_ref, read_result
 from randmix_bench.robustness import EvalOptions, evaluate
 
 MODEL = "randmix_convmixer_tiny"
@@ -176,7 +176,7 @@ def test_checkpoint_outside_the_leaderboards_folder_is_refused(tmp_path: Path) -
 
 def test_a_checkpoint_sharing_no_folder_with_the_result_is_refused_before_any_work(tmp_path: Path) -> None:
     with pytest.raises(ResultError, match="shares no folder with the result"):
-        CheckpointRef.for_result(Path("/usr/lib/x.safetensors"), tmp_path / "x.json", "0" * 64, "0" * 64)
+        checkpoint_ref(Path("/usr/lib/x.safetensors"), tmp_path / "x.json", "0" * 64, "0" * 64)
 
 
 @pytest.mark.parametrize("name", ["../x", "/tmp/x", "a/b", "a\\b", ".hidden", "..", "a..b", "x\0", "", "a b",

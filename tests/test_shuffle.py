@@ -17,11 +17,12 @@ from typer.testing import CliRunner
 from randmix_bench.checkpoint import load_model
 from randmix_bench.cli import app
 from randmix_bench.data import dataset_info, load_split
-from randmix_bench.mixing import count_parameters
+from randmix_bench.freezing import count_parameters
 from randmix_bench.models import create_model, model_task
 from randmix_bench.recipes import RECIPES, TrainConfig
-from randmix_bench.results import ShuffleResult, read_result
-from randmix_bench.shuffle import grid_size, save_grid
+from randmix_bench.result_files import read_result
+from randmix_bench.results import ShuffleResult
+from randmix_bench.shuffle_eval import grid_size, save_grid
 from randmix_bench.tasks import build_model, task_for
 from randmix_bench.tasks.metrics import PSNR_MAX_DB, psnr, ssim
 from randmix_bench.tasks.shuffle import ShuffleTask, invert_permutation, make_permutation, scramble, unscramble

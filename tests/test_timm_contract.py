@@ -25,7 +25,7 @@ from torch import nn
 
 import randmix_bench  # noqa: F401  (registers the models)
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import FROZEN_MIXERS
+from randmix_bench.freezing import FROZEN_MIXERS
 from randmix_bench.models import list_models, model_task
 from randmix_bench.models._common import INPUT_MEAN, INPUT_STD
 

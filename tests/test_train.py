@@ -19,11 +19,12 @@ from randmix_bench import train as train_module
 from randmix_bench.checkpoint import load_model, read_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.data import dataset_info, load_split
-from randmix_bench.mixing import FrozenConv2d
+from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, get_recipe
+from randmix_bench.run_folder import RESUME_NAME
 from randmix_bench.tasks import accuracy, build_model, task_for
-from randmix_bench.train import RESUME_NAME, make_optimizer, train
+from randmix_bench.train import make_optimizer, train
 
 QUICK_CHANS = get_recipe("quick").override(mixing="chans")
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from randmix_bench.cli import app
-from randmix_bench.leaderboard import LeaderboardError, load_entries, load_entry
+from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.robustness import EvalOptions, evaluate
-from randmix_bench.shuffle import evaluate_runs
+from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, VerifyOptions, tolerance, verify
 
 runner = CliRunner()
@@ -197,6 +197,9 @@ def test_cli_reports_each_entry_as_it_is_checked(board: Path) -> None:
     assert [line.split()[0:3] for line in lines] == [["[1/3]", "ok", "synthetic/Linf/chans.json"],
                                                      ["[2/3]", "ok", "synthetic/Linf/full.json"],
                                                      ["[3/3]", "ok", "synthetic/shuffle/unshuffle.json"]]
+    started = [line for line in result.output.splitlines() if line.startswith("checking ")]  # not a terminal: lines
+    assert started == [f"checking synthetic/{rel}"
+                       for rel in ("Linf/chans.json", "Linf/full.json", "shuffle/unshuffle.json")]
 
 
 def test_fail_fast_stops_at_the_first_failing_entry(board: Path) -> None:

@@ -144,13 +144,13 @@ def table(root: Path, written: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     root, carry, out = Path(args.root).resolve(), Path(args.carry).resolve(), Path(args.out).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     env = install(carry, Path(args.site))
     command = [sys.executable, "-m", "randmix_bench.cli", "reproduce", "--tier", args.tier, "--shard", args.shard]
     if args.device:
         command += ["--device", args.device]
     if args.dry_run:
         return subprocess.run(command + ["--dry-run"], cwd=root, env=env).returncode
+    out.mkdir(parents=True, exist_ok=True)
     print(f"revision {env.get('RANDMIX_GIT_REVISION') or 'unknown: run `gpu_run.py revision` before sending'}")
     before = snapshot(root)
     began = time.perf_counter()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from randmix_bench import shuffle
+from randmix_bench import shuffle_eval
 from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console, library_default, shuffle_app
 from randmix_bench.cli.errors import user_errors
@@ -27,7 +27,8 @@ def eval_command(
     attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd, square or transfer "
                                 "(with --transfer-from)."),
     norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
-    eps: str | None = typer.Option(EvalOptions.eps, help=f"Radius, e.g. 8/255 (default: {NORM_EPS})."),
+    eps: str | None = typer.Option(EvalOptions.eps, help=f"The entry's headline radius, e.g. 8/255 (default: "
+                                   f"{NORM_EPS}; with --sweep, the default only when the sweep holds it)."),
     n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
                                    "10000)."),
     batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch (AutoAttack's default; "
@@ -42,7 +43,8 @@ def eval_command(
     n_queries: int | None = typer.Option(EvalOptions.n_queries, help="Square queries (custom versions; AutoAttack's "
                                          "5000 otherwise)."),
     sweep: str | None = typer.Option(None, help="Comma-separated eps list, e.g. 1/255,2/255,4/255,8/255: a robustness "
-                                     "curve PNG beside the JSON."),
+                                     "curve PNG beside the JSON. The headline eps is --eps (attacked too when not in "
+                                     "the list); without --eps the list must hold the norm's default."),
     sweep_attacks: str | None = typer.Option(None, help="Attacks of the sweep's other eps values when cheaper than "
                                              "the main ones, e.g. apgd-ce (AutoAttack custom); default: the main "
                                              "attacks."),
@@ -59,7 +61,7 @@ def eval_command(
     threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
-    from randmix_bench.cli.progress import RichProgress
+    from randmix_bench.cli.progress import attack_progress
     from randmix_bench.cli.views import eval_table
     from randmix_bench.robustness import SanityOptions, evaluate
     from randmix_bench.threads import cpu_threads, parse_threads
@@ -72,7 +74,7 @@ def eval_command(
                           data_dir=data_dir, device=device, name=name,
                           out=out)
     try:
-        with cpu_threads(parse_threads(threads)), RichProgress(console) as progress:
+        with cpu_threads(parse_threads(threads)), attack_progress(console) as progress:
             output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")
@@ -104,28 +106,29 @@ def shuffle_eval_command(
                                       "row each)."),
     out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. "
                                  "leaderboards/fashion-mnist/shuffle."),
-    n_examples: int | None = typer.Option(library_default(shuffle.evaluate_runs, "n_examples"), "--n-examples", "-n",
-                                          help="Score the first n test images (default: all)."),
-    grid_images: int = typer.Option(library_default(shuffle.evaluate_runs, "grid_images"), "--grid-images",
+    n_examples: int | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "n_examples"), "--n-examples",
+                                          "-n", help="Score the first n test images (default: all)."),
+    grid_images: int = typer.Option(library_default(shuffle_eval.evaluate_runs, "grid_images"), "--grid-images",
                                     help="Test images shown per grid row."),
-    batch_size: int = typer.Option(library_default(shuffle.evaluate_runs, "batch_size"), "--batch-size", "-b",
+    batch_size: int = typer.Option(library_default(shuffle_eval.evaluate_runs, "batch_size"), "--batch-size", "-b",
                                    help="Evaluation batch size."),
-    data_dir: Path | None = typer.Option(library_default(shuffle.evaluate_runs, "data_dir"), "--data-dir",
+    data_dir: Path | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "data_dir"), "--data-dir",
                                          help="Where the test set is (default: the run's)."),
-    device: str | None = typer.Option(library_default(shuffle.evaluate_runs, "device"),
+    device: str | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "device"),
                                       help="cpu, cuda or cuda:N (default: cuda when available)."),
-    force: bool = typer.Option(library_default(shuffle.evaluate_runs, "force"), "--force",
+    force: bool = typer.Option(library_default(shuffle_eval.evaluate_runs, "force"), "--force",
                                help="Overwrite existing result files and grid."),
     threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Score runs by PSNR/SSIM against the scrambled input and the mean image; write result JSON and a PNG grid."""
+    from randmix_bench.cli.progress import status
     from randmix_bench.cli.views import shuffle_table
     from randmix_bench.threads import cpu_threads, parse_threads
 
-    with cpu_threads(parse_threads(threads)), console.status("evaluating") as status:
-        results = shuffle.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
+    with cpu_threads(parse_threads(threads)), status(console, "evaluating") as report:
+        results = shuffle_eval.evaluate_runs(runs, out_dir, n_examples=n_examples, grid_images=grid_images,
                                         batch_size=batch_size, device=device, data_dir=data_dir, force=force,
-                                        progress=status.update)
+                                        progress=report)
     console.print(shuffle_table(results))
     written = ", ".join(str(out_dir / (r.name + ".json")) for r in results)
     console.print(f"wrote {written} and {out_dir / 'grid.png'}", highlight=False)

@@ -63,8 +63,9 @@ def verify_command(
 ) -> None:
     """Re-check leaderboard entries: checkpoint sha256, clean accuracy (or PSNR) recomputed from it, robust accuracy
     re-attacked."""
+    from randmix_bench.cli.progress import plain, status
     from randmix_bench.cli.views import verify_table
-    from randmix_bench.leaderboard import load_entries, load_entry
+    from randmix_bench.entries import load_entries, load_entry
     from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.verify import DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, Check, VerifyLog, failures, verify
 
@@ -84,12 +85,11 @@ def verify_command(
         for c in entry_checks:
             verdict = "ok  " if c.ok else "FAIL"
             numbers = f"{c.measured:.2f} vs recorded {c.recorded:.2f}" if c.measured is not None else c.problem
-            console.print(f"[{n_done}/{len(entries)}] {verdict} {c.entry} {c.metric}: {numbers}", highlight=False,
-                          markup=False, soft_wrap=True)
+            plain(console, f"[{n_done}/{len(entries)}] {verdict} {c.entry} {c.metric}: {numbers}")
 
     try:
-        with cpu_threads(n_threads), console.status("verifying") as status:
-            checks = verify(entries, options, progress=status.update, checked=checked, fail_fast=fail_fast, log=record)
+        with cpu_threads(n_threads), status(console, "verifying") as report:
+            checks = verify(entries, options, progress=report, checked=checked, fail_fast=fail_fast, log=record)
     except KeyboardInterrupt:
         if done:
             console.print(verify_table(done))

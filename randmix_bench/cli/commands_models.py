@@ -38,10 +38,11 @@ def models_command(
                           highlight=False, soft_wrap=True, markup=False)
         return
     from randmix_bench.cli.views import ModelRow, models_tables
-    from randmix_bench.mixing import MixingReport, count_parameters, parse_mixing
+    from randmix_bench.freezing import MixingReport, count_parameters
     from randmix_bench.models import create_model, list_models, model_task
+    from randmix_bench.vocab import Mixing
 
-    variants = [parse_mixing(m) for m in mixing]
+    variants = [Mixing.parse(m) for m in mixing]
     rows = []
     for name in list_models():
         task = model_task(name)

@@ -33,14 +33,15 @@ def quickstart_command(
 ) -> None:
     """Train a small `full` and `chans` model on the CPU, attack both, and compare them (offline, minutes)."""
     from randmix_bench import quickstart
-    from randmix_bench.cli.progress import TrainProgress
+    from randmix_bench.cli.progress import TrainProgress, attack_progress
     from randmix_bench.cli.views import QuickstartView, quickstart_table
     from randmix_bench.robustness import split_list
     from randmix_bench.threads import parse_threads
 
     cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples, eps=tuple(split_list(eps)),
                            n_iter=n_iter, device=device, threads=parse_threads(threads), data_dir=data_dir)
-    rows = quickstart.run(cfg, QuickstartView(console), training=TrainProgress(console))
+    with attack_progress(console) as attacking:
+        rows = quickstart.run(cfg, QuickstartView(console), training=TrainProgress(console), attacking=attacking)
     console.print(quickstart_table(rows, cfg))
     console.print(quickstart.scope(rows[0].result.randmix.dataset), highlight=False)
     console.print(f"Results: {rows[0].path.parent}/ (rendered in {out / 'leaderboards' / 'README.md'}); "

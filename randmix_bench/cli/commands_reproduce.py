@@ -36,14 +36,15 @@ def reproduce_command(
     from randmix_bench import reproduce
     from randmix_bench.cli.progress import ReproduceProgress, TrainProgress
     from randmix_bench.cli.views import reproduce_plan_table, reproduce_summary_table
+    from randmix_bench.jobs import Paths, tier_jobs
     from randmix_bench.plans import parse_tier
     from randmix_bench.threads import cpu_threads, parse_threads
 
     chosen = parse_tier(tier)
-    jobs = reproduce.select(reproduce.plan(chosen), only, reproduce.parse_shard(shard))
+    jobs = reproduce.select(tier_jobs(chosen), only, reproduce.parse_shard(shard))
     workers = reproduce.parse_jobs(jobs_n, device)
     n_threads = parse_threads(threads, jobs=workers)
-    paths = reproduce.Paths()
+    paths = Paths()
     if dry_run:
         table, left = reproduce_plan_table(chosen, jobs, paths)
         console.print(table)

@@ -104,5 +104,10 @@ def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_di
     cfg = get_recipe(recipe, task).override(
         data_dir=None if data_dir is None else str(data_dir),
         lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **fields)
+    note = None
+    if cfg.dataset == "synthetic" and fields.get("dataset") is None:  # the smoke recipes' data, never a silent one
+        note = (f"data: synthetic, recipe {cfg.recipe}'s dataset: seeded noise around 10 class templates, not images, "
+                "so it shows only that the code runs; pass --dataset fashion-mnist (or another) for real images")
     with cpu_threads(parse_threads(threads)):
-        train(cfg, out, resume=resume, force=force, device=device, reporter=None if quiet else TrainProgress(console))
+        train(cfg, out, resume=resume, force=force, device=device,
+              reporter=None if quiet else TrainProgress(console, first_line=note))

@@ -1,16 +1,21 @@
-"""Progress of the ``randmix`` commands (``train``, ``shuffle train``, ``reproduce``, ``eval``, ``verify``).
+"""Progress of the ``randmix`` commands (``train``, ``shuffle train``, ``reproduce``, ``eval``, ``verify``,
+``quickstart``): Rich bars on a terminal, plain flushed lines anywhere else.
 
 The library never prints: :func:`randmix_bench.train.train` reports through the
 :class:`~randmix_bench.train.TrainReporter` protocol and :func:`randmix_bench.robustness.evaluate` through the
 :class:`~randmix_bench.robustness.ProgressReporter` protocol; this module, owned by the command line, is the
-terminal side of both.
+console side of both. A bar is redrawn in place and shows nothing until it ends when stdout is a log file or a
+pipe (a background run, CI), so there :func:`attack_progress` and :func:`status` give a :class:`PlainProgress`
+and :class:`TrainProgress` prints a line per epoch instead.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +25,25 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from randmix_bench.cli.views import train_line
 
 if TYPE_CHECKING:
-    from randmix_bench.reproduce import AnyJob, JobState
+    from randmix_bench.jobs import AnyJob, JobState
 
-__all__ = ["ReproduceProgress", "RichProgress", "TrainProgress", "duration"]
+__all__ = ["PlainProgress", "ReproduceProgress", "RichProgress", "TrainProgress", "attack_progress", "duration",
+           "plain", "status"]
 
 
 def duration(seconds: float) -> str:
-    """``42 s``, ``7.5 min``, ``2 h 05 min``: what a person reads in a log."""
+    """``42 s``, ``7.5 min``, ``2 h 05 min``: what a person reads in a log (every duration this module prints)."""
     if seconds < 90:
         return f"{seconds:.0f} s"
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def plain(console: Console, text: str) -> None:
+    """Print ``text`` as one plain line (no markup, highlighting or wrapping; Rich flushes each print), the one way
+    this module writes a log line: labels such as ``[1/5]`` or entry names are never read as markup."""
+    console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 class ReproduceProgress:
@@ -47,9 +59,6 @@ class ReproduceProgress:
         self.estimated = self.measured = 0.0  # over the jobs that ran
         self.finished = self.skipped = 0
 
-    def _print(self, text: str) -> None:
-        self.console.print(text, highlight=False, soft_wrap=True, markup=False)
-
     def eta_s(self) -> float:
         """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
         measured/estimated ratio so far, over the workers."""
@@ -63,7 +72,7 @@ class ReproduceProgress:
         if state.value == "done":
             return
         self.running[id(job)] = time.perf_counter()
-        self._print(f"[{index + 1}/{total}] start  {job.kind} {job.name} ({state.value}; plan estimate "
+        plain(self.console, f"[{index + 1}/{total}] start  {job.kind} {job.name} ({state.value}; plan estimate "
                     f"{duration(job.estimate_s)})")
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
@@ -78,17 +87,20 @@ class ReproduceProgress:
         eta = self.eta_s()
         finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")
         ratio = f", jobs take {self.measured / self.estimated:.2f}x the plan's estimates" if self.estimated else ""
-        self._print(f"[{self.finished}/{self.total}] done   {job.kind} {job.name} in {duration(seconds)} | "
+        plain(self.console, f"[{self.finished}/{self.total}] done   {job.kind} {job.name} in {duration(seconds)} | "
                     f"{self.total - self.finished} left ({self.skipped} were already done), about "
                     f"{duration(eta)} to go (~{finish}){ratio}")
 
 
 class TrainProgress:
     """A :class:`~randmix_bench.train.TrainReporter` on a console: a bar over every step with the epoch, last
-    loss, lr and speed; a line per epoch; the finished run in one line. One reporter serves run after run."""
+    loss, lr and speed (on a terminal only); a line when training starts and per epoch, with the time elapsed;
+    the finished run in one line. One reporter serves run after run; ``first_line`` (e.g. which data the run
+    uses) is printed once, when the first run starts, so that bad input still prints nothing but its error."""
 
-    def __init__(self, console: Console) -> None:
-        self.console = console
+    def __init__(self, console: Console, first_line: str | None = None) -> None:
+        self.console, self.first_line = console, first_line
+        self.began = time.monotonic()
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -100,7 +112,14 @@ class TrainProgress:
         self.task: Any = None
 
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
-        self.progress.start()
+        self.began = time.monotonic()
+        if self.first_line is not None:
+            plain(self.console, self.first_line)
+            self.first_line = None
+        resumed = f", resumed after {epochs_done}" if epochs_done else ""
+        plain(self.console, f"training: {epochs} epoch(s) of {steps} steps{resumed}")
+        if self.console.is_terminal:
+            self.progress.start()
         self.task = self.progress.add_task("train", total=steps * epochs, completed=steps * epochs_done,
                                            epoch=f"{epochs_done}/{epochs}", loss="-", lr="-", ips="-")
 
@@ -110,16 +129,17 @@ class TrainProgress:
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
         done, loss, ips = f"{record['epoch']}/{epochs}", record["train_loss"], record["images_per_s"]
         self.progress.update(self.task, epoch=done, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
-        self.console.print(f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "
-                           f"{record['seconds']:.1f} s", highlight=False, soft_wrap=True)
+        plain(self.console, f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "
+                            f"{record['seconds']:.1f} s  (elapsed {duration(time.monotonic() - self.began)})")
 
     def stop(self) -> None:
         """Leave the last bar on screen; the next run draws its own."""
-        self.progress.stop()
+        if self.progress.live.is_started:
+            self.progress.stop()
         self.progress.remove_task(self.task)
 
     def finished(self, summary: dict[str, Any], out: Path) -> None:
-        self.console.print(train_line(summary, out), highlight=False, soft_wrap=True)
+        plain(self.console, train_line(summary, out))
 
 
 class RichProgress:
@@ -152,3 +172,49 @@ class RichProgress:
     def advance(self, points: int, robust_acc: float) -> None:
         self.left -= points
         self.progress.update(self.task, advance=points, left=self.left, acc=f"{100 * robust_acc:.2f}%")
+
+
+class PlainProgress:
+    """The attacks' progress as :func:`plain` lines, for a console that is not a terminal: a
+    :class:`~randmix_bench.robustness.ProgressReporter` that prints a line when an attack starts, then points done,
+    robust accuracy and time elapsed, at most every ``interval`` seconds and when it ends."""
+
+    def __init__(self, console: Console, interval: float = 10.0) -> None:
+        self.console, self.interval = console, interval
+        self.label, self.total, self.done, self.began, self.last = "", 0, 0, 0.0, 0.0
+
+    def __enter__(self) -> PlainProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.began = self.last = time.monotonic()
+        plain(self.console, f"{label}: {total} point(s) to attack")
+
+    def advance(self, points: int, robust_acc: float) -> None:
+        self.done += points
+        now = time.monotonic()
+        if self.done >= self.total or now - self.last >= self.interval:
+            self.last = now
+            plain(self.console, f"{self.label}: {self.done}/{self.total} points, robust acc {100 * robust_acc:.2f}%, "
+                                f"{duration(now - self.began)}")
+
+
+def attack_progress(console: Console) -> RichProgress | PlainProgress:
+    """The attacks' reporter: bars on a terminal, plain lines elsewhere."""
+    return RichProgress(console) if console.is_terminal else PlainProgress(console)
+
+
+@contextmanager
+def status(console: Console, message: str) -> Iterator[Callable[[str], None]]:
+    """``console.status(message)`` on a terminal (a spinner whose text each call replaces); elsewhere a line per
+    message reported, not ``message`` itself, so that bad input found before any work prints nothing but its
+    error. Yields the function that reports the next message."""
+    if console.is_terminal:
+        with console.status(message) as spinner:
+            yield spinner.update
+    else:
+        yield partial(plain, console)

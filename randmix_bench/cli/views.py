@@ -18,6 +18,7 @@ from rich.table import Table
 
 from randmix_bench import reproduce
 from randmix_bench.data import dataset_info
+from randmix_bench.jobs import AnyJob, JobState, Paths
 from randmix_bench.quickstart import QuickstartConfig, QuickstartRow
 from randmix_bench.results import RobustnessResult, ShuffleResult
 from randmix_bench.verify import Check
@@ -62,19 +63,19 @@ def models_tables(rows: list[ModelRow]) -> list[Table]:
     return list(tables.values())
 
 
-def reproduce_plan_table(tier: Tier, jobs: Sequence[reproduce.AnyJob], paths: reproduce.Paths) -> tuple[Table, float]:
+def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob], paths: Paths) -> tuple[Table, float]:
     """``reproduce --dry-run``: each job's state and estimate; with the seconds the jobs not done are estimated at."""
     table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
                    ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
     left = 0.0
     for i, job in enumerate(jobs, 1):
         state = job.state(paths)
-        left += 0 if state is reproduce.JobState.DONE else job.estimate_s
+        left += 0 if state is JobState.DONE else job.estimate_s
         table.add_row(str(i), job.name, job.kind, state.value, f"{job.estimate_s / 60:.1f} min")
     return table, left
 
 
-def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.Outcome]) -> Table:
+def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.JobRun]) -> Table:
     """What ``reproduce`` did with each job."""
     table = _table(f"randmix reproduce --tier {tier.value}", ("job", "kind", "was", "ran", "seconds"), ("seconds",))
     for o in outcomes:

@@ -13,7 +13,8 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
-from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
+from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA, MixingReport, freeze_mixing
+from randmix_bench.vocab import Mixing
 
 from ._common import Normalize, StagedClassifier, build, cfg_32px, with_dataset_tags
 

@@ -16,7 +16,8 @@ from timm.models import generate_default_cfgs, register_model
 from torch import nn
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.mixing import DEFAULT_SMOOTH_SIGMA, Mixing, MixingReport, freeze_mixing
+from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA, MixingReport, freeze_mixing
+from randmix_bench.vocab import Mixing
 
 from ._common import Normalize, StagedNet, build, cfg_32px, with_dataset_tags
 from .convmixer import ConvMixerBlock, MixerBlocks, mixer_feature_info

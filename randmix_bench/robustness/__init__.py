@@ -14,8 +14,10 @@ AutoAttack's ``run_standard_evaluation`` numbers. What this package adds around 
   hand-edited, damaged or foreign file is refused rather than replayed into a result;
 - :mod:`.checks`: trust: every counted adversarial example lies in the eps-ball and in [0, 1];
   AutoAttack's own checks (its zero-gradient check before every gradient-based attack) and their warnings,
-  any of which marks the result ``unreliable``; ``--sanity``'s gradient-masking checks;
+  any of which marks the result ``unreliable``;
+- :mod:`.sanity`: the gradient-masking checks that attack again (``--sanity``, a first attack that breaks nothing);
 - :mod:`.options`: :class:`EvalOptions`, every setting of an evaluation with its default (``randmix eval``'s too);
+- :mod:`.preparation`: an evaluation's inputs validated and loaded (:func:`~.preparation.prepare`), nothing written;
 - :mod:`.evaluation`: ``randmix eval`` (:func:`evaluate`: prepare, run, record), one writer per result,
   sweeps over eps (a robustness curve) and the RobustBench ``model_info`` JSON with a ``randmix`` block.
 
@@ -23,8 +25,6 @@ The names below are re-exported here, so ``from randmix_bench.robustness import 
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from randmix_bench.robustness.attacks import (
     AUTOATTACK_ATTACKS,
@@ -41,10 +41,12 @@ from randmix_bench.robustness.attacks import (
     resolve_eps,
     split_list,
 )
-from randmix_bench.robustness.checks import BALL_TOLERANCE, SanityOptions, autoattack_flags
-from randmix_bench.robustness.evaluation import EvalOutput, add_points, default_name, default_output, evaluate
+from randmix_bench.robustness.checks import BALL_TOLERANCE, autoattack_flags
+from randmix_bench.robustness.evaluation import EvalOutput, add_points, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
 from randmix_bench.robustness.options import EvalOptions
+from randmix_bench.robustness.preparation import default_name, default_output
+from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum, state_key
 
 __all__ = [
@@ -79,12 +81,3 @@ __all__ = [
     "DEFAULT_EPS",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    """``RichProgress`` moved to the command line's :mod:`randmix_bench.cli.progress` (the library draws
-    nothing); old imports of it from here still work, without this package importing Rich."""
-    if name == "RichProgress":
-        from randmix_bench.cli.progress import RichProgress
-
-        return RichProgress
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,9 +1,9 @@
 """``randmix eval`` as a library call: :func:`evaluate` a checkpoint into a RobustBench ``model_info`` JSON.
 
-Three steps a reader can follow, each a function: :func:`prepare` validates every input and loads the model
-and the points (nothing written yet), :func:`run` attacks them (the main eps, the sweep, the sanity checks)
-against a resume state, :func:`record` assembles the result and writes it. :func:`evaluate` holds the
-result's lock around the last two, so one process writes a result.
+Three steps a reader can follow, each a function: :func:`~randmix_bench.robustness.preparation.prepare`
+validates every input and loads the model and the points (nothing written yet), :func:`run` attacks them (the
+main eps, the sweep, the sanity checks) against a resume state, :func:`record` assembles the result and writes
+it. :func:`evaluate` holds the result's lock around the last two, so one process writes a result.
 """
 
 from __future__ import annotations
@@ -12,19 +12,16 @@ import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import torch
-from torch import nn
 
-from randmix_bench.checkpoint import CHECKPOINT_NAME, digests, load_model, resolve, run_labels
-from randmix_bench.data import ImageSplit, load_split
-from randmix_bench.device import resolve_device
+from randmix_bench import result_files
+from randmix_bench.checkpoint import digests, run_labels
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.figures import png_text
-from randmix_bench.files import atomic_path, check_output_file, exclusive
-from randmix_bench.mixing import count_parameters
+from randmix_bench.files import atomic_path, exclusive, png_text
+from randmix_bench.freezing import count_parameters
 from randmix_bench.provenance import collect
+from randmix_bench.result_files import check_replaceable, read_result, write_result
 from randmix_bench.results import (
     AttackConfig,
     CheckpointRef,
@@ -33,23 +30,18 @@ from randmix_bench.results import (
     RobustnessResult,
     SanityReport,
     SweepPoint,
-    check_entry_name,
-    check_replaceable,
     pct,
-    read_result,
-    write_result,
 )
-from randmix_bench.robustness.attacks import parse_eps_list, split_list
-from randmix_bench.robustness.checks import autoattack_flags, masking_flag, sanity_checks
+from randmix_bench.robustness.attacks import split_list
+from randmix_bench.robustness.checks import autoattack_flags
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
+from randmix_bench.robustness.preparation import Prepared, prepare
+from randmix_bench.robustness.sanity import masking_flag, sanity_checks
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
-from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Attack
 
-__all__ = ["EvalOutput", "Prepared", "Measured", "evaluate", "add_points", "prepare", "run", "record",
-           "default_name", "default_output"]
+__all__ = ["EvalOutput", "Measured", "evaluate", "add_points", "run", "record"]
 
 
 @dataclass
@@ -60,51 +52,6 @@ class EvalOutput:
     path: Path  # the JSON written
     curve: Path | None  # the robustness-curve PNG, with --sweep
     resumed: bool  # continued a partial evaluation
-
-
-def default_name(checkpoint: str | Path) -> str:
-    """A run folder's name (also for ``<run>/checkpoint.safetensors``), else the checkpoint file's stem."""
-    path = resolve(checkpoint)
-    return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
-
-
-def default_output(dataset: str, norm: str, name: str, root: str | Path = "leaderboards") -> Path:
-    """``leaderboards/<dataset>/<threat model>/<name>.json``, RobustBench's ``model_info`` layout."""
-    return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
-
-
-def _check_label(meta: dict[str, Any], dataset: str) -> None:
-    """A model trained on the bundled Fashion-MNIST subset is evaluated on it alone: its results must never
-    be labelled, and ranked, as those of a model trained on full Fashion-MNIST."""
-    trained_on = meta["extra"].get("train", {}).get("dataset")
-    if trained_on == "fashion-mnist-mini" and Path(dataset).name != trained_on:
-        raise RandmixError(f"the model was trained on fashion-mnist-mini (the bundled subset); evaluate it with "
-                           f"--dataset fashion-mnist-mini, so that its results are not labelled {Path(dataset).name}")
-
-
-def _check_fits(model: nn.Module, meta: dict[str, Any], split: ImageSplit, device: torch.device) -> None:
-    """The model takes the dataset's images and predicts its number of classes, or a one-line error.
-
-    The checkpoint's ``in_chans``/``num_classes`` are compared first: a forward pass alone would let a
-    3-channel model run on 1-channel images, its in-model Normalize broadcasting them to 3 channels."""
-    info, kwargs = split.info, meta["model_kwargs"]
-    chans, classes = kwargs.get("in_chans"), kwargs.get("num_classes")
-    if chans is not None and chans != info.in_chans:
-        raise RandmixError(f"the model ({meta['model']}) takes {chans}-channel images but {info.name} has "
-                           f"{info.in_chans}-channel images; evaluate it on the data it was trained for")
-    if classes is not None and classes != info.num_classes:
-        raise RandmixError(f"the model ({meta['model']}) predicts {classes} classes but {info.name} has "
-                           f"{info.num_classes}; evaluate it on the data it was trained for")
-    x = to_unit(split.images[:1].to(device))
-    try:
-        with torch.no_grad():
-            out = model(x)
-    except RuntimeError as e:
-        raise RandmixError(f"the model does not take {split.info.name} images of shape {tuple(x.shape[1:])}: "
-                           f"{str(e).splitlines()[0]}") from None
-    if out.shape[-1] != split.info.num_classes:
-        raise RandmixError(f"the model predicts {out.shape[-1]} classes but {split.info.name} has "
-                           f"{split.info.num_classes}")
 
 
 def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: str) -> None:
@@ -142,27 +89,6 @@ def _footnote(config: AttackConfig) -> str | None:
 
 
 @dataclass
-class Prepared:
-    """What :func:`prepare` resolved: everything an evaluation needs, nothing written yet."""
-
-    options: EvalOptions  # as given
-    config: AttackConfig
-    eps_text: str  # the eps as given (or the norm's default), e.g. "8/255"
-    sweep: list[tuple[str, float]]  # (text, value), by value
-    device: torch.device
-    checkpoint: Path
-    model: nn.Module  # on the device, in eval mode
-    source: tuple[Path, nn.Module] | None  # a transfer attack's source checkpoint and model, on the device
-    meta: dict[str, Any]  # the checkpoint's metadata
-    dataset: str
-    test: ImageSplit  # the whole test set
-    points: ImageSplit  # its first n_examples points: the ones attacked
-    name: str
-    out: Path  # the result JSON
-    curve: Path | None  # the robustness-curve PNG, with a sweep
-
-
-@dataclass
 class Measured:
     """What :func:`run` measured."""
 
@@ -171,55 +97,6 @@ class Measured:
     sanity: SanityReport | None
     attack_seconds: dict[str, float]  # "<stage> <attack>" -> seconds, summed over resumed parts
     flags: list[str]  # AutoAttack's warnings
-
-
-def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOptions()) -> Prepared:
-    """Validate every input and load the model and the points, in this order so that the cheapest
-    mistake is reported first; nothing is written."""
-    eps_text, eps_value = options.resolved_eps()
-    sweep_points = parse_eps_list(options.sweep, options.norm)
-    config = options.attack_config(eps_value)
-    if sweep_points:
-        options.sweep_config(config, eps_value)  # validates --sweep-attacks before any work
-    elif split_list(options.sweep_attacks):
-        raise RandmixError("--sweep-attacks goes with --sweep (the eps values of the curve)")
-    dev = resolve_device(options.device)
-    if options.n_examples < 1:
-        raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
-    if options.name is not None:
-        check_entry_name(options.name)
-    if (options.transfer_from is None) != (config.attack != Attack.TRANSFER):
-        raise RandmixError("--attack transfer and --transfer-from CHECKPOINT (the model the examples are made on) "
-                           "go together")
-    if options.transfer_from is not None and options.sanity is not None:
-        raise RandmixError("--sanity checks a white-box evaluation; a transfer attack is itself such a check")
-    ckpt_path = resolve(checkpoint)
-    model, meta = load_model(ckpt_path)
-    _check_label(meta, dataset)
-    test = load_split(dataset, train=False, data_dir=options.data_dir)
-    points = test.first(options.n_examples)
-    model = model.to(dev).eval()
-    _check_fits(model, meta, points, dev)
-    source = None
-    if options.transfer_from is not None:
-        source_path = resolve(options.transfer_from)
-        if source_path.resolve() == ckpt_path.resolve():
-            raise RandmixError("--transfer-from is the evaluated checkpoint itself; that is a white-box attack")
-        source_model, source_meta = load_model(source_path)
-        source_model = source_model.to(dev).eval()
-        _check_fits(source_model, source_meta, points, dev)
-        source = (source_path, source_model)
-
-    name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
-    out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
-    check_output_file(out_path, "--out")
-    if out_path.resolve() == ckpt_path.resolve():
-        raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
-                          f"--out {out_path.with_suffix('.json')}")
-    return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
-                    checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
-                    points=points, name=name, out=out_path,
-                    curve=out_path.with_suffix(".png") if sweep_points else None)
 
 
 CURVE_KEY = "randmix-curve"  # the PNG text chunk that marks a curve ``randmix eval`` drew
@@ -234,13 +111,9 @@ def _check_replaceable(job: Prepared) -> None:
         return
     earlier = read_result(job.out) if job.out.is_file() else None  # a robustness result: checked just above
     named = isinstance(earlier, RobustnessResult) and earlier.randmix.curve_png == curve.name
-    if not named and _curve_mark(curve) != curve.name:
+    if not named and png_text(curve, CURVE_KEY) != curve.name:
         raise ExistsError(f"{curve} exists and is not a curve randmix eval drew; --force only replaces an earlier "
                           "output: move it away or choose another --out")
-
-
-def _curve_mark(path: Path) -> str | None:
-    return png_text(path, CURVE_KEY)  # a FIFO or a huge image there is None: never opened, never decoded
 
 
 def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecord:
@@ -367,9 +240,9 @@ def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOp
                 raise ExistsError(f"{path} already exists; pass --force to overwrite it "
                                   "(or --name/--out for a new entry)")
         _check_replaceable(job)
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, *digests(job.checkpoint))
+        checkpoint_ref = result_files.checkpoint_ref(job.checkpoint, job.out, *digests(job.checkpoint))
         if job.source is not None:  # recorded in the attack's configuration, the resume state's fingerprint too
-            source_ref = CheckpointRef.for_result(job.source[0], job.out, *digests(job.source[0]))
+            source_ref = result_files.checkpoint_ref(job.source[0], job.out, *digests(job.source[0]))
             job.config = job.config.model_copy(update={"source": source_ref})
         state = _open_state(job, checkpoint_ref.sha256, force)
         try:
@@ -397,7 +270,7 @@ def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, co
     """Give an earlier result (``options.out``) written before per-point outcomes were recorded its outcomes:
     re-attack the main eps alone and keep the earlier sweep and sanity report. The re-attack must reproduce the
     earlier clean, robust and per-attack counts exactly, or nothing is written (then redo the whole evaluation)."""
-    from randmix_bench.results import read_result
+    from randmix_bench.result_files import read_result
 
     began = time.perf_counter()
     if options.out is None:
@@ -412,7 +285,7 @@ def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, co
             or old.checkpoint.sha256 != sha):
         raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
     with exclusive(job.out, f"the result {job.out}"):
-        checkpoint_ref = CheckpointRef.for_result(job.checkpoint, job.out, sha, weights)
+        checkpoint_ref = result_files.checkpoint_ref(job.checkpoint, job.out, sha, weights)
         state = _open_state(job, sha, force=True)
         measured = run(job, state, progress)
         now = (int(measured.main.clean.sum()), int(measured.main.robust.sum()),

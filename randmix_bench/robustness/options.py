@@ -1,6 +1,6 @@
 """Every setting of an evaluation in one typed object, :class:`EvalOptions`, with the library's defaults.
 
-:func:`~randmix_bench.robustness.evaluation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
+:func:`~randmix_bench.robustness.preparation.prepare` and :func:`~randmix_bench.robustness.evaluate` take it, and
 ``randmix eval`` reads its option defaults from it, so the defaults are written once: here.
 """
 
@@ -14,7 +14,7 @@ import torch
 
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import make_attack_config, resolve_eps, split_list
-from randmix_bench.robustness.checks import SanityOptions
+from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.vocab import AAVersion, Attack, Norm
 
 __all__ = ["EvalOptions"]
@@ -24,7 +24,9 @@ __all__ = ["EvalOptions"]
 class EvalOptions:
     """How to evaluate; the defaults are RobustBench's protocol (AutoAttack standard on the first 10,000 test
     points). ``eps=None`` is RobustBench's eps for the norm (8/255 for Linf, 0.5 for L2: :func:`resolve_eps`), so
-    that asking for L2 without an eps never silently runs at the Linf radius. Values are checked by ``prepare``."""
+    that asking for L2 without an eps never silently runs at the Linf radius; with a ``sweep``, ``eps=None`` is allowed
+    only when the sweep holds that default (else the headline eps would be one nobody asked for). Values are checked
+    by ``prepare``."""
 
     attack: str = Attack.AUTOATTACK
     norm: str = Norm.LINF

@@ -21,19 +21,12 @@ from randmix_bench.checkpoint import digests, load_model, resolve
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.figures import png_text
-from randmix_bench.files import atomic_path, check_writable, exclusive
-from randmix_bench.mixing import MixingReport, count_parameters
+from randmix_bench.files import atomic_path, check_writable, exclusive, png_text
+from randmix_bench.freezing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
-from randmix_bench.results import (
-    CheckpointRef,
-    ShuffleResult,
-    check_entry_name,
-    check_replaceable,
-    read_result,
-    write_result,
-)
+from randmix_bench.result_files import check_entry_name, check_replaceable, checkpoint_ref, read_result, write_result
+from randmix_bench.results import ShuffleResult
 from randmix_bench.tasks import ShuffleTask
 from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import Mixing
@@ -153,7 +146,7 @@ def evaluate_runs(
             raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
         _check_replaceable(result_paths, grid_path)
         checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
-        refs = [CheckpointRef.for_result(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
+        refs = [checkpoint_ref(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
         dev = resolve_device(device)
 
         loaded = []

@@ -1,4 +1,4 @@
-"""Spatial vs channel mixing: the one place that knows which layers are which, and freezes them.
+"""Freezing spatial or channel mixing: the one place that knows which layers are which, and freezes them.
 
 A separable convolution is a depthwise conv (spatial mixing: each channel filtered on its own) followed
 by a pointwise 1x1 conv (channel mixing); channels-last models such as ConvNeXt mix channels with
@@ -24,8 +24,6 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import Mixing
 
 __all__ = [
-    "Mixing",
-    "parse_mixing",
     "FrozenConv2d",
     "FrozenLinear",
     "MixingReport",
@@ -41,11 +39,6 @@ DEFAULT_SMOOTH_SIGMA = 1.0
 
 1.0 keeps a 5x5 or 7x7 filter visibly random while removing its highest frequencies; 0 disables
 smoothing (``chans-smooth`` with sigma 0 equals ``chans``)."""
-
-
-def parse_mixing(value: str | Mixing) -> Mixing:
-    """Turn user input into a :class:`Mixing`, with an error that lists the valid choices."""
-    return Mixing.parse(value)
 
 
 def is_spatial_mixer(module: nn.Module) -> bool:
@@ -278,11 +271,12 @@ def freeze_mixing(
     5. it is outside the blocks: its top-level module holds no depthwise conv (EfficientNet's ``conv_head``);
     6. it is not of the frozen side's kind.
 
-    The report says which rule left each conv/Linear. One generator seeded with ``seed`` draws the frozen
+    The report says which rule left each conv/Linear, and is also attached as ``model.mixing`` (as on the randmix
+    models), so ``model.mixing.details()`` reviews any frozen model. One generator seeded with ``seed`` draws the frozen
     weights in module order. Raises :class:`RandmixError` for a model without depthwise convs (no
     spatial/channel split to study), a model with nothing to freeze, or a negative/non-finite sigma.
     """
-    mixing = parse_mixing(mixing)
+    mixing = Mixing.parse(mixing)
     if not math.isfinite(smooth_sigma) or smooth_sigma < 0:
         raise RandmixError(f"smooth_sigma must be a finite number >= 0, got {smooth_sigma}; e.g. pass 1.0")
     sigma = smooth_sigma if mixing is Mixing.CHANS_SMOOTH else 0.0
@@ -324,4 +318,14 @@ def freeze_mixing(
                 "see freeze_mixing's rule and MixingReport.details(), or use mixing='full'"
             )
     report.trainable_params, _ = count_parameters(model)
+    _attach(model, report)
     return report
+
+
+def _attach(model: nn.Module, report: MixingReport) -> None:
+    """``model.mixing = report``, as the randmix models have it, so that ``model.mixing.details()`` works on any
+    frozen model. A call that froze nothing more (the filters were already frozen) keeps the report of the call
+    that froze them; a model whose own ``mixing`` attribute is something else keeps it (use the returned report)."""
+    current = getattr(model, "mixing", None)
+    if current is None or (isinstance(current, MixingReport) and report.frozen_modules):
+        setattr(model, "mixing", report)  # noqa: B010  (nn.Module types its attributes as Tensor | Module)

@@ -1,0 +1,207 @@
+"""The paper's claims against the entries, as Markdown: ``leaderboards/FINDINGS.md`` (every table of
+:func:`randmix_bench.verdicts.evaluate`, in plain words too, and the gradient-masking controls) and the short
+claims section shown under the leaderboard and in the top README (:func:`claims_section`, :func:`render_summary`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from randmix_bench import claims, masking, verdicts
+from randmix_bench.entries import Entry
+from randmix_bench.markdown import Markdown, code, escape, heading, table
+from randmix_bench.results import Provenance
+
+__all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
+
+FINDINGS_NAME = "FINDINGS.md"
+
+
+def counts(entries: list[Entry]) -> str:
+    n_robust = sum(e.is_robustness for e in entries)
+    return f"{n_robust} robustness and {len(entries) - n_robust} pixel-shuffle result(s)"
+
+
+NO_RESULTS = ("**No results yet.** There is no result file under `leaderboards/`: nothing has been measured "
+              "with this code yet, so the tables are empty and every claim says \"no data yet\". Entries appear "
+              "when an evaluation writes its JSON, with the checkpoint beside it, into "
+              "`leaderboards/<dataset>/<Linf|L2|shuffle>/`.")
+
+
+def _number(value: float, unit: str, sign: bool = True) -> str:
+    digits = 4 if unit == "" else 2
+    return "—" if math.isnan(value) else f"{value:{'+' if sign else ''}.{digits}f}"
+
+
+def _p(p: float) -> str:
+    return "—" if math.isnan(p) else "< 0.0001" if p < 1e-4 else f"{p:.4f}"
+
+
+def _tier(tier: str) -> str:
+    return f"{tier} tier ({claims.TIERS[tier]})" if tier != "other" else claims.TIERS[tier]
+
+
+def _pair(row: claims.Comparison) -> Markdown:
+    """``first > second`` when the paper expects first higher, else ``first − second``."""
+    return Markdown(f"{code(row.first)} {'>' if row.expected else '−'} {code(row.second)}")
+
+
+def _family_title(f: claims.Family) -> list[object]:
+    return [_tier(f.scale.tier), f"claim {f.claim}, {f.measure}", f.scale.label()]
+
+
+def _detectable(f: claims.Family) -> str:
+    """What a ``not shown`` in this table cannot rule out."""
+    values = sorted(r.detectable for r in f.rows if not math.isnan(r.detectable))
+    if not values:
+        return ""
+    unit = f" {f.unit}" if f.unit else ""
+    lo, hi = (_number(v, f.unit, False) for v in (values[0], values[-1]))
+    span = lo if lo == hi else f"{lo}–{hi}"
+    return (f"Minimum detectable difference: {span}{unit} (80 % power, two-sided {claims.ALPHA:g}/{f.tested} for "
+            f"Holm's worst case over the {f.tested} tested pairs, from these runs' own spread): a `not shown` here "
+            "cannot rule out a smaller difference.")
+
+
+def _familytable(f: claims.Family, level: str) -> list[str]:
+    lines = [heading(level, *_family_title(f)), ""]
+    if not f.per_point and f.claim != "3":
+        lines += ["*Seed-level only*: these result files carry no per-point outcomes, so the variant-by-point "
+                  "interaction is not in the intervals (Welch's test on the run values).", ""]
+    unit = f" ({f.unit})" if f.unit else ""
+    if f.rows:
+        rows = [[_pair(r), Markdown(" vs ".join(
+                    _number(m, f.unit, False) + ("" if s is None else f" ± {_number(s, f.unit, False)}") + f" ({k})"
+                    for m, s, k in zip(r.means, r.spreads, r.runs, strict=True))),
+                 _number(r.effect, f.unit), f"[{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]",
+                 _p(r.p_holm), _number(r.detectable, f.unit, False), Markdown(f"**{r.verdict.value}**")]
+                for r in f.rows]
+        lines += table(["Pair", f"Means ± std (runs){unit}", f"Difference{unit}", "95 % interval", "p (Holm)",
+                         "Detectable", "Verdict"], rows, right={2, 4, 5}) + [""]
+    else:
+        lines += ["Only one variant: no pair to compare.", ""]
+    detectable = _detectable(f)
+    lines += [detectable, ""] if detectable else []
+    lines += [f"- {c.statement}: **{c.label}**: {escape(c.detail)}." for c in f.checks]
+    return lines + [""] if f.checks else lines
+
+
+def _plain(f: claims.Family) -> str:
+    """One sentence per table, in plain words, from its numbers."""
+    unit = f" {f.unit}" if f.unit else ""
+    said = []
+    for r in f.rows:
+        if r.verdict is claims.Verdict.INSUFFICIENT_RUNS or not (r.expected or r.verdict is claims.Verdict.DIFFERS):
+            continue
+        size = f"{_number(r.effect, f.unit)}{unit} [{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]"
+        what = f"{r.first} {'above' if r.expected else 'vs'} {r.second}"
+        said.append(f"{what}: {r.verdict.value} ({size})")
+    said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
+    where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
+    tail = "; ".join(said) if said else "no significant difference after Holm"
+    smoke = " (smoke test only)" if f.scale.tier in ("small", "smoke") else ""
+    return f"{where}{smoke}, {f.measure}: {tail}."
+
+
+def _summary_line(f: claims.Family) -> str:
+    named = [f"{_pair(r)} **{r.verdict.value}** ({_number(r.effect, f.unit)})" for r in f.rows if r.expected]
+    named += [f"{c.statement} **{c.label}**" for c in f.checks]
+    return (f"- Claim {f.claim}, {escape(_tier(f.scale.tier))}, {escape(f.scale.label())}: "
+            + ("; ".join(named) if named else "no pair the paper names") + ".")
+
+
+def claims_section(entries: list[Entry], level: str) -> list[str]:
+    lines = [f"{level} full vs chans vs space", "",
+             f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
+             f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
+             f"[{FINDINGS_NAME}]({FINDINGS_NAME}). Only ranked robustness entries count.", ""]
+    families = verdicts.evaluate(e.result for e in entries)
+    lines += [_summary_line(f) for f in families if f.checks or any(r.expected for r in f.rows)]
+    if not any(f.claim != "3" for f in families):
+        lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
+    if not any(f.claim == "3" for f in families):
+        lines += ["", "Claim 3: no data yet (no pixel-shuffle results)."]
+    return lines
+
+
+VERDICT_WORDS = [
+    "`supported`: significant in the paper's direction after Holm; `opposite`: significant the other way; "
+    "`differs`: significant on a pair the paper says nothing about (the sign of the difference says which is "
+    "higher); `not shown`: none of these (the table's detectable difference says what it cannot rule out); "
+    "`insufficient runs`: fewer than the runs a test needs.",
+    "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
+    "difference is significantly beyond the margin; `undecided`: neither.",
+]
+
+
+def _where(entries: list[Entry]) -> list[str]:
+    """Where the numbers behind the findings were measured, from the results' own provenance."""
+    def values(get: Callable[[Entry], object]) -> str:
+        return ", ".join(sorted({escape(get(e)) for e in entries})) or "—"
+
+    def provenance(e: Entry) -> Provenance:
+        return e.randmix.provenance if e.is_robustness else e.shuffle.provenance
+
+    return [f"- Devices: {values(lambda e: provenance(e).device)}; "
+            f"torch {values(lambda e: provenance(e).versions.get('torch'))}; "
+            f"commands: {values(lambda e: provenance(e).command)}.",
+            f"- Datasets: {values(lambda e: e.randmix.dataset if e.is_robustness else e.shuffle.dataset)}; test points "
+            f"per entry: {values(lambda e: e.randmix.n_examples if e.is_robustness else e.shuffle.n_examples)}.",
+            f"- Measured {values(lambda e: provenance(e).date[:10])}, at commits "
+            f"{values(lambda e: provenance(e).git_revision[:10] or 'unknown')}."]
+
+
+def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
+    """The gradient-masking controls beside the verdicts: each white-box entry against its transfer and Square
+    controls on their common points; a flagged entry feeds no verdict."""
+    lines = ["## Gradient-masking controls", "",
+             "Each white-box entry against the attacks that never use its gradient, on the points both attacked: "
+             "APGD-CE examples made on the seed-matched `full` model (transfer) and Square alone (black-box). A model "
+             "that masks its gradients keeps points robust that these weaker attacks break; an entry is **flagged** "
+             "(and left out of every verdict above) when a control leaves fewer points robust than its white-box "
+             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not.", ""]
+    if not checks:
+        return lines + ["No control has been run on these results yet (the medium tier runs them).", ""]
+    rows = [[code(c.entry), c.kind, f"{c.n:,}", f"{100 * c.whitebox_robust / c.n:.1f}",
+             f"{100 * c.control_robust / c.n:.1f}", str(c.missed), Markdown("**flagged**") if c.flagged else "ok"]
+            for c in sorted(checks, key=lambda c: (c.entry, c.kind))]
+    return lines + table(["Entry", "Control", "Points", "White-box robust %", "Control robust %", "Missed", ""],
+                          rows, right=(2, 3, 4, 5)) + [""]
+
+
+def render_findings(entries: list[Entry]) -> str:
+    """``leaderboards/FINDINGS.md``: per claim, one table per study of all pairs, and the same in plain words; the
+    gradient-masking controls last (a flagged entry feeds no verdict)."""
+    checks = masking.controls([e.robustness for e in entries if e.is_robustness])
+    flagged = {c.entry for c in checks if c.flagged}
+    families = verdicts.evaluate(e.result for e in entries if not (e.is_robustness and e.result.name in flagged))
+    lines = ["# Findings: the paper's claims against these results", "",
+             "<!-- Generated by `randmix leaderboard` from the JSON files in this folder; do not edit by hand. -->", "",
+             f"From {counts(entries)} (ranked robustness entries only; see [README.md](README.md) for the tables "
+             "and figures).", ""]
+    lines += _where(entries) + [""] if entries else [NO_RESULTS, ""]
+    lines += ["How to read it: each table compares every pair of variants of one study (same tier, model, dataset, "
+              "recipe and epochs; for robust accuracy also threat model, eps and attack), the first minus the second "
+              "(first = the variant the paper expects to be higher, when it says). Tiers lead in the order "
+              + ", ".join(t for t in claims.TIERS) + "; the small tier is a "
+              f"{claims.TIERS['small']}.", ""]
+    lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
+    for number, (claim, rule) in claims.RULES.items():
+        lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
+        mine = claims.families_of(families, number)
+        if not mine:
+            lines += ["No results for this claim yet.", ""]
+            continue
+        lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
+        for f in mine:
+            lines += _familytable(f, "###")
+    lines += _masking_section(checks)
+    return "\n".join(lines[:-1]) + "\n"
+
+
+def render_summary(entries: list[Entry], leaderboard_link: str) -> str:
+    """The top README's marked section: the claims' named pairs per study and a link to the full tables."""
+    lead = NO_RESULTS if not entries else f"{counts(entries)}."
+    lead += f" Full tables: [{leaderboard_link}]({leaderboard_link})."
+    return "\n".join([lead, ""] + claims_section(entries, "###")) + "\n"

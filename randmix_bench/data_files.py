@@ -12,6 +12,7 @@ import hashlib
 import io
 import math
 import tarfile
+import warnings
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -88,7 +89,10 @@ def decode_image(blob: bytes, where: str = "<bytes>", size: int | None = None) -
     from PIL import Image
 
     try:
-        with Image.open(io.BytesIO(blob)) as image:
+        with warnings.catch_warnings():  # PIL warns of a large header; the bound below refuses it in one line
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(blob))
+        with image:
             w, h = image.size
             if (size is not None and (w, h) != (size, size)) or w * h > MAX_IMAGE_PIXELS:
                 expected = f"{size} x {size}" if size is not None else f"at most {MAX_IMAGE_PIXELS:,} pixels"
@@ -132,7 +136,8 @@ def _check_no_empty_class(source: Path, split: str, classes: set[str], blobs: li
 
 def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
     """(class, file name, bytes) of ``<split>/<class>/*`` in a tar, read in one streaming pass; member
-    names that are absolute or climb with ``..`` are refused, and a damaged archive is one error."""
+    names that are absolute or climb with ``..`` and links (symbolic or hard) are refused, and a damaged archive
+    is one error."""
     blobs = []
     folders: set[str] = set()
     check_regular(source, "dataset archive")
@@ -147,6 +152,9 @@ def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
                 if m.name.startswith("/") or ".." in parts:
                     raise RandmixError(f"{source}: member {m.name!r} is an absolute or '..' path; rebuild the archive "
                                        "with paths relative to its top folder (train/<class>/<image>)")
+                if m.issym() or m.islnk():
+                    raise RandmixError(f"{source}: member {m.name!r} is a link (to {m.linkname!r}); rebuild the "
+                                       "archive with the files themselves")
                 if m.isdir() and len([p for p in parts if p]) == 2 and parts[0] == split:
                     folders.add(parts[1])
                 if m.isfile() and len(parts) == 3 and parts[0] == split:

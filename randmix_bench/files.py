@@ -10,6 +10,7 @@ import os
 import re
 import stat
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,15 +108,21 @@ def read_regular(path: str | Path, what: str, limit: int) -> bytes:
 
 
 def png_text(path: str | Path, key: str) -> str | None:
-    """The text chunk ``key`` of the PNG at ``path`` (the marks randmix writes into its charts), or None: no
-    file, not a PNG, no such chunk."""
+    """The text chunk ``key`` of the PNG at ``path`` (the marks randmix writes into its charts and grids), or None:
+    no file, not a regular file, not a PNG, no such chunk. randmix writes its marks before the pixels, so only the
+    header is read: a FIFO is never opened (it would block) and a user's huge image never decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return getattr(image, "text", {}).get(key)
-    except (OSError, UnidentifiedImageError):
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                value = image.info.get(key)
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError):
         return None
+    return value if isinstance(value, str) else None
 
 
 def check_regular(path: str | Path, what: str) -> None:

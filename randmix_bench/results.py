@@ -344,6 +344,8 @@ class RobustnessResult(BaseModel):
         _check_eps_text(self.eps, self.randmix.eps_value, self.randmix.threat_model, "field 'eps':")
         if self.dataset != self.randmix.dataset:
             raise ValueError(f"field 'dataset': {self.dataset!r} is not randmix.dataset {self.randmix.dataset!r}")
+        if self.architecture != self.randmix.model:  # RobustBench's readers show it: verify checks randmix.model
+            raise ValueError(f"field 'architecture': {self.architecture!r} is not randmix.model {self.randmix.model!r}")
         return self
 
 

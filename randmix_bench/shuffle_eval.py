@@ -21,11 +21,11 @@ from randmix_bench.checkpoint import digests, load_model, resolve
 from randmix_bench.data import load_split
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import atomic_path, check_writable, exclusive
+from randmix_bench.files import atomic_path, check_writable, exclusive, png_text
 from randmix_bench.freezing import MixingReport, count_parameters
 from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
-from randmix_bench.result_files import check_entry_name, checkpoint_ref, write_result
+from randmix_bench.result_files import check_entry_name, check_replaceable, checkpoint_ref, read_result, write_result
 from randmix_bench.results import ShuffleResult
 from randmix_bench.tasks import ShuffleTask
 from randmix_bench.tensors import to_unit
@@ -37,6 +37,7 @@ __all__ = ["save_grid", "grid_size", "evaluate_runs"]
 
 GRID_PAD = 2
 GRID_LABEL_HEIGHT = 14
+GRID_KEY = "randmix-grid"  # the PNG text chunk that marks a grid ``randmix shuffle eval`` drew
 
 
 def grid_size(n_images: int, n_rows: int, image_hw: tuple[int, int], scale: int) -> tuple[int, int]:
@@ -49,7 +50,7 @@ def grid_size(n_images: int, n_rows: int, image_hw: tuple[int, int], scale: int)
 def save_grid(path: str | Path, rows: Sequence[tuple[str, torch.Tensor]], scale: int = 3) -> Path:
     """Write a labelled PNG with one row of images per ``(label, images [n, C, H, W] in [0, 1])``, the
     layout of the paper's figures (ground truth / scrambled / reconstructions), atomically."""
-    from PIL import Image, ImageDraw
+    from PIL import Image, ImageDraw, PngImagePlugin
 
     if not rows:
         raise RandmixError("a grid needs at least one row")
@@ -67,9 +68,25 @@ def save_grid(path: str | Path, rows: Sequence[tuple[str, torch.Tensor]], scale:
         for i, cell in enumerate(pixels):
             canvas.paste(Image.fromarray(cell), (GRID_PAD + i * (scale * w + GRID_PAD), top + GRID_LABEL_HEIGHT))
     path = Path(path)
+    mark = PngImagePlugin.PngInfo()
+    mark.add_text(GRID_KEY, path.name)
     with atomic_path(path) as tmp:
-        canvas.save(tmp, format="PNG")
+        canvas.save(tmp, format="PNG", pnginfo=mark)
     return path
+
+
+def _check_replaceable(results: Sequence[Path], grid: Path) -> None:
+    """``--force`` replaces earlier outputs of this command only, checked before any work: each result an earlier
+    shuffle result, the grid a PNG it drew (it carries the mark, or an earlier result names it)."""
+    for path in results:
+        check_replaceable(path, ShuffleResult)
+    if not (grid.exists() or grid.is_symlink()):
+        return
+    named = any(path.is_file() and isinstance(r := read_result(path), ShuffleResult) and r.grid_png == grid.name
+                for path in results)
+    if not named and png_text(grid, GRID_KEY) != grid.name:
+        raise ExistsError(f"{grid} exists and is not a grid randmix shuffle eval drew; --force only replaces an "
+                          "earlier output: move it away or choose another --out-dir")
 
 
 # ----------------------------------------------------------------------------------------------- eval
@@ -127,6 +144,7 @@ def evaluate_runs(
         existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
         if existing and not force:
             raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")
+        _check_replaceable(result_paths, grid_path)
         checkpoints = [resolve(r) for r in paths]  # fail on a missing checkpoint before any work
         refs = [checkpoint_ref(c, out, *digests(c)) for c, out in zip(checkpoints, result_paths, strict=True)]
         dev = resolve_device(device)

@@ -7,7 +7,9 @@ way the project's own commands would: checkpoints, result records, and hand edit
 
 from __future__ import annotations
 
+import io
 import json
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from randmix_bench.threads import prefer_passive_waiting
 prefer_passive_waiting()  # before torch loads libgomp: the CLI tests' threads must not spin on a busy machine
 
 import torch
+from PIL import Image
 
 from randmix_bench import train as train_module
 from randmix_bench.checkpoint import save_checkpoint
@@ -33,6 +36,17 @@ from randmix_bench.tasks import build_model, task_for
 torch.set_num_threads(1)
 
 TINY_MODEL = "randmix_convmixer_tiny"
+
+
+def bomb_png(path: Path, width: int, height: int) -> None:
+    """A 4 x 4 PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb's header)."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (4, 4)).save(buffer, format="PNG")
+    data = bytearray(buffer.getvalue())
+    ihdr = data[12:29]  # b"IHDR" + width, height, depth, colour, ...
+    ihdr[4:12] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
+    data[12:29], data[29:33] = ihdr, zlib.crc32(bytes(ihdr)).to_bytes(4, "big")
+    path.write_bytes(bytes(data))
 
 
 def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60, seed: int = 0) -> Path:

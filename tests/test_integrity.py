@@ -17,13 +17,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import bomb_png
 from typer.testing import CliRunner
 
-from randmix_bench import leaderboard
+from randmix_bench import leaderboard, reproduce
 from randmix_bench.cli import app
 from randmix_bench.entries import LeaderboardError, load_entries, load_entry
+from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import BusyError, exclusive
-from randmix_bench.jobs import EvalJob, JobState, Paths
+from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
 from randmix_bench.result_files import ResultError, read_result
 from randmix_bench.results import pct
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
@@ -95,13 +97,14 @@ def test_robust_accuracy_edited_down_everywhere_is_caught_by_verify(board: Path)
 
 @pytest.mark.parametrize(("change", "field"), [
     (lambda d: d.update(eps="2/255"), "field 'eps'"),
+    (lambda d: d.update(architecture="ResNet-50"), "field 'architecture'"),
     (lambda d: d.update(eps="８/255"), "field 'eps'"),
     (lambda d: d["randmix"]["sweep"][0].update(eps="3/255"), "randmix.sweep"),
     (lambda d: d["randmix"].update(n_examples=1_000_000, points=None), "randmix.n_examples"),
     (lambda d: d["randmix"]["sweep"][0].update(robust_acc=0.0), "randmix.sweep"),
     (lambda d: d["randmix"]["full_test_clean"].__setitem__(0, 1 - d["randmix"]["full_test_clean"][0]),
      "full_test_clean"),
-], ids=["eps-string", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
+], ids=["eps-string", "architecture", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
         "full-test-outcome"])
 def test_a_number_edited_alone_disagrees_with_its_twin(board: Path, change: Callable[[dict], None],
                                                        field: str) -> None:
@@ -177,6 +180,45 @@ def test_a_figures_folder_that_is_a_symlink_is_refused(board: Path, tmp_path: Pa
     assert (outside / "keep.png").exists()
 
 
+@pytest.mark.parametrize("make", [lambda p: p.write_bytes(b"\x89PNG my own picture"), os.mkfifo,
+                                  lambda p: bomb_png(p, 30_000, 30_000)], ids=["png", "fifo", "bomb"])
+def test_leaderboard_leaves_a_users_png_in_its_figures_folder_unread_and_untouched(board: Path,
+                                                                                  make: Callable[[Path], None]) -> None:
+    """A chart is recognised by the mark in its header: a FIFO is never opened (it would block) and a huge image never
+    decoded (it would take gigabytes), so both are simply not ours."""
+    (board / "figures").mkdir()
+    make(board / "figures" / "mine.png")
+    before = (board / "figures" / "mine.png").lstat()
+    leaderboard.write(board)
+    assert not leaderboard.stale(board) and (board / "figures" / "mine.png").lstat() == before
+
+
+def test_a_generated_file_that_is_a_fifo_is_refused_not_read(board: Path) -> None:
+    os.mkfifo(board / "FINDINGS.md")
+    with pytest.raises(RandmixError, match="FINDINGS.md is not a regular file"):
+        leaderboard.write(board)
+
+
+def test_shuffle_force_replaces_only_its_own_grid_and_result(save_unshuffler: Callable[..., Path],
+                                                             tmp_path: Path) -> None:
+    """--force replaces what an earlier evaluation wrote, never the user's grid.png or JSON; refused before any
+    work, so a refusal leaves no grid drawn either."""
+    run, out = save_unshuffler(tmp_path / "run", "chans"), tmp_path / "out"
+    out.mkdir()
+    (out / "grid.png").write_bytes(b"\x89PNG my own picture")
+    with pytest.raises(ExistsError, match="grid.png exists and is not a grid randmix shuffle eval drew"):
+        evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)
+    assert [p.name for p in out.iterdir()] == ["grid.png"] and (out / "grid.png").read_bytes().endswith(b"picture")
+    (out / "grid.png").unlink()
+    (out / "run.json").write_text('{"my": "notes"}')
+    with pytest.raises(ExistsError, match="run.json exists and is not a result randmix wrote"):
+        evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)
+    assert [p.name for p in out.iterdir()] == ["run.json"]
+    (out / "run.json").unlink()
+    evaluate_runs([run], out, n_examples=8, grid_images=2)
+    evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)  # its own outputs: replaced
+
+
 def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],
                                                                     tmp_path: Path) -> None:
     run = save_unshuffler(tmp_path / "run", "chans")
@@ -200,6 +242,32 @@ def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoi
     out.write_text(kept)
     edit(out, lambda d: d["randmix"].update(train_seed=9))  # consistent, but not the checkpoint's own record
     assert job.state(paths) is JobState.CHANGED
+
+
+def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_checkpoint: Callable[..., Path],
+                                                                  tmp_path: Path) -> None:
+    """A partial job whose state is damaged is an error naming --force, and --force redoes it (it used to be
+    applied to changed jobs only)."""
+    paths = Paths(tmp_path)
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
+    job.output(paths).parent.mkdir(parents=True)
+    job.output(paths).with_suffix(".eval-state").write_text('{"format": "my own notes"}')
+    assert job.state(paths) is JobState.PARTIAL
+    with pytest.raises(RandmixError, match="pass --force to discard it"):
+        reproduce.run([job], paths, device="cpu")
+    reproduce.run([job], paths, device="cpu", force=True)
+    assert job.state(paths) is JobState.DONE
+
+
+def test_a_second_reproduce_on_a_folder_in_use_is_refused(tmp_path: Path) -> None:
+    """A job another reproduce (or train) is writing fails at once, naming the folder, before any work."""
+    paths = Paths(tmp_path)
+    train_job = tier_jobs(Tier.SMOKE)[0]
+    with exclusive(paths.run_dir(Tier.SMOKE, train_job.name), "a concurrent reproduce"), \
+            pytest.raises(BusyError, match="another randmix process is writing --out"):
+        reproduce.run([train_job], paths, device="cpu")
+    assert not paths.checkpoint(Tier.SMOKE, train_job.name).exists()
 
 
 # ------------------------------------------------------------------------------- inputs and the machine's faults

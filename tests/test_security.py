@@ -249,6 +249,23 @@ def test_archive_members_that_climb_or_are_absolute_are_refused(tmp_path: Path) 
             load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
 
 
+@pytest.mark.parametrize("kind", [tarfile.SYMTYPE, tarfile.LNKTYPE], ids=["symlink", "hard-link"])
+def test_archive_members_that_are_links_are_refused(tmp_path: Path, kind: bytes) -> None:
+    """A link member is never followed (nothing is extracted), and never silently dropped either: that would
+    change the dataset without a word."""
+    archive = tmp_path / "d.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:  # two images, then a link among them
+        for name in ("test/a/0.png", "test/b/0.png"):
+            info = tarfile.TarInfo(name)
+            info.size = len(png())
+            tar.addfile(info, io.BytesIO(png()))
+        link = tarfile.TarInfo("test/a/1.png")
+        link.type, link.linkname = kind, "/etc/passwd" if kind == tarfile.SYMTYPE else "test/b/0.png"
+        tar.addfile(link)
+    with pytest.raises(RandmixError, match=r"member 'test/a/1\.png' is a link"):
+        load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
+
+
 def test_truncated_archive_names_the_archive(tmp_path: Path) -> None:
     archive = tar_of(tmp_path / "d.tar.gz", {f"test/a/{i}.png": os.urandom(4096) for i in range(8)})
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])

@@ -188,15 +188,14 @@ def why_untrusted(result: RobustnessResult) -> str | None:
     gradient-masking sanity report that passed, no AutoAttack flag, and must not be marked unreliable."""
     rb = result.randmix
     flags = [*rb.autoattack_flags, *(rb.sanity.autoattack_flags if rb.sanity else [])]
+    reasons = [f"AutoAttack flagged it: {'; '.join(flags)}"] if flags else []  # first: a flag says the most
     if rb.sanity is None:
-        return "unchecked: no sanity report (randmix eval --sanity)"
-    if not rb.sanity.passed:
-        return "sanity checks failed"
-    if flags:
-        return f"AutoAttack flagged it: {'; '.join(flags)}"
+        reasons.append("unchecked: no sanity report (randmix eval --sanity)")
+    elif not rb.sanity.passed:
+        reasons.append("sanity checks failed")
     if result.unreliable:
-        return "marked unreliable"
-    return None
+        reasons.append("marked unreliable")
+    return "; ".join(reasons) or None
 
 
 def tier_of(ref: CheckpointRef) -> str:

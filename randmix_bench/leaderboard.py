@@ -12,7 +12,7 @@ from pathlib import Path
 
 from randmix_bench import figures
 from randmix_bench.entries import SHUFFLE_FOLDER, Entry, LeaderboardError, load_entries
-from randmix_bench.files import atomic_path, check_regular
+from randmix_bench.files import atomic_path, check_regular, read_regular
 from randmix_bench.findings import FINDINGS_NAME, render_findings, render_summary
 from randmix_bench.markdown import relpath
 from randmix_bench.rankings import FIGURES_FOLDER, render_leaderboard
@@ -43,13 +43,24 @@ def _grids(root: Path) -> list[Path]:
     return sorted(root.glob(f"*/{SHUFFLE_FOLDER}/*.png"))
 
 
+README_MAX_BYTES = 16 << 20  # a project README is kilobytes; anything this large is not one
+
+
+def _read_readme(path: Path) -> str:
+    """The README whose marked section is replaced: a regular UTF-8 file of a sane size, or a one-line error."""
+    try:
+        return read_regular(path, "--readme", README_MAX_BYTES).decode()
+    except UnicodeDecodeError:
+        raise LeaderboardError(f"--readme {path} is not UTF-8 text; pass the project's README.md") from None
+
+
 def _pages(root: Path, entries: list[Entry], readme: str | Path | None) -> dict[Path, str]:
     target = root / MARKDOWN_NAME
     out = {target: render_leaderboard(entries, root, _grids(root)), root / FINDINGS_NAME: render_findings(entries)}
     if readme is not None and Path(readme).is_file():
         readme = Path(readme)
         summary = render_summary(entries, relpath(target, readme.parent))
-        out[readme] = _replace_section(readme.read_text(), summary, readme)
+        out[readme] = _replace_section(_read_readme(readme), summary, readme)
     return out
 
 

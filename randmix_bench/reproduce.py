@@ -72,6 +72,9 @@ def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, i
         return chosen
     i, n = shard
     groups = list(dict.fromkeys(j.group for j in chosen if j.kind != "leaderboard"))
+    if n > len(groups):  # a shard would be empty: a SLURM array larger than the work is a mistake, said at once
+        raise RandmixError(f"--shard {i}/{n}: the selected jobs form only {len(groups)} group(s) (a training run with "
+                           f"its evaluations), so N must be at most {len(groups)}")
     mine = {g for k, g in enumerate(groups) if k % n == i - 1}
     return [j for j in chosen if j.group in mine]
 

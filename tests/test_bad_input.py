@@ -283,6 +283,16 @@ def result_file(change: dict | None = None, readme: str | None = None) -> Setup:
     return setup
 
 
+def with_readme(make: Callable[[Path], None]) -> Setup:
+    """Setup: :func:`result_file` and a ``README.md`` that ``make`` writes (bytes, a size, a special file)."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        result_file()(tmp, fx)
+        make(tmp / "README.md")
+
+    return setup
+
+
 LEADERBOARD = ["leaderboard", "--dir", "leaderboards", "--readme", "README.md"]
 LEADERBOARD_CASES: list[Case] = [
     Case("leaderboard-autoattack-acc-not-robust-acc", LEADERBOARD,
@@ -307,6 +317,10 @@ LEADERBOARD_CASES: list[Case] = [
     Case("leaderboard-readme-end-marker-missing", LEADERBOARD, "README.md: damaged leaderboard markers (1",
          setup=result_file(readme="<!-- leaderboard:start -->\nthe rest of the README\n")),
     Case("leaderboard-missing-dir", ["leaderboard", "--dir", "{tmp}/nowhere"], "nowhere does not exist; pass --dir"),
+    Case("leaderboard-readme-huge", LEADERBOARD, "--readme README.md is 17,825,792 bytes",
+         setup=with_readme(lambda p: (p.write_bytes(b""), os.truncate(p, 17 << 20)))),
+    Case("leaderboard-readme-not-utf8", LEADERBOARD, "--readme README.md is not UTF-8 text",
+         setup=with_readme(lambda p: p.write_bytes(b"<!-- leaderboard:start -->\n\xff\n<!-- leaderboard:end -->\n"))),
 ]
 
 # ------------------------------------------------------------------------------ train, shuffle, quickstart
@@ -565,6 +579,12 @@ INTEGRITY_CASES: list[Case] = [
          setup=result_file()),
     Case("train-out-under-proc", ["train", "-r", "quick", "-o", "/proc/randmix-out", "--device", "cpu", "-q"],
          "/proc"),
+    # click's own usage errors (a value an option's type refuses, an unknown option, a missing argument): one line too
+    Case("verify-n-nan", ["verify", "--n", "nan"], "Invalid value for '--n' / '-n'"),
+    Case("eval-n-examples-not-a-number", ["eval", "run", "--n-examples", "abc"], "(see 'randmix eval --help')"),
+    Case("train-unknown-option", ["train", "--nonexistent"], "No such option: --nonexistent"),
+    Case("eval-no-checkpoint", ["eval"], "Missing argument 'checkpoint'"),
+    Case("unknown-command", ["evaluate"], "No such command 'evaluate'"),
 ]
 
 CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES + INTEGRITY_CASES

@@ -120,6 +120,9 @@ def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None
      "AutoAttack flagged it: apgd-ce improved robust accuracy"),
     ({"randmix.sanity": {**PASSED_SANITY, "autoattack_flags": ["square broke more points"]}},
      "AutoAttack flagged it: square broke more points"),
+    ({"randmix.sanity": None, "randmix.autoattack_flags": ["apgd-ce broke no point"], "unreliable": True},  # every one
+     "AutoAttack flagged it: apgd-ce broke no point; unchecked: no sanity report (randmix eval --sanity); "
+     "marked unreliable"),
 ])
 def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change: dict, reason: str,
                                                             edit_result: Callable[[Path, dict], None]) -> None:

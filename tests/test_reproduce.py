@@ -88,6 +88,10 @@ def test_shards_split_the_plan_into_disjoint_groups() -> None:
         reproduce.parse_shard("0/3")
     with pytest.raises(RandmixError, match="matches no job"):
         reproduce.select(jobs, only=["nothing*"])
+    groups = len({j.group for j in jobs if j.kind != "leaderboard"})
+    assert reproduce.select(jobs, shard=(groups, groups))  # one group per shard: the largest N
+    with pytest.raises(RandmixError, match=f"N must be at most {groups}"):  # an empty shard is a mistake
+        reproduce.select(jobs, shard=(1, groups + 1))
 
 
 def test_a_rerun_of_a_job_gives_the_same_weights_and_the_result_records_them(tier: Path) -> None:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from typer.core import TyperGroup
 
 from randmix_bench import __version__
@@ -58,7 +60,38 @@ class LazyGroup(TyperGroup):
         return super().get_command(ctx, cmd_name)
 
 
+# click's exceptions as typer raises them (typer >= 0.24 carries its own copy of click)
+_click_errors = sys.modules[typer.BadParameter.__module__]
+_NO_ARGS_IS_HELP: type[Exception] | None = getattr(_click_errors, "NoArgsIsHelpError", None)  # click >= 8.2
+
+
 class RootGroup(LazyGroup):
+    """``randmix``: the lazy groups' root, which also reports click's usage errors (a value an option's type refuses,
+    an unknown option, a missing argument) in one line like every other bad input, instead of a usage box."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        try:  # typer.Exit(n) comes back as n
+            code = super().main(args, prog_name, complete_var, False, windows_expand_args, **extra)
+        except _click_errors.UsageError as e:
+            bare_group = _NO_ARGS_IS_HELP is not None and isinstance(e, _NO_ARGS_IS_HELP)
+            if bare_group:  # its help, as before
+                e.show()
+            else:
+                where = f" (see '{e.ctx.command_path} --help')" if e.ctx is not None else ""
+                err_console.print(f"[red]Error:[/red] {escape(e.format_message())}{where}", highlight=False,
+                                  soft_wrap=True)
+            sys.exit(e.exit_code)
+        except _click_errors.ClickException as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            err_console.print("Aborted.", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
     lazy = {
         "models": ("commands_models", "List the registered randmix models with trainable and frozen parameter "
                    "counts per variant, or the published ones (--published)."),

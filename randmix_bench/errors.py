@@ -7,9 +7,10 @@ the built-in type a caller would expect (``except FileNotFoundError`` still work
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
-__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error", "check_seed", "MAX_SEED"]
+__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error", "check_seed", "check_finite", "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # what every generator the project seeds (torch, numpy) accepts
 
@@ -36,4 +37,11 @@ def check_seed(name: str, value: int) -> int:
     """A seed outside 0..MAX_SEED would be refused deep inside torch or numpy with a traceback; refuse it here."""
     if not 0 <= value <= MAX_SEED:
         raise RandmixError(f"{name} must be in 0..{MAX_SEED}, got {value}")
+    return value
+
+
+def check_finite(name: str, value: float) -> float:
+    """NaN slips through every ``>``/``<`` check and inf through most: one rule for every float setting instead."""
+    if not math.isfinite(value):
+        raise RandmixError(f"{name} must be a finite number, got {value}; pass a finite --{name.replace('_', '-')}")
     return value

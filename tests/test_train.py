@@ -23,7 +23,7 @@ from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, get_recipe
 from randmix_bench.run_folder import RESUME_NAME
-from randmix_bench.tasks import accuracy, build_model, task_for
+from randmix_bench.tasks import ClassificationSettings, accuracy, build_model, task_for
 from randmix_bench.train import make_optimizer, train
 
 QUICK_CHANS = get_recipe("quick").override(mixing="chans")
@@ -83,7 +83,7 @@ def test_optimizer_holds_only_learned_parameters() -> None:
 def test_convmixer_recipe_schedule() -> None:
     cfg = RECIPES["convmixer-cifar10"]
     assert (cfg.optimizer, cfg.batch_size, cfg.epochs, cfg.weight_decay) == ("adamw", 512, 25, 0.005)
-    assert (cfg.randaugment_n, cfg.randaugment_m, cfg.label_smoothing) == (2, 12, 0.0)
+    assert (cfg.randaugment_n, cfg.randaugment_m, cfg.task_settings) == (2, 12, ClassificationSettings(0.0))
     total = 100  # lr of step s is the schedule at (s + 1) / total
     assert cfg.lr_at(19, total) == pytest.approx(0.025)
     assert cfg.lr_at(39, total) == pytest.approx(0.05)  # peak at 2/5

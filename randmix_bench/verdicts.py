@@ -41,7 +41,7 @@ from randmix_bench.results import CheckpointRef, Result, RobustnessResult, Shuff
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import Mixing
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "robust_table"]
 
 
 
@@ -220,6 +220,17 @@ def _robust(r: RobustnessResult) -> tuple[float, tuple[int, ...] | None, list[in
             r.randmix.n_examples)
 
 
+def _setting(r: RobustnessResult) -> str:
+    return f"{r.randmix.threat_model} {r.eps}, {attack_label(r.randmix.attack)}"
+
+
+def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
+    """The claim-2 table a robustness result is compared in, as its :class:`Scale` names it: tier, model, dataset,
+    training and setting (so that what is said about an entry, e.g. its masking controls, goes beside its table)."""
+    rb = r.randmix
+    return tier_of(rb.checkpoint), rb.model, rb.dataset, _training(r), _setting(r)
+
+
 def _classification(tier: str, model: str, dataset: str, training: str | None,
                     results: list[RobustnessResult]) -> list[Family]:
     out = []
@@ -236,7 +247,7 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
-        setting = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
+        setting = _setting(rs[0])
         samples, per_point = _samples(_runs(rs), _robust)
         rows, _ = _family("2", samples, 100)
         out.append(Family("2", "robust accuracy", "points", _scale(tier, model, dataset, training, setting, samples),

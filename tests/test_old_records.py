@@ -75,21 +75,22 @@ def test_a_published_checkpoint_reads_as_its_plan_config_and_is_done(name: str, 
     assert job.state(Paths(REPO)) is JobState.DONE
 
 
-@pytest.mark.parametrize("tier", [Tier.SMALL, Tier.PAPER_SLICE])
+@pytest.mark.parametrize("tier", [Tier.SMALL, Tier.MEDIUM, Tier.PAPER_SLICE])
 def test_every_published_checkpoint_reads_as_its_plan_config(tier: Tier) -> None:
-    """Both stored layouts read back as the config the plan asks for today, and a checkpoint in the flat layout
-    holds the very config the trainer writes today (so a run trained again writes the same metadata)."""
-    jobs = [j for j in tier_jobs(tier) if isinstance(j, TrainJob)]
+    """Both stored layouts (the small tier's, before #11; the flat one after) read back as the config the plan asks
+    for today, and a checkpoint in the flat layout holds the very config the trainer writes today (so a run
+    trained again writes the same metadata)."""
+    paths = Paths(REPO)
+    jobs = [j for j in tier_jobs(tier) if isinstance(j, TrainJob) and paths.checkpoint(tier, j.name).is_file()]
     assert jobs
     for job in jobs:
-        path = REPO / "leaderboards" / "checkpoints" / tier.value / f"{job.name}.safetensors"
-        stored = stored_extra(path)["train"]
-        assert ("task" in stored) is (tier is Tier.PAPER_SLICE), job.name  # the layouts these tiers were written in
-        _, meta = read_checkpoint(path)
+        stored = stored_extra(paths.checkpoint(tier, job.name))["train"]
+        assert ("task" in stored) is (tier is not Tier.SMALL), job.name  # the layouts these tiers were written in
+        _, meta = read_checkpoint(paths.checkpoint(tier, job.name))
         assert TrainConfig.from_dict(meta["extra"]["train"]) == job.config, job.name
-        if tier is Tier.PAPER_SLICE:
+        if tier is not Tier.SMALL:
             assert stored == job.config.to_dict(), job.name
-        assert job.state(Paths(REPO)) is JobState.DONE, job.name
+        assert job.state(paths) is JobState.DONE, job.name
 
 
 def test_complete_config_fills_only_what_is_missing() -> None:

@@ -19,7 +19,7 @@ from itertools import pairwise
 from typing import Any
 
 from randmix_bench.data import check_dataset_name
-from randmix_bench.errors import RandmixError, check_finite, check_seed, choices_error
+from randmix_bench.errors import RandmixError, check_finite_fields, check_seed, choices_error
 from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
 from randmix_bench.models import list_models, model_task
 from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, TaskSettings
@@ -113,11 +113,7 @@ class TrainConfig:
         return self
 
     def _check_finite(self) -> None:
-        """NaN slips through every ``>``/``<`` check and inf through most: one rule for every float instead."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float):
-                check_finite(f.name, value)
+        check_finite_fields(self)
         if not all(math.isfinite(v) for point in self.lr_schedule for v in point):
             raise RandmixError(f"lr_schedule must hold finite numbers, got {format_lr_schedule(self.lr_schedule)}; "
                                "pass a finite --lr-schedule, e.g. 0:0,0.4:1,0.8:0.05,1:0")

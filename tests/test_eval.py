@@ -151,6 +151,7 @@ def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
 # ------------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -442,6 +443,7 @@ def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> Non
     assert sanity.whitebox_robust_acc == report.randmix.robust_acc
 
 
+@pytest.mark.slow
 def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     def load_masked(path: Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
@@ -466,6 +468,7 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
     assert json.loads(out.read_text())["unreliable"] is True
 
 
+@pytest.mark.slow
 def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint, tmp_path: Path) -> None:
     """Robust = clean after the first attack (what a gradient mask or input rounding gives): accuracies are exact
     counts, so the result validates, and the per-point outcomes say which points stayed robust."""
@@ -479,6 +482,7 @@ def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint
     assert rb.points is not None and rb.points.robust == rb.points.clean
 
 
+@pytest.mark.slow
 def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkpoint, edit_result,
                                                               tmp_path: Path) -> None:
     from randmix_bench.result_files import ResultError
@@ -499,6 +503,7 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
             read_result(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sanity", [False, True], ids=["without-sanity", "with-sanity"])
 def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
         train_tiny_checkpoint, tmp_path: Path, sanity: bool) -> None:
@@ -523,6 +528,7 @@ def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
     assert "No ranked entries" in markdown and rankings.NOT_RANKED in markdown
 
 
+@pytest.mark.slow
 def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:
     """The masking control: APGD-CE examples made on the `full` model, judged on the `chans` one; the source is
     recorded by its weights; refused without a source, with the model itself as source, and with --sanity."""
@@ -554,6 +560,7 @@ def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_chec
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_eps(
         train_tiny_checkpoint, edit_result, tmp_path: Path) -> None:
     """Results written before per-point outcomes were recorded get them from a re-attack of the main eps alone,
@@ -580,6 +587,7 @@ def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_ep
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_the_attacked_points_clean_outcomes_are_measured_once(
         train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
     """On a GPU, a near-tie point can be classified differently by two passes at different batch sizes. The

@@ -26,9 +26,9 @@ from randmix_bench.entries import load_entry
 from randmix_bench.jobs import JobState, Paths, TrainJob, tier_jobs
 from randmix_bench.plans import Tier
 from randmix_bench.recipes import TrainConfig, complete_config, get_recipe
-from randmix_bench.tasks import ShuffleSettings
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.tasks import ShuffleSettings
 from randmix_bench.train import train
 from randmix_bench.verify import VerifyOptions, failures, verify
 
@@ -116,6 +116,7 @@ def test_an_old_shuffle_checkpoint_is_evaluated_and_verified(tmp_path: Path) -> 
     assert not failures(checks) and checks[0].metric == "PSNR dB"
 
 
+@pytest.mark.slow
 def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         train_killed_after: Callable[..., None]) -> None:
     cfg = get_recipe("quick")
@@ -133,6 +134,7 @@ def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypat
     assert stored_extra(tmp_path / "old" / "checkpoint.safetensors")["train"]["task"] == "classification"  # new layout
 
 
+@pytest.mark.slow
 def test_an_old_shuffle_run_resumes_with_its_permutation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           train_killed_after: Callable[..., None]) -> None:
     out = tmp_path / "old"

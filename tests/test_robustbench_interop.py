@@ -57,6 +57,7 @@ def fast_autoattack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PyAutoAttack, "_set_version", shrunk)
 
 
+@pytest.mark.slow
 def test_shim_gives_the_old_autoattack_api(checkpoint: Path, tmp_path: Path) -> None:
     install_autoattack_shim(seed=0)
     import autoattack
@@ -109,6 +110,7 @@ def test_registered_checkpoint_loads_through_robustbench_without_download(checkp
         register_checkpoint(checkpoint, "Wrong", dataset="synthetic", model_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_robustbench_benchmark_and_our_harness_agree_exactly(
     checkpoint: Path, tmp_path: Path, fast_autoattack: None
 ) -> None:

@@ -40,6 +40,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, train(QUICK_CHANS, out, device="cpu")
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     losses = [h["train_loss"] for h in summary["history"]]
@@ -91,6 +92,7 @@ def test_convmixer_recipe_schedule() -> None:
     assert cfg.lr_at(99, total) == 0.0
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           train_killed_after: Callable[..., None]) -> None:
     # Every source of randomness on: crops, flips, RandAugment, and three epochs.
@@ -155,6 +157,7 @@ def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 2 and "lr=0.03 (asked 0.5)" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_a_diverging_epoch_is_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights that turn NaN in epoch 2 (with every loss finite) stop the run; epoch 1's resume state and
     record stay, and nothing of epoch 2 is saved."""
@@ -215,6 +218,7 @@ def test_out_under_a_read_only_folder_is_refused_up_front(tmp_path: Path) -> Non
     assert result.exit_code == 2 and "is read-only" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None:
     """--force replaces the run's own files (no stale checkpoint beside a new run) and nothing else."""
     out = tmp_path / "run"
@@ -257,6 +261,7 @@ torch.save(dict(built[0].named_parameters()), os.environ["PARAMS"] + os.environ[
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     script = tmp_path / "rank.py"
@@ -305,6 +310,7 @@ def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow
 def test_train_command_draws_progress_unless_quiet(tmp_path: Path) -> None:
     drawn = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "drawn"), "--device", "cpu")
     assert drawn.exit_code == 0 and "epoch 1/1  loss " in drawn.output, drawn.output

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from randmix_bench.data import DatasetInfo, ImageSplit
-from randmix_bench.errors import check_finite
+from randmix_bench.errors import check_finite_fields
 from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
@@ -51,10 +51,7 @@ class TaskSettings:
     def validate(self: S) -> S:
         """Raise a one-line :class:`RandmixError` naming the first bad setting; return self. Subclasses
         check their ranges after this."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float):
-                check_finite(f.name, value)
+        check_finite_fields(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:

@@ -197,6 +197,7 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
     assert runner.invoke(app, args + ["--force"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_path: Path) -> None:
     clean = evaluate(run_dir, "synthetic", EvalOptions(attack="none", out=tmp_path / "none.json", n_examples=N,
                                                        device="cpu")).result
@@ -217,6 +218,7 @@ def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: P
     assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
 
 
+@pytest.mark.slow
 def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
@@ -257,6 +259,7 @@ class Tick:
         return self.now
 
 
+@pytest.mark.slow
 def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
@@ -285,6 +288,7 @@ def partial(run_dir: Path, tmp_path: Path,
     return settings, tmp_path / "x.eval-state"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("tamper", "message"), [
     (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []}), "was edited or damaged"),
     (lambda d: d.update(clean=d["clean"] + [N]), f"clean predictions name points outside the {N} evaluated"),
@@ -390,6 +394,7 @@ class QuantizedInput(nn.Module):
         return self.inner(torch.round(x * self.levels) / self.levels)
 
 
+@pytest.mark.slow
 def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Path, points,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain ``randmix eval`` settings (APGD-CE alone, no --sanity) on a model behind ``round(4x)/4``:
@@ -434,6 +439,7 @@ def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path:
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:
     options = SanityOptions(square_queries=50)
     report = evaluate(run_dir, "synthetic", replace(CHEAP, out=tmp_path / "x.json", eps="8/255", sanity=options)).result
@@ -615,6 +621,7 @@ def test_the_attacked_points_clean_outcomes_are_measured_once(
     assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()
 
 
+@pytest.mark.slow
 def test_a_sweep_through_the_headline_eps_replays_its_first_attacks(
         train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
     """The medium tier's protocol: a headline of APGD-CE + APGD-T and an APGD-CE sweep through the same eps. The

@@ -85,6 +85,7 @@ def test_quickstart_falls_back_to_the_bundled_subset_and_says_so(offline: Path) 
     assert "-n 5000 is more than the 2,000 fashion-mnist-mini test points" in result.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_output_is_honest_about_each_data_source(offline: Path) -> None:
     folder = offline / "shapes"
     for split, count in (("train", 2), ("test", 1)):

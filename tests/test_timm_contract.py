@@ -35,11 +35,6 @@ UNSHUFFLERS = [n for n in MODELS if model_task(n) == "shuffle"]
 SIDE = 16  # input side: every model's feature maps stay at least 1x1, and the big ones stay cheap
 
 
-def cases(names: list[str]) -> list:
-    """``names`` as test cases; the paper's width-512 models are ``slow`` (a second or more each on a 2-core CPU)."""
-    return [pytest.param(n, marks=pytest.mark.slow) if "_512_" in n else n for n in names]
-
-
 def build(name: str, **kwargs) -> nn.Module:
     torch.manual_seed(0)
     return timm.create_model(name, **kwargs).eval()
@@ -57,7 +52,7 @@ def test_the_model_lists_cover_every_registered_model() -> None:
     assert CLASSIFIERS and UNSHUFFLERS and sorted(CLASSIFIERS + UNSHUFFLERS) == sorted(MODELS)
 
 
-@pytest.mark.parametrize("name", cases(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_default_cfg_describes_the_model(name: str) -> None:
     """[0, 1] inputs: the data pipeline must not normalize (the model does), and the names exist."""
     model = build(name, mixing="chans")
@@ -73,7 +68,7 @@ def test_default_cfg_describes_the_model(name: str) -> None:
         assert cfg["classifier"] is None and cfg["pool_size"] is None
 
 
-@pytest.mark.parametrize("name", cases(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_features_only_returns_the_maps_feature_info_describes(name: str) -> None:
     model = build(name, mixing="chans")
     features = build(name, mixing="chans", features_only=True)
@@ -97,7 +92,7 @@ def test_features_only_returns_the_maps_feature_info_describes(name: str) -> Non
     assert all(torch.allclose(a, b, rtol=1e-5, atol=1e-6) for a, b in zip(scripted, maps, strict=True))
 
 
-@pytest.mark.parametrize("name", cases(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_forward_intermediates_ends_where_forward_features_does(name: str) -> None:
     model, x = build(name), image()
     with torch.no_grad():
@@ -112,7 +107,7 @@ def test_forward_intermediates_ends_where_forward_features_does(name: str) -> No
         model.forward_intermediates(x, output_fmt="NHWC")
 
 
-@pytest.mark.parametrize("name", cases(CLASSIFIERS))
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_prune_intermediate_layers_keeps_what_the_indices_need(name: str) -> None:
     model, x = build(name), image()
     with torch.no_grad():
@@ -125,7 +120,7 @@ def test_prune_intermediate_layers_keeps_what_the_indices_need(name: str) -> Non
         assert torch.equal(model(x), wanted[1])  # no stages after index 1, no pool, no classifier
 
 
-@pytest.mark.parametrize("name", cases(CLASSIFIERS))
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_reset_classifier_keeps_frozen_mixers_frozen(name: str) -> None:
     model, x = build(name, mixing="chans"), image()
     frozen = frozen_buffers(model)
@@ -152,7 +147,7 @@ def test_reset_classifier_keeps_frozen_mixers_frozen(name: str) -> None:
     assert unpooled.shape == features.shape
 
 
-@pytest.mark.parametrize("name", cases(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("coarse", [False, True])
 def test_group_matcher_places_every_parameter(name: str, coarse: bool) -> None:
     """Stem first, one group per block (per stage if coarse), the rest (the head) last: timm's layer decay."""
@@ -170,7 +165,7 @@ def test_group_matcher_places_every_parameter(name: str, coarse: bool) -> None:
 
 
 @pytest.mark.filterwarnings("ignore:The TorchScript type system:UserWarning")  # from fx's GraphModule.__init__
-@pytest.mark.parametrize("name", cases(MODELS))
+@pytest.mark.parametrize("name", MODELS)
 def test_torchscript_and_fx_give_the_eager_outputs(name: str) -> None:
     model, x = build(name, mixing="chans"), image()
     with torch.no_grad():
@@ -196,7 +191,7 @@ def test_gradient_checkpointing_changes_memory_not_results(name: str) -> None:
     assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(grads_a, grads_b, strict=True))
 
 
-@pytest.mark.parametrize("name", cases(UNSHUFFLERS))
+@pytest.mark.parametrize("name", UNSHUFFLERS)
 def test_unshufflers_have_no_classifier_side(name: str) -> None:
     """Not a classifier: a class count is refused and there is no classifier API to call by mistake."""
     with pytest.raises(RandmixError, match="image-to-image networks without classes"):

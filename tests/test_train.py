@@ -56,6 +56,7 @@ def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, An
     assert accuracy(model, load_split("synthetic", False), 512) == run["test"]["test_acc"]
 
 
+@pytest.mark.slow
 def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     state, _ = read_checkpoint(out)
@@ -149,6 +150,7 @@ def test_existing_run_is_never_overwritten_by_mistake(quick_run: tuple[Path, dic
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          train_killed_after: Callable[..., None]) -> None:
     out = tmp_path / "run"
@@ -283,6 +285,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     assert all(torch.equal(p, rank0[k]) for k, p in model.named_parameters())
 
 
+@pytest.mark.slow
 def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[tuple[Any, ...]] = []
 

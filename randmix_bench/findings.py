@@ -6,12 +6,13 @@ claims section shown under the leaderboard and in the top README (:func:`claims_
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable
 
-from randmix_bench import claims, masking, verdicts
+from randmix_bench import claims, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
-from randmix_bench.results import Provenance, RobustnessResult
+from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -170,8 +171,26 @@ def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
         return []
     flagged = sorted({c.entry for c in mine if c.flagged})
     said = (f"{', '.join(flagged)} flagged and left out of the table above" if flagged
-            else "no entry flagged: every white-box number is at most its controls'")
+            else "no entry flagged")
     return [f"Gradient-masking controls of these entries ({said}):", ""] + _control_table(mine)
+
+
+def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
+    """Per pixel-shuffle study whose runs recorded a loss trace: whether each run's training loss had flattened
+    (:data:`randmix_bench.loss_curve.FLAT_RULE`); studies without traces say nothing (their results predate them)."""
+    studies: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
+    for r in shuffles:
+        studies[verdicts.shuffle_study(r)].append(r)
+    said = [f"- {escape(_tier(tier))}, {escape(model)} on {escape(dataset)}, {escape(training)}: "
+            + "; ".join(f"{code(r.name)} ({escape(claims.variant_label(r.mixing, r.smooth_sigma))}) "
+                        f"{escape(loss_curve.flattened(r.train_loss))}" for r in sorted(runs, key=lambda r: r.name))
+            + "."
+            for (tier, model, dataset, training), runs in sorted(studies.items())
+            if any(r.train_loss is not None for r in runs)]
+    if not said:
+        return []
+    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves: "
+            "[README.md](README.md), *Training loss*).", "", *said, ""]
 
 
 def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
@@ -182,7 +201,9 @@ def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
              "APGD-CE examples made on the seed-matched `full` model (transfer) and Square alone (black-box). A model "
              "that masks its gradients keeps points robust that these weaker attacks break; an entry is **flagged** "
              "(and left out of every verdict above) when a control leaves fewer points robust than its white-box "
-             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not.", ""]
+             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not. A tier's "
+             "cheaper attack set is also checked against AutoAttack standard on the same checkpoint (`AA standard`): "
+             "it agrees when standard leaves at most one point of accuracy fewer robust on the common points.", ""]
     if not checks:
         return lines + ["No control has been run on these results yet (the medium tier runs them).", ""]
     return lines + _control_table(checks)
@@ -214,6 +235,8 @@ def render_findings(entries: list[Entry]) -> str:
             lines += ["No results for this claim yet.", ""]
             continue
         lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
+        if number == "3":
+            lines += _flattening([e.shuffle for e in entries if not e.is_robustness])
         for f in mine:
             lines += _familytable(f, "###") + _controls_beside(f, checks, results)
     lines += _masking_section(checks)

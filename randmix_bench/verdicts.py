@@ -41,7 +41,7 @@ from randmix_bench.results import CheckpointRef, Result, RobustnessResult, Shuff
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import Mixing
 
-__all__ = ["evaluate", "robust_table"]
+__all__ = ["evaluate", "robust_table", "shuffle_study"]
 
 
 
@@ -231,6 +231,12 @@ def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
     return tier_of(rb.checkpoint), rb.model, rb.dataset, _training(r), _setting(r)
 
 
+def shuffle_study(r: ShuffleResult) -> tuple[str, str, str, str]:
+    """The claim-3 study a shuffle result is compared in, as its :class:`Scale` names it: tier, model, dataset and
+    training (the recipe's loss and epochs are recorded in the result, so they split studies)."""
+    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs"
+
+
 def _classification(tier: str, model: str, dataset: str, training: str | None,
                     results: list[RobustnessResult]) -> list[Family]:
     out = []
@@ -304,8 +310,8 @@ def evaluate(results: Iterable[Result]) -> list[Family]:
     classification: dict[tuple[str, str, str, str], list[RobustnessResult]] = defaultdict(list)
     shuffle: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
     for r in results:
-        if isinstance(r, ShuffleResult):  # the recipe's loss and epochs are recorded here, so they split groups
-            shuffle[(tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs")].append(r)
+        if isinstance(r, ShuffleResult):
+            shuffle[shuffle_study(r)].append(r)
         elif why_untrusted(r) is None:
             classification[(tier_of(r.randmix.checkpoint), r.randmix.model, r.randmix.dataset,
                             _training(r) or "")].append(r)

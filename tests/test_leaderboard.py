@@ -25,6 +25,8 @@ from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
 from randmix_bench.result_files import read_result
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.threat import ThreatModel
+from randmix_bench.vocab import Attack
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -40,8 +42,8 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
                 edit_result: Callable[[Path, dict], None]) -> Path:
     """``root/synthetic/{Linf,L2,shuffle}/``: every number in it measured by the real harnesses."""
     linf = root / "synthetic" / "Linf"
-    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
-                         batch_size=N_EXAMPLES, device="cpu")
+    attack = EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "8/255"), n_examples=N_EXAMPLES,
+                         n_iter=3, batch_size=N_EXAMPLES, device="cpu")
     for name, mixing, seed in CLASSIFIERS:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
         evaluate(ckpt, "synthetic", dataclasses.replace(attack, name=name, out=linf / f"{name}.json"))
@@ -50,7 +52,7 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
             edit_result(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
                                           "unreliable": False})
     evaluate(linf / "chans-s0.safetensors", "synthetic",
-             dataclasses.replace(attack, norm="L2", eps="0.5", name="chans-s0",
+             dataclasses.replace(attack, threat=ThreatModel.parse("L2", "0.5"), name="chans-s0",
                                  out=root / "synthetic" / "L2" / "chans-s0.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle-chans", "chans")], shuffle, n_examples=32, grid_images=2)
@@ -360,7 +362,7 @@ def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
     masking section, compared point by point with full-s0's white-box outcomes."""
     linf = board / "synthetic" / "Linf"
     evaluate(linf / "full-s0.safetensors", "synthetic",
-             EvalOptions(attack="transfer", transfer_from=linf / "chans-s0.safetensors", eps="8/255",
+             EvalOptions(attack=Attack.TRANSFER, transfer_from=linf / "chans-s0.safetensors",
                          n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
                          name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
     entries = load_entries(board)

@@ -94,7 +94,7 @@ def make_attack_config(
             attacks = [AAAttack(a) for a in aa.attacks_to_run]
     else:
         named = {Attack.NONE: (), Attack.TRANSFER: (AAAttack.APGD_CE,)}
-        version, attacks = AAVersion.CUSTOM, named.get(attack, (AAAttack(attack.value),))
+        version, attacks = AAVersion.CUSTOM, named[attack] if attack in named else (AAAttack(attack.value),)
     return AttackConfig(attack=attack, version=version, attacks=list(attacks), norm=threat.norm, eps=threat.eps.value,
                         seed=seed, batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
 

@@ -133,15 +133,20 @@ PAPER: list[Study | ShuffleStudy] = [
 # ConvMixer-64/8 (kernel 5, patch 2) on Fashion-MNIST with the convmixer recipe for 10 epochs; Linf 2/255 with
 # APGD-CE + APGD-T on the first 1000 test points, an APGD-CE sweep at 1/255 and 4/255 on every seed (seed bands),
 # AutoAttack standard on the first 500 for seed 0 of each variant (does the cheaper set agree?); `space` for clean
-# accuracy only (claim 1). A width-64, depth-8 unshuffler for claim 3. Estimates: measured seconds on a 2-core CPU.
+# accuracy only (claim 1). A width-64, depth-8 unshuffler for claim 3. Estimates: seconds per job measured on the
+# 2-core CPU with 2 jobs at 1 thread each while other processes ran (load 5-9, 2026-12-04): a training 217-265 s
+# per epoch; the headline evaluation APGD-CE 545-562 s + APGD-T 1497-1560 s + sanity (APGD-CE at eps 0.5 and
+# Square 1000 queries) ~800 s; the sweep 1/255 821-922 s + 4/255 267-303 s (2/255 is replayed from the headline).
+# AutoAttack standard and the controls are extrapolated from those attacks' per-point costs. Together about 26 h of
+# one core, 13 h of the two: over the 6 h the issue aimed at (its estimate predates these measurements).
 MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),
           (0, 1, 2), eps=Eps.parse("2/255"), n_examples=1000, attacks=(APGD_CE, APGD_T),
           sweep=_sweep("1/255,2/255,4/255"), sweep_attacks=(APGD_CE,), sweep_every_seed=True, standard_n=500,
-          clean_only=(SPACE,), transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=1500,
-          eval_s=900, sweep_s=300, standard_s=900, control_s=300),
+          clean_only=(SPACE,), transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=2300,
+          eval_s=2900, sweep_s=1200, standard_s=3600, control_s=600),
     ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, (FULL, CHANS), (0, 1, 2),
-                 train_s=1800, eval_s=60),
+                 train_s=2200, eval_s=60),
 ]
 
 # The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,

@@ -17,6 +17,7 @@ from typing import Annotated, Literal, NoReturn
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from randmix_bench.errors import RandmixError
+from randmix_bench.loss_curve import LossTrace
 from randmix_bench.threat import ThreatModel, same_eps
 from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm
 
@@ -375,12 +376,18 @@ class ShuffleResult(_Strict):
     checkpoint: CheckpointRef
     provenance: Provenance
     grid_png: str | None = None
+    # the run's training-loss curve, [[epoch_fraction, loss], ...] (randmix_bench.loss_curve); None on results
+    # written before it was recorded
+    train_loss: LossTrace | None = None
 
     @model_validator(mode="after")
     def _n_fits(self) -> ShuffleResult:
         if self.n_examples < 1:
             raise ValueError(f"n_examples must be >= 1, got {self.n_examples}")
         _check_n(self.n_examples, self.dataset, "field 'n_examples':")
+        if self.train_loss is not None and self.train_loss[-1][0] > self.epochs:
+            raise ValueError(f"field 'train_loss': its last point is at epoch {self.train_loss[-1][0]:g}, after the "
+                             f"{self.epochs:g} epochs trained")
         return self
 
 

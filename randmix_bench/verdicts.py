@@ -41,7 +41,7 @@ from randmix_bench.results import CheckpointRef, Result, RobustnessResult, Shuff
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import Mixing, Norm
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "robust_table", "shuffle_study"]
 
 
 
@@ -220,6 +220,23 @@ def _robust(r: RobustnessResult) -> tuple[float, tuple[int, ...] | None, list[in
             r.randmix.n_examples)
 
 
+def _setting(r: RobustnessResult) -> str:
+    return f"{r.randmix.threat_model} {r.eps}, {attack_label(r.randmix.attack)}"
+
+
+def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
+    """The claim-2 table a robustness result is compared in, as its :class:`Scale` names it: tier, model, dataset,
+    training and setting (so that what is said about an entry, e.g. its masking controls, goes beside its table)."""
+    rb = r.randmix
+    return tier_of(rb.checkpoint), rb.model, rb.dataset, _training(r), _setting(r)
+
+
+def shuffle_study(r: ShuffleResult) -> tuple[str, str, str, str]:
+    """The claim-3 study a shuffle result is compared in, as its :class:`Scale` names it: tier, model, dataset and
+    training (the recipe's loss and epochs are recorded in the result, so they split studies)."""
+    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs"
+
+
 def _classification(tier: str, model: str, dataset: str, training: str | None,
                     results: list[RobustnessResult]) -> list[Family]:
     out = []
@@ -236,7 +253,7 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
-        setting = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
+        setting = _setting(rs[0])
         samples, per_point = _samples(_runs(rs), _robust)
         rows, _ = _family("2", samples, 100)
         out.append(Family("2", "robust accuracy", "points", _scale(tier, model, dataset, training, setting, samples),
@@ -293,8 +310,8 @@ def evaluate(results: Iterable[Result]) -> list[Family]:
     classification: dict[tuple[str, str, str, str], list[RobustnessResult]] = defaultdict(list)
     shuffle: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
     for r in results:
-        if isinstance(r, ShuffleResult):  # the recipe's loss and epochs are recorded here, so they split groups
-            shuffle[(tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs")].append(r)
+        if isinstance(r, ShuffleResult):
+            shuffle[shuffle_study(r)].append(r)
         elif why_untrusted(r) is None:
             classification[(tier_of(r.randmix.checkpoint), r.randmix.model, r.randmix.dataset,
                             _training(r) or "")].append(r)

@@ -12,8 +12,9 @@ repeated (it wants a GPU).
 
 Everything else a reader or a verdict uses is re-derived from the checkpoint as well: its labels (model,
 mixing, mixer seed, smoothing sigma, training seed, recipe and epochs: :func:`~randmix_bench.checkpoint.run_labels`),
-the per-point clean outcomes where recorded, and ``clean_acc_full_test`` on points spread over the whole test
-set; a recorded n larger than the test set is refused.
+a shuffle entry's training-loss trace (when the checkpoint recorded one), the per-point clean outcomes where
+recorded, and ``clean_acc_full_test`` on points spread over the whole test set; a recorded n larger than the test
+set is refused.
 """
 
 from __future__ import annotations
@@ -189,6 +190,16 @@ def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | 
     return f"the entry's {', '.join(wrong)}" if wrong else None
 
 
+def _trace_problem(entry: Entry, meta: dict[str, Any]) -> str | None:
+    """A pixel-shuffle entry's training-loss trace must be the one its checkpoint recorded, when both exist: the
+    curve says whether training had flattened."""
+    if entry.is_robustness or entry.shuffle.train_loss is None or "loss_trace" not in meta["extra"]:
+        return None
+    if [list(p) for p in entry.shuffle.train_loss] != meta["extra"]["loss_trace"]:
+        return "train_loss is not the training-loss trace its checkpoint recorded"
+    return None
+
+
 def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) -> str | None:
     """Per-point outcomes recorded for the first points must be what the model does on them, up to the device
     allowance of :data:`DEVICE_FLIPS` flipped predictions."""
@@ -321,7 +332,7 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
-    check.problem = _label_problem(entry, net, meta)
+    check.problem = _label_problem(entry, net, meta) or _trace_problem(entry, meta)
     if check.problem is not None:
         return checks
     if dataset not in splits:

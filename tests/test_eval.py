@@ -615,3 +615,34 @@ def test_the_attacked_points_clean_outcomes_are_measured_once(
     test = load_split("synthetic", train=False)
     unflipped = (real(load_model(ckpt)[0], test.images[24:], 64, torch.device("cpu")) == test.labels[24:]).int()
     assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()
+
+
+def test_a_sweep_through_the_headline_eps_replays_its_first_attacks(
+        train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
+    """The medium tier's protocol: a headline of APGD-CE + APGD-T and an APGD-CE sweep through the same eps. The
+    headline already ran APGD-CE on every clean point there, and the sweep point shares its stage in the record,
+    so it is replayed: no point is attacked twice with one attack at one eps (the sweep costs its other eps only),
+    and the sweep point is what the smaller eps and the headline's APGD-CE left."""
+    from randmix_bench.robustness.harness import Harness
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    attacked: list[tuple[float, str, int]] = []
+    real = Harness._attack_batch
+
+    def spy(self, adversary, attack, idx, config):  # noqa: ANN001, ANN202
+        attacked.append((config.eps, attack, len(idx)))
+        return real(self, adversary, attack, idx, config)
+
+    monkeypatch.setattr(Harness, "_attack_batch", spy)
+    options = EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM, attacks=parse_attacks("apgd-ce,apgd-t"),
+                          threat=ThreatModel.parse("Linf", "4/255"),
+                          sweep=parse_eps_list("2/255,4/255,8/255", Norm.LINF), sweep_attacks=parse_attacks("apgd-ce"),
+                          n_examples=24, batch_size=24, n_iter=5, device="cpu", out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    at_headline = [(a, n) for eps, a, n in attacked if math.isclose(eps, 4 / 255)]
+    assert [a for a, _ in at_headline].count("apgd-ce") == 1  # no attack twice at one eps
+    assert at_headline[0] == ("apgd-ce", round(rb.clean_acc * 24))  # on every clean point
+    assert {round(eps * 255) for eps, a, _ in attacked if a == "apgd-ce"} == {2, 4, 8}
+    (point,) = [p for p in rb.sweep if p.eps == "4/255"]
+    assert list(point.attacks or []) == ["apgd-ce"] and point.robust_acc >= rb.robust_acc
+    assert point.robust_acc <= rb.per_attack_robust_acc["apgd-ce"]  # what 2/255 and the headline's APGD-CE left

@@ -366,10 +366,16 @@ def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
                          n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
                          name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
     entries = load_entries(board)
-    [row] = table_rows(render_findings(entries), "## Gradient-masking controls")
+    findings = render_findings(entries)
+    [row] = table_rows(findings, "## Gradient-masking controls")
     whitebox = next(e.robustness for e in entries if e.robustness.name == "full-s0" if e.is_robustness)
     assert row[:3] == ["`full-s0`", "transfer", str(N_EXAMPLES)]
     assert float(row[3]) == pytest.approx(100 * whitebox.randmix.robust_acc, abs=0.05)
+    # and beside the verdict it bears on: under full-s0's robust-accuracy table, before the next table
+    table_of_full = next(f for f in verdicts.evaluate(e.result for e in entries)
+                         if f.claim == "2" and verdicts.robust_table(whitebox)[4] == f.scale.setting)
+    after = findings.split(escape(table_of_full.scale.label()), 1)[1].split("\n### ", 1)[0]
+    assert table_rows(after, "Gradient-masking controls of these entries") == [row]
 
 
 def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_result: Callable[..., object]) -> None:

@@ -172,7 +172,7 @@ def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
         return []
     flagged = sorted({c.entry for c in mine if c.flagged})
     said = (f"{', '.join(flagged)} flagged and left out of the table above" if flagged
-            else "no entry flagged: every white-box number is at most its controls'")
+            else "no entry flagged")
     return [f"Gradient-masking controls of these entries ({said}):", ""] + _control_table(mine)
 
 
@@ -202,7 +202,9 @@ def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
              "APGD-CE examples made on the seed-matched `full` model (transfer) and Square alone (black-box). A model "
              "that masks its gradients keeps points robust that these weaker attacks break; an entry is **flagged** "
              "(and left out of every verdict above) when a control leaves fewer points robust than its white-box "
-             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not.", ""]
+             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not. A tier's "
+             "cheaper attack set is also checked against AutoAttack standard on the same checkpoint (`AA standard`): "
+             "it agrees when standard leaves at most one point of accuracy fewer robust on the common points.", ""]
     if not checks:
         return lines + ["No control has been run on these results yet (the medium tier runs them).", ""]
     return lines + _control_table(checks)

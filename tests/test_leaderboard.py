@@ -395,3 +395,29 @@ def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_resul
     assert (ok.kind, ok.missed, ok.flagged) == ("square", 1, False)  # one point each way: reported, not flagged
     [bad] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.5, n=4), [1, 0, 0, 0], square)])
     assert (bad.whitebox_robust, bad.control_robust, bad.missed, bad.flagged) == (3, 1, 2, True)
+
+
+def test_the_cheaper_attack_set_is_checked_against_autoattack_standard(robust_result: Callable[..., object]) -> None:
+    """A tier's APGD-CE + APGD-T number against AutoAttack standard on the same checkpoint and points: it agrees
+    when standard leaves at most one point of accuracy fewer robust (2 of 200 here), else the entry is flagged."""
+    from randmix_bench.masking import controls
+    from randmix_bench.results import AttackConfig, Points
+
+    cheaper = AttackConfig(attack="autoattack", version="custom", attacks=["apgd-ce", "apgd-t"], norm="Linf",
+                           eps=8 / 255)
+    standard = AttackConfig(attack="autoattack", version="standard", attacks=["apgd-ce", "apgd-t", "fab-t", "square"],
+                            norm="Linf", eps=8 / 255)
+
+    def entry(name: str, attack: AttackConfig, robust: int):  # type: ignore[no-untyped-def]
+        result = robust_result("chans", 0, 1.0, robust / 200, n=200)
+        rb = result.randmix.model_copy(update={
+            "attack": attack, "points": Points(indices=list(range(200)), clean=[1] * 200,
+                                               robust=[1] * robust + [0] * (200 - robust)),
+            "checkpoint": result.randmix.checkpoint.model_copy(update={"weights_sha256": "w"})})
+        return result.model_copy(update={"randmix": rb, "name": name})
+
+    [agrees] = controls([entry("cheaper", cheaper, 100), entry("standard", standard, 98)])
+    assert (agrees.entry, agrees.kind, agrees.missed, agrees.flagged) == ("cheaper", "AA standard", 2, False)
+    [differs] = controls([entry("cheaper", cheaper, 100), entry("standard", standard, 97)])
+    assert differs.flagged and differs.tolerance == 2
+    assert controls([entry("a", standard, 100), entry("b", standard, 90)]) == []  # standard is not its own check

@@ -13,6 +13,7 @@ from randmix_bench import claims, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
+from randmix_bench.vocab import Tier
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -101,7 +102,7 @@ def _plain(f: claims.Family) -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier in ("small", "smoke") else ""
+    smoke = " (smoke test only)" if f.scale.tier in (Tier.SMALL, Tier.SMOKE) else ""
     return f"{where}{smoke}, {f.measure}: {tail}."
 
 

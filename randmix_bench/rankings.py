@@ -18,10 +18,11 @@ from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.entries import Entry
 from randmix_bench.findings import FINDINGS_NAME, NO_RESULTS, claims_section, counts
 from randmix_bench.markdown import Markdown, escape, heading, relpath, table
+from randmix_bench.vocab import Norm
 
 __all__ = ["THREAT_MODELS", "NOT_RANKED", "FIGURES_FOLDER", "render_leaderboard"]
 
-THREAT_MODELS = ("Linf", "L2")  # RobustBench's, in its order
+THREAT_MODELS = tuple(Norm)  # RobustBench's, in its order
 NOT_RANKED = "Not ranked: unreliable or unchecked"
 FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `write`
 

@@ -24,9 +24,10 @@ from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
 from randmix_bench.models import list_models, model_task
 from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, TaskSettings
 from randmix_bench.tasks.base import S
-from randmix_bench.vocab import Mixing, Optimizer, TaskKind
+from randmix_bench.vocab import Choice, Mixing, Optimizer, TaskKind
 
-__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "complete_config"]
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "NAMED_FIELDS", "TASK_SETTINGS",
+           "complete_config"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
@@ -34,6 +35,10 @@ WARMUP_LINEAR_DECAY: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.1, 1.0), 
 
 RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
 """Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
+NAMED_FIELDS: dict[str, type[Choice]] = {"mixing": Mixing, "optimizer": Optimizer}
+"""Fields that hold a vocabulary member: text for them is parsed where it arrives (the command line's options,
+:meth:`TrainConfig.from_dict` for a stored record), never inside. A task's settings parse their own
+(``TaskSettings.from_values``)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +53,7 @@ class TrainConfig:
     lr: float  # peak learning rate
     weight_decay: float
     task_settings: TaskSettings = ClassificationSettings()  # the task's own settings; their class names the task
-    optimizer: str = "adamw"  # an Optimizer
+    optimizer: Optimizer = Optimizer.ADAMW
     momentum: float = 0.9  # SGD (Nesterov) only
     lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
     decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
@@ -57,7 +62,7 @@ class TrainConfig:
     flip: bool = True  # random horizontal flip
     randaugment_n: int = 0  # RandAugment: ops per image; 0 = off
     randaugment_m: int = 0  # RandAugment: magnitude, 0..30 (torchvision's 31 bins)
-    mixing: str = "full"
+    mixing: Mixing = Mixing.FULL
     mixer_seed: int = 0  # seed of the frozen random mixers
     smooth_sigma: float = DEFAULT_SMOOTH_SIGMA  # chans-smooth only
     seed: int = 0  # learned-weight init, data order and augmentation
@@ -80,8 +85,10 @@ class TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
         self.task_settings.validate()
-        Mixing.parse(self.mixing)
-        Optimizer.parse(self.optimizer)
+        for name, kind in NAMED_FIELDS.items():
+            if not isinstance(getattr(self, name), kind):  # a Python caller's text, which would compare unequal
+                raise TypeError(f"TrainConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}; parse "
+                                f"text where it arrives: {kind.__name__}.parse")
         check_dataset_name(self.dataset)
         if self.model not in list_models():
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
@@ -130,7 +137,7 @@ class TrainConfig:
         """A copy with the given fields replaced (``None`` values ignored), validated. Fields are named as in
         :meth:`to_dict`: a task's settings by their own names (``label_smoothing=0.1``), the task by ``task``."""
         given = {k: v for k, v in changes.items() if v is not None}
-        return TrainConfig.from_dict({**self.to_dict(), **given}).validate()
+        return TrainConfig._from_flat({**self.to_dict(), **given}).validate()
 
     def to_dict(self) -> dict[str, Any]:
         """The stored layout (run.json's ``config``, resume.pt's, a checkpoint's ``train``), flat as it has been
@@ -145,9 +152,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
-        """A config in :meth:`to_dict`'s layout (older records completed first by :func:`complete_config`), or
-        those values with some given by the user; parsed, not validated. A setting of another task than ``task``
-        must keep that task's default (so a run never records a setting it did not use)."""
+        """A stored record in :meth:`to_dict`'s layout (older ones completed first by :func:`complete_config`) as a
+        config: its text parsed, not validated."""
+        named = {name: kind.parse(d[name]) for name, kind in NAMED_FIELDS.items() if name in d}
+        return cls._from_flat({**d, **named})
+
+    @classmethod
+    def _from_flat(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """A config from values in :meth:`to_dict`'s layout, the task's settings routed to their class; a setting of
+        another task than ``task`` must keep that task's default (so a run never records a setting it did not use)."""
         values = dict(d)
         kind = TaskKind.parse(values.pop("task", TaskKind.CLASSIFICATION))
         task_values = {k: values.pop(k) for k in list(values) if k in TASK_FIELDS}
@@ -219,7 +232,7 @@ def _small_tier(name: str, model: str, dataset: str, crop_padding: int) -> Train
     """One small-tier recipe: every small model and dataset trains alike, only the crop follows the image size."""
     return TrainConfig(
         recipe=name, model=model, dataset=dataset, epochs=3, batch_size=128, lr=0.01, weight_decay=0.005,
-        optimizer="adamw", lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0,
+        optimizer=Optimizer.ADAMW, lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0,
         crop_padding=crop_padding, flip=True, eval_batch_size=500,
     )
 
@@ -233,7 +246,7 @@ RECIPES: dict[str, TrainConfig] = {
     # --clip-norm, which that command does not pass (add --grad-clip 1 to clip as train.py would).
     "convmixer-cifar10": TrainConfig(
         recipe="convmixer-cifar10", model="randmix_convmixer_256_8", dataset="cifar10",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, grad_clip=0.0,
         task_settings=ClassificationSettings(label_smoothing=0.0), crop_padding=0, flip=True, randaugment_n=2,
         randaugment_m=12,
@@ -242,7 +255,7 @@ RECIPES: dict[str, TrainConfig] = {
     # (0.1 per 256), wd 5e-4 off norms and biases, pad-4 crop + flip, label smoothing 0.1, one-cycle.
     "resnet18-cifar10": TrainConfig(
         recipe="resnet18-cifar10", model="randmix_resnet18", dataset="cifar10",
-        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, grad_clip=0.0,
         task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=4, flip=True,
     ),
@@ -251,30 +264,30 @@ RECIPES: dict[str, TrainConfig] = {
     # natural colour images), with a 2-pixel crop instead.
     "convmixer-cifar10-jpeg": TrainConfig(
         recipe="convmixer-cifar10-jpeg", model="randmix_convmixer_256_8", dataset="cifar10-jpeg",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=0, flip=True, randaugment_n=2,
         randaugment_m=12,
     ),
     "convmixer-fashion-mnist": TrainConfig(
         recipe="convmixer-fashion-mnist", model="randmix_convmixer_256_8", dataset="fashion-mnist",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
     ),
     # The medium tier (2-core CPU): the Fashion-MNIST recipe above on ConvMixer-64/8, for 10 epochs.
     "convmixer64-fashion-mnist": TrainConfig(
         recipe="convmixer64-fashion-mnist", model="randmix_convmixer_64_8", dataset="fashion-mnist",
-        epochs=10, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=10, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
     ),
     "resnet18-cifar10-jpeg": TrainConfig(
         recipe="resnet18-cifar10-jpeg", model="randmix_resnet18", dataset="cifar10-jpeg",
-        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False,
         task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=4, flip=True,
     ),
     "resnet18-fashion-mnist": TrainConfig(
         recipe="resnet18-fashion-mnist", model="randmix_resnet18", dataset="fashion-mnist",
-        epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False,
         task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=2, flip=True,
     ),
@@ -291,7 +304,7 @@ RECIPES: dict[str, TrainConfig] = {
     # classes are noise templates, so a flip makes a new pattern: a 1-pixel crop is the only augmentation.
     "quick": TrainConfig(
         recipe="quick", model="randmix_convmixer_tiny", dataset="synthetic",
-        epochs=2, batch_size=128, lr=0.03, weight_decay=0.005, optimizer="adamw",
+        epochs=2, batch_size=128, lr=0.03, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=((0.0, 0.0), (0.25, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=False,
         eval_batch_size=512,
     ),

@@ -30,7 +30,6 @@ from randmix_bench.results import ShuffleResult
 from randmix_bench.run_folder import recorded_trace
 from randmix_bench.tasks import ShuffleTask
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Mixing
 
 __all__ = ["save_grid", "grid_size", "evaluate_runs"]
 
@@ -185,7 +184,7 @@ def evaluate_runs(
             rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
             trainable, frozen = count_parameters(run.model)
             results.append(ShuffleResult(
-                name=run.name, model=run.meta["model"], mixing=Mixing(run.cfg.mixing), mixer_seed=run.cfg.mixer_seed,
+                name=run.name, model=run.meta["model"], mixing=run.cfg.mixing, mixer_seed=run.cfg.mixer_seed,
                 smooth_sigma=cast(MixingReport, run.model.mixing).smooth_sigma, train_seed=run.cfg.seed,
                 permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
                 loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],

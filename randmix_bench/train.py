@@ -55,6 +55,7 @@ from randmix_bench.run_folder import (
     save_resume_state,
 )
 from randmix_bench.tasks import Task, build_model, task_for
+from randmix_bench.vocab import Optimizer
 
 __all__ = ["train", "train_step", "make_optimizer", "TrainReporter"]
 
@@ -113,7 +114,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.opt
             {"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
         ]
-    if cfg.optimizer == "adamw":
+    if cfg.optimizer is Optimizer.ADAMW:
         return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused or None)
 

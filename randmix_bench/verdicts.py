@@ -39,15 +39,15 @@ from randmix_bench.claims import (
 from randmix_bench.data import DATASETS
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import Mixing
+from randmix_bench.vocab import Mixing, Norm
 
 __all__ = ["evaluate", "robust_table", "shuffle_study"]
 
 
 
-Key = tuple[str, float]  # (mixing, smooth_sigma)
+Key = tuple[Mixing, float]  # (mixing, smooth_sigma)
 R = TypeVar("R", RobustnessResult, ShuffleResult)
-_ORDER = {m.value: i for i, m in enumerate(Mixing)}
+_ORDER = {m: i for i, m in enumerate(Mixing)}
 
 
 def _ref(r: Result) -> CheckpointRef:
@@ -168,7 +168,7 @@ def _scale(tier: str, model: str, dataset: str, training: str | None, setting: s
 
 def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: dict[Key, _Sample]) -> Check | None:
     """Claim 1a: chans vs full within ±NEARLY_PP points (TOST, a family of its own: one hypothesis)."""
-    chans, full = [k for k in samples if k[0] == "chans"], [k for k in samples if k[0] == "full"]
+    chans, full = [k for k in samples if k[0] is Mixing.CHANS], [k for k in samples if k[0] is Mixing.FULL]
     if not (chans and full):
         return None
     statement = f"`chans` nearly matches `full` (TOST, margin ±{NEARLY_PP:g} point)"
@@ -249,7 +249,7 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
                       per_point, tuple(rows), () if check is None else (check,)))
     settings: dict[tuple[int, float, str], list[RobustnessResult]] = defaultdict(list)
     for r in results:
-        settings[(("Linf", "L2").index(r.randmix.threat_model), r.randmix.eps_value,
+        settings[(list(Norm).index(r.randmix.threat_model), r.randmix.eps_value,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
@@ -298,7 +298,7 @@ def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[S
             return getattr(r, metric), None, None, r.n_examples
         samples, _ = _samples(variants, value)
         rows, _ = _family("3", samples, 1.0)
-        checks = (_thresholds(dataset, variants.get(("chans", 0.0), [])),) if measure == "SSIM" else ()
+        checks = (_thresholds(dataset, variants.get((Mixing.CHANS, 0.0), [])),) if measure == "SSIM" else ()
         out.append(Family("3", measure, unit, _scale(tier, model, dataset, training, None, samples), False,
                           tuple(rows), checks))
     return out

@@ -39,6 +39,7 @@ from randmix_bench.robustness import BLACK_BOX, robust_accuracy
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
+from randmix_bench.vocab import AAAttack, Mixing
 
 __all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
            "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
@@ -137,10 +138,10 @@ def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: i
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 
-def _robust_attack(rb: RandmixBlock) -> str | None:
+def _robust_attack(rb: RandmixBlock) -> AAAttack | None:
     """The entry's strongest white-box attack: APGD-CE when it ran it, else its first white-box one."""
     whitebox = [a for a in rb.attack.attacks if a not in BLACK_BOX]
-    return "apgd-ce" if "apgd-ce" in whitebox else next(iter(whitebox), None)
+    return AAAttack.APGD_CE if AAAttack.APGD_CE in whitebox else next(iter(whitebox), None)
 
 
 def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: int, sigmas: float,
@@ -327,7 +328,7 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
         check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
         return checks
-    held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
+    held = (meta["model"], meta["model_kwargs"].get("mixing", Mixing.FULL))
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks

@@ -28,10 +28,11 @@ from randmix_bench.files import BusyError, exclusive
 from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
 from randmix_bench.result_files import ResultError, read_result
 from randmix_bench.results import pct
-from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
+from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.threat import ThreatModel, parse_eps_list
 from randmix_bench.verify import VerifyOptions, verify
-from randmix_bench.vocab import Tier
+from randmix_bench.vocab import Attack, Norm, Tier
 
 N = 48
 
@@ -43,8 +44,10 @@ def board_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoi
     root = tmp_path_factory.mktemp("integrity") / "leaderboards"
     folder = root / "synthetic" / "Linf"
     ckpt = train_tiny_checkpoint(folder / "a.safetensors")
-    evaluate(ckpt, "synthetic", EvalOptions(attack="apgd-ce", eps="1/255", n_examples=N, batch_size=N, n_iter=5,
-                                            sweep="1/255,2/255", device="cpu", out=folder / "a.json"))
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "1/255"),
+                                            n_examples=N, batch_size=N, n_iter=5,
+                                            sweep=parse_eps_list("1/255,2/255", Norm.LINF), device="cpu",
+                                            out=folder / "a.json"))
     return root
 
 
@@ -231,7 +234,7 @@ def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffl
 def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoint: Callable[..., Path],
                                                              tmp_path: Path) -> None:
     paths = Paths(tmp_path)
-    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", ThreatModel.parse("Linf"), 32, attack=Attack.NONE)
     train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
     assert job.state(paths) is JobState.PENDING
     job.run(paths, "cpu", False, None)
@@ -251,7 +254,7 @@ def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_chec
     """A partial job whose state is damaged is an error naming --force, and --force redoes it (it used to be
     applied to changed jobs only)."""
     paths = Paths(tmp_path)
-    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", ThreatModel.parse("Linf"), 32, attack=Attack.NONE)
     train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
     job.output(paths).parent.mkdir(parents=True)
     job.output(paths).with_suffix(".eval-state").write_text('{"format": "my own notes"}')
@@ -276,8 +279,10 @@ def test_a_second_reproduce_on_a_folder_in_use_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_full_width_eps_is_normalised_never_stored_verbatim() -> None:
-    assert resolve_eps("８/２５５", "Linf") == ("8/255", 8 / 255)
-    assert parse_eps_list(" ８/255, 0.5 ", "Linf") == [("8/255", 8 / 255), ("0.5", 0.5)]
+    eps = ThreatModel.parse("Linf", "８/２５５").eps
+    assert (eps.text, eps.value) == ("8/255", 8 / 255)
+    sweep = parse_eps_list(" ８/255, 0.5 ", Norm.LINF)
+    assert [(e.text, e.value) for e in sweep] == [("8/255", 8 / 255), ("0.5", 0.5)]
 
 
 @pytest.mark.slow

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 import statistics
@@ -25,6 +24,8 @@ from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
 from randmix_bench.result_files import read_result
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.threat import ThreatModel
+from randmix_bench.vocab import Attack
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -40,8 +41,8 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
                 edit_result: Callable[[Path, dict], None]) -> Path:
     """``root/synthetic/{Linf,L2,shuffle}/``: every number in it measured by the real harnesses."""
     linf = root / "synthetic" / "Linf"
-    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
-                         batch_size=N_EXAMPLES, device="cpu")
+    attack = EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "8/255"), n_examples=N_EXAMPLES,
+                         n_iter=3, batch_size=N_EXAMPLES, device="cpu")
     for name, mixing, seed in CLASSIFIERS:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
         evaluate(ckpt, "synthetic", dataclasses.replace(attack, name=name, out=linf / f"{name}.json"))
@@ -50,7 +51,7 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
             edit_result(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
                                           "unreliable": False})
     evaluate(linf / "chans-s0.safetensors", "synthetic",
-             dataclasses.replace(attack, norm="L2", eps="0.5", name="chans-s0",
+             dataclasses.replace(attack, threat=ThreatModel.parse("L2", "0.5"), name="chans-s0",
                                  out=root / "synthetic" / "L2" / "chans-s0.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle-chans", "chans")], shuffle, n_examples=32, grid_images=2)
@@ -237,10 +238,8 @@ HOSTILE = (f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x on
 
 def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
     """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
-    path = board / "synthetic" / "Linf" / "chans-s0.json"
-    per_attack = json.loads(path.read_text())["randmix"]["per_attack_robust_acc"]  # renamed with its attack
-    edit_result(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
-                 "randmix.attack.n_iter": None, "randmix.per_attack_robust_acc": {HOSTILE: per_attack["apgd-ce"]}})
+    path = board / "synthetic" / "Linf" / "chans-s0.json"  # (attack names are a vocabulary now: refused on read)
+    edit_result(path, {"name": HOSTILE})
     shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
     edit_result(shuffle, {"name": HOSTILE, "model": HOSTILE})
     readme = tmp_path / "README.md"
@@ -256,6 +255,9 @@ def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Cal
     assert leaderboard.stale(board, readme) == []  # regenerating is stable: the section did not grow
     rows = table_rows(board_text, "### synthetic · Linf · eps 8/255")
     assert {len(r) for r in rows} == {11}  # the | in the name did not add a cell
+    edit_result(path, {"randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE]})
+    with pytest.raises(LeaderboardError, match="randmix.attack.attacks"):  # an attack name is never free text
+        leaderboard.write(board, readme)
 
 
 @pytest.mark.parametrize(("file", "change", "field"), [
@@ -360,7 +362,7 @@ def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
     masking section, compared point by point with full-s0's white-box outcomes."""
     linf = board / "synthetic" / "Linf"
     evaluate(linf / "full-s0.safetensors", "synthetic",
-             EvalOptions(attack="transfer", transfer_from=linf / "chans-s0.safetensors", eps="8/255",
+             EvalOptions(attack=Attack.TRANSFER, transfer_from=linf / "chans-s0.safetensors",
                          n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
                          name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
     entries = load_entries(board)

@@ -25,6 +25,7 @@ from randmix_bench.run_folder import RUN_FORMAT
 from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.train import train
 from randmix_bench.verify import VerifyOptions, verify
+from randmix_bench.vocab import Mixing
 
 REPO = Path(__file__).resolve().parents[1]
 CFG = get_recipe("unshuffle-quick")  # 2 epochs of 16 steps on synthetic data: seconds
@@ -37,7 +38,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("loss") / "leaderboards"
     shuffle = root / "synthetic" / "shuffle"
     shuffle.mkdir(parents=True)
-    for mixing in ("full", "chans"):
+    for mixing in (Mixing.FULL, Mixing.CHANS):
         train(CFG.override(mixing=mixing), root.parent / "runs" / mixing, device="cpu")
         shutil.copy(root.parent / "runs" / mixing / "checkpoint.safetensors", shuffle / f"{mixing}.safetensors")
     evaluate_runs([shuffle / "full.safetensors", shuffle / "chans.safetensors"], shuffle, n_examples=32,
@@ -49,7 +50,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_trainer_records_ten_points_per_epoch_and_resume_keeps_them(
         board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, train_killed_after: Callable[..., None]) -> None:
     straight = json.loads((board.parent / "runs" / "chans" / "run.json").read_text())
-    cfg = CFG.override(mixing="chans")
+    cfg = CFG.override(mixing=Mixing.CHANS)
     train_killed_after(1, cfg, tmp_path / "resumed", monkeypatch)
     resumed = train(cfg, tmp_path / "resumed", resume=True, device="cpu")
 

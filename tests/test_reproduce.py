@@ -16,10 +16,12 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import ShuffleStudy, Study, Tier
 from randmix_bench.result_files import read_result
+from randmix_bench.threat import Eps
+from randmix_bench.vocab import Mixing
 
 TEST_TIER = [
-    Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.02", n_examples=8, square_queries=20),
-    ShuffleStudy("unshuffle", "unshuffle-quick", "synthetic", ("full",), (0,)),
+    Study("tiny", "quick", "synthetic", (Mixing.CHANS,), (0,), eps=Eps.parse("0.02"), n_examples=8, square_queries=20),
+    ShuffleStudy("unshuffle", "unshuffle-quick", "synthetic", (Mixing.FULL,), (0,)),
 ]
 
 
@@ -55,8 +57,8 @@ def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
 @pytest.mark.slow
 def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoke("--only", "*tiny*")
-    monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.03",
-                                                        n_examples=8, square_queries=20)])
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", (Mixing.CHANS,), (0,),
+                                                        eps=Eps.parse("0.03"), n_examples=8, square_queries=20)])
     jobs = tier_jobs(Tier.SMALL)
     assert [j.state(Paths()).value for j in jobs[:2]] == ["done", "changed"]
     with pytest.raises(RandmixError, match="other settings"):

@@ -26,8 +26,8 @@ from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, 
 from randmix_bench.tasks.base import S
 from randmix_bench.vocab import Choice, Mixing, Optimizer, TaskKind
 
-__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "NAMED_FIELDS", "TASK_SETTINGS",
-           "complete_config"]
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "NAMED_FIELDS",
+           "TASK_SETTINGS", "complete_config"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))

@@ -21,7 +21,7 @@ from randmix_bench import loss_curve
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from randmix_bench.distributed import Distributed
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, atomic_path, exclusive, jsonable, write_json
+from randmix_bench.files import BusyError, atomic_path, exclusive, jsonable, read_json, write_json
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, complete_config
 from randmix_bench.tasks import Task
 
@@ -183,11 +183,11 @@ def recorded_trace(checkpoint: Path, meta: dict[str, Any], file_sha256: str) -> 
         return loss_curve.check_trace(meta["extra"]["loss_trace"], f"{checkpoint} (metadata loss_trace)", epochs)
     run_json = checkpoint.parent / RUN_NAME
     try:
-        run = json.loads(run_json.read_text())
+        run = read_json(run_json, "run record")  # a regular file of bounded size: a FIFO there never blocks
         if not (isinstance(run, dict) and run.get("format") == RUN_FORMAT
                 and run.get("checkpoint", {}).get("sha256") == file_sha256):
             return None
         trace = loss_curve.from_history(run["history"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # no run record of this checkpoint
+    except (RandmixError, KeyError, TypeError, AttributeError):
+        return None  # no readable run record of this checkpoint
     return loss_curve.check_trace(trace, f"{run_json} (history)", epochs)

@@ -148,16 +148,14 @@ def _run_one(jobs: Sequence[AnyJob], index: int, outcome: JobRun, paths: Paths, 
 
 def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, device: str | None, force: bool,
             threads: int | None) -> None:
-    """One worker process: take groups (lists of job indices) until none is left, report every job as an event."""
+    """One worker process: take groups (lists of job indices) until the parent's ``None`` says none is left, report
+    every job as an event. The get blocks: a non-blocking one raises ``Empty`` whenever the other worker holds the
+    queue's read lock, and a worker that started alongside another quit at once (half the cores left idle)."""
     import torch
 
     if threads is not None:
         torch.set_num_threads(threads)
-    while True:
-        try:
-            group = groups.get_nowait()
-        except queue.Empty:
-            return
+    while (group := groups.get()) is not None:
         for index in group:
             outcome = JobRun(jobs[index], JobState.PENDING)
             try:
@@ -199,6 +197,8 @@ def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[Job
         groups.put(group)
     processes = [context.Process(target=_worker, args=(groups, events, jobs, paths, device, force, threads),
                                  daemon=True) for _ in range(min(workers, len(by_group)))]
+    for _ in processes:
+        groups.put(None)  # one end mark per worker
     for p in processes:
         p.start()
     left, failure = len(indices), None
@@ -207,8 +207,9 @@ def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[Job
             try:
                 event = events.get(timeout=1.0)
             except queue.Empty:
-                if not any(p.is_alive() for p in processes):
-                    failure = ("a worker process died without a report (out of memory?); rerun to resume", True)
+                if any(p.exitcode for p in processes) or not any(p.is_alive() for p in processes):
+                    failure = ("a worker process died without a report (out of memory? killed?); rerun to resume",
+                               True)
                 continue
             kind, index = event[0], event[1]
             job = jobs[index]

@@ -4,8 +4,10 @@ worker stops the run with its message, and the progress lines a background log g
 from __future__ import annotations
 
 import io
+import queue
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -60,6 +62,42 @@ def test_a_failing_job_in_a_worker_stops_the_run_with_its_message(tmp_path: Path
     jobs = [TrainJob("bad", "g1", Tier.SMALL, missing), TrainJob("bad2", "g2", Tier.SMALL, missing)]
     with pytest.raises(RandmixError, match="train bad2?: .*cifar10"):
         reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=2, threads=1)
+
+
+class ContendedQueue:
+    """A multiprocessing queue as a worker sees it while another worker holds its read lock: a non-blocking get
+    raises Empty though groups are left; a blocking one waits its turn and gets them."""
+
+    def __init__(self, items: list[object]) -> None:
+        self.items = items
+
+    def get(self, block: bool = True, timeout: float | None = None) -> object:
+        if not block:
+            raise queue.Empty
+        return self.items.pop(0)
+
+    def get_nowait(self) -> object:
+        return self.get(block=False)
+
+
+@dataclass
+class DoneJob:
+    name: str
+    kind: str = "train"
+    group: str = "g"
+
+    def state(self, paths: Paths) -> JobState:
+        return JobState.DONE
+
+
+def test_a_worker_takes_groups_until_the_end_mark_even_while_another_holds_the_queue(tmp_path: Path) -> None:
+    """Two workers started together used to race for the queue's lock; the loser quit at once, leaving a core idle
+    for the whole tier."""
+    jobs = [DoneJob("a"), DoneJob("b"), DoneJob("c")]
+    events: list[tuple[object, ...]] = []
+    sink = SimpleNamespace(put=events.append)
+    reproduce._worker(ContendedQueue([[0], [1, 2], None]), sink, jobs, Paths(tmp_path), "cpu", False, None)
+    assert [e[:2] for e in events if e[0] == "outcome"] == [("outcome", 0), ("outcome", 1), ("outcome", 2)]
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "two", "", "1.5", "nan", "100000"])

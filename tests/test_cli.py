@@ -21,6 +21,7 @@ from randmix_bench.freezing import count_parameters
 from randmix_bench.models import create_model
 from randmix_bench.quickstart import QuickstartConfig
 from randmix_bench.robustness import EvalOptions
+from randmix_bench.threads import available_cores
 from randmix_bench.verify import VerifyOptions
 
 runner = CliRunner()
@@ -63,13 +64,15 @@ def called_with(monkeypatch: pytest.MonkeyPatch, target: str) -> tuple[dict[str,
 
 
 @pytest.mark.parametrize(("args", "target", "options", "expected"), [
-    (["eval", "run", "-d", "synthetic"], "randmix_bench.robustness.evaluate", "options", EvalOptions()),
+    (["eval", "run", "-d", "synthetic"], "randmix_bench.robustness.evaluate", "options",
+     EvalOptions(processes=available_cores())),  # --threads auto: a batch per core at once
     (["verify", "x.json"], "randmix_bench.verify.verify", "options", VerifyOptions()),
     (["quickstart"], "randmix_bench.quickstart.run", "cfg", QuickstartConfig()),
 ], ids=["eval", "verify", "quickstart"])
 def test_command_defaults_are_the_librarys(monkeypatch: pytest.MonkeyPatch, args: list[str], target: str,
                                            options: str, expected: object) -> None:
-    """A command given no options calls the library with the library's own defaults (its options object)."""
+    """A command given no options calls the library with the library's own defaults (its options object), but
+    for what the thread policy sets."""
     monkeypatch.setattr("randmix_bench.entries.load_entry", lambda path: path)  # verify's entry, unread
     arguments, _ = called_with(monkeypatch, target)
     assert runner.invoke(app, args).exit_code == 2

@@ -35,7 +35,7 @@ from randmix_bench.robustness import (
     ProgressReporter,
     SanityOptions,
     evaluate,
-    harness,
+    forked,
     make_attack_config,
     parse_attacks,
     pgd_attack,
@@ -256,7 +256,7 @@ def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
 
 
 class Tick:
-    """A clock for ``robustness.harness.time`` that advances one second per reading: every attacked batch
+    """A clock for ``robustness.forked.time`` that advances one second per reading: every attacked batch
     (timed by two readings) then takes exactly one second."""
 
     def __init__(self) -> None:
@@ -271,7 +271,7 @@ class Tick:
 def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
-    monkeypatch.setattr(harness, "time", Tick())
+    monkeypatch.setattr(forked, "time", Tick())
     settings = replace(CHEAP, threat=LINF_8, attacks=parse_attacks("apgd-ce, pgd"))
     reference = evaluate(run_dir, "synthetic", replace(settings, out=tmp_path / "reference.json")).result.randmix
     out = tmp_path / "resumed.json"

@@ -69,14 +69,15 @@ def eval_command(
     from randmix_bench.vocab import AAVersion, Attack
 
     threat, points = parse_threat(norm, eps, sweep or ())
+    n_threads = parse_threads(threads)
     options = EvalOptions(attack=Attack.parse(attack), threat=threat, n_examples=n_examples,
                           batch_size=batch_size, seed=seed, version=AAVersion.parse(version, VERSIONS),
                           attacks=parse_attacks(attacks or ()), n_iter=n_iter, n_queries=n_queries, sweep=points,
                           sweep_attacks=parse_attacks(sweep_attacks or (), "--sweep-attacks"),
                           sanity=SanityOptions() if sanity else None, transfer_from=transfer_from,
-                          data_dir=data_dir, device=device, name=name, out=out)
+                          data_dir=data_dir, device=device, name=name, out=out, processes=n_threads)
     try:
-        with cpu_threads(parse_threads(threads)), attack_progress(console) as progress:
+        with cpu_threads(n_threads), attack_progress(console) as progress:
             output = evaluate(checkpoint, dataset, options, force=force, progress=progress)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/yellow]: rerun the same command to continue where it stopped")

@@ -10,19 +10,21 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from randmix_bench import reproduce
 from randmix_bench.data import dataset_info
 from randmix_bench.jobs import AnyJob, JobState, Paths
-from randmix_bench.quickstart import QuickstartConfig, QuickstartRow
 from randmix_bench.results import RobustnessResult, ShuffleResult
-from randmix_bench.verify import Check
 from randmix_bench.vocab import Mixing, TaskKind, Tier
+
+if TYPE_CHECKING:  # annotations only: importing them would load the leaderboard (and scipy) for every command
+    from randmix_bench import reproduce
+    from randmix_bench.quickstart import QuickstartConfig, QuickstartRow
+    from randmix_bench.verify import Check
 
 __all__ = ["ModelRow", "QuickstartView", "eval_table", "models_tables", "quickstart_table",
            "reproduce_plan_table", "reproduce_summary_table", "shuffle_table", "train_line", "verify_table"]

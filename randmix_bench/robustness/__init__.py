@@ -9,6 +9,7 @@ AutoAttack's ``run_standard_evaluation`` numbers. What this package adds around 
   adapter: the only module that touches pyautoattack's internals;
 - :mod:`.harness`: the loop, batch by batch, fast (data on the device, weights without gradients, large
   batches, per-attack wall times); progress through :class:`ProgressReporter` and ``logging``, never printed;
+- :mod:`.forked`: on a CPU, several batches of an attack at once in forked one-thread processes (same outcomes);
 - :mod:`.state`: resume: each finished batch is recorded in a small signed file beside the result, so a
   killed evaluation, rerun with the same command, ends with the numbers an uninterrupted run gives; a
   hand-edited, damaged or foreign file is refused rather than replayed into a result;

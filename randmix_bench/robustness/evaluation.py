@@ -144,7 +144,8 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     with input_gradients_only(job.model), input_gradients_only(source or job.model), \
             autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
-                          batch_size=config.batch_size, record=state, progress=progress, source=source)
+                          batch_size=config.batch_size, record=state, progress=progress, source=source,
+                          processes=job.options.processes)
         main = harness.run(f"eps={job.threat.eps}", config, harness.clean())
         masked = masking_flag(main, config)
         if masked is not None and masked not in flags:

@@ -10,10 +10,10 @@ only the rest. Progress goes to a :class:`ProgressReporter` and to ``logging``; 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Protocol
 
 import torch
@@ -23,6 +23,7 @@ from randmix_bench.device import resolve_device
 from randmix_bench.results import AttackConfig
 from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
+from randmix_bench.robustness.forked import attack_batches, can_fork
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tensors import eval_mode, to_unit
 from randmix_bench.vocab import AAAttack
@@ -107,16 +108,18 @@ class ChannelsLastInputs(nn.Module):
 class Harness:
     """One model (in eval mode, see :func:`input_gradients_only`) and one set of points on the device;
     runs attack stages against a record and keeps the wall time of each stage's attacks. With a ``source``
-    model the attacks run on it and their examples are judged on ``model``: a transfer attack."""
+    model the attacks run on it and their examples are judged on ``model``: a transfer attack. On a CPU, up to
+    ``processes`` batches of an attack run at once, in forked one-thread processes (same outcomes)."""
 
     def __init__(self, model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, device: torch.device,
                  batch_size: int, record: EvalRecord, progress: ProgressReporter | None,
-                 source: nn.Module | None = None) -> None:
+                 source: nn.Module | None = None, processes: int = 1) -> None:
         self.model = ChannelsLastInputs(model)
         self.source = self.model if source is None else ChannelsLastInputs(source)
         self.x = to_unit(images.to(device)) if images.dtype == torch.uint8 else images.to(device).float()
         self.y = labels.to(device)
         self.device, self.batch_size, self.record, self.progress = device, batch_size, record, progress
+        self.processes = processes if can_fork(device) else 1  # batches attacked at once (see forked.py)
         self.seconds: dict[str, float] = {}  # "<stage> <attack>" -> attack time, summed over resumed parts
         self._clean: torch.Tensor | None = None
 
@@ -158,21 +161,31 @@ class Harness:
                 log.info("%s %s: %d points, %d batch(es) already done", stage, attack, len(plan), len(state.done))
                 if self.progress is not None:
                     self.progress.start(f"{stage} · {attack}", len(plan))
-                for b, first in enumerate(range(0, len(plan), self.batch_size)):
-                    idx = plan[first : first + self.batch_size]
-                    if str(b) not in state.done:
-                        began = time.perf_counter()
-                        state.done[str(b)] = self._attack_batch(adversary, attack, idx, config)
-                        state.seconds += time.perf_counter() - began  # recorded with the batch: a resume adds to it
+                batches = [plan[first : first + self.batch_size] for first in range(0, len(plan), self.batch_size)]
+                todo = []
+                for b, idx in enumerate(batches):
+                    if str(b) in state.done:  # replayed from the record
+                        robust[state.done[str(b)]] = False
+                        self._advance(len(idx), robust, n)
+                    else:
+                        todo.append((b, idx))
+                attack_one = partial(self._attack_batch, adversary, attack, config=config)
+                with closing(attack_batches(attack_one, todo, self.processes)) as finished:
+                    for b, broken, seconds in finished:
+                        state.done[str(b)] = broken
+                        state.seconds += seconds  # recorded with the batch: a resume adds to it
                         self.record.save()
-                    robust[state.done[str(b)]] = False
-                    if self.progress is not None:
-                        self.progress.advance(len(idx), robust.sum().item() / n)
+                        robust[broken] = False
+                        self._advance(len(batches[b]), robust, n)
                 outcome.per_attack[attack] = int(robust.sum()) / n
                 outcome.seconds[attack] = self.seconds[f"{stage} {attack}"] = state.seconds
                 log.info("%s %s: robust accuracy %.4f", stage, attack, outcome.per_attack[attack])
         after_attacks(adversary, outcome.clean_acc, outcome.per_attack)
         return outcome
+
+    def _advance(self, points: int, robust: torch.Tensor, n: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(points, robust.sum().item() / n)
 
     def _attack_batch(self, adversary: Adversary, attack: AAAttack, idx: list[int], config: AttackConfig) -> list[int]:
         """Indices (into the points) of ``idx`` that ``attack`` broke with a valid adversarial example."""
@@ -191,15 +204,17 @@ def robust_accuracy(
     *,
     device: str | torch.device = "cpu",
     progress: ProgressReporter | None = None,
+    processes: int = 1,
 ) -> Outcome:
     """Clean and robust accuracy of ``model`` on these points under ``config``, in memory (no resume).
 
     ``images`` are uint8 [N, C, H, W] or floats in [0, 1]. At equal batch size and seed this equals
-    ``AutoAttack(...).run_standard_evaluation`` (and so RobustBench's ``benchmark``)."""
+    ``AutoAttack(...).run_standard_evaluation`` (and so RobustBench's ``benchmark``); on a CPU, ``processes``
+    batches are attacked at once (:mod:`~randmix_bench.robustness.forked`), with the same outcomes."""
     dev = resolve_device(device)
     with input_gradients_only(model.to(dev)), autoattack_flags() as flags:
         harness = Harness(model, images, labels, device=dev, batch_size=config.batch_size,
-                          record=EvalRecord({}), progress=progress)
+                          record=EvalRecord({}), progress=progress, processes=processes)
         outcome = harness.run(f"eps={config.eps:g}", config, harness.clean())
     outcome.flags = flags
     return outcome

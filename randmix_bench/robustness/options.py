@@ -51,6 +51,9 @@ class EvalOptions:
     # point in batches of 1000 (activations fall out of the caches); on a GPU, larger batches pay.
     batch_size: int = 250
     seed: int = 0  # AutoAttack seeds every batch with it
+    # Batches of an attack attacked at once on a CPU, each in a forked one-thread process (robustness/forked.py):
+    # the same outcomes, as every batch is seeded alike. randmix eval gives it its thread count.
+    processes: int = 1
     version: AAVersion = AAVersion.STANDARD
     attacks: tuple[AAAttack, ...] = ()  # with version custom
     n_iter: int | None = None  # APGD/FAB/PGD iterations (custom versions); None: AutoAttack's 100

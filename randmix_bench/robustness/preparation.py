@@ -107,6 +107,8 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     dev = resolve_device(options.device)
     if options.n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {options.n_examples}")
+    if not 1 <= options.processes <= 256:
+        raise RandmixError(f"processes must be in 1..256, got {options.processes}")
     if options.name is not None:
         check_entry_name(options.name)
     if (options.transfer_from is None) != (config.attack != Attack.TRANSFER):

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from randmix_bench import figures
-from randmix_bench.entries import SHUFFLE_FOLDER, Entry, LeaderboardError, load_entries
+from randmix_bench.entries import Entry, LeaderboardError, load_entries
 from randmix_bench.files import atomic_path, check_regular, read_regular
 from randmix_bench.findings import FINDINGS_NAME, render_findings, render_summary
 from randmix_bench.markdown import relpath
@@ -39,8 +39,12 @@ def _replace_section(text: str, body: str, readme: Path) -> str:
     return text[: start + len(MARKER_START)] + "\n" + body + text[end:]
 
 
-def _grids(root: Path) -> list[Path]:
-    return sorted(root.glob(f"*/{SHUFFLE_FOLDER}/*.png"))
+def _grids(entries: list[Entry]) -> list[Path]:
+    """The grids the pixel-shuffle results name (``grid_png``, a file beside the result): any other PNG dropped into
+    a shuffle folder (a user's picture, a FIFO, a link) would be shown as what a result's models reconstructed."""
+    names = [(e.path.parent, e.shuffle.grid_png) for e in entries if not e.is_robustness and e.shuffle.grid_png]
+    named = {folder / name for folder, name in names if Path(name).name == name and name != ".."}
+    return sorted(p for p in named if p.is_file() and not p.is_symlink())
 
 
 README_MAX_BYTES = 16 << 20  # a project README is kilobytes; anything this large is not one
@@ -56,7 +60,7 @@ def _read_readme(path: Path) -> str:
 
 def _pages(root: Path, entries: list[Entry], readme: str | Path | None) -> dict[Path, str]:
     target = root / MARKDOWN_NAME
-    out = {target: render_leaderboard(entries, root, _grids(root)), root / FINDINGS_NAME: render_findings(entries)}
+    out = {target: render_leaderboard(entries, root, _grids(entries)), root / FINDINGS_NAME: render_findings(entries)}
     if readme is not None and Path(readme).is_file():
         readme = Path(readme)
         summary = render_summary(entries, relpath(target, readme.parent))

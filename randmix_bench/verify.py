@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,16 +29,19 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CheckpointError, load_model, run_labels, weights_digest
+from randmix_bench.checkpoint import CheckpointError, digests, load_model, run_labels, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.entries import Entry
+from randmix_bench.eps import same_eps
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import sha256
+from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, sha256
+from randmix_bench.freezing import count_parameters
 from randmix_bench.results import RandmixBlock
-from randmix_bench.robustness import BLACK_BOX, robust_accuracy
+from randmix_bench.robustness import BLACK_BOX, make_attack_config, robust_accuracy
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
+from randmix_bench.vocab import AAVersion, Attack
 
 __all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
            "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
@@ -77,6 +81,7 @@ class VerifyOptions:
     batch_size: int = 250
     device: str = "cpu"
     robust: bool = True  # re-attack each robustness entry (minutes per large model on a CPU)
+    full_test: bool = True  # clean_acc_full_test on every test point (else on n random ones: a large model's minutes)
 
     def __post_init__(self) -> None:
         """A tolerance that is nan or negative would pass or fail every entry, a batch of 0 points never ends:
@@ -136,9 +141,9 @@ def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: i
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 
-def _robust_attack(rb: RandmixBlock) -> str | None:
-    """The entry's strongest white-box attack: APGD-CE when it ran it, else its first white-box one."""
-    whitebox = [a for a in rb.attack.attacks if a not in BLACK_BOX]
+def _robust_attack(attacks: list[str]) -> str | None:
+    """The strongest white-box attack of a list: APGD-CE when it holds it, else its first white-box one."""
+    whitebox = [a for a in attacks if a not in BLACK_BOX]
     return "apgd-ce" if "apgd-ce" in whitebox else next(iter(whitebox), None)
 
 
@@ -147,12 +152,13 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     """Re-run the entry's strongest white-box attack as the entry configured it (its AutoAttack version's
     settings, seed, eps, iterations) on ``split``; None when the entry ran no white-box attack."""
     rb = entry.randmix
-    attack = _robust_attack(rb)
+    attack = _robust_attack(rb.attack.attacks)
     if attack is None:
         return None
     m = len(split)
     config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
-    measured = 100 * robust_accuracy(net, split.images, split.labels, config, device=device).robust_acc
+    outcome = robust_accuracy(net, split.images, split.labels, config, device=device)
+    measured = 100 * outcome.robust_acc
     # the entry's first attack ran alone from the clean points, as here: its recorded number is checked both ways
     alone = rb.attack.attacks[0] == attack and attack in rb.per_attack_robust_acc
     recorded = 100 * rb.per_attack_robust_acc[attack] if alone else float(entry.robustness.autoattack_acc)
@@ -167,7 +173,64 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
         check.problem = (f"robust check: recorded robust accuracy after {attack} {recorded:.2f} on {n_recorded} points "
                          f"is below the {measured:.2f} it leaves on the first {m} (tolerance -{tol:.2f}): the number "
                          "was lowered, or the attack is not the one recorded")
+    else:
+        check.problem = (_unbroken_problem(rb, net, split, outcome.robust, attack, batch_size, device)
+                         or _sweep_problem(rb, net, split, outcome.robust, n_recorded, sigmas, batch_size, device))
     return check
+
+
+def _sweep_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, n_recorded: int,
+                   sigmas: float, batch_size: int, device: str) -> str | None:
+    """The robustness curve (``sweep``) is bounded from above like the headline: at each of its other eps, that
+    point's strongest white-box attack is re-run on the points the eps below it left (as the evaluation went upwards;
+    below the headline, from every point), and a recorded accuracy above what it leaves, beyond the tolerance, fails."""
+    m = len(split)
+    chain = torch.ones(m, dtype=torch.bool)
+    for point in sorted(rb.sweep, key=lambda p: p.eps_value):
+        if same_eps(point.eps_value, rb.eps_value):
+            chain &= survived  # the headline's points, re-attacked above
+            continue
+        attack = _robust_attack(point.attacks or rb.attack.attacks)
+        if attack is None:
+            continue
+        config = rb.attack.model_copy(update={"attacks": [attack], "eps": point.eps_value, "batch_size": batch_size})
+        index = chain.nonzero().flatten()
+        chain = torch.zeros(m, dtype=torch.bool)
+        if len(index):
+            chain[index] = robust_accuracy(net, split.images[index], split.labels[index], config, device=device).robust
+        recorded, measured = 100 * point.robust_acc, 100 * chain.float().mean().item()
+        tol = tolerance(100 * math.sqrt(point.robust_acc * (1 - point.robust_acc)), m, n_recorded,
+                        100 * DEVICE_FLIPS / m, sigmas)
+        if recorded - measured > tol:
+            return (f"robust check: the sweep's recorded robust accuracy at eps {point.eps} {recorded:.2f} is above "
+                    f"the {measured:.2f} that {attack} leaves on the first {m} (tolerance +{tol:.2f})")
+    return None
+
+
+def _unbroken_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, attack: str,
+                      batch_size: int, device: str) -> str | None:
+    """A point recorded as broken must be breakable. Points among the first m that the entry records as clean and
+    broken (``points``) but that ``attack`` left standing here are attacked with the entry's other attacks, in its
+    order: more than :data:`DEVICE_FLIPS` that survive them all mean the robust accuracy was lowered by hand (the
+    later attacks' numbers and the per-point outcomes edited together, which the first attack alone cannot see)."""
+    points, m = rb.points, len(split)
+    if points is None or points.indices[:m] != list(range(m)) or rb.attack.source is not None:
+        return None
+    broken = torch.tensor(points.clean[:m], dtype=torch.bool) & ~torch.tensor(points.robust[:m], dtype=torch.bool)
+    claimed = (broken & survived).nonzero().flatten()
+    if len(claimed) <= DEVICE_FLIPS:
+        return None
+    others = [a for a in rb.attack.attacks if a != attack]
+    standing = len(claimed)
+    if others:
+        config = rb.attack.model_copy(update={"attacks": others, "batch_size": batch_size})
+        standing = int(robust_accuracy(net, split.images[claimed], split.labels[claimed], config,
+                                       device=device).robust.sum())
+    if standing <= DEVICE_FLIPS:
+        return None
+    return (f"robust check: {standing} of the first {m} points are recorded as broken (points.robust) but survive "
+            f"every attack of the entry ({', '.join(rb.attack.attacks)}) here (allowance {DEVICE_FLIPS}): the robust "
+            "accuracy was lowered")
 
 
 def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | None:
@@ -185,7 +248,28 @@ def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | 
                 "train_seed": r.train_seed, "train_epochs": r.epochs}
     wrong = [f"{k} {said[k]!r} (the checkpoint says {held[k]!r})" for k in said
              if said[k] != held[k] and not (k != "model" and k != "mixing" and said[k] is None)]
+    recorded = entry.randmix if entry.is_robustness else entry.shuffle
+    counted = dict(zip(("params_trainable", "params_frozen"), count_parameters(net), strict=True))
+    wrong += [f"{k} {getattr(recorded, k)!r} (the checkpoint holds {v!r})" for k, v in counted.items()
+              if getattr(recorded, k) != v]
     return f"the entry's {', '.join(wrong)}" if wrong else None
+
+
+def _attack_problem(rb: RandmixBlock) -> str | None:
+    """The attacks an entry lists must be the ones its attack and AutoAttack version run: tables label an entry by
+    its version ("AA standard"), so a list edited under that label would pass for what was not run."""
+    c = rb.attack
+    custom = c.attack == Attack.AUTOATTACK and c.version == AAVersion.CUSTOM
+    try:
+        expected = make_attack_config(c.attack, norm=c.norm, eps=c.eps, version=c.version,
+                                      attacks=c.attacks if custom else (), seed=c.seed, batch_size=c.batch_size,
+                                      n_iter=c.n_iter, n_queries=c.n_queries).attacks
+    except RandmixError as e:
+        return f"attack: {e}"
+    if expected != c.attacks:
+        return (f"attack: {c.attack} {c.version} runs {', '.join(expected) or 'no attack'}, not the recorded "
+                f"{', '.join(c.attacks) or 'no attack'}")
+    return None
 
 
 def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) -> str | None:
@@ -198,28 +282,35 @@ def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) ->
     return None
 
 
-def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: int, sigmas: float, batch_size: int,
-                       device: str) -> str | None:
-    """clean_acc_full_test re-measured on ``m`` points spread evenly over the whole test set: per point against
-    ``full_test_clean`` when recorded, else the mean with the sampling tolerance (N = the test set)."""
+def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: int | None, sigmas: float,
+                       batch_size: int, device: str) -> str | None:
+    """clean_acc_full_test re-derived from the checkpoint on every point of the test set (``m`` None), or on ``m``
+    points drawn at random (a fixed sample could be dodged by editing only the points it leaves out): per point
+    against ``full_test_clean`` when recorded, else the mean; either way up to :data:`DEVICE_FLIPS` flips."""
     if rb.clean_acc_full_test is None:
         return None
-    index = torch.linspace(0, len(test) - 1, min(m, len(test))).round().long().unique()
+    n = len(test)
+    index = torch.arange(n) if m is None or m >= n else torch.randperm(n, generator=_unseeded())[:m].sort().values
     correct = predict(net, test.images[index], batch_size, torch.device(device)) == test.labels[index]
+    where = "every test point" if len(index) == n else f"{len(index)} random test points"
     if rb.full_test_clean is not None:
-        if len(rb.full_test_clean) != len(test):
-            return f"full_test_clean holds {len(rb.full_test_clean)} outcomes, the test set {len(test)} points"
+        if len(rb.full_test_clean) != n:
+            return f"full_test_clean holds {len(rb.full_test_clean)} outcomes, the test set {n} points"
         flips = int((correct.int() != torch.tensor(rb.full_test_clean)[index]).sum())
         if flips > DEVICE_FLIPS:
-            return (f"clean_acc_full_test: {flips} of {len(index)} sampled per-point outcomes (full_test_clean) are "
-                    f"not what the checkpoint predicts (allowance {DEVICE_FLIPS})")
+            return (f"clean_acc_full_test: {flips} per-point outcomes (full_test_clean) of {where} are not what the "
+                    f"checkpoint predicts (allowance {DEVICE_FLIPS})")
         return None
     p, measured = rb.clean_acc_full_test, correct.float().mean().item()
-    tol = tolerance(math.sqrt(p * (1 - p)), len(index), len(test), DEVICE_FLIPS / len(index), sigmas)
+    tol = tolerance(math.sqrt(p * (1 - p)), len(index), n, DEVICE_FLIPS / len(index), sigmas)
     if abs(measured - p) > tol:
-        return (f"clean_acc_full_test {100 * p:.2f} vs {100 * measured:.2f} on {len(index)} points spread over the "
-                f"test set (tolerance ±{100 * tol:.2f})")
+        return f"clean_acc_full_test {100 * p:.2f} vs {100 * measured:.2f} on {where} (tolerance ±{100 * tol:.2f})"
     return None
+
+
+def _unseeded() -> torch.Generator:
+    """A generator no one can predict (seeded from the OS), for samples a hand edit must not be able to avoid."""
+    return torch.Generator().manual_seed(secrets.randbits(63))
 
 
 class VerifyLog:
@@ -230,14 +321,17 @@ class VerifyLog:
     def __init__(self, path: str | Path, options: VerifyOptions) -> None:
         self.path, self.options = Path(path), {k: str(v) for k, v in asdict(options).items()}
         self.done: dict[str, tuple[str, list[Check]]] = {}
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():  # a regular file of a sane size: a FIFO would block
+            lines = read_regular(self.path, "--log", MAX_JSON_BYTES).splitlines()
             try:
-                for line in self.path.read_text().splitlines():
+                for line in lines:
                     if line.strip():
-                        record = json.loads(line)
+                        record = parse_json(line, f"--log {self.path}")
                         if record["options"] == self.options:
                             self.done[record["entry"]] = (record["key"], [Check(**c) for c in record["checks"]])
-            except (OSError, ValueError, KeyError, TypeError) as e:
+            except RandmixError as e:
+                raise RandmixError(f"{e}; delete it or pass another file") from None
+            except (ValueError, KeyError, TypeError) as e:
                 raise RandmixError(f"--log {self.path} is not a verify log ({type(e).__name__}); delete it or "
                                    "pass another file") from None
 
@@ -270,6 +364,7 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
     entry that fails."""
     splits: dict[str, ImageSplit | Exception] = {}
     checks: list[Check] = []
+    copies = _relabelled_weights(entries)
     for entry in entries:
         earlier = log.checked(entry) if log is not None else None
         if earlier is None:
@@ -280,12 +375,34 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
                 log.add(entry, entry_checks)
         else:
             entry_checks = earlier
+        if entry.rel in copies and entry_checks[0].ok:
+            entry_checks[0].problem = copies[entry.rel]
         checks += entry_checks
         if checked:
             checked(entry_checks)
         if fail_fast and not all(c.ok for c in entry_checks):
             break
     return checks
+
+
+def _relabelled_weights(entries: list[Entry]) -> dict[str, str]:
+    """Entries whose checkpoint holds the same weights as an earlier entry's under other labels (seed, mixing...),
+    by entry: one run counted twice. The leaderboard keys runs by the weights digest a result records, and by the
+    file's sha256 when it records none (results written before it was); a copy of a checkpoint re-saved with other
+    metadata has another file sha256, so the weights themselves are hashed here."""
+    first: dict[str, Entry] = {}
+    copies = {}
+    for entry in entries:
+        try:
+            digest = digests(entry.checkpoint)[1]
+        except (RandmixError, OSError):
+            continue  # verify_entry says what is wrong with the file
+        earlier = first.setdefault(f"{entry.is_robustness}:{digest}", entry)
+        differ = sorted(k for k, v in entry.labels.items() if earlier.labels[k] != v)
+        if differ:
+            copies[entry.rel] = (f"its checkpoint holds the weights of {earlier.rel}'s (sha256 {digest[:12]}…) under "
+                                 f"another {', '.join(differ)}; one checkpoint is one run: remove the relabelled copy")
+    return copies
 
 
 def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
@@ -320,7 +437,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
-    check.problem = _label_problem(entry, net, meta)
+    check.problem = _label_problem(entry, net, meta) or (_attack_problem(entry.randmix) if entry.is_robustness
+                                                         else None)
     if check.problem is not None:
         return checks
     if dataset not in splits:
@@ -348,7 +466,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
         correct = predict(net, first.images, batch_size, torch.device(device)) == first.labels
         check.problem = ((_per_point_problem(correct, rb.points.clean, "points.clean")
                           if rb.points is not None and rb.points.indices[:m] == list(range(m)) else None)
-                         or _full_test_problem(rb, net, split, m, sigmas, batch_size, device))
+                         or _full_test_problem(rb, net, split, None if options.full_test else m, sigmas,
+                                               batch_size, device))
     if entry.is_robustness and options.robust:
         if progress:
             progress(f"re-attacking {entry.rel}")

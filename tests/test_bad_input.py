@@ -506,6 +506,16 @@ EVAL_FM = ["eval", "run", "-d", "fashion-mnist", "--data-dir", "{tmp}/fm", "--at
 VERIFY = ["verify", "leaderboards", "--no-robust"]
 
 
+def with_log(make: Callable[[Path], None]) -> Setup:
+    """Setup: a valid entry (:func:`result_file`) and ``log.jsonl`` made by ``make``, for ``verify --log``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        result_file()(tmp, fx)
+        make(tmp / "log.jsonl")
+
+    return setup
+
+
 def dangling(name: str) -> Setup:
     def setup(tmp: Path, fx: Fixtures) -> None:
         copy_checkpoint()(tmp, fx)
@@ -577,6 +587,12 @@ INTEGRITY_CASES: list[Case] = [
          setup=result_file()),
     Case("verify-batch-size-0", [*VERIFY, "--batch-size", "0"], "batch size must be >= 1, got 0",
          setup=result_file()),
+    Case("verify-log-fifo", [*VERIFY, "--log", "log.jsonl"], "log.jsonl is not a regular file",
+         setup=with_log(os.mkfifo)),
+    Case("verify-log-dev-zero", [*VERIFY, "--log", "log.jsonl"], "log.jsonl is not a regular file",
+         setup=with_log(lambda p: p.symlink_to("/dev/zero"))),
+    Case("verify-log-nested-100000-deep", [*VERIFY, "--log", "log.jsonl"], "nested more than 64 levels deep",
+         setup=with_log(lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"))),
     Case("train-out-under-proc", ["train", "-r", "quick", "-o", "/proc/randmix-out", "--device", "cpu", "-q"],
          "/proc"),
     # click's own usage errors (a value an option's type refuses, an unknown option, a missing argument): one line too

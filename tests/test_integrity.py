@@ -18,19 +18,21 @@ from pathlib import Path
 
 import pytest
 from conftest import bomb_png
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
 from randmix_bench import leaderboard, reproduce
+from randmix_bench.checkpoint import FORMAT, METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, exclusive
+from randmix_bench.files import BusyError, exclusive, sha256
 from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
 from randmix_bench.result_files import ResultError, read_result
 from randmix_bench.results import pct
 from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
 from randmix_bench.shuffle_eval import evaluate_runs
-from randmix_bench.verify import VerifyOptions, verify
+from randmix_bench.verify import VerifyOptions, failures, verify
 from randmix_bench.vocab import Tier
 
 N = 48
@@ -102,10 +104,12 @@ def test_robust_accuracy_edited_down_everywhere_is_caught_by_verify(board: Path)
     (lambda d: d["randmix"]["sweep"][0].update(eps="3/255"), "randmix.sweep"),
     (lambda d: d["randmix"].update(n_examples=1_000_000, points=None), "randmix.n_examples"),
     (lambda d: d["randmix"]["sweep"][0].update(robust_acc=0.0), "randmix.sweep"),
+    (lambda d: d["randmix"]["sweep"].append({**d["randmix"]["sweep"][0], "eps": "3/255", "eps_value": 3 / 255})
+     or d["randmix"]["sweep"][1].update(robust_acc=0.0), "robust accuracy rises"),
     (lambda d: d["randmix"]["full_test_clean"].__setitem__(0, 1 - d["randmix"]["full_test_clean"][0]),
      "full_test_clean"),
 ], ids=["eps-string", "architecture", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
-        "full-test-outcome"])
+        "sweep-rising-with-eps", "full-test-outcome"])
 def test_a_number_edited_alone_disagrees_with_its_twin(board: Path, change: Callable[[dict], None],
                                                        field: str) -> None:
     edit(entry_json(board), change)
@@ -127,7 +131,8 @@ def test_a_copy_relabelled_as_another_run_is_refused_by_the_leaderboard(board: P
 
 
 @pytest.mark.parametrize(("field", "value"), [("train_seed", 5), ("smooth_sigma", 1.0), ("train_epochs", 9),
-                                              ("train_recipe", "quick"), ("mixer_seed", 3)])
+                                              ("train_recipe", "quick"), ("mixer_seed", 3), ("params_trainable", 100),
+                                              ("params_frozen", 0)])
 def test_verify_checks_every_label_against_the_checkpoints_own_record(board: Path, field: str, value: object) -> None:
     edit(entry_json(board), lambda d: d["randmix"].update({field: value}))
     (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=16, robust=False))
@@ -136,7 +141,7 @@ def test_verify_checks_every_label_against_the_checkpoints_own_record(board: Pat
 
 def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None:
     """clean_acc_full_test and its per-point outcomes beyond the attacked points, edited alike, are re-measured on
-    points spread over the test set."""
+    the whole test set."""
     def flip_beyond_n(d: dict) -> None:
         rb = d["randmix"]
         full = rb["full_test_clean"]
@@ -146,6 +151,98 @@ def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None
     edit(entry_json(board), flip_beyond_n)
     (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=N, robust=False))
     assert not check.ok and "full_test_clean" in (check.problem or ""), check.problem
+
+
+def flip_full_test(d: dict, indices: list[int]) -> None:
+    rb = d["randmix"]
+    for i in indices:
+        rb["full_test_clean"][i] = 1 - rb["full_test_clean"][i]
+    rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(rb["full_test_clean"])
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: flip_full_test(d, [N + 1, N + 3, N + 5]),
+    lambda d: d["randmix"].update(full_test_clean=None, clean_acc_full_test=d["randmix"]["clean_acc_full_test"] - 0.03),
+], ids=["three-outcomes-between-samples", "outcomes-dropped-mean-moved"])
+def test_verify_rederives_clean_acc_full_test_from_every_point(board: Path, change: Callable[[dict], None]) -> None:
+    """A few outcomes flipped where a fixed sample of the test set would not look, or the outcomes dropped (a file
+    written before they were recorded) and the mean moved by 3 points, which a sample's tolerance would cover: both
+    are caught, as every test point is predicted again (and --no-full-test samples at random, so it cannot be
+    dodged either)."""
+    edit(entry_json(board), change)
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=N, robust=False))
+    assert not check.ok and "every test point" in (check.problem or ""), check.problem
+
+
+@pytest.fixture(scope="module")
+def two_attacks_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path]) -> Path:
+    """``leaderboards/synthetic/Linf/a.json``: APGD-CE then APGD-T at 1/255, swept up to 8/255."""
+    folder = tmp_path_factory.mktemp("two-attacks") / "leaderboards" / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(folder / "a.safetensors")
+    evaluate(ckpt, "synthetic", EvalOptions(attack="autoattack", version="custom", attacks="apgd-ce,apgd-t",
+                                            eps="1/255", sweep="1/255,8/255", n_examples=N, batch_size=N, n_iter=5,
+                                            device="cpu", out=folder / "a.json"))
+    return folder / "a.json"
+
+
+@pytest.fixture()
+def two_attacks(two_attacks_template: Path, tmp_path: Path) -> Path:
+    shutil.copytree(two_attacks_template.parents[2], tmp_path / "leaderboards")
+    return tmp_path / "leaderboards" / "synthetic" / "Linf" / "a.json"
+
+
+def test_an_honest_entry_with_two_attacks_and_a_sweep_verifies(two_attacks: Path) -> None:
+    assert not failures(verify([load_entry(two_attacks)], VerifyOptions(n=N)))
+
+
+def test_verify_re_attacks_the_points_recorded_as_broken(two_attacks: Path) -> None:
+    """The first attack's number left alone, the later attack's number, the headline and the per-point outcomes
+    lowered together: the file reads and the first attack re-run agrees with it, but the points recorded as broken
+    survive every attack of the entry when verify attacks them."""
+    def lower_after_the_first_attack(d: dict) -> None:
+        rb = d["randmix"]
+        robust = rb["points"]["robust"]
+        for i in [i for i, r in enumerate(robust) if r][:10]:
+            robust[i] = 0
+        acc = sum(robust) / len(robust)
+        rb["robust_acc"], d["autoattack_acc"], rb["per_attack_robust_acc"]["apgd-t"] = acc, pct(acc), acc
+        rb["sweep"][0]["robust_acc"] = acc
+
+    edit(two_attacks, lower_after_the_first_attack)
+    robust = [c for c in verify([load_entry(two_attacks)], VerifyOptions(n=N)) if c.metric.startswith("robust")]
+    assert robust and "recorded as broken" in (robust[0].problem or ""), robust
+
+
+def test_verify_re_attacks_the_sweep(two_attacks: Path) -> None:
+    """The curve's point at 8/255 raised to the headline's accuracy (the curve may stay flat, never rise): the file
+    reads, verify's re-attack at 8/255 leaves far fewer points."""
+    edit(two_attacks, lambda d: d["randmix"]["sweep"][1].update(robust_acc=d["randmix"]["robust_acc"]))
+    robust = [c for c in verify([load_entry(two_attacks)], VerifyOptions(n=N)) if c.metric.startswith("robust")]
+    assert robust and "the sweep's recorded robust accuracy at eps 8/255" in (robust[0].problem or ""), robust
+
+
+def test_verify_finds_one_checkpoint_re_saved_as_another_run(board: Path) -> None:
+    """A copy of a checkpoint re-saved with another training seed in its metadata (same weights, another file
+    sha256) and a result that records no weights digest: the leaderboard sees two runs, verify hashes the weights."""
+    folder = board / "synthetic" / "Linf"
+    state, meta = read_checkpoint(folder / "a.safetensors")
+    record = {"format": FORMAT, **meta, "extra": {**meta["extra"], "train": {**meta["extra"]["train"], "seed": 7}}}
+    save_file(state, str(folder / "b.safetensors"), metadata={METADATA_KEY: json.dumps(record)})
+    shutil.copy(folder / "a.json", folder / "b.json")
+    edit(folder / "b.json", lambda d: d["randmix"].update(
+        train_seed=7, checkpoint={"path": "b.safetensors", "sha256": sha256(folder / "b.safetensors")}))
+    entries = load_entries(board)
+    assert len({e.run_key for e in entries}) == 2  # what the leaderboard alone can tell
+    failed = failures(verify(entries, VerifyOptions(n=N, robust=False)))
+    assert len(failed) == 1 and "b.json" in failed[0] and "holds the weights of synthetic/Linf/a.json" in failed[0]
+
+
+def test_verify_checks_the_attacks_against_the_version(board: Path) -> None:
+    """Tables label an entry by its AutoAttack version: one attack relabelled as AutoAttack standard is caught."""
+    edit(entry_json(board), lambda d: d["randmix"]["attack"].update(attack="autoattack", version="standard",
+                                                                     n_iter=None))
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=16, robust=False))
+    assert not check.ok and "autoattack standard runs apgd-ce, apgd-t" in (check.problem or ""), check.problem
 
 
 @pytest.mark.parametrize("options", [{"sigmas": math.nan}, {"sigmas": -1.0}, {"batch_size": 0}, {"n": 0}])
@@ -191,6 +288,17 @@ def test_leaderboard_leaves_a_users_png_in_its_figures_folder_unread_and_untouch
     before = (board / "figures" / "mine.png").lstat()
     leaderboard.write(board)
     assert not leaderboard.stale(board) and (board / "figures" / "mine.png").lstat() == before
+
+
+def test_a_png_no_result_names_is_never_shown_as_a_grid(board: Path) -> None:
+    """The leaderboard shows the grids that shuffle results name: a picture (or a FIFO) dropped into a shuffle folder
+    would pass for what a result's models reconstructed."""
+    folder = board / "synthetic" / "shuffle"
+    folder.mkdir()
+    (folder / "mine.png").write_bytes(b"\x89PNG my own picture")
+    os.mkfifo(folder / "fifo.png")
+    text = leaderboard.pages(board)[board / "README.md"]
+    assert "mine" not in text and "fifo" not in text
 
 
 def test_a_generated_file_that_is_a_fifo_is_refused_not_read(board: Path) -> None:

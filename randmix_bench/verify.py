@@ -7,13 +7,16 @@ entry. A robustness entry's robust accuracy is re-checked: its strongest white-b
 entry's norm, eps, seed and iterations) is re-run on those points; the recorded headline may not sit above
 what that one attack leaves (the entry ran it and more, so it can only be lower), and when the attack was the
 entry's first, the number recorded after it (``per_attack_robust_acc``) must match it both ways, so a number
-edited down is caught too (the file's own checks tie the headline to it). The full AutoAttack run is not
-repeated (it wants a GPU).
+edited down is caught too (the file's own checks tie the headline to it). A number lowered after the first attack
+is caught through the per-point outcomes: the points recorded as broken that the first attack leaves are attacked
+with the entry's other attacks, and must not survive them all. Each other eps of the sweep is re-attacked as the
+headline is, one-sided. The full AutoAttack run is not repeated (it wants a GPU).
 
 Everything else a reader or a verdict uses is re-derived from the checkpoint as well: its labels (model,
 mixing, mixer seed, smoothing sigma, training seed, recipe and epochs: :func:`~randmix_bench.checkpoint.run_labels`),
-the per-point clean outcomes where recorded, and ``clean_acc_full_test`` on points spread over the whole test
-set; a recorded n larger than the test set is refused.
+its parameter counts, the attacks its AutoAttack version runs, the per-point clean outcomes where recorded, and
+``clean_acc_full_test`` on every point of the test set (or a random sample: ``full_test=False``); a recorded n larger
+than the test set is refused, and two entries whose checkpoints hold the same weights under other labels fail.
 """
 
 from __future__ import annotations
@@ -66,8 +69,11 @@ TOLERANCE_RULE = (
     "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
     "is above what that attack leaves by more than the tolerance; when that attack was the entry's first, the "
     "accuracy it recorded after it is checked two-sided (below by more fails too); entries attacked with none or "
-    "only black-box attacks skip this check. Per-point outcomes (clean, and the whole test set's) may differ from the "
-    "checkpoint's predictions at no more than {flips} points."
+    "only black-box attacks skip this check. Of the m points, those recorded as broken (per-point outcomes) that "
+    "this attack leaves are attacked with the entry's other attacks: more than {flips} that survive them all fail "
+    "the entry (its robust accuracy was lowered). The sweep's other eps values are re-attacked the same way, "
+    "upwards, and checked one-sided. Per-point outcomes (clean on the m points, and the whole test set's, all of it "
+    "unless --no-full-test) may differ from the checkpoint's predictions at no more than {flips} points."
 )
 
 

@@ -88,6 +88,14 @@ def forged_checkpoint(**changes: object) -> Setup:
     return setup
 
 
+def nested_metadata(tmp: Path, fx: Fixtures) -> None:
+    """Setup: ``run/checkpoint.safetensors`` whose metadata JSON holds a list nested 100,000 deep."""
+    state, meta = read_checkpoint(fx.checkpoint)
+    text = json.dumps({"format": FORMAT, **meta})[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (tmp / "run").mkdir()
+    save_file(state, str(tmp / "run" / CHECKPOINT_NAME), metadata={METADATA_KEY: text})
+
+
 def hostile_kwarg(key: str) -> Setup:
     """Setup: a checkpoint whose ``model_kwargs[key]`` names a pickle that would write ``pwned`` if loaded."""
 
@@ -139,6 +147,16 @@ SECURITY_CASES: list[Case] = [
          setup=forged_checkpoint(model="resnet50")),
     Case("sec-mixer-seed-not-int", ["eval", "run", *EVAL_SMALL], "'mixer_seed' must be a non-negative int, got 1.5",
          setup=forged_checkpoint(model_kwargs={"mixer_seed": 1.5})),
+    Case("sec-metadata-nested-100000-deep", ["eval", "run", *EVAL_SMALL], "nested more than 64 levels deep",
+         setup=nested_metadata),
+    Case("sec-extra-dataset-not-a-name", ["eval", "run", *EVAL_SMALL], "'extra.train.dataset' must be a string",
+         setup=forged_checkpoint(extra={"train": {"dataset": ["x"]}})),
+    Case("sec-extra-seed-not-int", ["eval", "run", *EVAL_SMALL], "'extra.train.seed' must be an int, got 'abc'",
+         setup=forged_checkpoint(extra={"train": {"seed": "abc"}})),
+    Case("sec-extra-epochs-done-word", ["eval", "run", *EVAL_SMALL], "'extra.epochs_done' must be an int",
+         setup=forged_checkpoint(extra={"epochs_done": "x"})),
+    Case("sec-extra-train-not-object", ["eval", "run", *EVAL_SMALL], "'extra.train' must be an object",
+         setup=forged_checkpoint(extra={"train": "notadict"})),
     Case("sec-name-climbs", ["eval", "run", *EVAL_SMALL, "--name", "../x"], "use letters, digits, '-', '_', '.'",
          setup=copy_checkpoint()),
     Case("sec-name-absolute", ["eval", "run", *EVAL_SMALL, "--name", "/tmp/x"], "use letters, digits, '-', '_', '.'",

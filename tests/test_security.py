@@ -29,6 +29,7 @@ from randmix_bench.files import sha256
 from randmix_bench.models import create_model
 from randmix_bench.result_files import ResultError, check_entry_name, checkpoint_ref, read_result
 from randmix_bench.robustness import EvalOptions, evaluate
+from randmix_bench.tasks import ShuffleTask
 
 MODEL = "randmix_convmixer_tiny"
 KWARGS = {"mixing": "chans", "mixer_seed": 0, "in_chans": 3, "num_classes": 10, "mean": [0.5] * 3, "std": [0.25] * 3}
@@ -111,6 +112,18 @@ def test_metadata_outside_the_allowlist_is_refused(tmp_path: Path, changes: dict
     with pytest.raises(CheckpointError, match="^" + str(path).replace(".", r"\.") + ": ") as e:
         read_checkpoint(path)
     assert expect in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("record", [
+    {"task": "shuffle"},
+    {"task": "shuffle", "image_size": [100_000, 100_000], "permutation_seed": 0, "loss": "mse", "permutation": [0]},
+    {"task": "shuffle", "image_size": "ab", "permutation_seed": 0, "loss": "mse", "permutation": [0, 1]},
+], ids=["fields-missing", "huge-image-size", "image-size-not-numbers"])
+def test_a_damaged_shuffle_task_record_is_refused_before_any_work(record: dict) -> None:
+    """A shuffle checkpoint's task record is its metadata: missing fields are one line, and an image size that
+    disagrees with the stored permutation is refused before a permutation of that size is built."""
+    with pytest.raises(RandmixError, match="task record is damaged"):
+        ShuffleTask.from_record(record)
 
 
 def test_unshuffler_kwargs_have_no_classes(tmp_path: Path) -> None:

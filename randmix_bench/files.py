@@ -224,6 +224,11 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
     try:
         lock.acquire(blocking=False)
     except Timeout:
+        try:  # filelock reports a lock file it cannot create (a read-only or virtual folder) as one held by another
+            os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as e:
+            raise RandmixError(f"{what} cannot be written: its lock file {lock.lock_file} cannot be created "
+                               f"({e.strerror}); choose a folder on a writable file system") from None
         raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to finish "
                         "or choose another output") from None
     try:

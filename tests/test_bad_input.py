@@ -612,7 +612,9 @@ INTEGRITY_CASES: list[Case] = [
     Case("verify-log-nested-100000-deep", [*VERIFY, "--log", "log.jsonl"], "nested more than 64 levels deep",
          setup=with_log(lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"))),
     Case("train-out-under-proc", ["train", "-r", "quick", "-o", "/proc/randmix-out", "--device", "cpu", "-q"],
-         "/proc"),
+         "lock file /proc/.randmix-out.lock cannot be created"),  # not "another process is writing" it
+    Case("eval-out-under-proc", ["eval", "run", *EVAL_SMALL, "--out", "/proc/randmix-out.json"],
+         "lock file /proc/.randmix-out.json.lock cannot be created", setup=copy_checkpoint()),
     # click's own usage errors (a value an option's type refuses, an unknown option, a missing argument): one line too
     Case("verify-n-nan", ["verify", "--n", "nan"], "Invalid value for '--n' / '-n'"),
     Case("eval-n-examples-not-a-number", ["eval", "run", "--n-examples", "abc"], "(see 'randmix eval --help')"),

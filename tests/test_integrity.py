@@ -301,6 +301,16 @@ def test_a_png_no_result_names_is_never_shown_as_a_grid(board: Path) -> None:
     assert "mine" not in text and "fifo" not in text
 
 
+def test_a_huge_generated_page_is_stale_without_being_read(board: Path) -> None:
+    """A README.md of 20 GB (sparse: no disk used) that starts with the generated mark is compared by its size, never
+    read into memory."""
+    page = board / "README.md"
+    with open(page, "wb") as f:
+        f.write(leaderboard.GENERATED_MARK.encode())
+        f.truncate(20 << 30)
+    assert page in leaderboard.stale(board)
+
+
 def test_a_generated_file_that_is_a_fifo_is_refused_not_read(board: Path) -> None:
     os.mkfifo(board / "FINDINGS.md")
     with pytest.raises(RandmixError, match="FINDINGS.md is not a regular file"):

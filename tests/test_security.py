@@ -279,11 +279,36 @@ def test_archive_members_that_are_links_are_refused(tmp_path: Path, kind: bytes)
         load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
 
 
+def noise_png() -> bytes:
+    """A 32 x 32 PNG of random pixels: incompressible, so an archive of them cut in half ends inside a member."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (32, 32), os.urandom(32 * 32 * 3)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_truncated_archive_names_the_archive(tmp_path: Path) -> None:
-    archive = tar_of(tmp_path / "d.tar.gz", {f"test/a/{i}.png": os.urandom(4096) for i in range(8)})
+    archive = tar_of(tmp_path / "d.tar.gz", {f"test/a/{i}.png": noise_png() for i in range(8)})
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     with pytest.raises(RandmixError, match=f"^{archive} is a corrupt or truncated archive"):
         load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
+
+
+def test_an_archive_fails_at_its_first_member_that_is_no_image(tmp_path: Path) -> None:
+    """Members are decoded as they are read: an archive of large members that are no images (a small gzip that
+    inflates to gigabytes) fails at the first, before the rest is read (here a link, refused if it were reached)."""
+    zeros = bytes(1 << 20)
+    with tarfile.open(tmp_path / "d.tar.gz", "w:gz") as tar:
+        for i in range(4):
+            info = tarfile.TarInfo(f"test/a/{i}.png")
+            info.size = len(zeros)
+            tar.addfile(info, io.BytesIO(zeros))
+        link = tarfile.TarInfo("test/a/9.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(RandmixError, match="test/a/0.png: not a readable image"):
+        load_split(str(tmp_path / "d.tar.gz"), train=False, cache_dir=tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------- permissions

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import nn
 
 from randmix_bench.errors import RandmixError
@@ -58,8 +58,10 @@ def save_checkpoint(
     # One metadata key: safetensors writes several in hash order, which would make the file's sha256
     # differ between two saves of the same weights.
     record = {"format": FORMAT, "model": model_name, "model_kwargs": model_kwargs, "extra": extra or {}}
+    # serialized in memory, then written: a full disk is the write's OSError (one line), not safetensors' own error
+    data = serialize(state, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
+        tmp.write_bytes(data)
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:

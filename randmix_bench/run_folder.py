@@ -8,6 +8,7 @@ with it; rank 0 holds the folder's lock for the whole run.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -168,5 +169,7 @@ def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimi
     }
     if next(model.parameters()).is_cuda:
         state["rng_cuda"] = torch.cuda.get_rng_state()
+    buffer = io.BytesIO()  # serialized in memory, then written: a full disk is the write's OSError, not torch's error
+    torch.save(state, buffer)
     with atomic_path(out / RESUME_NAME) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())

@@ -12,7 +12,11 @@ import errno
 import json
 import math
 import os
+import resource
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +25,7 @@ from conftest import bomb_png
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+import randmix_bench
 from randmix_bench import leaderboard, reproduce
 from randmix_bench.checkpoint import FORMAT, METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
@@ -415,3 +420,25 @@ def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path
     assert "free some space" in lines[0] and "Traceback" not in result.output
     assert not (out / "checkpoint.safetensors").exists()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def _at_most_8_kb_per_file() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+
+def test_a_real_short_write_while_training_is_one_line(tmp_path: Path) -> None:
+    """A real short write, as on a full disk (the process may write no file past 8 KB, so the first resume state
+    fails): torch's and safetensors' own serializers ended it in a RuntimeError traceback; states and checkpoints are
+    now serialized in memory and written by the OS, whose error is one line naming the file."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(Path(randmix_bench.__file__).parents[1]), RANDMIX_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-m", "randmix_bench.cli", "train", "-r", "quick", "-o", str(out),
+                             "--epochs", "1", "--device", "cpu", "-q"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, preexec_fn=_at_most_8_kb_per_file)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], result.stderr
+    assert "resume" in lines[0] or "checkpoint" in lines[0], lines[0]
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert not (out / "checkpoint.safetensors").exists()
+

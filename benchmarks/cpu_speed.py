@@ -76,8 +76,9 @@ import torch.nn.functional as F
 from randmix_bench.data import load_split
 from randmix_bench.recipes import get_recipe
 from randmix_bench.tasks import build_model, task_for
+from randmix_bench.vocab import Mixing
 recipe, mixing, threads, steps = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
-cfg = get_recipe(recipe).override(mixing=mixing)
+cfg = get_recipe(recipe).override(mixing=Mixing.parse(mixing))
 if not plain:
     from randmix_bench.threads import parse_threads
     torch.set_num_threads(parse_threads(threads))

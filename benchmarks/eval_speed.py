@@ -33,7 +33,8 @@ from randmix_bench.robustbench_interop import install_autoattack_shim, local_tes
 from randmix_bench.robustness import EvalOptions, robust_accuracy
 from randmix_bench.tasks import ClassificationTask
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Norm
+from randmix_bench.threat import ThreatModel
+from randmix_bench.vocab import Mixing, Norm
 
 T = TypeVar("T")
 
@@ -47,8 +48,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dataset", default="cifar10-jpeg")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--n-examples", type=int, default=EvalOptions.n_examples)
-    p.add_argument("--norm", default=EvalOptions.norm, choices=Norm.values())
-    p.add_argument("--eps", default=EvalOptions.eps, help="default: RobustBench's for the norm (8/255 Linf, 0.5 L2)")
+    p.add_argument("--norm", default=EvalOptions.threat.norm.value, choices=Norm.values())
+    p.add_argument("--eps", default=None, help="default: RobustBench's for the norm (8/255 Linf, 0.5 L2)")
     p.add_argument("--batch-size", type=int, default=EvalOptions.batch_size, help="our harness's batch size")
     p.add_argument("--stock-batch-size", type=int, default=None,
                    help="robustbench's (default: benchmark()'s own default)")
@@ -68,17 +69,18 @@ def timed(fn: Callable[[], T]) -> tuple[T, float]:
 
 def main() -> None:
     args = parse_args()
-    options = EvalOptions(norm=args.norm, eps=args.eps, n_examples=args.n_examples, batch_size=args.batch_size,
-                          seed=args.seed, device=args.device, data_dir=args.data_dir)  # AutoAttack standard
+    threat = ThreatModel.parse(args.norm, args.eps)
+    options = EvalOptions(threat=threat, n_examples=args.n_examples, batch_size=args.batch_size, seed=args.seed,
+                          device=args.device, data_dir=args.data_dir)  # AutoAttack standard
     device = resolve_device(options.device)
-    eps_text, eps = options.resolved_eps()
     test = load_split(args.dataset, train=False, data_dir=args.data_dir)
     points = test.first(args.n_examples)
     if args.checkpoint:
         model, meta = load_model(args.checkpoint)
         label = meta["model"]
     else:
-        model = create_model(args.model, mixing=args.mixing, **ClassificationTask().model_kwargs(test.info))
+        model = create_model(args.model, mixing=Mixing.parse(args.mixing),
+                             **ClassificationTask().model_kwargs(test.info))
         label = f"{args.model} (untrained)"
     model = model.to(device).eval()
     with torch.no_grad():  # warm up kernels and allocator, so neither side pays for it
@@ -91,13 +93,13 @@ def main() -> None:
     rb_dataset = "cifar100" if test.info.num_classes == 100 else "cifar10"  # robustbench's loader we hand our points to
     with local_test_set(points, rb_dataset):
         (stock_clean, stock_robust), stock_s = timed(lambda: benchmark(
-            model, n_examples=args.n_examples, dataset=rb_dataset, threat_model=args.norm, eps=eps,
+            model, n_examples=args.n_examples, dataset=rb_dataset, threat_model=args.norm, eps=threat.eps.value,
             batch_size=stock_bs, device=device))
-    config = options.attack_config(eps)
+    config = options.attack_config()
     ours, ours_s = timed(lambda: robust_accuracy(model, points.images, points.labels, config, device=device))
 
     n = args.n_examples
-    print(f"\nmodel {label}, {args.dataset} first {n} points, AutoAttack standard {args.norm} eps={eps_text}, "
+    print(f"\nmodel {label}, {args.dataset} first {n} points, AutoAttack standard {threat}, "
           f"{device_name(device)}")
     print(f"stock robustbench.benchmark (batch {stock_bs}): {stock_s:9.1f} s  clean {stock_clean:.2%}  "
           f"robust {stock_robust:.2%}")

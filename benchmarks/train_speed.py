@@ -34,6 +34,7 @@ from randmix_bench.provenance import device_name, versions
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.tasks import build_model, task_for
 from randmix_bench.train import make_optimizer, train_step
+from randmix_bench.vocab import Mixing
 
 
 def sync(device: torch.device) -> None:
@@ -155,7 +156,7 @@ def main() -> None:
     print(f"recipe {args.recipe}, dataset {args.dataset}, {args.steps} timed steps after {args.warmup} warm-up steps")
     print(f"{'mixing':<14}{'loop':<34}{'images/s':>12}{'ratio':>9}")
     for mixing in args.mixing:
-        cfg = get_recipe(args.recipe).override(model=args.model, mixing=mixing, dataset=args.dataset,
+        cfg = get_recipe(args.recipe).override(model=args.model, mixing=Mixing.parse(mixing), dataset=args.dataset,
                                                batch_size=args.batch_size, compile=args.compile)
         images = cfg.batch_size * args.steps
         ours = images / timed(randmix_steps(cfg, split, device), args.warmup, args.steps, device)

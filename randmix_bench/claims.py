@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 
 from randmix_bench.results import AttackConfig, CheckpointRef, RobustnessResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import Mixing
+from randmix_bench.vocab import AAVersion, Attack, Mixing
 
 __all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES", "EXPECTED",
            "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label", "why_untrusted",
@@ -45,9 +45,10 @@ TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes t
     "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
 }
 
-EXPECTED = {  # per claim, the (better, worse) mixings the paper names; other pairs have no expected direction
-    "1": {("full", "space"), ("chans", "space")},
-    "2": {("chans", "full"), ("chans-smooth", "chans"), ("chans-smooth", "full")},
+_FULL, _CHANS, _SPACE, _SMOOTH = Mixing.FULL, Mixing.CHANS, Mixing.SPACE, Mixing.CHANS_SMOOTH
+EXPECTED: dict[str, set[tuple[Mixing, Mixing]]] = {  # per claim, the (better, worse) mixings the paper names; other
+    "1": {(_FULL, _SPACE), (_CHANS, _SPACE)},  # pairs have no expected direction
+    "2": {(_CHANS, _FULL), (_SMOOTH, _CHANS), (_SMOOTH, _FULL)},
     "3": set(),
 }
 
@@ -168,19 +169,19 @@ class Family:
 
 def attack_label(attack: AttackConfig) -> str:
     """How a robust number was attacked, short: ``AA standard``, ``AA custom: apgd-ce (20 iter)``, ``PGD-100``."""
-    if attack.attack == "none":
+    if attack.attack is Attack.NONE:
         return "none (clean)"
-    if attack.attack == "pgd":
+    if attack.attack is Attack.PGD:
         return f"PGD-{attack.n_iter or 100}"
-    if attack.version in ("standard", "plus"):
+    if attack.version in (AAVersion.STANDARD, AAVersion.PLUS):
         return f"AA {attack.version}"
     budget = [f"{v} {k}" for k, v in (("iter", attack.n_iter), ("queries", attack.n_queries)) if v is not None]
     return f"AA {attack.version}: {', '.join(attack.attacks)}" + (f" ({', '.join(budget)})" if budget else "")
 
 
-def variant_label(mixing: str, sigma: float) -> str:
+def variant_label(mixing: Mixing, sigma: float) -> str:
     """A variant's name: its mixing, with the smoothing sigma when it has one."""
-    return f"{mixing} (σ={sigma:g})" if mixing == Mixing.CHANS_SMOOTH.value or sigma else mixing
+    return f"{mixing} (σ={sigma:g})" if mixing is Mixing.CHANS_SMOOTH or sigma else mixing.value
 
 
 def why_untrusted(result: RobustnessResult) -> str | None:

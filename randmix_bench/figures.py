@@ -1,9 +1,10 @@
-"""Robustness curves drawn from the leaderboard's result files: robust accuracy against eps, one chart per
-model, dataset, threat model and attack, one line per variant (mean over training seeds, a band for their spread).
+"""The leaderboard's charts, drawn from its result files: robustness curves (robust accuracy against eps, one
+chart per model, dataset, threat model and attack, one line per variant: mean over training seeds, a band for
+their spread) and training-loss curves (one chart per pixel-shuffle study, one line per run, a colour per variant).
 
-A chart is a pure function of its :class:`Curve` data. The PNG carries the sha256 of that data in a text chunk,
-so ``randmix leaderboard --check`` can tell a stale or hand-edited picture from a current one without
-re-drawing it (PNG bytes differ between matplotlib versions; the data does not).
+A chart is a pure function of its data (:class:`Curve`, :class:`LossChart`). The PNG carries the sha256 of that
+data in a text chunk, so ``randmix leaderboard --check`` can tell a stale or hand-edited picture from a current
+one without re-drawing it (PNG bytes differ between matplotlib versions; the data does not).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.files import atomic_path, png_text
-from randmix_bench.results import RobustnessResult
+from randmix_bench.results import RobustnessResult, ShuffleResult
+from randmix_bench.verdicts import shuffle_study
 
-__all__ = ["Point", "Series", "Curve", "curves", "fingerprint", "read_fingerprint", "draw"]
+__all__ = ["Point", "Series", "Curve", "LossRun", "LossChart", "Chart", "curves", "loss_charts", "fingerprint",
+           "read_fingerprint", "draw"]
 
 FINGERPRINT_KEY = "randmix:data-sha256"
 FORMAT = "randmix-curve/2"  # bump when the drawing changes, so that --check asks for a redraw
+LOSS_FORMAT = "randmix-loss/1"  # the same for the loss charts
 
 
 @dataclass(frozen=True)
@@ -87,9 +92,43 @@ def curves(results: Iterable[RobustnessResult]) -> list[Curve]:
     return out
 
 
-def fingerprint(curve: Curve) -> str:
+@dataclass(frozen=True)
+class LossRun:
+    name: str
+    variant: str
+    trace: tuple[tuple[float, float], ...]  # (epoch fraction, mean training loss), randmix_bench.loss_curve
+
+
+@dataclass(frozen=True)
+class LossChart:
+    """One pixel-shuffle study's training-loss curves: the file stem, its title and a line per run."""
+
+    stem: str
+    title: str
+    runs: tuple[LossRun, ...]
+
+
+Chart = Curve | LossChart
+
+
+def loss_charts(results: Iterable[ShuffleResult]) -> list[LossChart]:
+    """One chart per pixel-shuffle study (:func:`randmix_bench.verdicts.shuffle_study`) whose results carry a loss
+    trace; runs without one are left out."""
+    studies: dict[tuple[str, str, str, str], list[LossRun]] = defaultdict(list)
+    for r in results:
+        if r.train_loss is not None:
+            studies[shuffle_study(r)].append(LossRun(r.name, variant_label(r.mixing, r.smooth_sigma),
+                                                     tuple((x, y) for x, y in r.train_loss)))
+    return [LossChart(_stem("loss", tier, dataset, model, training),
+                      f"training loss: {model} on {dataset}, {training} ({tier} tier)",
+                      tuple(sorted(runs, key=lambda run: (run.variant, run.name))))
+            for (tier, model, dataset, training), runs in sorted(studies.items())]
+
+
+def fingerprint(chart: Chart) -> str:
     """sha256 of the chart's data and format: what the PNG must carry to be current."""
-    payload = json.dumps({"format": FORMAT, **asdict(curve)}, sort_keys=True, separators=(",", ":"))
+    kind = FORMAT if isinstance(chart, Curve) else LOSS_FORMAT
+    payload = json.dumps({"format": kind, **asdict(chart)}, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -98,7 +137,7 @@ def read_fingerprint(path: Path) -> str | None:
     return png_text(path, FINGERPRINT_KEY)
 
 
-def draw(curve: Curve, path: Path) -> None:
+def draw(chart: Chart, path: Path) -> None:
     """Write the chart as a PNG carrying its fingerprint (atomically: a reader never sees half a file)."""
     import matplotlib
 
@@ -106,6 +145,19 @@ def draw(curve: Curve, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=110)
+    if isinstance(chart, Curve):
+        _plot_curve(chart, ax)
+    else:
+        _plot_loss(chart, ax)
+    ax.grid(alpha=0.3)
+    ax.set_title(chart.title, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={FINGERPRINT_KEY: fingerprint(chart), "Software": None})
+    plt.close(fig)
+
+
+def _plot_curve(curve: Curve, ax: Any) -> None:
     for s in curve.series:
         xs = [p.eps_value for p in s.points]
         ys = [p.mean for p in s.points]
@@ -119,10 +171,20 @@ def draw(curve: Curve, path: Path) -> None:
     ax.set_xlabel("eps (0: clean accuracy)")
     ax.set_ylabel("accuracy % (mean, band ± sd over training seeds)")
     ax.set_ylim(0, 100)
-    ax.grid(alpha=0.3)
-    ax.set_title(curve.title, fontsize=10)
     ax.legend(title="variant", fontsize=8)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={FINGERPRINT_KEY: fingerprint(curve), "Software": None})
-    plt.close(fig)
+
+
+def _plot_loss(chart: LossChart, ax: Any) -> None:
+    """One line per run, one colour per variant (the legend names each variant once, with its run count); a log
+    y axis, since a loss falls by orders of magnitude early and by percents late."""
+    variants = sorted({run.variant for run in chart.runs})
+    for run in chart.runs:
+        k = variants.index(run.variant)
+        count = sum(r.variant == run.variant for r in chart.runs)
+        first = next(r for r in chart.runs if r.variant == run.variant) is run
+        ax.plot([x for x, _ in run.trace], [y for _, y in run.trace], color=f"C{k}", lw=1.2, alpha=0.85,
+                label=f"{run.variant} ({count} run{'s' * (count > 1)})" if first else None)
+    ax.set_yscale("log")
+    ax.set_xlabel("epochs trained")
+    ax.set_ylabel("training loss")
+    ax.legend(title="variant", fontsize=8)

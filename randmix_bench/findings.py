@@ -6,12 +6,14 @@ claims section shown under the leaderboard and in the top README (:func:`claims_
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable
 
-from randmix_bench import claims, masking, verdicts
+from randmix_bench import claims, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
-from randmix_bench.results import Provenance
+from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
+from randmix_bench.vocab import Tier
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -100,7 +102,7 @@ def _plain(f: claims.Family) -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier in ("small", "smoke") else ""
+    smoke = " (smoke test only)" if f.scale.tier in (Tier.SMALL, Tier.SMOKE) else ""
     return f"{where}{smoke}, {f.measure}: {tail}."
 
 
@@ -152,6 +154,46 @@ def _where(entries: list[Entry]) -> list[str]:
             f"{values(lambda e: provenance(e).git_revision[:10] or 'unknown')}."]
 
 
+def _control_table(checks: list[masking.ControlCheck]) -> list[str]:
+    rows = [[code(c.entry), c.kind, f"{c.n:,}", f"{100 * c.whitebox_robust / c.n:.1f}",
+             f"{100 * c.control_robust / c.n:.1f}", str(c.missed), Markdown("**flagged**") if c.flagged else "ok"]
+            for c in sorted(checks, key=lambda c: (c.entry, c.kind))]
+    return table(["Entry", "Control", "Points", "White-box robust %", "Control robust %", "Missed", ""], rows,
+                 right=(2, 3, 4, 5)) + [""]
+
+
+def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
+                     results: dict[str, RobustnessResult]) -> list[str]:
+    """Under a robust-accuracy table: the masking controls of its entries (a flagged one is not in the table)."""
+    scale = f.scale
+    where = (scale.tier, scale.model, scale.dataset, scale.training, scale.setting)
+    mine = [c for c in checks if f.claim == "2" and verdicts.robust_table(results[c.entry]) == where]
+    if not mine:
+        return []
+    flagged = sorted({c.entry for c in mine if c.flagged})
+    said = (f"{', '.join(flagged)} flagged and left out of the table above" if flagged
+            else "no entry flagged")
+    return [f"Gradient-masking controls of these entries ({said}):", ""] + _control_table(mine)
+
+
+def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
+    """Per pixel-shuffle study whose runs recorded a loss trace: whether each run's training loss had flattened
+    (:data:`randmix_bench.loss_curve.FLAT_RULE`); studies without traces say nothing (their results predate them)."""
+    studies: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
+    for r in shuffles:
+        studies[verdicts.shuffle_study(r)].append(r)
+    said = [f"- {escape(_tier(tier))}, {escape(model)} on {escape(dataset)}, {escape(training)}: "
+            + "; ".join(f"{code(r.name)} ({escape(claims.variant_label(r.mixing, r.smooth_sigma))}) "
+                        f"{escape(loss_curve.flattened(r.train_loss))}" for r in sorted(runs, key=lambda r: r.name))
+            + "."
+            for (tier, model, dataset, training), runs in sorted(studies.items())
+            if any(r.train_loss is not None for r in runs)]
+    if not said:
+        return []
+    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves: "
+            "[README.md](README.md), *Training loss*).", "", *said, ""]
+
+
 def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
     """The gradient-masking controls beside the verdicts: each white-box entry against its transfer and Square
     controls on their common points; a flagged entry feeds no verdict."""
@@ -160,20 +202,20 @@ def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
              "APGD-CE examples made on the seed-matched `full` model (transfer) and Square alone (black-box). A model "
              "that masks its gradients keeps points robust that these weaker attacks break; an entry is **flagged** "
              "(and left out of every verdict above) when a control leaves fewer points robust than its white-box "
-             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not.", ""]
+             "attacks. *Missed* counts the single points a control broke that the white-box attacks did not. A tier's "
+             "cheaper attack set is also checked against AutoAttack standard on the same checkpoint (`AA standard`): "
+             "it agrees when standard leaves at most one point of accuracy fewer robust on the common points.", ""]
     if not checks:
         return lines + ["No control has been run on these results yet (the medium tier runs them).", ""]
-    rows = [[code(c.entry), c.kind, f"{c.n:,}", f"{100 * c.whitebox_robust / c.n:.1f}",
-             f"{100 * c.control_robust / c.n:.1f}", str(c.missed), Markdown("**flagged**") if c.flagged else "ok"]
-            for c in sorted(checks, key=lambda c: (c.entry, c.kind))]
-    return lines + table(["Entry", "Control", "Points", "White-box robust %", "Control robust %", "Missed", ""],
-                          rows, right=(2, 3, 4, 5)) + [""]
+    return lines + _control_table(checks)
 
 
 def render_findings(entries: list[Entry]) -> str:
-    """``leaderboards/FINDINGS.md``: per claim, one table per study of all pairs, and the same in plain words; the
-    gradient-masking controls last (a flagged entry feeds no verdict)."""
-    checks = masking.controls([e.robustness for e in entries if e.is_robustness])
+    """``leaderboards/FINDINGS.md``: per claim, one table per study of all pairs, and the same in plain words, each
+    robust-accuracy table with its entries' gradient-masking controls (a flagged entry feeds no verdict); every
+    control again last."""
+    results = {e.result.name: e.robustness for e in entries if e.is_robustness}
+    checks = masking.controls(list(results.values()))
     flagged = {c.entry for c in checks if c.flagged}
     families = verdicts.evaluate(e.result for e in entries if not (e.is_robustness and e.result.name in flagged))
     lines = ["# Findings: the paper's claims against these results", "",
@@ -194,8 +236,10 @@ def render_findings(entries: list[Entry]) -> str:
             lines += ["No results for this claim yet.", ""]
             continue
         lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
+        if number == "3":
+            lines += _flattening([e.shuffle for e in entries if not e.is_robustness])
         for f in mine:
-            lines += _familytable(f, "###")
+            lines += _familytable(f, "###") + _controls_beside(f, checks, results)
     lines += _masking_section(checks)
     return "\n".join(lines[:-1]) + "\n"
 

@@ -276,7 +276,7 @@ def freeze_mixing(
     weights in module order. Raises :class:`RandmixError` for a model without depthwise convs (no
     spatial/channel split to study), a model with nothing to freeze, or a negative/non-finite sigma.
     """
-    mixing = Mixing.parse(mixing)
+    mixing = Mixing.parse(mixing)  # a member as is; text from timm's create_model(..., mixing="chans") or a checkpoint
     if not math.isfinite(smooth_sigma) or smooth_sigma < 0:
         raise RandmixError(f"smooth_sigma must be a finite number >= 0, got {smooth_sigma}; e.g. pass 1.0")
     sigma = smooth_sigma if mixing is Mixing.CHANS_SMOOTH else 0.0

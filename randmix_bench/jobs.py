@@ -25,7 +25,8 @@ from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.files import atomic_path, sha256
 from randmix_bench.plans import TIERS, ShuffleStudy, Study, Tier
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, get_recipe
-from randmix_bench.vocab import TaskKind
+from randmix_bench.threat import Eps, ThreatModel
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Mixing, Norm, TaskKind
 
 if TYPE_CHECKING:
     from randmix_bench.results import CheckpointRef, Result
@@ -97,24 +98,24 @@ class TrainJob:
 
 @dataclass(frozen=True)
 class EvalJob:
-    """A ``randmix eval`` of a TrainJob's checkpoint. ``attacks`` empty: AutoAttack standard; ``("none",)``: clean
-    accuracy only; else AutoAttack custom with these attacks."""
+    """A ``randmix eval`` of a TrainJob's checkpoint: ``attack``, for AutoAttack with ``attacks`` as its custom set
+    (empty: AutoAttack standard); ``Attack.NONE``: clean accuracy only."""
 
     name: str  # also the result's entry name: the run's name and the threat model
     group: str
     checkpoint: str  # the TrainJob's name
     tier: Tier
     dataset: str
-    norm: str
-    eps: str
+    threat: ThreatModel
     n_examples: int
-    sweep: tuple[str, ...] = ()
+    sweep: tuple[Eps, ...] = ()
     square_queries: int | None = None
     estimate_s: float = 0.0
-    attacks: tuple[str, ...] = ()
-    sweep_attacks: tuple[str, ...] = ()
+    attack: Attack = Attack.AUTOATTACK
+    attacks: tuple[AAAttack, ...] = ()
+    sweep_attacks: tuple[AAAttack, ...] = ()
     n_queries: int | None = None  # Square's budget with a custom set
-    transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attacks ("transfer",))
+    transfer_from: str | None = None  # a TrainJob's name: attacks made on its checkpoint (attack transfer)
     batch_size: int | None = None  # points per attack batch; None: all n_examples in one
     sanity: bool = True  # the gradient-masking checks every ranked number comes with (not for controls)
     kind: str = "eval"
@@ -122,18 +123,17 @@ class EvalJob:
     def output(self, paths: Paths) -> Path:
         from randmix_bench.robustness import default_output
 
-        return default_output(self.dataset, self.norm, self.name, paths.leaderboards)
+        return default_output(self.dataset, self.threat.norm, self.name, paths.leaderboards)
 
     def options(self, paths: Paths, device: str | None = None) -> EvalOptions:
         """The evaluation's settings; the attack batch is fixed by the plan (by default the whole set of points), so
         that the outcomes never depend on a default batch size (AutoAttack seeds each batch)."""
         from randmix_bench.robustness import EvalOptions, SanityOptions
 
-        named = self.attacks in (("none",), ("transfer",))
-        attack = {"attack": self.attacks[0]} if named else {"version": "custom", "attacks": self.attacks} \
-            if self.attacks else {}
+        version = AAVersion.CUSTOM if self.attacks else AAVersion.STANDARD
         source = None if self.transfer_from is None else paths.checkpoint(self.tier, self.transfer_from)
-        return EvalOptions(**attack, norm=self.norm, eps=self.eps, n_examples=self.n_examples,
+        return EvalOptions(attack=self.attack, version=version, attacks=self.attacks, threat=self.threat,
+                           n_examples=self.n_examples,
                            batch_size=min(self.batch_size or self.n_examples, self.n_examples), sweep=self.sweep,
                            sweep_attacks=self.sweep_attacks,
                            n_queries=self.n_queries, transfer_from=source,
@@ -167,12 +167,12 @@ class EvalJob:
             return False
         rb, ckpt = result.randmix, paths.checkpoint(self.tier, self.checkpoint)
         options = self.options(paths)
-        expected = options.attack_config(options.resolved_eps()[1])
+        expected = options.attack_config()
         sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
         if rb.attack.source is not None and options.transfer_from is not None:
             expected = expected.model_copy(update={"source": rb.attack.source})
-        return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.eps
-                and [p.eps for p in rb.sweep] == list(self.sweep)
+        return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.threat.eps.text
+                and [p.eps for p in rb.sweep] == [eps.text for eps in self.sweep]
                 and all(a == list(self.sweep_attacks) for a in sweep_attacks)
                 and (rb.sanity is not None) == (options.sanity is not None)
                 and _same_checkpoint(rb.checkpoint, ckpt)
@@ -280,33 +280,32 @@ def _study_jobs(tier: Tier, study: Study) -> list[AnyJob]:
         cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed)
         jobs.append(TrainJob(run, run, tier, cfg, estimate_s=study.train_s))
         first = i == 0
+        linf = ThreatModel(Norm.LINF, study.eps)
         if variant in study.clean_only:
-            jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, "Linf", study.eps,
-                                study.n_examples, attacks=("none",), sanity=False, batch_size=study.attack_batch,
-                                estimate_s=5))
+            jobs.append(EvalJob(f"{run}-clean", run, run, tier, study.dataset, linf, study.n_examples,
+                                attack=Attack.NONE, sanity=False, batch_size=study.attack_batch, estimate_s=5))
             continue
         swept = first or study.sweep_every_seed
-        jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, "Linf", study.eps, study.n_examples,
+        jobs.append(EvalJob(f"{run}-linf", run, run, tier, study.dataset, linf, study.n_examples,
                             sweep=study.sweep if swept else (), square_queries=study.square_queries,
                             attacks=study.attacks, sweep_attacks=study.sweep_attacks if swept else (),
                             batch_size=study.attack_batch, estimate_s=study.eval_s + study.sweep_s * swept))
         if first and study.standard_n is not None:  # after every seed's headline: the costly cross-check
-            later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, "Linf",
-                                study.eps, study.standard_n, square_queries=study.square_queries,
-                                estimate_s=study.standard_s))
-        if study.transfer and variant != "full" and "full" in study.variants and seed in study.seeds_of("full"):
-            later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, "Linf", study.eps,
-                                 study.n_examples, attacks=("transfer",), sanity=False,
-                                 transfer_from=f"{tier.value}-{study.key}-full-s{seed}", batch_size=study.attack_batch,
-                                 estimate_s=study.control_s))
+            later.append(EvalJob(f"{run}-linf-aa{study.standard_n}", run, run, tier, study.dataset, linf,
+                                 study.standard_n, square_queries=study.square_queries, estimate_s=study.standard_s))
+        full = Mixing.FULL
+        if study.transfer and variant is not full and full in study.variants and seed in study.seeds_of(full):
+            later.append(EvalJob(f"{run}-linf-transfer", run, run, tier, study.dataset, linf, study.n_examples,
+                                 attack=Attack.TRANSFER, sanity=False, batch_size=study.attack_batch,
+                                 transfer_from=f"{tier.value}-{study.key}-{full}-s{seed}", estimate_s=study.control_s))
         if first and study.square_n is not None:
             later.append(EvalJob(f"{run}-linf-square{study.square_control_queries}", run, run, tier, study.dataset,
-                                 "Linf", study.eps, study.square_n, attacks=("square",), sanity=False,
+                                 linf, study.square_n, attacks=(AAAttack.SQUARE,), sanity=False,
                                  n_queries=study.square_control_queries, batch_size=study.attack_batch,
                                  estimate_s=study.control_s))
         if first and study.l2_eps is not None:
-            jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, "L2", study.l2_eps, study.n_examples,
-                                square_queries=study.square_queries, estimate_s=study.eval_s))
+            jobs.append(EvalJob(f"{run}-l2", run, run, tier, study.dataset, ThreatModel(Norm.L2, study.l2_eps),
+                                study.n_examples, square_queries=study.square_queries, estimate_s=study.eval_s))
     return jobs + later
 
 

@@ -8,6 +8,10 @@ robust but a control broke is a point where the white-box attacks fell short. An
 leaves fewer of the common points robust than its white-box attacks do (the issue's rule: white-box robust accuracy
 above the transfer or black-box one); single missed points are reported, not flagged: Square, a different search,
 finds the odd point APGD misses on honest models too (that is why AutoAttack standard runs it).
+
+The same comparison checks a tier's cheaper attack set (the medium tier's APGD-CE + APGD-T) against AutoAttack
+standard run on the same checkpoint (on fewer points): the cheaper number is only an upper bound, and it agrees when
+standard breaks at most one point of accuracy more on the common points (the tiers' equivalence margin).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from randmix_bench.results import RandmixBlock, RobustnessResult
-from randmix_bench.vocab import Attack
+from randmix_bench.vocab import AAVersion, Attack
 
 __all__ = ["ControlCheck", "is_control", "controls"]
 
@@ -37,10 +41,23 @@ class ControlCheck:
     whitebox_robust: int  # points robust under the white-box attacks
     control_robust: int  # points robust under the control
     missed: int  # robust under white-box, broken by the control
+    tolerance: int = 0  # points the control may leave fewer robust before the entry is flagged
 
     @property
     def flagged(self) -> bool:
-        return self.whitebox_robust > self.control_robust
+        return self.whitebox_robust - self.control_robust > self.tolerance
+
+
+def _is_standard(rb: RandmixBlock) -> bool:
+    return rb.attack.attack == Attack.AUTOATTACK and rb.attack.version == AAVersion.STANDARD
+
+
+def _kind(whitebox: RandmixBlock, control: RandmixBlock) -> str | None:
+    """What ``control`` is for ``whitebox``: a transfer or Square control, AutoAttack standard against a cheaper
+    set, or nothing."""
+    if is_control(control):
+        return "transfer" if control.attack.attack == Attack.TRANSFER else "square"
+    return "AA standard" if _is_standard(control) and not _is_standard(whitebox) else None
 
 
 def _run_key(rb: RandmixBlock) -> tuple[str, str, float]:
@@ -59,18 +76,19 @@ def controls(results: Sequence[RobustnessResult]) -> list[ControlCheck]:
     checks = []
     for c in results:
         crb = c.randmix
-        if crb.points is None or not is_control(crb):
+        if crb.points is None:
             continue
         control_robust = dict(zip(crb.points.indices, crb.points.robust, strict=True))
         for w in whitebox.get(_run_key(crb), []):
+            kind = _kind(w.randmix, crb)
             assert w.randmix.points is not None
             pairs = [(r, control_robust[i]) for i, r in zip(w.randmix.points.indices, w.randmix.points.robust,
                                                             strict=True) if i in control_robust]
-            if not pairs:
+            if kind is None or not pairs:
                 continue
             checks.append(ControlCheck(
-                entry=w.name, control=c.name,
-                kind="transfer" if crb.attack.attack == Attack.TRANSFER else "square", n=len(pairs),
+                entry=w.name, control=c.name, kind=kind, n=len(pairs),
                 whitebox_robust=sum(wr for wr, _ in pairs), control_robust=sum(cr for _, cr in pairs),
-                missed=sum(wr and not cr for wr, cr in pairs)))
+                missed=sum(wr and not cr for wr, cr in pairs),
+                tolerance=len(pairs) // 100 if kind == "AA standard" else 0))
     return checks

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from randmix_bench.vocab import Tier
+from randmix_bench.threat import Eps, parse_eps_list
+from randmix_bench.vocab import AAAttack, Mixing, Norm, Tier
 
 __all__ = ["Tier", "Study", "ShuffleStudy", "TIERS", "parse_tier"]
 
@@ -31,24 +32,24 @@ class Study:
     key: str  # short, unique in the tier: names runs and results, e.g. "convmixer-fmnist"
     recipe: str  # a classification recipe from randmix_bench.recipes.RECIPES
     dataset: str
-    variants: tuple[str, ...]
+    variants: tuple[Mixing, ...]
     seeds: tuple[int, ...]  # training seeds of every variant (the mixer seed stays 0: same frozen filters)
-    eps: str  # Linf eps of the headline AutoAttack evaluation, fixed before any result was seen
+    eps: Eps  # Linf eps of the headline AutoAttack evaluation, fixed before any result was seen
     n_examples: int  # the first n test points, RobustBench's protocol
-    seeds_by_variant: dict[str, tuple[int, ...]] = field(default_factory=dict)  # overrides ``seeds``
-    sweep: tuple[str, ...] = ()  # eps values for the first seed of each variant (a robustness curve)
-    l2_eps: str | None = None  # also evaluate under L2 at this eps (first seed of each variant)
+    seeds_by_variant: dict[Mixing, tuple[int, ...]] = field(default_factory=dict)  # overrides ``seeds``
+    sweep: tuple[Eps, ...] = ()  # Linf eps values for the first seed of each variant (a robustness curve)
+    l2_eps: Eps | None = None  # also evaluate under L2 at this eps (first seed of each variant)
     square_queries: int | None = None  # the sanity check's Square budget (None: AutoAttack's 5000)
     train_s: float = 0.0  # estimated seconds per training run
     eval_s: float = 0.0  # estimated seconds per evaluation (AutoAttack + sanity)
     sweep_s: float = 0.0  # estimated extra seconds for the sweep's other eps values
     epochs: int | None = None  # the recipe's epochs unless given
-    attacks: tuple[str, ...] = ()  # the headline's AutoAttack custom set; (): AutoAttack standard
-    sweep_attacks: tuple[str, ...] = ()  # the sweep's own cheaper set; (): the headline's
+    attacks: tuple[AAAttack, ...] = ()  # the headline's AutoAttack custom set; (): AutoAttack standard
+    sweep_attacks: tuple[AAAttack, ...] = ()  # the sweep's own cheaper set; (): the headline's
     sweep_every_seed: bool = False  # sweep every seed (seed bands on the curve), not only the first
     standard_n: int | None = None  # also AutoAttack standard on the first standard_n points, first seed of each variant
     standard_s: float = 0.0  # estimated seconds of that evaluation
-    clean_only: tuple[str, ...] = ()  # variants evaluated for clean accuracy only (no attack), e.g. for claim 1
+    clean_only: tuple[Mixing, ...] = ()  # variants evaluated for clean accuracy only (no attack), e.g. for claim 1
     # gradient-masking controls at the headline eps: APGD-CE examples made on the seed-matched `full` run, judged on
     # every other attacked variant's run (transfer), and Square alone on the first square_n points (first seed)
     transfer: bool = False
@@ -57,7 +58,7 @@ class Study:
     control_s: float = 0.0  # estimated seconds of each control
     attack_batch: int | None = None  # points per attack batch (outcomes depend on it: fixed per tier); None: all n
 
-    def seeds_of(self, variant: str) -> tuple[int, ...]:
+    def seeds_of(self, variant: Mixing) -> tuple[int, ...]:
         return self.seeds_by_variant.get(variant, self.seeds)
 
 
@@ -68,7 +69,7 @@ class ShuffleStudy:
     key: str
     recipe: str  # a shuffle recipe (task "shuffle") from randmix_bench.recipes.RECIPES
     dataset: str
-    variants: tuple[str, ...]
+    variants: tuple[Mixing, ...]
     seeds: tuple[int, ...]
     permutation_seed: int = 0
     epochs: int | None = None  # the recipe's epochs unless given
@@ -77,7 +78,14 @@ class ShuffleStudy:
 
 
 FMNIST, CIFAR = "fashion-mnist", "cifar10-jpeg"
-ALL_VARIANTS = ("full", "chans", "space", "chans-smooth")
+ALL_VARIANTS = tuple(Mixing)  # full, chans, space, chans-smooth
+FULL, CHANS, SPACE, CHANS_SMOOTH = ALL_VARIANTS
+APGD_CE, APGD_T = AAAttack.APGD_CE, AAAttack.APGD_T
+
+
+def _sweep(text: str) -> tuple[Eps, ...]:
+    return parse_eps_list(text, Norm.LINF)
+
 
 # The small tier. Each dataset's eps was fixed from `full` alone (seed 0, this tier's recipe, the first 500 test
 # points, AutoAttack standard, 2-core CPU, 2026-11-26), before any other variant was attacked at it. cifar10-jpeg
@@ -90,16 +98,16 @@ ALL_VARIANTS = ("full", "chans", "space", "chans-smooth")
 # accuracy at 0) costs little more than the headline; cifar10-jpeg's starts below its headline (at 3/255 and above
 # nearly every point is broken), at the cost of one more full attack. Estimates are measured seconds on that machine.
 SMALL: list[Study | ShuffleStudy] = [
-    Study("convmixer-fmnist", "convmixer-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps="0.015",
-          n_examples=500, sweep=("0.015", "0.02", "0.03", "0.05"), square_queries=1000, train_s=36, eval_s=200,
+    Study("convmixer-fmnist", "convmixer-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps=Eps.parse("0.015"),
+          n_examples=500, sweep=_sweep("0.015,0.02,0.03,0.05"), square_queries=1000, train_s=36, eval_s=200,
           sweep_s=60),
-    Study("convmixer-cifar", "convmixer-small-cifar10-jpeg", CIFAR, ALL_VARIANTS, (0, 1, 2), eps="3/255",
-          n_examples=500, sweep=("1/255", "2/255", "3/255", "6/255"), square_queries=1000, train_s=40, eval_s=110,
+    Study("convmixer-cifar", "convmixer-small-cifar10-jpeg", CIFAR, ALL_VARIANTS, (0, 1, 2), eps=Eps.parse("3/255"),
+          n_examples=500, sweep=_sweep("1/255,2/255,3/255,6/255"), square_queries=1000, train_s=40, eval_s=110,
           sweep_s=150),
-    Study("resnet-fmnist", "resnet-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps="0.015",
-          n_examples=500, sweep=("0.015", "0.02", "0.03", "0.05"), square_queries=1000, train_s=40, eval_s=130,
+    Study("resnet-fmnist", "resnet-small-fmnist", FMNIST, ALL_VARIANTS, (0, 1, 2), eps=Eps.parse("0.015"),
+          n_examples=500, sweep=_sweep("0.015,0.02,0.03,0.05"), square_queries=1000, train_s=40, eval_s=130,
           sweep_s=30),
-    ShuffleStudy("unshuffle-fmnist", "unshuffle-fashion-mnist-small", FMNIST, ("full", "chans", "space"), (0, 1, 2),
+    ShuffleStudy("unshuffle-fmnist", "unshuffle-fashion-mnist-small", FMNIST, (FULL, CHANS, SPACE), (0, 1, 2),
                  train_s=130, eval_s=60),
 ]
 
@@ -107,16 +115,16 @@ SMALL: list[Study | ShuffleStudy] = [
 # 8/255 on 1000 points with a 1/255-4/255 sweep and L2 0.5; then the separable ResNet-18; then the paper's
 # 512/16/7 unshuffler. Estimates are for one H100-class GPU.
 PAPER: list[Study | ShuffleStudy] = [
-    Study(f"convmixer256-{short}", f"convmixer-{dataset}", dataset, ALL_VARIANTS, (0, 1, 2), eps="8/255",
-          n_examples=1000, seeds_by_variant={"space": (0,)}, sweep=("1/255", "2/255", "4/255", "8/255"),
-          l2_eps="0.5", train_s=30, eval_s=240)
+    Study(f"convmixer256-{short}", f"convmixer-{dataset}", dataset, ALL_VARIANTS, (0, 1, 2), eps=Eps.parse("8/255"),
+          n_examples=1000, seeds_by_variant={SPACE: (0,)}, sweep=_sweep("1/255,2/255,4/255,8/255"),
+          l2_eps=Eps.parse("0.5"), train_s=30, eval_s=240)
     for short, dataset in (("cifar", CIFAR), ("fmnist", FMNIST))
 ] + [
-    Study(f"resnet18-{short}", f"resnet18-{dataset}", dataset, ALL_VARIANTS, (0,), eps="8/255", n_examples=1000,
-          sweep=("1/255", "2/255", "4/255", "8/255"), train_s=60, eval_s=300)
+    Study(f"resnet18-{short}", f"resnet18-{dataset}", dataset, ALL_VARIANTS, (0,), eps=Eps.parse("8/255"),
+          n_examples=1000, sweep=_sweep("1/255,2/255,4/255,8/255"), train_s=60, eval_s=300)
     for short, dataset in (("cifar", CIFAR), ("fmnist", FMNIST))
 ] + [
-    ShuffleStudy(f"unshuffle512-{short}", f"unshuffle-{dataset}", dataset, ("full", "chans", "space"), (0,),
+    ShuffleStudy(f"unshuffle512-{short}", f"unshuffle-{dataset}", dataset, (FULL, CHANS, SPACE), (0,),
                  train_s=600, eval_s=30)
     for short, dataset in (("fmnist", FMNIST), ("cifar", CIFAR))
 ]
@@ -125,30 +133,35 @@ PAPER: list[Study | ShuffleStudy] = [
 # ConvMixer-64/8 (kernel 5, patch 2) on Fashion-MNIST with the convmixer recipe for 10 epochs; Linf 2/255 with
 # APGD-CE + APGD-T on the first 1000 test points, an APGD-CE sweep at 1/255 and 4/255 on every seed (seed bands),
 # AutoAttack standard on the first 500 for seed 0 of each variant (does the cheaper set agree?); `space` for clean
-# accuracy only (claim 1). A width-64, depth-8 unshuffler for claim 3. Estimates: measured seconds on a 2-core CPU.
+# accuracy only (claim 1). A width-64, depth-8 unshuffler for claim 3. Estimates: seconds per job measured on the
+# 2-core CPU with 2 jobs at 1 thread each while other processes ran (load 5-9, 2026-12-04): a training 217-265 s
+# per epoch; the headline evaluation APGD-CE 545-562 s + APGD-T 1497-1560 s + sanity (APGD-CE at eps 0.5 and
+# Square 1000 queries) ~800 s; the sweep 1/255 821-922 s + 4/255 267-303 s (2/255 is replayed from the headline).
+# AutoAttack standard and the controls are extrapolated from those attacks' per-point costs. Together about 26 h of
+# one core, 13 h of the two: over the 6 h the issue aimed at (its estimate predates these measurements).
 MEDIUM: list[Study | ShuffleStudy] = [
-    Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth", "space"),
-          (0, 1, 2), eps="2/255", n_examples=1000, attacks=("apgd-ce", "apgd-t"), sweep=("1/255", "2/255", "4/255"),
-          sweep_attacks=("apgd-ce",), sweep_every_seed=True, standard_n=500, clean_only=("space",),
-          transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=1500, eval_s=900, sweep_s=300,
-          standard_s=900, control_s=300),
-    ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, ("full", "chans"), (0, 1, 2),
-                 train_s=1800, eval_s=60),
+    Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),
+          (0, 1, 2), eps=Eps.parse("2/255"), n_examples=1000, attacks=(APGD_CE, APGD_T),
+          sweep=_sweep("1/255,2/255,4/255"), sweep_attacks=(APGD_CE,), sweep_every_seed=True, standard_n=500,
+          clean_only=(SPACE,), transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=2300,
+          eval_s=2900, sweep_s=1200, standard_s=3600, control_s=600),
+    ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, (FULL, CHANS), (0, 1, 2),
+                 train_s=2200, eval_s=60),
 ]
 
 # The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,
 # Linf 2/255, APGD-CE + APGD-T, per-point outcomes) on the first 500 points, in two shards (`--shard 1/2`, `2/2`)
 # that each fit one short GPU run (benchmarks/gpu_slice.sh). Estimates: one H100/H200.
 PAPER_SLICE: list[Study | ShuffleStudy] = [
-    Study("convmixer256-fmnist", "convmixer-fashion-mnist", FMNIST, ("full", "chans", "chans-smooth"), (0, 1, 2),
-          eps="2/255", n_examples=500, epochs=10, attacks=("apgd-ce", "apgd-t"), square_queries=1000, train_s=30,
+    Study("convmixer256-fmnist", "convmixer-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH), (0, 1, 2),
+          eps=Eps.parse("2/255"), n_examples=500, epochs=10, attacks=(APGD_CE, APGD_T), square_queries=1000, train_s=30,
           eval_s=40),
 ]
 
 # Seconds on any machine: the whole pipeline (train, attack with per-point outcomes, sanity) on synthetic data.
 SMOKE: list[Study | ShuffleStudy] = [
-    Study("tiny-synthetic", "quick", "synthetic", ("full", "chans"), (0,), eps="8/255", n_examples=32,
-          attacks=("apgd-ce",), square_queries=20, train_s=5, eval_s=10),
+    Study("tiny-synthetic", "quick", "synthetic", (FULL, CHANS), (0,), eps=Eps.parse("8/255"), n_examples=32,
+          attacks=(APGD_CE,), square_queries=20, train_s=5, eval_s=10),
 ]
 
 TIERS: dict[Tier, list[Study | ShuffleStudy]] = {

@@ -27,10 +27,12 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import check_writable
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult
-from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, parse_eps_list
+from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate
 from randmix_bench.run_folder import check_run_dir
 from randmix_bench.threads import cpu_threads, parse_threads
+from randmix_bench.threat import Eps, ThreatModel, parse_eps_list
 from randmix_bench.train import TrainReporter, train
+from randmix_bench.vocab import Attack, Mixing, Norm
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
@@ -53,11 +55,12 @@ class QuickstartConfig:
 
     out: str | Path = Path("runs/quickstart")  # its run folders and leaderboards/ are overwritten
     dataset: str = DEFAULT_DATASET
-    variants: tuple[str, ...] = ("full", "chans")
+    variants: tuple[Mixing, ...] = (Mixing.FULL, Mixing.CHANS)
     recipe: str = "quick"  # ConvMixer-32/2 (kernel 3, patch 4), AdamW, batch 128
     epochs: int = 1
     n_examples: int = 500  # the first n test points, as RobustBench takes them
-    eps: tuple[str, ...] = ("0.02", "0.1")  # Linf; the largest (0.1, the usual Fashion-MNIST eps) is the headline
+    # Linf, by value (parse_eps_list); the largest (0.1, the usual Fashion-MNIST eps) is the headline
+    eps: tuple[Eps, ...] = parse_eps_list("0.02,0.1", Norm.LINF)
     n_iter: int | None = None  # APGD iterations; None keeps AutoAttack's 100
     seed: int = 0
     device: str = "cpu"
@@ -145,7 +148,7 @@ def run(cfg: QuickstartConfig = QuickstartConfig(), reporter: QuickstartReporter
         return _run(cfg, reporter or LogReporter(), training, attacking)
 
 
-def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
+def check_out_dir(out: Path, variants: tuple[Mixing, ...]) -> None:
     """Refuse an ``out`` that quickstart would overwrite but did not write: a file, an unwritable path, or a
     folder holding anything besides its run folders (randmix runs) and ``leaderboards/``."""
     check_writable(out, "--out")
@@ -163,16 +166,14 @@ def check_out_dir(out: Path, variants: tuple[str, ...]) -> None:
 def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainReporter | None,
          attacking: ProgressReporter | None) -> list[QuickstartRow]:
     # Every option is checked before any training: a bad one must not cost minutes of work first.
-    points = parse_eps_list(cfg.eps, "Linf")
-    if not points:
+    if not cfg.eps:
         raise RandmixError("give at least one eps, e.g. --eps 0.1")
-    eps = [text for text, _ in points]
     if cfg.n_examples < 1:
         raise RandmixError(f"n_examples must be >= 1, got {cfg.n_examples}; pass e.g. -n 500")
-    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps=eps[-1], sweep=eps, n_examples=cfg.n_examples,
-                         batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed, data_dir=cfg.data_dir,
-                         device=cfg.device)  # each variant's evaluation, less its name and result file
-    attack.attack_config(points[-1][1])  # raises for a bad --n-iter
+    attack = EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel(Norm.LINF, cfg.eps[-1]), sweep=cfg.eps,
+                         n_examples=cfg.n_examples, batch_size=cfg.n_examples, n_iter=cfg.n_iter, seed=cfg.seed,
+                         data_dir=cfg.data_dir, device=cfg.device)  # each variant's evaluation, less name and file
+    attack.attack_config()  # raises for a bad --n-iter
     resolve_device(cfg.device)
     out = Path(cfg.out)
     check_out_dir(out, cfg.variants)
@@ -182,7 +183,7 @@ def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainRep
     if cfg.n_examples > n_test:
         raise RandmixError(f"-n {cfg.n_examples} is more than the {n_test:,} {dataset} test points; "
                            f"pass -n {n_test} or less")
-    recipes: dict[str, TrainConfig] = {
+    recipes: dict[Mixing, TrainConfig] = {
         variant: get_recipe(cfg.recipe).override(dataset=dataset, epochs=cfg.epochs, mixing=variant, seed=cfg.seed,
                                                  data_dir=None if cfg.data_dir is None else str(cfg.data_dir))
         for variant in cfg.variants

@@ -1,5 +1,6 @@
 """``leaderboards/README.md``: RobustBench-style ranked tables per dataset, threat model and eps (entries not
-ranked listed apart, with the reason), the eps charts, the pixel-shuffle table and grids, the claims section.
+ranked listed apart, with the reason), the eps charts, the pixel-shuffle table, training-loss charts and grids, the
+claims section.
 
 The page is a pure function of the entries (no dates, fixed ordering and number formats), which is what lets
 CI run ``randmix leaderboard --check`` and fail when someone forgot to regenerate it.
@@ -17,10 +18,11 @@ from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.entries import Entry
 from randmix_bench.findings import FINDINGS_NAME, NO_RESULTS, claims_section, counts
 from randmix_bench.markdown import Markdown, escape, heading, relpath, table
+from randmix_bench.vocab import Norm
 
 __all__ = ["THREAT_MODELS", "NOT_RANKED", "FIGURES_FOLDER", "render_leaderboard"]
 
-THREAT_MODELS = ("Linf", "L2")  # RobustBench's, in its order
+THREAT_MODELS = tuple(Norm)  # RobustBench's, in its order
 NOT_RANKED = "Not ranked: unreliable or unchecked"
 FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `write`
 
@@ -125,6 +127,13 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
               "A network learns to undo one fixed random permutation of pixel positions; PSNR/SSIM of its "
               "reconstruction vs the original test image, next to those of the scrambled input itself.", ""]
     lines += _shuffletable(entries, base) + [""]
+    losses = figures.loss_charts(e.shuffle for e in entries if not e.is_robustness)
+    if losses:
+        lines += ["### Training loss", "",
+                  "Each run's training loss against epochs, one line per run, a colour per variant; each point is the "
+                  "mean loss over a tenth of an epoch (over a whole epoch for runs trained before the finer trace was "
+                  f"recorded). Whether it had flattened: [{FINDINGS_NAME}]({FINDINGS_NAME}), claim 3.", ""]
+        lines += [f"![{escape(c.title)}]({FIGURES_FOLDER}/{c.stem}.png)" for c in losses] + [""]
     if grids:
         lines += ["Ground truth, scrambled input, then one reconstruction row per variant "
                   "(`randmix shuffle eval`'s grids):", ""]

@@ -18,9 +18,9 @@ from randmix_bench.data import check_dataset_name
 from randmix_bench.errors import RandmixError, check_seed, choices_error
 from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
 from randmix_bench.models import list_models, model_task
-from randmix_bench.vocab import Loss, Mixing, Optimizer, TaskKind
+from randmix_bench.vocab import Choice, Loss, Mixing, Optimizer, TaskKind
 
-__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS",
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS", "NAMED_FIELDS",
            "complete_config"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
@@ -29,6 +29,9 @@ WARMUP_LINEAR_DECAY: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.1, 1.0), 
 
 RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
 """Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
+NAMED_FIELDS: dict[str, type[Choice]] = {"mixing": Mixing, "optimizer": Optimizer}
+"""Fields that hold a vocabulary member: text for them is parsed where it arrives (the command line's options,
+:meth:`TrainConfig.from_dict` for a stored record), never inside."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ class TrainConfig:
     lr: float  # peak learning rate
     weight_decay: float
     task: str = "classification"  # a TaskKind: what the model is trained to do (randmix_bench.tasks)
-    optimizer: str = "adamw"  # an Optimizer
+    optimizer: Optimizer = Optimizer.ADAMW
     momentum: float = 0.9  # SGD (Nesterov) only
     lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
     decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
@@ -55,7 +58,7 @@ class TrainConfig:
     flip: bool = True  # random horizontal flip
     randaugment_n: int = 0  # RandAugment: ops per image; 0 = off
     randaugment_m: int = 0  # RandAugment: magnitude, 0..30 (torchvision's 31 bins)
-    mixing: str = "full"
+    mixing: Mixing = Mixing.FULL
     mixer_seed: int = 0  # seed of the frozen random mixers
     smooth_sigma: float = DEFAULT_SMOOTH_SIGMA  # chans-smooth only
     seed: int = 0  # learned-weight init, data order and augmentation
@@ -66,8 +69,10 @@ class TrainConfig:
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
-        Mixing.parse(self.mixing)
-        Optimizer.parse(self.optimizer)
+        for name, kind in NAMED_FIELDS.items():
+            if not isinstance(getattr(self, name), kind):  # a Python caller's text, which would compare unequal
+                raise TypeError(f"TrainConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}; parse "
+                                f"text where it arrives: {kind.__name__}.parse")
         check_dataset_name(self.dataset)
         if self.model not in list_models():
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
@@ -142,8 +147,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        d = dict(d, lr_schedule=tuple(tuple(p) for p in d["lr_schedule"]))
-        return cls(**d)
+        """A stored record (run.json's ``config``, the checkpoint's ``train``) as a config: its text parsed."""
+        named = {name: kind.parse(d[name]) for name, kind in NAMED_FIELDS.items() if name in d}
+        return cls(**dict(d, lr_schedule=tuple(tuple(p) for p in d["lr_schedule"]), **named))
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based): the schedule at ``(step + 1) / total``.
@@ -194,7 +200,7 @@ def _small_tier(name: str, model: str, dataset: str, crop_padding: int) -> Train
     """One small-tier recipe: every small model and dataset trains alike, only the crop follows the image size."""
     return TrainConfig(
         recipe=name, model=model, dataset=dataset, epochs=3, batch_size=128, lr=0.01, weight_decay=0.005,
-        optimizer="adamw", lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0,
+        optimizer=Optimizer.ADAMW, lr_schedule=((0.0, 0.0), (0.3, 1.0), (1.0, 0.0)), grad_clip=1.0,
         crop_padding=crop_padding, flip=True, eval_batch_size=500,
     )
 
@@ -206,7 +212,7 @@ RECIPES: dict[str, TrainConfig] = {
     # --clip-norm, which that command does not pass (add --grad-clip 1 to clip as train.py would).
     "convmixer-cifar10": TrainConfig(
         recipe="convmixer-cifar10", model="randmix_convmixer_256_8", dataset="cifar10",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, grad_clip=0.0, label_smoothing=0.0,
         crop_padding=0, flip=True, randaugment_n=2, randaugment_m=12,
     ),
@@ -214,7 +220,7 @@ RECIPES: dict[str, TrainConfig] = {
     # (0.1 per 256), wd 5e-4 off norms and biases, pad-4 crop + flip, label smoothing 0.1, one-cycle.
     "resnet18-cifar10": TrainConfig(
         recipe="resnet18-cifar10", model="randmix_resnet18", dataset="cifar10",
-        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, grad_clip=0.0,
         label_smoothing=0.1, crop_padding=4, flip=True,
     ),
@@ -223,30 +229,30 @@ RECIPES: dict[str, TrainConfig] = {
     # natural colour images), with a 2-pixel crop instead.
     "convmixer-cifar10-jpeg": TrainConfig(
         recipe="convmixer-cifar10-jpeg", model="randmix_convmixer_256_8", dataset="cifar10-jpeg",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=0, flip=True, randaugment_n=2,
         randaugment_m=12,
     ),
     "convmixer-fashion-mnist": TrainConfig(
         recipe="convmixer-fashion-mnist", model="randmix_convmixer_256_8", dataset="fashion-mnist",
-        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
     ),
     # The medium tier (2-core CPU): the Fashion-MNIST recipe above on ConvMixer-64/8, for 10 epochs.
     "convmixer64-fashion-mnist": TrainConfig(
         recipe="convmixer64-fashion-mnist", model="randmix_convmixer_64_8", dataset="fashion-mnist",
-        epochs=10, batch_size=512, lr=0.05, weight_decay=0.005, optimizer="adamw",
+        epochs=10, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, crop_padding=2, flip=True,
     ),
     "resnet18-cifar10-jpeg": TrainConfig(
         recipe="resnet18-cifar10-jpeg", model="randmix_resnet18", dataset="cifar10-jpeg",
-        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
         crop_padding=4, flip=True,
     ),
     "resnet18-fashion-mnist": TrainConfig(
         recipe="resnet18-fashion-mnist", model="randmix_resnet18", dataset="fashion-mnist",
-        epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer="sgd", momentum=0.9,
+        epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
         crop_padding=2, flip=True,
     ),
@@ -263,7 +269,7 @@ RECIPES: dict[str, TrainConfig] = {
     # classes are noise templates, so a flip makes a new pattern: a 1-pixel crop is the only augmentation.
     "quick": TrainConfig(
         recipe="quick", model="randmix_convmixer_tiny", dataset="synthetic",
-        epochs=2, batch_size=128, lr=0.03, weight_decay=0.005, optimizer="adamw",
+        epochs=2, batch_size=128, lr=0.03, weight_decay=0.005, optimizer=Optimizer.ADAMW,
         lr_schedule=((0.0, 0.0), (0.25, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=False,
         eval_batch_size=512,
     ),

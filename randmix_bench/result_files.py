@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, write_json
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
+from randmix_bench.vocab import TaskKind
 
 __all__ = ["ResultError", "check_entry_name", "checkpoint_ref", "checkpoint_field", "resolve_checkpoint", "read_result",
            "check_replaceable", "write_result"]
@@ -81,7 +82,7 @@ def read_result(path: str | Path) -> Result:
         raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
     except RandmixError as e:
         raise ResultError(str(e)) from None
-    cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == "shuffle" else RobustnessResult
+    cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == TaskKind.SHUFFLE else RobustnessResult
     try:
         return cls.model_validate(raw)
     except ValidationError as e:

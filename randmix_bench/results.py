@@ -16,9 +16,10 @@ from typing import Annotated, Literal, NoReturn
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from randmix_bench.eps import parse_eps, same_eps
 from randmix_bench.errors import RandmixError
-from randmix_bench.vocab import AAVersion, Attack, Loss, Mixing, Norm
+from randmix_bench.loss_curve import LossTrace
+from randmix_bench.threat import ThreatModel, same_eps
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm
 
 __all__ = ["Provenance", "CheckpointRef", "AttackConfig", "SanityReport", "SweepPoint", "Points", "RandmixBlock",
            "RobustnessResult", "ShuffleResult", "Result", "pct"]
@@ -80,10 +81,10 @@ def _check_n(n: int, dataset: str, what: str = "n_examples") -> None:
         raise ValueError(f"{what} {n} is more than the {size:,} points of the {dataset} test set")
 
 
-def _check_eps_text(text: str, value: float, norm: str, where: str) -> None:
+def _check_eps_text(text: str, value: float, norm: Norm, where: str) -> None:
     """An eps as written must say the number recorded beside it: both are what readers and verdicts use."""
     try:
-        parsed = parse_eps(text, norm)
+        parsed = ThreatModel.parse(norm, text).eps.value
     except RandmixError as e:
         raise ValueError(f"{where} {text!r}: {e}") from None
     if not same_eps(parsed, value):
@@ -135,7 +136,7 @@ class CheckpointRef(_Strict):
 class AttackConfig(_Strict):
     attack: Attack
     version: AAVersion = AAVersion.STANDARD
-    attacks: list[str] = Field(default_factory=list)  # the attacks actually run, in order
+    attacks: list[AAAttack] = Field(default_factory=list)  # the attacks actually run, in order
     norm: Norm
     eps: float
     seed: int = 0
@@ -161,7 +162,7 @@ class SweepPoint(_Strict):
     eps: str  # as given, e.g. "2/255"
     eps_value: Positive
     robust_acc: Fraction
-    attacks: list[str] | None = None  # when not the evaluation's own attacks (a cheaper sweep)
+    attacks: list[AAAttack] | None = None  # when not the evaluation's own attacks (a cheaper sweep)
 
 
 Outcomes = Annotated[list[Annotated[int, Field(ge=0, le=1)]], Field(min_length=1)]
@@ -380,12 +381,18 @@ class ShuffleResult(_Strict):
     checkpoint: CheckpointRef
     provenance: Provenance
     grid_png: str | None = None
+    # the run's training-loss curve, [[epoch_fraction, loss], ...] (randmix_bench.loss_curve); None on results
+    # written before it was recorded
+    train_loss: LossTrace | None = None
 
     @model_validator(mode="after")
     def _n_fits(self) -> ShuffleResult:
         if self.n_examples < 1:
             raise ValueError(f"n_examples must be >= 1, got {self.n_examples}")
         _check_n(self.n_examples, self.dataset, "field 'n_examples':")
+        if self.train_loss is not None and self.train_loss[-1][0] > self.epochs:
+            raise ValueError(f"field 'train_loss': its last point is at epoch {self.train_loss[-1][0]:g}, after the "
+                             f"{self.epochs:g} epochs trained")
         return self
 
 

@@ -18,15 +18,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from randmix_bench import loss_curve
 from randmix_bench.checkpoint import CHECKPOINT_NAME, CheckpointError, read_checkpoint
 from randmix_bench.distributed import Distributed
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, atomic_path, exclusive, jsonable, write_json
+from randmix_bench.files import BusyError, atomic_path, exclusive, jsonable, read_json, write_json
 from randmix_bench.recipes import RUNTIME_FIELDS, TrainConfig, complete_config
 from randmix_bench.tasks import Task
 
 __all__ = ["RUN_NAME", "RESUME_NAME", "RUN_FORMAT", "run_lock", "mark_failed", "is_run_dir", "check_run_dir",
-           "prepare_run_dir", "load_resume_state", "save_resume_state"]
+           "prepare_run_dir", "load_resume_state", "save_resume_state", "recorded_trace"]
 
 RUN_NAME = "run.json"
 RESUME_NAME = "resume.pt"
@@ -173,3 +174,23 @@ def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimi
     torch.save(state, buffer)
     with atomic_path(out / RESUME_NAME) as tmp:
         tmp.write_bytes(buffer.getvalue())
+
+
+def recorded_trace(checkpoint: Path, meta: dict[str, Any], file_sha256: str) -> list[tuple[float, float]] | None:
+    """The training-loss trace of the run that wrote ``checkpoint`` (metadata ``meta``, file digest ``file_sha256``):
+    the checkpoint's own record (``extra["loss_trace"]``); for a checkpoint trained before it was recorded, the
+    history of the ``run.json`` beside it when that names this very file (its ``checkpoint.sha256``); else None.
+    A trace that is not valid is a one-line error naming its file."""
+    epochs = meta["extra"].get("epochs_done", 0)
+    if "loss_trace" in meta["extra"]:
+        return loss_curve.check_trace(meta["extra"]["loss_trace"], f"{checkpoint} (metadata loss_trace)", epochs)
+    run_json = checkpoint.parent / RUN_NAME
+    try:
+        run = read_json(run_json, "run record")  # a regular file of a sane size: a FIFO there would block
+        if not (isinstance(run, dict) and run.get("format") == RUN_FORMAT
+                and run.get("checkpoint", {}).get("sha256") == file_sha256):
+            return None
+        trace = loss_curve.from_history(run["history"])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None  # no run record of this checkpoint
+    return loss_curve.check_trace(trace, f"{run_json} (history)", epochs)

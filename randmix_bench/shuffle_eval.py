@@ -27,9 +27,9 @@ from randmix_bench.provenance import collect
 from randmix_bench.recipes import TrainConfig
 from randmix_bench.result_files import check_entry_name, check_replaceable, checkpoint_ref, read_result, write_result
 from randmix_bench.results import ShuffleResult
+from randmix_bench.run_folder import recorded_trace
 from randmix_bench.tasks import ShuffleTask
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import Mixing
 
 __all__ = ["save_grid", "grid_size", "evaluate_runs"]
 
@@ -102,6 +102,7 @@ class _Run:
     meta: dict[str, Any]
     task: ShuffleTask
     cfg: TrainConfig
+    train_loss: list[tuple[float, float]] | None  # the run's loss trace (randmix_bench.loss_curve), when recorded
 
 
 def evaluate_runs(
@@ -150,12 +151,12 @@ def evaluate_runs(
         dev = resolve_device(device)
 
         loaded = []
-        for name, ckpt in zip(names, checkpoints, strict=True):
+        for name, ckpt, ref in zip(names, checkpoints, refs, strict=True):
             model, meta = load_model(ckpt, map_location=dev)
             task = ShuffleTask.from_record(meta["extra"].get("task", {}))
             # in the current layout, old checkpoints too (complete_config)
             cfg = TrainConfig.from_dict(meta["extra"]["train"])
-            loaded.append(_Run(name, ckpt, model, meta, task, cfg))
+            loaded.append(_Run(name, ckpt, model, meta, task, cfg, recorded_trace(ckpt, meta, ref.sha256)))
         first = loaded[0]
         for run in loaded[1:]:
             if run.cfg.dataset != first.cfg.dataset or not torch.equal(run.task.permutation, first.task.permutation):
@@ -183,7 +184,7 @@ def evaluate_runs(
             rows.append((f"reconstruction: {run.name} ({run.cfg.mixing})", recon))
             trainable, frozen = count_parameters(run.model)
             results.append(ShuffleResult(
-                name=run.name, model=run.meta["model"], mixing=Mixing(run.cfg.mixing), mixer_seed=run.cfg.mixer_seed,
+                name=run.name, model=run.meta["model"], mixing=run.cfg.mixing, mixer_seed=run.cfg.mixer_seed,
                 smooth_sigma=cast(MixingReport, run.model.mixing).smooth_sigma, train_seed=run.cfg.seed,
                 permutation_seed=run.task.permutation_seed, dataset=run.cfg.dataset, n_examples=len(split),
                 loss=run.task.loss, epochs=run.meta["extra"]["epochs_done"],
@@ -191,7 +192,7 @@ def evaluate_runs(
                 params_trainable=trainable, params_frozen=frozen,
                 checkpoint=ref,
                 provenance=collect(dev, time.perf_counter() - t0),
-                grid_png=grid_name,
+                grid_png=grid_name, train_loss=run.train_loss,
             ))
         save_grid(grid_path, rows)
         for result, path in zip(results, result_paths, strict=True):

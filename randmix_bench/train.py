@@ -3,7 +3,8 @@
 Per step: draw a batch from the device-resident loader, compute the loss of the config's task
 (``randmix_bench.tasks``: classification or pixel un-shuffling; bf16 autocast on CUDA),
 backward, clip, optimizer step at the scheduled learning rate. Nothing in a step waits for the GPU: the
-loss is summed on the device and read once per epoch. Frozen mixers are buffers, so they are neither in
+loss is summed on the device, per tenth of the epoch (:mod:`randmix_bench.loss_curve`: the run's loss curve),
+and read once per epoch. Frozen mixers are buffers, so they are neither in
 the optimizer nor given weight gradients (``chans`` runs skip the depthwise weight-gradient kernels).
 
 A run folder (:mod:`randmix_bench.run_folder`) holds ``run.json`` (config, per-epoch metrics, test metrics,
@@ -34,6 +35,7 @@ import torch
 import torch.distributed as torch_dist
 from torch import nn
 
+from randmix_bench import loss_curve
 from randmix_bench.checkpoint import CHECKPOINT_NAME, save_checkpoint
 from randmix_bench.data import load_split
 from randmix_bench.distributed import Distributed, rank_device
@@ -53,6 +55,7 @@ from randmix_bench.run_folder import (
     save_resume_state,
 )
 from randmix_bench.tasks import Task, build_model, task_for
+from randmix_bench.vocab import Optimizer
 
 __all__ = ["train", "train_step", "make_optimizer", "TrainReporter"]
 
@@ -111,7 +114,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, fused: bool) -> torch.opt
             {"params": [p for p in params if p.ndim > 1], "weight_decay": cfg.weight_decay},
             {"params": [p for p in params if p.ndim <= 1], "weight_decay": 0.0},
         ]
-    if cfg.optimizer == "adamw":
+    if cfg.optimizer is Optimizer.ADAMW:
         return torch.optim.AdamW(groups, lr=cfg.lr, fused=fused or None)
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=True, fused=fused or None)
 
@@ -175,6 +178,7 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
     loader = DeviceLoader(train_split.images, train_split.labels, cfg.batch_size, augment, cfg.seed, device,
                           dist.rank, dist.world_size, channels_last=True, compile=cfg.compile)
     steps, history, wall_before = len(loader), [], 0.0
+    bin_of = loss_curve.bins(steps)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -204,20 +208,23 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
         for epoch in range(len(history), cfg.epochs):
             t0 = time.perf_counter()
             model.train()
-            loss_sum = torch.zeros((), device=device)
+            sums = torch.zeros(loss_curve.POINTS_PER_EPOCH, device=device)  # the loss summed per tenth of the epoch
             for i, (images, labels) in enumerate(loader.epoch(epoch)):
                 lr = cfg.lr_at(epoch * steps + i, steps * cfg.epochs)
-                loss_sum += train_step(net, task, optimizer, trainable, images, labels, lr, cfg.grad_clip, cuda)
+                sums[bin_of[i]].add_(train_step(net, task, optimizer, trainable, images, labels, lr, cfg.grad_clip,
+                                                 cuda))
                 reporter.step(lr)
             # The epoch's one host sync; non-finite weights turn the loss NaN, so one check covers both.
-            loss = dist.mean(torch.where(_all_finite(model), loss_sum / steps, torch.nan)).item()
+            sums_host = dist.mean(torch.where(_all_finite(model), sums, torch.nan)).tolist()
+            loss = sum(sums_host) / steps
             if not math.isfinite(loss):
                 kept = f"; {out / RESUME_NAME} keeps epoch {epoch}" if epoch else ""
                 raise RandmixError(f"training diverged in epoch {epoch + 1} (train loss or weights {loss}) in {out}: "
                                    f"lower --lr (now {cfg.lr:g}) or set --grad-clip, then rerun with --force{kept}")
             seconds = time.perf_counter() - t0
             history.append({"epoch": epoch + 1, "train_loss": loss, "lr": lr, "seconds": round(seconds, 3),
-                            "images_per_s": round(steps * cfg.batch_size / seconds, 1)})
+                            "images_per_s": round(steps * cfg.batch_size / seconds, 1),
+                            "loss_trace": loss_curve.epoch_trace(epoch, steps, sums_host)})
             if dist.main:
                 wall_s = wall_before + time.perf_counter() - t_start
                 save_resume_state(out, model, optimizer, cfg, task, history, wall_s)
@@ -237,7 +244,8 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
     test = dist.from_main(test)
     summary = record("finished", test, eval_s)
     if dist.main:
-        extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": len(history)}
+        extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": len(history),
+                 "loss_trace": loss_curve.from_history(history)}
         save_checkpoint(out / CHECKPOINT_NAME, model, cfg.model, model_kwargs, extra=extra)
         summary["checkpoint"] = {"path": CHECKPOINT_NAME, "sha256": sha256(out / CHECKPOINT_NAME)}
         write_json(out / RUN_NAME, summary)

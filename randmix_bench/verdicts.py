@@ -39,15 +39,15 @@ from randmix_bench.claims import (
 from randmix_bench.data import DATASETS
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import Mixing
+from randmix_bench.vocab import Mixing, Norm
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "robust_table", "shuffle_study"]
 
 
 
-Key = tuple[str, float]  # (mixing, smooth_sigma)
+Key = tuple[Mixing, float]  # (mixing, smooth_sigma)
 R = TypeVar("R", RobustnessResult, ShuffleResult)
-_ORDER = {m.value: i for i, m in enumerate(Mixing)}
+_ORDER = {m: i for i, m in enumerate(Mixing)}
 
 
 def _ref(r: Result) -> CheckpointRef:
@@ -168,7 +168,7 @@ def _scale(tier: str, model: str, dataset: str, training: str | None, setting: s
 
 def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: dict[Key, _Sample]) -> Check | None:
     """Claim 1a: chans vs full within ±NEARLY_PP points (TOST, a family of its own: one hypothesis)."""
-    chans, full = [k for k in samples if k[0] == "chans"], [k for k in samples if k[0] == "full"]
+    chans, full = [k for k in samples if k[0] is Mixing.CHANS], [k for k in samples if k[0] is Mixing.FULL]
     if not (chans and full):
         return None
     statement = f"`chans` nearly matches `full` (TOST, margin ±{NEARLY_PP:g} point)"
@@ -220,6 +220,23 @@ def _robust(r: RobustnessResult) -> tuple[float, tuple[int, ...] | None, list[in
             r.randmix.n_examples)
 
 
+def _setting(r: RobustnessResult) -> str:
+    return f"{r.randmix.threat_model} {r.eps}, {attack_label(r.randmix.attack)}"
+
+
+def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
+    """The claim-2 table a robustness result is compared in, as its :class:`Scale` names it: tier, model, dataset,
+    training and setting (so that what is said about an entry, e.g. its masking controls, goes beside its table)."""
+    rb = r.randmix
+    return tier_of(rb.checkpoint), rb.model, rb.dataset, _training(r), _setting(r)
+
+
+def shuffle_study(r: ShuffleResult) -> tuple[str, str, str, str]:
+    """The claim-3 study a shuffle result is compared in, as its :class:`Scale` names it: tier, model, dataset and
+    training (the recipe's loss and epochs are recorded in the result, so they split studies)."""
+    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs"
+
+
 def _classification(tier: str, model: str, dataset: str, training: str | None,
                     results: list[RobustnessResult]) -> list[Family]:
     out = []
@@ -232,11 +249,11 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
                       per_point, tuple(rows), () if check is None else (check,)))
     settings: dict[tuple[int, float, str], list[RobustnessResult]] = defaultdict(list)
     for r in results:
-        settings[(("Linf", "L2").index(r.randmix.threat_model), r.randmix.eps_value,
+        settings[(list(Norm).index(r.randmix.threat_model), r.randmix.eps_value,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
         rs = settings[key]
-        setting = f"{rs[0].randmix.threat_model} {rs[0].eps}, {key[2]}"
+        setting = _setting(rs[0])
         samples, per_point = _samples(_runs(rs), _robust)
         rows, _ = _family("2", samples, 100)
         out.append(Family("2", "robust accuracy", "points", _scale(tier, model, dataset, training, setting, samples),
@@ -281,7 +298,7 @@ def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[S
             return getattr(r, metric), None, None, r.n_examples
         samples, _ = _samples(variants, value)
         rows, _ = _family("3", samples, 1.0)
-        checks = (_thresholds(dataset, variants.get(("chans", 0.0), [])),) if measure == "SSIM" else ()
+        checks = (_thresholds(dataset, variants.get((Mixing.CHANS, 0.0), [])),) if measure == "SSIM" else ()
         out.append(Family("3", measure, unit, _scale(tier, model, dataset, training, None, samples), False,
                           tuple(rows), checks))
     return out
@@ -293,8 +310,8 @@ def evaluate(results: Iterable[Result]) -> list[Family]:
     classification: dict[tuple[str, str, str, str], list[RobustnessResult]] = defaultdict(list)
     shuffle: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
     for r in results:
-        if isinstance(r, ShuffleResult):  # the recipe's loss and epochs are recorded here, so they split groups
-            shuffle[(tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs")].append(r)
+        if isinstance(r, ShuffleResult):
+            shuffle[shuffle_study(r)].append(r)
         elif why_untrusted(r) is None:
             classification[(tier_of(r.randmix.checkpoint), r.randmix.model, r.randmix.dataset,
                             _training(r) or "")].append(r)

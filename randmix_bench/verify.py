@@ -14,9 +14,10 @@ headline is, one-sided. The full AutoAttack run is not repeated (it wants a GPU)
 
 Everything else a reader or a verdict uses is re-derived from the checkpoint as well: its labels (model,
 mixing, mixer seed, smoothing sigma, training seed, recipe and epochs: :func:`~randmix_bench.checkpoint.run_labels`),
-its parameter counts, the attacks its AutoAttack version runs, the per-point clean outcomes where recorded, and
-``clean_acc_full_test`` on every point of the test set (or a random sample: ``full_test=False``); a recorded n larger
-than the test set is refused, and two entries whose checkpoints hold the same weights under other labels fail.
+its parameter counts, the attacks its AutoAttack version runs, a shuffle entry's training-loss trace (when the
+checkpoint recorded one), the per-point clean outcomes where recorded, and ``clean_acc_full_test`` on every point of
+the test set (or a random sample: ``full_test=False``); a recorded n larger than the test set is refused, and two
+entries whose checkpoints hold the same weights under other labels fail.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ from torch import nn
 from randmix_bench.checkpoint import CheckpointError, digests, load_model, run_labels, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.entries import Entry
-from randmix_bench.eps import same_eps
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, sha256
 from randmix_bench.freezing import count_parameters
@@ -44,7 +44,8 @@ from randmix_bench.robustness import BLACK_BOX, make_attack_config, robust_accur
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
-from randmix_bench.vocab import AAVersion, Attack
+from randmix_bench.threat import Eps, ThreatModel, same_eps
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Mixing
 
 __all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
            "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
@@ -147,10 +148,10 @@ def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: i
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 
-def _robust_attack(attacks: list[str]) -> str | None:
+def _robust_attack(attacks: list[AAAttack]) -> AAAttack | None:
     """The strongest white-box attack of a list: APGD-CE when it holds it, else its first white-box one."""
     whitebox = [a for a in attacks if a not in BLACK_BOX]
-    return "apgd-ce" if "apgd-ce" in whitebox else next(iter(whitebox), None)
+    return AAAttack.APGD_CE if AAAttack.APGD_CE in whitebox else next(iter(whitebox), None)
 
 
 def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: int, sigmas: float,
@@ -213,7 +214,7 @@ def _sweep_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived
     return None
 
 
-def _unbroken_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, attack: str,
+def _unbroken_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, attack: AAAttack,
                       batch_size: int, device: str) -> str | None:
     """A point recorded as broken must be breakable. Points among the first m that the entry records as clean and
     broken (``points``) but that ``attack`` left standing here are attacked with the entry's other attacks, in its
@@ -265,9 +266,9 @@ def _attack_problem(rb: RandmixBlock) -> str | None:
     """The attacks an entry lists must be the ones its attack and AutoAttack version run: tables label an entry by
     its version ("AA standard"), so a list edited under that label would pass for what was not run."""
     c = rb.attack
-    custom = c.attack == Attack.AUTOATTACK and c.version == AAVersion.CUSTOM
+    custom = c.attack is Attack.AUTOATTACK and c.version is AAVersion.CUSTOM
     try:
-        expected = make_attack_config(c.attack, norm=c.norm, eps=c.eps, version=c.version,
+        expected = make_attack_config(c.attack, threat=ThreatModel(c.norm, Eps.parse(c.eps)), version=c.version,
                                       attacks=c.attacks if custom else (), seed=c.seed, batch_size=c.batch_size,
                                       n_iter=c.n_iter, n_queries=c.n_queries).attacks
     except RandmixError as e:
@@ -275,6 +276,16 @@ def _attack_problem(rb: RandmixBlock) -> str | None:
     if expected != c.attacks:
         return (f"attack: {c.attack} {c.version} runs {', '.join(expected) or 'no attack'}, not the recorded "
                 f"{', '.join(c.attacks) or 'no attack'}")
+    return None
+
+
+def _trace_problem(entry: Entry, meta: dict[str, Any]) -> str | None:
+    """A pixel-shuffle entry's training-loss trace must be the one its checkpoint recorded, when both exist: the
+    curve says whether training had flattened."""
+    if entry.is_robustness or entry.shuffle.train_loss is None or "loss_trace" not in meta["extra"]:
+        return None
+    if [list(p) for p in entry.shuffle.train_loss] != meta["extra"]["loss_trace"]:
+        return "train_loss is not the training-loss trace its checkpoint recorded"
     return None
 
 
@@ -439,12 +450,12 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if ref.weights_sha256 is not None and weights_digest(net.state_dict()) != ref.weights_sha256:
         check.problem = f"the weights of {entry.checkpoint} are not the recorded {ref.weights_sha256[:12]}…"
         return checks
-    held = (meta["model"], meta["model_kwargs"].get("mixing", "full"))
+    held = (meta["model"], meta["model_kwargs"].get("mixing", Mixing.FULL))
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
-    check.problem = _label_problem(entry, net, meta) or (_attack_problem(entry.randmix) if entry.is_robustness
-                                                         else None)
+    check.problem = (_label_problem(entry, net, meta) or _trace_problem(entry, meta)
+                     or (_attack_problem(entry.randmix) if entry.is_robustness else None))
     if check.problem is not None:
         return checks
     if dataset not in splits:

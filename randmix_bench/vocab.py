@@ -8,12 +8,14 @@ RobustBench declares its vocabularies the same way (``robustbench.model_zoo.enum
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import Enum
 from typing import TypeVar
 
 from randmix_bench.errors import choices_error
 
-__all__ = ["Choice", "Mixing", "Norm", "Attack", "AAVersion", "TaskKind", "Loss", "Optimizer", "Tier"]
+__all__ = ["Choice", "Mixing", "Norm", "Attack", "AAVersion", "AAAttack", "TaskKind", "Loss", "Optimizer", "Tier",
+           "split_list"]
 
 C = TypeVar("C", bound="Choice")
 
@@ -89,6 +91,18 @@ class AAVersion(Choice, what="AutoAttack version"):
     RAND = "rand"  # for randomized defenses: readable in a result, never run here (ours are deterministic)
 
 
+class AAAttack(Choice, what="attack"):
+    """One attack of an AutoAttack run (``--attacks``, a result's ``attacks``), or our PGD."""
+
+    APGD_CE = "apgd-ce"
+    APGD_DLR = "apgd-dlr"
+    APGD_T = "apgd-t"
+    FAB = "fab"
+    FAB_T = "fab-t"
+    SQUARE = "square"
+    PGD = "pgd"  # randmix_bench.robustness.attacks.pgd_attack, not one of AutoAttack's
+
+
 class TaskKind(Choice, what="task"):
     """What a model is trained to do (``TrainConfig.task``); each has its class in ``randmix_bench.tasks``."""
 
@@ -116,3 +130,10 @@ class Tier(Choice, what="tier"):
     MEDIUM = "medium"  # the largest study a 2-core CPU finishes in hours that can test the claims
     PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol, in two short GPU runs
     PAPER = "paper"  # the paper's scale, on a GPU
+
+
+def split_list(items: str | Sequence[str]) -> list[str]:
+    """``"apgd-ce, square"`` (or a list of such items) -> ``["apgd-ce", "square"]``: the one way a comma list (of
+    names, of eps values) is read, so spaces after commas and empty items never become entries."""
+    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
+    return [p.strip() for p in parts if p.strip()]

@@ -32,6 +32,7 @@ from randmix_bench.results import RobustnessResult, ShuffleResult, pct
 from randmix_bench.robustness import ProgressReporter
 from randmix_bench.run_folder import RESUME_NAME
 from randmix_bench.tasks import build_model, task_for
+from randmix_bench.vocab import Mixing
 
 torch.set_num_threads(1)
 
@@ -53,7 +54,7 @@ def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60
     """Train ``randmix_convmixer_tiny`` with AdamW on synthetic data for a few seconds and save it at ``path``:
     trained (not random), so clean accuracy is high and robust accuracy depends on eps, which is what the
     robustness tests need to show that attacks, resume and interop change and keep the right numbers."""
-    cfg = get_recipe("quick").override(mixing=mixing, seed=seed)  # TINY_MODEL on the synthetic dataset
+    cfg = get_recipe("quick").override(mixing=Mixing.parse(mixing), seed=seed)  # TINY_MODEL on the synthetic data
     train = load_split(cfg.dataset, train=True)
     task = task_for(cfg)
     model, kwargs = build_model(cfg, task, train.info)
@@ -115,7 +116,7 @@ def _edit_result(path: Path, change: dict) -> None:
 
 def _save_unshuffler(run: Path, mixing: str) -> Path:
     """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
-    cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=mixing)
+    cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=Mixing.parse(mixing))
     task = task_for(cfg)
     model, kwargs = build_model(cfg, task, dataset_info(cfg.dataset))
     extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}

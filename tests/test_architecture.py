@@ -94,3 +94,49 @@ def test_no_import_cycles() -> None:
         if name not in state:
             visit(name, [name])
     assert not cycles, "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def _vocabulary() -> dict[str, str]:
+    """Every value of ``vocab.py``'s str enums -> the enum that holds it."""
+    from randmix_bench import vocab
+
+    kinds = [c for c in vars(vocab).values() if isinstance(c, type) and issubclass(c, vocab.Choice)]
+    return {m.value: kind.__name__ for kind in kinds if kind is not vocab.Choice for m in kind}
+
+
+def _constants(node: ast.expr) -> list[str]:
+    """The str constants a comparison operand holds: itself, or the items of a literal tuple, list or set."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return [node.value]
+    if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+        return [v for e in node.elts for v in _constants(e)]
+    return []
+
+
+def vocabulary_compared_as_text(source: str) -> list[str]:
+    """``line: code`` for every comparison (``==``, ``!=``, ``in``, ``is``...) of an operand against a literal
+    vocabulary value, e.g. ``norm == "Linf"`` or ``version in ("standard", "plus")``."""
+    values = _vocabulary()
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Compare):
+            hits = [v for side in (node.left, *node.comparators) for v in _constants(side) if v in values]
+            if hits:
+                found.append(f"{node.lineno}: {ast.unparse(node)} ({', '.join(f'{values[v]}: {v}' for v in hits)})")
+    return found
+
+
+def test_the_vocabulary_scan_finds_text_comparisons() -> None:
+    """The scan below sees every shape of the mistake it is there to catch (and not a member comparison)."""
+    source = ('a = norm == "Linf"\nb = "adamw" != cfg.optimizer\nc = version in ("standard", "plus")\n'
+              'd = x not in ["none"]\ne = cfg.mixing is Mixing.CHANS\nf = name == "stem"\n')
+    assert [hit.partition(":")[0] for hit in vocabulary_compared_as_text(source)] == ["1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_vocabulary_value_is_compared_as_text(name: str) -> None:
+    """Names are parsed into ``vocab.py``'s enums where text arrives (the command line, a file reader, a recipe),
+    and compared as members inside: a comparison with a literal such as ``"Linf"`` means a value travelled as
+    text below the boundary, or a check that a typo in the literal would silently turn off."""
+    found = vocabulary_compared_as_text(MODULES[name].read_text())
+    assert not found, f"{MODULES[name]} compares vocabulary values as text: " + "; ".join(found)

@@ -38,6 +38,7 @@ from randmix_bench.files import exclusive, sha256
 from randmix_bench.results import RobustnessResult
 from randmix_bench.robustness import EvalOptions, ProgressReporter, evaluate, record_checksum, state_key
 from randmix_bench.run_folder import RESUME_NAME, RUN_FORMAT
+from randmix_bench.vocab import AAAttack, AAVersion, Attack
 
 Setup = Callable[[Path, "Fixtures"], None]
 
@@ -183,8 +184,8 @@ def killed_eval(tamper: Callable[[Path, dict[str, Any]], None]) -> Setup:
 
     def setup(tmp: Path, fx: Fixtures) -> None:
         copy_checkpoint()(tmp, fx)
-        options = EvalOptions(attack="autoattack", version="custom", attacks="apgd-ce", n_iter=5, n_examples=16,
-                              batch_size=4, device="cpu", out=tmp / "x.json")
+        options = EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM, attacks=(AAAttack.APGD_CE,), n_iter=5,
+                              n_examples=16, batch_size=4, device="cpu", out=tmp / "x.json")
         with pytest.raises(KeyboardInterrupt):
             evaluate(tmp / "run", "synthetic", options, progress=fx.interrupt_after(1))
         state = json.loads((tmp / "x.eval-state").read_text())

@@ -11,6 +11,7 @@ import pytest
 from randmix_bench import claims, verdicts
 from randmix_bench.claims import Family, Verdict
 from randmix_bench.results import Points, RobustnessResult
+from randmix_bench.vocab import Mixing
 
 
 def table(families: list[Family], claim: str, setting: str | None = None) -> Family:
@@ -168,7 +169,7 @@ def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_imag
 
 def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any]) -> None:
     results = [shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10) for s in range(3)]
-    results += [r.model_copy(update={"mixing": "full", "ssim": r.ssim + 0.1, "checkpoint": r.checkpoint.model_copy(
+    results += [r.model_copy(update={"mixing": Mixing.FULL, "ssim": r.ssim + 0.1, "checkpoint": r.checkpoint.model_copy(
         update={"sha256": f"f{r.train_seed}"})}) for r in results]
     ssim = verdicts.evaluate(results)[0]
     (r,) = ssim.rows

@@ -37,20 +37,23 @@ from randmix_bench.robustness import (
     evaluate,
     harness,
     make_attack_config,
-    parse_eps,
-    parse_eps_list,
+    parse_attacks,
     pgd_attack,
     preparation,
     split_list,
 )
 from randmix_bench.tasks import accuracy
+from randmix_bench.threat import ThreatModel, parse_eps_list
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm
 
 MODEL = "randmix_convmixer_tiny"  # conftest's train_tiny_checkpoint trains this one
 
 runner = CliRunner()
 N = 16  # test points
-CHEAP = EvalOptions(attack="autoattack", version="custom", attacks=["apgd-ce"], n_iter=5, n_examples=N, batch_size=4,
-                    device="cpu")
+CHEAP = EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM, attacks=(AAAttack.APGD_CE,), n_iter=5,
+                    n_examples=N, batch_size=4, device="cpu")
+LINF_8 = ThreatModel.parse("Linf", "8/255")
+LINF_01 = ThreatModel.parse("Linf", "0.1")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,7 @@ def points() -> tuple[torch.Tensor, torch.Tensor]:
 @pytest.mark.parametrize(("text", "norm", "value"),
                          [("8/255", "Linf", 8 / 255), (" 0.5 ", "L2", 0.5), ("1", "Linf", 1.0), ("3", "L2", 3.0)])
 def test_parse_eps_accepts_numbers_and_fractions(text: str, norm: str, value: float) -> None:
-    assert math.isclose(parse_eps(text, norm), value)
+    assert math.isclose(ThreatModel.parse(norm, text).eps.value, value)
 
 
 @pytest.mark.parametrize(("text", "norm", "message"), [
@@ -82,57 +85,60 @@ def test_parse_eps_accepts_numbers_and_fractions(text: str, norm: str, value: fl
 ])
 def test_parse_eps_rejects_bad_values(text: str, norm: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        parse_eps(text, norm)
+        ThreatModel.parse(norm, text)
 
 
 def test_eps_list_is_sorted_and_rejects_repeats() -> None:
-    assert [t for t, _ in parse_eps_list("8/255, 1/255,2/255", "Linf")] == ["1/255", "2/255", "8/255"]
+    assert [e.text for e in parse_eps_list("8/255, 1/255,2/255", Norm.LINF)] == ["1/255", "2/255", "8/255"]
     with pytest.raises(ValueError, match="repeats"):
-        parse_eps_list("2/255,0.00784313725490196", "Linf")
+        parse_eps_list("2/255,0.00784313725490196", Norm.LINF)
 
 
 def test_attack_config_resolves_attacks_and_refuses_inconsistent_choices() -> None:
     from pyautoattack import AutoAttack
 
-    standard = make_attack_config(eps=8 / 255)
+    standard = make_attack_config(threat=LINF_8)
     assert standard.attacks == AutoAttack(nn.Identity(), eps=8 / 255, version="standard").attacks_to_run
-    assert make_attack_config("apgd-ce", eps=0.1).attacks == ["apgd-ce"]
-    assert make_attack_config("none", eps=0.1).attacks == []
-    custom = make_attack_config(eps=0.1, version="custom", attacks=["pgd", "square"], n_iter=3)
+    assert make_attack_config(Attack.APGD_CE, threat=LINF_01).attacks == ["apgd-ce"]
+    assert make_attack_config(Attack.NONE, threat=LINF_01).attacks == []
+    custom = make_attack_config(threat=LINF_01, version=AAVersion.CUSTOM, attacks=(AAAttack.PGD, AAAttack.SQUARE),
+                                n_iter=3)
     assert (custom.attacks, custom.n_iter) == (["pgd", "square"], 3)
     for kwargs, message in [
-        (dict(version="custom"), "needs --attacks"),
-        (dict(version="custom", attacks=["cw"]), "unknown: cw"),
-        (dict(version="custom", attacks=["square", "square"]), "repeats"),
-        (dict(attacks=["apgd-ce"]), "goes with --attack autoattack --version custom"),
+        (dict(version=AAVersion.CUSTOM), "needs --attacks"),
+        (dict(version=AAVersion.CUSTOM, attacks=(AAAttack.SQUARE, AAAttack.SQUARE)), "repeats"),
+        (dict(attacks=(AAAttack.APGD_CE,)), "goes with --attack autoattack --version custom"),
         (dict(n_iter=10), "use --version custom"),
-        (dict(version="rand"), "unknown AutoAttack version"),
+        (dict(version=AAVersion.RAND), "unknown AutoAttack version"),
         (dict(batch_size=0), "batch size"),
     ]:
         with pytest.raises(ValueError, match=message):
-            make_attack_config(eps=0.1, **kwargs)
+            make_attack_config(threat=LINF_01, **kwargs)
+    with pytest.raises(ValueError, match="unknown: cw"):
+        parse_attacks("cw")
     assert "pgd" in CUSTOM_ATTACKS
 
 
 def test_comma_lists_allow_spaces_after_commas() -> None:
     assert split_list("apgd-ce, square ,") == split_list(["apgd-ce ", " square"]) == ["apgd-ce", "square"]
-    assert make_attack_config(eps=0.1, version="custom", attacks="apgd-ce, square").attacks == ["apgd-ce", "square"]
+    custom = make_attack_config(threat=LINF_01, version=AAVersion.CUSTOM, attacks=parse_attacks("apgd-ce, square"))
+    assert custom.attacks == ["apgd-ce", "square"]
     with pytest.raises(ValueError, match="unknown: nope"):
-        make_attack_config(eps=0.1, version="custom", attacks="apgd-ce, nope")
+        parse_attacks("apgd-ce, nope")
 
 
 # ---------------------------------------------------------------------------------------- attacks
 
 
-@pytest.mark.parametrize(("norm", "eps"), [("Linf", 0.1), ("L2", 2.0)])
-def test_pgd_stays_in_the_threat_model_breaks_points_and_is_seeded(run_dir: Path, points, norm: str,
+@pytest.mark.parametrize(("norm", "eps"), [(Norm.LINF, 0.1), (Norm.L2, 2.0)])
+def test_pgd_stays_in_the_threat_model_breaks_points_and_is_seeded(run_dir: Path, points, norm: Norm,
                                                                    eps: float) -> None:
     model, _ = load_model(run_dir)
     model.requires_grad_(False)
     x, y = points
     adv = pgd_attack(model, x, y, norm=norm, eps=eps, steps=10, seed=0)
     delta = (adv - x).flatten(1)
-    size = delta.abs().amax(1) if norm == "Linf" else delta.norm(dim=1)
+    size = delta.abs().amax(1) if norm is Norm.LINF else delta.norm(dim=1)
     assert (size <= eps + 1e-5).all() and adv.min() >= 0 and adv.max() <= 1
     with torch.no_grad():
         assert (model(adv).argmax(1) == y).sum() < (model(x).argmax(1) == y).sum()
@@ -143,7 +149,8 @@ def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
     model, _ = load_model(run_dir)
     model.train()
     before = [p.requires_grad for p in model.parameters()]
-    outcome = robustness.robust_accuracy(model, *points, make_attack_config("pgd", eps=0.1, n_iter=3, batch_size=8))
+    outcome = robustness.robust_accuracy(model, *points, make_attack_config(Attack.PGD, threat=LINF_01, n_iter=3,
+                                                                            batch_size=8))
     assert model.training and [p.requires_grad for p in model.parameters()] == before
     assert outcome.robust_acc <= outcome.clean_acc and list(outcome.per_attack) == ["pgd"]
 
@@ -197,11 +204,12 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
 
 
 def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_path: Path) -> None:
-    clean = evaluate(run_dir, "synthetic", EvalOptions(attack="none", out=tmp_path / "none.json", n_examples=N,
+    clean = evaluate(run_dir, "synthetic", EvalOptions(attack=Attack.NONE, out=tmp_path / "none.json", n_examples=N,
                                                        device="cpu")).result
     assert clean.autoattack_acc == clean.clean_acc and "No attack" in (clean.footnote or "")
-    l2 = evaluate(run_dir, "synthetic", EvalOptions(attack="pgd", norm="L2", eps="2", n_iter=5, n_examples=N,
-                                                    batch_size=8, device="cpu", out=tmp_path / "l2.json")).result
+    l2_options = EvalOptions(attack=Attack.PGD, threat=ThreatModel.parse("L2", "2"), n_iter=5, n_examples=N,
+                             batch_size=8, device="cpu", out=tmp_path / "l2.json")
+    l2 = evaluate(run_dir, "synthetic", l2_options).result
     assert (l2.eps, l2.randmix.threat_model, l2.randmix.attack.attacks) == ("2", "L2", ["pgd"])
     assert float(l2.autoattack_acc) < float(l2.clean_acc) and "pgd" in (l2.footnote or "")
 
@@ -210,8 +218,8 @@ def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_
 def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: Path, norm: str, eps_text: str,
                                                       eps_value: float) -> None:
     """A Python caller asking for L2 without an eps gets RobustBench's L2 eps (0.5), not the Linf 8/255."""
-    result = evaluate(run_dir, "synthetic", EvalOptions(attack="none", norm=norm, out=tmp_path / "x.json", n_examples=N,
-                                                        device="cpu")).result
+    result = evaluate(run_dir, "synthetic", EvalOptions(attack=Attack.NONE, threat=ThreatModel.parse(norm),
+                                                        out=tmp_path / "x.json", n_examples=N, device="cpu")).result
     assert (result.eps, result.randmix.threat_model) == (eps_text, norm)
     assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
 
@@ -219,7 +227,7 @@ def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: P
 def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
-    settings = replace(CHEAP, eps="8/255", attacks=["apgd-ce", "pgd"])
+    settings = replace(CHEAP, threat=LINF_8, attacks=(AAAttack.APGD_CE, AAAttack.PGD))
     reference = evaluate(run_dir, "synthetic", replace(settings, out=tmp_path / "reference.json")).result.randmix
     assert 0 < reference.robust_acc < reference.clean_acc  # some batches break points, so the record matters
 
@@ -230,7 +238,7 @@ def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
     state = out.with_suffix(".eval-state")
     assert state.is_file() and not out.exists()
     with pytest.raises(ValueError, match="other settings"):
-        evaluate(run_dir, "synthetic", replace(settings, eps="4/255"))
+        evaluate(run_dir, "synthetic", replace(settings, threat=ThreatModel.parse("Linf", "4/255")))
 
     calls = []
     original = APGDAttack.perturb
@@ -260,7 +268,7 @@ def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
     monkeypatch.setattr(harness, "time", Tick())
-    settings = replace(CHEAP, eps="8/255", attacks="apgd-ce, pgd")
+    settings = replace(CHEAP, threat=LINF_8, attacks=parse_attacks("apgd-ce, pgd"))
     reference = evaluate(run_dir, "synthetic", replace(settings, out=tmp_path / "reference.json")).result.randmix
     out = tmp_path / "resumed.json"
     settings = replace(settings, out=out)
@@ -278,7 +286,7 @@ def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
 def partial(run_dir: Path, tmp_path: Path,
             interrupt_after: Callable[[int], ProgressReporter]) -> tuple[EvalOptions, Path]:
     """Settings and the state file of an evaluation killed after one batch."""
-    settings = replace(CHEAP, eps="8/255", out=tmp_path / "x.json")
+    settings = replace(CHEAP, threat=LINF_8, out=tmp_path / "x.json")
     with pytest.raises(KeyboardInterrupt):
         evaluate(run_dir, "synthetic", settings, progress=interrupt_after(1))
     return settings, tmp_path / "x.eval-state"
@@ -331,7 +339,7 @@ def test_a_second_evaluation_of_the_same_result_is_refused_at_once(run_dir: Path
                         lambda *a, **k: pytest.fail("attacked while another process holds the result"))
     out = tmp_path / "x.json"
     with exclusive(out, "a running evaluation"), pytest.raises(BusyError, match="another randmix process is writing"):
-        evaluate(run_dir, "synthetic", replace(CHEAP, eps="8/255", out=out))
+        evaluate(run_dir, "synthetic", replace(CHEAP, threat=LINF_8, out=out))
     assert not out.exists() and not out.with_suffix(".eval-state").exists()
 
 
@@ -394,7 +402,7 @@ def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Pa
     """Plain ``randmix eval`` settings (APGD-CE alone, no --sanity) on a model behind ``round(4x)/4``:
     AutoAttack's zero-gradient flag is recorded, printed, and marks the entry unreliable."""
     model, _ = load_model(run_dir)
-    config = make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N)
+    config = make_attack_config(Attack.APGD_CE, threat=LINF_01, n_iter=5, batch_size=N)
     outcome = robustness.robust_accuracy(QuantizedInput(model, 4), *points, config)
     assert any("zero gradient" in flag for flag in outcome.flags)
 
@@ -419,7 +427,7 @@ def test_misclassified_points_do_not_raise_the_zero_gradient_flag(run_dir: Path,
     with torch.no_grad():
         ranking = model(images).argsort(1, descending=True)
     labels = torch.where(torch.arange(len(images)) % 2 == 0, ranking[:, 0], ranking[:, 2])  # odd points: label third
-    config = make_attack_config("apgd-ce", eps=0.1, n_iter=5, batch_size=N)
+    config = make_attack_config(Attack.APGD_CE, threat=LINF_01, n_iter=5, batch_size=N)
     outcome = robustness.robust_accuracy(model, images, labels, config)
     assert outcome.clean_acc == 0.5
     assert not [flag for flag in outcome.flags if "zero gradient" in flag]
@@ -429,13 +437,14 @@ def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path:
     """A 3-channel model would run on 1-channel Fashion-MNIST (its Normalize broadcasts): refused first."""
     with pytest.raises(ValueError, match="takes 3-channel images but fashion-mnist has 1-channel images"):
         evaluate(run_dir, "fashion-mnist",
-                 EvalOptions(attack="none", n_examples=4, device="cpu", out=tmp_path / "x.json"))
+                 EvalOptions(attack=Attack.NONE, n_examples=4, device="cpu", out=tmp_path / "x.json"))
     assert not (tmp_path / "x.json").exists()
 
 
 def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:
     options = SanityOptions(square_queries=50)
-    report = evaluate(run_dir, "synthetic", replace(CHEAP, out=tmp_path / "x.json", eps="8/255", sanity=options)).result
+    settings = replace(CHEAP, out=tmp_path / "x.json", threat=LINF_8, sanity=options)
+    report = evaluate(run_dir, "synthetic", settings).result
     sanity = report.randmix.sanity
     assert sanity is not None and sanity.passed and not report.unreliable, sanity
     assert sanity.large_eps_robust_acc <= options.max_large_eps_acc
@@ -472,8 +481,8 @@ def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint
     from randmix_bench.robustness import EvalOptions, evaluate
 
     ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
-    options = EvalOptions(attack="apgd-ce", eps="1e-9", n_examples=37, batch_size=37, device="cpu",
-                          out=tmp_path / "r.json")
+    options = EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "1e-9"), n_examples=37,
+                          batch_size=37, device="cpu", out=tmp_path / "r.json")
     rb = evaluate(ckpt, "synthetic", options).result.randmix
     assert rb.robust_acc == rb.clean_acc == rb.per_attack_robust_acc["apgd-ce"]
     assert rb.points is not None and rb.points.robust == rb.points.clean
@@ -486,7 +495,8 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
 
     ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "r.json"
-    rb = evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=20, device="cpu", out=out)).result.randmix
+    options = EvalOptions(attack=Attack.NONE, n_examples=20, device="cpu", out=out)
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
     assert rb.points is not None
     clean = rb.points.clean
     wrong = [1 - clean[0], *clean[1:]]
@@ -533,21 +543,21 @@ def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_chec
 
     source = train_tiny_checkpoint(tmp_path / "full.safetensors", mixing="full")
     target = train_tiny_checkpoint(tmp_path / "chans.safetensors", mixing="chans")
-    base = EvalOptions(eps="8/255", n_examples=24, batch_size=24, device="cpu")
-    transfer = evaluate(target, "synthetic", replace(base, attack="transfer", transfer_from=source,
+    base = EvalOptions(threat=LINF_8, n_examples=24, batch_size=24, device="cpu")
+    transfer = evaluate(target, "synthetic", replace(base, attack=Attack.TRANSFER, transfer_from=source,
                                                       out=tmp_path / "t.json")).result
     rb = transfer.randmix
     assert rb.attack.attack == "transfer" and rb.attack.attacks == ["apgd-ce"] and rb.sanity is None
     assert rb.attack.source is not None and rb.attack.source.weights_sha256 == digests(source)[1]
     assert rb.points is not None and "upper bound" in (transfer.footnote or "")
-    whitebox = evaluate(target, "synthetic", replace(base, attack="apgd-ce", out=tmp_path / "w.json")).result
+    whitebox = evaluate(target, "synthetic", replace(base, attack=Attack.APGD_CE, out=tmp_path / "w.json")).result
     [check] = controls([whitebox, transfer])
     assert (check.entry, check.kind, check.n) == (whitebox.name, "transfer", 24)
     assert check.whitebox_robust == sum(whitebox.randmix.points.robust)  # type: ignore[union-attr]
-    for options, message in ((replace(base, attack="transfer"), "go together"),
+    for options, message in ((replace(base, attack=Attack.TRANSFER), "go together"),
                              (replace(base, transfer_from=source), "go together"),
-                             (replace(base, attack="transfer", transfer_from=target), "itself"),
-                             (replace(base, attack="transfer", transfer_from=source, sanity=SanityOptions()),
+                             (replace(base, attack=Attack.TRANSFER, transfer_from=target), "itself"),
+                             (replace(base, attack=Attack.TRANSFER, transfer_from=source, sanity=SanityOptions()),
                               "--sanity")):
         with pytest.raises(RandmixError, match=message):
             evaluate(target, "synthetic", replace(options, out=tmp_path / "x.json"))
@@ -564,8 +574,8 @@ def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_ep
 
     ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
     out = tmp_path / "r.json"
-    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu", out=out,
-                          sweep="4/255,8/255", sanity=SanityOptions(square_queries=10))
+    options = EvalOptions(attack=Attack.APGD_CE, threat=LINF_8, n_examples=24, batch_size=24, device="cpu", out=out,
+                          sweep=parse_eps_list("4/255,8/255", Norm.LINF), sanity=SanityOptions(square_queries=10))
     first = evaluate(ckpt, "synthetic", options).result
     edit_result(out, {"randmix.points": None, "randmix.full_test_clean": None})
     again = add_points(ckpt, "synthetic", options).result.randmix
@@ -597,7 +607,7 @@ def test_the_attacked_points_clean_outcomes_are_measured_once(
         return preds
 
     monkeypatch.setattr(evaluation, "predict", rounding_differently)
-    options = EvalOptions(attack="apgd-ce", eps="8/255", n_examples=24, batch_size=24, device="cpu",
+    options = EvalOptions(attack=Attack.APGD_CE, threat=LINF_8, n_examples=24, batch_size=24, device="cpu",
                           out=tmp_path / "r.json")
     rb = evaluate(ckpt, "synthetic", options).result.randmix
     assert rb.points is not None and rb.full_test_clean is not None
@@ -605,3 +615,34 @@ def test_the_attacked_points_clean_outcomes_are_measured_once(
     test = load_split("synthetic", train=False)
     unflipped = (real(load_model(ckpt)[0], test.images[24:], 64, torch.device("cpu")) == test.labels[24:]).int()
     assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()
+
+
+def test_a_sweep_through_the_headline_eps_replays_its_first_attacks(
+        train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
+    """The medium tier's protocol: a headline of APGD-CE + APGD-T and an APGD-CE sweep through the same eps. The
+    headline already ran APGD-CE on every clean point there, and the sweep point shares its stage in the record,
+    so it is replayed: no point is attacked twice with one attack at one eps (the sweep costs its other eps only),
+    and the sweep point is what the smaller eps and the headline's APGD-CE left."""
+    from randmix_bench.robustness.harness import Harness
+
+    ckpt = train_tiny_checkpoint(tmp_path / "m.safetensors")
+    attacked: list[tuple[float, str, int]] = []
+    real = Harness._attack_batch
+
+    def spy(self, adversary, attack, idx, config):  # noqa: ANN001, ANN202
+        attacked.append((config.eps, attack, len(idx)))
+        return real(self, adversary, attack, idx, config)
+
+    monkeypatch.setattr(Harness, "_attack_batch", spy)
+    options = EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM, attacks=parse_attacks("apgd-ce,apgd-t"),
+                          threat=ThreatModel.parse("Linf", "4/255"),
+                          sweep=parse_eps_list("2/255,4/255,8/255", Norm.LINF), sweep_attacks=parse_attacks("apgd-ce"),
+                          n_examples=24, batch_size=24, n_iter=5, device="cpu", out=tmp_path / "r.json")
+    rb = evaluate(ckpt, "synthetic", options).result.randmix
+    at_headline = [(a, n) for eps, a, n in attacked if math.isclose(eps, 4 / 255)]
+    assert [a for a, _ in at_headline].count("apgd-ce") == 1  # no attack twice at one eps
+    assert at_headline[0] == ("apgd-ce", round(rb.clean_acc * 24))  # on every clean point
+    assert {round(eps * 255) for eps, a, _ in attacked if a == "apgd-ce"} == {2, 4, 8}
+    (point,) = [p for p in rb.sweep if p.eps == "4/255"]
+    assert list(point.attacks or []) == ["apgd-ce"] and point.robust_acc >= rb.robust_acc
+    assert point.robust_acc <= rb.per_attack_robust_acc["apgd-ce"]  # what 2/255 and the headline's APGD-CE left

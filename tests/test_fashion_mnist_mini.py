@@ -19,6 +19,7 @@ from randmix_bench.data_files import arrays_sha256, read_idx
 from randmix_bench.errors import RandmixError
 from randmix_bench.fmnist_mini import PER_CLASS, build, select
 from randmix_bench.robustness import EvalOptions, evaluate
+from randmix_bench.vocab import Attack
 
 MINI = "fashion-mnist-mini"
 runner = CliRunner()
@@ -147,7 +148,7 @@ def test_train_and_eval_run_on_the_subset_and_label_results_with_it_alone(offlin
     trained = runner.invoke(app, ["train", "-r", "quick", "--dataset", MINI, "--epochs", "1", "--out", str(run)])
     assert trained.exit_code == 0, trained.output
     assert json.loads((run / "run.json").read_text())["config"]["dataset"] == MINI
-    output = evaluate(run, MINI, EvalOptions(attack="none", n_examples=8, device="cpu", out=offline / "mini.json"))
+    output = evaluate(run, MINI, EvalOptions(attack=Attack.NONE, n_examples=8, device="cpu", out=offline / "mini.json"))
     assert output.result.dataset == output.result.randmix.dataset == MINI
     refused = runner.invoke(app, ["eval", str(run), "-d", "fashion-mnist", "--attack", "none", "--n-examples", "8",
                                   "--out", str(offline / "full.json")], terminal_width=400)

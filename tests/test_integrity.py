@@ -35,10 +35,11 @@ from randmix_bench.files import BusyError, exclusive, sha256
 from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
 from randmix_bench.result_files import ResultError, read_result
 from randmix_bench.results import pct
-from randmix_bench.robustness import EvalOptions, evaluate, parse_eps_list, resolve_eps
+from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.threat import ThreatModel, parse_eps_list
 from randmix_bench.verify import VerifyOptions, failures, verify
-from randmix_bench.vocab import Tier
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm, Tier
 
 N = 48
 
@@ -50,8 +51,10 @@ def board_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoi
     root = tmp_path_factory.mktemp("integrity") / "leaderboards"
     folder = root / "synthetic" / "Linf"
     ckpt = train_tiny_checkpoint(folder / "a.safetensors")
-    evaluate(ckpt, "synthetic", EvalOptions(attack="apgd-ce", eps="1/255", n_examples=N, batch_size=N, n_iter=5,
-                                            sweep="1/255,2/255", device="cpu", out=folder / "a.json"))
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "1/255"),
+                                            n_examples=N, batch_size=N, n_iter=5,
+                                            sweep=parse_eps_list("1/255,2/255", Norm.LINF), device="cpu",
+                                            out=folder / "a.json"))
     return root
 
 
@@ -184,9 +187,11 @@ def two_attacks_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_ch
     """``leaderboards/synthetic/Linf/a.json``: APGD-CE then APGD-T at 1/255, swept up to 8/255."""
     folder = tmp_path_factory.mktemp("two-attacks") / "leaderboards" / "synthetic" / "Linf"
     ckpt = train_tiny_checkpoint(folder / "a.safetensors")
-    evaluate(ckpt, "synthetic", EvalOptions(attack="autoattack", version="custom", attacks="apgd-ce,apgd-t",
-                                            eps="1/255", sweep="1/255,8/255", n_examples=N, batch_size=N, n_iter=5,
-                                            device="cpu", out=folder / "a.json"))
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM,
+                                            attacks=(AAAttack.APGD_CE, AAAttack.APGD_T),
+                                            threat=ThreatModel.parse("Linf", "1/255"), n_examples=N, batch_size=N,
+                                            n_iter=5, sweep=parse_eps_list("1/255,8/255", Norm.LINF), device="cpu",
+                                            out=folder / "a.json"))
     return folder / "a.json"
 
 
@@ -342,6 +347,18 @@ def test_shuffle_force_replaces_only_its_own_grid_and_result(save_unshuffler: Ca
     evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)  # its own outputs: replaced
 
 
+@pytest.mark.parametrize("make", [os.mkfifo, lambda p: p.write_text("[" * 100_000 + "]" * 100_000)],
+                         ids=["fifo", "nested-100000-deep"])
+def test_a_run_record_beside_a_shuffle_checkpoint_is_read_safely(save_unshuffler: Callable[..., Path], tmp_path: Path,
+                                                                 make: Callable[[Path], None]) -> None:
+    """shuffle eval looks for the training-loss trace in the run.json beside a checkpoint that recorded none: a FIFO
+    there is never opened (it would block) and absurd nesting is not ours; the evaluation goes on without a trace."""
+    run = save_unshuffler(tmp_path / "run", "chans")
+    make(run / "run.json")
+    evaluate_runs([run], tmp_path / "out", n_examples=8, grid_images=2)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["train_loss"] is None
+
+
 def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],
                                                                     tmp_path: Path) -> None:
     run = save_unshuffler(tmp_path / "run", "chans")
@@ -353,7 +370,7 @@ def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffl
 def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoint: Callable[..., Path],
                                                              tmp_path: Path) -> None:
     paths = Paths(tmp_path)
-    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", ThreatModel.parse("Linf"), 32, attack=Attack.NONE)
     train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
     assert job.state(paths) is JobState.PENDING
     job.run(paths, "cpu", False, None)
@@ -372,7 +389,7 @@ def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_chec
     """A partial job whose state is damaged is an error naming --force, and --force redoes it (it used to be
     applied to changed jobs only)."""
     paths = Paths(tmp_path)
-    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", "Linf", "8/255", 32, attacks=("none",))
+    job = EvalJob("run-clean", "run", "run", Tier.SMALL, "synthetic", ThreatModel.parse("Linf"), 32, attack=Attack.NONE)
     train_tiny_checkpoint(paths.checkpoint(Tier.SMALL, "run"))
     job.output(paths).parent.mkdir(parents=True)
     job.output(paths).with_suffix(".eval-state").write_text('{"format": "my own notes"}')
@@ -397,8 +414,10 @@ def test_a_second_reproduce_on_a_folder_in_use_is_refused(tmp_path: Path) -> Non
 
 
 def test_a_full_width_eps_is_normalised_never_stored_verbatim() -> None:
-    assert resolve_eps("８/２５５", "Linf") == ("8/255", 8 / 255)
-    assert parse_eps_list(" ８/255, 0.5 ", "Linf") == [("8/255", 8 / 255), ("0.5", 0.5)]
+    eps = ThreatModel.parse("Linf", "８/２５５").eps
+    assert (eps.text, eps.value) == ("8/255", 8 / 255)
+    sweep = parse_eps_list(" ８/255, 0.5 ", Norm.LINF)
+    assert [(e.text, e.value) for e in sweep] == [("8/255", 8 / 255), ("0.5", 0.5)]
 
 
 def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path,

@@ -25,6 +25,8 @@ from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
 from randmix_bench.result_files import read_result
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.threat import ThreatModel
+from randmix_bench.vocab import Attack
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -40,8 +42,8 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
                 edit_result: Callable[[Path, dict], None]) -> Path:
     """``root/synthetic/{Linf,L2,shuffle}/``: every number in it measured by the real harnesses."""
     linf = root / "synthetic" / "Linf"
-    attack = EvalOptions(attack="apgd-ce", norm="Linf", eps="8/255", n_examples=N_EXAMPLES, n_iter=3,
-                         batch_size=N_EXAMPLES, device="cpu")
+    attack = EvalOptions(attack=Attack.APGD_CE, threat=ThreatModel.parse("Linf", "8/255"), n_examples=N_EXAMPLES,
+                         n_iter=3, batch_size=N_EXAMPLES, device="cpu")
     for name, mixing, seed in CLASSIFIERS:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
         evaluate(ckpt, "synthetic", dataclasses.replace(attack, name=name, out=linf / f"{name}.json"))
@@ -50,7 +52,7 @@ def build_board(root: Path, save_classifier: Callable[..., Path], save_unshuffle
             edit_result(linf / f"{name}.json", {"randmix.sanity": PASSED_SANITY, "randmix.autoattack_flags": [],
                                           "unreliable": False})
     evaluate(linf / "chans-s0.safetensors", "synthetic",
-             dataclasses.replace(attack, norm="L2", eps="0.5", name="chans-s0",
+             dataclasses.replace(attack, threat=ThreatModel.parse("L2", "0.5"), name="chans-s0",
                                  out=root / "synthetic" / "L2" / "chans-s0.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle-chans", "chans")], shuffle, n_examples=32, grid_images=2)
@@ -360,14 +362,20 @@ def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:
     masking section, compared point by point with full-s0's white-box outcomes."""
     linf = board / "synthetic" / "Linf"
     evaluate(linf / "full-s0.safetensors", "synthetic",
-             EvalOptions(attack="transfer", transfer_from=linf / "chans-s0.safetensors", eps="8/255",
+             EvalOptions(attack=Attack.TRANSFER, transfer_from=linf / "chans-s0.safetensors",
                          n_examples=N_EXAMPLES, n_iter=3, batch_size=N_EXAMPLES, device="cpu",
                          name="full-s0-transfer", out=linf / "full-s0-transfer.json"))
     entries = load_entries(board)
-    [row] = table_rows(render_findings(entries), "## Gradient-masking controls")
+    findings = render_findings(entries)
+    [row] = table_rows(findings, "## Gradient-masking controls")
     whitebox = next(e.robustness for e in entries if e.robustness.name == "full-s0" if e.is_robustness)
     assert row[:3] == ["`full-s0`", "transfer", str(N_EXAMPLES)]
     assert float(row[3]) == pytest.approx(100 * whitebox.randmix.robust_acc, abs=0.05)
+    # and beside the verdict it bears on: under full-s0's robust-accuracy table, before the next table
+    table_of_full = next(f for f in verdicts.evaluate(e.result for e in entries)
+                         if f.claim == "2" and verdicts.robust_table(whitebox)[4] == f.scale.setting)
+    after = findings.split(escape(table_of_full.scale.label()), 1)[1].split("\n### ", 1)[0]
+    assert table_rows(after, "Gradient-masking controls of these entries") == [row]
 
 
 def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_result: Callable[..., object]) -> None:
@@ -387,3 +395,29 @@ def test_a_control_that_beats_the_white_box_attacks_flags_the_entry(robust_resul
     assert (ok.kind, ok.missed, ok.flagged) == ("square", 1, False)  # one point each way: reported, not flagged
     [bad] = controls([whitebox, with_points(robust_result("chans", 0, 1.0, 0.5, n=4), [1, 0, 0, 0], square)])
     assert (bad.whitebox_robust, bad.control_robust, bad.missed, bad.flagged) == (3, 1, 2, True)
+
+
+def test_the_cheaper_attack_set_is_checked_against_autoattack_standard(robust_result: Callable[..., object]) -> None:
+    """A tier's APGD-CE + APGD-T number against AutoAttack standard on the same checkpoint and points: it agrees
+    when standard leaves at most one point of accuracy fewer robust (2 of 200 here), else the entry is flagged."""
+    from randmix_bench.masking import controls
+    from randmix_bench.results import AttackConfig, Points
+
+    cheaper = AttackConfig(attack="autoattack", version="custom", attacks=["apgd-ce", "apgd-t"], norm="Linf",
+                           eps=8 / 255)
+    standard = AttackConfig(attack="autoattack", version="standard", attacks=["apgd-ce", "apgd-t", "fab-t", "square"],
+                            norm="Linf", eps=8 / 255)
+
+    def entry(name: str, attack: AttackConfig, robust: int):  # type: ignore[no-untyped-def]
+        result = robust_result("chans", 0, 1.0, robust / 200, n=200)
+        rb = result.randmix.model_copy(update={
+            "attack": attack, "points": Points(indices=list(range(200)), clean=[1] * 200,
+                                               robust=[1] * robust + [0] * (200 - robust)),
+            "checkpoint": result.randmix.checkpoint.model_copy(update={"weights_sha256": "w"})})
+        return result.model_copy(update={"randmix": rb, "name": name})
+
+    [agrees] = controls([entry("cheaper", cheaper, 100), entry("standard", standard, 98)])
+    assert (agrees.entry, agrees.kind, agrees.missed, agrees.flagged) == ("cheaper", "AA standard", 2, False)
+    [differs] = controls([entry("cheaper", cheaper, 100), entry("standard", standard, 97)])
+    assert differs.flagged and differs.tolerance == 2
+    assert controls([entry("a", standard, 100), entry("b", standard, 90)]) == []  # standard is not its own check

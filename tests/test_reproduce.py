@@ -4,6 +4,7 @@ unshuffler on the synthetic dataset) runs the real trainer, AutoAttack standard 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -15,10 +16,12 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.jobs import JobState, Paths, tier_jobs
 from randmix_bench.plans import ShuffleStudy, Study, Tier
 from randmix_bench.result_files import read_result
+from randmix_bench.threat import Eps
+from randmix_bench.vocab import Mixing
 
 TEST_TIER = [
-    Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.02", n_examples=8, square_queries=20),
-    ShuffleStudy("unshuffle", "unshuffle-quick", "synthetic", ("full",), (0,)),
+    Study("tiny", "quick", "synthetic", (Mixing.CHANS,), (0,), eps=Eps.parse("0.02"), n_examples=8, square_queries=20),
+    ShuffleStudy("unshuffle", "unshuffle-quick", "synthetic", (Mixing.FULL,), (0,)),
 ]
 
 
@@ -52,8 +55,8 @@ def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
 
 def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoke("--only", "*tiny*")
-    monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", ("chans",), (0,), eps="0.03",
-                                                        n_examples=8, square_queries=20)])
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", (Mixing.CHANS,), (0,),
+                                                        eps=Eps.parse("0.03"), n_examples=8, square_queries=20)])
     jobs = tier_jobs(Tier.SMALL)
     assert [j.state(Paths()).value for j in jobs[:2]] == ["done", "changed"]
     with pytest.raises(RandmixError, match="other settings"):
@@ -75,6 +78,9 @@ def test_dry_run_lists_every_job_with_its_state_and_writes_nothing(tier: Path) -
     for name in ("small-tiny-chans-s0", "small-tiny-chans-s0-linf", "small-unshuffle-eval-s0", "leaderboard"):
         assert name in out
     assert "pending" in out and list(tier.iterdir()) == []
+    two = invoke("--dry-run", "--jobs", "2")  # the time left is shared by the processes that run the jobs
+    hours = [float(h) for h in re.findall(r"([0-9.]+) h", two.splitlines()[-1])]
+    assert "of one process" in two and len(hours) == 2 and hours[1] == pytest.approx(hours[0] / 2, abs=0.06)
 
 
 def test_shards_split_the_plan_into_disjoint_groups() -> None:

@@ -17,9 +17,11 @@ from randmix_bench.files import sha256
 from randmix_bench.jobs import AnyJob, JobState, Paths, TrainJob, tier_jobs
 from randmix_bench.plans import Study, Tier
 from randmix_bench.recipes import get_recipe
+from randmix_bench.threat import Eps
+from randmix_bench.vocab import Mixing
 
-TWO_GROUPS = [Study("tiny", "quick", "synthetic", ("full", "chans"), (0,), eps="0.02", n_examples=8,
-                    square_queries=20)]
+TWO_GROUPS = [Study("tiny", "quick", "synthetic", (Mixing.FULL, Mixing.CHANS), (0,), eps=Eps.parse("0.02"),
+                    n_examples=8, square_queries=20)]
 
 
 class Recorder:

@@ -27,6 +27,7 @@ from randmix_bench.robustbench_interop import (
     register_checkpoint,
 )
 from randmix_bench.robustness import _set_apgd_iterations, make_attack_config, robust_accuracy
+from randmix_bench.threat import ThreatModel
 
 MODEL = "randmix_convmixer_tiny"  # conftest's train_tiny_checkpoint trains this one
 
@@ -126,7 +127,7 @@ def test_robustbench_benchmark_and_our_harness_agree_exactly(
                                   batch_size=batch_size, device=torch.device("cpu"))
     points = split.first(N)
     ours = robust_accuracy(load_model(checkpoint)[0], points.images, points.labels,
-                      make_attack_config("autoattack", eps=EPS, batch_size=batch_size, seed=0))
+                      make_attack_config(threat=ThreatModel.parse("Linf", "8/255"), batch_size=batch_size, seed=0))
     assert ours.per_attack.keys() == {"apgd-ce", "apgd-t", "fab-t", "square"}  # AutoAttack standard's attacks
     assert (ours.clean_acc, ours.robust_acc) == (clean, robust)
     assert 0 < robust < clean  # attacks broke some points and some survived all four

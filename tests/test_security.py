@@ -30,6 +30,7 @@ from randmix_bench.models import create_model
 from randmix_bench.result_files import ResultError, check_entry_name, checkpoint_ref, read_result
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.tasks import ShuffleTask
+from randmix_bench.vocab import Attack
 
 MODEL = "randmix_convmixer_tiny"
 KWARGS = {"mixing": "chans", "mixer_seed": 0, "in_chans": 3, "num_classes": 10, "mean": [0.5] * 3, "std": [0.25] * 3}
@@ -75,7 +76,8 @@ def hostile_checkpoint(folder: Path, key: str) -> tuple[Path, Path]:
 def test_hostile_model_kwargs_never_run_through_eval_or_verify(tmp_path: Path, key: str) -> None:
     board = tmp_path / "leaderboards" / "synthetic" / "Linf"
     good = forge(board / "x.safetensors")
-    evaluate(good, "synthetic", EvalOptions(attack="none", n_examples=8, device="cpu", name="x", out=board / "x.json"))
+    evaluate(good, "synthetic",
+             EvalOptions(attack=Attack.NONE, n_examples=8, device="cpu", name="x", out=board / "x.json"))
     ckpt, marker = hostile_checkpoint(tmp_path, key)
     shutil.copy(ckpt, board / "x.safetensors")  # the entry now points at the hostile file, hash and all
     data = json.loads((board / "x.json").read_text())
@@ -141,7 +143,7 @@ def board_entry(root: Path, ckpt_rel: str) -> Path:
     """``root/synthetic/Linf/x.json`` evaluated from a checkpoint at ``root/<ckpt_rel>``."""
     ckpt = forge(root / ckpt_rel)
     out = root / "synthetic" / "Linf" / "x.json"
-    evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=8, device="cpu", name="x", out=out))
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.NONE, n_examples=8, device="cpu", name="x", out=out))
     return out
 
 

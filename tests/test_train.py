@@ -25,8 +25,9 @@ from randmix_bench.recipes import RECIPES, get_recipe
 from randmix_bench.run_folder import RESUME_NAME
 from randmix_bench.tasks import accuracy, build_model, task_for
 from randmix_bench.train import make_optimizer, train
+from randmix_bench.vocab import Mixing
 
-QUICK_CHANS = get_recipe("quick").override(mixing="chans")
+QUICK_CHANS = get_recipe("quick").override(mixing=Mixing.CHANS)
 
 
 @pytest.fixture(autouse=True)

@@ -16,6 +16,7 @@ from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.verify import DEVICE_FLIPS, VerifyOptions, tolerance, verify
+from randmix_bench.vocab import Attack
 
 runner = CliRunner()
 N_RECORDED = 64
@@ -30,7 +31,7 @@ def board_template(tmp_path_factory: pytest.TempPathFactory, save_classifier: Ca
     linf = root / "synthetic" / "Linf"
     for name, mixing, seed in [("full", "full", 3), ("chans", "chans", 4)]:
         ckpt = save_classifier(linf / f"{name}.safetensors", mixing, seed)
-        evaluate(ckpt, "synthetic", EvalOptions(attack="none", n_examples=N_RECORDED, device="cpu", name=name,
+        evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.NONE, n_examples=N_RECORDED, device="cpu", name=name,
                                                 out=linf / f"{name}.json"))
     shuffle = root / "synthetic" / "shuffle"
     evaluate_runs([save_unshuffler(shuffle / "unshuffle", "chans")], shuffle, n_examples=N_RECORDED, grid_images=2)

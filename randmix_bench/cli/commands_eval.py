@@ -10,7 +10,8 @@ from randmix_bench import shuffle_eval
 from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console, library_default, shuffle_app
 from randmix_bench.cli.errors import user_errors
-from randmix_bench.robustness import DEFAULT_EPS, EvalOptions
+from randmix_bench.robustness import EvalOptions
+from randmix_bench.threat import DEFAULT_EPS
 
 NORM_EPS = ", ".join(f"{eps} for {norm}" for norm, eps in DEFAULT_EPS.items())  # 8/255 for Linf, 0.5 for L2
 
@@ -26,8 +27,8 @@ def eval_command(
                                          help="Where the dataset is (see `randmix_bench.data`)."),
     attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd, square or transfer "
                                 "(with --transfer-from)."),
-    norm: str = typer.Option(EvalOptions.norm, help="Threat model: Linf or L2."),
-    eps: str | None = typer.Option(EvalOptions.eps, help=f"The entry's headline radius, e.g. 8/255 (default: "
+    norm: str = typer.Option(EvalOptions.threat.norm, help="Threat model: Linf or L2."),
+    eps: str | None = typer.Option(None, help=f"The entry's headline radius, e.g. 8/255 (default: "
                                    f"{NORM_EPS}; with --sweep, the default only when the sweep holds it)."),
     n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
                                    "10000)."),
@@ -63,16 +64,17 @@ def eval_command(
     """Robust accuracy under RobustBench's protocol (AutoAttack), written as RobustBench model_info JSON; resumable."""
     from randmix_bench.cli.progress import attack_progress
     from randmix_bench.cli.views import eval_table
-    from randmix_bench.robustness import SanityOptions, evaluate
+    from randmix_bench.robustness import VERSIONS, SanityOptions, evaluate, parse_attacks, parse_threat
     from randmix_bench.threads import cpu_threads, parse_threads
+    from randmix_bench.vocab import AAVersion, Attack
 
-    options = EvalOptions(attack=attack, norm=norm, eps=eps, n_examples=n_examples,
-                          batch_size=batch_size, seed=seed, version=version, attacks=attacks or EvalOptions.attacks,
-                          n_iter=n_iter, n_queries=n_queries, sweep=sweep or EvalOptions.sweep,
-                          sweep_attacks=sweep_attacks or EvalOptions.sweep_attacks,
+    threat, points = parse_threat(norm, eps, sweep or ())
+    options = EvalOptions(attack=Attack.parse(attack), threat=threat, n_examples=n_examples,
+                          batch_size=batch_size, seed=seed, version=AAVersion.parse(version, VERSIONS),
+                          attacks=parse_attacks(attacks or ()), n_iter=n_iter, n_queries=n_queries, sweep=points,
+                          sweep_attacks=parse_attacks(sweep_attacks or (), "--sweep-attacks"),
                           sanity=SanityOptions() if sanity else None, transfer_from=transfer_from,
-                          data_dir=data_dir, device=device, name=name,
-                          out=out)
+                          data_dir=data_dir, device=device, name=name, out=out)
     try:
         with cpu_threads(parse_threads(threads)), attack_progress(console) as progress:
             output = evaluate(checkpoint, dataset, options, force=force, progress=progress)

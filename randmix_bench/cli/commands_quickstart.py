@@ -22,8 +22,8 @@ def quickstart_command(
     epochs: int = typer.Option(QuickstartConfig.epochs, help="Training epochs per variant."),
     n_examples: int = typer.Option(QuickstartConfig.n_examples, "--n-examples", "-n",
                                    help="Test points to attack (the first n)."),
-    eps: str = typer.Option(",".join(QuickstartConfig.eps), help="Linf eps values, comma-separated; the largest is "
-                            "the headline."),
+    eps: str = typer.Option(",".join(e.text for e in QuickstartConfig.eps), help="Linf eps values, comma-separated; "
+                            "the largest is the headline."),
     n_iter: int | None = typer.Option(QuickstartConfig.n_iter, "--n-iter",
                                       help="APGD iterations (default: AutoAttack's 100)."),
     device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
@@ -35,10 +35,12 @@ def quickstart_command(
     from randmix_bench import quickstart
     from randmix_bench.cli.progress import TrainProgress, attack_progress
     from randmix_bench.cli.views import QuickstartView, quickstart_table
-    from randmix_bench.robustness import split_list
     from randmix_bench.threads import parse_threads
+    from randmix_bench.threat import parse_eps_list
+    from randmix_bench.vocab import Norm
 
-    cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples, eps=tuple(split_list(eps)),
+    cfg = QuickstartConfig(out=out, dataset=dataset, epochs=epochs, n_examples=n_examples,
+                           eps=parse_eps_list(eps, Norm.LINF),
                            n_iter=n_iter, device=device, threads=parse_threads(threads), data_dir=data_dir)
     with attack_progress(console) as attacking:
         rows = quickstart.run(cfg, QuickstartView(console), training=TrainProgress(console), attacking=attacking)

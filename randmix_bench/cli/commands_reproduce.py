@@ -48,8 +48,9 @@ def reproduce_command(
     if dry_run:
         table, left = reproduce_plan_table(chosen, jobs, paths)
         console.print(table)
-        console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h (reference machine of the tier)",
-                      highlight=False)
+        spread = f", about {left / 3600 / workers:.1f} h with --jobs {workers}" if workers > 1 else ""
+        console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h of one process{spread} (reference "
+                      "machine of the tier)", highlight=False, soft_wrap=True)
         return
     with cpu_threads(n_threads):
         outcomes = reproduce.run(jobs, paths, device=device, force=force, training=TrainProgress(console),

@@ -97,13 +97,15 @@ def train_from_options(task: TaskKind | None, *, recipe: str, out: Path, data_di
     its field; ``fields`` are the options named like TrainConfig fields."""
     from randmix_bench.cli.app import console
     from randmix_bench.cli.progress import TrainProgress
-    from randmix_bench.recipes import get_recipe, parse_lr_schedule
+    from randmix_bench.recipes import NAMED_FIELDS, get_recipe, parse_lr_schedule
     from randmix_bench.threads import cpu_threads, parse_threads
     from randmix_bench.train import train
 
-    cfg = get_recipe(recipe, task).override(
+    base = get_recipe(recipe, task)
+    named = {name: kind.parse(fields[name]) for name, kind in NAMED_FIELDS.items() if fields[name] is not None}
+    cfg = base.override(
         data_dir=None if data_dir is None else str(data_dir),
-        lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **fields)
+        lr_schedule=None if lr_schedule is None else parse_lr_schedule(lr_schedule), **{**fields, **named})
     note = None
     if cfg.dataset == "synthetic" and fields.get("dataset") is None:  # the smoke recipes' data, never a silent one
         note = (f"data: synthetic, recipe {cfg.recipe}'s dataset: seeded noise around 10 class templates, not images, "

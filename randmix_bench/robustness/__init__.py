@@ -30,21 +30,18 @@ from randmix_bench.robustness.attacks import (
     AUTOATTACK_ATTACKS,
     BLACK_BOX,
     CUSTOM_ATTACKS,
-    DEFAULT_EPS,
     VERSIONS,
     Adversary,
     _set_apgd_iterations,  # noqa: F401  (private, imported by the interop tests)
     make_attack_config,
-    parse_eps,
-    parse_eps_list,
+    parse_attacks,
     pgd_attack,
-    resolve_eps,
     split_list,
 )
 from randmix_bench.robustness.checks import BALL_TOLERANCE, autoattack_flags
 from randmix_bench.robustness.evaluation import EvalOutput, add_points, evaluate
 from randmix_bench.robustness.harness import Outcome, ProgressReporter, robust_accuracy
-from randmix_bench.robustness.options import EvalOptions
+from randmix_bench.robustness.options import EvalOptions, parse_threat
 from randmix_bench.robustness.preparation import default_name, default_output
 from randmix_bench.robustness.sanity import SanityOptions
 from randmix_bench.robustness.state import RECORD_FORMAT, EvalRecord, StateError, record_checksum, state_key
@@ -69,15 +66,13 @@ __all__ = [
     "record_checksum",
     "state_key",
     "split_list",
-    "parse_eps",
-    "parse_eps_list",
-    "resolve_eps",
+    "parse_attacks",
+    "parse_threat",
     "make_attack_config",
     "pgd_attack",
     "robust_accuracy",
     "evaluate",
     "default_name",
     "default_output",
-    "DEFAULT_EPS",
 ]
 

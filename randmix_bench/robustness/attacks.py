@@ -15,80 +15,49 @@ from pyautoattack import AutoAttack, checks
 from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
-from randmix_bench.eps import eps_text, parse_eps
-from randmix_bench.errors import RandmixError, check_seed
+from randmix_bench.errors import RandmixError, check_seed, choices_error
 from randmix_bench.results import AttackConfig
-from randmix_bench.vocab import AAVersion, Attack, Norm
+from randmix_bench.threat import ThreatModel
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm, split_list
 
 __all__ = [
     "VERSIONS",
     "AUTOATTACK_ATTACKS",
     "CUSTOM_ATTACKS",
     "BLACK_BOX",
-    "DEFAULT_EPS",
     "AUTOATTACK_LOGGER",
-    "MAX_SWEEP",
     "Adversary",
     "split_list",
-    "parse_eps",
-    "parse_eps_list",
-    "resolve_eps",
+    "parse_attacks",
     "make_attack_config",
     "pgd_attack",
 ]
 
 VERSIONS = (AAVersion.STANDARD, AAVersion.PLUS, AAVersion.CUSTOM)  # run here; "rand" is for randomized defenses
-AUTOATTACK_ATTACKS = ("apgd-ce", "apgd-dlr", "apgd-t", "fab", "fab-t", "square")
-CUSTOM_ATTACKS = (*AUTOATTACK_ATTACKS, "pgd")
-BLACK_BOX = ("square",)
-DEFAULT_EPS = {Norm.LINF: "8/255", Norm.L2: "0.5"}  # RobustBench's eps per threat model
+CUSTOM_ATTACKS = tuple(AAAttack)
+AUTOATTACK_ATTACKS = tuple(a for a in AAAttack if a is not AAAttack.PGD)
+BLACK_BOX = (AAAttack.SQUARE,)
 AUTOATTACK_LOGGER = "auto-attack"  # the logger pyautoattack's checks warn through
-
-
-def split_list(items: str | Sequence[str]) -> list[str]:
-    """``"apgd-ce, square"`` (or a list of such items) -> ``["apgd-ce", "square"]``: the one way a
-    comma list is read, so spaces after commas and empty items never become names."""
-    parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
-    return [p.strip() for p in parts if p.strip()]
-
-
-# ------------------------------------------------------------------------------------- threat model
-
-
-MAX_SWEEP = 32
-"""The most eps values a sweep takes: a curve needs a handful, and each value is a whole attack stage."""
-
-
-def parse_eps_list(text: str | Sequence[str], norm: str) -> list[tuple[str, float]]:
-    """``"1/255,2/255"`` -> [(text, value)] sorted by value; duplicates and more than :data:`MAX_SWEEP` values are
-    an error."""
-    items = [eps_text(t) for t in split_list(text)]
-    if len(items) > MAX_SWEEP:
-        raise RandmixError(f"the eps list has {len(items)} values; a sweep takes at most {MAX_SWEEP}")
-    points = sorted(((t, parse_eps(t, norm)) for t in items), key=lambda p: p[1])
-    values = [v for _, v in points]
-    if len(set(values)) != len(values):
-        raise RandmixError(f"the eps list {', '.join(items)} repeats a value")
-    return points
-
-
-def resolve_eps(eps: str | float | None, norm: str) -> tuple[str, float]:
-    """An eps as given and its value; ``None`` is RobustBench's eps for the norm (:data:`DEFAULT_EPS`), so
-    that asking for L2 without an eps never silently runs at the Linf radius."""
-    text = eps_text(DEFAULT_EPS[Norm.parse(norm)] if eps is None else eps)
-    return text, parse_eps(text, norm)
 
 
 # ------------------------------------------------------------------------------------ configuration
 
 
+def parse_attacks(items: str | Sequence[str], option: str = "--attacks") -> tuple[AAAttack, ...]:
+    """``"apgd-ce, square"`` (an option's comma list) -> its attacks, in order; unknown names are one error."""
+    names = split_list(items)
+    unknown = [name for name in names if name not in AAAttack.values()]
+    if unknown:
+        raise RandmixError(f"{option} takes attacks from: {', '.join(CUSTOM_ATTACKS)} (unknown: {', '.join(unknown)})")
+    return tuple(AAAttack(name) for name in names)
+
+
 def make_attack_config(
-    attack: str | Attack = Attack.AUTOATTACK,
+    attack: Attack = Attack.AUTOATTACK,
     *,
-    norm: str | Norm = Norm.LINF,
-    eps: float,
-    version: str | AAVersion = AAVersion.STANDARD,
-    attacks: str | Sequence[str] = (),
+    threat: ThreatModel,
+    version: AAVersion = AAVersion.STANDARD,
+    attacks: Sequence[AAAttack] = (),
     seed: int = 0,
     batch_size: int = 1000,
     n_iter: int | None = None,
@@ -96,38 +65,38 @@ def make_attack_config(
 ) -> AttackConfig:
     """Validate an attack choice and resolve the attacks it runs, in order.
 
-    ``autoattack`` runs AutoAttack's ``standard`` (or ``plus``) set, or ``--attacks`` with ``custom``;
+    ``autoattack`` runs AutoAttack's ``standard`` (or ``plus``) set, or ``attacks`` with ``custom``;
     ``apgd-ce`` and ``square`` are AutoAttack ``custom`` with that one attack (AutoAttack's settings for
     it); ``pgd`` is :func:`pgd_attack`; ``none`` reports clean accuracy. Budget overrides (``n_iter``,
     ``n_queries``) change what an attack is, so they are refused for the named AutoAttack versions.
     """
-    attack, norm, version = Attack.parse(attack), Norm.parse(norm), AAVersion.parse(version, VERSIONS)
+    if version not in VERSIONS:
+        raise choices_error(AAVersion.what, str(version), VERSIONS)
     if batch_size < 1:
         raise RandmixError(f"batch size must be >= 1, got {batch_size}")
     check_seed("seed", seed)
     for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
         if value is not None and value < 1:
             raise RandmixError(f"{label} must be >= 1, got {value}")
-    attacks = split_list(attacks)
-    if attacks and not (attack == "autoattack" and version == "custom"):
+    custom = version is AAVersion.CUSTOM
+    if attacks and not (attack is Attack.AUTOATTACK and custom):
         raise RandmixError("--attacks goes with --attack autoattack --version custom")
-    if attack == "autoattack":
-        if version == "custom":
-            unknown = [a for a in attacks if a not in CUSTOM_ATTACKS]
-            if not attacks or unknown:
-                raise RandmixError(f"--version custom needs --attacks from: {', '.join(CUSTOM_ATTACKS)}"
-                                 + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    if attack is Attack.AUTOATTACK:
+        if custom:
+            if not attacks:
+                raise RandmixError(f"--version custom needs --attacks from: {', '.join(CUSTOM_ATTACKS)}")
             if len(set(attacks)) != len(attacks):
                 raise RandmixError(f"--attacks repeats an attack: {', '.join(attacks)}")
         else:
             if n_iter is not None or n_queries is not None:
                 raise RandmixError(f"n_iter/n_queries change AutoAttack {version}'s budget; use --version custom")
-            attacks = list(AutoAttack(nn.Identity(), norm=norm, eps=eps, version=version).attacks_to_run)
+            aa = AutoAttack(nn.Identity(), norm=threat.norm.value, eps=threat.eps.value, version=version.value)
+            attacks = [AAAttack(a) for a in aa.attacks_to_run]
     else:
-        named = {Attack.NONE: [], Attack.TRANSFER: [str(Attack.APGD_CE)]}
-        version, attacks = AAVersion.CUSTOM, named.get(attack, [str(attack)])
-    return AttackConfig(attack=attack, version=version, attacks=attacks, norm=norm, eps=eps, seed=seed,
-                        batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
+        named = {Attack.NONE: (), Attack.TRANSFER: (AAAttack.APGD_CE,)}
+        version, attacks = AAVersion.CUSTOM, named[attack] if attack in named else (AAAttack(attack.value),)
+    return AttackConfig(attack=attack, version=version, attacks=list(attacks), norm=threat.norm, eps=threat.eps.value,
+                        seed=seed, batch_size=batch_size, n_iter=n_iter, n_queries=n_queries)
 
 
 # ---------------------------------------------------------------------------------------------- PGD
@@ -137,14 +106,14 @@ def _l2(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1).view(-1, *[1] * (t.dim() - 1))
 
 
-def _project(delta: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
-    if norm == "Linf":
+def _project(delta: torch.Tensor, norm: Norm, eps: float) -> torch.Tensor:
+    if norm is Norm.LINF:
         return delta.clamp(-eps, eps)
     return delta * (eps / _l2(delta).clamp_min(1e-12)).clamp(max=1.0)
 
 
 def pgd_attack(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: str, eps: float, steps: int, seed: int
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, norm: Norm, eps: float, steps: int, seed: int
 ) -> torch.Tensor:
     """PGD on the cross-entropy (Madry et al.): a random start in the ball, ``steps`` steps of
     ``2.5 * eps / steps`` (sign of the gradient for Linf, its direction for L2), projected onto the
@@ -153,7 +122,7 @@ def pgd_attack(
     generator = torch.Generator(device=x.device).manual_seed(seed)
     step = 2.5 * eps / steps
     noise = torch.rand(x.shape, generator=generator, device=x.device) * 2 - 1
-    if norm == "L2":
+    if norm is Norm.L2:
         noise = noise / _l2(noise).clamp_min(1e-12) * torch.rand(len(x), 1, 1, 1, generator=generator, device=x.device)
     x_adv = (x + eps * noise).clamp(0, 1).detach()
     best, fooled = x_adv.clone(), torch.zeros(len(x), dtype=torch.bool, device=x.device)
@@ -170,7 +139,7 @@ def pgd_attack(
             grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), x_adv)[0]
         with torch.no_grad():
             keep_first_fooled(logits)
-            direction = grad.sign() if norm == "Linf" else grad / _l2(grad).clamp_min(1e-12)
+            direction = grad.sign() if norm is Norm.LINF else grad / _l2(grad).clamp_min(1e-12)
             x_adv = (x + _project(x_adv + step * direction - x, norm, eps)).clamp(0, 1)
     with torch.no_grad():
         keep_first_fooled(model(x_adv))
@@ -197,10 +166,10 @@ class Adversary:
     checks, which warn through :data:`AUTOATTACK_LOGGER`."""
 
     def __init__(self, model: nn.Module, config: AttackConfig, device: torch.device) -> None:
-        custom = [a for a in config.attacks if a in AUTOATTACK_ATTACKS] or None
+        custom = [a.value for a in config.attacks if a in AUTOATTACK_ATTACKS] or None
         self.model, self.config = model, config
-        self._aa = AutoAttack(model, attacks=custom if config.version == "custom" else None, device=device,
-                              eps=config.eps, norm=config.norm, seed=config.seed, version=config.version)
+        self._aa = AutoAttack(model, attacks=custom if config.version is AAVersion.CUSTOM else None, device=device,
+                              eps=config.eps, norm=config.norm.value, seed=config.seed, version=config.version.value)
         self._aa.verbose = False
         if config.n_iter is not None:
             _set_apgd_iterations(self._aa.apgd, config.n_iter)
@@ -209,28 +178,26 @@ class Adversary:
         if config.n_queries is not None:
             self._aa.square.n_queries = config.n_queries
 
-    def perturb(self, attack: str, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def perturb(self, attack: AAAttack, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One batch of one attack: adversarial candidates for ``x`` (not yet checked against the threat model)."""
         aa, config = self._aa, self.config
-        if attack == "pgd":
+        if attack is AAAttack.PGD:
             return pgd_attack(self.model, x, y, norm=config.norm, eps=config.eps, steps=config.n_iter or 100,
                               seed=config.seed)
         seed = aa.get_seed()
-        if attack in ("apgd-ce", "apgd-dlr"):
-            aa.apgd.loss, aa.apgd.seed = attack.removeprefix("apgd-"), seed
+        if attack in (AAAttack.APGD_CE, AAAttack.APGD_DLR):
+            aa.apgd.loss, aa.apgd.seed = attack.value.removeprefix("apgd-"), seed
             return aa.apgd.perturb(x, y)
-        if attack == "apgd-t":
+        if attack is AAAttack.APGD_T:
             aa.apgd_targeted.seed = seed
             return aa.apgd_targeted.perturb(x, y)
-        if attack in ("fab", "fab-t"):
-            aa.fab.targeted, aa.fab.seed = attack == "fab-t", seed
-            if attack == "fab-t":
+        if attack in (AAAttack.FAB, AAAttack.FAB_T):
+            aa.fab.targeted, aa.fab.seed = attack is AAAttack.FAB_T, seed
+            if attack is AAAttack.FAB_T:
                 aa.fab.n_restarts = 1
             return aa.fab.perturb(x, y)
-        if attack == "square":
-            aa.square.seed = seed
-            return aa.square.perturb(x, y)
-        raise RandmixError(f"unknown attack {attack!r}")
+        aa.square.seed = seed  # AAAttack.SQUARE, the one left
+        return aa.square.perturb(x, y)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self._aa.get_logits(x)

@@ -20,16 +20,17 @@ import torch
 import torch.nn.functional as F
 
 from randmix_bench.robustness.attacks import AUTOATTACK_LOGGER, BLACK_BOX, Adversary
+from randmix_bench.vocab import Norm
 
 __all__ = ["BALL_TOLERANCE", "autoattack_flags", "in_threat_model", "before_attacks", "after_attacks"]
 
 BALL_TOLERANCE = 1e-5  # float slack when checking that an adversarial example lies in the eps-ball
 
 
-def in_threat_model(x_adv: torch.Tensor, x: torch.Tensor, norm: str, eps: float) -> torch.Tensor:
+def in_threat_model(x_adv: torch.Tensor, x: torch.Tensor, norm: Norm, eps: float) -> torch.Tensor:
     """Per point: is ``x_adv`` a valid input (in [0, 1]) within ``eps`` of ``x``?"""
     delta = (x_adv - x).flatten(1)
-    size = delta.abs().amax(1) if norm == "Linf" else delta.norm(dim=1)
+    size = delta.abs().amax(1) if norm is Norm.LINF else delta.norm(dim=1)
     in_box = (x_adv.flatten(1).amin(1) >= 0) & (x_adv.flatten(1).amax(1) <= 1)
     return (size <= eps + BALL_TOLERANCE) & in_box
 

@@ -8,7 +8,6 @@ it. :func:`evaluate` holds the result's lock around the last two, so one process
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -32,7 +31,6 @@ from randmix_bench.results import (
     SweepPoint,
     pct,
 )
-from randmix_bench.robustness.attacks import split_list
 from randmix_bench.robustness.checks import autoattack_flags
 from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
 from randmix_bench.robustness.options import EvalOptions
@@ -40,6 +38,8 @@ from randmix_bench.robustness.preparation import Prepared, prepare
 from randmix_bench.robustness.sanity import masking_flag, sanity_checks
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tasks import predict
+from randmix_bench.threat import same_eps
+from randmix_bench.vocab import AAVersion, Attack, Norm
 
 __all__ = ["EvalOutput", "Measured", "evaluate", "add_points", "run", "record"]
 
@@ -54,7 +54,7 @@ class EvalOutput:
     resumed: bool  # continued a partial evaluation
 
 
-def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: str) -> None:
+def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str, norm: Norm) -> None:
     """Robust accuracy against eps (clean accuracy at eps 0), written atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -74,16 +74,17 @@ def _curve_png(path: Path, sweep: list[SweepPoint], clean_acc: float, title: str
 
 def _attack_label(config: AttackConfig) -> str:
     """``AutoAttack standard``, ``AutoAttack custom (apgd-ce, square)``, ``pgd``..."""
-    if config.attack != "autoattack":
-        return config.attack
-    return f"AutoAttack {config.version}" + (f" ({', '.join(config.attacks)})" if config.version == "custom" else "")
+    if config.attack is not Attack.AUTOATTACK:
+        return config.attack.value
+    custom = config.version is AAVersion.CUSTOM
+    return f"AutoAttack {config.version}" + (f" ({', '.join(config.attacks)})" if custom else "")
 
 
 def _footnote(config: AttackConfig) -> str | None:
     """What ``autoattack_acc`` holds when it is not AutoAttack standard (RobustBench's meaning of the field)."""
-    if config.attack == "autoattack" and config.version == "standard":
+    if config.attack is Attack.AUTOATTACK and config.version is AAVersion.STANDARD:
         return None
-    if config.attack == "none":
+    if config.attack is Attack.NONE:
         return "No attack: autoattack_acc is the clean accuracy."
     return f"Robust accuracy under {_attack_label(config)}, not AutoAttack standard: an upper bound on robust accuracy."
 
@@ -121,8 +122,8 @@ def _open_state(job: Prepared, checkpoint_sha256: str, force: bool) -> EvalRecor
     settings; ``force`` discards one it must not continue, where it would otherwise be an error."""
     sanity = job.options.sanity
     fingerprint = {"checkpoint_sha256": checkpoint_sha256, "dataset": job.dataset, "n_examples": job.options.n_examples,
-                   "attack": job.config.model_dump(mode="json"), "sweep": [v for _, v in job.sweep],
-                   "sweep_attacks": split_list(job.options.sweep_attacks),
+                   "attack": job.config.model_dump(mode="json"), "sweep": [t.eps.value for t in job.sweep],
+                   "sweep_attacks": list(job.options.sweep_attacks),
                    "sanity": None if sanity is None else asdict(sanity)}
     path = job.out.with_suffix(".eval-state")
     try:
@@ -144,20 +145,20 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
             autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
                           batch_size=config.batch_size, record=state, progress=progress, source=source)
-        main = harness.run(f"eps={job.eps_text}", config, harness.clean())
+        main = harness.run(f"eps={job.threat.eps}", config, harness.clean())
         masked = masking_flag(main, config)
         if masked is not None and masked not in flags:
             flags.append(masked)
         sweep, chain = [], main.clean
-        for text, value in job.sweep:
-            point_config = job.options.sweep_config(config, value)
-            same = math.isclose(value, config.eps) and point_config.attacks == config.attacks
-            outcome = main if same else harness.run(f"eps={text}", point_config, chain)
+        for point in job.sweep:
+            point_config = job.options.sweep_config(config, point.eps)
+            same = same_eps(point.eps.value, config.eps) and point_config.attacks == config.attacks
+            outcome = main if same else harness.run(f"eps={point.eps}", point_config, chain)
             chain = chain & outcome.robust
-            sweep.append(SweepPoint(eps=text, eps_value=value, robust_acc=outcome.robust_acc,
+            sweep.append(SweepPoint(eps=point.eps.text, eps_value=point.eps.value, robust_acc=outcome.robust_acc,
                                     attacks=None if point_config.attacks == config.attacks else point_config.attacks))
         sanity = job.options.sanity
-        report = None if sanity is None else sanity_checks(harness, main, config, sanity, flags, job.eps_text)
+        report = None if sanity is None else sanity_checks(harness, main, config, sanity, flags, job.threat.eps)
     return Measured(main=main, sweep=sweep, sanity=report, attack_seconds=harness.seconds, flags=list(flags))
 
 
@@ -182,8 +183,8 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
     block = RandmixBlock(
         **labels,
         dataset=Path(job.dataset).name,
-        threat_model=config.norm,
-        eps_value=config.eps,
+        threat_model=job.threat.norm,
+        eps_value=job.threat.eps.value,
         n_examples=job.options.n_examples,
         attack=config,
         clean_acc=main.clean_acc,
@@ -208,7 +209,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
         name=job.name,
         dataset=Path(job.dataset).name,
         architecture=meta["model"],
-        eps=job.eps_text,
+        eps=job.threat.eps.text,
         clean_acc=pct(main.clean_acc),
         autoattack_acc=pct(main.robust_acc),
         footnote=_footnote(config),
@@ -224,7 +225,7 @@ def record(job: Prepared, measured: Measured, checkpoint: CheckpointRef, *, resu
 def evaluate(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOptions(), *, force: bool = False,
              progress: ProgressReporter | None = None, command: str | None = None) -> EvalOutput:
     """``randmix eval``: evaluate a checkpoint and write its RobustBench ``model_info`` JSON, e.g.
-    ``evaluate(run, "fashion-mnist", EvalOptions(eps="0.1", n_examples=500))``.
+    ``evaluate(run, "fashion-mnist", EvalOptions(threat=ThreatModel.parse("Linf", "0.1"), n_examples=500))``.
 
     Every input is validated before any work, and nothing is written for bad input. The result is locked for
     the whole evaluation, so a second process writing it fails at once. An existing result (or curve) is never
@@ -281,7 +282,7 @@ def add_points(checkpoint: str | Path, dataset: str, options: EvalOptions, *, co
     job = prepare(checkpoint, dataset, replace(options, sweep=(), sweep_attacks=(), sanity=None))
     old = earlier.randmix
     sha, weights = digests(job.checkpoint)
-    if (old.attack != job.config or old.n_examples != job.options.n_examples or earlier.eps != job.eps_text
+    if (old.attack != job.config or old.n_examples != job.options.n_examples or earlier.eps != job.threat.eps.text
             or old.checkpoint.sha256 != sha):
         raise RandmixError(f"{job.out} was made with other settings or another checkpoint; redo it with --force")
     with exclusive(job.out, f"the result {job.out}"):

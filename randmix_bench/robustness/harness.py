@@ -25,6 +25,7 @@ from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
 from randmix_bench.robustness.state import EvalRecord, StateError
 from randmix_bench.tensors import eval_mode, to_unit
+from randmix_bench.vocab import AAAttack
 
 __all__ = ["ProgressReporter", "Outcome", "Harness", "ChannelsLastInputs", "input_gradients_only", "robust_accuracy"]
 
@@ -173,7 +174,7 @@ class Harness:
         after_attacks(adversary, outcome.clean_acc, outcome.per_attack)
         return outcome
 
-    def _attack_batch(self, adversary: Adversary, attack: str, idx: list[int], config: AttackConfig) -> list[int]:
+    def _attack_batch(self, adversary: Adversary, attack: AAAttack, idx: list[int], config: AttackConfig) -> list[int]:
         """Indices (into the points) of ``idx`` that ``attack`` broke with a valid adversarial example."""
         index = torch.tensor(idx, device=self.device)
         x, y = self.x[index], self.y[index]

@@ -7,7 +7,6 @@ Fashion-MNIST subset evaluated under another dataset's name, is refused in one l
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +21,9 @@ from randmix_bench.errors import ExistsError, RandmixError
 from randmix_bench.files import check_output_file
 from randmix_bench.result_files import check_entry_name
 from randmix_bench.results import AttackConfig
-from randmix_bench.robustness.attacks import parse_eps_list, split_list
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.tensors import to_unit
+from randmix_bench.threat import ThreatModel
 from randmix_bench.vocab import Attack, Norm
 
 __all__ = ["Prepared", "prepare", "default_name", "default_output"]
@@ -36,7 +35,7 @@ def default_name(checkpoint: str | Path) -> str:
     return path.parent.name if path.name == CHECKPOINT_NAME else path.stem
 
 
-def default_output(dataset: str, norm: str, name: str, root: str | Path = "leaderboards") -> Path:
+def default_output(dataset: str, norm: Norm, name: str, root: str | Path = "leaderboards") -> Path:
     """``leaderboards/<dataset>/<threat model>/<name>.json``, RobustBench's ``model_info`` layout."""
     return Path(root) / check_entry_name(Path(dataset).name, "the dataset's folder name") / norm / f"{name}.json"
 
@@ -81,8 +80,8 @@ class Prepared:
 
     options: EvalOptions  # as given
     config: AttackConfig
-    eps_text: str  # the eps as given (or the norm's default), e.g. "8/255"
-    sweep: list[tuple[str, float]]  # (text, value), by value
+    threat: ThreatModel  # the headline norm and eps
+    sweep: tuple[ThreatModel, ...]  # the sweep's, by eps
     device: torch.device
     checkpoint: Path
     model: nn.Module  # on the device, in eval mode
@@ -99,17 +98,11 @@ class Prepared:
 def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOptions()) -> Prepared:
     """Validate every input and load the model and the points, in this order so that the cheapest
     mistake is reported first; nothing is written."""
-    eps_text, eps_value = options.resolved_eps()
-    sweep_points = parse_eps_list(options.sweep, options.norm)
-    if options.eps is None and sweep_points and not any(math.isclose(v, eps_value) for _, v in sweep_points):
-        sweep_text, largest = ",".join(t for t, _ in sweep_points), sweep_points[-1][0]
-        raise RandmixError(f"--sweep {sweep_text} does not hold {Norm.parse(options.norm).value}'s default eps "
-                           f"{eps_text}, so the entry's headline eps is ambiguous: pass --eps (e.g. --eps {largest}), "
-                           f"or add {eps_text} to the sweep")
-    config = options.attack_config(eps_value)
-    if sweep_points:
-        options.sweep_config(config, eps_value)  # validates --sweep-attacks before any work
-    elif split_list(options.sweep_attacks):
+    sweep = tuple(options.threat.at(eps) for eps in options.sweep)  # each eps checked under the norm
+    config = options.attack_config()
+    if sweep:
+        options.sweep_config(config, options.threat.eps)  # validates --sweep-attacks before any work
+    elif options.sweep_attacks:
         raise RandmixError("--sweep-attacks goes with --sweep (the eps values of the curve)")
     dev = resolve_device(options.device)
     if options.n_examples < 1:
@@ -139,12 +132,12 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
         source = (source_path, source_model)
 
     name = options.name or check_entry_name(default_name(ckpt_path), "the run folder's name (or pass --name)")
-    out_path = Path(options.out) if options.out is not None else default_output(dataset, options.norm, name)
+    out_path = Path(options.out) if options.out is not None else default_output(dataset, options.threat.norm, name)
     check_output_file(out_path, "--out")
     if out_path.resolve() == ckpt_path.resolve():
         raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
                           f"--out {ckpt_path.with_suffix('.json')}")
-    return Prepared(options=options, config=config, eps_text=eps_text, sweep=sweep_points, device=dev,
+    return Prepared(options=options, config=config, threat=options.threat, sweep=sweep, device=dev,
                     checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
                     points=points, name=name, out=out_path,
-                    curve=out_path.with_suffix(".png") if sweep_points else None)
+                    curve=out_path.with_suffix(".png") if sweep else None)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from randmix_bench.results import AttackConfig, SanityReport, pct
 from randmix_bench.robustness.attacks import BLACK_BOX
 from randmix_bench.robustness.harness import Harness, Outcome
+from randmix_bench.threat import Eps
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm
 
 __all__ = ["SanityOptions", "masking_flag", "sanity_checks"]
 
@@ -46,14 +48,14 @@ class SanityOptions:
     square_tolerance: float = 0.002
 
 
-def _large_eps(options: SanityOptions, norm: str, point_shape: Sequence[int]) -> float:
+def _large_eps(options: SanityOptions, norm: Norm, point_shape: Sequence[int]) -> float:
     if options.large_eps is not None:
         return options.large_eps
-    return 0.5 if norm == "Linf" else 0.5 * math.sqrt(math.prod(point_shape))
+    return 0.5 if norm is Norm.LINF else 0.5 * math.sqrt(math.prod(point_shape))
 
 
 def sanity_checks(harness: Harness, main: Outcome, config: AttackConfig, options: SanityOptions,
-                  flags: list[str], eps_text: str) -> SanityReport:
+                  flags: list[str], eps: Eps) -> SanityReport:
     """The checks every published robust number comes with:
 
     1. AutoAttack's own flags (any flag fails the check);
@@ -64,8 +66,8 @@ def sanity_checks(harness: Harness, main: Outcome, config: AttackConfig, options
     """
     notes: list[str] = []
     large = _large_eps(options, config.norm, harness.x.shape[1:])
-    large_cfg = config.model_copy(
-        update={"attack": "apgd-ce", "version": "custom", "attacks": ["apgd-ce"], "eps": large})
+    apgd_ce = {"attack": Attack.APGD_CE, "version": AAVersion.CUSTOM, "attacks": [AAAttack.APGD_CE]}
+    large_cfg = config.model_copy(update={**apgd_ce, "eps": large})
     large_acc = harness.run(f"sanity large eps={large:g}", large_cfg, main.robust).robust_acc
     large_ok = large_acc <= options.max_large_eps_acc
     notes.append(f"APGD-CE at {config.norm} eps={large:g} leaves {pct(large_acc)}% robust "
@@ -76,13 +78,13 @@ def sanity_checks(harness: Harness, main: Outcome, config: AttackConfig, options
     if whitebox and config.attacks[: len(whitebox)] == whitebox:  # white-box attacks first: read them off the main run
         whitebox_acc = main.per_attack[whitebox[-1]]
     else:
-        wb_cfg = config.model_copy(update={"attack": "apgd-ce", "version": "custom", "attacks": ["apgd-ce"]})
-        whitebox = ["apgd-ce"]
-        whitebox_acc = harness.run(f"sanity white-box eps={eps_text}", wb_cfg, main.clean).robust_acc
+        whitebox = [AAAttack.APGD_CE]
+        wb_cfg = config.model_copy(update=apgd_ce)
+        whitebox_acc = harness.run(f"sanity white-box eps={eps}", wb_cfg, main.clean).robust_acc
     queries = options.square_queries or config.n_queries
-    square_cfg = config.model_copy(
-        update={"attack": "square", "version": "custom", "attacks": ["square"], "n_queries": queries})
-    square_acc = harness.run(f"sanity square eps={eps_text}", square_cfg, main.clean).robust_acc
+    square_cfg = config.model_copy(update={"attack": Attack.SQUARE, "version": AAVersion.CUSTOM,
+                                           "attacks": [AAAttack.SQUARE], "n_queries": queries})
+    square_acc = harness.run(f"sanity square eps={eps}", square_cfg, main.clean).robust_acc
     square_ok = square_acc >= whitebox_acc - options.square_tolerance
     notes.append(f"Square ({queries or 'AutoAttack default'} queries) alone leaves {pct(square_acc)}%, white-box "
                  f"({', '.join(whitebox)}) {pct(whitebox_acc)}%: "

@@ -37,7 +37,7 @@ def task_for(cfg: TrainConfig) -> Task:
 def build_model(cfg: TrainConfig, task: Task, info: DatasetInfo) -> tuple[nn.Module, dict[str, Any]]:
     """``cfg``'s untrained model for ``task`` on data like ``info``, its learned weights drawn from ``cfg.seed``,
     and the constructor arguments that rebuild it (what a checkpoint records, as JSON gives them back)."""
-    kwargs = jsonable({"mixing": cfg.mixing, "mixer_seed": cfg.mixer_seed, "smooth_sigma": cfg.smooth_sigma,
-                       **task.model_kwargs(info)})
+    mixing = {"mixing": cfg.mixing, "mixer_seed": cfg.mixer_seed, "smooth_sigma": cfg.smooth_sigma}
+    kwargs = jsonable({**mixing, **task.model_kwargs(info)})
     torch.manual_seed(cfg.seed)
-    return create_model(cfg.model, **kwargs), kwargs
+    return create_model(cfg.model, **{**kwargs, **mixing}), kwargs  # the model gets the Mixing member itself

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 import shutil
 import statistics
@@ -239,10 +238,8 @@ HOSTILE = (f"{MARKER_END} [x](http://evil) ![i](http://evil/i.png) <img src=x on
 
 def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Callable[[Path, dict], None]) -> None:
     """A result's free text cannot inject links, images, HTML, table cells or the README's markers."""
-    path = board / "synthetic" / "Linf" / "chans-s0.json"
-    per_attack = json.loads(path.read_text())["randmix"]["per_attack_robust_acc"]  # renamed with its attack
-    edit_result(path, {"name": HOSTILE, "randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE],
-                 "randmix.attack.n_iter": None, "randmix.per_attack_robust_acc": {HOSTILE: per_attack["apgd-ce"]}})
+    path = board / "synthetic" / "Linf" / "chans-s0.json"  # (attack names are a vocabulary now: refused on read)
+    edit_result(path, {"name": HOSTILE})
     shuffle = board / "synthetic" / "shuffle" / "unshuffle-chans.json"
     edit_result(shuffle, {"name": HOSTILE, "model": HOSTILE})
     readme = tmp_path / "README.md"
@@ -258,6 +255,9 @@ def test_free_text_renders_escaped(board: Path, tmp_path: Path, edit_result: Cal
     assert leaderboard.stale(board, readme) == []  # regenerating is stable: the section did not grow
     rows = table_rows(board_text, "### synthetic · Linf · eps 8/255")
     assert {len(r) for r in rows} == {11}  # the | in the name did not add a cell
+    edit_result(path, {"randmix.attack.version": "custom", "randmix.attack.attacks": [HOSTILE]})
+    with pytest.raises(LeaderboardError, match="randmix.attack.attacks"):  # an attack name is never free text
+        leaderboard.write(board, readme)
 
 
 @pytest.mark.parametrize(("file", "change", "field"), [

@@ -33,49 +33,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CheckpointError, digests, load_model, run_labels, weights_digest
+from randmix_bench.checkpoint import CheckpointError, load_model, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.entries import Entry
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, sha256
-from randmix_bench.freezing import count_parameters
 from randmix_bench.results import RandmixBlock
-from randmix_bench.robustness import BLACK_BOX, make_attack_config, robust_accuracy
+from randmix_bench.robustness import BLACK_BOX, robust_accuracy
+from randmix_bench.run_identity import attack_problem, label_problem, relabelled_weights, trace_problem
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
-from randmix_bench.threat import Eps, ThreatModel, same_eps
-from randmix_bench.vocab import AAAttack, AAVersion, Attack, Mixing
+from randmix_bench.threat import same_eps
+from randmix_bench.tolerance import DEFAULT_SIGMAS, DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, tolerance
+from randmix_bench.vocab import AAAttack, Mixing
 
 __all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
            "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
 
 DEFAULT_N = 500
-DEFAULT_SIGMAS = 3.0
-DEVICE_FLIPS = 2
-"""Predictions allowed to flip between the machine that recorded an accuracy and this one, on top of
-the sampling tolerance: GPUs run float32 convolutions in TF32 and sum in other orders, which can move a
-borderline logit across the decision boundary."""
-DEVICE_PSNR_DB = 0.05
-"""The same allowance for a mean PSNR: TF32 on the recording GPU moves outputs by ~1e-3 relative."""
-
-TOLERANCE_RULE = (
-    "Tolerance: {sigmas:g} × sd × √((N−m)/(m(N−1))) + a device allowance, where the entry's number was measured "
-    "on the first N test points and m ≤ N are re-measured here; the first m points are a sample of those N, so "
-    "their mean varies by that hypergeometric standard error (0 when m = N). sd is √(p(1−p)) for an accuracy p, "
-    "the per-image standard deviation for PSNR. Allowance: {flips} flipped predictions ({flips}/m) for accuracy, "
-    "{psnr_db} dB for PSNR, for differences between the recording GPU and this device. "
-    "Robust accuracy is checked one-sided with the same rule (sd from the recorded robust accuracy): the entry's "
-    "strongest white-box attack (APGD-CE when it ran it) is re-run at its norm, eps, seed and iterations "
-    "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
-    "is above what that attack leaves by more than the tolerance; when that attack was the entry's first, the "
-    "accuracy it recorded after it is checked two-sided (below by more fails too); entries attacked with none or "
-    "only black-box attacks skip this check. Of the m points, those recorded as broken (per-point outcomes) that "
-    "this attack leaves are attacked with the entry's other attacks: more than {flips} that survive them all fail "
-    "the entry (its robust accuracy was lowered). The sweep's other eps values are re-attacked the same way, "
-    "upwards, and checked one-sided. Per-point outcomes (clean on the m points, and the whole test set's, all of it "
-    "unless --no-full-test) may differ from the checkpoint's predictions at no more than {flips} points."
-)
 
 
 @dataclass(frozen=True)
@@ -99,13 +75,6 @@ class VerifyOptions:
             raise RandmixError(f"the tolerance (--sigmas) must be a finite number >= 0, got {self.sigmas}")
         if self.batch_size < 1:
             raise RandmixError(f"batch size must be >= 1, got {self.batch_size}")
-
-
-def tolerance(sd: float, n_checked: int, n_recorded: int, allowance: float, sigmas: float = DEFAULT_SIGMAS) -> float:
-    """How far a mean over the first ``n_checked`` points may sit from the recorded mean over the first
-    ``n_recorded`` (a superset) before it counts as a mismatch; see :data:`TOLERANCE_RULE`."""
-    fpc = (n_recorded - n_checked) / (n_recorded - 1) if n_recorded > 1 else 0.0
-    return sigmas * sd * math.sqrt(fpc / n_checked) + allowance
 
 
 @dataclass
@@ -240,55 +209,6 @@ def _unbroken_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survi
             "accuracy was lowered")
 
 
-def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | None:
-    """Which label of the entry (model, mixing, seeds, sigma, recipe, epochs) its checkpoint's own record
-    contradicts: a relabelled copy of a result would otherwise count as another variant or run."""
-    held = run_labels(net, meta)
-    if entry.is_robustness:
-        rb = entry.randmix
-        said: dict[str, Any] = {"model": rb.model, "mixing": str(rb.mixing), "mixer_seed": rb.mixer_seed,
-                                "smooth_sigma": rb.smooth_sigma, "train_seed": rb.train_seed,
-                                "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
-    else:
-        r = entry.shuffle
-        said = {"model": r.model, "mixing": str(r.mixing), "mixer_seed": r.mixer_seed, "smooth_sigma": r.smooth_sigma,
-                "train_seed": r.train_seed, "train_epochs": r.epochs}
-    wrong = [f"{k} {said[k]!r} (the checkpoint says {held[k]!r})" for k in said
-             if said[k] != held[k] and not (k != "model" and k != "mixing" and said[k] is None)]
-    recorded = entry.randmix if entry.is_robustness else entry.shuffle
-    counted = dict(zip(("params_trainable", "params_frozen"), count_parameters(net), strict=True))
-    wrong += [f"{k} {getattr(recorded, k)!r} (the checkpoint holds {v!r})" for k, v in counted.items()
-              if getattr(recorded, k) != v]
-    return f"the entry's {', '.join(wrong)}" if wrong else None
-
-
-def _attack_problem(rb: RandmixBlock) -> str | None:
-    """The attacks an entry lists must be the ones its attack and AutoAttack version run: tables label an entry by
-    its version ("AA standard"), so a list edited under that label would pass for what was not run."""
-    c = rb.attack
-    custom = c.attack is Attack.AUTOATTACK and c.version is AAVersion.CUSTOM
-    try:
-        expected = make_attack_config(c.attack, threat=ThreatModel(c.norm, Eps.parse(c.eps)), version=c.version,
-                                      attacks=c.attacks if custom else (), seed=c.seed, batch_size=c.batch_size,
-                                      n_iter=c.n_iter, n_queries=c.n_queries).attacks
-    except RandmixError as e:
-        return f"attack: {e}"
-    if expected != c.attacks:
-        return (f"attack: {c.attack} {c.version} runs {', '.join(expected) or 'no attack'}, not the recorded "
-                f"{', '.join(c.attacks) or 'no attack'}")
-    return None
-
-
-def _trace_problem(entry: Entry, meta: dict[str, Any]) -> str | None:
-    """A pixel-shuffle entry's training-loss trace must be the one its checkpoint recorded, when both exist: the
-    curve says whether training had flattened."""
-    if entry.is_robustness or entry.shuffle.train_loss is None or "loss_trace" not in meta["extra"]:
-        return None
-    if [list(p) for p in entry.shuffle.train_loss] != meta["extra"]["loss_trace"]:
-        return "train_loss is not the training-loss trace its checkpoint recorded"
-    return None
-
-
 def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) -> str | None:
     """Per-point outcomes recorded for the first points must be what the model does on them, up to the device
     allowance of :data:`DEVICE_FLIPS` flipped predictions."""
@@ -343,14 +263,13 @@ class VerifyLog:
             try:
                 for line in lines:
                     if line.strip():
-                        record = parse_json(line, f"--log {self.path}")
+                        record = parse_json(line, "a line")
                         if record["options"] == self.options:
                             self.done[record["entry"]] = (record["key"], [Check(**c) for c in record["checks"]])
-            except RandmixError as e:
-                raise RandmixError(f"{e}; delete it or pass another file") from None
-            except (ValueError, KeyError, TypeError) as e:
-                raise RandmixError(f"--log {self.path} is not a verify log ({type(e).__name__}); delete it or "
-                                   "pass another file") from None
+            except (ValueError, KeyError, TypeError) as e:  # a RandmixError: a line that is not JSON, and why
+                why = str(e) if isinstance(e, RandmixError) else type(e).__name__
+                raise RandmixError(f"--log {self.path} is not a verify log ({why}); delete it or pass another "
+                                   "file") from None
 
     @staticmethod
     def key(entry: Entry) -> str:
@@ -381,7 +300,7 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
     entry that fails."""
     splits: dict[str, ImageSplit | Exception] = {}
     checks: list[Check] = []
-    copies = _relabelled_weights(entries)
+    copies = relabelled_weights(entries)
     for entry in entries:
         earlier = log.checked(entry) if log is not None else None
         if earlier is None:
@@ -400,26 +319,6 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
         if fail_fast and not all(c.ok for c in entry_checks):
             break
     return checks
-
-
-def _relabelled_weights(entries: list[Entry]) -> dict[str, str]:
-    """Entries whose checkpoint holds the same weights as an earlier entry's under other labels (seed, mixing...),
-    by entry: one run counted twice. The leaderboard keys runs by the weights digest a result records, and by the
-    file's sha256 when it records none (results written before it was); a copy of a checkpoint re-saved with other
-    metadata has another file sha256, so the weights themselves are hashed here."""
-    first: dict[str, Entry] = {}
-    copies = {}
-    for entry in entries:
-        try:
-            digest = digests(entry.checkpoint)[1]
-        except (RandmixError, OSError):
-            continue  # verify_entry says what is wrong with the file
-        earlier = first.setdefault(f"{entry.is_robustness}:{digest}", entry)
-        differ = sorted(k for k, v in entry.labels.items() if earlier.labels[k] != v)
-        if differ:
-            copies[entry.rel] = (f"its checkpoint holds the weights of {earlier.rel}'s (sha256 {digest[:12]}…) under "
-                                 f"another {', '.join(differ)}; one checkpoint is one run: remove the relabelled copy")
-    return copies
 
 
 def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
@@ -454,8 +353,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
-    check.problem = (_label_problem(entry, net, meta) or _trace_problem(entry, meta)
-                     or (_attack_problem(entry.randmix) if entry.is_robustness else None))
+    check.problem = (label_problem(entry, net, meta) or trace_problem(entry, meta)
+                     or (attack_problem(entry.randmix) if entry.is_robustness else None))
     if check.problem is not None:
         return checks
     if dataset not in splits:

@@ -32,7 +32,7 @@ from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.provenance import device_name, versions
 from randmix_bench.recipes import TrainConfig, get_recipe
-from randmix_bench.tasks import build_model, task_for
+from randmix_bench.tasks import ClassificationSettings, build_model, task_for
 from randmix_bench.train import make_optimizer, train_step
 from randmix_bench.vocab import Mixing
 
@@ -115,12 +115,13 @@ def reference_steps(
     )
     model = model_on(device, cfg, split, channels_last=False)
     optimizer = make_optimizer(model, cfg, fused=False)  # the recipe's optimizer, default (unfused) kernels
+    smoothing = cfg.settings_of(ClassificationSettings).label_smoothing
 
     def step(images: torch.Tensor, labels: torch.Tensor) -> float:
         images, labels = images.to(device), labels.to(device)
         optimizer.zero_grad()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp and cuda):
-            loss = F.cross_entropy(model(images), labels, label_smoothing=cfg.label_smoothing)
+            loss = F.cross_entropy(model(images), labels, label_smoothing=smoothing)
         loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

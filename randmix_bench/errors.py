@@ -7,9 +7,13 @@ the built-in type a caller would expect (``except FileNotFoundError`` still work
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error", "check_seed", "MAX_SEED"]
+__all__ = ["RandmixError", "MissingError", "ExistsError", "choices_error", "check_seed", "check_finite_fields",
+           "MAX_SEED"]
 
 MAX_SEED = 2**32 - 1  # what every generator the project seeds (torch, numpy) accepts
 
@@ -37,3 +41,13 @@ def check_seed(name: str, value: int) -> int:
     if not 0 <= value <= MAX_SEED:
         raise RandmixError(f"{name} must be in 0..{MAX_SEED}, got {value}")
     return value
+
+
+def check_finite_fields(settings: Any) -> None:
+    """Every float field of the dataclass ``settings`` is finite: NaN slips through every ``>``/``<`` check and inf
+    through most, so one rule covers every float setting instead."""
+    for f in dataclasses.fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RandmixError(f"{f.name} must be a finite number, got {value}; "
+                               f"pass a finite --{f.name.replace('_', '-')}")

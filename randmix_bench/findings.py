@@ -165,9 +165,11 @@ def _control_table(checks: list[masking.ControlCheck]) -> list[str]:
 def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
                      results: dict[str, RobustnessResult]) -> list[str]:
     """Under a robust-accuracy table: the masking controls of its entries (a flagged one is not in the table)."""
+    if f.claim != "2":
+        return []
     scale = f.scale
     where = (scale.tier, scale.model, scale.dataset, scale.training, scale.setting)
-    mine = [c for c in checks if f.claim == "2" and verdicts.robust_table(results[c.entry]) == where]
+    mine = [c for c in checks if verdicts.robust_table(results[c.entry]) == where]
     if not mine:
         return []
     flagged = sorted({c.entry for c in mine if c.flagged})

@@ -81,10 +81,12 @@ def controls(results: Sequence[RobustnessResult]) -> list[ControlCheck]:
         control_robust = dict(zip(crb.points.indices, crb.points.robust, strict=True))
         for w in whitebox.get(_run_key(crb), []):
             kind = _kind(w.randmix, crb)
+            if kind is None:
+                continue
             assert w.randmix.points is not None
             pairs = [(r, control_robust[i]) for i, r in zip(w.randmix.points.indices, w.randmix.points.robust,
                                                             strict=True) if i in control_robust]
-            if kind is None or not pairs:
+            if not pairs:
                 continue
             checks.append(ControlCheck(
                 entry=w.name, control=c.name, kind=kind, n=len(pairs),

@@ -1,27 +1,33 @@
 """Training recipes: every hyperparameter of a run in one dataclass, the named recipes in one dict.
 
-A recipe is a complete :class:`TrainConfig`, task included (classification or pixel un-shuffling); the CLI
-starts from one and overrides fields (``randmix train --recipe convmixer-cifar10 --epochs 10``). ``run.json``
-and the checkpoint record the resolved config, so a run is reproduced from its record alone; records written
-before the config carried its task are read through :func:`complete_config`.
+A recipe is a complete :class:`TrainConfig`: the settings every run shares, and its task's own settings
+(``task_settings``: :class:`~randmix_bench.tasks.ClassificationSettings` or
+:class:`~randmix_bench.tasks.ShuffleSettings`, declared by the task class), which also say what the task is.
+The CLI starts from one and overrides fields (``randmix train --recipe convmixer-cifar10 --epochs 10``).
+``run.json`` and the checkpoint record the resolved config in one flat layout (:meth:`TrainConfig.to_dict`), so
+a run is reproduced from its record alone; records written before the config carried its task are read through
+:func:`complete_config`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 from randmix_bench.data import check_dataset_name
-from randmix_bench.errors import RandmixError, check_seed, choices_error
+from randmix_bench.errors import RandmixError, check_finite_fields, check_seed, choices_error
 from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
 from randmix_bench.models import list_models, model_task
-from randmix_bench.vocab import Choice, Loss, Mixing, Optimizer, TaskKind
+from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, TaskSettings
+from randmix_bench.tasks.base import S
+from randmix_bench.vocab import Choice, Mixing, Optimizer, TaskKind
 
-__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "TASK_FIELDS", "NAMED_FIELDS",
-           "complete_config"]
+__all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME_FIELDS", "NAMED_FIELDS",
+           "TASK_SETTINGS", "complete_config"]
 
 # The public convmixer-cifar10 schedule: 0 -> peak at 2/5 -> peak/20 at 4/5 -> 0 at the end.
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
@@ -31,7 +37,8 @@ RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
 """Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
 NAMED_FIELDS: dict[str, type[Choice]] = {"mixing": Mixing, "optimizer": Optimizer}
 """Fields that hold a vocabulary member: text for them is parsed where it arrives (the command line's options,
-:meth:`TrainConfig.from_dict` for a stored record), never inside."""
+:meth:`TrainConfig.from_dict` for a stored record), never inside. A task's settings parse their own
+(``TaskSettings.from_values``)."""
 
 
 @dataclass(frozen=True)
@@ -45,15 +52,12 @@ class TrainConfig:
     batch_size: int  # global: split across DDP ranks
     lr: float  # peak learning rate
     weight_decay: float
-    task: str = "classification"  # a TaskKind: what the model is trained to do (randmix_bench.tasks)
+    task_settings: TaskSettings = ClassificationSettings()  # the task's own settings; their class names the task
     optimizer: Optimizer = Optimizer.ADAMW
     momentum: float = 0.9  # SGD (Nesterov) only
     lr_schedule: tuple[tuple[float, float], ...] = ONE_CYCLE_CONVMIXER  # (fraction of steps, x peak lr), linear between
     decay_norm_bias: bool = True  # False: no weight decay on 1-d parameters (norm scales/shifts, biases)
     grad_clip: float = 0.0  # max global grad norm; 0 = off
-    label_smoothing: float = 0.0  # classification: of the cross-entropy
-    loss: str = "mse"  # shuffle: the reconstruction Loss (classification always trains with cross-entropy)
-    permutation_seed: int = 0  # shuffle: names the pixel permutation (randmix_bench.tasks.shuffle)
     crop_padding: int = 0  # random crop after zero padding by this many pixels; 0 = off
     flip: bool = True  # random horizontal flip
     randaugment_n: int = 0  # RandAugment: ops per image; 0 = off
@@ -66,9 +70,21 @@ class TrainConfig:
     eval_batch_size: int = 1000
     compile: bool = False  # torch.compile the model (CUDA)
 
+    @property
+    def task(self) -> TaskKind:
+        """What the model is trained to do: the kind of :attr:`task_settings`."""
+        return self.task_settings.kind
+
+    def settings_of(self, kind: type[S]) -> S:
+        """The task settings as ``kind``, what a task class reads (a config of another task here is a bug)."""
+        if not isinstance(self.task_settings, kind):
+            raise TypeError(f"a {self.task} config has no {kind.__name__}")
+        return self.task_settings
+
     def validate(self) -> TrainConfig:
         """Raise a one-line :class:`RandmixError` naming the first bad field; return self."""
         self._check_finite()
+        self.task_settings.validate()
         for name, kind in NAMED_FIELDS.items():
             if not isinstance(getattr(self, name), kind):  # a Python caller's text, which would compare unequal
                 raise TypeError(f"TrainConfig.{name} must be a {kind.__name__}, got {getattr(self, name)!r}; parse "
@@ -76,7 +92,7 @@ class TrainConfig:
         check_dataset_name(self.dataset)
         if self.model not in list_models():
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
-        self._check_task()
+        self._check_model_task()
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -85,13 +101,12 @@ class TrainConfig:
             (self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}"),
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
-            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}"),
             (self.randaugment_n >= 0, f"randaugment_n must be >= 0, got {self.randaugment_n}"),
             (0 <= self.randaugment_m <= 30, f"randaugment_m must be in 0..30, got {self.randaugment_m}"),
             (self.smooth_sigma >= 0, f"smooth_sigma must be >= 0, got {self.smooth_sigma}"),
         ]
-        for name in ("seed", "mixer_seed", "permutation_seed"):
+        for name in ("seed", "mixer_seed"):
             check_seed(name, getattr(self, name))
         for ok, message in checks:
             if not ok:
@@ -105,51 +120,57 @@ class TrainConfig:
         return self
 
     def _check_finite(self) -> None:
-        """NaN slips through every ``>``/``<`` check and inf through most: one rule for every float instead."""
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, float) and not math.isfinite(value):
-                raise RandmixError(f"{f.name} must be a finite number, got {value}; "
-                                   f"pass a finite --{f.name.replace('_', '-')}")
+        check_finite_fields(self)
         if not all(math.isfinite(v) for point in self.lr_schedule for v in point):
             raise RandmixError(f"lr_schedule must hold finite numbers, got {format_lr_schedule(self.lr_schedule)}; "
                                "pass a finite --lr-schedule, e.g. 0:0,0.4:1,0.8:0.05,1:0")
 
-    def _check_task(self) -> None:
-        """The model is one of the task's, and the other task's settings stay at their defaults (so a run never
-        records a setting it did not use)."""
-        task = TaskKind.parse(self.task)
-        Loss.parse(self.loss)  # the one "unknown loss" error
-        if model_task(self.model) is not task:
-            if task is TaskKind.SHUFFLE:
+    def _check_model_task(self) -> None:
+        if model_task(self.model) is not self.task:
+            if self.task is TaskKind.SHUFFLE:
                 raise RandmixError(f"{self.model} is a classifier; pixel-shuffle runs need an image-to-image model "
                                    "(randmix_unshuffler_*)")
             raise RandmixError(f"{self.model} is an image-to-image model; train it with a shuffle recipe "
                                "(`randmix shuffle train`)")
-        defaults = {f.name: f.default for f in dataclasses.fields(self)}
-        for name in (name for kind, names in TASK_FIELDS.items() if kind is not task for name in names):
-            if getattr(self, name) != defaults[name]:
-                raise RandmixError(f"{name}={getattr(self, name)!r} does not apply to the {task} task; "
-                                   f"drop --{name.replace('_', '-')}")
 
     def override(self, **changes: Any) -> TrainConfig:
-        """A copy with the given fields replaced (``None`` values ignored), validated."""
-        names = {f.name for f in dataclasses.fields(self)}
-        unknown = sorted(set(changes) - names)
-        if unknown:
-            raise RandmixError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None}).validate()
+        """A copy with the given fields replaced (``None`` values ignored), validated. Fields are named as in
+        :meth:`to_dict`: a task's settings by their own names (``label_smoothing=0.1``), the task by ``task``."""
+        given = {k: v for k, v in changes.items() if v is not None}
+        return TrainConfig._from_flat({**self.to_dict(), **given}).validate()
 
     def to_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["lr_schedule"] = [list(p) for p in self.lr_schedule]
-        return d
+        """The stored layout (run.json's ``config``, resume.pt's, a checkpoint's ``train``), flat as it has been
+        since the config carried its task: the shared settings, ``task``, and every task's settings by name, the
+        other tasks' at their defaults. A record therefore reads the same in every version, and a run trained
+        again writes the same bytes."""
+        shared = dataclasses.asdict(self)
+        del shared["task_settings"]
+        every_task = {k: v for cls in TASK_SETTINGS.values() for k, v in cls().to_dict().items()}
+        return {**shared, "lr_schedule": [list(p) for p in self.lr_schedule], "task": str(self.task), **every_task,
+                **self.task_settings.to_dict()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        """A stored record (run.json's ``config``, the checkpoint's ``train``) as a config: its text parsed."""
+    def from_dict(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """A stored record in :meth:`to_dict`'s layout (older ones completed first by :func:`complete_config`) as a
+        config: its text parsed, not validated."""
         named = {name: kind.parse(d[name]) for name, kind in NAMED_FIELDS.items() if name in d}
-        return cls(**dict(d, lr_schedule=tuple(tuple(p) for p in d["lr_schedule"]), **named))
+        return cls._from_flat({**d, **named})
+
+    @classmethod
+    def _from_flat(cls, d: Mapping[str, Any]) -> TrainConfig:
+        """A config from values in :meth:`to_dict`'s layout, the task's settings routed to their class; a setting of
+        another task than ``task`` must keep that task's default (so a run never records a setting it did not use)."""
+        values = dict(d)
+        kind = TaskKind.parse(values.pop("task", TaskKind.CLASSIFICATION))
+        task_values = {k: values.pop(k) for k in list(values) if k in TASK_FIELDS}
+        unknown = sorted(set(values) - SHARED_FIELDS)
+        if unknown:
+            valid = sorted(SHARED_FIELDS | TASK_FIELDS | {"task"})
+            raise RandmixError(f"unknown TrainConfig field(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+        if "lr_schedule" in values:
+            values["lr_schedule"] = tuple(tuple(p) for p in values["lr_schedule"])
+        return cls(**values, task_settings=_task_settings(kind, task_values))
 
     def lr_at(self, step: int, total_steps: int) -> float:
         """Learning rate of optimizer step ``step`` (0-based): the schedule at ``(step + 1) / total``.
@@ -164,11 +185,22 @@ class TrainConfig:
         return self.lr * self.lr_schedule[-1][1]
 
 
-TASK_FIELDS: dict[TaskKind, tuple[str, ...]] = {
-    TaskKind.CLASSIFICATION: ("label_smoothing",),
-    TaskKind.SHUFFLE: ("loss", "permutation_seed"),
-}
-"""The settings of each task; a config of one task keeps the other's at their defaults."""
+TASK_SETTINGS: dict[TaskKind, type[TaskSettings]] = {kind: task.settings_type for kind, task in TASKS.items()}
+"""Each task's settings class, as its task class declares it."""
+TASK_FIELDS = frozenset(name for cls in TASK_SETTINGS.values() for name in cls.names())
+SHARED_FIELDS = frozenset(f.name for f in dataclasses.fields(TrainConfig)) - {"task_settings"}
+
+
+def _task_settings(kind: TaskKind, values: Mapping[str, Any]) -> TaskSettings:
+    """``kind``'s settings from flat values by name; another task's settings must hold that task's defaults."""
+    own = TASK_SETTINGS[kind]
+    for cls in TASK_SETTINGS.values():
+        defaults = cls().to_dict()
+        for name in set(cls.names()) - set(own.names()):
+            if name in values and values[name] != defaults[name]:
+                raise RandmixError(f"{name}={values[name]!r} does not apply to the {kind} task; "
+                                   f"drop --{name.replace('_', '-')}")
+    return own.from_values({k: v for k, v in values.items() if k in own.names()})
 
 
 def complete_config(config: dict[str, Any], task: dict[str, Any] | None) -> dict[str, Any]:
@@ -176,7 +208,7 @@ def complete_config(config: dict[str, Any], task: dict[str, Any] | None) -> dict
     layout. Records written before the config carried its task hold ``task``, ``loss`` and ``permutation_seed``
     only in the task record beside it (``Task.config()``: the shuffle task's, or ``{"task": "classification",
     "label_smoothing": ...}``): they are filled from there, else from the defaults. New records pass unchanged."""
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    defaults = {"task": str(TaskKind.CLASSIFICATION), **ShuffleSettings().to_dict()}
     record = task if isinstance(task, dict) else {}
     moved = {name: record.get(name, defaults[name]) for name in ("task", "loss", "permutation_seed")}
     return {**moved, **config}
@@ -205,6 +237,8 @@ def _small_tier(name: str, model: str, dataset: str, crop_padding: int) -> Train
     )
 
 
+SHUFFLE = ShuffleSettings()  # the unshuffler recipes': loss mse, permutation seed 0
+
 RECIPES: dict[str, TrainConfig] = {
     # locuslab/convmixer-cifar10's 92.5% command: train.py --lr-max=0.05 --ra-n=2 --ra-m=12 --wd=0.005
     # --scale=1.0 --jitter=0 --reprob=0. Its crop (RandomResizedCrop at scale 1, ratio 1) is the identity;
@@ -213,8 +247,9 @@ RECIPES: dict[str, TrainConfig] = {
     "convmixer-cifar10": TrainConfig(
         recipe="convmixer-cifar10", model="randmix_convmixer_256_8", dataset="cifar10",
         epochs=25, batch_size=512, lr=0.05, weight_decay=0.005, optimizer=Optimizer.ADAMW,
-        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, grad_clip=0.0, label_smoothing=0.0,
-        crop_padding=0, flip=True, randaugment_n=2, randaugment_m=12,
+        lr_schedule=ONE_CYCLE_CONVMIXER, decay_norm_bias=True, grad_clip=0.0,
+        task_settings=ClassificationSettings(label_smoothing=0.0), crop_padding=0, flip=True, randaugment_n=2,
+        randaugment_m=12,
     ),
     # A standard CIFAR ResNet-18 recipe (not from the paper): SGD + Nesterov, batch 512 at lr 0.2
     # (0.1 per 256), wd 5e-4 off norms and biases, pad-4 crop + flip, label smoothing 0.1, one-cycle.
@@ -222,7 +257,7 @@ RECIPES: dict[str, TrainConfig] = {
         recipe="resnet18-cifar10", model="randmix_resnet18", dataset="cifar10",
         epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
         lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, grad_clip=0.0,
-        label_smoothing=0.1, crop_padding=4, flip=True,
+        task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=4, flip=True,
     ),
     # The paper tier on the datasets here (one recipe per architecture and dataset, every variant alike):
     # the CIFAR recipes on cifar10-jpeg unchanged; on Fashion-MNIST without RandAugment (its ops assume
@@ -247,14 +282,14 @@ RECIPES: dict[str, TrainConfig] = {
     "resnet18-cifar10-jpeg": TrainConfig(
         recipe="resnet18-cifar10-jpeg", model="randmix_resnet18", dataset="cifar10-jpeg",
         epochs=40, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
-        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
-        crop_padding=4, flip=True,
+        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False,
+        task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=4, flip=True,
     ),
     "resnet18-fashion-mnist": TrainConfig(
         recipe="resnet18-fashion-mnist", model="randmix_resnet18", dataset="fashion-mnist",
         epochs=20, batch_size=512, lr=0.2, weight_decay=5e-4, optimizer=Optimizer.SGD, momentum=0.9,
-        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False, label_smoothing=0.1,
-        crop_padding=2, flip=True,
+        lr_schedule=((0.0, 0.0), (0.15, 1.0), (1.0, 0.0)), decay_norm_bias=False,
+        task_settings=ClassificationSettings(label_smoothing=0.1), crop_padding=2, flip=True,
     ),
     # The small tier (a 2-core CPU, minutes per run): short one-cycle AdamW runs of the small models.
     **{
@@ -273,29 +308,28 @@ RECIPES: dict[str, TrainConfig] = {
         lr_schedule=((0.0, 0.0), (0.25, 1.0), (1.0, 0.0)), grad_clip=1.0, crop_padding=1, flip=False,
         eval_batch_size=512,
     ),
-    # Pixel un-shuffling (task "shuffle"; loss mse, permutation seed 0). Seconds on a CPU: the tiny unshuffler
-    # on synthetic data, for smoke runs and tests.
+    # Pixel un-shuffling. Seconds on a CPU: the tiny unshuffler on synthetic data, for smoke runs and tests.
     "unshuffle-quick": TrainConfig(
-        recipe="unshuffle-quick", task="shuffle", model="randmix_unshuffler_tiny", dataset="synthetic",
+        recipe="unshuffle-quick", task_settings=SHUFFLE, model="randmix_unshuffler_tiny", dataset="synthetic",
         epochs=2, batch_size=128, lr=0.01, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
         flip=False, eval_batch_size=256,
     ),
     # Minutes on a 2-core CPU (the README's measurement): one epoch of Fashion-MNIST on a small
     # unshuffler whose receptive field (radius 7 * 4 = 28) spans a 28x28 image.
     "unshuffle-fashion-mnist-cpu": TrainConfig(
-        recipe="unshuffle-fashion-mnist-cpu", task="shuffle", model="randmix_unshuffler_16_7", dataset="fashion-mnist",
-        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
-        flip=True, eval_batch_size=500,
+        recipe="unshuffle-fashion-mnist-cpu", task_settings=SHUFFLE, model="randmix_unshuffler_16_7",
+        dataset="fashion-mnist", epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
+        grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
     # The small tier (randmix reproduce --tier small): the same run with the half-cost width-8 unshuffler.
     "unshuffle-fashion-mnist-small": TrainConfig(
-        recipe="unshuffle-fashion-mnist-small", task="shuffle", model="randmix_unshuffler_8_7", dataset="fashion-mnist",
-        epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
-        flip=True, eval_batch_size=500,
+        recipe="unshuffle-fashion-mnist-small", task_settings=SHUFFLE, model="randmix_unshuffler_8_7",
+        dataset="fashion-mnist", epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
+        grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
     # The medium tier: a width-64, depth-8 unshuffler (receptive radius 32), the CPU recipe for longer.
     "unshuffle-fashion-mnist-medium": TrainConfig(
-        recipe="unshuffle-fashion-mnist-medium", task="shuffle", model="randmix_unshuffler_64_8",
+        recipe="unshuffle-fashion-mnist-medium", task_settings=SHUFFLE, model="randmix_unshuffler_64_8",
         dataset="fashion-mnist", epochs=2, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
         grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
@@ -303,7 +337,7 @@ RECIPES: dict[str, TrainConfig] = {
     # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.
     **{
         f"unshuffle-{dataset}": TrainConfig(
-            recipe=f"unshuffle-{dataset}", task="shuffle", model="randmix_unshuffler_512_16", dataset=dataset,
+            recipe=f"unshuffle-{dataset}", task_settings=SHUFFLE, model="randmix_unshuffler_512_16", dataset=dataset,
             epochs=20, batch_size=128, lr=0.002, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0,
             flip=True, eval_batch_size=500,
         )

@@ -191,6 +191,6 @@ def recorded_trace(checkpoint: Path, meta: dict[str, Any], file_sha256: str) -> 
                 and run.get("checkpoint", {}).get("sha256") == file_sha256):
             return None
         trace = loss_curve.from_history(run["history"])
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return None  # no run record of this checkpoint
+    except (RandmixError, KeyError, TypeError, AttributeError):
+        return None  # no readable run record of this checkpoint
     return loss_curve.check_trace(trace, f"{run_json} (history)", epochs)

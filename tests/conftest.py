@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +27,7 @@ from PIL import Image
 from randmix_bench import train as train_module
 from randmix_bench.checkpoint import save_checkpoint
 from randmix_bench.data import dataset_info, load_split
-from randmix_bench.models import create_model
+from randmix_bench.models import create_model, list_models
 from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
 from randmix_bench.robustness import ProgressReporter
@@ -175,12 +176,40 @@ def _shuffle_result(train_seed: int, ssim: float, psnr: float, mean_image: tuple
         "checkpoint": {"path": "c.safetensors", "sha256": f"s{train_seed}"}})
 
 
+SMALL_MODELS = ("_tiny", "_small")  # the model names whose tests stay in the fast run
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test case of a model larger than the tiny and small ones is ``slow`` (up to seconds each on a 2-core CPU):
+    the default run checks each model contract on the small models, the whole suite on every model."""
+    models = set(list_models())
+    for item in items:
+        params = getattr(item, "callspec", None)
+        names = [v for v in params.params.values() if isinstance(v, str)] if params else []
+        if any(v in models and not v.endswith(SMALL_MODELS) for v in names):
+            item.add_marker(pytest.mark.slow)
+
+
 # ------------------------------------------------------------------------------------------ fixtures
 
 
 @pytest.fixture(scope="session")
-def train_tiny_checkpoint() -> Callable[..., Path]:
-    return _train_tiny_checkpoint
+def train_tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Path]:
+    """``train_tiny_checkpoint(path, mixing=, steps=, seed=)``: conftest's trained tiny checkpoint at ``path``. Each
+    setting is trained once per session (training is deterministic) and copied to every path asked for."""
+    trained: dict[tuple[str, int, int], Path] = {}
+
+    def copy_of(path: Path, *, mixing: str = "chans", steps: int = 60, seed: int = 0) -> Path:
+        key = (mixing, steps, seed)
+        if key not in trained:
+            trained[key] = _train_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "checkpoint.safetensors",
+                                                  mixing=mixing, steps=steps, seed=seed)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(trained[key], path)
+        return path
+
+    return copy_of
 
 
 @pytest.fixture(scope="session")

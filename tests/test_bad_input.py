@@ -63,6 +63,7 @@ class Case:
     after: Callable[[Path], None] | None = None
     env: dict[str, str] = field(default_factory=dict)
     stdout: str = ""  # how stdout starts, for a command that says something before it stops; else it stays empty
+    slow: bool = False  # the command trains or attacks before it stops (pytest's ``slow`` marker)
 
 
 def copy_checkpoint(name: str = "run/checkpoint.safetensors") -> Setup:
@@ -437,7 +438,7 @@ TRAIN_CASES: list[Case] = [
     Case("train-unknown-loss", ["train", "-r", "unshuffle-quick", "-o", "{tmp}/out", "--loss", "huber"],
          "unknown loss 'huber'; valid choices: mse, l1"),
     Case("train-diverges", [*TRAIN, "--epochs", "1", "--lr", "1e6"], "training diverged in epoch 1",
-         writes=True, after=diverged),
+         writes=True, after=diverged, slow=True),
     Case("train-resume-foreign-run-json", [*TRAIN, "--resume"], "not a randmix run folder",
          setup=user_file("out/run.json", '{"my": "experiment log"}')),
     Case("train-force-foreign-run-json", [*TRAIN, "--force"], "not a randmix run folder",
@@ -653,7 +654,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
 @pytest.mark.filterwarnings("error::PIL.Image.DecompressionBombWarning")  # printed, it is a second stderr line
 def test_bad_input_is_one_line_and_writes_nothing(case: Case, fixtures: Fixtures, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,6 +34,7 @@ def test_the_digest_is_of_names_and_bytes_in_sorted_order() -> None:
     assert content_digest([("a", b"12")]) != content_digest([("a1", b"2")])  # the size separates name and bytes
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(ARCHIVE is None, reason="cifar10-jpeg.tar.gz is not on this machine: build it with "
                     "`randmix data cifar10-jpeg CLONE` (README: Data)")
 def test_the_pinned_digest_is_the_published_archives(tmp_path: Path) -> None:

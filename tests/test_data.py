@@ -202,6 +202,7 @@ def test_image_folder_and_tarball_agree(tmp_path: Path) -> None:
 CIFAR10_JPEG = next((p for p in CIFAR10_JPEG_SHARED if p.is_file()), None)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(CIFAR10_JPEG is None, reason="cifar10-jpeg.tar.gz is not on this machine: build it with "
                     "`randmix data cifar10-jpeg CLONE` (README: Data)")
 def test_cifar10_jpeg_test_order_is_the_documented_interleaving(tmp_path: Path) -> None:

@@ -158,6 +158,7 @@ def test_harness_leaves_the_model_as_it_was(run_dir: Path, points) -> None:
 # ------------------------------------------------------------------------------------------- CLI
 
 
+@pytest.mark.slow
 def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -203,6 +204,7 @@ def test_eval_writes_robustbench_json_curve_and_never_overwrites(run_dir: Path, 
     assert runner.invoke(app, args + ["--force"]).exit_code == 0
 
 
+@pytest.mark.slow
 def test_no_attack_and_l2_pgd_entries_say_what_they_measured(run_dir: Path, tmp_path: Path) -> None:
     clean = evaluate(run_dir, "synthetic", EvalOptions(attack=Attack.NONE, out=tmp_path / "none.json", n_examples=N,
                                                        device="cpu")).result
@@ -224,6 +226,7 @@ def test_eps_defaults_to_robustbench_eps_for_the_norm(run_dir: Path, tmp_path: P
     assert result.randmix.eps_value == result.randmix.attack.eps == eps_value
 
 
+@pytest.mark.slow
 def test_killed_evaluation_resumes_and_ends_with_the_same_numbers(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
@@ -264,6 +267,7 @@ class Tick:
         return self.now
 
 
+@pytest.mark.slow
 def test_resumed_result_says_so_and_adds_up_the_attack_times_of_its_parts(
         run_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         interrupt_after: Callable[[int], ProgressReporter]) -> None:
@@ -292,6 +296,7 @@ def partial(run_dir: Path, tmp_path: Path,
     return settings, tmp_path / "x.eval-state"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("tamper", "message"), [
     (lambda d: d["stages"]["eps=8/255"]["apgd-ce"]["done"].update({"0": []}), "was edited or damaged"),
     (lambda d: d.update(clean=d["clean"] + [N]), f"clean predictions name points outside the {N} evaluated"),
@@ -397,6 +402,7 @@ class QuantizedInput(nn.Module):
         return self.inner(torch.round(x * self.levels) / self.levels)
 
 
+@pytest.mark.slow
 def test_masked_gradients_are_flagged_without_sanity(run_dir: Path, tmp_path: Path, points,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Plain ``randmix eval`` settings (APGD-CE alone, no --sanity) on a model behind ``round(4x)/4``:
@@ -441,6 +447,7 @@ def test_a_model_is_refused_on_data_with_other_channels(run_dir: Path, tmp_path:
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> None:
     options = SanityOptions(square_queries=50)
     settings = replace(CHEAP, out=tmp_path / "x.json", threat=LINF_8, sanity=options)
@@ -451,6 +458,7 @@ def test_sanity_passes_for_a_trained_model(run_dir: Path, tmp_path: Path) -> Non
     assert sanity.whitebox_robust_acc == report.randmix.robust_acc
 
 
+@pytest.mark.slow
 def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     def load_masked(path: Path, map_location: str = "cpu") -> tuple[nn.Module, dict]:
@@ -475,6 +483,7 @@ def test_sanity_fails_loudly_on_masked_gradients(run_dir: Path, tmp_path: Path,
     assert json.loads(out.read_text())["unreliable"] is True
 
 
+@pytest.mark.slow
 def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint, tmp_path: Path) -> None:
     """Robust = clean after the first attack (what a gradient mask or input rounding gives): accuracies are exact
     counts, so the result validates, and the per-point outcomes say which points stayed robust."""
@@ -488,6 +497,7 @@ def test_a_model_no_attack_breaks_is_evaluated_not_crashed(train_tiny_checkpoint
     assert rb.points is not None and rb.points.robust == rb.points.clean
 
 
+@pytest.mark.slow
 def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkpoint, edit_result,
                                                               tmp_path: Path) -> None:
     from randmix_bench.result_files import ResultError
@@ -509,6 +519,7 @@ def test_per_point_outcomes_must_count_the_recorded_accuracies(train_tiny_checkp
             read_result(bad)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sanity", [False, True], ids=["without-sanity", "with-sanity"])
 def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
         train_tiny_checkpoint, tmp_path: Path, sanity: bool) -> None:
@@ -533,6 +544,7 @@ def test_a_masked_model_is_evaluated_through_the_cli_flagged_and_not_ranked(
     assert "No ranked entries" in markdown and rankings.NOT_RANKED in markdown
 
 
+@pytest.mark.slow
 def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_checkpoint, tmp_path: Path) -> None:
     """The masking control: APGD-CE examples made on the `full` model, judged on the `chans` one; the source is
     recorded by its weights; refused without a source, with the model itself as source, and with --sanity."""
@@ -564,6 +576,7 @@ def test_a_transfer_attack_judges_examples_made_on_another_model(train_tiny_chec
     assert not (tmp_path / "x.json").exists()
 
 
+@pytest.mark.slow
 def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_eps(
         train_tiny_checkpoint, edit_result, tmp_path: Path) -> None:
     """Results written before per-point outcomes were recorded get them from a re-attack of the main eps alone,
@@ -590,6 +603,7 @@ def test_an_earlier_result_gets_its_per_point_outcomes_by_a_rerun_of_its_main_ep
     assert out.read_text() == before
 
 
+@pytest.mark.slow
 def test_the_attacked_points_clean_outcomes_are_measured_once(
         train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
     """On a GPU, a near-tie point can be classified differently by two passes at different batch sizes. The
@@ -617,6 +631,7 @@ def test_the_attacked_points_clean_outcomes_are_measured_once(
     assert rb.full_test_clean[24] != unflipped[0] and rb.full_test_clean[25:] == unflipped[1:].tolist()
 
 
+@pytest.mark.slow
 def test_a_sweep_through_the_headline_eps_replays_its_first_attacks(
         train_tiny_checkpoint, monkeypatch, tmp_path: Path) -> None:
     """The medium tier's protocol: a headline of APGD-CE + APGD-T and an APGD-CE sweep through the same eps. The

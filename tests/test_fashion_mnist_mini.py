@@ -52,6 +52,7 @@ def test_bundled_subset_loads_offline_with_the_declared_shapes_and_balance(offli
     assert torch.bincount(first, minlength=10).min() >= 30  # the test order keeps the classes mixed
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not FASHION_MNIST_DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
 def test_bundle_is_the_documented_subset_of_the_original_files(tmp_path: Path) -> None:
     with np.load(data.FASHION_MNIST_MINI) as z:
@@ -85,6 +86,7 @@ def test_quickstart_falls_back_to_the_bundled_subset_and_says_so(offline: Path) 
     assert "-n 5000 is more than the 2,000 fashion-mnist-mini test points" in result.stderr
 
 
+@pytest.mark.slow
 def test_quickstart_output_is_honest_about_each_data_source(offline: Path) -> None:
     folder = offline / "shapes"
     for split, count in (("train", 2), ("test", 1)):
@@ -143,6 +145,7 @@ def test_missing_or_damaged_bundle_is_a_one_line_error(damage, message: str, off
     assert not (offline / "qs").exists()
 
 
+@pytest.mark.slow
 def test_train_and_eval_run_on_the_subset_and_label_results_with_it_alone(offline: Path) -> None:
     run = offline / "run"
     trained = runner.invoke(app, ["train", "-r", "quick", "--dataset", MINI, "--epochs", "1", "--out", str(run)])
@@ -158,6 +161,7 @@ def test_train_and_eval_run_on_the_subset_and_label_results_with_it_alone(offlin
                                            "fashion-mnist")
 
 
+@pytest.mark.slow
 def test_the_builder_has_help_and_never_replaces_the_bundle_unless_named(tmp_path: Path) -> None:
     import subprocess
     import sys

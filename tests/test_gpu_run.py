@@ -18,6 +18,7 @@ def run_script(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
                           timeout=600)
 
 
+@pytest.mark.slow
 def test_dry_run_prints_the_shard_plan_and_writes_nothing(tmp_path: Path) -> None:
     done = run_script("--tier", "paper-slice", "--shard", "2/2", "--dry-run", "--root", str(tmp_path),
                       "--carry", str(tmp_path / "carry"), "--out", str(tmp_path / "out"), cwd=tmp_path)

@@ -373,6 +373,7 @@ def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffl
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoint: Callable[..., Path],
                                                              tmp_path: Path) -> None:
     paths = Paths(tmp_path)
@@ -390,6 +391,7 @@ def test_reproduce_counts_a_result_edited_by_hand_as_changed(train_tiny_checkpoi
     assert job.state(paths) is JobState.CHANGED
 
 
+@pytest.mark.slow
 def test_reproduce_force_redoes_a_partial_job_it_cannot_continue(train_tiny_checkpoint: Callable[..., Path],
                                                                   tmp_path: Path) -> None:
     """A partial job whose state is damaged is an error naming --force, and --force redoes it (it used to be
@@ -426,6 +428,7 @@ def test_a_full_width_eps_is_normalised_never_stored_verbatim() -> None:
     assert [(e.text, e.value) for e in sweep] == [("8/255", 8 / 255), ("0.5", 0.5)]
 
 
+@pytest.mark.slow
 def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The disk fills while the checkpoint is written: one line naming the fix, no traceback, no checkpoint, and

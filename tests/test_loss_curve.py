@@ -46,6 +46,7 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_trainer_records_ten_points_per_epoch_and_resume_keeps_them(
         board: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, train_killed_after: Callable[..., None]) -> None:
     straight = json.loads((board.parent / "runs" / "chans" / "run.json").read_text())
@@ -74,6 +75,7 @@ def test_an_epoch_shorter_than_the_bins_gives_one_point_per_step() -> None:
         [2.166667, 3.0], [2.5, 6.0], [2.833333, 9.0]]
 
 
+@pytest.mark.slow
 def test_shuffle_eval_copies_the_checkpoints_trace_and_the_result_round_trips(board: Path, tmp_path: Path) -> None:
     shuffle = board / "synthetic" / "shuffle"
     for mixing in ("full", "chans"):
@@ -123,6 +125,7 @@ def test_an_older_checkpoint_takes_its_trace_from_the_run_json_that_names_it(
         evaluate_runs([late], tmp_path / "out3", n_examples=8, grid_images=2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("trace, message", [
     ([[0.5, math.nan]], "finite"),
     ([[0.5, -1.0]], "greater than or equal to 0"),
@@ -155,6 +158,7 @@ def test_a_hand_edited_trace_in_a_checkpoint_is_refused_in_one_line(
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_verify_checks_the_trace_against_the_checkpoints_record(board: Path, tmp_path: Path,
                                                                 edit_result: Callable[[Path, dict], None]) -> None:
     copy = Path(shutil.copytree(board, tmp_path / "leaderboards"))
@@ -167,6 +171,7 @@ def test_verify_checks_the_trace_against_the_checkpoints_record(board: Path, tmp
     assert check.problem == "train_loss is not the training-loss trace its checkpoint recorded"
 
 
+@pytest.mark.slow
 def test_the_loss_chart_is_drawn_linked_judged_and_checked_by_its_data(board: Path, tmp_path: Path) -> None:
     root = Path(shutil.copytree(board, tmp_path / "leaderboards"))
     leaderboard.write(root)

@@ -1,9 +1,11 @@
-"""Records written before the training config carried its task still load, resume, evaluate, verify and count as done.
+"""Records written by earlier trainers still load, resume, evaluate, verify and count as done.
 
 Until issue #11 a stored training config (run.json's ``config``, resume.pt's, a checkpoint's ``train``) had no
 ``task``, ``loss`` or ``permutation_seed``: the task's settings lived only in the task record beside it. The
 published small-tier checkpoints are such records, read here as they are committed; run folders in that
 layout are made by the trainer and then written back without the three fields, as the old trainer left them.
+From #11 the stored config is flat with every task's settings (the published paper-slice checkpoints); it stays
+so since #24 moved the task settings into classes of their own (``TaskSettings``), converted where it is read.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ from typer.testing import CliRunner
 from randmix_bench.checkpoint import METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.entries import load_entry
-from randmix_bench.jobs import JobState, Paths, tier_jobs
+from randmix_bench.jobs import JobState, Paths, TrainJob, tier_jobs
 from randmix_bench.plans import Tier
 from randmix_bench.recipes import TrainConfig, complete_config, get_recipe
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME
 from randmix_bench.shuffle_eval import evaluate_runs
+from randmix_bench.tasks import ShuffleSettings
 from randmix_bench.train import train
 from randmix_bench.verify import VerifyOptions, failures, verify
 
@@ -66,10 +69,28 @@ def test_a_published_checkpoint_reads_as_its_plan_config_and_is_done(name: str, 
     cfg = TrainConfig.from_dict(meta["extra"]["train"])
     assert cfg.task == task and meta["extra"]["task"] == old["task"]
     if task == "shuffle":
-        assert (cfg.loss, cfg.permutation_seed) == (old["task"]["loss"], old["task"]["permutation_seed"])
+        assert cfg.settings_of(ShuffleSettings) == ShuffleSettings(old["task"]["loss"], old["task"]["permutation_seed"])
     job = next(j for j in tier_jobs(Tier.SMALL) if j.name == name)
     assert cfg == job.config  # what the plan asks for today, field for field
     assert job.state(Paths(REPO)) is JobState.DONE
+
+
+@pytest.mark.parametrize("tier", [Tier.SMALL, Tier.MEDIUM, Tier.PAPER_SLICE])
+def test_every_published_checkpoint_reads_as_its_plan_config(tier: Tier) -> None:
+    """Both stored layouts (the small tier's, before #11; the flat one after) read back as the config the plan asks
+    for today, and a checkpoint in the flat layout holds the very config the trainer writes today (so a run
+    trained again writes the same metadata)."""
+    paths = Paths(REPO)
+    jobs = [j for j in tier_jobs(tier) if isinstance(j, TrainJob) and paths.checkpoint(tier, j.name).is_file()]
+    assert jobs
+    for job in jobs:
+        stored = stored_extra(paths.checkpoint(tier, job.name))["train"]
+        assert ("task" in stored) is (tier is not Tier.SMALL), job.name  # the layouts these tiers were written in
+        _, meta = read_checkpoint(paths.checkpoint(tier, job.name))
+        assert TrainConfig.from_dict(meta["extra"]["train"]) == job.config, job.name
+        if tier is not Tier.SMALL:
+            assert stored == job.config.to_dict(), job.name
+        assert job.state(paths) is JobState.DONE, job.name
 
 
 def test_complete_config_fills_only_what_is_missing() -> None:
@@ -95,6 +116,7 @@ def test_an_old_shuffle_checkpoint_is_evaluated_and_verified(tmp_path: Path) -> 
     assert not failures(checks) and checks[0].metric == "PSNR dB"
 
 
+@pytest.mark.slow
 def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                         train_killed_after: Callable[..., None]) -> None:
     cfg = get_recipe("quick")
@@ -112,6 +134,7 @@ def test_an_old_classification_run_resumes_bit_exactly(tmp_path: Path, monkeypat
     assert stored_extra(tmp_path / "old" / "checkpoint.safetensors")["train"]["task"] == "classification"  # new layout
 
 
+@pytest.mark.slow
 def test_an_old_shuffle_run_resumes_with_its_permutation(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                           train_killed_after: Callable[..., None]) -> None:
     out = tmp_path / "old"

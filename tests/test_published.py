@@ -44,6 +44,7 @@ def test_the_published_datasets_are_the_folders() -> None:
     assert DATASETS == ["cifar10-jpeg", "fashion-mnist"]
 
 
+@pytest.mark.slow
 def test_every_small_tier_job_is_published() -> None:
     """A fresh clone finds the whole small tier done: `randmix reproduce --tier small` would do nothing."""
     left = [f"{job.kind}:{job.name} ({state.value})" for job in tier_jobs(Tier.SMALL)
@@ -90,6 +91,7 @@ def test_every_published_entry_verifies(dataset: str) -> None:
     assert len(checks) == len(entries) + sum(e.is_robustness for e in attacked)  # each sampled number re-attacked
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", DATASETS)
 def test_the_verify_command_reads_the_published_folder(dataset: str) -> None:
     """The command CI users run, without the attacks (the test above re-attacks): exit 0 and every entry named."""

@@ -38,6 +38,7 @@ def invoke(*args: str) -> str:
     return result.output
 
 
+@pytest.mark.slow
 def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
     invoke()
     entry = read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json")
@@ -53,6 +54,7 @@ def test_a_tier_runs_once_then_every_job_is_skipped(tier: Path) -> None:
     assert all(o.before is JobState.DONE for o in outcomes)
 
 
+@pytest.mark.slow
 def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     invoke("--only", "*tiny*")
     monkeypatch.setitem(plans.TIERS, Tier.SMALL, [Study("tiny", "quick", "synthetic", (Mixing.CHANS,), (0,),
@@ -67,6 +69,7 @@ def test_changed_settings_are_refused_unless_forced(tier: Path, monkeypatch: pyt
     assert read_result(tier / "leaderboards/synthetic/Linf/small-tiny-chans-s0-linf.json").eps == "0.03"
 
 
+@pytest.mark.slow
 def test_a_device_that_cannot_run_is_refused_even_when_every_job_is_done(tier: Path) -> None:
     invoke("--only", "*tiny*")  # nothing left to run for these jobs: the typo must still not pass silently
     result = CliRunner().invoke(app, ["reproduce", "--tier", "small", "--only", "*tiny*", "--device", "meta"])
@@ -100,6 +103,7 @@ def test_shards_split_the_plan_into_disjoint_groups() -> None:
         reproduce.select(jobs, shard=(1, groups + 1))
 
 
+@pytest.mark.slow
 def test_a_rerun_of_a_job_gives_the_same_weights_and_the_result_records_them(tier: Path) -> None:
     """Bit-reproducible: the same job on the same CPU with the same thread count gives the same weights digest,
     which the result records beside the file's sha256 (a checkpoint whose metadata changed is the same run)."""
@@ -119,6 +123,7 @@ def test_a_rerun_of_a_job_gives_the_same_weights_and_the_result_records_them(tie
     assert weights_digest(read_checkpoint(ckpt)[0]) == first
 
 
+@pytest.mark.slow
 def test_the_smoke_tier_records_per_point_outcomes_with_a_custom_attack_set(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)

@@ -35,6 +35,7 @@ class Recorder:
         self.calls.append(("finished", job.name, state.value))
 
 
+@pytest.mark.slow
 def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(plans.TIERS, Tier.SMALL, TWO_GROUPS)
@@ -53,6 +54,7 @@ def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
     assert [o.before for o in again] == [JobState.DONE] * len(jobs) and not any(o.ran for o in again)
 
 
+@pytest.mark.slow
 def test_a_failing_job_in_a_worker_stops_the_run_with_its_message(tmp_path: Path) -> None:
     missing = get_recipe("quick").override(dataset="cifar10", data_dir=str(tmp_path / "nowhere"))
     jobs = [TrainJob("bad", "g1", Tier.SMALL, missing), TrainJob("bad2", "g2", Tier.SMALL, missing)]

@@ -36,6 +36,13 @@ EPS = 8 / 255
 FAST = dict(n_iter=10, n_queries=200)  # AutoAttack's budgets, shrunk so that CPU tests stay fast
 
 
+@pytest.fixture(autouse=True)
+def shim() -> None:
+    """Importing robustbench imports ``autoattack``, so the shim goes first (README: RobustBench interop); every test
+    installs it, so that none passes only because another ran before it."""
+    install_autoattack_shim(seed=0)
+
+
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory,
                train_tiny_checkpoint: Callable[..., Path]) -> Path:
@@ -58,6 +65,7 @@ def fast_autoattack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(PyAutoAttack, "_set_version", shrunk)
 
 
+@pytest.mark.slow
 def test_shim_gives_the_old_autoattack_api(checkpoint: Path, tmp_path: Path) -> None:
     install_autoattack_shim(seed=0)
     import autoattack
@@ -85,6 +93,7 @@ def test_shim_gives_the_old_autoattack_api(checkpoint: Path, tmp_path: Path) -> 
     assert set(EvaluationState.from_disk(state).run_attacks) == {"apgd-ce"}  # state_path= is passed through
 
 
+@pytest.mark.slow
 def test_registered_checkpoint_loads_through_robustbench_without_download(checkpoint: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     import robustbench.utils
@@ -110,6 +119,7 @@ def test_registered_checkpoint_loads_through_robustbench_without_download(checkp
         register_checkpoint(checkpoint, "Wrong", dataset="synthetic", model_dir=tmp_path)
 
 
+@pytest.mark.slow
 def test_robustbench_benchmark_and_our_harness_agree_exactly(
     checkpoint: Path, tmp_path: Path, fast_autoattack: None
 ) -> None:

@@ -183,6 +183,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
+@pytest.mark.slow
 def test_tiny_model_trains_through_the_trainer_and_the_loss_drops(runs: dict[str, Path]) -> None:
     run = json.loads((runs["chans"] / "run.json").read_text())
     assert run["status"] == "finished" and run["task"]["task"] == "shuffle" and run["task"]["permutation_seed"] == 5
@@ -214,6 +215,7 @@ def test_grid_png_has_the_expected_size_and_pixels(tmp_path: Path) -> None:
         assert img.getpixel(second_row_cell) == (0, 0, 0)
 
 
+@pytest.mark.slow
 def test_cli_eval_writes_results_and_grid_and_refuses_to_overwrite(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "fashion" / "shuffle"
     args = ["shuffle", "eval", str(runs["full"]), str(runs["chans"]), "-o", str(out), "-n", "100",

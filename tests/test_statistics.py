@@ -42,6 +42,7 @@ def bound(rate: float, reps: int) -> float:
     return rate + 2 * np.sqrt(rate * (1 - rate) / reps)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("n", "interaction", "reps"), [(500, 0.5, 1200), (1000, 1.0, 800)])
 @pytest.mark.parametrize("points", [True, False])
 def test_equal_variants_fire_at_most_five_percent_per_family(n: int, interaction: float, reps: int,
@@ -56,6 +57,7 @@ def test_equal_variants_fire_at_most_five_percent_per_family(n: int, interaction
     assert fired > 0  # the test is not just timid: it can fire at all
 
 
+@pytest.mark.slow
 def test_clean_accuracy_on_ten_thousand_points_is_calibrated() -> None:
     """Claim 1's setting: 3 variants on the whole 10,000-point test set."""
     reps = 200

@@ -61,6 +61,7 @@ def test_threads_wait_passively_unless_the_user_chose() -> None:
     assert init.index("prefer_passive_waiting()") < init.index("from randmix_bench import models")
 
 
+@pytest.mark.slow
 def test_same_seed_and_thread_count_train_the_same_weights(tmp_path: Path) -> None:
     cfg = get_recipe("quick").override(epochs=1, batch_size=64, flip=True)
     with cpu_threads(min(2, available_cores())):

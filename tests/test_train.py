@@ -23,7 +23,7 @@ from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, get_recipe
 from randmix_bench.run_folder import RESUME_NAME
-from randmix_bench.tasks import accuracy, build_model, task_for
+from randmix_bench.tasks import ClassificationSettings, accuracy, build_model, task_for
 from randmix_bench.train import make_optimizer, train
 from randmix_bench.vocab import Mixing
 
@@ -41,6 +41,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, train(QUICK_CHANS, out, device="cpu")
 
 
+@pytest.mark.slow
 def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     losses = [h["train_loss"] for h in summary["history"]]
@@ -56,6 +57,7 @@ def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, An
     assert accuracy(model, load_split("synthetic", False), 512) == run["test"]["test_acc"]
 
 
+@pytest.mark.slow
 def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     state, _ = read_checkpoint(out)
@@ -84,7 +86,7 @@ def test_optimizer_holds_only_learned_parameters() -> None:
 def test_convmixer_recipe_schedule() -> None:
     cfg = RECIPES["convmixer-cifar10"]
     assert (cfg.optimizer, cfg.batch_size, cfg.epochs, cfg.weight_decay) == ("adamw", 512, 25, 0.005)
-    assert (cfg.randaugment_n, cfg.randaugment_m, cfg.label_smoothing) == (2, 12, 0.0)
+    assert (cfg.randaugment_n, cfg.randaugment_m, cfg.task_settings) == (2, 12, ClassificationSettings(0.0))
     total = 100  # lr of step s is the schedule at (s + 1) / total
     assert cfg.lr_at(19, total) == pytest.approx(0.025)
     assert cfg.lr_at(39, total) == pytest.approx(0.05)  # peak at 2/5
@@ -92,6 +94,7 @@ def test_convmixer_recipe_schedule() -> None:
     assert cfg.lr_at(99, total) == 0.0
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_is_bit_exact(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                           train_killed_after: Callable[..., None]) -> None:
     # Every source of randomness on: crops, flips, RandAugment, and three epochs.
@@ -148,6 +151,7 @@ def test_existing_run_is_never_overwritten_by_mistake(quick_run: tuple[Path, dic
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                          train_killed_after: Callable[..., None]) -> None:
     out = tmp_path / "run"
@@ -156,6 +160,7 @@ def test_resume_refuses_changed_settings(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.exit_code == 2 and "lr=0.03 (asked 0.5)" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_a_diverging_epoch_is_never_saved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Weights that turn NaN in epoch 2 (with every loss finite) stop the run; epoch 1's resume state and
     record stay, and nothing of epoch 2 is saved."""
@@ -216,6 +221,7 @@ def test_out_under_a_read_only_folder_is_refused_up_front(tmp_path: Path) -> Non
     assert result.exit_code == 2 and "is read-only" in result.output, result.output
 
 
+@pytest.mark.slow
 def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None:
     """--force replaces the run's own files (no stale checkpoint beside a new run) and nothing else."""
     out = tmp_path / "run"
@@ -258,6 +264,7 @@ torch.save(dict(built[0].named_parameters()), os.environ["PARAMS"] + os.environ[
 """
 
 
+@pytest.mark.slow
 def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     script = tmp_path / "rank.py"
@@ -279,6 +286,7 @@ def test_torchrun_two_processes_gloo(tmp_path: Path) -> None:
     assert all(torch.equal(p, rank0[k]) for k, p in model.named_parameters())
 
 
+@pytest.mark.slow
 def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     calls: list[tuple[Any, ...]] = []
 
@@ -306,6 +314,7 @@ def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys
     assert capsys.readouterr() == ("", "")
 
 
+@pytest.mark.slow
 def test_train_command_draws_progress_unless_quiet(tmp_path: Path) -> None:
     drawn = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "drawn"), "--device", "cpu")
     assert drawn.exit_code == 0 and "epoch 1/1  loss " in drawn.output, drawn.output

@@ -163,6 +163,7 @@ def attacked_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_check
     return root
 
 
+@pytest.mark.slow
 def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template: Path, tmp_path: Path) -> None:
     board = Path(shutil.copytree(attacked_template, tmp_path / "leaderboards"))
     path = board / "synthetic" / "Linf" / "attacked.json"

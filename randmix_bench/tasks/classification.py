@@ -6,19 +6,23 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.data import DatasetInfo, ImageSplit
+from randmix_bench.errors import RandmixError
+from randmix_bench.tasks.base import TaskSettings
 from randmix_bench.tensors import eval_mode, to_unit
+from randmix_bench.vocab import TaskKind
 
 if TYPE_CHECKING:
     from randmix_bench.recipes import TrainConfig
 
-__all__ = ["ClassificationTask", "predict", "accuracy"]
+__all__ = ["ClassificationSettings", "ClassificationTask", "predict", "accuracy"]
 
 
 @torch.no_grad()
@@ -39,17 +43,32 @@ def accuracy(model: nn.Module, split: ImageSplit, batch_size: int = 1000, device
     return (preds == split.labels).float().mean().item()
 
 
+@dataclass(frozen=True)
+class ClassificationSettings(TaskSettings):
+    """What a classification run adds to the shared training settings."""
+
+    kind: ClassVar[TaskKind] = TaskKind.CLASSIFICATION
+    label_smoothing: float = 0.0  # of the cross-entropy
+
+    def validate(self) -> ClassificationSettings:
+        super().validate()
+        if not 0 <= self.label_smoothing < 1:
+            raise RandmixError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        return self
+
+
 class ClassificationTask:
     """Cross-entropy with optional label smoothing; scored by clean test accuracy."""
 
     name = "classification"
+    settings_type: ClassVar[type[TaskSettings]] = ClassificationSettings
 
     def __init__(self, label_smoothing: float = 0.0) -> None:
         self.label_smoothing = label_smoothing
 
     @classmethod
     def for_config(cls, cfg: TrainConfig) -> ClassificationTask:
-        return cls(cfg.label_smoothing)
+        return cls(cfg.settings_of(ClassificationSettings).label_smoothing)
 
     def model_kwargs(self, info: DatasetInfo) -> dict[str, Any]:
         return {"in_chans": info.in_chans, "num_classes": info.num_classes, "mean": info.mean, "std": info.std}

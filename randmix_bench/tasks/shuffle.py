@@ -1,6 +1,6 @@
 """Pixel-shuffle decoding (arXiv 2503.16760, claim 3): undo one fixed random permutation of pixel positions.
 
-One permutation of the H*W positions, drawn from ``TrainConfig.permutation_seed``, scrambles every image
+One permutation of the H*W positions, drawn from ``ShuffleSettings.permutation_seed``, scrambles every image
 (all channels alike); an image-to-image network (``randmix_unshuffler_*``) is trained through the ordinary
 trainer with a :class:`ShuffleTask` to map the scrambled image back to the original. The permutation is
 also stored in the task record (``run.json`` and the checkpoint), so a run is evaluated with exactly the
@@ -12,7 +12,9 @@ that ignores its input's content under MSE; beating it means the network actuall
 from __future__ import annotations
 
 import hashlib
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
@@ -20,15 +22,16 @@ import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.data import DatasetInfo, ImageSplit, dataset_info, is_folder_dataset, load_split
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import RandmixError, check_seed
+from randmix_bench.tasks.base import TaskSettings
 from randmix_bench.tasks.metrics import psnr, ssim
 from randmix_bench.tensors import eval_mode, to_unit
-from randmix_bench.vocab import Loss
+from randmix_bench.vocab import Loss, TaskKind
 
 if TYPE_CHECKING:
     from randmix_bench.recipes import TrainConfig
 
-__all__ = ["ShuffleTask", "make_permutation", "invert_permutation", "scramble", "unscramble"]
+__all__ = ["ShuffleSettings", "ShuffleTask", "make_permutation", "invert_permutation", "scramble", "unscramble"]
 
 
 def make_permutation(seed: int, num_pixels: int) -> torch.Tensor:
@@ -61,10 +64,29 @@ def unscramble(images: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return scramble(images, invert_permutation(perm))
 
 
+@dataclass(frozen=True)
+class ShuffleSettings(TaskSettings):
+    """What a pixel-shuffle run adds to the shared training settings."""
+
+    kind: ClassVar[TaskKind] = TaskKind.SHUFFLE
+    loss: Loss = Loss.MSE  # the reconstruction loss
+    permutation_seed: int = 0  # names the pixel permutation (make_permutation)
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any]) -> ShuffleSettings:
+        return cls(**{**values, **({"loss": Loss.parse(values["loss"])} if "loss" in values else {})})
+
+    def validate(self) -> ShuffleSettings:
+        super().validate()
+        check_seed("permutation_seed", self.permutation_seed)
+        return self
+
+
 class ShuffleTask:
     """Reconstruct images from their pixel-shuffled versions; the trainer's hooks for this track."""
 
     name = "shuffle"
+    settings_type: ClassVar[type[TaskSettings]] = ShuffleSettings
 
     def __init__(self, image_size: tuple[int, int], permutation_seed: int = 0, loss: str = "mse") -> None:
         self.image_size = (int(image_size[0]), int(image_size[1]))
@@ -81,7 +103,8 @@ class ShuffleTask:
             h, w = load_split(cfg.dataset, False, cfg.data_dir).images.shape[-2:]
         else:
             h = w = dataset_info(cfg.dataset).image_size
-        return cls((h, w), cfg.permutation_seed, cfg.loss)
+        settings = cfg.settings_of(ShuffleSettings)
+        return cls((h, w), settings.permutation_seed, settings.loss)
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> ShuffleTask:

@@ -17,11 +17,11 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize
 from torch import nn
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import atomic_path, sha256
+from randmix_bench.files import atomic_path, parse_json, sha256
 from randmix_bench.models import create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
 from randmix_bench.vocab import Mixing, TaskKind
@@ -58,8 +58,10 @@ def save_checkpoint(
     # One metadata key: safetensors writes several in hash order, which would make the file's sha256
     # differ between two saves of the same weights.
     record = {"format": FORMAT, "model": model_name, "model_kwargs": model_kwargs, "extra": extra or {}}
+    # serialized in memory, then written: a full disk is the write's OSError (one line), not safetensors' own error
+    data = serialize(state, metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
     with atomic_path(path) as tmp:
-        save_file(state, str(tmp), metadata={METADATA_KEY: json.dumps(record, sort_keys=True)})
+        tmp.write_bytes(data)
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -94,7 +96,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
     except (SafetensorError, OSError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {path} is corrupt or truncated ({e}); re-copy it or retrain") from None
     try:
-        record = json.loads(raw[METADATA_KEY])
+        record = parse_json(raw[METADATA_KEY].encode(), "its metadata")  # bounded depth: untrusted too
         if not isinstance(record, dict) or record.get("format") != FORMAT:
             raise RandmixError(f"format {record.get('format') if isinstance(record, dict) else record!r}")
     except (KeyError, ValueError) as e:
@@ -113,12 +115,34 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
         raise CheckpointError(f"{path}: metadata 'extra' must be an object, got {type(extra).__name__}; "
                               "the file was altered")
     check_model_kwargs(model, kwargs, path)
+    _check_extra(extra, path)
     if isinstance(extra.get("train"), dict):
         extra["train"] = complete_config(extra["train"], extra.get("task"))
     return state, {"model": model, "model_kwargs": kwargs, "extra": extra}
 
 
 RECORD_KEYS = frozenset({"format", "model", "model_kwargs", "extra"})
+_EXTRA_TYPES: dict[str, type] = {"epochs_done": int, "train": dict, "task": dict}
+_TRAIN_LABEL_TYPES: dict[str, type] = {"seed": int, "recipe": str, "dataset": str, "epochs": int, "task": str}
+
+
+def _check_extra(extra: dict[str, Any], path: Path) -> None:
+    """The parts of ``extra`` that eval, verify and reproduce read (the run's labels, its dataset, its task) must
+    have their types: a hand-edited value would otherwise end in a traceback, some of them after an evaluation's
+    work is done."""
+    def wrong(value: Any, kind: type) -> bool:
+        return value is not None and (type(value) is bool or not isinstance(value, kind))
+
+    train = extra.get("train")
+    records: list[tuple[str, dict[str, Any], dict[str, type]]] = [("extra", extra, _EXTRA_TYPES)]
+    if isinstance(train, dict):
+        records.append(("extra.train", train, _TRAIN_LABEL_TYPES))
+    for where, record, types in records:
+        for key, kind in types.items():
+            if wrong(record.get(key), kind):
+                what = {dict: "an object", int: "an int", str: "a string"}[kind]
+                raise CheckpointError(f"{path}: metadata '{where}.{key}' must be {what}, got {record[key]!r:.40}; "
+                                      "the file was altered: use a checkpoint from randmix train")
 
 
 def _int(low: int, high: int) -> Callable[[Any], bool]:

@@ -106,39 +106,47 @@ def decode_image(blob: bytes, where: str = "<bytes>", size: int | None = None) -
     return img.transpose(2, 0, 1)
 
 
-def _folder_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
-    """(class, file name, bytes) of ``source/<split>/<class>/*``; an entry that resolves outside
+Decode = Callable[[str, str, bytes], np.ndarray]
+"""(class, file name, bytes) -> the image, as :func:`decode_image` gives it."""
+Images = list[tuple[str, str, np.ndarray]]
+"""(class, file name, image) of a split."""
+
+
+def _folder_images(source: Path, split: str, decode: Decode) -> Images:
+    """The images of ``source/<split>/<class>/*``, each decoded as it is read; an entry that resolves outside
     ``source`` (a symlink pointing elsewhere) is refused rather than read."""
     root = source.resolve()
-    blobs = []
+    images = []
     for p in (source / split).glob("*/*"):
         if not p.resolve().is_relative_to(root):
             raise RandmixError(f"{p} links outside the dataset folder {source} (to {p.resolve()}); copy the file in "
                                "instead of linking it")
         if p.is_file():
-            blobs.append((p.parent.name, p.name, read_regular(p, "image", MAX_IMAGE_BYTES)))
-    _check_no_empty_class(source, split, {c.name for c in (source / split).iterdir() if c.is_dir()}, blobs)
-    return blobs
+            images.append((p.parent.name, p.name, decode(p.parent.name, p.name,
+                                                         read_regular(p, "image", MAX_IMAGE_BYTES))))
+    _check_no_empty_class(source, split, {c.name for c in (source / split).iterdir() if c.is_dir()}, images)
+    return images
 
 
 MAX_IMAGE_BYTES = 16 << 20  # one image file: far above any 32 px PNG/JPEG
 
 
-def _check_no_empty_class(source: Path, split: str, classes: set[str], blobs: list[tuple[str, str, bytes]]) -> None:
+def _check_no_empty_class(source: Path, split: str, classes: set[str], images: Images) -> None:
     """Classes are numbered by their folders' sorted names: an empty folder would silently shift every label
     after it, so it is refused, named."""
-    empty = sorted(classes - {c for c, _, _ in blobs})
+    empty = sorted(classes - {c for c, _, _ in images})
     if empty:
         raise RandmixError(f"{source}: class folder {split}/{empty[0]}/ holds no image"
                            + (f" (nor {len(empty) - 1} more)" if len(empty) > 1 else "")
                            + "; add its images or remove the folder (labels are numbered by folder)")
 
 
-def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
-    """(class, file name, bytes) of ``<split>/<class>/*`` in a tar, read in one streaming pass; member
-    names that are absolute or climb with ``..`` and links (symbolic or hard) are refused, and a damaged archive
-    is one error."""
-    blobs = []
+def _archive_images(source: Path, split: str, decode: Decode) -> Images:
+    """The images of ``<split>/<class>/*`` in a tar, read in one streaming pass and each decoded as it is read (a
+    small archive of large members that are no images, a gzip bomb, fails at its first one instead of filling
+    memory); member names that are absolute or climb with ``..`` and links (symbolic or hard) are refused, and a
+    damaged archive is one error."""
+    images = []
     folders: set[str] = set()
     check_regular(source, "dataset archive")
     try:
@@ -161,14 +169,15 @@ def _archive_blobs(source: Path, split: str) -> list[tuple[str, str, bytes]]:
                     if m.size > MAX_IMAGE_BYTES:
                         raise RandmixError(f"{source}: member {m.name} is {m.size:,} bytes, not an image of this "
                                            "dataset; remove it")
-                    blobs.append((parts[1], parts[2], tar.extractfile(m).read()))  # type: ignore[union-attr]
+                    blob = tar.extractfile(m).read()  # type: ignore[union-attr]
+                    images.append((parts[1], parts[2], decode(parts[1], parts[2], blob)))
             while stream.read(1 << 20):  # to the end, so that a missing tail (and gzip's checksum) is noticed
                 pass
     except (tarfile.TarError, OSError, EOFError, zlib.error) as e:
         raise RandmixError(f"{source} is a corrupt or truncated archive ({type(e).__name__}: {e}); download or "
                            "build it again") from None
-    _check_no_empty_class(source, split, folders, blobs)
-    return blobs
+    _check_no_empty_class(source, split, folders, images)
+    return images
 
 
 def read_image_folder(
@@ -184,25 +193,29 @@ def read_image_folder(
     images is refused.
     """
     split = "train" if train else "test"
-    blobs = _folder_blobs(source, split) if source.is_dir() else _archive_blobs(source, split)
-    if not blobs:
+    if progress:
+        progress(f"decoding the {split} images of {source}")
+
+    def decode(c: str, n: str, blob: bytes) -> np.ndarray:
+        return decode_image(blob, f"{source}: {split}/{c}/{n}", image_size)
+
+    found = _folder_images(source, split, decode) if source.is_dir() else _archive_images(source, split, decode)
+    if not found:
         raise MissingError(f"{source} has no {split}/<class>/<image> files")
-    blobs.sort(key=lambda t: (t[0], t[1]))
-    classes = sorted({c for c, _, _ in blobs})
+    found.sort(key=lambda t: (t[0], t[1]))
+    classes = sorted({c for c, _, _ in found})
     if set(classes) == set(CIFAR10_CLASSES):
         classes = list(CIFAR10_CLASSES)
     index = {c: i for i, c in enumerate(classes)}
-    if progress:
-        progress(f"decoding {len(blobs)} {split} images from {source}")
-    decoded = [decode_image(blob, f"{source}: {split}/{c}/{n}", image_size) for c, n, blob in blobs]
+    decoded = [image for _, _, image in found]
     shapes = {d.shape for d in decoded}
     if len(shapes) > 1:
         sizes = ", ".join(map(str, sorted(shapes)[:3]))
         raise RandmixError(f"{source}: {split} images differ in size ({sizes}); resize them to one size")
     images = np.stack(decoded)
-    labels = np.array([index[c] for c, _, _ in blobs], dtype=np.int64)
+    labels = np.array([index[c] for c, _, _ in found], dtype=np.int64)
     if interleave_test and not train:
-        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in blobs])
+        order = cifar10_jpeg_test_order([f"{c}/{n}" for c, n, _ in found])
         images, labels = images[order], labels[order]
     return images, labels, classes
 

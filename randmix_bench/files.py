@@ -45,6 +45,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
+    except OSError as e:
+        if e.filename is None:  # a failed write names no file: name the output, for the one-line message
+            raise OSError(e.errno, e.strerror, str(path)) from None
+        raise
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
@@ -224,6 +228,11 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
     try:
         lock.acquire(blocking=False)
     except Timeout:
+        try:  # filelock reports a lock file it cannot create (a read-only or virtual folder) as one held by another
+            os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+        except OSError as e:
+            raise RandmixError(f"{what} cannot be written: its lock file {lock.lock_file} cannot be created "
+                               f"({e.strerror}); choose a folder on a writable file system") from None
         raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to finish "
                         "or choose another output") from None
     try:

@@ -229,7 +229,8 @@ class RandmixBlock(_Strict):
         """Every number that is recorded twice must agree, so that no single one can be edited alone: the attack's
         norm and eps are the threat model's; the robust accuracy is what the last attack left
         (``per_attack_robust_acc``, in the order the attacks ran, never rising) and what the sweep measured at the
-        same eps with the same attacks; each sweep eps says its number; n fits the test set."""
+        same eps with the same attacks; each sweep eps says its number, and the sweep never rises with eps; n fits the
+        test set."""
         attack, per_attack, robust = self.attack, self.per_attack_robust_acc, self.robust_acc
         if attack.norm != self.threat_model or not same_eps(attack.eps, self.eps_value):
             _refuse("threat_model", f"{self.threat_model} eps_value {self.eps_value!r} is not the attack's norm "
@@ -252,6 +253,10 @@ class RandmixBlock(_Strict):
                     and not _same_count(point.robust_acc, robust)):
                 _refuse("sweep", f"robust accuracy {point.robust_acc!r} at eps {point.eps} is not robust_acc "
                         f"{robust!r}, measured at the same eps with the same attacks")
+        for smaller, larger in pairwise(sorted(self.sweep, key=lambda p: p.eps_value)):
+            if larger.robust_acc > smaller.robust_acc and not _same_count(larger.robust_acc, smaller.robust_acc):
+                _refuse("sweep", f"robust accuracy rises from {smaller.robust_acc!r} at eps {smaller.eps} to "
+                        f"{larger.robust_acc!r} at eps {larger.eps}: each eps attacks only the points the smaller left")
         _check_n(self.n_examples, self.dataset, "field 'randmix.n_examples':")
         size = _test_set_size(self.dataset)
         full = self.full_test_clean

@@ -8,6 +8,7 @@ with it; rank 0 holds the folder's lock for the whole run.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -169,8 +170,10 @@ def save_resume_state(out: Path, model: nn.Module, optimizer: torch.optim.Optimi
     }
     if next(model.parameters()).is_cuda:
         state["rng_cuda"] = torch.cuda.get_rng_state()
+    buffer = io.BytesIO()  # serialized in memory, then written: a full disk is the write's OSError, not torch's error
+    torch.save(state, buffer)
     with atomic_path(out / RESUME_NAME) as tmp:
-        torch.save(state, tmp)
+        tmp.write_bytes(buffer.getvalue())
 
 
 def recorded_trace(checkpoint: Path, meta: dict[str, Any], file_sha256: str) -> list[tuple[float, float]] | None:
@@ -183,7 +186,7 @@ def recorded_trace(checkpoint: Path, meta: dict[str, Any], file_sha256: str) -> 
         return loss_curve.check_trace(meta["extra"]["loss_trace"], f"{checkpoint} (metadata loss_trace)", epochs)
     run_json = checkpoint.parent / RUN_NAME
     try:
-        run = read_json(run_json, "run record")  # a regular file of bounded size: a FIFO there never blocks
+        run = read_json(run_json, "run record")  # a regular file of a sane size: a FIFO there would block
         if not (isinstance(run, dict) and run.get("format") == RUN_FORMAT
                 and run.get("checkpoint", {}).get("sha256") == file_sha256):
             return None

@@ -7,20 +7,24 @@ entry. A robustness entry's robust accuracy is re-checked: its strongest white-b
 entry's norm, eps, seed and iterations) is re-run on those points; the recorded headline may not sit above
 what that one attack leaves (the entry ran it and more, so it can only be lower), and when the attack was the
 entry's first, the number recorded after it (``per_attack_robust_acc``) must match it both ways, so a number
-edited down is caught too (the file's own checks tie the headline to it). The full AutoAttack run is not
-repeated (it wants a GPU).
+edited down is caught too (the file's own checks tie the headline to it). A number lowered after the first attack
+is caught through the per-point outcomes: the points recorded as broken that the first attack leaves are attacked
+with the entry's other attacks, and must not survive them all. Each other eps of the sweep is re-attacked as the
+headline is, one-sided. The full AutoAttack run is not repeated (it wants a GPU).
 
 Everything else a reader or a verdict uses is re-derived from the checkpoint as well: its labels (model,
 mixing, mixer seed, smoothing sigma, training seed, recipe and epochs: :func:`~randmix_bench.checkpoint.run_labels`),
-a shuffle entry's training-loss trace (when the checkpoint recorded one), the per-point clean outcomes where
-recorded, and ``clean_acc_full_test`` on points spread over the whole test set; a recorded n larger than the test
-set is refused.
+its parameter counts, the attacks its AutoAttack version runs, a shuffle entry's training-loss trace (when the
+checkpoint recorded one), the per-point clean outcomes where recorded, and ``clean_acc_full_test`` on every point of
+the test set (or a random sample: ``full_test=False``); a recorded n larger than the test set is refused, and two
+entries whose checkpoints hold the same weights under other labels fail.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import secrets
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,44 +33,25 @@ from typing import Any
 import torch
 from torch import nn
 
-from randmix_bench.checkpoint import CheckpointError, load_model, run_labels, weights_digest
+from randmix_bench.checkpoint import CheckpointError, load_model, weights_digest
 from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.entries import Entry
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import sha256
+from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, sha256
 from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
+from randmix_bench.run_identity import attack_problem, label_problem, relabelled_weights, trace_problem
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
+from randmix_bench.threat import same_eps
+from randmix_bench.tolerance import DEFAULT_SIGMAS, DEVICE_FLIPS, DEVICE_PSNR_DB, TOLERANCE_RULE, tolerance
 from randmix_bench.vocab import AAAttack, Mixing
 
 __all__ = ["Check", "VerifyOptions", "VerifyLog", "DEFAULT_N", "DEFAULT_SIGMAS", "DEVICE_FLIPS", "DEVICE_PSNR_DB",
            "TOLERANCE_RULE", "tolerance", "verify", "verify_entry", "failures"]
 
 DEFAULT_N = 500
-DEFAULT_SIGMAS = 3.0
-DEVICE_FLIPS = 2
-"""Predictions allowed to flip between the machine that recorded an accuracy and this one, on top of
-the sampling tolerance: GPUs run float32 convolutions in TF32 and sum in other orders, which can move a
-borderline logit across the decision boundary."""
-DEVICE_PSNR_DB = 0.05
-"""The same allowance for a mean PSNR: TF32 on the recording GPU moves outputs by ~1e-3 relative."""
-
-TOLERANCE_RULE = (
-    "Tolerance: {sigmas:g} × sd × √((N−m)/(m(N−1))) + a device allowance, where the entry's number was measured "
-    "on the first N test points and m ≤ N are re-measured here; the first m points are a sample of those N, so "
-    "their mean varies by that hypergeometric standard error (0 when m = N). sd is √(p(1−p)) for an accuracy p, "
-    "the per-image standard deviation for PSNR. Allowance: {flips} flipped predictions ({flips}/m) for accuracy, "
-    "{psnr_db} dB for PSNR, for differences between the recording GPU and this device. "
-    "Robust accuracy is checked one-sided with the same rule (sd from the recorded robust accuracy): the entry's "
-    "strongest white-box attack (APGD-CE when it ran it) is re-run at its norm, eps, seed and iterations "
-    "(AutoAttack's 100 unless recorded) on the m points, and the entry fails when its recorded robust accuracy "
-    "is above what that attack leaves by more than the tolerance; when that attack was the entry's first, the "
-    "accuracy it recorded after it is checked two-sided (below by more fails too); entries attacked with none or "
-    "only black-box attacks skip this check. Per-point outcomes (clean, and the whole test set's) may differ from the "
-    "checkpoint's predictions at no more than {flips} points."
-)
 
 
 @dataclass(frozen=True)
@@ -79,6 +64,7 @@ class VerifyOptions:
     batch_size: int = 250
     device: str = "cpu"
     robust: bool = True  # re-attack each robustness entry (minutes per large model on a CPU)
+    full_test: bool = True  # clean_acc_full_test on every test point (else on n random ones: a large model's minutes)
 
     def __post_init__(self) -> None:
         """A tolerance that is nan or negative would pass or fail every entry, a batch of 0 points never ends:
@@ -89,13 +75,6 @@ class VerifyOptions:
             raise RandmixError(f"the tolerance (--sigmas) must be a finite number >= 0, got {self.sigmas}")
         if self.batch_size < 1:
             raise RandmixError(f"batch size must be >= 1, got {self.batch_size}")
-
-
-def tolerance(sd: float, n_checked: int, n_recorded: int, allowance: float, sigmas: float = DEFAULT_SIGMAS) -> float:
-    """How far a mean over the first ``n_checked`` points may sit from the recorded mean over the first
-    ``n_recorded`` (a superset) before it counts as a mismatch; see :data:`TOLERANCE_RULE`."""
-    fpc = (n_recorded - n_checked) / (n_recorded - 1) if n_recorded > 1 else 0.0
-    return sigmas * sd * math.sqrt(fpc / n_checked) + allowance
 
 
 @dataclass
@@ -138,9 +117,9 @@ def _psnr(net: nn.Module, meta: dict[str, Any], split: ImageSplit, batch_size: i
     return values.mean().item(), values.std().item() if len(values) > 1 else 0.0, DEVICE_PSNR_DB
 
 
-def _robust_attack(rb: RandmixBlock) -> AAAttack | None:
-    """The entry's strongest white-box attack: APGD-CE when it ran it, else its first white-box one."""
-    whitebox = [a for a in rb.attack.attacks if a not in BLACK_BOX]
+def _robust_attack(attacks: list[AAAttack]) -> AAAttack | None:
+    """The strongest white-box attack of a list: APGD-CE when it holds it, else its first white-box one."""
+    whitebox = [a for a in attacks if a not in BLACK_BOX]
     return AAAttack.APGD_CE if AAAttack.APGD_CE in whitebox else next(iter(whitebox), None)
 
 
@@ -149,12 +128,13 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
     """Re-run the entry's strongest white-box attack as the entry configured it (its AutoAttack version's
     settings, seed, eps, iterations) on ``split``; None when the entry ran no white-box attack."""
     rb = entry.randmix
-    attack = _robust_attack(rb)
+    attack = _robust_attack(rb.attack.attacks)
     if attack is None:
         return None
     m = len(split)
     config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
-    measured = 100 * robust_accuracy(net, split.images, split.labels, config, device=device).robust_acc
+    outcome = robust_accuracy(net, split.images, split.labels, config, device=device)
+    measured = 100 * outcome.robust_acc
     # the entry's first attack ran alone from the clean points, as here: its recorded number is checked both ways
     alone = rb.attack.attacks[0] == attack and attack in rb.per_attack_robust_acc
     recorded = 100 * rb.per_attack_robust_acc[attack] if alone else float(entry.robustness.autoattack_acc)
@@ -169,35 +149,64 @@ def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: i
         check.problem = (f"robust check: recorded robust accuracy after {attack} {recorded:.2f} on {n_recorded} points "
                          f"is below the {measured:.2f} it leaves on the first {m} (tolerance -{tol:.2f}): the number "
                          "was lowered, or the attack is not the one recorded")
+    else:
+        check.problem = (_unbroken_problem(rb, net, split, outcome.robust, attack, batch_size, device)
+                         or _sweep_problem(rb, net, split, outcome.robust, n_recorded, sigmas, batch_size, device))
     return check
 
 
-def _label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | None:
-    """Which label of the entry (model, mixing, seeds, sigma, recipe, epochs) its checkpoint's own record
-    contradicts: a relabelled copy of a result would otherwise count as another variant or run."""
-    held = run_labels(net, meta)
-    if entry.is_robustness:
-        rb = entry.randmix
-        said: dict[str, Any] = {"model": rb.model, "mixing": str(rb.mixing), "mixer_seed": rb.mixer_seed,
-                                "smooth_sigma": rb.smooth_sigma, "train_seed": rb.train_seed,
-                                "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
-    else:
-        r = entry.shuffle
-        said = {"model": r.model, "mixing": str(r.mixing), "mixer_seed": r.mixer_seed, "smooth_sigma": r.smooth_sigma,
-                "train_seed": r.train_seed, "train_epochs": r.epochs}
-    wrong = [f"{k} {said[k]!r} (the checkpoint says {held[k]!r})" for k in said
-             if said[k] != held[k] and not (k != "model" and k != "mixing" and said[k] is None)]
-    return f"the entry's {', '.join(wrong)}" if wrong else None
-
-
-def _trace_problem(entry: Entry, meta: dict[str, Any]) -> str | None:
-    """A pixel-shuffle entry's training-loss trace must be the one its checkpoint recorded, when both exist: the
-    curve says whether training had flattened."""
-    if entry.is_robustness or entry.shuffle.train_loss is None or "loss_trace" not in meta["extra"]:
-        return None
-    if [list(p) for p in entry.shuffle.train_loss] != meta["extra"]["loss_trace"]:
-        return "train_loss is not the training-loss trace its checkpoint recorded"
+def _sweep_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, n_recorded: int,
+                   sigmas: float, batch_size: int, device: str) -> str | None:
+    """The robustness curve (``sweep``) is bounded from above like the headline: at each of its other eps, that
+    point's strongest white-box attack is re-run on the points the eps below it left (as the evaluation went upwards;
+    below the headline, from every point), and a recorded accuracy above what it leaves, beyond the tolerance, fails."""
+    m = len(split)
+    chain = torch.ones(m, dtype=torch.bool)
+    for point in sorted(rb.sweep, key=lambda p: p.eps_value):
+        if same_eps(point.eps_value, rb.eps_value):
+            chain &= survived  # the headline's points, re-attacked above
+            continue
+        attack = _robust_attack(point.attacks or rb.attack.attacks)
+        if attack is None:
+            continue
+        config = rb.attack.model_copy(update={"attacks": [attack], "eps": point.eps_value, "batch_size": batch_size})
+        index = chain.nonzero().flatten()
+        chain = torch.zeros(m, dtype=torch.bool)
+        if len(index):
+            chain[index] = robust_accuracy(net, split.images[index], split.labels[index], config, device=device).robust
+        recorded, measured = 100 * point.robust_acc, 100 * chain.float().mean().item()
+        tol = tolerance(100 * math.sqrt(point.robust_acc * (1 - point.robust_acc)), m, n_recorded,
+                        100 * DEVICE_FLIPS / m, sigmas)
+        if recorded - measured > tol:
+            return (f"robust check: the sweep's recorded robust accuracy at eps {point.eps} {recorded:.2f} is above "
+                    f"the {measured:.2f} that {attack} leaves on the first {m} (tolerance +{tol:.2f})")
     return None
+
+
+def _unbroken_problem(rb: RandmixBlock, net: nn.Module, split: ImageSplit, survived: torch.Tensor, attack: AAAttack,
+                      batch_size: int, device: str) -> str | None:
+    """A point recorded as broken must be breakable. Points among the first m that the entry records as clean and
+    broken (``points``) but that ``attack`` left standing here are attacked with the entry's other attacks, in its
+    order: more than :data:`DEVICE_FLIPS` that survive them all mean the robust accuracy was lowered by hand (the
+    later attacks' numbers and the per-point outcomes edited together, which the first attack alone cannot see)."""
+    points, m = rb.points, len(split)
+    if points is None or points.indices[:m] != list(range(m)) or rb.attack.source is not None:
+        return None
+    broken = torch.tensor(points.clean[:m], dtype=torch.bool) & ~torch.tensor(points.robust[:m], dtype=torch.bool)
+    claimed = (broken & survived).nonzero().flatten()
+    if len(claimed) <= DEVICE_FLIPS:
+        return None
+    others = [a for a in rb.attack.attacks if a != attack]
+    standing = len(claimed)
+    if others:
+        config = rb.attack.model_copy(update={"attacks": others, "batch_size": batch_size})
+        standing = int(robust_accuracy(net, split.images[claimed], split.labels[claimed], config,
+                                       device=device).robust.sum())
+    if standing <= DEVICE_FLIPS:
+        return None
+    return (f"robust check: {standing} of the first {m} points are recorded as broken (points.robust) but survive "
+            f"every attack of the entry ({', '.join(rb.attack.attacks)}) here (allowance {DEVICE_FLIPS}): the robust "
+            "accuracy was lowered")
 
 
 def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) -> str | None:
@@ -210,28 +219,35 @@ def _per_point_problem(correct: torch.Tensor, recorded: list[int], what: str) ->
     return None
 
 
-def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: int, sigmas: float, batch_size: int,
-                       device: str) -> str | None:
-    """clean_acc_full_test re-measured on ``m`` points spread evenly over the whole test set: per point against
-    ``full_test_clean`` when recorded, else the mean with the sampling tolerance (N = the test set)."""
+def _full_test_problem(rb: RandmixBlock, net: nn.Module, test: ImageSplit, m: int | None, sigmas: float,
+                       batch_size: int, device: str) -> str | None:
+    """clean_acc_full_test re-derived from the checkpoint on every point of the test set (``m`` None), or on ``m``
+    points drawn at random (a fixed sample could be dodged by editing only the points it leaves out): per point
+    against ``full_test_clean`` when recorded, else the mean; either way up to :data:`DEVICE_FLIPS` flips."""
     if rb.clean_acc_full_test is None:
         return None
-    index = torch.linspace(0, len(test) - 1, min(m, len(test))).round().long().unique()
+    n = len(test)
+    index = torch.arange(n) if m is None or m >= n else torch.randperm(n, generator=_unseeded())[:m].sort().values
     correct = predict(net, test.images[index], batch_size, torch.device(device)) == test.labels[index]
+    where = "every test point" if len(index) == n else f"{len(index)} random test points"
     if rb.full_test_clean is not None:
-        if len(rb.full_test_clean) != len(test):
-            return f"full_test_clean holds {len(rb.full_test_clean)} outcomes, the test set {len(test)} points"
+        if len(rb.full_test_clean) != n:
+            return f"full_test_clean holds {len(rb.full_test_clean)} outcomes, the test set {n} points"
         flips = int((correct.int() != torch.tensor(rb.full_test_clean)[index]).sum())
         if flips > DEVICE_FLIPS:
-            return (f"clean_acc_full_test: {flips} of {len(index)} sampled per-point outcomes (full_test_clean) are "
-                    f"not what the checkpoint predicts (allowance {DEVICE_FLIPS})")
+            return (f"clean_acc_full_test: {flips} per-point outcomes (full_test_clean) of {where} are not what the "
+                    f"checkpoint predicts (allowance {DEVICE_FLIPS})")
         return None
     p, measured = rb.clean_acc_full_test, correct.float().mean().item()
-    tol = tolerance(math.sqrt(p * (1 - p)), len(index), len(test), DEVICE_FLIPS / len(index), sigmas)
+    tol = tolerance(math.sqrt(p * (1 - p)), len(index), n, DEVICE_FLIPS / len(index), sigmas)
     if abs(measured - p) > tol:
-        return (f"clean_acc_full_test {100 * p:.2f} vs {100 * measured:.2f} on {len(index)} points spread over the "
-                f"test set (tolerance ±{100 * tol:.2f})")
+        return f"clean_acc_full_test {100 * p:.2f} vs {100 * measured:.2f} on {where} (tolerance ±{100 * tol:.2f})"
     return None
+
+
+def _unseeded() -> torch.Generator:
+    """A generator no one can predict (seeded from the OS), for samples a hand edit must not be able to avoid."""
+    return torch.Generator().manual_seed(secrets.randbits(63))
 
 
 class VerifyLog:
@@ -242,16 +258,18 @@ class VerifyLog:
     def __init__(self, path: str | Path, options: VerifyOptions) -> None:
         self.path, self.options = Path(path), {k: str(v) for k, v in asdict(options).items()}
         self.done: dict[str, tuple[str, list[Check]]] = {}
-        if self.path.exists():
+        if self.path.exists() or self.path.is_symlink():  # a regular file of a sane size: a FIFO would block
+            lines = read_regular(self.path, "--log", MAX_JSON_BYTES).splitlines()
             try:
-                for line in self.path.read_text().splitlines():
+                for line in lines:
                     if line.strip():
-                        record = json.loads(line)
+                        record = parse_json(line, "a line")
                         if record["options"] == self.options:
                             self.done[record["entry"]] = (record["key"], [Check(**c) for c in record["checks"]])
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                raise RandmixError(f"--log {self.path} is not a verify log ({type(e).__name__}); delete it or "
-                                   "pass another file") from None
+            except (ValueError, KeyError, TypeError) as e:  # a RandmixError: a line that is not JSON, and why
+                why = str(e) if isinstance(e, RandmixError) else type(e).__name__
+                raise RandmixError(f"--log {self.path} is not a verify log ({why}); delete it or pass another "
+                                   "file") from None
 
     @staticmethod
     def key(entry: Entry) -> str:
@@ -282,6 +300,7 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
     entry that fails."""
     splits: dict[str, ImageSplit | Exception] = {}
     checks: list[Check] = []
+    copies = relabelled_weights(entries)
     for entry in entries:
         earlier = log.checked(entry) if log is not None else None
         if earlier is None:
@@ -292,6 +311,8 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
                 log.add(entry, entry_checks)
         else:
             entry_checks = earlier
+        if entry.rel in copies and entry_checks[0].ok:
+            entry_checks[0].problem = copies[entry.rel]
         checks += entry_checks
         if checked:
             checked(entry_checks)
@@ -332,7 +353,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if held != (model, mixing):
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
-    check.problem = _label_problem(entry, net, meta) or _trace_problem(entry, meta)
+    check.problem = (label_problem(entry, net, meta) or trace_problem(entry, meta)
+                     or (attack_problem(entry.randmix) if entry.is_robustness else None))
     if check.problem is not None:
         return checks
     if dataset not in splits:
@@ -360,7 +382,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
         correct = predict(net, first.images, batch_size, torch.device(device)) == first.labels
         check.problem = ((_per_point_problem(correct, rb.points.clean, "points.clean")
                           if rb.points is not None and rb.points.indices[:m] == list(range(m)) else None)
-                         or _full_test_problem(rb, net, split, m, sigmas, batch_size, device))
+                         or _full_test_problem(rb, net, split, None if options.full_test else m, sigmas,
+                                               batch_size, device))
     if entry.is_robustness and options.robust:
         if progress:
             progress(f"re-attacking {entry.rel}")

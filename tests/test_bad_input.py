@@ -90,6 +90,14 @@ def forged_checkpoint(**changes: object) -> Setup:
     return setup
 
 
+def nested_metadata(tmp: Path, fx: Fixtures) -> None:
+    """Setup: ``run/checkpoint.safetensors`` whose metadata JSON holds a list nested 100,000 deep."""
+    state, meta = read_checkpoint(fx.checkpoint)
+    text = json.dumps({"format": FORMAT, **meta})[:-1] + ', "x": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    (tmp / "run").mkdir()
+    save_file(state, str(tmp / "run" / CHECKPOINT_NAME), metadata={METADATA_KEY: text})
+
+
 def hostile_kwarg(key: str) -> Setup:
     """Setup: a checkpoint whose ``model_kwargs[key]`` names a pickle that would write ``pwned`` if loaded."""
 
@@ -141,6 +149,16 @@ SECURITY_CASES: list[Case] = [
          setup=forged_checkpoint(model="resnet50")),
     Case("sec-mixer-seed-not-int", ["eval", "run", *EVAL_SMALL], "'mixer_seed' must be a non-negative int, got 1.5",
          setup=forged_checkpoint(model_kwargs={"mixer_seed": 1.5})),
+    Case("sec-metadata-nested-100000-deep", ["eval", "run", *EVAL_SMALL], "nested more than 64 levels deep",
+         setup=nested_metadata),
+    Case("sec-extra-dataset-not-a-name", ["eval", "run", *EVAL_SMALL], "'extra.train.dataset' must be a string",
+         setup=forged_checkpoint(extra={"train": {"dataset": ["x"]}})),
+    Case("sec-extra-seed-not-int", ["eval", "run", *EVAL_SMALL], "'extra.train.seed' must be an int, got 'abc'",
+         setup=forged_checkpoint(extra={"train": {"seed": "abc"}})),
+    Case("sec-extra-epochs-done-word", ["eval", "run", *EVAL_SMALL], "'extra.epochs_done' must be an int",
+         setup=forged_checkpoint(extra={"epochs_done": "x"})),
+    Case("sec-extra-train-not-object", ["eval", "run", *EVAL_SMALL], "'extra.train' must be an object",
+         setup=forged_checkpoint(extra={"train": "notadict"})),
     Case("sec-name-climbs", ["eval", "run", *EVAL_SMALL, "--name", "../x"], "use letters, digits, '-', '_', '.'",
          setup=copy_checkpoint()),
     Case("sec-name-absolute", ["eval", "run", *EVAL_SMALL, "--name", "/tmp/x"], "use letters, digits, '-', '_', '.'",
@@ -508,6 +526,16 @@ EVAL_FM = ["eval", "run", "-d", "fashion-mnist", "--data-dir", "{tmp}/fm", "--at
 VERIFY = ["verify", "leaderboards", "--no-robust"]
 
 
+def with_log(make: Callable[[Path], None]) -> Setup:
+    """Setup: a valid entry (:func:`result_file`) and ``log.jsonl`` made by ``make``, for ``verify --log``."""
+
+    def setup(tmp: Path, fx: Fixtures) -> None:
+        result_file()(tmp, fx)
+        make(tmp / "log.jsonl")
+
+    return setup
+
+
 def dangling(name: str) -> Setup:
     def setup(tmp: Path, fx: Fixtures) -> None:
         copy_checkpoint()(tmp, fx)
@@ -579,8 +607,16 @@ INTEGRITY_CASES: list[Case] = [
          setup=result_file()),
     Case("verify-batch-size-0", [*VERIFY, "--batch-size", "0"], "batch size must be >= 1, got 0",
          setup=result_file()),
+    Case("verify-log-fifo", [*VERIFY, "--log", "log.jsonl"], "log.jsonl is not a regular file",
+         setup=with_log(os.mkfifo)),
+    Case("verify-log-dev-zero", [*VERIFY, "--log", "log.jsonl"], "log.jsonl is not a regular file",
+         setup=with_log(lambda p: p.symlink_to("/dev/zero"))),
+    Case("verify-log-nested-100000-deep", [*VERIFY, "--log", "log.jsonl"], "nested more than 64 levels deep",
+         setup=with_log(lambda p: p.write_text("[" * 100_000 + "]" * 100_000 + "\n"))),
     Case("train-out-under-proc", ["train", "-r", "quick", "-o", "/proc/randmix-out", "--device", "cpu", "-q"],
-         "/proc"),
+         "lock file /proc/.randmix-out.lock cannot be created"),  # not "another process is writing" it
+    Case("eval-out-under-proc", ["eval", "run", *EVAL_SMALL, "--out", "/proc/randmix-out.json"],
+         "lock file /proc/.randmix-out.json.lock cannot be created", setup=copy_checkpoint()),
     # click's own usage errors (a value an option's type refuses, an unknown option, a missing argument): one line too
     Case("verify-n-nan", ["verify", "--n", "nan"], "Invalid value for '--n' / '-n'"),
     Case("eval-n-examples-not-a-number", ["eval", "run", "--n-examples", "abc"], "(see 'randmix eval --help')"),

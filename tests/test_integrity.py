@@ -12,27 +12,34 @@ import errno
 import json
 import math
 import os
+import resource
 import shutil
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import bomb_png
+from safetensors.torch import save_file
 from typer.testing import CliRunner
 
+import randmix_bench
 from randmix_bench import leaderboard, reproduce
+from randmix_bench.checkpoint import FORMAT, METADATA_KEY, read_checkpoint
 from randmix_bench.cli import app
 from randmix_bench.entries import LeaderboardError, load_entries, load_entry
 from randmix_bench.errors import ExistsError, RandmixError
-from randmix_bench.files import BusyError, exclusive
+from randmix_bench.files import BusyError, exclusive, sha256
 from randmix_bench.jobs import EvalJob, JobState, Paths, tier_jobs
 from randmix_bench.result_files import ResultError, read_result
 from randmix_bench.results import pct
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.threat import ThreatModel, parse_eps_list
-from randmix_bench.verify import VerifyOptions, verify
-from randmix_bench.vocab import Attack, Norm, Tier
+from randmix_bench.verify import VerifyOptions, failures, verify
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm, Tier
 
 N = 48
 
@@ -82,6 +89,8 @@ def lower_robust(data: dict, points: int, everywhere: bool) -> None:
         for point in rb["sweep"]:
             if point["eps"] == data["eps"]:
                 point["robust_acc"] = acc
+            elif point["eps_value"] > rb["eps_value"]:
+                point["robust_acc"] = min(point["robust_acc"], acc)  # the curve may not rise with eps
 
 
 def test_robust_accuracy_edited_down_alone_is_refused_on_read(board: Path) -> None:
@@ -105,10 +114,12 @@ def test_robust_accuracy_edited_down_everywhere_is_caught_by_verify(board: Path)
     (lambda d: d["randmix"]["sweep"][0].update(eps="3/255"), "randmix.sweep"),
     (lambda d: d["randmix"].update(n_examples=1_000_000, points=None), "randmix.n_examples"),
     (lambda d: d["randmix"]["sweep"][0].update(robust_acc=0.0), "randmix.sweep"),
+    (lambda d: d["randmix"]["sweep"].append({**d["randmix"]["sweep"][0], "eps": "3/255", "eps_value": 3 / 255})
+     or d["randmix"]["sweep"][1].update(robust_acc=0.0), "robust accuracy rises"),
     (lambda d: d["randmix"]["full_test_clean"].__setitem__(0, 1 - d["randmix"]["full_test_clean"][0]),
      "full_test_clean"),
 ], ids=["eps-string", "architecture", "full-width-eps", "sweep-eps", "n-beyond-the-test-set", "sweep-at-the-same-eps",
-        "full-test-outcome"])
+        "sweep-rising-with-eps", "full-test-outcome"])
 def test_a_number_edited_alone_disagrees_with_its_twin(board: Path, change: Callable[[dict], None],
                                                        field: str) -> None:
     edit(entry_json(board), change)
@@ -130,7 +141,8 @@ def test_a_copy_relabelled_as_another_run_is_refused_by_the_leaderboard(board: P
 
 
 @pytest.mark.parametrize(("field", "value"), [("train_seed", 5), ("smooth_sigma", 1.0), ("train_epochs", 9),
-                                              ("train_recipe", "quick"), ("mixer_seed", 3)])
+                                              ("train_recipe", "quick"), ("mixer_seed", 3), ("params_trainable", 100),
+                                              ("params_frozen", 0)])
 def test_verify_checks_every_label_against_the_checkpoints_own_record(board: Path, field: str, value: object) -> None:
     edit(entry_json(board), lambda d: d["randmix"].update({field: value}))
     (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=16, robust=False))
@@ -139,7 +151,7 @@ def test_verify_checks_every_label_against_the_checkpoints_own_record(board: Pat
 
 def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None:
     """clean_acc_full_test and its per-point outcomes beyond the attacked points, edited alike, are re-measured on
-    points spread over the test set."""
+    the whole test set."""
     def flip_beyond_n(d: dict) -> None:
         rb = d["randmix"]
         full = rb["full_test_clean"]
@@ -149,6 +161,100 @@ def test_verify_recounts_the_whole_test_sets_clean_outcomes(board: Path) -> None
     edit(entry_json(board), flip_beyond_n)
     (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=N, robust=False))
     assert not check.ok and "full_test_clean" in (check.problem or ""), check.problem
+
+
+def flip_full_test(d: dict, indices: list[int]) -> None:
+    rb = d["randmix"]
+    for i in indices:
+        rb["full_test_clean"][i] = 1 - rb["full_test_clean"][i]
+    rb["clean_acc_full_test"] = sum(rb["full_test_clean"]) / len(rb["full_test_clean"])
+
+
+@pytest.mark.parametrize("change", [
+    lambda d: flip_full_test(d, [N + 1, N + 3, N + 5]),
+    lambda d: d["randmix"].update(full_test_clean=None, clean_acc_full_test=d["randmix"]["clean_acc_full_test"] - 0.03),
+], ids=["three-outcomes-between-samples", "outcomes-dropped-mean-moved"])
+def test_verify_rederives_clean_acc_full_test_from_every_point(board: Path, change: Callable[[dict], None]) -> None:
+    """A few outcomes flipped where a fixed sample of the test set would not look, or the outcomes dropped (a file
+    written before they were recorded) and the mean moved by 3 points, which a sample's tolerance would cover: both
+    are caught, as every test point is predicted again (and --no-full-test samples at random, so it cannot be
+    dodged either)."""
+    edit(entry_json(board), change)
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=N, robust=False))
+    assert not check.ok and "every test point" in (check.problem or ""), check.problem
+
+
+@pytest.fixture(scope="module")
+def two_attacks_template(tmp_path_factory: pytest.TempPathFactory, train_tiny_checkpoint: Callable[..., Path]) -> Path:
+    """``leaderboards/synthetic/Linf/a.json``: APGD-CE then APGD-T at 1/255, swept up to 8/255."""
+    folder = tmp_path_factory.mktemp("two-attacks") / "leaderboards" / "synthetic" / "Linf"
+    ckpt = train_tiny_checkpoint(folder / "a.safetensors")
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.AUTOATTACK, version=AAVersion.CUSTOM,
+                                            attacks=(AAAttack.APGD_CE, AAAttack.APGD_T),
+                                            threat=ThreatModel.parse("Linf", "1/255"), n_examples=N, batch_size=N,
+                                            n_iter=5, sweep=parse_eps_list("1/255,8/255", Norm.LINF), device="cpu",
+                                            out=folder / "a.json"))
+    return folder / "a.json"
+
+
+@pytest.fixture()
+def two_attacks(two_attacks_template: Path, tmp_path: Path) -> Path:
+    shutil.copytree(two_attacks_template.parents[2], tmp_path / "leaderboards")
+    return tmp_path / "leaderboards" / "synthetic" / "Linf" / "a.json"
+
+
+def test_an_honest_entry_with_two_attacks_and_a_sweep_verifies(two_attacks: Path) -> None:
+    assert not failures(verify([load_entry(two_attacks)], VerifyOptions(n=N)))
+
+
+def test_verify_re_attacks_the_points_recorded_as_broken(two_attacks: Path) -> None:
+    """The first attack's number left alone, the later attack's number, the headline and the per-point outcomes
+    lowered together: the file reads and the first attack re-run agrees with it, but the points recorded as broken
+    survive every attack of the entry when verify attacks them."""
+    def lower_after_the_first_attack(d: dict) -> None:
+        rb = d["randmix"]
+        robust = rb["points"]["robust"]
+        for i in [i for i, r in enumerate(robust) if r][:10]:
+            robust[i] = 0
+        acc = sum(robust) / len(robust)
+        rb["robust_acc"], d["autoattack_acc"], rb["per_attack_robust_acc"]["apgd-t"] = acc, pct(acc), acc
+        rb["sweep"][0]["robust_acc"] = acc
+
+    edit(two_attacks, lower_after_the_first_attack)
+    robust = [c for c in verify([load_entry(two_attacks)], VerifyOptions(n=N)) if c.metric.startswith("robust")]
+    assert robust and "recorded as broken" in (robust[0].problem or ""), robust
+
+
+def test_verify_re_attacks_the_sweep(two_attacks: Path) -> None:
+    """The curve's point at 8/255 raised to the headline's accuracy (the curve may stay flat, never rise): the file
+    reads, verify's re-attack at 8/255 leaves far fewer points."""
+    edit(two_attacks, lambda d: d["randmix"]["sweep"][1].update(robust_acc=d["randmix"]["robust_acc"]))
+    robust = [c for c in verify([load_entry(two_attacks)], VerifyOptions(n=N)) if c.metric.startswith("robust")]
+    assert robust and "the sweep's recorded robust accuracy at eps 8/255" in (robust[0].problem or ""), robust
+
+
+def test_verify_finds_one_checkpoint_re_saved_as_another_run(board: Path) -> None:
+    """A copy of a checkpoint re-saved with another training seed in its metadata (same weights, another file
+    sha256) and a result that records no weights digest: the leaderboard sees two runs, verify hashes the weights."""
+    folder = board / "synthetic" / "Linf"
+    state, meta = read_checkpoint(folder / "a.safetensors")
+    record = {"format": FORMAT, **meta, "extra": {**meta["extra"], "train": {**meta["extra"]["train"], "seed": 7}}}
+    save_file(state, str(folder / "b.safetensors"), metadata={METADATA_KEY: json.dumps(record)})
+    shutil.copy(folder / "a.json", folder / "b.json")
+    edit(folder / "b.json", lambda d: d["randmix"].update(
+        train_seed=7, checkpoint={"path": "b.safetensors", "sha256": sha256(folder / "b.safetensors")}))
+    entries = load_entries(board)
+    assert len({e.run_key for e in entries}) == 2  # what the leaderboard alone can tell
+    failed = failures(verify(entries, VerifyOptions(n=N, robust=False)))
+    assert len(failed) == 1 and "b.json" in failed[0] and "holds the weights of synthetic/Linf/a.json" in failed[0]
+
+
+def test_verify_checks_the_attacks_against_the_version(board: Path) -> None:
+    """Tables label an entry by its AutoAttack version: one attack relabelled as AutoAttack standard is caught."""
+    edit(entry_json(board), lambda d: d["randmix"]["attack"].update(attack="autoattack", version="standard",
+                                                                     n_iter=None))
+    (check, *_) = verify([load_entry(entry_json(board))], VerifyOptions(n=16, robust=False))
+    assert not check.ok and "autoattack standard runs apgd-ce, apgd-t" in (check.problem or ""), check.problem
 
 
 @pytest.mark.parametrize("options", [{"sigmas": math.nan}, {"sigmas": -1.0}, {"batch_size": 0}, {"n": 0}])
@@ -200,6 +306,27 @@ def test_leaderboard_leaves_a_users_png_in_its_figures_folder_unread_and_untouch
     assert not leaderboard.stale(board) and identity(board / "figures" / "mine.png") == before
 
 
+def test_a_png_no_result_names_is_never_shown_as_a_grid(board: Path) -> None:
+    """The leaderboard shows the grids that shuffle results name: a picture (or a FIFO) dropped into a shuffle folder
+    would pass for what a result's models reconstructed."""
+    folder = board / "synthetic" / "shuffle"
+    folder.mkdir()
+    (folder / "mine.png").write_bytes(b"\x89PNG my own picture")
+    os.mkfifo(folder / "fifo.png")
+    text = leaderboard.pages(board)[board / "README.md"]
+    assert "mine" not in text and "fifo" not in text
+
+
+def test_a_huge_generated_page_is_stale_without_being_read(board: Path) -> None:
+    """A README.md of 20 GB (sparse: no disk used) that starts with the generated mark is compared by its size, never
+    read into memory."""
+    page = board / "README.md"
+    with open(page, "wb") as f:
+        f.write(leaderboard.GENERATED_MARK.encode())
+        f.truncate(20 << 30)
+    assert page in leaderboard.stale(board)
+
+
 def test_a_generated_file_that_is_a_fifo_is_refused_not_read(board: Path) -> None:
     os.mkfifo(board / "FINDINGS.md")
     with pytest.raises(RandmixError, match="FINDINGS.md is not a regular file"):
@@ -224,6 +351,18 @@ def test_shuffle_force_replaces_only_its_own_grid_and_result(save_unshuffler: Ca
     (out / "run.json").unlink()
     evaluate_runs([run], out, n_examples=8, grid_images=2)
     evaluate_runs([run], out, n_examples=8, grid_images=2, force=True)  # its own outputs: replaced
+
+
+@pytest.mark.parametrize("make", [os.mkfifo, lambda p: p.write_text("[" * 100_000 + "]" * 100_000)],
+                         ids=["fifo", "nested-100000-deep"])
+def test_a_run_record_beside_a_shuffle_checkpoint_is_read_safely(save_unshuffler: Callable[..., Path], tmp_path: Path,
+                                                                 make: Callable[[Path], None]) -> None:
+    """shuffle eval looks for the training-loss trace in the run.json beside a checkpoint that recorded none: a FIFO
+    there is never opened (it would block) and absurd nesting is not ours; the evaluation goes on without a trace."""
+    run = save_unshuffler(tmp_path / "run", "chans")
+    make(run / "run.json")
+    evaluate_runs([run], tmp_path / "out", n_examples=8, grid_images=2)
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["train_loss"] is None
 
 
 def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],
@@ -309,3 +448,25 @@ def test_a_full_disk_is_one_line_and_leaves_no_run_saying_running(tmp_path: Path
     assert "free some space" in lines[0] and "Traceback" not in result.output
     assert not (out / "checkpoint.safetensors").exists()
     assert json.loads((out / "run.json").read_text())["status"] == "failed"
+
+
+def _at_most_8_kb_per_file() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG instead of killing
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8192, 8192))
+
+
+def test_a_real_short_write_while_training_is_one_line(tmp_path: Path) -> None:
+    """A real short write, as on a full disk (the process may write no file past 8 KB, so the first resume state
+    fails): torch's and safetensors' own serializers ended it in a RuntimeError traceback; states and checkpoints are
+    now serialized in memory and written by the OS, whose error is one line naming the file."""
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=str(Path(randmix_bench.__file__).parents[1]), RANDMIX_OFFLINE="1")
+    result = subprocess.run([sys.executable, "-m", "randmix_bench.cli", "train", "-r", "quick", "-o", str(out),
+                             "--epochs", "1", "--device", "cpu", "-q"], capture_output=True, text=True, env=env,
+                            cwd=tmp_path, preexec_fn=_at_most_8_kb_per_file)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == 2 and len(lines) == 1 and "File too large" in lines[0], result.stderr
+    assert "resume" in lines[0] or "checkpoint" in lines[0], lines[0]
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert not (out / "checkpoint.safetensors").exists()
+

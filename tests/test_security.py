@@ -29,6 +29,7 @@ from randmix_bench.files import sha256
 from randmix_bench.models import create_model
 from randmix_bench.result_files import ResultError, check_entry_name, checkpoint_ref, read_result
 from randmix_bench.robustness import EvalOptions, evaluate
+from randmix_bench.tasks import ShuffleTask
 from randmix_bench.vocab import Attack
 
 MODEL = "randmix_convmixer_tiny"
@@ -113,6 +114,18 @@ def test_metadata_outside_the_allowlist_is_refused(tmp_path: Path, changes: dict
     with pytest.raises(CheckpointError, match="^" + str(path).replace(".", r"\.") + ": ") as e:
         read_checkpoint(path)
     assert expect in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("record", [
+    {"task": "shuffle"},
+    {"task": "shuffle", "image_size": [100_000, 100_000], "permutation_seed": 0, "loss": "mse", "permutation": [0]},
+    {"task": "shuffle", "image_size": "ab", "permutation_seed": 0, "loss": "mse", "permutation": [0, 1]},
+], ids=["fields-missing", "huge-image-size", "image-size-not-numbers"])
+def test_a_damaged_shuffle_task_record_is_refused_before_any_work(record: dict) -> None:
+    """A shuffle checkpoint's task record is its metadata: missing fields are one line, and an image size that
+    disagrees with the stored permutation is refused before a permutation of that size is built."""
+    with pytest.raises(RandmixError, match="task record is damaged"):
+        ShuffleTask.from_record(record)
 
 
 def test_unshuffler_kwargs_have_no_classes(tmp_path: Path) -> None:
@@ -268,11 +281,36 @@ def test_archive_members_that_are_links_are_refused(tmp_path: Path, kind: bytes)
         load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
 
 
+def noise_png() -> bytes:
+    """A 32 x 32 PNG of random pixels: incompressible, so an archive of them cut in half ends inside a member."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (32, 32), os.urandom(32 * 32 * 3)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def test_truncated_archive_names_the_archive(tmp_path: Path) -> None:
-    archive = tar_of(tmp_path / "d.tar.gz", {f"test/a/{i}.png": os.urandom(4096) for i in range(8)})
+    archive = tar_of(tmp_path / "d.tar.gz", {f"test/a/{i}.png": noise_png() for i in range(8)})
     archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
     with pytest.raises(RandmixError, match=f"^{archive} is a corrupt or truncated archive"):
         load_split(str(archive), train=False, cache_dir=tmp_path / "cache")
+
+
+def test_an_archive_fails_at_its_first_member_that_is_no_image(tmp_path: Path) -> None:
+    """Members are decoded as they are read: an archive of large members that are no images (a small gzip that
+    inflates to gigabytes) fails at the first, before the rest is read (here a link, refused if it were reached)."""
+    zeros = bytes(1 << 20)
+    with tarfile.open(tmp_path / "d.tar.gz", "w:gz") as tar:
+        for i in range(4):
+            info = tarfile.TarInfo(f"test/a/{i}.png")
+            info.size = len(zeros)
+            tar.addfile(info, io.BytesIO(zeros))
+        link = tarfile.TarInfo("test/a/9.png")
+        link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(link)
+    with pytest.raises(RandmixError, match="test/a/0.png: not a readable image"):
+        load_split(str(tmp_path / "d.tar.gz"), train=False, cache_dir=tmp_path / "cache")
 
 
 # ---------------------------------------------------------------------------------------- permissions

@@ -55,6 +55,9 @@ def verify_command(
     device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
     robust: bool = typer.Option(VerifyOptions.robust, "--robust/--no-robust", help="Re-attack each robustness entry "
                                 "with its strongest white-box attack (minutes per large model on a CPU)."),
+    full_test: bool = typer.Option(VerifyOptions.full_test, "--full-test/--no-full-test", help="Re-derive "
+                                   "clean_acc_full_test on every test point (minutes per large model on a CPU); "
+                                   "without it, on n random test points."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first entry that fails."),
     log: Path | None = typer.Option(None, "--log", help="Append each entry's checks to this file as they finish; a "
                                     "rerun with the same file skips the entries it holds (unchanged files, same "
@@ -75,7 +78,8 @@ def verify_command(
     if not entries:
         console.print("no result files to verify", highlight=False)
         return
-    options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust)
+    options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust,
+                            full_test=full_test)
     record = None if log is None else VerifyLog(log, options)
     done: list[Check] = []
 

@@ -138,7 +138,7 @@ def prepare(checkpoint: str | Path, dataset: str, options: EvalOptions = EvalOpt
     check_output_file(out_path, "--out")
     if out_path.resolve() == ckpt_path.resolve():
         raise ExistsError(f"--out {out_path} is the checkpoint being evaluated; write the result beside it, e.g. "
-                          f"--out {out_path.with_suffix('.json')}")
+                          f"--out {ckpt_path.with_suffix('.json')}")
     return Prepared(options=options, config=config, threat=options.threat, sweep=sweep, device=dev,
                     checkpoint=ckpt_path, model=model, source=source, meta=meta, dataset=dataset, test=test,
                     points=points, name=name, out=out_path,

@@ -113,8 +113,18 @@ class ShuffleTask:
         if record.get("task") != cls.name:
             raise RandmixError(f"not a pixel-shuffle run (task {record.get('task')!r}); "
                                "train one with `randmix shuffle train`")
-        task = cls(tuple(record["image_size"]), record["permutation_seed"], record["loss"])
-        if task.permutation.tolist() != list(record["permutation"]):
+        try:  # the record is a checkpoint's metadata: untrusted, so its shape is checked before any work
+            h, w = (int(v) for v in record["image_size"])
+            stored = list(record["permutation"])
+            if not (h > 0 and w > 0 and len(stored) == h * w):
+                raise ValueError(f"{len(stored)} stored positions for {h}x{w} images")
+            task = cls((h, w), record["permutation_seed"], record["loss"])
+        except RandmixError:
+            raise
+        except (KeyError, TypeError, ValueError) as e:
+            raise RandmixError(f"the run's task record is damaged ({type(e).__name__}: {e}); the record was altered: "
+                               "use a checkpoint from randmix shuffle train") from None
+        if task.permutation.tolist() != stored:
             raise RandmixError(f"the stored permutation is not the one seed {record['permutation_seed']} names; "
                                "the record was altered")
         return task

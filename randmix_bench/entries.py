@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 
 from randmix_bench.errors import MissingError, RandmixError
-from randmix_bench.result_files import ResultError, checkpoint_field, read_result, resolve_checkpoint
+from randmix_bench.result_files import ResultError, checkpoint_field, read_result, resolve_checkpoint, resolve_ref
 from randmix_bench.results import CheckpointRef, RandmixBlock, Result, RobustnessResult, ShuffleResult
 
 __all__ = ["Entry", "LeaderboardError", "LEADERBOARDS_NAME", "SHUFFLE_FOLDER", "load_entry", "load_entries"]
@@ -33,6 +33,7 @@ class Entry:
     rel: str  # its path relative to the leaderboards folder, posix, for messages and links
     result: Result
     checkpoint: Path  # real path, inside the leaderboards folder (see result_files.resolve_checkpoint)
+    source: Path | None = None  # a transfer attack's source checkpoint, resolved the same way
 
     @property
     def checkpoint_ref(self) -> CheckpointRef:
@@ -108,7 +109,9 @@ def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
     else:
         rel = path
         root = next((p for p in path.resolve().parents if p.name == LEADERBOARDS_NAME), path.parent)
-    return Entry(path, rel.as_posix(), result, resolve_checkpoint(result, path, root))
+    source = result.randmix.attack.source if isinstance(result, RobustnessResult) else None
+    return Entry(path, rel.as_posix(), result, resolve_checkpoint(result, path, root),
+                 None if source is None else resolve_ref(source, "randmix.attack.source", path, root))
 
 
 def load_entries(root: str | Path) -> list[Entry]:

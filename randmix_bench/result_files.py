@@ -16,8 +16,8 @@ from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, write_
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.vocab import TaskKind
 
-__all__ = ["ResultError", "check_entry_name", "checkpoint_ref", "checkpoint_field", "resolve_checkpoint", "read_result",
-           "check_replaceable", "write_result"]
+__all__ = ["ResultError", "check_entry_name", "checkpoint_ref", "checkpoint_field", "resolve_checkpoint", "resolve_ref",
+           "read_result", "check_replaceable", "write_result"]
 
 ENTRY_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
@@ -53,12 +53,17 @@ def checkpoint_field(result: Result) -> tuple[CheckpointRef, str]:
 
 
 def resolve_checkpoint(result: Result, result_path: str | Path, root: str | Path) -> Path:
-    """The real path of ``result``'s checkpoint, which must lie inside ``root`` (the leaderboards folder).
+    """The real path of ``result``'s checkpoint, which must lie inside ``root`` (the leaderboards folder):
+    see :func:`resolve_ref`."""
+    return resolve_ref(*checkpoint_field(result), result_path, root)
+
+
+def resolve_ref(ref: CheckpointRef, field: str, result_path: str | Path, root: str | Path) -> Path:
+    """The real path of a checkpoint a result refers to in ``field``, which must lie inside ``root``.
 
     The reference is tried against the result's folder, then each folder above it up to ``root``, and
     the first file found wins; symlinks are followed and must not leave ``root``. Raises
     :class:`ResultError` naming the file and the field."""
-    ref, field = checkpoint_field(result)
     result_path, root = Path(result_path), Path(root).resolve()
     folder = result_path.parent.resolve()
     if not folder.is_relative_to(root):

@@ -124,16 +124,17 @@ def _robust_attack(attacks: list[AAAttack]) -> AAAttack | None:
 
 
 def _robust_check(entry: Entry, net: nn.Module, split: ImageSplit, n_recorded: int, sigmas: float,
-                  batch_size: int, device: str) -> Check | None:
+                  batch_size: int, device: str, source: nn.Module | None = None) -> Check | None:
     """Re-run the entry's strongest white-box attack as the entry configured it (its AutoAttack version's
-    settings, seed, eps, iterations) on ``split``; None when the entry ran no white-box attack."""
+    settings, seed, eps, iterations) on ``split``, on the ``source`` model of a transfer attack; None when the
+    entry ran no white-box attack."""
     rb = entry.randmix
     attack = _robust_attack(rb.attack.attacks)
     if attack is None:
         return None
     m = len(split)
     config = rb.attack.model_copy(update={"attacks": [attack], "batch_size": batch_size})
-    outcome = robust_accuracy(net, split.images, split.labels, config, device=device)
+    outcome = robust_accuracy(net, split.images, split.labels, config, device=device, source=source)
     measured = 100 * outcome.robust_acc
     # the entry's first attack ran alone from the clean points, as here: its recorded number is checked both ways
     alone = rb.attack.attacks[0] == attack and attack in rb.per_attack_robust_acc
@@ -321,6 +322,17 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
     return checks
 
 
+def _source_problem(entry: Entry) -> str | None:
+    """A transfer attack's source checkpoint must be the one recorded: its examples decide the entry's number."""
+    if entry.source is None:
+        return None
+    ref = entry.randmix.attack.source
+    assert ref is not None  # an entry has a source path only when its attack records one
+    if sha256(entry.source) != ref.sha256:
+        return f"sha256 of the transfer source {entry.source} is not the recorded {ref.sha256[:12]}…"
+    return None
+
+
 def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
                  progress: Callable[[str], None] | None = None) -> list[Check]:
     """One entry's checks (see :func:`verify`); ``splits`` caches the test sets loaded so far."""
@@ -354,7 +366,7 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
     check.problem = (label_problem(entry, net, meta) or trace_problem(entry, meta)
-                     or (attack_problem(entry.randmix) if entry.is_robustness else None))
+                     or (attack_problem(entry.randmix) if entry.is_robustness else None) or _source_problem(entry))
     if check.problem is not None:
         return checks
     if dataset not in splits:
@@ -387,7 +399,8 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
     if entry.is_robustness and options.robust:
         if progress:
             progress(f"re-attacking {entry.rel}")
-        robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device)
+        source = None if entry.source is None else load_model(entry.source, map_location=device)[0]
+        robust_check = _robust_check(entry, net, split.first(m), n_recorded, sigmas, batch_size, device, source)
         checks.extend([robust_check] if robust_check is not None else [])
     return checks
 

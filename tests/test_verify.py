@@ -189,6 +189,30 @@ def test_robust_accuracy_is_re_attacked_and_a_raised_one_fails(attacked_template
         load_entries(board)
 
 
+@pytest.mark.slow
+def test_a_transfer_entry_is_re_attacked_on_its_source_model(attacked_template: Path, tmp_path: Path,
+                                                              train_tiny_checkpoint: Callable[..., Path]) -> None:
+    """A transfer control's number comes from examples made on another model: verify re-makes them there (a
+    white-box re-attack of the judged model breaks far more points and failed every honest transfer entry), and
+    a source checkpoint swapped for another fails."""
+    board = Path(shutil.copytree(attacked_template, tmp_path / "leaderboards"))
+    linf = board / "synthetic" / "Linf"
+    source = train_tiny_checkpoint(linf / "source.safetensors", mixing="full")
+    result = runner.invoke(app, ["eval", str(linf / "attacked.safetensors"), "-d", "synthetic", "--attack", "transfer",
+                                 "--transfer-from", str(source), "--eps", "8/255", "--n-examples", "16",
+                                 "--batch-size", "16", "--device", "cpu", "--out", str(linf / "transfer.json")])
+    assert result.exit_code == 0, result.output
+    entries = [e for e in load_entries(board) if e.rel.endswith("transfer.json")]
+    assert entries[0].source == source.resolve()
+    clean, robust = verify(entries)
+    recorded = json.loads((linf / "transfer.json").read_text())["randmix"]["robust_acc"]
+    assert clean.ok and robust.ok and robust.measured == pytest.approx(100 * recorded)  # the same examples, re-made
+
+    shutil.copy(linf / "attacked.safetensors", source)  # another model under the source's name
+    [check] = verify([e for e in load_entries(board) if e.rel.endswith("transfer.json")])
+    assert not check.ok and "sha256 of the transfer source" in check.problem
+
+
 # ------------------------------------------------------------------------------------- progress, log, fail-fast
 
 

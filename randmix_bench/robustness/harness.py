@@ -205,16 +205,19 @@ def robust_accuracy(
     device: str | torch.device = "cpu",
     progress: ProgressReporter | None = None,
     processes: int = 1,
+    source: nn.Module | None = None,
 ) -> Outcome:
     """Clean and robust accuracy of ``model`` on these points under ``config``, in memory (no resume).
 
     ``images`` are uint8 [N, C, H, W] or floats in [0, 1]. At equal batch size and seed this equals
     ``AutoAttack(...).run_standard_evaluation`` (and so RobustBench's ``benchmark``); on a CPU, ``processes``
-    batches are attacked at once (:mod:`~randmix_bench.robustness.forked`), with the same outcomes."""
+    batches are attacked at once (:mod:`~randmix_bench.robustness.forked`), with the same outcomes. With a
+    ``source`` model the attacks run on it and their examples are judged on ``model`` (a transfer attack)."""
     dev = resolve_device(device)
-    with input_gradients_only(model.to(dev)), autoattack_flags() as flags:
+    with input_gradients_only(model.to(dev)), input_gradients_only((source or model).to(dev)), \
+            autoattack_flags() as flags:
         harness = Harness(model, images, labels, device=dev, batch_size=config.batch_size,
-                          record=EvalRecord({}), progress=progress, processes=processes)
+                          record=EvalRecord({}), progress=progress, processes=processes, source=source)
         outcome = harness.run(f"eps={config.eps:g}", config, harness.clean())
     outcome.flags = flags
     return outcome

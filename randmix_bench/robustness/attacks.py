@@ -177,6 +177,11 @@ class Adversary:
             self._aa.fab.n_iter = config.n_iter
         if config.n_queries is not None:
             self._aa.square.n_queries = config.n_queries
+        # AutoAttack's loop gives FAB one restart for fab-t and leaves it so, for a fab after it too. Set from the
+        # order, not from what ran here: fab-t's batches may have run in forked processes or in an earlier run.
+        order = config.attacks
+        fab_after_t = AAAttack.FAB in order and AAAttack.FAB_T in order[: order.index(AAAttack.FAB)]
+        self._fab_restarts = 1 if fab_after_t else self._aa.fab.n_restarts
 
     def perturb(self, attack: AAAttack, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """One batch of one attack: adversarial candidates for ``x`` (not yet checked against the threat model)."""
@@ -193,8 +198,7 @@ class Adversary:
             return aa.apgd_targeted.perturb(x, y)
         if attack in (AAAttack.FAB, AAAttack.FAB_T):
             aa.fab.targeted, aa.fab.seed = attack is AAAttack.FAB_T, seed
-            if attack is AAAttack.FAB_T:
-                aa.fab.n_restarts = 1
+            aa.fab.n_restarts = 1 if attack is AAAttack.FAB_T else self._fab_restarts
             return aa.fab.perturb(x, y)
         aa.square.seed = seed  # AAAttack.SQUARE, the one left
         return aa.square.perturb(x, y)

@@ -5,12 +5,17 @@ batches of one attack are independent: AutoAttack seeds every batch with the sam
 same in whichever process and order it is attacked. So ``processes`` one-thread processes attack that many batches
 at once. Forked, not spawned: the children share the model and the points with the parent and start in
 milliseconds. Each child runs one thread, as DataLoader workers do: OpenMP's thread pool does not survive a fork,
-and a one-thread op never enters it.
+and a one-thread op never enters it. What a child logs is handled by the parent's loggers (AutoAttack's warnings
+are the result's flags, :func:`~randmix_bench.robustness.checks.autoattack_flags`), and a child dies with its parent.
 """
 
 from __future__ import annotations
 
+import copy
+import ctypes
+import logging
 import multiprocessing
+import os
 import queue
 import signal
 import sys
@@ -35,9 +40,44 @@ def can_fork(device: torch.device) -> bool:
     return device.type == "cpu" and sys.platform.startswith("linux")
 
 
-def _child(batches: Sequence[tuple[int, list[int]]], results: Any) -> None:
+_PR_SET_PDEATHSIG = 1  # prctl(2): the signal a process gets when its parent dies
+
+
+def _die_with(parent: int) -> None:
+    """SIGKILL this process when ``parent`` dies: a parent killed or terminated (``kill``, a reproduce worker
+    stopped) runs no cleanup, and its orphaned children would attack on, unread, for their whole share."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the prctl
+        os._exit(1)
+
+
+def _portable(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` that pickles: its message formatted, its traceback as text (as QueueHandler sends)."""
+    record = copy.copy(record)
+    record.msg, record.args = record.getMessage(), None
+    if record.exc_info:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+        record.exc_info = None
+    return record
+
+
+def _log_to(results: Any) -> None:
+    """Send every record this process logs to the parent instead of to this process's handlers: they are copies
+    of the parent's, and what they collect here (AutoAttack's zero-gradient warnings from inside APGD-T and
+    APGD-DLR, a result's flags) would be lost with the child."""
+
+    def send(self: logging.Logger, record: logging.LogRecord) -> None:
+        results.put(("log", -1, _portable(record)))
+
+    logging.Logger.callHandlers = send  # type: ignore[method-assign]  # this process only: a fork of the parent
+
+
+def _child(parent: int, batches: Sequence[tuple[int, list[int]]], results: Any) -> None:
     """One child: attack its share of the batches, send each outcome (or the error that ended it) to the parent."""
+    _die_with(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it stops the children
+    _log_to(results)
     torch.set_num_threads(1)
     assert _attack_one is not None
     try:
@@ -53,10 +93,11 @@ def attack_batches(attack_one: AttackOne, batches: Sequence[tuple[int, list[int]
                    processes: int) -> Generator[tuple[int, list[int], float], None, None]:
     """``(batch, broken indices, seconds)`` for each ``(batch, indices)`` as it finishes, the batches dealt round
     robin to at most ``processes`` forked children. The seconds are the wall time since the previous outcome, so
-    they add up to the attack's wall time. With one process (or batch) the batches run here, in order."""
+    they add up to the attack's wall time. With one process (or batch) the batches run here, in order, and so they
+    do in a daemonic process (a reproduce worker), which multiprocessing does not let have children."""
     global _attack_one
     processes = min(processes, len(batches))
-    if processes <= 1:
+    if processes <= 1 or multiprocessing.current_process().daemon:
         for b, idx in batches:
             began = time.perf_counter()
             broken = attack_one(idx)
@@ -64,15 +105,13 @@ def attack_batches(attack_one: AttackOne, batches: Sequence[tuple[int, list[int]
         return
     context = multiprocessing.get_context("fork")
     results = context.Queue()
+    children = [context.Process(target=_child, args=(os.getpid(), batches[k::processes], results), daemon=True)
+                for k in range(processes)]
     _attack_one = attack_one
     try:
-        children = [context.Process(target=_child, args=(batches[k::processes], results), daemon=True)
-                    for k in range(processes)]
-        for child in children:
+        for child in children:  # in the try: a start that fails (no memory) stops those already started
             child.start()
-    finally:
         _attack_one = None  # the children hold their copy
-    try:
         left, last = len(batches), time.perf_counter()
         while left:
             try:
@@ -82,6 +121,9 @@ def attack_batches(attack_one: AttackOne, batches: Sequence[tuple[int, list[int]
                     raise RandmixError("an attack process died (out of memory? killed?); rerun the same command "
                                        "to continue where it stopped") from None
                 continue
+            if kind == "log":
+                (logging.root if payload.name == "root" else logging.getLogger(payload.name)).handle(payload)
+                continue
             if kind == "failed":
                 raise RandmixError(payload)
             if kind == "crashed":
@@ -90,7 +132,10 @@ def attack_batches(attack_one: AttackOne, batches: Sequence[tuple[int, list[int]
             yield b, payload, now - last
             left, last = left - 1, now
     finally:
+        _attack_one = None
         for child in children:
+            if child.pid is None:  # never started
+                continue
             if child.is_alive():
                 child.terminate()
             child.join()

@@ -1,7 +1,7 @@
 """What an entry says about the run behind it, re-derived from its checkpoint by ``randmix verify``: its labels
-(model, mixing, seeds, sigma, recipe, epochs), parameter counts, the attacks its AutoAttack version runs, a shuffle
-entry's loss trace, and one run per checkpoint's weights. A result relabelled by hand would otherwise count as
-another variant or run.
+(model, mixing, seeds, sigma, recipe, epochs), parameter counts, the attacks its AutoAttack version runs, a transfer
+attack's source checkpoint, a shuffle entry's loss trace, and one run per checkpoint's weights. A result relabelled
+by hand would otherwise count as another variant or run.
 """
 
 from __future__ import annotations
@@ -13,13 +13,14 @@ from torch import nn
 from randmix_bench.checkpoint import digests, run_labels
 from randmix_bench.entries import Entry
 from randmix_bench.errors import RandmixError
+from randmix_bench.files import sha256
 from randmix_bench.freezing import count_parameters
 from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import make_attack_config
 from randmix_bench.threat import Eps, ThreatModel
 from randmix_bench.vocab import AAVersion, Attack
 
-__all__ = ["label_problem", "attack_problem", "trace_problem", "relabelled_weights"]
+__all__ = ["label_problem", "attack_problem", "source_problem", "trace_problem", "relabelled_weights"]
 
 
 def label_problem(entry: Entry, net: nn.Module, meta: dict[str, Any]) -> str | None:
@@ -58,6 +59,17 @@ def attack_problem(rb: RandmixBlock) -> str | None:
     if expected != c.attacks:
         return (f"attack: {c.attack} {c.version} runs {', '.join(expected) or 'no attack'}, not the recorded "
                 f"{', '.join(c.attacks) or 'no attack'}")
+    return None
+
+
+def source_problem(entry: Entry) -> str | None:
+    """A transfer attack's source checkpoint must be the one recorded: its examples decide the entry's number."""
+    if entry.source is None:
+        return None
+    ref = entry.randmix.attack.source
+    assert ref is not None  # an entry has a source path only when its attack records one
+    if sha256(entry.source) != ref.sha256:
+        return f"sha256 of the transfer source {entry.source} is not the recorded {ref.sha256[:12]}…"
     return None
 
 

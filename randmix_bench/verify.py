@@ -40,7 +40,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular, sha256
 from randmix_bench.results import RandmixBlock
 from randmix_bench.robustness import BLACK_BOX, robust_accuracy
-from randmix_bench.run_identity import attack_problem, label_problem, relabelled_weights, trace_problem
+from randmix_bench.run_identity import attack_problem, label_problem, relabelled_weights, source_problem, trace_problem
 from randmix_bench.tasks import ShuffleTask, predict
 from randmix_bench.tasks.metrics import psnr
 from randmix_bench.tensors import to_unit
@@ -322,17 +322,6 @@ def verify(entries: list[Entry], options: VerifyOptions = VerifyOptions(),
     return checks
 
 
-def _source_problem(entry: Entry) -> str | None:
-    """A transfer attack's source checkpoint must be the one recorded: its examples decide the entry's number."""
-    if entry.source is None:
-        return None
-    ref = entry.randmix.attack.source
-    assert ref is not None  # an entry has a source path only when its attack records one
-    if sha256(entry.source) != ref.sha256:
-        return f"sha256 of the transfer source {entry.source} is not the recorded {ref.sha256[:12]}…"
-    return None
-
-
 def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSplit | Exception],
                  progress: Callable[[str], None] | None = None) -> list[Check]:
     """One entry's checks (see :func:`verify`); ``splits`` caches the test sets loaded so far."""
@@ -366,7 +355,7 @@ def verify_entry(entry: Entry, options: VerifyOptions, splits: dict[str, ImageSp
         check.problem = f"checkpoint holds {held[0]} ({held[1]}), the entry says {model} ({mixing})"
         return checks
     check.problem = (label_problem(entry, net, meta) or trace_problem(entry, meta)
-                     or (attack_problem(entry.randmix) if entry.is_robustness else None) or _source_problem(entry))
+                     or (attack_problem(entry.randmix) if entry.is_robustness else None) or source_problem(entry))
     if check.problem is not None:
         return checks
     if dataset not in splits:

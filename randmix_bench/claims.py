@@ -23,7 +23,7 @@ from randmix_bench.vocab import AAVersion, Attack, Mixing
 
 __all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES", "EXPECTED",
            "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label", "why_untrusted",
-           "tier_of", "families_of"]
+           "clean_trusted", "tier_of", "families_of"]
 
 MIN_RUNS = 3
 """Runs (distinct checkpoints) each compared variant needs for a test: the calibration is done at 3."""
@@ -190,13 +190,24 @@ def why_untrusted(result: RobustnessResult) -> str | None:
     rb = result.randmix
     flags = [*rb.autoattack_flags, *(rb.sanity.autoattack_flags if rb.sanity else [])]
     reasons = [f"AutoAttack flagged it: {'; '.join(flags)}"] if flags else []  # first: a flag says the most
-    if rb.sanity is None:
+    if rb.attack.attack is Attack.NONE:
+        reasons.append("clean accuracy only: no attack was run")
+    elif rb.sanity is None:
         reasons.append("unchecked: no sanity report (randmix eval --sanity)")
     elif not rb.sanity.passed:
         reasons.append("sanity checks failed")
     if result.unreliable:
         reasons.append("marked unreliable")
     return "; ".join(reasons) or None
+
+
+def clean_trusted(result: RobustnessResult) -> bool:
+    """Whether a result's clean accuracy may feed claim 1: a trusted result's, or a clean-only one's (the medium
+    tier measures `space` that way: no attack, so no gradient to mask) that nothing flagged or marked unreliable."""
+    rb = result.randmix
+    if rb.attack.attack is Attack.NONE:
+        return not (result.unreliable or rb.autoattack_flags)
+    return why_untrusted(result) is None
 
 
 def tier_of(ref: CheckpointRef) -> str:

@@ -32,6 +32,7 @@ from randmix_bench.claims import (
     Scale,
     Verdict,
     attack_label,
+    clean_trusted,
     tier_of,
     variant_label,
     why_untrusted,
@@ -249,6 +250,8 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
                       per_point, tuple(rows), () if check is None else (check,)))
     settings: dict[tuple[int, float, str], list[RobustnessResult]] = defaultdict(list)
     for r in results:
+        if why_untrusted(r) is not None:  # a clean-only result feeds claim 1 alone
+            continue
         settings[(list(Norm).index(r.randmix.threat_model), r.randmix.eps_value,
                   attack_label(r.randmix.attack))].append(r)
     for key in sorted(settings):
@@ -306,13 +309,13 @@ def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[S
 
 def evaluate(results: Iterable[Result]) -> list[Family]:
     """Every table, tiers in :data:`TIERS` order, then model, dataset, training and claim; untrusted robustness
-    results are left out."""
+    results are left out (a clean-only one counts for claim 1: see :func:`~randmix_bench.claims.clean_trusted`)."""
     classification: dict[tuple[str, str, str, str], list[RobustnessResult]] = defaultdict(list)
     shuffle: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
     for r in results:
         if isinstance(r, ShuffleResult):
             shuffle[shuffle_study(r)].append(r)
-        elif why_untrusted(r) is None:
+        elif clean_trusted(r):
             classification[(tier_of(r.randmix.checkpoint), r.randmix.model, r.randmix.dataset,
                             _training(r) or "")].append(r)
     rank = {t: i for i, t in enumerate(TIERS)}

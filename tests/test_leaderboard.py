@@ -114,6 +114,30 @@ def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None
     assert "No ranked entries" in l2 and table_rows(l2, f"**{NOT_RANKED}**")[0][0] == "chans-s0"
 
 
+def test_a_clean_only_result_feeds_claim_1_and_no_ranking(board: Path, save_classifier: Callable[..., Path]) -> None:
+    """The medium tier measures `space` without an attack (claim 1 needs its clean accuracy only): nothing was
+    attacked, so nothing can be masked and no sanity report is due. It counts for claim 1, is listed apart from the
+    ranking (its robust number is its clean one) and feeds no robust-accuracy table."""
+    before = verdicts.evaluate(e.result for e in load_entries(board))
+    linf = board / "synthetic" / "Linf"
+    ckpt = save_classifier(linf / "space-s7.safetensors", "space", 7)
+    evaluate(ckpt, "synthetic", EvalOptions(attack=Attack.NONE, n_examples=N_EXAMPLES, device="cpu",
+                                            threat=ThreatModel.parse("Linf", "8/255"), out=linf / "space-s7.json"))
+    result = read_result(linf / "space-s7.json")
+    assert claims.clean_trusted(result) and claims.why_untrusted(result) == "clean accuracy only: no attack was run"
+    after = verdicts.evaluate(e.result for e in load_entries(board))
+
+    def space_runs(families: list[claims.Family], claim: str) -> list[int]:
+        return [c.runs[c.second == "space"] for f in families if f.claim == claim for c in f.rows
+                if "space" in (c.first, c.second)]
+
+    assert space_runs(before, "1") == [] and space_runs(after, "1") and set(space_runs(after, "1")) == {1}
+    assert [repr(f) for f in after if f.claim == "2"] == [repr(f) for f in before if f.claim == "2"]  # nan != nan
+    text = leaderboard.pages(board)[board / "README.md"]
+    rows = table_rows(text.split("### synthetic · Linf · eps 8/255")[1], f"**{NOT_RANKED}**")
+    assert ["space-s7", "clean accuracy only: no attack was run"] in [[r[0], r[-1]] for r in rows]
+
+
 @pytest.mark.parametrize(("change", "reason"), [
     ({"randmix.sanity": {**PASSED_SANITY, "passed": False}}, "sanity checks failed"),
     ({"randmix.sanity": PASSED_SANITY, "unreliable": True}, "marked unreliable"),

@@ -68,8 +68,9 @@ def _robustness_tables(entries: list[Entry], base: Path) -> list[str]:
         unranked = [e for e in group if why_untrusted(e.robustness) is not None]
         if unranked:
             rows = [cells(e) + [why_untrusted(e.robustness) or ""] for e in unranked]
-            out += [f"**{NOT_RANKED}** (their numbers may come from masked gradients or an unchecked run; they "
-                    "feed no claim verdict):", ""]
+            out += [f"**{NOT_RANKED}** (their numbers may come from masked gradients or an unchecked run, or measure "
+                    "clean accuracy only; they feed no robust-accuracy verdict, and only a clean-only one counts for "
+                    "claim 1):", ""]
             out += table(columns + ["Why not ranked"], rows, right={3, 4, 6, 7}) + [""]
     return out[:-1]
 

@@ -184,6 +184,9 @@ def variant_label(mixing: Mixing, sigma: float) -> str:
     return f"{mixing} (σ={sigma:g})" if mixing is Mixing.CHANS_SMOOTH or sigma else mixing.value
 
 
+CLEAN_ONLY = "clean accuracy only: no attack was run"  # why_untrusted's one reason that leaves claim 1 open
+
+
 def why_untrusted(result: RobustnessResult) -> str | None:
     """Why a robustness result may not be ranked or feed a verdict, or None when it may: it needs a
     gradient-masking sanity report that passed, no AutoAttack flag, and must not be marked unreliable."""
@@ -191,7 +194,7 @@ def why_untrusted(result: RobustnessResult) -> str | None:
     flags = [*rb.autoattack_flags, *(rb.sanity.autoattack_flags if rb.sanity else [])]
     reasons = [f"AutoAttack flagged it: {'; '.join(flags)}"] if flags else []  # first: a flag says the most
     if rb.attack.attack is Attack.NONE:
-        reasons.append("clean accuracy only: no attack was run")
+        reasons.append(CLEAN_ONLY)
     elif rb.sanity is None:
         reasons.append("unchecked: no sanity report (randmix eval --sanity)")
     elif not rb.sanity.passed:
@@ -204,10 +207,7 @@ def why_untrusted(result: RobustnessResult) -> str | None:
 def clean_trusted(result: RobustnessResult) -> bool:
     """Whether a result's clean accuracy may feed claim 1: a trusted result's, or a clean-only one's (the medium
     tier measures `space` that way: no attack, so no gradient to mask) that nothing flagged or marked unreliable."""
-    rb = result.randmix
-    if rb.attack.attack is Attack.NONE:
-        return not (result.unreliable or rb.autoattack_flags)
-    return why_untrusted(result) is None
+    return why_untrusted(result) in (None, CLEAN_ONLY)
 
 
 def tier_of(ref: CheckpointRef) -> str:

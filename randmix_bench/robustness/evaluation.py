@@ -141,8 +141,7 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     checks; every finished batch is recorded in ``state``."""
     config = job.config
     source = None if job.source is None else job.source[1]
-    with input_gradients_only(job.model), input_gradients_only(source or job.model), \
-            autoattack_flags(state.flags) as flags:
+    with input_gradients_only(job.model, source), autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
                           batch_size=config.batch_size, record=state, progress=progress, source=source,
                           processes=job.options.processes)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -62,18 +62,27 @@ class Outcome:
 
 
 @contextmanager
-def input_gradients_only(model: nn.Module) -> Iterator[nn.Module]:
-    """The model in eval mode with weights that do not require gradients, in channels-last memory format,
-    restored afterwards. Attacks need input gradients only, so backward skips every weight-gradient kernel and
-    its memory; channels-last is oneDNN's fast layout for the depthwise and 1x1 convolutions (1.1-1.5x per
-    attack step on a CPU, benchmarks/RESULTS.md) and computes the same values. Pair it with
-    :class:`ChannelsLastInputs`, which hands attacks their gradients back in the layout of their inputs."""
+def input_gradients_only(*models: nn.Module | None) -> Iterator[None]:
+    """The models (a transfer attack's source beside the judged one; None and repeats skipped) in eval mode with
+    weights that do not require gradients, in channels-last memory format, restored afterwards. Attacks need input
+    gradients only, so backward skips every weight-gradient kernel and its memory; channels-last is oneDNN's fast
+    layout for the depthwise and 1x1 convolutions (1.1-1.5x per attack step on a CPU, benchmarks/RESULTS.md) and
+    computes the same values. Pair it with :class:`ChannelsLastInputs`, which hands attacks their gradients back
+    in the layout of their inputs."""
+    with ExitStack() as stack:
+        for model in {id(m): m for m in models if m is not None}.values():
+            stack.enter_context(_input_gradients_only(model))
+        yield
+
+
+@contextmanager
+def _input_gradients_only(model: nn.Module) -> Iterator[None]:
     requires = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     model.to(memory_format=torch.channels_last)
     try:
         with eval_mode(model):
-            yield model
+            yield
     finally:
         model.to(memory_format=torch.contiguous_format)
         for p, r in zip(model.parameters(), requires, strict=True):
@@ -214,8 +223,7 @@ def robust_accuracy(
     batches are attacked at once (:mod:`~randmix_bench.robustness.forked`), with the same outcomes. With a
     ``source`` model the attacks run on it and their examples are judged on ``model`` (a transfer attack)."""
     dev = resolve_device(device)
-    with input_gradients_only(model.to(dev)), input_gradients_only((source or model).to(dev)), \
-            autoattack_flags() as flags:
+    with input_gradients_only(model.to(dev), None if source is None else source.to(dev)), autoattack_flags() as flags:
         harness = Harness(model, images, labels, device=dev, batch_size=config.batch_size,
                           record=EvalRecord({}), progress=progress, processes=processes, source=source)
         outcome = harness.run(f"eps={config.eps:g}", config, harness.clean())

@@ -99,6 +99,10 @@ def _plain(f: claims.Family) -> str:
         size = f"{_number(r.effect, f.unit)}{unit} [{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]"
         what = f"{r.first} {'above' if r.expected else 'vs'} {r.second}"
         said.append(f"{what}: {r.verdict.value} ({size})")
+    untested = sum(r.verdict is claims.Verdict.INSUFFICIENT_RUNS for r in f.rows)
+    if untested:  # never read as "no difference": these pairs were not tested at all
+        said.insert(0, f"{'every pair' if untested == len(f.rows) else f'{untested} of {len(f.rows)} pairs'} "
+                       f"untested, insufficient runs ({claims.MIN_RUNS} runs per variant are needed)")
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"

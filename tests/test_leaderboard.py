@@ -379,6 +379,9 @@ def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured
     assert "In plain words: " in findings
     assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
     assert "insufficient runs" in findings  # one or two seeds per variant here: no test is run
+    plain = next(line for line in findings.splitlines() if line.startswith("In plain words: "))
+    assert "every pair untested, insufficient runs (3 runs per variant are needed)" in plain
+    assert "no significant difference" not in plain  # an untested table never reads as a tested null
 
 
 def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:

@@ -6,6 +6,7 @@ claims section shown under the leaderboard and in the top README (:func:`claims_
 from __future__ import annotations
 
 import math
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable
 
@@ -117,13 +118,18 @@ def _summary_line(f: claims.Family) -> str:
             + ("; ".join(named) if named else "no pair the paper names") + ".")
 
 
-def claims_section(entries: list[Entry], level: str) -> list[str]:
+def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NAME) -> list[str]:
+    """The claims' named pairs per study, ``findings`` the link to FINDINGS.md from the page they go on."""
     lines = [f"{level} full vs chans vs space", "",
              f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
              f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
-             f"[{FINDINGS_NAME}]({FINDINGS_NAME}). Only ranked robustness entries count.", ""]
+             f"[{FINDINGS_NAME}]({findings}). Only ranked robustness entries count.", ""]
     families = verdicts.evaluate(e.result for e in entries)
-    lines += [_summary_line(f) for f in families if f.checks or any(r.expected for r in f.rows)]
+    lines += [_summary_line(f) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
+              if f.checks or any(r.expected for r in f.rows)]
+    if any(f.scale.tier in claims.NOT_EVIDENCE for f in families):
+        lines += ["", f"Not listed: the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the "
+                      f"claims (their tables, without verdicts, are in [{FINDINGS_NAME}]({findings}))."]
     if not any(f.claim != "3" for f in families):
         lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
     if not any(f.claim == "3" for f in families):
@@ -138,6 +144,9 @@ VERDICT_WORDS = [
     "`insufficient runs`: fewer than the runs a test needs.",
     "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
     "difference is significantly beyond the margin; `undecided`: neither.",
+    f"At the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the claims, nothing is called "
+    "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
+    "claim's own check `no verdict`, with its numbers.",
 ]
 
 
@@ -254,4 +263,5 @@ def render_summary(entries: list[Entry], leaderboard_link: str) -> str:
     """The top README's marked section: the claims' named pairs per study and a link to the full tables."""
     lead = NO_RESULTS if not entries else f"{counts(entries)}."
     lead += f" Full tables: [{leaderboard_link}]({leaderboard_link})."
-    return "\n".join([lead, ""] + claims_section(entries, "###")) + "\n"
+    findings = posixpath.join(posixpath.dirname(leaderboard_link), FINDINGS_NAME)
+    return "\n".join([lead, ""] + claims_section(entries, "###", findings)) + "\n"

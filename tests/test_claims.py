@@ -76,6 +76,34 @@ def test_directions_give_supported_and_opposite_and_never_contradicted(robust_re
     assert not {"contradicted", "inconclusive"} & {r.verdict.value for f in families for r in f.rows}
 
 
+@pytest.mark.parametrize("tier", sorted(claims.NOT_EVIDENCE))
+def test_a_tier_too_small_to_test_the_claims_never_supports_or_contradicts_them(
+        tier: str, robust_result: Callable[..., Any], shuffle_result: Callable[..., Any]) -> None:
+    """The same significant numbers that read `supported` / `opposite` / `not equivalent` at a tier that can test the
+    claims read `differs` (or `no verdict` for a claim's own check) on the small and smoke tiers, numbers kept."""
+    def at(tier: str, r: Any) -> Any:
+        block = r.randmix if isinstance(r, RobustnessResult) else r
+        ref = block.checkpoint.model_copy(update={"path": f"checkpoints/{tier}/{block.checkpoint.sha256}.safetensors"})
+        if isinstance(r, RobustnessResult):
+            return r.model_copy(update={"randmix": block.model_copy(update={"checkpoint": ref})})
+        return r.model_copy(update={"checkpoint": ref})
+
+    def run(mixing: str, seed: int, full_test: float, robust: float) -> Any:
+        return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
+    results = [run("full", s, 0.900, 0.50) for s in range(3)] + [run("chans", s, 0.850, 0.40) for s in range(3)]
+    results += [run("space", s, 0.800, 0.45) for s in range(3)]
+    results += [shuffle_result(s, 0.40 + s / 1000, 20.0 + s / 100).model_copy(update={"mixing": Mixing.CHANS})
+                for s in range(3)]
+    for where, words in (("medium", {Verdict.SUPPORTED, Verdict.OPPOSITE, Verdict.NOT_EQUIVALENT}),
+                         (tier, {Verdict.DIFFERS, Verdict.NO_VERDICT})):
+        families = verdicts.evaluate([at(where, r) for r in results])
+        said = {r.verdict for f in families for r in f.rows} | {c.verdict for f in families for c in f.checks}
+        assert {f.scale.tier for f in families} == {where}
+        assert words <= said and not said & {Verdict.SUPPORTED, Verdict.OPPOSITE, Verdict.EQUIVALENT,
+                                             Verdict.NOT_EQUIVALENT} - words
+        assert row(table(families, "1"), "chans", "space").effect == pytest.approx(5.0)  # the numbers stay
+
+
 def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[..., Any]) -> None:
     """chans-smooth with sigma 1 and 3 are different models: never averaged as if they were seeds."""
     results = [robust_result("chans", s, 0.8, 0.20 + s / 1000) for s in range(3)]

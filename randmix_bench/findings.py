@@ -14,7 +14,6 @@ from randmix_bench import claims, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
-from randmix_bench.vocab import Tier
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -107,7 +106,7 @@ def _plain(f: claims.Family) -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier in (Tier.SMALL, Tier.SMOKE) else ""
+    smoke = " (smoke test only)" if f.scale.tier in claims.NOT_EVIDENCE else ""
     return f"{where}{smoke}, {f.measure}: {tail}."
 
 
@@ -127,9 +126,12 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
     families = verdicts.evaluate(e.result for e in entries)
     lines += [_summary_line(f) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
               if f.checks or any(r.expected for r in f.rows)]
-    if any(f.scale.tier in claims.NOT_EVIDENCE for f in families):
-        lines += ["", f"Not listed: the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the "
-                      f"claims (their tables, without verdicts, are in [{FINDINGS_NAME}]({findings}))."]
+    toys = [t for t in claims.TIERS if t in claims.NOT_EVIDENCE and any(f.scale.tier == t for f in families)]
+    if toys:  # the tiers these entries have, never one that has no table to point to
+        several = len(toys) > 1
+        lines += ["", f"Not listed: the {' and '.join(toys)} tier{'s' if several else ''}, too small to test the "
+                      f"claims ({'their' if several else 'its'} tables, without verdicts, are in "
+                      f"[{FINDINGS_NAME}]({findings}))."]
     if not any(f.claim != "3" for f in families):
         lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
     if not any(f.claim == "3" for f in families):

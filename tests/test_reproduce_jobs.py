@@ -99,6 +99,11 @@ def test_progress_lines_of_a_running_job_name_it_and_skip_bursts() -> None:
     assert lines[3].startswith("[2/2] eval b: main · apgd-ce 250/1000 points, robust acc 70.00% (")
     assert lines[4].startswith("[2/2] eval b: main · apgd-ce 1000/1000 points")  # the attack's last, always
     assert len(lines) == 5
+    progress.job_finished(jobs[1], JobState.PARTIAL, 30.0)  # b finishes first: its lines all lead with [2/2]
+    progress.job_finished(jobs[0], JobState.PENDING, 80.0)
+    done = out.getvalue().splitlines()[5:]
+    assert [line.split(" | ")[0] for line in done] == ["[2/2] done   eval b in 30 s", "[1/2] done   train a in 80 s"]
+    assert "| 1 left" in done[0] and "| 0 left" in done[1]  # how many are left: counted after the bar
 
 
 @pytest.mark.slow
@@ -176,7 +181,7 @@ def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     progress.job_finished(jobs[0], JobState.PENDING, 150.0)  # 1.5x its estimate
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[1/4] start  train a (pending; plan estimate 1.7 min)")
-    assert lines[1].startswith("[2/4] done   train a in 2.5 min | 2 left (1 were already done)")
+    assert lines[1].startswith("[1/4] done   train a in 2.5 min | 2 left (1 were already done)")  # a's number
     assert "1.50x the plan's estimates" in lines[1]
     assert progress.eta_s() == pytest.approx((100 + 200) * 1.5 / 2)  # b and c left, two workers
     assert "\x1b" not in out.getvalue()  # plain text for a log

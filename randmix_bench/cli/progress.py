@@ -49,16 +49,18 @@ def plain(console: Console, text: str) -> None:
 
 class ReproduceProgress:
     """A :class:`~randmix_bench.reproduce.Reporter` that prints one plain line per job started and finished, each
-    finish with the time left: the plan's estimates of the jobs not finished, scaled by how long the jobs run so
-    far took against their estimates (jobs resumed part-way done excluded), shared by the ``workers`` running at
-    once; between them, a running job's epochs and attack batches (those at most every ``interval`` seconds). Plain
-    lines, so that a run in the background (``nohup randmix reproduce ... > log``) writes a log a person can
-    follow."""
+    led by the job's place in the plan (``[3/5]``: with ``--jobs`` the lines of several jobs interleave) and each
+    finish with the jobs left and the time left: the plan's estimates of the jobs not finished, scaled by how long
+    the jobs run so far took against their estimates (jobs resumed part-way done excluded), shared by the
+    ``workers`` running at once; between them, a running job's epochs and attack batches (those at most every
+    ``interval`` seconds). Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``)
+    writes a log a person can follow."""
 
     def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1, interval: float = 30.0) -> None:
         self.console, self.workers, self.total, self.interval = console, workers, len(jobs), interval
         self.last_line: dict[int, float] = {}  # id(job) -> when its last attack line was printed
         self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
+        self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
         self.running: dict[int, float] = {}  # id(job) -> when it started
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
@@ -94,9 +96,9 @@ class ReproduceProgress:
         eta = self.eta_s()
         finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")
         ratio = f", jobs take {self.measured / self.estimated:.2f}x the plan's estimates" if self.estimated else ""
-        plain(self.console, f"[{self.finished}/{self.total}] done   {job.kind} {job.name} in {duration(seconds)} | "
-                    f"{self.total - self.finished} left ({self.skipped} were already done), about "
-                    f"{duration(eta)} to go (~{finish}){ratio}")
+        plain(self.console, f"[{self.place[id(job)]}/{self.total}] done   {job.kind} {job.name} in "
+                    f"{duration(seconds)} | {self.total - self.finished} left ({self.skipped} were already done), "
+                    f"about {duration(eta)} to go (~{finish}){ratio}")
 
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:

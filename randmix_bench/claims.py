@@ -135,7 +135,7 @@ class Comparison:
     p: float  # two-sided, unadjusted; nan without a test
     p_holm: float
     detectable: float  # minimum detectable difference, 80 % power at Holm's worst case for the table
-    expected: bool  # the paper says first > second
+    expected: bool  # the paper says first > second, at a tier that can test it (never in NOT_EVIDENCE)
     verdict: Verdict
 
 

@@ -10,7 +10,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Callable
 
-from randmix_bench import claims, loss_curve, masking, verdicts
+from randmix_bench import claims, figures, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
@@ -193,6 +193,19 @@ def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
     return [f"Gradient-masking controls of these entries ({said}):", ""] + _control_table(mine)
 
 
+def _eps_chart(f: claims.Family, results: dict[str, RobustnessResult], drawn: dict[str, figures.Curve],
+               shown: set[str]) -> list[str]:
+    """Under a robust-accuracy table, the first time it comes: the chart of its entries' robust accuracy against eps
+    (mean and seed band per variant), which ``randmix leaderboard`` draws under ``figures/``."""
+    if f.claim != "2":
+        return []
+    where = (f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training, f.scale.setting)
+    stems = sorted({figures.curve_stem(r) for r in results.values() if verdicts.robust_table(r) == where}
+                   & drawn.keys() - shown)
+    shown.update(stems)
+    return [figures.markdown_image(drawn[stem]) for stem in stems] + ([""] if stems else [])
+
+
 def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
     """Per pixel-shuffle study whose runs recorded a loss trace: whether each run's training loss had flattened
     (:data:`randmix_bench.loss_curve.FLAT_RULE`); studies without traces say nothing (their results predate them)."""
@@ -207,8 +220,8 @@ def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
             if any(r.train_loss is not None for r in runs)]
     if not said:
         return []
-    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves: "
-            "[README.md](README.md), *Training loss*).", "", *said, ""]
+    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves below).", "",
+            *said, ""]
 
 
 def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
@@ -246,6 +259,7 @@ def render_findings(entries: list[Entry]) -> str:
               + ", ".join(t for t in claims.TIERS) + "; the small tier is a "
               f"{claims.TIERS['small']}.", ""]
     lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
+    drawn, shown = {c.stem: c for c in figures.curves(results.values())}, set[str]()
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
         mine = claims.families_of(families, number)
@@ -254,9 +268,11 @@ def render_findings(entries: list[Entry]) -> str:
             continue
         lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
         if number == "3":
-            lines += _flattening([e.shuffle for e in entries if not e.is_robustness])
+            shuffles = [e.shuffle for e in entries if not e.is_robustness]
+            lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]
         for f in mine:
-            lines += _familytable(f, "###") + _controls_beside(f, checks, results)
+            lines += _familytable(f, "###") + _controls_beside(f, checks, results) + _eps_chart(f, results, drawn,
+                                                                                                  shown)
     lines += _masking_section(checks)
     return "\n".join(lines[:-1]) + "\n"
 

@@ -75,7 +75,7 @@ import torch
 import torch.nn.functional as F
 from randmix_bench.data import load_split
 from randmix_bench.recipes import get_recipe
-from randmix_bench.tasks import build_model, task_for
+from randmix_bench.tasks import task_for
 from randmix_bench.vocab import Mixing
 recipe, mixing, threads, steps = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 cfg = get_recipe(recipe).override(mixing=Mixing.parse(mixing))
@@ -83,7 +83,7 @@ if not plain:
     from randmix_bench.threads import parse_threads
     torch.set_num_threads(parse_threads(threads))
 split = load_split(cfg.dataset, True, None)
-model, _ = build_model(cfg, task_for(cfg), split.info)
+model, _ = cfg.build_model(task_for(cfg), split.info)
 if plain:  # as usually written: NCHW, torch defaults, a random batch order, the recipe's optimizer
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
     x_all, y_all = split.images.float() / 255, split.labels

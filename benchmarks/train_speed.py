@@ -32,7 +32,7 @@ from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.loader import Augment, DeviceLoader
 from randmix_bench.provenance import device_name, versions
 from randmix_bench.recipes import TrainConfig, get_recipe
-from randmix_bench.tasks import ClassificationSettings, build_model, task_for
+from randmix_bench.tasks import ClassificationSettings, task_for
 from randmix_bench.train import make_optimizer, train_step
 from randmix_bench.vocab import Mixing
 
@@ -56,7 +56,7 @@ def timed(steps: Iterator[Callable[[], Any]], warmup: int, timed_steps: int, dev
 
 def model_on(device: torch.device, cfg: TrainConfig, split: ImageSplit, channels_last: bool) -> torch.nn.Module:
     """The trainer's initial model for ``cfg`` (the same weights both loops start from), on ``device``."""
-    model, _ = build_model(cfg, task_for(cfg), split.info)
+    model, _ = cfg.build_model(task_for(cfg), split.info)
     return model.to(device, memory_format=torch.channels_last if channels_last else torch.preserve_format).train()
 
 

@@ -21,9 +21,9 @@ from randmix_bench.results import AttackConfig, CheckpointRef, RobustnessResult
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import AAVersion, Attack, Mixing
 
-__all__ = ["ALPHA", "MIN_RUNS", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES", "EXPECTED",
-           "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label", "why_untrusted",
-           "clean_trusted", "tier_of", "families_of"]
+__all__ = ["ALPHA", "MIN_RUNS", "NOT_EVIDENCE", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES",
+           "EXPECTED", "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label", "variant_label",
+           "why_untrusted", "clean_trusted", "tier_of", "families_of"]
 
 MIN_RUNS = 3
 """Runs (distinct checkpoints) each compared variant needs for a test: the calibration is done at 3."""
@@ -44,6 +44,11 @@ TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes t
     "small": "smoke test of the pipeline, not evidence on the claims",
     "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
 }
+
+NOT_EVIDENCE = frozenset({"small", "smoke"})
+"""Tiers too small to test the paper's claims: their tables keep every number, but no pair there is called
+`supported` or `opposite` (a significant difference reads `differs`, its sign saying which is higher) and a claim's own
+check reads `no verdict`: a toy never supports or contradicts the paper."""
 
 _FULL, _CHANS, _SPACE, _SMOOTH = Mixing.FULL, Mixing.CHANS, Mixing.SPACE, Mixing.CHANS_SMOOTH
 EXPECTED: dict[str, set[tuple[Mixing, Mixing]]] = {  # per claim, the (better, worse) mixings the paper names; other
@@ -91,6 +96,7 @@ class Verdict(str, Enum):
     NOT_EQUIVALENT = "not equivalent"
     UNDECIDED = "undecided"
     INSUFFICIENT_RUNS = "insufficient runs"
+    NO_VERDICT = "no verdict"  # a claim's own check at a tier too small to test the claims (NOT_EVIDENCE)
     NO_DATA = "no data"
 
 
@@ -129,7 +135,7 @@ class Comparison:
     p: float  # two-sided, unadjusted; nan without a test
     p_holm: float
     detectable: float  # minimum detectable difference, 80 % power at Holm's worst case for the table
-    expected: bool  # the paper says first > second
+    expected: bool  # the paper says first > second, at a tier that can test it (never in NOT_EVIDENCE)
     verdict: Verdict
 
 

@@ -21,14 +21,16 @@ from typing import Any
 
 from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.files import atomic_path, png_text
+from randmix_bench.markdown import escape
 from randmix_bench.results import RobustnessResult, ShuffleResult
 from randmix_bench.verdicts import shuffle_study
 
-__all__ = ["Point", "Series", "Curve", "LossRun", "LossChart", "Chart", "curves", "loss_charts", "fingerprint",
-           "read_fingerprint", "draw"]
+__all__ = ["FIGURES_FOLDER", "Point", "Series", "Curve", "LossRun", "LossChart", "Chart", "curves", "curve_stem",
+           "loss_charts", "markdown_image", "fingerprint", "read_fingerprint", "draw"]
 
+FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `randmix leaderboard`
 FINGERPRINT_KEY = "randmix:data-sha256"
-FORMAT = "randmix-curve/2"  # bump when the drawing changes, so that --check asks for a redraw
+FORMAT = "randmix-curve/3"  # bump when the drawing changes, so that --check asks for a redraw
 LOSS_FORMAT = "randmix-loss/1"  # the same for the loss charts
 
 
@@ -39,6 +41,7 @@ class Point:
     mean: float  # percent
     spread: float | None  # sample standard deviation over runs, None for one run
     runs: int
+    attacks: str | None = None  # a sweep's cheaper attacks at this eps (e.g. "apgd-ce"), when not the chart's own
 
 
 @dataclass(frozen=True)
@@ -56,40 +59,62 @@ class Curve:
     series: tuple[Series, ...]
 
 
-def _point(eps: str, eps_value: float, values: list[float]) -> Point:
+def _point(eps: str, eps_value: float, values: list[float], attacks: set[str]) -> Point:
     spread = statistics.stdev(values) if len(values) > 1 else None
-    return Point(eps, eps_value, statistics.fmean(values), spread, len(values))
+    return Point(eps, eps_value, statistics.fmean(values), spread, len(values), " / ".join(sorted(attacks)) or None)
 
 
 def _stem(*parts: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", "-".join(parts)).strip("-").lower()
 
 
+def _chart_key(r: RobustnessResult) -> tuple[str, str, str, str]:
+    rb = r.randmix
+    return rb.model, rb.dataset, rb.threat_model, attack_label(rb.attack)
+
+
+def curve_stem(r: RobustnessResult) -> str:
+    """The file stem of the robustness chart ``r`` is drawn in (when it is drawn: see :func:`curves`)."""
+    model, dataset, norm, attack = _chart_key(r)
+    return _stem(dataset, model, norm, attack)
+
+
 def curves(results: Iterable[RobustnessResult]) -> list[Curve]:
     """The charts for these results: only ranked ones count (see :func:`claims.why_untrusted`); a chart needs
     at least one variant with more than the clean point. Each eps averages every run that measured it: the
-    headline eps over all seeds, the sweep's other values over the runs that swept them."""
+    headline eps over all seeds, the sweep's other values over the runs that swept them; a sweep that used
+    cheaper attacks than the chart's says which at that eps (an upper bound on what the chart's attacks leave)."""
     charts: dict[tuple[str, str, str, str], dict[str, dict[tuple[float, str], list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
+    cheaper: dict[tuple[str, str, str, str], dict[float, set[str]]] = defaultdict(lambda: defaultdict(set))
     for r in results:
         if why_untrusted(r) is not None:
             continue
-        rb = r.randmix
-        by_eps = charts[(rb.model, rb.dataset, rb.threat_model, attack_label(rb.attack))][
-            variant_label(rb.mixing, rb.smooth_sigma)]
+        rb, key = r.randmix, _chart_key(r)
+        by_eps = charts[key][variant_label(rb.mixing, rb.smooth_sigma)]
         by_eps[(0.0, "0")].append(float(r.clean_acc))
         measured = {(p.eps_value, p.eps): 100 * p.robust_acc for p in rb.sweep}
+        for p in rb.sweep:
+            if p.attacks is not None and p.eps_value != rb.eps_value:
+                cheaper[key][p.eps_value].add(", ".join(a.value for a in p.attacks))
         measured.setdefault((rb.eps_value, r.eps), float(r.autoattack_acc))
-        for key, value in measured.items():
-            by_eps[key].append(value)
+        for point, value in measured.items():
+            by_eps[point].append(value)
     out = []
     for (model, dataset, norm, attack), variants in sorted(charts.items()):
+        notes = cheaper[(model, dataset, norm, attack)]
         series = tuple(
-            Series(variant, tuple(_point(text, value, runs) for (value, text), runs in sorted(by_eps.items())))
+            Series(variant, tuple(_point(text, value, runs, notes.get(value, set()))
+                                  for (value, text), runs in sorted(by_eps.items())))
             for variant, by_eps in sorted(variants.items()))
         if any(len(s.points) > 1 for s in series):
             out.append(Curve(_stem(dataset, model, norm, attack), f"{model} on {dataset}: {norm}, {attack}", series))
     return out
+
+
+def markdown_image(chart: Chart, folder: str = FIGURES_FOLDER) -> str:
+    """The Markdown that shows ``chart`` from a page beside ``folder``."""
+    return f"![{escape(chart.title)}]({folder}/{chart.stem}.png)"
 
 
 @dataclass(frozen=True)
@@ -166,8 +191,9 @@ def _plot_curve(curve: Curve, ax: Any) -> None:
         (line,) = ax.plot(xs, ys, marker="o", markersize=4, label=f"{s.variant} ({runs} run{'s' * (runs > 1)})")
         ax.fill_between(xs, [y - e for y, e in zip(ys, errors, strict=True)],
                         [y + e for y, e in zip(ys, errors, strict=True)], color=line.get_color(), alpha=0.2, lw=0)
-    ticks = {p.eps_value: p.eps for s in curve.series for p in s.points}
-    ax.set_xticks(list(ticks), list(ticks.values()), rotation=45 if len(ticks) > 6 else 0)
+    ticks = {p.eps_value: p.eps + (f"\n({p.attacks} only)" if p.attacks else "") for s in curve.series
+             for p in s.points}
+    ax.set_xticks(list(ticks), list(ticks.values()), rotation=45 if len(ticks) > 6 else 0, fontsize=8)
     ax.set_xlabel("eps (0: clean accuracy)")
     ax.set_ylabel("accuracy % (mean, band ± sd over training seeds)")
     ax.set_ylim(0, 100)

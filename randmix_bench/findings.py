@@ -6,14 +6,14 @@ claims section shown under the leaderboard and in the top README (:func:`claims_
 from __future__ import annotations
 
 import math
+import posixpath
 from collections import defaultdict
 from collections.abc import Callable
 
-from randmix_bench import claims, loss_curve, masking, verdicts
+from randmix_bench import claims, figures, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
-from randmix_bench.vocab import Tier
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -99,10 +99,14 @@ def _plain(f: claims.Family) -> str:
         size = f"{_number(r.effect, f.unit)}{unit} [{_number(r.low, f.unit)}, {_number(r.high, f.unit)}]"
         what = f"{r.first} {'above' if r.expected else 'vs'} {r.second}"
         said.append(f"{what}: {r.verdict.value} ({size})")
+    untested = sum(r.verdict is claims.Verdict.INSUFFICIENT_RUNS for r in f.rows)
+    if untested:  # never read as "no difference": these pairs were not tested at all
+        said.insert(0, f"{'every pair' if untested == len(f.rows) else f'{untested} of {len(f.rows)} pairs'} "
+                       f"untested, insufficient runs ({claims.MIN_RUNS} runs per variant are needed)")
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier in (Tier.SMALL, Tier.SMOKE) else ""
+    smoke = " (smoke test only)" if f.scale.tier in claims.NOT_EVIDENCE else ""
     return f"{where}{smoke}, {f.measure}: {tail}."
 
 
@@ -113,13 +117,21 @@ def _summary_line(f: claims.Family) -> str:
             + ("; ".join(named) if named else "no pair the paper names") + ".")
 
 
-def claims_section(entries: list[Entry], level: str) -> list[str]:
+def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NAME) -> list[str]:
+    """The claims' named pairs per study, ``findings`` the link to FINDINGS.md from the page they go on."""
     lines = [f"{level} full vs chans vs space", "",
              f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
              f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
-             f"[{FINDINGS_NAME}]({FINDINGS_NAME}). Only ranked robustness entries count.", ""]
+             f"[{FINDINGS_NAME}]({findings}). Only ranked robustness entries count.", ""]
     families = verdicts.evaluate(e.result for e in entries)
-    lines += [_summary_line(f) for f in families if f.checks or any(r.expected for r in f.rows)]
+    lines += [_summary_line(f) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
+              if f.checks or any(r.expected for r in f.rows)]
+    toys = [t for t in claims.TIERS if t in claims.NOT_EVIDENCE and any(f.scale.tier == t for f in families)]
+    if toys:  # the tiers these entries have, never one that has no table to point to
+        several = len(toys) > 1
+        lines += ["", f"Not listed: the {' and '.join(toys)} tier{'s' if several else ''}, too small to test the "
+                      f"claims ({'their' if several else 'its'} tables, without verdicts, are in "
+                      f"[{FINDINGS_NAME}]({findings}))."]
     if not any(f.claim != "3" for f in families):
         lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
     if not any(f.claim == "3" for f in families):
@@ -134,6 +146,9 @@ VERDICT_WORDS = [
     "`insufficient runs`: fewer than the runs a test needs.",
     "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
     "difference is significantly beyond the margin; `undecided`: neither.",
+    f"At the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the claims, nothing is called "
+    "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
+    "claim's own check `no verdict`, with its numbers.",
 ]
 
 
@@ -178,6 +193,19 @@ def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
     return [f"Gradient-masking controls of these entries ({said}):", ""] + _control_table(mine)
 
 
+def _eps_chart(f: claims.Family, results: dict[str, RobustnessResult], drawn: dict[str, figures.Curve],
+               shown: set[str]) -> list[str]:
+    """Under a robust-accuracy table, the first time it comes: the chart of its entries' robust accuracy against eps
+    (mean and seed band per variant), which ``randmix leaderboard`` draws under ``figures/``."""
+    if f.claim != "2":
+        return []
+    where = (f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training, f.scale.setting)
+    stems = sorted({figures.curve_stem(r) for r in results.values() if verdicts.robust_table(r) == where}
+                   & drawn.keys() - shown)
+    shown.update(stems)
+    return [figures.markdown_image(drawn[stem]) for stem in stems] + ([""] if stems else [])
+
+
 def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
     """Per pixel-shuffle study whose runs recorded a loss trace: whether each run's training loss had flattened
     (:data:`randmix_bench.loss_curve.FLAT_RULE`); studies without traces say nothing (their results predate them)."""
@@ -192,8 +220,8 @@ def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
             if any(r.train_loss is not None for r in runs)]
     if not said:
         return []
-    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves: "
-            "[README.md](README.md), *Training loss*).", "", *said, ""]
+    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves below).", "",
+            *said, ""]
 
 
 def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:
@@ -231,6 +259,7 @@ def render_findings(entries: list[Entry]) -> str:
               + ", ".join(t for t in claims.TIERS) + "; the small tier is a "
               f"{claims.TIERS['small']}.", ""]
     lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
+    drawn, shown = {c.stem: c for c in figures.curves(results.values())}, set[str]()
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
         mine = claims.families_of(families, number)
@@ -239,9 +268,11 @@ def render_findings(entries: list[Entry]) -> str:
             continue
         lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
         if number == "3":
-            lines += _flattening([e.shuffle for e in entries if not e.is_robustness])
+            shuffles = [e.shuffle for e in entries if not e.is_robustness]
+            lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]
         for f in mine:
-            lines += _familytable(f, "###") + _controls_beside(f, checks, results)
+            lines += _familytable(f, "###") + _controls_beside(f, checks, results) + _eps_chart(f, results, drawn,
+                                                                                                  shown)
     lines += _masking_section(checks)
     return "\n".join(lines[:-1]) + "\n"
 
@@ -250,4 +281,5 @@ def render_summary(entries: list[Entry], leaderboard_link: str) -> str:
     """The top README's marked section: the claims' named pairs per study and a link to the full tables."""
     lead = NO_RESULTS if not entries else f"{counts(entries)}."
     lead += f" Full tables: [{leaderboard_link}]({leaderboard_link})."
-    return "\n".join([lead, ""] + claims_section(entries, "###")) + "\n"
+    findings = posixpath.join(posixpath.dirname(leaderboard_link), FINDINGS_NAME)
+    return "\n".join([lead, ""] + claims_section(entries, "###", findings)) + "\n"

@@ -30,7 +30,7 @@ from randmix_bench.vocab import AAAttack, AAVersion, Attack, Mixing, Norm, TaskK
 
 if TYPE_CHECKING:
     from randmix_bench.results import CheckpointRef, Result
-    from randmix_bench.robustness import EvalOptions
+    from randmix_bench.robustness import EvalOptions, ProgressReporter
     from randmix_bench.train import TrainReporter
 
 __all__ = ["JobState", "Paths", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "AnyJob", "tier_jobs"]
@@ -84,7 +84,8 @@ class TrainJob:
             return JobState.DONE if saved == _comparable(self.config.to_dict()) else JobState.CHANGED
         return JobState.PARTIAL if (paths.run_dir(self.tier, self.name) / "resume.pt").is_file() else JobState.PENDING
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None,
+            attacks: ProgressReporter | None = None) -> None:
         from randmix_bench.checkpoint import CHECKPOINT_NAME
         from randmix_bench.train import train
 
@@ -180,7 +181,8 @@ class EvalJob:
                      "train_recipe": rb.train_recipe, "train_epochs": rb.train_epochs}
                 == record_labels(read_checkpoint(ckpt)[1]))
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None,
+            attacks: ProgressReporter | None = None) -> None:
         """Evaluate; a result that only lacks per-point outcomes (written before they were recorded) gets them by
         re-attacking its main eps alone, its sweep and sanity report kept (robustness.add_points)."""
         from randmix_bench.result_files import read_result
@@ -190,9 +192,9 @@ class EvalJob:
         checkpoint, options = paths.checkpoint(self.tier, self.checkpoint), self.options(paths, device)
         if force and out.is_file() and self._matches(paths, earlier := read_result(out)) \
                 and earlier.randmix.points is None:  # type: ignore[union-attr]
-            add_points(checkpoint, self.dataset, options, command=command)
+            add_points(checkpoint, self.dataset, options, command=command, progress=attacks)
         else:
-            evaluate(checkpoint, self.dataset, options, force=force, command=command)
+            evaluate(checkpoint, self.dataset, options, force=force, command=command, progress=attacks)
 
 
 @dataclass(frozen=True)
@@ -225,7 +227,8 @@ class ShuffleEvalJob:
                 return JobState.CHANGED
         return JobState.DONE
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None,
+            attacks: ProgressReporter | None = None) -> None:
         from randmix_bench.shuffle_eval import evaluate_runs
 
         # force: its outputs are this job's alone, and a changed one was refused before
@@ -247,7 +250,8 @@ class LeaderboardJob:
             return JobState.PENDING
         return JobState.PENDING if leaderboard.stale(paths.leaderboards, paths.root / "README.md") else JobState.DONE
 
-    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None) -> None:
+    def run(self, paths: Paths, device: str | None, force: bool, training: TrainReporter | None,
+            attacks: ProgressReporter | None = None) -> None:
         from randmix_bench import leaderboard
 
         leaderboard.write(paths.leaderboards, paths.root / "README.md")

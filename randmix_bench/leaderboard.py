@@ -13,10 +13,11 @@ from pathlib import Path
 
 from randmix_bench import figures
 from randmix_bench.entries import Entry, LeaderboardError, load_entries
+from randmix_bench.figures import FIGURES_FOLDER
 from randmix_bench.files import atomic_path, check_regular, read_regular
 from randmix_bench.findings import FINDINGS_NAME, render_findings, render_summary
 from randmix_bench.markdown import relpath
-from randmix_bench.rankings import FIGURES_FOLDER, render_leaderboard
+from randmix_bench.rankings import render_leaderboard
 
 __all__ = ["MARKER_START", "MARKER_END", "pages", "charts", "stale", "write"]
 

@@ -20,11 +20,10 @@ from randmix_bench.findings import FINDINGS_NAME, NO_RESULTS, claims_section, co
 from randmix_bench.markdown import Markdown, escape, heading, relpath, table
 from randmix_bench.vocab import Norm
 
-__all__ = ["THREAT_MODELS", "NOT_RANKED", "FIGURES_FOLDER", "render_leaderboard"]
+__all__ = ["THREAT_MODELS", "NOT_RANKED", "render_leaderboard"]
 
 THREAT_MODELS = tuple(Norm)  # RobustBench's, in its order
 NOT_RANKED = "Not ranked: unreliable or unchecked"
-FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `write`
 
 
 def _params(trainable: int, frozen: int) -> str:
@@ -123,7 +122,7 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
                   "Ranked entries only; eps 0 is the clean accuracy. Each point is the mean over the training seeds "
                   "that measured it (the headline eps: every seed; the sweep's other values: the seeds that swept "
                   "them), with bars for their standard deviation.", ""]
-        lines += [f"![{escape(c.title)}]({FIGURES_FOLDER}/{c.stem}.png)" for c in charts] + [""]
+        lines += [figures.markdown_image(c) for c in charts] + [""]
     lines += ["## Pixel un-shuffling", "",
               "A network learns to undo one fixed random permutation of pixel positions; PSNR/SSIM of its "
               "reconstruction vs the original test image, next to those of the scrambled input itself.", ""]
@@ -134,7 +133,7 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
                   "Each run's training loss against epochs, one line per run, a colour per variant; each point is the "
                   "mean loss over a tenth of an epoch (over a whole epoch for runs trained before the finer trace was "
                   f"recorded). Whether it had flattened: [{FINDINGS_NAME}]({FINDINGS_NAME}), claim 3.", ""]
-        lines += [f"![{escape(c.title)}]({FIGURES_FOLDER}/{c.stem}.png)" for c in losses] + [""]
+        lines += [figures.markdown_image(c) for c in losses] + [""]
     if grids:
         lines += ["Ground truth, scrambled input, then one reconstruction row per variant "
                   "(`randmix shuffle eval`'s grids):", ""]

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from randmix_bench.data import check_dataset_name
+import torch
+from torch import nn
+
+from randmix_bench.data import DatasetInfo, check_dataset_name
 from randmix_bench.errors import RandmixError, check_finite_fields, check_seed, choices_error
+from randmix_bench.files import jsonable
 from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
-from randmix_bench.models import list_models, model_task
-from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, TaskSettings
+from randmix_bench.models import create_model, list_models, model_task
+from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, Task, TaskSettings
 from randmix_bench.tasks.base import S
 from randmix_bench.vocab import Choice, Mixing, Optimizer, TaskKind
 
@@ -183,6 +187,15 @@ class TrainConfig:
             if t <= x1:
                 return self.lr * (y0 + (y1 - y0) * (t - x0) / (x1 - x0))
         return self.lr * self.lr_schedule[-1][1]
+
+    def build_model(self, task: Task, info: DatasetInfo) -> tuple[nn.Module, dict[str, Any]]:
+        """This config's untrained model for ``task`` on data like ``info``, its learned weights drawn from
+        :attr:`seed`, and the constructor arguments that rebuild it (what a checkpoint records, as JSON gives
+        them back). The trainer, the benchmarks and the tests all build their models here."""
+        mixing = {"mixing": self.mixing, "mixer_seed": self.mixer_seed, "smooth_sigma": self.smooth_sigma}
+        kwargs = jsonable({**mixing, **task.model_kwargs(info)})
+        torch.manual_seed(self.seed)
+        return create_model(self.model, **{**kwargs, **mixing}), kwargs  # the model gets the Mixing member itself
 
 
 TASK_SETTINGS: dict[TaskKind, type[TaskSettings]] = {kind: task.settings_type for kind, task in TASKS.items()}

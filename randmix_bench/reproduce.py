@@ -18,8 +18,10 @@ import multiprocessing
 import queue
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from randmix_bench.device import resolve_device
@@ -80,11 +82,17 @@ def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, i
 
 
 class Reporter(Protocol):
-    """Where :func:`run` reports: the CLI draws the overview, tests record the calls."""
+    """Where :func:`run` reports: the CLI draws the overview, tests record the calls. Besides each job's start and
+    end, a running job reports its training epochs (from worker processes; one process reports them to
+    ``training``) and its attacks' batches, so that a run in the background logs progress within an hour-long job."""
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None: ...
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None: ...
+
+    def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None: ...
+
+    def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None: ...
 
 
 @dataclass
@@ -106,7 +114,8 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
     every job is done, so that a typo never passes silently.
 
     With ``workers`` > 1 the groups run in that many processes (``threads`` torch threads each; trainings
-    report nothing to ``training`` there) and the outcomes are returned in plan order all the same."""
+    report their epochs to ``reporter.job_epoch`` instead of ``training``) and the outcomes are returned in plan
+    order all the same."""
     if workers < 1:
         raise RandmixError(f"jobs must be >= 1, got {workers}")
     if device is not None:
@@ -137,7 +146,8 @@ def _run_one(jobs: Sequence[AnyJob], index: int, outcome: JobRun, paths: Paths, 
     if state is not JobState.DONE:
         began = time.perf_counter()
         # --force redoes what it must: a changed output, and a partial one whose state cannot be continued
-        job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training)
+        attacks = None if reporter is None else _AttackReports(partial(reporter.job_attack, job, index))
+        job.run(paths, device, force and state in (JobState.CHANGED, JobState.PARTIAL), training, attacks)
         outcome.seconds, outcome.ran = time.perf_counter() - began, True
     if reporter:
         reporter.job_finished(job, state, outcome.seconds)
@@ -157,9 +167,10 @@ def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, devi
         torch.set_num_threads(threads)
     while (group := groups.get()) is not None:
         for index in group:
-            outcome = JobRun(jobs[index], JobState.PENDING)
+            outcome, reports = JobRun(jobs[index], JobState.PENDING), _Events(events, index)
             try:
-                _run_one(jobs, index, outcome, paths, device, force, _Events(events, index), None)
+                _run_one(jobs, index, outcome, paths, device, force, reports,
+                         _EpochReports(partial(reports.job_epoch, jobs[index], index)))
             except RandmixError as e:
                 events.put(("failed", index, str(e), True))
                 return
@@ -171,7 +182,8 @@ def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, devi
 
 @dataclass
 class _Events:
-    """A :class:`Reporter` in a worker: forwards ``job_started`` to the parent, which reports it in order."""
+    """A :class:`Reporter` in a worker: forwards ``job_started`` and a job's attack batches to the parent, which
+    reports them."""
 
     events: Any
     index: int
@@ -181,6 +193,53 @@ class _Events:
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
         pass  # sent with the outcome
+
+    def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
+        self.events.put(("epoch", self.index, epoch, epochs, loss))
+
+    def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
+        self.events.put(("attack", self.index, label, done, total, robust_acc))
+
+
+@dataclass
+class _EpochReports:
+    """A worker's :class:`~randmix_bench.train.TrainReporter`: each finished epoch as ``send(epoch, epochs, loss)``
+    (the steps stay in the worker: one event per step would flood the queue)."""
+
+    send: Callable[[int, int, float], None]
+
+    def start(self, steps: int, epochs: int, epochs_done: int) -> None:
+        pass
+
+    def step(self, lr: float) -> None:
+        pass
+
+    def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        self.send(record["epoch"], epochs, record["train_loss"])
+
+    def stop(self) -> None:
+        pass
+
+    def finished(self, summary: dict[str, Any], out: Path) -> None:
+        pass
+
+
+@dataclass
+class _AttackReports:
+    """A job's :class:`~randmix_bench.robustness.ProgressReporter`: each attack's start and batches as
+    ``send(label, done, total, robust_acc)``."""
+
+    send: Callable[[str, int, int, float], None]
+    label: str = ""
+    total: int = 0
+    done: int = 0
+
+    def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+
+    def advance(self, points: int, robust_acc: float) -> None:
+        self.done += points
+        self.send(self.label, self.done, self.total, robust_acc)
 
 
 def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[JobRun], paths: Paths,
@@ -217,6 +276,12 @@ def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[Job
                 outcomes[index].before = JobState(event[2])
                 if reporter:
                     reporter.job_started(job, index, len(jobs), outcomes[index].before)
+            elif kind == "epoch":
+                if reporter:
+                    reporter.job_epoch(job, index, *event[2:])
+            elif kind == "attack":
+                if reporter:
+                    reporter.job_attack(job, index, *event[2:])
             elif kind == "outcome":
                 outcome = outcomes[index]
                 outcome.before, outcome.seconds, outcome.ran = JobState(event[2]), event[3], event[4]

@@ -54,7 +54,7 @@ from randmix_bench.run_folder import (
     run_lock,
     save_resume_state,
 )
-from randmix_bench.tasks import Task, build_model, task_for
+from randmix_bench.tasks import Task, task_for
 from randmix_bench.vocab import Optimizer
 
 __all__ = ["train", "train_step", "make_optimizer", "TrainReporter"]
@@ -170,7 +170,7 @@ def _train(cfg: TrainConfig, out: Path, task: Task, resume: bool, force: bool, d
     cuda = device.type == "cuda"
     if cuda:  # autotune conv kernels for the one batch shape
         torch.backends.cudnn.benchmark = True
-    model, model_kwargs = build_model(cfg, task, train_split.info)
+    model, model_kwargs = cfg.build_model(task, train_split.info)
     # channels_last everywhere: cuDNN's fastest layout, and oneDNN's depthwise backward on the CPU too
     model = model.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, cfg, fused=cuda)

@@ -25,6 +25,7 @@ from randmix_bench.claims import (
     MNIST_FAMILY,
     NEAR_PERFECT_SSIM,
     NEARLY_PP,
+    NOT_EVIDENCE,
     TIERS,
     Check,
     Comparison,
@@ -48,6 +49,7 @@ __all__ = ["evaluate", "robust_table", "shuffle_study"]
 
 Key = tuple[Mixing, float]  # (mixing, smooth_sigma)
 R = TypeVar("R", RobustnessResult, ShuffleResult)
+C = TypeVar("C", Check, Check | None)
 _ORDER = {m: i for i, m in enumerate(Mixing)}
 
 
@@ -126,9 +128,11 @@ def _difference(a: _Sample, b: _Sample, scale: float) -> statistics.Difference:
     return statistics.Difference(d.effect * scale, d.se * scale, d.df)
 
 
-def _family(claim: str, samples: dict[Key, _Sample], scale: float) -> tuple[list[Comparison],
-                                                                          dict[tuple[Key, Key], statistics.Difference]]:
-    """Every pair's comparison (oriented so the paper's expected winner comes first), Holm-adjusted."""
+def _family(claim: str, samples: dict[Key, _Sample], scale: float, tier: str) -> tuple[
+        list[Comparison], dict[tuple[Key, Key], statistics.Difference]]:
+    """Every pair's comparison (oriented so the paper's expected winner comes first), Holm-adjusted; at a tier too
+    small to test the claims, no pair has an expected direction, so none is `supported` or `opposite`."""
+    testable = tier not in NOT_EVIDENCE
     pairs = []
     for a, b in combinations(samples, 2):
         pairs.append((b, a) if _expected(claim, b, a) else (a, b))
@@ -144,7 +148,7 @@ def _family(claim: str, samples: dict[Key, _Sample], scale: float) -> tuple[list
         sa, sb = samples[a], samples[b]
         means = (scale * float(sa.values.mean()), scale * float(sb.values.mean()))
         spreads = tuple(scale * float(s.values.std(ddof=1)) if len(s.values) > 1 else None for s in (sa, sb))
-        expected, reverse = _expected(claim, a, b), _expected(claim, b, a)
+        expected, reverse = testable and _expected(claim, a, b), testable and _expected(claim, b, a)
         if (a, b) in diffs:
             d = diffs[(a, b)]
             interval = d.interval()
@@ -186,6 +190,14 @@ def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: d
                Verdict.NOT_EQUIVALENT if test.p_outside < ALPHA else Verdict.UNDECIDED)
     return Check(statement, verdict, f"chans − full {float(d.effect):+.2f} points, 90 % interval "
                                      f"[{float(low):+.2f}, {float(high):+.2f}]; TOST p {float(test.p_inside):.3g}")
+
+
+def _at_scale(tier: str, check: C) -> C:
+    """A claim's own check as its tier may state it: at a tier too small to test the claims, its numbers without a
+    verdict."""
+    if check is None or tier not in NOT_EVIDENCE or check.verdict in (Verdict.INSUFFICIENT_RUNS, Verdict.NO_DATA):
+        return check
+    return Check(check.statement, Verdict.NO_VERDICT, check.detail)
 
 
 def _training(r: RobustnessResult) -> str | None:
@@ -244,8 +256,8 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
     variants = _runs(results)
     measure, where = _clean_measure([r for rs in variants.values() for r in rs])
     samples, per_point = _samples(variants, measure)
-    rows, diffs = _family("1", samples, 100)
-    check = _equivalence(diffs, samples)
+    rows, diffs = _family("1", samples, 100, tier)
+    check = _at_scale(tier, _equivalence(diffs, samples))
     out.append(Family("1", f"clean accuracy ({where})", "points", _scale(tier, model, dataset, training, None, samples),
                       per_point, tuple(rows), () if check is None else (check,)))
     settings: dict[tuple[int, float, str], list[RobustnessResult]] = defaultdict(list)
@@ -258,7 +270,7 @@ def _classification(tier: str, model: str, dataset: str, training: str | None,
         rs = settings[key]
         setting = _setting(rs[0])
         samples, per_point = _samples(_runs(rs), _robust)
-        rows, _ = _family("2", samples, 100)
+        rows, _ = _family("2", samples, 100, tier)
         out.append(Family("2", "robust accuracy", "points", _scale(tier, model, dataset, training, setting, samples),
                           per_point, tuple(rows)))
     return out
@@ -300,8 +312,9 @@ def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[S
         def value(r: ShuffleResult, metric: str = measure.lower()) -> tuple[float, None, None, int]:
             return getattr(r, metric), None, None, r.n_examples
         samples, _ = _samples(variants, value)
-        rows, _ = _family("3", samples, 1.0)
-        checks = (_thresholds(dataset, variants.get((Mixing.CHANS, 0.0), [])),) if measure == "SSIM" else ()
+        rows, _ = _family("3", samples, 1.0, tier)
+        checks = (_at_scale(tier, _thresholds(dataset, variants.get((Mixing.CHANS, 0.0), []))),) \
+            if measure == "SSIM" else ()
         out.append(Family("3", measure, unit, _scale(tier, model, dataset, training, None, samples), False,
                           tuple(rows), checks))
     return out

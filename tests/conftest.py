@@ -32,7 +32,7 @@ from randmix_bench.recipes import TrainConfig, get_recipe
 from randmix_bench.results import RobustnessResult, ShuffleResult, pct
 from randmix_bench.robustness import ProgressReporter
 from randmix_bench.run_folder import RESUME_NAME
-from randmix_bench.tasks import build_model, task_for
+from randmix_bench.tasks import task_for
 from randmix_bench.vocab import Mixing
 
 torch.set_num_threads(1)
@@ -58,7 +58,7 @@ def _train_tiny_checkpoint(path: Path, *, mixing: str = "chans", steps: int = 60
     cfg = get_recipe("quick").override(mixing=Mixing.parse(mixing), seed=seed)  # TINY_MODEL on the synthetic data
     train = load_split(cfg.dataset, train=True)
     task = task_for(cfg)
-    model, kwargs = build_model(cfg, task, train.info)
+    model, kwargs = cfg.build_model(task, train.info)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
     generator = torch.Generator().manual_seed(seed)
     for _ in range(steps):
@@ -119,7 +119,7 @@ def _save_unshuffler(run: Path, mixing: str) -> Path:
     """An untrained tiny unshuffler saved as a run folder, as the trainer would save it after 0 epochs."""
     cfg: TrainConfig = get_recipe("unshuffle-quick").override(mixing=Mixing.parse(mixing))
     task = task_for(cfg)
-    model, kwargs = build_model(cfg, task, dataset_info(cfg.dataset))
+    model, kwargs = cfg.build_model(task, dataset_info(cfg.dataset))
     extra = {"train": cfg.to_dict(), "task": task.config(), "epochs_done": 0}
     save_checkpoint(run / "checkpoint.safetensors", model, cfg.model, kwargs, extra=extra)
     return run

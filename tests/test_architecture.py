@@ -4,6 +4,8 @@ imports the command line, and no two modules import each other, directly or thro
 from __future__ import annotations
 
 import ast
+import re
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,30 @@ def test_no_vocabulary_value_is_compared_as_text(name: str) -> None:
     text below the boundary, or a check that a typo in the literal would silently turn off."""
     found = vocabulary_compared_as_text(MODULES[name].read_text())
     assert not found, f"{MODULES[name]} compares vocabulary values as text: " + "; ".join(found)
+
+
+def _readme_module_tree() -> str:
+    text = (PACKAGE.parent / "README.md").read_text()
+    start = text.index("```\nrandmix_bench/\n")
+    return text[start:text.index("```", start + 3)]
+
+
+MODULE_FILES = [p for p in MODULES.values() if p.name not in ("__init__.py", "__main__.py")]
+
+
+@pytest.mark.parametrize("path", MODULE_FILES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_the_readme_module_list_names_every_module(path: Path) -> None:
+    """The README's module list names each module: by its file, by a glob line (``commands_*.py``, whose line names
+    each command group), or by its folder's line when that says it holds one file each (``models/``)."""
+    tree = _readme_module_tree()
+    entries = dict(re.findall(r"^ +(\S+) +(.*(?:\n {19,}.*)*)", tree, re.MULTILINE))  # name -> its description
+    folder = f"{path.parent.name}/"
+    if path.name in entries:
+        return
+    globs = [(name, line) for name, line in entries.items() if "*" in name and fnmatch(path.name, name)]
+    if globs:
+        (name, line), = globs
+        group = path.stem.removeprefix(name.split("*")[0])
+        assert re.search(rf"\b{re.escape(group)}\b", line), f"{name} in README's module list does not name {group}"
+        return
+    assert "one file each" in entries.get(folder, ""), f"README's module list lacks {path.relative_to(PACKAGE)}"

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from randmix_bench import claims, verdicts
+from randmix_bench import claims, findings, verdicts
 from randmix_bench.claims import Family, Verdict
+from randmix_bench.entries import Entry
 from randmix_bench.results import Points, RobustnessResult
 from randmix_bench.vocab import Mixing
+
+
+def at(tier: str, r: Any) -> Any:
+    """``r`` as published by ``tier`` (its checkpoint under checkpoints/<tier>/)."""
+    block = r.randmix if isinstance(r, RobustnessResult) else r
+    ref = block.checkpoint.model_copy(update={"path": f"checkpoints/{tier}/{block.checkpoint.sha256}.safetensors"})
+    if isinstance(r, RobustnessResult):
+        return r.model_copy(update={"randmix": block.model_copy(update={"checkpoint": ref})})
+    return r.model_copy(update={"checkpoint": ref})
 
 
 def table(families: list[Family], claim: str, setting: str | None = None) -> Family:
@@ -74,6 +85,49 @@ def test_directions_give_supported_and_opposite_and_never_contradicted(robust_re
     assert row(robust, "chans", "full").verdict is Verdict.OPPOSITE
     assert row(robust, "full", "space").verdict is Verdict.DIFFERS
     assert not {"contradicted", "inconclusive"} & {r.verdict.value for f in families for r in f.rows}
+
+
+@pytest.mark.parametrize("tier", sorted(claims.NOT_EVIDENCE))
+def test_a_tier_too_small_to_test_the_claims_never_supports_or_contradicts_them(
+        tier: str, robust_result: Callable[..., Any], shuffle_result: Callable[..., Any]) -> None:
+    """The same significant numbers that read `supported` / `opposite` / `not equivalent` at a tier that can test the
+    claims read `differs` (or `no verdict` for a claim's own check) on the small and smoke tiers, numbers kept."""
+    def run(mixing: str, seed: int, full_test: float, robust: float) -> Any:
+        return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
+    results = [run("full", s, 0.900, 0.50) for s in range(3)] + [run("chans", s, 0.850, 0.40) for s in range(3)]
+    results += [run("space", s, 0.800, 0.45) for s in range(3)]
+    results += [shuffle_result(s, 0.40 + s / 1000, 20.0 + s / 100).model_copy(update={"mixing": Mixing.CHANS})
+                for s in range(3)]
+    for where, words in (("medium", {Verdict.SUPPORTED, Verdict.OPPOSITE, Verdict.NOT_EQUIVALENT}),
+                         (tier, {Verdict.DIFFERS, Verdict.NO_VERDICT})):
+        families = verdicts.evaluate([at(where, r) for r in results])
+        said = {r.verdict for f in families for r in f.rows} | {c.verdict for f in families for c in f.checks}
+        assert {f.scale.tier for f in families} == {where}
+        assert words <= said and not said & {Verdict.SUPPORTED, Verdict.OPPOSITE, Verdict.EQUIVALENT,
+                                             Verdict.NOT_EQUIVALENT} - words
+        assert row(table(families, "1"), "chans", "space").effect == pytest.approx(5.0)  # the numbers stay
+
+
+def test_the_claims_summary_names_only_the_too_small_tiers_it_leaves_out(robust_result: Callable[..., Any]) -> None:
+    """The README's claims summary says which tiers it leaves out: only those the entries have, so its link to
+    their tables never promises a table FINDINGS.md does not have."""
+    def entries(*tiers: str) -> list[Entry]:
+        results = [at(t, robust_result(m, s, 0.8, 0.3 + s / 100, full_test=(0.85 if m == "full" else 0.8) + s / 1000))
+                   for t in tiers for m in ("full", "space") for s in range(3)]
+        return [Entry(Path(f"{r.name}.json"), f"{r.name}.json", r, Path("x.safetensors")) for r in results]
+
+    def left_out(section: list[str]) -> str:
+        (line,) = [line for line in section if line.startswith("Not listed")]
+        return line
+
+    small = findings.claims_section(entries("small"), "##")
+    assert left_out(small).startswith("Not listed: the small tier, too small to test the claims (its tables, ")
+    assert not any("smoke" in line or "**supported**" in line for line in small)
+    both = left_out(findings.claims_section(entries("small", "smoke"), "##"))
+    assert both.startswith("Not listed: the small and smoke tiers, too small to test the claims (their tables, ")
+    medium = findings.claims_section(entries("medium"), "##")
+    assert not any(line.startswith("Not listed") for line in medium)
+    assert any(line.startswith("- Claim 1, medium tier") and "**supported**" in line for line in medium)
 
 
 def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[..., Any]) -> None:

@@ -16,16 +16,18 @@ from randmix_bench import claims, figures, leaderboard, verdicts
 from randmix_bench.claims import Verdict
 from randmix_bench.cli import app
 from randmix_bench.entries import LeaderboardError, load_entries
+from randmix_bench.figures import FIGURES_FOLDER
 from randmix_bench.files import sha256
 from randmix_bench.findings import FINDINGS_NAME, render_findings
 from randmix_bench.leaderboard import MARKER_END, MARKER_START
 from randmix_bench.markdown import escape
-from randmix_bench.rankings import FIGURES_FOLDER, NOT_RANKED
+from randmix_bench.rankings import NOT_RANKED
 from randmix_bench.result_files import read_result
+from randmix_bench.results import SweepPoint
 from randmix_bench.robustness import EvalOptions, evaluate
 from randmix_bench.shuffle_eval import evaluate_runs
 from randmix_bench.threat import ThreatModel
-from randmix_bench.vocab import Attack
+from randmix_bench.vocab import AAAttack, Attack
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -342,6 +344,21 @@ def test_robustness_curves_average_ranked_runs_per_eps(board: Path) -> None:
     assert series["chans"].points[1].spread is None  # one run: no spread to draw
 
 
+def test_a_sweep_with_cheaper_attacks_is_marked_at_its_eps(board: Path) -> None:
+    """The medium tier sweeps with APGD-CE alone around an APGD-CE + APGD-T headline: the chart says so at those
+    eps (an upper bound on what the headline attacks would leave), and not at the headline eps."""
+    (entry,) = [e for e in load_entries(board) if e.is_robustness and e.result.name == "full-s0"
+                and e.randmix.threat_model == "Linf"]
+    r = entry.robustness
+    rb = r.randmix
+    sweep = [SweepPoint(eps="1/255", eps_value=1 / 255, robust_acc=0.9, attacks=[AAAttack.APGD_CE]),
+             SweepPoint(eps=r.eps, eps_value=rb.eps_value, robust_acc=float(r.autoattack_acc) / 100)]
+    (chart,) = figures.curves([r.model_copy(update={"randmix": rb.model_copy(update={"sweep": sweep})})])
+    points = {p.eps: p for p in chart.series[0].points}
+    assert points["1/255"].attacks == "apgd-ce" and points[r.eps].attacks is None and points["0"].attacks is None
+    assert figures.curve_stem(r) == chart.stem
+
+
 def test_charts_are_drawn_linked_and_checked_by_their_data(board: Path) -> None:
     """`randmix leaderboard` draws every chart and links it; --check compares the data fingerprint each PNG
     carries, so a picture swapped by hand or left over from removed results is stale."""
@@ -379,6 +396,12 @@ def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured
     assert "In plain words: " in findings
     assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
     assert "insufficient runs" in findings  # one or two seeds per variant here: no test is run
+    claim2 = findings[findings.index("## Claim 2"):findings.index("## Claim 3")]
+    for chart in figures.curves(e.robustness for e in entries if e.is_robustness):  # the eps chart beside its table
+        assert claim2.count(f"]({FIGURES_FOLDER}/{chart.stem}.png)") == 1
+    plain = next(line for line in findings.splitlines() if line.startswith("In plain words: "))
+    assert "every pair untested, insufficient runs (3 runs per variant are needed)" in plain
+    assert "no significant difference" not in plain  # an untested table never reads as a tested null
 
 
 def test_masking_controls_are_shown_beside_the_verdicts(board: Path) -> None:

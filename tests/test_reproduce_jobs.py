@@ -29,12 +29,22 @@ TWO_GROUPS = [Study("tiny", "quick", "synthetic", (Mixing.FULL, Mixing.CHANS), (
 class Recorder:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str]] = []
+        self.epochs: list[tuple[str, int, int]] = []
+        self.attacks: list[tuple[str, str, int, int]] = []
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         self.calls.append(("started", job.name, state.value))
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
         self.calls.append(("finished", job.name, state.value))
+
+    def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
+        assert loss == loss and loss >= 0  # a finite training loss, not a placeholder
+        self.epochs.append((job.name, epoch, epochs))
+
+    def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
+        assert 0 <= robust_acc <= 1
+        self.attacks.append((job.name, label, done, total))
 
 
 @pytest.mark.slow
@@ -52,8 +62,48 @@ def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
         assert sha256(Paths(tmp_path / "parallel").checkpoint(Tier.SMALL, job.name)) == \
             sha256(Paths(tmp_path / "one").checkpoint(Tier.SMALL, job.name))
     assert sorted(recorder.calls) == sorted([(k, j.name, "pending") for j in jobs for k in ("started", "finished")])
+    epochs = get_recipe("quick").epochs  # each worker's epochs reach the parent's reporter, for a background log
+    assert sorted(recorder.epochs) == sorted((j.name, e, epochs) for j in jobs for e in range(1, epochs + 1))
     again = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1)
     assert [o.before for o in again] == [JobState.DONE] * len(jobs) and not any(o.ran for o in again)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_running_evaluation_reports_its_attack_batches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                         workers: int) -> None:
+    """Within an hour-long evaluation a background log gets a line per attack batch, from one process or from
+    the workers: every attack of the job reports its points up to all of them."""
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TWO_GROUPS)  # two groups: two workers run side by side
+    jobs = [j for j in tier_jobs(Tier.SMALL) if j.kind != "leaderboard"]
+    assert [j.kind for j in jobs] == ["train", "eval"] * 2
+    recorder = Recorder()
+    reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=workers, threads=1, reporter=recorder)
+    finished = {(name, label) for name, label, done, total in recorder.attacks if done == total}
+    assert {name for name, _ in finished} == {jobs[1].name, jobs[3].name}
+    assert len(finished) >= 4  # AutoAttack standard: one label per attack that had points left, per job
+    assert all(0 < done <= total for _, _, done, total in recorder.attacks)
+
+
+def test_progress_lines_of_a_running_job_name_it_and_skip_bursts() -> None:
+    out = io.StringIO()
+    jobs = [FakeJob("a", 100.0), FakeJob("b", 100.0, kind="eval")]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=2)  # type: ignore[arg-type]
+    progress.job_started(jobs[0], 0, 2, JobState.PENDING)
+    progress.job_epoch(jobs[0], 0, 3, 10, 0.31234)  # type: ignore[arg-type]
+    progress.job_started(jobs[1], 1, 2, JobState.PARTIAL)
+    for done in (250, 500, 750, 1000):  # batches replayed from a resume state, all at once
+        progress.job_attack(jobs[1], 1, "main · apgd-ce", done, 1000, 0.7)  # type: ignore[arg-type]
+    lines = out.getvalue().splitlines()
+    assert lines[1].startswith("[1/2] train a: epoch 3/10, loss 0.3123 (")
+    assert lines[3].startswith("[2/2] eval b: main · apgd-ce 250/1000 points, robust acc 70.00% (")
+    assert lines[4].startswith("[2/2] eval b: main · apgd-ce 1000/1000 points")  # the attack's last, always
+    assert len(lines) == 5
+    progress.job_finished(jobs[1], JobState.PARTIAL, 30.0)  # b finishes first: its lines all lead with [2/2]
+    progress.job_finished(jobs[0], JobState.PENDING, 80.0)
+    done = out.getvalue().splitlines()[5:]
+    assert [line.split(" | ")[0] for line in done] == ["[2/2] done   eval b in 30 s", "[1/2] done   train a in 80 s"]
+    assert "| 1 left" in done[0] and "| 0 left" in done[1]  # how many are left: counted after the bar
 
 
 @pytest.mark.slow
@@ -131,7 +181,7 @@ def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     progress.job_finished(jobs[0], JobState.PENDING, 150.0)  # 1.5x its estimate
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("[1/4] start  train a (pending; plan estimate 1.7 min)")
-    assert lines[1].startswith("[2/4] done   train a in 2.5 min | 2 left (1 were already done)")
+    assert lines[1].startswith("[1/4] done   train a in 2.5 min | 2 left (1 were already done)")  # a's number
     assert "1.50x the plan's estimates" in lines[1]
     assert progress.eta_s() == pytest.approx((100 + 200) * 1.5 / 2)  # b and c left, two workers
     assert "\x1b" not in out.getvalue()  # plain text for a log

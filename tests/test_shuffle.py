@@ -23,7 +23,7 @@ from randmix_bench.recipes import RECIPES, TrainConfig
 from randmix_bench.result_files import read_result
 from randmix_bench.results import ShuffleResult
 from randmix_bench.shuffle_eval import grid_size, save_grid
-from randmix_bench.tasks import build_model, task_for
+from randmix_bench.tasks import task_for
 from randmix_bench.tasks.metrics import PSNR_MAX_DB, psnr, ssim
 from randmix_bench.tasks.shuffle import ShuffleTask, invert_permutation, make_permutation, scramble, unscramble
 
@@ -190,7 +190,7 @@ def test_tiny_model_trains_through_the_trainer_and_the_loss_drops(runs: dict[str
     trained, meta = load_model(runs["chans"])
     task = ShuffleTask.from_record(meta["extra"]["task"])
     cfg = TrainConfig.from_dict(run["config"])
-    untrained, _ = build_model(cfg, task, dataset_info(cfg.dataset))  # the trainer's initialization, before any step
+    untrained, _ = cfg.build_model(task, dataset_info(cfg.dataset))  # the trainer's initialization, before any step
     untrained.eval()
     split = load_split("synthetic", train=False).first(256)
     images = split.images.float() / 255

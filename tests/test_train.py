@@ -23,7 +23,7 @@ from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
 from randmix_bench.recipes import RECIPES, get_recipe
 from randmix_bench.run_folder import RESUME_NAME
-from randmix_bench.tasks import ClassificationSettings, accuracy, build_model, task_for
+from randmix_bench.tasks import ClassificationSettings, accuracy, task_for
 from randmix_bench.train import make_optimizer, train
 from randmix_bench.vocab import Mixing
 
@@ -61,7 +61,7 @@ def test_short_run_learns_and_records_itself(quick_run: tuple[Path, dict[str, An
 def test_frozen_mixers_do_not_move(quick_run: tuple[Path, dict[str, Any]]) -> None:
     out, summary = quick_run
     state, _ = read_checkpoint(out)
-    fresh, kwargs = build_model(QUICK_CHANS, task_for(QUICK_CHANS), dataset_info(QUICK_CHANS.dataset))
+    fresh, kwargs = QUICK_CHANS.build_model(task_for(QUICK_CHANS), dataset_info(QUICK_CHANS.dataset))
     assert kwargs == summary["model_kwargs"]  # the trainer's initial model, rebuilt
     frozen = [name for name, m in fresh.named_modules() if isinstance(m, FrozenConv2d)]
     assert frozen
@@ -242,10 +242,10 @@ def test_force_starts_our_run_over_and_keeps_other_files(tmp_path: Path) -> None
 DDP_RANK = """
 import os, runpy, sys
 import torch
-import randmix_bench.train as train_module
+from randmix_bench.recipes import TrainConfig
 
 built = []
-build_model = train_module.build_model
+build_model = TrainConfig.build_model
 
 
 def keep_model(*args):
@@ -254,7 +254,7 @@ def keep_model(*args):
     return model, kwargs
 
 
-train_module.build_model = keep_model
+TrainConfig.build_model = keep_model
 try:
     runpy.run_module("randmix_bench.cli", run_name="__main__", alter_sys=True)
 except SystemExit as e:

@@ -2,7 +2,7 @@
 
 - :mod:`.app`: the Typer application (:data:`app`, the ``shuffle`` group, the consoles);
 - :mod:`.errors`: :func:`~.errors.user_errors`, bad input as one red line and exit code 2;
-- :mod:`.options`: the options of ``randmix train`` and ``randmix shuffle train``, declared once;
+- :mod:`.options`: the options several commands share (``--threads``), declared once;
 - :mod:`.views`: every Rich table and console line drawn from what the library returns and reports;
 - :mod:`.progress`: the Rich progress bars of training and evaluation;
 - ``commands_*``: the commands, one module per group, imported on first use (:class:`.app.LazyGroup`), so

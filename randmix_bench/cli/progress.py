@@ -12,6 +12,7 @@ and :class:`TrainProgress` prints a line per epoch instead.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -48,14 +49,18 @@ def plain(console: Console, text: str) -> None:
 
 class ReproduceProgress:
     """A :class:`~randmix_bench.reproduce.Reporter` that prints one plain line per job started and finished, each
-    finish with the time left: the plan's estimates of the jobs not finished, scaled by how long the jobs run so
-    far took against their estimates (jobs resumed part-way done excluded), shared by the ``workers`` running at
-    once. Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``) writes a log a
-    person can follow."""
+    led by the job's place in the plan (``[3/5]``: with ``--jobs`` the lines of several jobs interleave) and each
+    finish with the jobs left and the time left: the plan's estimates of the jobs not finished, scaled by how long
+    the jobs run so far took against their estimates (jobs resumed part-way done excluded), shared by the
+    ``workers`` running at once; between them, a running job's epochs and attack batches (those at most every
+    ``interval`` seconds). Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``)
+    writes a log a person can follow."""
 
-    def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1) -> None:
-        self.console, self.workers, self.total = console, workers, len(jobs)
+    def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1, interval: float = 30.0) -> None:
+        self.console, self.workers, self.total, self.interval = console, workers, len(jobs), interval
+        self.last_line: dict[int, float] = {}  # id(job) -> when its last attack line was printed
         self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
+        self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
         self.running: dict[int, float] = {}  # id(job) -> when it started
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
@@ -91,9 +96,28 @@ class ReproduceProgress:
         eta = self.eta_s()
         finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")
         ratio = f", jobs take {self.measured / self.estimated:.2f}x the plan's estimates" if self.estimated else ""
-        plain(self.console, f"[{self.finished}/{self.total}] done   {job.kind} {job.name} in {duration(seconds)} | "
-                    f"{self.total - self.finished} left ({self.skipped} were already done), about "
-                    f"{duration(eta)} to go (~{finish}){ratio}")
+        plain(self.console, f"[{self.place[id(job)]}/{self.total}] done   {job.kind} {job.name} in "
+                    f"{duration(seconds)} | {self.total - self.finished} left ({self.skipped} were already done), "
+                    f"about {duration(eta)} to go (~{finish}){ratio}")
+
+
+    def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
+        plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "
+                            f"{loss:.4f}{self._elapsed(job)}")
+
+    def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
+        """A line per batch, at most one per ``interval`` seconds and job but always an attack's last (batches
+        replayed from a resume state arrive at once)."""
+        now = time.monotonic()
+        if done < total and now - self.last_line.get(id(job), -math.inf) < self.interval:
+            return
+        self.last_line[id(job)] = now
+        plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: {label} {done}/{total} points, "
+                            f"robust acc {100 * robust_acc:.2f}%{self._elapsed(job)}")
+
+    def _elapsed(self, job: AnyJob) -> str:
+        began = self.running.get(id(job))
+        return "" if began is None else f" ({duration(time.perf_counter() - began)} into the job)"
 
 
 class TrainProgress:

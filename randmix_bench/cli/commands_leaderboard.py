@@ -111,4 +111,4 @@ def verify_command(
         stopped = " (stopped there: --fail-fast)" if fail_fast and n_entries < len(entries) else ""
         err_console.print(f"[red]{n_failed} of {n_entries} entries failed verification[/red]{stopped}")
         raise typer.Exit(1)
-    console.print(f"[green]all {n_entries} entries verified[/green]")
+    console.print(f"[green]{'the entry' if n_entries == 1 else f'all {n_entries} entries'} verified[/green]")

@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import multiprocessing
 import queue
+import signal
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -163,6 +164,8 @@ def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, devi
     queue's read lock, and a worker that started alongside another quit at once (half the cores left idle)."""
     import torch
 
+    if multiprocessing.parent_process() is not None:  # Ctrl-C reaches the whole process group: the parent stops us
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     if threads is not None:
         torch.set_num_threads(threads)
     while (group := groups.get()) is not None:

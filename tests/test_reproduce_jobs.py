@@ -205,3 +205,27 @@ def test_a_job_resumed_part_way_does_not_scale_the_estimates() -> None:
                                            (36000, "10 h 00 min")])
 def test_durations_read_like_a_log(seconds: float, text: str) -> None:
     assert duration(seconds) == text
+
+
+@pytest.mark.slow
+def test_a_killed_run_stops_its_workers_and_says_how_to_resume(tmp_path: Path) -> None:
+    """SIGTERM (kill, a scheduler's time limit) stops a parallel run as Ctrl-C does: the workers are stopped, one
+    line says how to resume, exit code 130, no traceback and no leaked-semaphore warning from multiprocessing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": str(Path(reproduce.__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-m", "randmix_bench.cli", "reproduce", "--tier", "smoke", "--jobs", "2",
+                             "--threads", "1", "--device", "cpu"], cwd=tmp_path, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    assert proc.stdout is not None
+    for line in proc.stdout:  # the first job has started in a worker
+        if " start " in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert "interrupted" in rest and "rerun the same command to resume" in rest
+    assert "Traceback" not in rest and "leaked" not in rest

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+from types import FrameType
+
 import typer
 
 from randmix_bench.cli import options as opts
-from randmix_bench.cli.app import app, console
+from randmix_bench.cli.app import app, console, err_console
 from randmix_bench.cli.errors import user_errors
 
 
@@ -52,9 +55,24 @@ def reproduce_command(
         console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h of one process{spread} (reference "
                       "machine of the tier)", highlight=False, soft_wrap=True)
         return
-    with cpu_threads(n_threads):
-        outcomes = reproduce.run(jobs, paths, device=device, force=force, training=TrainProgress(console),
-                                 reporter=ReproduceProgress(console, jobs, workers), workers=workers, threads=n_threads)
+    previous = signal.signal(signal.SIGTERM, _stop)  # kill or a scheduler's time limit: stop as Ctrl-C does
+    try:
+        with cpu_threads(n_threads):
+            outcomes = reproduce.run(jobs, paths, device=device, force=force, training=TrainProgress(console),
+                                     reporter=ReproduceProgress(console, jobs, workers), workers=workers,
+                                     threads=n_threads)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/yellow]: rerun the same command to resume (finished jobs are kept; "
+                          "a stopped training continues from its last epoch, an evaluation from its last batch)",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     console.print(reproduce_summary_table(chosen, outcomes))
     ran = sum(o.ran for o in outcomes)
     console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM as a KeyboardInterrupt: the workers are stopped and the queues closed, nothing left half-written."""
+    raise KeyboardInterrupt

@@ -229,8 +229,8 @@ class _EpochReports:
 
 @dataclass
 class _AttackReports:
-    """A job's :class:`~randmix_bench.robustness.ProgressReporter`: each attack's start and batches as
-    ``send(label, done, total, robust_acc)``."""
+    """A job's :class:`~randmix_bench.robustness.ProgressReporter`: each batch an attack finishes as
+    ``send(label, done, total, robust_acc)``, ``done`` counting that attack's points so far."""
 
     send: Callable[[str, int, int, float], None]
     label: str = ""

@@ -177,13 +177,18 @@ def _control_table(checks: list[masking.ControlCheck]) -> list[str]:
                  right=(2, 3, 4, 5)) + [""]
 
 
+def _robust_table(f: claims.Family) -> tuple[str, str, str, str | None, str | None]:
+    """The robust-accuracy table ``f`` is, as :func:`verdicts.robust_table` names a result's."""
+    s = f.scale
+    return s.tier, s.model, s.dataset, s.training, s.setting
+
+
 def _controls_beside(f: claims.Family, checks: list[masking.ControlCheck],
                      results: dict[str, RobustnessResult]) -> list[str]:
     """Under a robust-accuracy table: the masking controls of its entries (a flagged one is not in the table)."""
     if f.claim != "2":
         return []
-    scale = f.scale
-    where = (scale.tier, scale.model, scale.dataset, scale.training, scale.setting)
+    where = _robust_table(f)
     mine = [c for c in checks if verdicts.robust_table(results[c.entry]) == where]
     if not mine:
         return []
@@ -199,7 +204,7 @@ def _eps_chart(f: claims.Family, results: dict[str, RobustnessResult], drawn: di
     (mean and seed band per variant), which ``randmix leaderboard`` draws under ``figures/``."""
     if f.claim != "2":
         return []
-    where = (f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training, f.scale.setting)
+    where = _robust_table(f)
     stems = sorted({figures.curve_stem(r) for r in results.values() if verdicts.robust_table(r) == where}
                    & drawn.keys() - shown)
     shown.update(stems)

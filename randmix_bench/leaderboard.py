@@ -13,7 +13,6 @@ from pathlib import Path
 
 from randmix_bench import figures
 from randmix_bench.entries import Entry, LeaderboardError, load_entries
-from randmix_bench.figures import FIGURES_FOLDER
 from randmix_bench.files import atomic_path, check_regular, read_regular
 from randmix_bench.findings import FINDINGS_NAME, render_findings, render_summary
 from randmix_bench.markdown import relpath
@@ -73,7 +72,7 @@ def _pages(root: Path, entries: list[Entry], readme: str | Path | None) -> dict[
 def _charts(root: Path, entries: list[Entry]) -> dict[Path, figures.Chart]:
     charts: list[figures.Chart] = [*figures.curves(e.robustness for e in entries if e.is_robustness),
                                    *figures.loss_charts(e.shuffle for e in entries if not e.is_robustness)]
-    return {root / FIGURES_FOLDER / f"{c.stem}.png": c for c in charts}
+    return {root / figures.FIGURES_FOLDER / f"{c.stem}.png": c for c in charts}
 
 
 def pages(root: str | Path, readme: str | Path | None = None) -> dict[Path, str]:
@@ -91,7 +90,7 @@ def charts(root: str | Path) -> dict[Path, figures.Chart]:
 
 def _stray_figures(root: Path, wanted: dict[Path, figures.Chart]) -> list[Path]:
     """Charts this command drew (they carry a fingerprint) that no result needs any more; other PNGs are the user's."""
-    folder = root / FIGURES_FOLDER
+    folder = root / figures.FIGURES_FOLDER
     if folder.is_symlink():
         return []
     return sorted(p for p in folder.glob("*.png")
@@ -124,7 +123,7 @@ def _check_ours(root: Path, texts: dict[Path, str], wanted: dict[Path, figures.C
     """Refuse, before anything is written, to replace or remove what ``randmix leaderboard`` did not generate: a
     README.md or FINDINGS.md without its mark, a chart path holding the user's own PNG, anything reached through
     a symlink (a figures folder linked elsewhere would have files deleted outside the leaderboards folder)."""
-    folder = root / FIGURES_FOLDER
+    folder = root / figures.FIGURES_FOLDER
     if folder.is_symlink():
         raise LeaderboardError(f"{folder} is a symlink (to {os.readlink(folder)}); randmix leaderboard writes its "
                                "charts only into a real folder: replace the link with a folder")

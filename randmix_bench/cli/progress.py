@@ -100,7 +100,6 @@ class ReproduceProgress:
                     f"{duration(seconds)} | {self.total - self.finished} left ({self.skipped} were already done), "
                     f"about {duration(eta)} to go (~{finish}){ratio}")
 
-
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
         plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "
                             f"{loss:.4f}{self._elapsed(job)}")

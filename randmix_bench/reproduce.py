@@ -87,6 +87,10 @@ class Reporter(Protocol):
     end, a running job reports its training epochs (from worker processes; one process reports them to
     ``training``) and its attacks' batches, so that a run in the background logs progress within an hour-long job."""
 
+    def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
+        """The jobs already done when the run begins, before any job starts (each is reported again when its turn
+        comes): a progress display counts them out of the work left from the first line on."""
+
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None: ...
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None: ...
@@ -121,12 +125,15 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
         raise RandmixError(f"jobs must be >= 1, got {workers}")
     if device is not None:
         resolve_device(device)
-    changed = [f"{j.kind}:{j.name}" for j in jobs if j.kind != "leaderboard" and j.state(paths) is JobState.CHANGED]
+    at_start = [(j, j.state(paths)) for j in jobs if j.kind != "leaderboard"]  # the leaderboard: last, whatever ran
+    changed = [f"{j.kind}:{j.name}" for j, s in at_start if s is JobState.CHANGED]
     if changed and not force:
         raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"
                            f"{' ...' if len(changed) > 3 else ''}); pass --force to redo them")
     outcomes = [JobRun(job, JobState.PENDING) for job in jobs]
-    work = {j.group for j in jobs if j.kind != "leaderboard" and j.state(paths) is not JobState.DONE}
+    work = {j.group for j, s in at_start if s is not JobState.DONE}
+    if reporter:
+        reporter.jobs_done([j for j, s in at_start if s is JobState.DONE])
     parallel = [i for i, j in enumerate(jobs) if j.kind != "leaderboard" and j.group in work]
     if workers > 1 and len(work) > 1:
         _run_parallel(jobs, parallel, outcomes, paths, device, force, reporter, workers, threads)
@@ -190,6 +197,9 @@ class _Events:
 
     events: Any
     index: int
+
+    def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
+        pass  # the parent reported them before the workers started
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         self.events.put(("started", self.index, state.value))

@@ -31,6 +31,11 @@ class Recorder:
         self.calls: list[tuple[str, str, str]] = []
         self.epochs: list[tuple[str, int, int]] = []
         self.attacks: list[tuple[str, str, int, int]] = []
+        self.done_at_start: list[str] = []
+
+    def jobs_done(self, jobs: list[AnyJob]) -> None:
+        assert not self.calls, "the jobs done are reported before any job starts"
+        self.done_at_start += [j.name for j in jobs]
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         self.calls.append(("started", job.name, state.value))
@@ -64,8 +69,12 @@ def test_parallel_groups_train_and_publish_what_one_process_does(tmp_path: Path,
     assert sorted(recorder.calls) == sorted([(k, j.name, "pending") for j in jobs for k in ("started", "finished")])
     epochs = get_recipe("quick").epochs  # each worker's epochs reach the parent's reporter, for a background log
     assert sorted(recorder.epochs) == sorted((j.name, e, epochs) for j in jobs for e in range(1, epochs + 1))
-    again = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1)
+    assert recorder.done_at_start == []
+    again_recorder = Recorder()
+    again = reproduce.run(jobs, Paths(tmp_path / "parallel"), device="cpu", workers=2, threads=1,
+                          reporter=again_recorder)
     assert [o.before for o in again] == [JobState.DONE] * len(jobs) and not any(o.ran for o in again)
+    assert again_recorder.done_at_start == [j.name for j in jobs]
 
 
 @pytest.mark.slow
@@ -185,6 +194,25 @@ def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     assert "1.50x the plan's estimates" in lines[1]
     assert progress.eta_s() == pytest.approx((100 + 200) * 1.5 / 2)  # b and c left, two workers
     assert "\x1b" not in out.getvalue()  # plain text for a log
+
+
+def test_jobs_done_when_the_run_begins_are_not_left_from_the_first_line() -> None:
+    """With --jobs the groups already done are reached after the parallel part: before they were reported at the
+    start, a resumed medium tier's log counted 30 finished jobs as left and gave twice the time to go."""
+    out = io.StringIO()
+    jobs = [FakeJob("a", 100.0), FakeJob("b", 100.0), FakeJob("c", 200.0)]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=1)  # type: ignore[arg-type]
+    progress.jobs_done([jobs[2]])  # type: ignore[list-item]
+    assert progress.eta_s() == pytest.approx(200.0)  # a and b
+    progress.job_started(jobs[0], 0, 3, JobState.PENDING)
+    progress.job_finished(jobs[0], JobState.PENDING, 100.0)
+    assert "| 1 left (1 were already done), about 1.7 min to go" in out.getvalue()
+    progress.job_started(jobs[2], 2, 3, JobState.DONE)  # its turn comes: counted once, no line
+    progress.job_finished(jobs[2], JobState.DONE, 0.0)
+    progress.job_started(jobs[1], 1, 3, JobState.PENDING)
+    progress.job_finished(jobs[1], JobState.PENDING, 100.0)
+    assert out.getvalue().splitlines()[-1].split(" | ")[1].startswith("0 left (1 were already done), about 0 s")
+    assert len(out.getvalue().splitlines()) == 4
 
 
 def test_a_job_resumed_part_way_does_not_scale_the_estimates() -> None:

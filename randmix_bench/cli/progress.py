@@ -75,6 +75,10 @@ class ReproduceProgress:
         work = sum(max(0.0, est * scale - spent.get(k, 0.0)) for k, est in self.left.items())
         return work / max(1, min(self.workers, len(self.left) or 1))
 
+    def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
+        for job in jobs:
+            self._count_out(job, skipped=True)
+
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         if state.value == "done":
             return
@@ -85,11 +89,10 @@ class ReproduceProgress:
                     f"{duration(job.estimate_s)})")
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
-        self.left.pop(id(job), None)
-        self.finished += 1
         if state.value == "done":
-            self.skipped += 1
+            self._count_out(job, skipped=True)  # no line: a skipped job is news to no one
             return
+        self._count_out(job, skipped=False)
         self.running.pop(id(job), None)
         if job.estimate_s > 0 and id(job) not in self.resumed:
             self.estimated, self.measured = self.estimated + job.estimate_s, self.measured + seconds
@@ -99,6 +102,13 @@ class ReproduceProgress:
         plain(self.console, f"[{self.place[id(job)]}/{self.total}] done   {job.kind} {job.name} in "
                     f"{duration(seconds)} | {self.total - self.finished} left ({self.skipped} were already done), "
                     f"about {duration(eta)} to go (~{finish}){ratio}")
+
+    def _count_out(self, job: AnyJob, skipped: bool) -> None:
+        """Take ``job`` out of the work left, once: a job done when the run began is reported at the start and
+        again when its turn comes."""
+        if self.left.pop(id(job), None) is not None:
+            self.finished += 1
+            self.skipped += skipped
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
         plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "

@@ -268,10 +268,11 @@ def render_findings(entries: list[Entry]) -> str:
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
         mine = claims.families_of(families, number)
+        beyond = [f"What only the paper's scale could settle: {claims.PAPER_SCALE_ONLY[number]}", ""]
         if not mine:
-            lines += ["No results for this claim yet.", ""]
+            lines += ["No results for this claim yet.", ""] + beyond
             continue
-        lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""]
+        lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""] + beyond
         if number == "3":
             shuffles = [e.shuffle for e in entries if not e.is_robustness]
             lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]

@@ -394,6 +394,9 @@ def test_findings_say_each_claims_verdicts_plainly_with_where_they_were_measured
         for r in f.rows:
             assert f"**{r.verdict.value}**" in findings
     assert "In plain words: " in findings
+    for number in claims.RULES:  # each claim says what its tiers cannot settle, whatever they found
+        claim = findings[findings.index(f"## Claim {number}"):]
+        assert f"What only the paper's scale could settle: {claims.PAPER_SCALE_ONLY[number]}" in claim.split("###")[0]
     assert "- Devices: cpu (" in findings and "test points per entry: 32, 48" in findings
     assert "insufficient runs" in findings  # one or two seeds per variant here: no test is run
     claim2 = findings[findings.index("## Claim 2"):findings.index("## Claim 3")]

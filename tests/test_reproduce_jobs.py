@@ -215,6 +215,23 @@ def test_jobs_done_when_the_run_begins_are_not_left_from_the_first_line() -> Non
     assert len(out.getvalue().splitlines()) == 4
 
 
+def test_a_job_done_at_the_start_that_runs_after_all_is_counted_once_as_run() -> None:
+    """An evaluation done when the run began finds itself changed at its turn when --force has just retrained its
+    checkpoint: it runs, so it is neither 'already done' nor left out of the time to go."""
+    out = io.StringIO()
+    jobs = [FakeJob("train", 100.0), FakeJob("eval", 300.0)]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=1)  # type: ignore[arg-type]
+    progress.jobs_done([jobs[1]])  # type: ignore[list-item]
+    progress.job_started(jobs[0], 0, 2, JobState.CHANGED)
+    progress.job_finished(jobs[0], JobState.CHANGED, 100.0)
+    assert "| 0 left (1 were already done)" in out.getvalue()  # what was known then
+    progress.job_started(jobs[1], 1, 2, JobState.CHANGED)
+    assert progress.eta_s() == pytest.approx(300.0, abs=1.0)  # back in the work left
+    progress.job_finished(jobs[1], JobState.CHANGED, 300.0)
+    assert out.getvalue().splitlines()[-1].split(" | ")[1].startswith("0 left (0 were already done), about 0 s")
+    assert (progress.finished, progress.skipped) == (2, 0)
+
+
 def test_a_job_resumed_part_way_does_not_scale_the_estimates() -> None:
     """A training resumed at epoch 8 of 10 takes a fifth of its estimate: that says nothing about the jobs left."""
     out = io.StringIO()

@@ -63,6 +63,7 @@ class ReproduceProgress:
         self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
         self.running: dict[int, float] = {}  # id(job) -> when it started
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
+        self.done_at_start: set[int] = set()  # counted out by jobs_done: back in if their turn finds them not done
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
         self.finished = self.skipped = 0
 
@@ -77,11 +78,16 @@ class ReproduceProgress:
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:
+            self.done_at_start.add(id(job))
             self._count_out(job, skipped=True)
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         if state.value == "done":
             return
+        if id(job) in self.done_at_start:  # done at the start, redone now (its training was redone with --force)
+            self.done_at_start.discard(id(job))
+            self.left[id(job)] = job.estimate_s
+            self.finished, self.skipped = self.finished - 1, self.skipped - 1
         self.running[id(job)] = time.perf_counter()
         if state.value == "partial":
             self.resumed.add(id(job))

@@ -233,3 +233,22 @@ def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any
 def test_claim3_needs_three_runs(shuffle_result: Callable[..., Any]) -> None:
     ssim, _ = verdicts.evaluate([shuffle_result(0, 0.9, 30.0), shuffle_result(1, 0.9, 30.0)])
     assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS
+
+
+def test_what_only_the_paper_scale_settles_names_what_the_tiers_below_it_run() -> None:
+    """The words of claims.PAPER_SCALE_ONLY that are not read from the plans (datasets, models, the unshufflers) are
+    checked against them here: a tier retuned without its text fails."""
+    from randmix_bench.plans import TIERS, ShuffleStudy, Study
+    from randmix_bench.recipes import get_recipe
+    from randmix_bench.vocab import Tier
+
+    below = [s for t in (Tier.MEDIUM, Tier.PAPER_SLICE) for s in TIERS[t] if isinstance(s, Study)]
+    assert {s.dataset for s in below} == {"fashion-mnist"} and all("convmixer" in s.recipe for s in below)
+    paper = [s for s in TIERS[Tier.PAPER] if isinstance(s, Study)]
+    assert {s.dataset for s in paper} == {"fashion-mnist", "cifar10-jpeg"}
+    assert any("resnet18" in s.recipe for s in paper)
+    for study in (s for t in (Tier.MEDIUM, Tier.PAPER) for s in TIERS[t] if isinstance(s, ShuffleStudy)):
+        assert f"`{get_recipe(study.recipe).model}`" in claims.PAPER_SCALE_ONLY["3"]
+    for study in below[-1:] + paper:  # the paper-slice's protocol, the paper tier's eps
+        assert f"Linf {study.eps.text}" in claims.PAPER_SCALE_ONLY["2"]
+    assert f"{claims.NEAR_PERFECT_SSIM:g}" in claims.PAPER_SCALE_ONLY["3"]

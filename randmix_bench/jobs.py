@@ -317,15 +317,15 @@ def _shuffle_jobs(tier: Tier, study: ShuffleStudy) -> list[AnyJob]:
     recipe = get_recipe(study.recipe, TaskKind.SHUFFLE)
     if study.epochs is not None:
         recipe = recipe.override(epochs=study.epochs)
-    group = f"{tier.value}-{study.key}"
+    stem = f"{tier.value}-{study.key}"
     jobs: list[AnyJob] = []
-    for seed in study.seeds:
-        runs = tuple(f"{group}-{variant}-s{seed}" for variant in study.variants)
+    for seed in study.seeds:  # one group per seed (its runs and their evaluation): --jobs spreads the seeds
+        group, runs = f"{stem}-s{seed}", tuple(f"{stem}-{variant}-s{seed}" for variant in study.variants)
         for run, variant in zip(runs, study.variants, strict=True):
             cfg = recipe.override(dataset=study.dataset, mixing=variant, seed=seed,
                                   permutation_seed=study.permutation_seed)
             jobs.append(TrainJob(run, group, tier, cfg, estimate_s=study.train_s))
-        jobs.append(ShuffleEvalJob(f"{group}-eval-s{seed}", group, tier, runs, study.dataset,
+        jobs.append(ShuffleEvalJob(f"{stem}-eval-s{seed}", group, tier, runs, study.dataset,
                                    estimate_s=study.eval_s))
     return jobs
 

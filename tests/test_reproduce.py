@@ -103,6 +103,19 @@ def test_shards_split_the_plan_into_disjoint_groups() -> None:
         reproduce.select(jobs, shard=(1, groups + 1))
 
 
+def test_each_unshuffling_seed_is_a_group_of_its_runs_and_their_evaluation() -> None:
+    """--jobs spreads the seeds over the workers: as one group, the medium tier's six unshufflers ran on one worker
+    for hours at the end while the other sat idle. A seed's evaluation stays with the runs it reads."""
+    jobs = [j for j in tier_jobs(Tier.MEDIUM) if "unshuffle" in j.name]
+    groups: dict[str, list[str]] = {}
+    for j in jobs:
+        groups.setdefault(j.group, []).append(j.name)
+    assert len(groups) == len(next(s for s in plans.TIERS[Tier.MEDIUM] if isinstance(s, ShuffleStudy)).seeds) == 3
+    for names in groups.values():
+        seed = names[-1].rsplit("-", 1)[1]
+        assert names[-1].endswith(f"-eval-{seed}") and all(n.endswith(f"-{seed}") for n in names)
+
+
 @pytest.mark.slow
 def test_a_rerun_of_a_job_gives_the_same_weights_and_the_result_records_them(tier: Path) -> None:
     """Bit-reproducible: the same job on the same CPU with the same thread count gives the same weights digest,

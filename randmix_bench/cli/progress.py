@@ -63,9 +63,8 @@ class ReproduceProgress:
         self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
         self.running: dict[int, float] = {}  # id(job) -> when it started
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
-        self.done_at_start: set[int] = set()  # counted out by jobs_done: back in if their turn finds them not done
+        self.skipped: set[int] = set()  # jobs found done, at the start or at their turn: out of `left`
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
-        self.finished = self.skipped = 0
 
     def eta_s(self) -> float:
         """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
@@ -78,16 +77,14 @@ class ReproduceProgress:
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:
-            self.done_at_start.add(id(job))
-            self._count_out(job, skipped=True)
+            self._skip(job)
 
     def job_started(self, job: AnyJob, index: int, total: int, state: JobState) -> None:
         if state.value == "done":
             return
-        if id(job) in self.done_at_start:  # done at the start, redone now (its training was redone with --force)
-            self.done_at_start.discard(id(job))
+        if id(job) in self.skipped:  # done at the start, redone now (its training was redone with --force)
+            self.skipped.discard(id(job))
             self.left[id(job)] = job.estimate_s
-            self.finished, self.skipped = self.finished - 1, self.skipped - 1
         self.running[id(job)] = time.perf_counter()
         if state.value == "partial":
             self.resumed.add(id(job))
@@ -96,9 +93,9 @@ class ReproduceProgress:
 
     def job_finished(self, job: AnyJob, state: JobState, seconds: float) -> None:
         if state.value == "done":
-            self._count_out(job, skipped=True)  # no line: a skipped job is news to no one
+            self._skip(job)  # no line: a skipped job is news to no one
             return
-        self._count_out(job, skipped=False)
+        self.left.pop(id(job), None)
         self.running.pop(id(job), None)
         if job.estimate_s > 0 and id(job) not in self.resumed:
             self.estimated, self.measured = self.estimated + job.estimate_s, self.measured + seconds
@@ -106,15 +103,14 @@ class ReproduceProgress:
         finish = (dt.datetime.now() + dt.timedelta(seconds=eta)).strftime("%H:%M")
         ratio = f", jobs take {self.measured / self.estimated:.2f}x the plan's estimates" if self.estimated else ""
         plain(self.console, f"[{self.place[id(job)]}/{self.total}] done   {job.kind} {job.name} in "
-                    f"{duration(seconds)} | {self.total - self.finished} left ({self.skipped} were already done), "
+                    f"{duration(seconds)} | {len(self.left)} left ({len(self.skipped)} were already done), "
                     f"about {duration(eta)} to go (~{finish}){ratio}")
 
-    def _count_out(self, job: AnyJob, skipped: bool) -> None:
-        """Take ``job`` out of the work left, once: a job done when the run began is reported at the start and
-        again when its turn comes."""
-        if self.left.pop(id(job), None) is not None:
-            self.finished += 1
-            self.skipped += skipped
+    def _skip(self, job: AnyJob) -> None:
+        """``job`` was found done: out of the work left (a job done when the run began is reported at the start
+        and again when its turn comes; sets make the second report a no-op)."""
+        self.left.pop(id(job), None)
+        self.skipped.add(id(job))
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
         plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "

@@ -244,6 +244,22 @@ def test_readme_section_is_replaced_between_markers_only(board: Path, tmp_path: 
         leaderboard.pages(board, readme)
 
 
+def test_the_default_readme_is_the_one_beside_the_folder_never_the_current_one(board: Path, tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`randmix leaderboard --dir elsewhere` run from a project used to rewrite that project's README section with
+    elsewhere's tables (and links to it); the default README is now the one in --dir's parent folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    ours = f"# Ours\n{MARKER_START}\nour tables\n{MARKER_END}\n"
+    (project / "README.md").write_text(ours)
+    (tmp_path / "README.md").write_text(f"# Beside the board\n{MARKER_START}\nold\n{MARKER_END}\n")
+    monkeypatch.chdir(project)
+    result = runner.invoke(app, ["leaderboard", "--dir", str(board)])
+    assert result.exit_code == 0, result.output
+    assert (project / "README.md").read_text() == ours
+    assert "5 robustness and 1 pixel-shuffle result(s)" in (tmp_path / "README.md").read_text()
+
+
 @pytest.mark.parametrize("text", [
     f"{MARKER_START}\nold\n",  # end missing: the rest of the README would be swallowed
     f"old\n{MARKER_END}\n",

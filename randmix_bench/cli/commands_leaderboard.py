@@ -16,15 +16,17 @@ from randmix_bench.verify import VerifyOptions
 @user_errors
 def leaderboard_command(
     root: Path = typer.Option(Path("leaderboards"), "--dir", help="Folder of result JSON files."),
-    readme: Path = typer.Option(
-        Path("README.md"), "--readme",
-        help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent).",
+    readme: Path | None = typer.Option(
+        None, "--readme",
+        help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent; default: "
+        "README.md in --dir's parent folder, the project's README for leaderboards/).",
     ),
     check: bool = typer.Option(False, "--check", help="Write nothing; exit 1 when the Markdown is stale (for CI)."),
 ) -> None:
     """Generate leaderboards/README.md (and the README's marked section) from the result files."""
     from randmix_bench import leaderboard
 
+    readme = root.parent / "README.md" if readme is None else readme  # another folder never rewrites ours
     if check:
         stale = leaderboard.stale(root, readme)
         if stale:

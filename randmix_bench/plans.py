@@ -137,8 +137,9 @@ PAPER: list[Study | ShuffleStudy] = [
 # 2-core CPU with 2 jobs at 1 thread each while other processes ran (load 5-9, 2026-12-04): a training 217-265 s
 # per epoch; the headline evaluation APGD-CE 545-562 s + APGD-T 1497-1560 s + sanity (APGD-CE at eps 0.5 and
 # Square 1000 queries) ~800 s; the sweep 1/255 821-922 s + 4/255 267-303 s (2/255 is replayed from the headline).
-# AutoAttack standard and the controls are extrapolated from those attacks' per-point costs. Together about 26 h of
-# one core, 13 h of the two: over the 6 h the issue aimed at (its estimate predates these measurements).
+# AutoAttack standard and the controls are extrapolated from those attacks' per-point costs; an unshuffler 2,448 s
+# for 2 epochs (2026-12-05), so about 4,900 s for the recipe's 4. Together about 30 h of one core, 15 h of the two:
+# over the 6 h the issue aimed at (its estimate predates these measurements).
 MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),
           (0, 1, 2), eps=Eps.parse("2/255"), n_examples=1000, attacks=(APGD_CE, APGD_T),
@@ -146,7 +147,7 @@ MEDIUM: list[Study | ShuffleStudy] = [
           clean_only=(SPACE,), transfer=True, square_n=200, attack_batch=250, square_queries=1000, train_s=2300,
           eval_s=2900, sweep_s=1200, standard_s=3600, control_s=600),
     ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, (FULL, CHANS), (0, 1, 2),
-                 train_s=2200, eval_s=60),
+                 train_s=4900, eval_s=60),
 ]
 
 # The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,

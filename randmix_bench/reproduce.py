@@ -14,12 +14,13 @@ calling process. Resume and locking are the trainer's and the harness's, as for 
 from __future__ import annotations
 
 import fnmatch
+import heapq
 import multiprocessing
 import queue
 import signal
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -32,7 +33,7 @@ from randmix_bench.jobs import AnyJob, JobState, Paths
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
 
-__all__ = ["select", "parse_shard", "parse_jobs", "run", "Reporter", "JobRun"]
+__all__ = ["select", "parse_shard", "parse_jobs", "makespan", "run", "Reporter", "JobRun"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -80,6 +81,23 @@ def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, i
                            f"its evaluations), so N must be at most {len(groups)}")
     mine = {g for k, g in enumerate(groups) if k % n == i - 1}
     return [j for j in chosen if j.group in mine]
+
+
+def makespan(work: Sequence[tuple[str, float]], workers: int, running: Collection[str] = ()) -> float:
+    """Seconds until ``workers`` processes have done ``work`` (``(group, seconds left)`` per job, in plan order)
+    taking the groups as :func:`run` hands them out: the ``running`` groups first, one per worker, then each worker
+    the next group in plan order as it frees up. One worker: the sum. A long group late in the plan keeps one worker
+    busy after the other has finished: the work divided by ``workers`` would promise too little."""
+    per_group: dict[str, float] = {}
+    for group, seconds in work:
+        per_group[group] = per_group.get(group, 0.0) + seconds
+    free = [s for g, s in per_group.items() if g in running]
+    free += [0.0] * max(0, workers - len(free))
+    heapq.heapify(free)
+    for group, seconds in per_group.items():
+        if group not in running:
+            heapq.heappush(free, heapq.heappop(free) + seconds)
+    return max(free, default=0.0)
 
 
 class Reporter(Protocol):

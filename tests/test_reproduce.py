@@ -81,9 +81,9 @@ def test_dry_run_lists_every_job_with_its_state_and_writes_nothing(tier: Path) -
     for name in ("small-tiny-chans-s0", "small-tiny-chans-s0-linf", "small-unshuffle-eval-s0", "leaderboard"):
         assert name in out
     assert "pending" in out and list(tier.iterdir()) == []
-    two = invoke("--dry-run", "--jobs", "2")  # the time left is shared by the processes that run the jobs
+    two = invoke("--dry-run", "--jobs", "2")  # the time left is shared, group by group, by the processes
     hours = [float(h) for h in re.findall(r"([0-9.]+) h", two.splitlines()[-1])]
-    assert "of one process" in two and len(hours) == 2 and hours[1] == pytest.approx(hours[0] / 2, abs=0.06)
+    assert "of one process" in two and len(hours) == 2 and hours[0] / 2 - 0.06 <= hours[1] <= hours[0]
 
 
 def test_shards_split_the_plan_into_disjoint_groups() -> None:

@@ -182,7 +182,7 @@ class FakeJob:
 
 def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     out = io.StringIO()
-    jobs = [FakeJob("a", 100.0), FakeJob("b", 100.0), FakeJob("c", 200.0), FakeJob("d", 50.0)]
+    jobs = [FakeJob("a", 100.0, "ga"), FakeJob("b", 100.0, "gb"), FakeJob("c", 200.0, "gc"), FakeJob("d", 50.0, "gd")]
     progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=2)  # type: ignore[arg-type]
     progress.job_started(jobs[3], 3, 4, JobState.DONE)
     progress.job_finished(jobs[3], JobState.DONE, 0.0)  # skipped: no line, no measurement
@@ -192,7 +192,7 @@ def test_progress_lines_scale_the_plan_by_measured_times() -> None:
     assert lines[0].startswith("[1/4] start  train a (pending; plan estimate 1.7 min)")
     assert lines[1].startswith("[1/4] done   train a in 2.5 min | 2 left (1 were already done)")  # a's number
     assert "1.50x the plan's estimates" in lines[1]
-    assert progress.eta_s() == pytest.approx((100 + 200) * 1.5 / 2)  # b and c left, two workers
+    assert progress.eta_s() == pytest.approx(200 * 1.5)  # b and c left, side by side on the two workers
     assert "\x1b" not in out.getvalue()  # plain text for a log
 
 
@@ -274,3 +274,26 @@ def test_a_killed_run_stops_its_workers_and_says_how_to_resume(tmp_path: Path) -
     assert proc.wait(timeout=60) == 130, rest
     assert "interrupted" in rest and "rerun the same command to resume" in rest
     assert "Traceback" not in rest and "leaked" not in rest
+
+
+def test_the_time_to_go_follows_the_groups_over_the_workers() -> None:
+    """Two workers do not halve the work when one group is most of it: the short groups finish on one worker while
+    the long one keeps the other busy (before, the log divided the work by two and promised too early a finish)."""
+    jobs = [FakeJob("s1", 100.0, "short1"), FakeJob("long-train", 600.0, "long"), FakeJob("s2", 100.0, "short2"),
+            FakeJob("long-eval", 600.0, "long")]
+    progress = ReproduceProgress(Console(file=io.StringIO(), width=300), jobs, workers=2)  # type: ignore[arg-type]
+    assert progress.eta_s() == pytest.approx(1200.0)  # the long group's two jobs, one after the other
+    assert reproduce.makespan([(j.group, j.estimate_s) for j in jobs], 1) == pytest.approx(1400.0)
+    progress.job_started(jobs[0], 0, 4, JobState.PENDING)
+    progress.job_started(jobs[1], 1, 4, JobState.PENDING)
+    progress.job_finished(jobs[0], JobState.PENDING, 100.0)  # as estimated: s2 goes to this worker
+    assert progress.eta_s() == pytest.approx(1200.0, abs=1.0)
+
+
+def test_makespan_hands_out_groups_in_plan_order_to_the_first_free_worker() -> None:
+    work = [("a", 30.0), ("b", 10.0), ("c", 10.0), ("d", 10.0), ("a", 5.0)]  # a's second job runs in a's worker
+    assert reproduce.makespan(work, 2) == pytest.approx(35.0)  # a: 35 on one worker; b, c, d: 30 on the other
+    assert reproduce.makespan(work, 3) == pytest.approx(35.0)
+    assert reproduce.makespan(work, 2, running={"b"}) == pytest.approx(35.0)
+    assert reproduce.makespan([("x", 50.0), ("y", 0.0)], 2, running={"x", "y"}) == pytest.approx(50.0)
+    assert reproduce.makespan([], 4) == 0.0

@@ -16,7 +16,8 @@ from randmix_bench.cli.errors import user_errors
 @user_errors
 def reproduce_command(
     tier: str = typer.Option(
-        ..., "--tier", "-t", help="small (a 2-core CPU, hours) or paper (a GPU); plans in randmix_bench/plans.py."
+        ..., "--tier", "-t", help="smoke (seconds), small (a pipeline smoke test, 2-core CPU), medium (the claims "
+        "on a 2-core CPU, a day of CPU), paper-slice or paper (a GPU); plans in randmix_bench/plans.py.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."
@@ -49,9 +50,11 @@ def reproduce_command(
     n_threads = parse_threads(threads, jobs=workers)
     paths = Paths()
     if dry_run:
-        table, left = reproduce_plan_table(chosen, jobs, paths)
+        table, work = reproduce_plan_table(chosen, jobs, paths)
         console.print(table)
-        spread = f", about {left / 3600 / workers:.1f} h with --jobs {workers}" if workers > 1 else ""
+        left = sum(seconds for _, seconds in work)
+        spread = (f", about {reproduce.makespan(work, workers) / 3600:.1f} h with --jobs {workers}" if workers > 1
+                  else "")
         console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h of one process{spread} (reference "
                       "machine of the tier)", highlight=False, soft_wrap=True)
         return

@@ -51,13 +51,15 @@ class ReproduceProgress:
     """A :class:`~randmix_bench.reproduce.Reporter` that prints one plain line per job started and finished, each
     led by the job's place in the plan (``[3/5]``: with ``--jobs`` the lines of several jobs interleave) and each
     finish with the jobs left and the time left: the plan's estimates of the jobs not finished, scaled by how long
-    the jobs run so far took against their estimates (jobs resumed part-way done excluded), shared by the
-    ``workers`` running at once; between them, a running job's epochs and attack batches (those at most every
+    the jobs run so far took against their estimates (jobs resumed part-way done excluded), scheduled on the
+    ``workers`` running at once as reproduce hands out the groups (:func:`~randmix_bench.reproduce.makespan`);
+    between them, a running job's epochs and attack batches (those at most every
     ``interval`` seconds). Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``)
     writes a log a person can follow."""
 
     def __init__(self, console: Console, jobs: Sequence[AnyJob], workers: int = 1, interval: float = 30.0) -> None:
         self.console, self.workers, self.total, self.interval = console, workers, len(jobs), interval
+        self.jobs = list(jobs)
         self.last_line: dict[int, float] = {}  # id(job) -> when its last attack line was printed
         self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
         self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
@@ -68,12 +70,14 @@ class ReproduceProgress:
 
     def eta_s(self) -> float:
         """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
-        measured/estimated ratio so far, over the workers."""
+        measured/estimated ratio so far, scheduled on the workers group by group."""
+        from randmix_bench.reproduce import makespan
+
         scale = self.measured / self.estimated if self.estimated > 0 else 1.0
         now = time.perf_counter()
-        spent = {k: now - t for k, t in self.running.items()}
-        work = sum(max(0.0, est * scale - spent.get(k, 0.0)) for k, est in self.left.items())
-        return work / max(1, min(self.workers, len(self.left) or 1))
+        work = [(job.group, max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
+                 if id(job) in self.left else 0.0) for job in self.jobs]
+        return makespan(work, self.workers, running={job.group for job in self.jobs if id(job) in self.running})
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:

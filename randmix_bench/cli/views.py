@@ -65,16 +65,17 @@ def models_tables(rows: list[ModelRow]) -> list[Table]:
     return list(tables.values())
 
 
-def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob], paths: Paths) -> tuple[Table, float]:
-    """``reproduce --dry-run``: each job's state and estimate; with the seconds the jobs not done are estimated at."""
+def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob], paths: Paths) -> tuple[Table, list[tuple[str, float]]]:
+    """``reproduce --dry-run``: each job's state and estimate; with the work left, ``(group, seconds)`` per job in
+    plan order (0 for a job done), for :func:`~randmix_bench.reproduce.makespan`."""
     table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
                    ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
-    left = 0.0
+    work = []
     for i, job in enumerate(jobs, 1):
         state = job.state(paths)
-        left += 0 if state is JobState.DONE else job.estimate_s
+        work.append((job.group, 0.0 if state is JobState.DONE else job.estimate_s))
         table.add_row(str(i), job.name, job.kind, state.value, f"{job.estimate_s / 60:.1f} min")
-    return table, left
+    return table, work
 
 
 def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.JobRun]) -> Table:

@@ -203,7 +203,7 @@ def _at_scale(tier: str, check: C) -> C:
 def _training(r: RobustnessResult) -> str | None:
     """The training that produced a run, when recorded: runs of different trainings are never seeds of one."""
     b = r.randmix
-    return None if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epochs"
+    return None if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epoch{'s' if b.train_epochs != 1 else ''}"
 
 
 def _clean_measure(results: list[RobustnessResult]) -> tuple[Measure[RobustnessResult], str]:
@@ -247,7 +247,7 @@ def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
 def shuffle_study(r: ShuffleResult) -> tuple[str, str, str, str]:
     """The claim-3 study a shuffle result is compared in, as its :class:`Scale` names it: tier, model, dataset and
     training (the recipe's loss and epochs are recorded in the result, so they split studies)."""
-    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epochs"
+    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epoch{'s' if r.epochs != 1 else ''}"
 
 
 def _classification(tier: str, model: str, dataset: str, training: str | None,

@@ -138,7 +138,7 @@ PAPER: list[Study | ShuffleStudy] = [
 # per epoch; the headline evaluation APGD-CE 545-562 s + APGD-T 1497-1560 s + sanity (APGD-CE at eps 0.5 and
 # Square 1000 queries) ~800 s; the sweep 1/255 821-922 s + 4/255 267-303 s (2/255 is replayed from the headline).
 # AutoAttack standard and the controls are extrapolated from those attacks' per-point costs; an unshuffler 2,448 s
-# for 2 epochs (2026-12-05), so about 4,900 s for the recipe's 4. Together about 30 h of one core, 15 h of the two:
+# for 2 epochs (2026-12-05), so about 4,900 s for the recipe's 4. Together about 31 h of one core, 16 h of the two:
 # over the 6 h the issue aimed at (its estimate predates these measurements).
 MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),

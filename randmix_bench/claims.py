@@ -139,7 +139,7 @@ class Scale:
     tier: str
     model: str
     dataset: str
-    training: str | None  # "recipe convmixer-small-fmnist, 3 epochs" or "mse loss, 1 epochs"
+    training: str | None  # "recipe convmixer-small-fmnist, 3 epochs" or "mse loss, 1 epoch"
     setting: str | None  # "Linf 0.015, AA standard" for robust accuracy
     points: tuple[int, int]  # fewest and most points a run's number was measured on
     seeds: tuple[int, int]  # fewest and most runs per variant

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from randmix_bench.robustness import EvalOptions, ProgressReporter
     from randmix_bench.train import TrainReporter
 
-__all__ = ["JobState", "Paths", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "AnyJob", "tier_jobs"]
+__all__ = ["JobState", "Paths", "TrainJob", "EvalJob", "ShuffleEvalJob", "LeaderboardJob", "AnyJob", "tier_jobs",
+           "reads_other_group"]
 
 
 class JobState(str, Enum):
@@ -255,6 +256,12 @@ class LeaderboardJob:
         from randmix_bench import leaderboard
 
         leaderboard.write(paths.leaderboards, paths.root / "README.md")
+
+
+def reads_other_group(job: AnyJob) -> bool:
+    """Whether ``job`` reads a checkpoint another group trains (a transfer attack's source model): run in parallel
+    with that group, it could find the checkpoint not yet written, so ``reproduce --jobs`` runs it after them all."""
+    return isinstance(job, EvalJob) and job.transfer_from not in (None, job.group)
 
 
 def _same_checkpoint(ref: CheckpointRef, ckpt: Path) -> bool:

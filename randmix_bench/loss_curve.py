@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 from randmix_bench.errors import RandmixError
+from randmix_bench.vocab import n_epochs
 
 __all__ = ["POINTS_PER_EPOCH", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
            "epoch_trace", "from_history", "check_trace", "last_drop", "flattened"]
@@ -78,7 +79,7 @@ def check_trace(value: Any, source: str, epochs: float) -> list[tuple[float, flo
     try:
         trace = _ADAPTER.validate_python(value)
         if trace[-1][0] > epochs:
-            raise ValueError(f"its last point is at epoch {trace[-1][0]:g}, after the {epochs:g} epochs trained")
+            raise ValueError(f"its last point is at epoch {trace[-1][0]:g}, after the {n_epochs(epochs)} trained")
         return trace
     except (ValidationError, ValueError) as e:
         message = str(e)

@@ -4,11 +4,13 @@ A job's state is read from its outputs when its turn comes (``done`` jobs are sk
 continued by the trainer's and harness's own resume, ``changed`` ones refused unless ``force``).
 
 ``shard=(i, n)`` gives a process a fixed, disjoint share of the jobs: a training run and every job that
-needs it stay together, and the leaderboard job runs only unsharded (after the shards are merged).
+needs it stay together; the jobs that read another group's checkpoint (transfer attacks) and the leaderboard job
+run only unsharded (after the shards are merged).
 
 ``workers=N`` runs the job groups (a training run and what needs it) in N processes at once, each taking the
-next group when it finishes one, with ``threads`` torch threads each; the leaderboard job runs last, in the
-calling process. Resume and locking are the trainer's and the harness's, as for one process.
+next group when it finishes one, with ``threads`` torch threads each; then, the same way, the jobs that read
+another group's checkpoint; the leaderboard job runs last, in the calling process. Resume and locking are the
+trainer's and the harness's, as for one process.
 """
 
 from __future__ import annotations
@@ -28,12 +30,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
-from randmix_bench.jobs import AnyJob, JobState, Paths
+from randmix_bench.jobs import AnyJob, JobState, Paths, reads_other_group
 
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
 
-__all__ = ["select", "parse_shard", "parse_jobs", "makespan", "run", "Reporter", "JobRun"]
+__all__ = ["select", "parse_shard", "parse_jobs", "makespan", "time_left", "run", "Reporter", "JobRun"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -80,7 +82,7 @@ def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, i
         raise RandmixError(f"--shard {i}/{n}: the selected jobs form only {len(groups)} group(s) (a training run with "
                            f"its evaluations), so N must be at most {len(groups)}")
     mine = {g for k, g in enumerate(groups) if k % n == i - 1}
-    return [j for j in chosen if j.group in mine]
+    return [j for j in chosen if j.group in mine and not reads_other_group(j)]  # those: by the unsharded run
 
 
 def makespan(work: Sequence[tuple[str, float]], workers: int, running: Collection[str] = ()) -> float:
@@ -92,12 +94,25 @@ def makespan(work: Sequence[tuple[str, float]], workers: int, running: Collectio
     for group, seconds in work:
         per_group[group] = per_group.get(group, 0.0) + seconds
     free = [s for g, s in per_group.items() if g in running]
-    free += [0.0] * max(0, workers - len(free))
+    free += [0.0] * max(0, max(1, workers) - len(free))
     heapq.heapify(free)
     for group, seconds in per_group.items():
         if group not in running:
             heapq.heappush(free, heapq.heappop(free) + seconds)
     return max(free, default=0.0)
+
+
+def time_left(work: Sequence[tuple[AnyJob, float, bool]], workers: int) -> float:
+    """Seconds until :func:`run` is done with ``work``: ``(job, seconds left, running)`` for each job of the plan,
+    in order. One worker runs the jobs one after another; more run the groups (:func:`makespan`), then the jobs that
+    read another group's checkpoint, and the leaderboard last, as :func:`run` does."""
+    if workers <= 1:
+        return sum(seconds for _, seconds, _ in work)
+    phases = [[w for w in work if w[0].kind != "leaderboard" and not reads_other_group(w[0])],
+              [w for w in work if reads_other_group(w[0])]]
+    last = sum(seconds for job, seconds, _ in work if job.kind == "leaderboard")
+    return last + sum(makespan([(job.group, seconds) for job, seconds, _ in phase], workers,
+                               {job.group for job, _, running in phase if running}) for phase in phases)
 
 
 class Reporter(Protocol):
@@ -153,8 +168,10 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
     if reporter:
         reporter.jobs_done([j for j, s in at_start if s is JobState.DONE])
     parallel = [i for i, j in enumerate(jobs) if j.kind != "leaderboard" and j.group in work]
-    if workers > 1 and len(work) > 1:
-        _run_parallel(jobs, parallel, outcomes, paths, device, force, reporter, workers, threads)
+    if workers > 1 and len(work) > 1:  # the jobs reading another group's checkpoint once every group is done
+        for phase in (False, True):
+            _run_parallel(jobs, [i for i in parallel if reads_other_group(jobs[i]) is phase], outcomes, paths,
+                          device, force, reporter, workers, threads)
     else:
         parallel = []
     for index in range(len(jobs)):  # the rest in order: jobs already done, the leaderboard last

@@ -19,7 +19,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from randmix_bench.errors import RandmixError
 from randmix_bench.loss_curve import LossTrace
 from randmix_bench.threat import ThreatModel, same_eps
-from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm
+from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm, n_epochs
 
 __all__ = ["Provenance", "CheckpointRef", "AttackConfig", "SanityReport", "SweepPoint", "Points", "RandmixBlock",
            "RobustnessResult", "ShuffleResult", "Result", "pct"]
@@ -392,7 +392,7 @@ class ShuffleResult(_Strict):
         _check_n(self.n_examples, self.dataset, "field 'n_examples':")
         if self.train_loss is not None and self.train_loss[-1][0] > self.epochs:
             raise ValueError(f"field 'train_loss': its last point is at epoch {self.train_loss[-1][0]:g}, after the "
-                             f"{self.epochs:g} epochs trained")
+                             f"{n_epochs(self.epochs)} trained")
         return self
 
 

@@ -41,7 +41,7 @@ from randmix_bench.claims import (
 from randmix_bench.data import DATASETS
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import Mixing, Norm
+from randmix_bench.vocab import Mixing, Norm, n_epochs
 
 __all__ = ["evaluate", "robust_table", "shuffle_study"]
 
@@ -203,7 +203,9 @@ def _at_scale(tier: str, check: C) -> C:
 def _training(r: RobustnessResult) -> str | None:
     """The training that produced a run, when recorded: runs of different trainings are never seeds of one."""
     b = r.randmix
-    return None if b.train_recipe is None else f"recipe {b.train_recipe}, {b.train_epochs} epoch{'s' if b.train_epochs != 1 else ''}"
+    if b.train_recipe is None:
+        return None
+    return f"recipe {b.train_recipe}" + ("" if b.train_epochs is None else f", {n_epochs(b.train_epochs)}")
 
 
 def _clean_measure(results: list[RobustnessResult]) -> tuple[Measure[RobustnessResult], str]:
@@ -247,7 +249,7 @@ def robust_table(r: RobustnessResult) -> tuple[str, str, str, str | None, str]:
 def shuffle_study(r: ShuffleResult) -> tuple[str, str, str, str]:
     """The claim-3 study a shuffle result is compared in, as its :class:`Scale` names it: tier, model, dataset and
     training (the recipe's loss and epochs are recorded in the result, so they split studies)."""
-    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {r.epochs:g} epoch{'s' if r.epochs != 1 else ''}"
+    return tier_of(r.checkpoint), r.model, r.dataset, f"{r.loss} loss, {n_epochs(r.epochs)}"
 
 
 def _classification(tier: str, model: str, dataset: str, training: str | None,

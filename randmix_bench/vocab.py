@@ -15,7 +15,7 @@ from typing import TypeVar
 from randmix_bench.errors import choices_error
 
 __all__ = ["Choice", "Mixing", "Norm", "Attack", "AAVersion", "AAAttack", "TaskKind", "Loss", "Optimizer", "Tier",
-           "split_list"]
+           "split_list", "n_epochs"]
 
 C = TypeVar("C", bound="Choice")
 
@@ -137,3 +137,8 @@ def split_list(items: str | Sequence[str]) -> list[str]:
     names, of eps values) is read, so spaces after commas and empty items never become entries."""
     parts = items.split(",") if isinstance(items, str) else [p for item in items for p in item.split(",")]
     return [p.strip() for p in parts if p.strip()]
+
+
+def n_epochs(n: float) -> str:
+    """``1 epoch``, ``3 epochs``, ``2.5 epochs``: a training's length as every message and page words it."""
+    return f"{n:g} epoch{'' if n == 1 else 's'}"

@@ -121,7 +121,7 @@ def test_an_older_checkpoint_takes_its_trace_from_the_run_json_that_names_it(
     assert result.train_loss is None
     late = _old_run(tmp_path / "late", save_unshuffler, history, epochs=1)  # a history past the checkpoint's epochs
     with pytest.raises(RandmixError, match=r"run.json \(history\): the loss trace is not valid \(its last point is at "
-                                           r"epoch 1.5, after the 1 epochs trained\)"):
+                                           r"epoch 1.5, after the 1 epoch trained\)"):
         evaluate_runs([late], tmp_path / "out3", n_examples=8, grid_images=2)
 
 

@@ -16,7 +16,7 @@ from randmix_bench import plans, reproduce
 from randmix_bench.cli.progress import ReproduceProgress, duration
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
-from randmix_bench.jobs import AnyJob, JobState, Paths, TrainJob, tier_jobs
+from randmix_bench.jobs import AnyJob, JobState, Paths, TrainJob, reads_other_group, tier_jobs
 from randmix_bench.plans import Study, Tier
 from randmix_bench.recipes import get_recipe
 from randmix_bench.threat import Eps
@@ -294,6 +294,59 @@ def test_makespan_hands_out_groups_in_plan_order_to_the_first_free_worker() -> N
     work = [("a", 30.0), ("b", 10.0), ("c", 10.0), ("d", 10.0), ("a", 5.0)]  # a's second job runs in a's worker
     assert reproduce.makespan(work, 2) == pytest.approx(35.0)  # a: 35 on one worker; b, c, d: 30 on the other
     assert reproduce.makespan(work, 3) == pytest.approx(35.0)
-    assert reproduce.makespan(work, 2, running={"b"}) == pytest.approx(35.0)
+    assert reproduce.makespan(work, 1) == pytest.approx(65.0)
+    # plan order, not the best order: c waits for a or b though a smarter split would finish at 20
+    assert reproduce.makespan([("a", 10.0), ("b", 10.0), ("c", 20.0)], 2) == pytest.approx(30.0)
+    # a running group holds its worker: d (running, 40 left) first, then a, b, c on the other worker in order
+    assert reproduce.makespan([("a", 10.0), ("b", 10.0), ("c", 10.0), ("d", 40.0)], 2,
+                              running={"d"}) == pytest.approx(40.0)
+    assert reproduce.makespan([("a", 10.0), ("b", 10.0), ("c", 10.0), ("d", 40.0)], 2) == pytest.approx(50.0)
     assert reproduce.makespan([("x", 50.0), ("y", 0.0)], 2, running={"x", "y"}) == pytest.approx(50.0)
     assert reproduce.makespan([], 4) == 0.0
+    assert reproduce.makespan([("a", 5.0), ("b", 5.0)], 0) == pytest.approx(10.0)  # no worker counts as one
+
+
+TRANSFER = [Study("tiny", "quick", "synthetic", (Mixing.FULL, Mixing.CHANS), (0,), eps=Eps.parse("0.02"),
+                  n_examples=8, square_queries=20, transfer=True, attack_batch=8)]
+
+
+def test_time_left_runs_transfers_after_every_group_and_the_leaderboard_last(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A transfer attack reads the `full` run's checkpoint, which another group trains: reproduce runs it once
+    every group is done, and the time to go adds it after them."""
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TRANSFER)
+    jobs = tier_jobs(Tier.SMALL)
+    assert [(j.kind, j.group, reads_other_group(j)) for j in jobs] == [
+        ("train", "small-tiny-full-s0", False), ("eval", "small-tiny-full-s0", False),
+        ("train", "small-tiny-chans-s0", False), ("eval", "small-tiny-chans-s0", False),
+        ("eval", "small-tiny-chans-s0", True), ("leaderboard", "leaderboard", False)]
+    seconds = [100.0, 50.0, 100.0, 50.0, 30.0, 5.0]
+    work = [(j, s, False) for j, s in zip(jobs, seconds, strict=True)]
+    assert reproduce.time_left(work, 1) == pytest.approx(335.0)
+    assert reproduce.time_left(work, 2) == pytest.approx(150.0 + 30.0 + 5.0)  # not 150 + 5: chans's group waits
+    running = [(j, 0.0 if i < 4 else s, i == 4) for i, (j, s, _) in enumerate(work)]  # the transfer running
+    assert reproduce.time_left(running, 2) == pytest.approx(35.0)
+
+
+def test_shards_leave_the_transfer_attacks_to_the_unsharded_run() -> None:
+    jobs = tier_jobs(Tier.MEDIUM)
+    transfers = {j.name for j in jobs if reads_other_group(j)}
+    assert transfers and all(j.name.endswith("-transfer") for j in jobs if j.name in transfers)
+    names = [j.name for i in (1, 2) for j in reproduce.select(jobs, shard=(i, 2))]
+    assert not transfers & set(names) and len(names) == len(jobs) - 1 - len(transfers)
+
+
+@pytest.mark.slow
+def test_with_jobs_a_transfer_attack_starts_after_every_group_is_done(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, the `chans` worker could reach its transfer attack while the other worker was still training the
+    `full` model it reads (a resumed run whose `full` training was partial): the job failed and stopped the run."""
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TRANSFER)
+    jobs = [j for j in tier_jobs(Tier.SMALL) if j.kind != "leaderboard"]
+    recorder = Recorder()
+    outcomes = reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=2, threads=1, reporter=recorder)
+    assert all(o.ran for o in outcomes)
+    transfer = next(j.name for j in jobs if reads_other_group(j))
+    started = recorder.calls.index(("started", transfer, "pending"))
+    finished = {name for kind, name, _ in recorder.calls[:started] if kind == "finished"}
+    assert finished == {j.name for j in jobs} - {transfer}

@@ -318,6 +318,6 @@ def test_train_reports_to_its_reporter_and_prints_nothing(tmp_path: Path, capsys
 def test_train_command_draws_progress_unless_quiet(tmp_path: Path) -> None:
     drawn = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "drawn"), "--device", "cpu")
     assert drawn.exit_code == 0 and "epoch 1/1  loss " in drawn.output, drawn.output
-    assert "1 epochs in" in drawn.output and f"-> {tmp_path / 'drawn'}" in drawn.output
+    assert "1 epoch in" in drawn.output and f"-> {tmp_path / 'drawn'}" in drawn.output
     quiet = _cli("--recipe", "quick", "--epochs", "1", "--out", str(tmp_path / "quiet"), "--device", "cpu", "--quiet")
     assert quiet.exit_code == 0 and quiet.output == ""

@@ -27,8 +27,8 @@ def reproduce_command(
     ),
     shard: str | None = typer.Option(
         None, "--shard",
-        help="i/N: this process's fixed share of the jobs (SLURM arrays, several GPUs); the leaderboard job runs "
-        "unsharded.",
+        help="i/N: this process's fixed share of the jobs (SLURM arrays, several GPUs); transfer attacks (they read "
+        "another run's checkpoint) and the leaderboard job run unsharded, after the shards.",
     ),
     device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
     force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
@@ -52,8 +52,8 @@ def reproduce_command(
     if dry_run:
         table, work = reproduce_plan_table(chosen, jobs, paths)
         console.print(table)
-        left = sum(seconds for _, seconds in work)
-        spread = (f", about {reproduce.makespan(work, workers) / 3600:.1f} h with --jobs {workers}" if workers > 1
+        left = sum(seconds for _, seconds, _ in work)
+        spread = (f", about {reproduce.time_left(work, workers) / 3600:.1f} h with --jobs {workers}" if workers > 1
                   else "")
         console.print(f"estimated time for the jobs not done: {left / 3600:.2f} h of one process{spread} (reference "
                       "machine of the tier)", highlight=False, soft_wrap=True)

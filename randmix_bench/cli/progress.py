@@ -52,7 +52,7 @@ class ReproduceProgress:
     led by the job's place in the plan (``[3/5]``: with ``--jobs`` the lines of several jobs interleave) and each
     finish with the jobs left and the time left: the plan's estimates of the jobs not finished, scaled by how long
     the jobs run so far took against their estimates (jobs resumed part-way done excluded), scheduled on the
-    ``workers`` running at once as reproduce hands out the groups (:func:`~randmix_bench.reproduce.makespan`);
+    ``workers`` running at once as reproduce hands out the groups (:func:`~randmix_bench.reproduce.time_left`);
     between them, a running job's epochs and attack batches (those at most every
     ``interval`` seconds). Plain lines, so that a run in the background (``nohup randmix reproduce ... > log``)
     writes a log a person can follow."""
@@ -71,13 +71,13 @@ class ReproduceProgress:
     def eta_s(self) -> float:
         """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
         measured/estimated ratio so far, scheduled on the workers group by group."""
-        from randmix_bench.reproduce import makespan
+        from randmix_bench.reproduce import time_left
 
         scale = self.measured / self.estimated if self.estimated > 0 else 1.0
         now = time.perf_counter()
-        work = [(job.group, max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
-                 if id(job) in self.left else 0.0) for job in self.jobs]
-        return makespan(work, self.workers, running={job.group for job in self.jobs if id(job) in self.running})
+        return time_left([(job, max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
+                           if id(job) in self.left else 0.0, id(job) in self.running) for job in self.jobs],
+                         self.workers)
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:

@@ -19,7 +19,7 @@ from rich.table import Table
 from randmix_bench.data import dataset_info
 from randmix_bench.jobs import AnyJob, JobState, Paths
 from randmix_bench.results import RobustnessResult, ShuffleResult
-from randmix_bench.vocab import Mixing, TaskKind, Tier
+from randmix_bench.vocab import Mixing, TaskKind, Tier, n_epochs
 
 if TYPE_CHECKING:  # annotations only: importing them would load the leaderboard (and scipy) for every command
     from randmix_bench import reproduce
@@ -65,15 +65,16 @@ def models_tables(rows: list[ModelRow]) -> list[Table]:
     return list(tables.values())
 
 
-def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob], paths: Paths) -> tuple[Table, list[tuple[str, float]]]:
-    """``reproduce --dry-run``: each job's state and estimate; with the work left, ``(group, seconds)`` per job in
-    plan order (0 for a job done), for :func:`~randmix_bench.reproduce.makespan`."""
+def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob],
+                         paths: Paths) -> tuple[Table, list[tuple[AnyJob, float, bool]]]:
+    """``reproduce --dry-run``: each job's state and estimate; with the work left, ``(job, seconds, False)`` per job
+    in plan order (0 for a job done), for :func:`~randmix_bench.reproduce.time_left`."""
     table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
                    ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
-    work = []
+    work: list[tuple[AnyJob, float, bool]] = []
     for i, job in enumerate(jobs, 1):
         state = job.state(paths)
-        work.append((job.group, 0.0 if state is JobState.DONE else job.estimate_s))
+        work.append((job, 0.0 if state is JobState.DONE else job.estimate_s, False))
         table.add_row(str(i), job.name, job.kind, state.value, f"{job.estimate_s / 60:.1f} min")
     return table, work
 
@@ -117,7 +118,7 @@ def train_line(summary: dict[str, Any], out: Path) -> str:
     headline = ", ".join(f"{k} {v:.4f}" for k, v in list((summary["test"] or {}).items())[:1])
     images = summary["steps_per_epoch"] * summary["config"]["batch_size"] * summary["epochs_done"]
     return (f"{summary['model']} {summary['mixing']} on {summary['dataset']}: {headline} | "
-            f"{summary['epochs_done']} epochs in {summary['train_time_s']:.1f} s "
+            f"{n_epochs(summary['epochs_done'])} in {summary['train_time_s']:.1f} s "
             f"({images / max(summary['train_time_s'], 1e-9):,.0f} img/s), "
             f"wall {summary['provenance']['wall_time_s']:.1f} s -> {out}")
 

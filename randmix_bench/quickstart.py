@@ -32,7 +32,7 @@ from randmix_bench.run_folder import check_run_dir
 from randmix_bench.threads import cpu_threads, parse_threads
 from randmix_bench.threat import Eps, ThreatModel, parse_eps_list
 from randmix_bench.train import TrainReporter, train
-from randmix_bench.vocab import Attack, Mixing, Norm
+from randmix_bench.vocab import Attack, Mixing, Norm, n_epochs
 
 __all__ = ["QuickstartConfig", "QuickstartRow", "QuickstartReporter", "run", "resolve_dataset", "scope",
            "DEFAULT_DATASET", "FALLBACK_DATASET"]
@@ -190,7 +190,7 @@ def _run(cfg: QuickstartConfig, reporter: QuickstartReporter, training: TrainRep
     }
     rows = []
     for variant, recipe in recipes.items():
-        reporter.stage(f"{variant}: train {recipe.model} on {dataset} ({cfg.epochs} epoch(s), recipe {cfg.recipe})")
+        reporter.stage(f"{variant}: train {recipe.model} on {dataset} ({n_epochs(cfg.epochs)}, recipe {cfg.recipe})")
         summary = train(recipe, out / variant, force=True, device=cfg.device, reporter=training)
         reporter.stage(f"{variant}: attack the first {cfg.n_examples} test points")
         entry = out / "leaderboards" / dataset / "Linf" / f"{variant}.json"

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
-from randmix_bench.jobs import AnyJob, JobState, Paths, reads_other_group
+from randmix_bench.jobs import AnyJob, EvalJob, JobState, Paths, reads_other_group
 
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
@@ -82,7 +82,11 @@ def select(jobs: Sequence[AnyJob], only: Sequence[str] = (), shard: tuple[int, i
         raise RandmixError(f"--shard {i}/{n}: the selected jobs form only {len(groups)} group(s) (a training run with "
                            f"its evaluations), so N must be at most {len(groups)}")
     mine = {g for k, g in enumerate(groups) if k % n == i - 1}
-    return [j for j in chosen if j.group in mine and not reads_other_group(j)]  # those: by the unsharded run
+    share = [j for j in chosen if j.group in mine and not reads_other_group(j)]  # those: by the unsharded run
+    if not share:
+        raise RandmixError(f"--shard {i}/{n}: the selected jobs in this share read another run's checkpoint "
+                           "(transfer attacks), which only an unsharded run does: run them without --shard")
+    return share
 
 
 def makespan(work: Sequence[tuple[str, float]], workers: int, running: Collection[str] = ()) -> float:
@@ -152,8 +156,9 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
     every job is done, so that a typo never passes silently.
 
     With ``workers`` > 1 the groups run in that many processes (``threads`` torch threads each; trainings
-    report their epochs to ``reporter.job_epoch`` instead of ``training``) and the outcomes are returned in plan
-    order all the same."""
+    report their epochs to ``reporter.job_epoch`` instead of ``training``), then the jobs that read another group's
+    checkpoint, and the outcomes are returned in plan order all the same. Such a job whose source checkpoint is
+    neither published nor trained by one of ``jobs`` is refused before any work."""
     if workers < 1:
         raise RandmixError(f"jobs must be >= 1, got {workers}")
     if device is not None:
@@ -163,6 +168,7 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
     if changed and not force:
         raise RandmixError(f"{len(changed)} job(s) have outputs made with other settings ({', '.join(changed[:3])}"
                            f"{' ...' if len(changed) > 3 else ''}); pass --force to redo them")
+    _check_sources(jobs, [j for j, s in at_start if s is not JobState.DONE], paths)
     outcomes = [JobRun(job, JobState.PENDING) for job in jobs]
     work = {j.group for j, s in at_start if s is not JobState.DONE}
     if reporter:
@@ -178,6 +184,19 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
         if index not in parallel:
             _run_one(jobs, index, outcomes[index], paths, device, force, reporter, training)
     return outcomes
+
+
+def _check_sources(jobs: Sequence[AnyJob], left: Sequence[AnyJob], paths: Paths) -> None:
+    """Refuse a job left to do that attacks with another run's checkpoint when that run is neither published nor
+    among ``jobs`` (``--only`` left it out): said at once, not after hours of the other jobs."""
+    trained = {j.name for j in jobs if j.kind == "train"}
+    for job in left:
+        if not isinstance(job, EvalJob) or job.transfer_from is None:
+            continue
+        source = job.transfer_from
+        if source not in trained and not paths.checkpoint(job.tier, source).is_file():
+            raise RandmixError(f"{job.kind} {job.name} attacks with the checkpoint of {source}, which is not trained "
+                               f"yet; add --only {source} (or train it first)")
 
 
 def _run_one(jobs: Sequence[AnyJob], index: int, outcome: JobRun, paths: Paths, device: str | None, force: bool,

@@ -76,7 +76,7 @@ def test_a_background_train_and_eval_log_their_progress_as_they_go(tmp_path: Pat
     rest = run.communicate()[0]
     assert run.returncode == 0, rest
     assert "epoch 2/2" in rest and not BAR.search("".join(lines) + rest)
-    assert lines[1].startswith("training: 2 epoch(s) of ")
+    assert lines[1].startswith("training: 2 epochs of ")
 
     explicit = _cli("train", "-r", "quick", "--dataset", "synthetic", "--epochs", "1", "--device", "cpu", "--out",
                     "clf", cwd=tmp_path).communicate()[0]

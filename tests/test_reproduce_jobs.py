@@ -337,16 +337,42 @@ def test_shards_leave_the_transfer_attacks_to_the_unsharded_run() -> None:
 
 
 @pytest.mark.slow
-def test_with_jobs_a_transfer_attack_starts_after_every_group_is_done(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Before, the `chans` worker could reach its transfer attack while the other worker was still training the
-    `full` model it reads (a resumed run whose `full` training was partial): the job failed and stopped the run."""
+def test_with_jobs_a_transfer_attack_waits_for_the_training_it_reads(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resumed run whose `chans` run is trained and whose `full` run is not: before, the `chans` worker went
+    straight to its transfer attack beside the `full` training and failed on the missing checkpoint."""
     monkeypatch.setitem(plans.TIERS, Tier.SMALL, TRANSFER)
-    jobs = [j for j in tier_jobs(Tier.SMALL) if j.kind != "leaderboard"]
+    jobs = {j.name: j for j in tier_jobs(Tier.SMALL)}
+    paths = Paths(tmp_path)
+    reproduce.run([jobs["small-tiny-chans-s0"]], paths, device="cpu", threads=1)
+    chosen = [jobs["small-tiny-full-s0"], jobs["small-tiny-chans-s0-linf-transfer"]]
     recorder = Recorder()
-    outcomes = reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=2, threads=1, reporter=recorder)
+    outcomes = reproduce.run(chosen, paths, device="cpu", workers=2, threads=1, reporter=recorder)
     assert all(o.ran for o in outcomes)
-    transfer = next(j.name for j in jobs if reads_other_group(j))
-    started = recorder.calls.index(("started", transfer, "pending"))
-    finished = {name for kind, name, _ in recorder.calls[:started] if kind == "finished"}
-    assert finished == {j.name for j in jobs} - {transfer}
+    assert recorder.calls.index(("finished", "small-tiny-full-s0", "pending")) < \
+        recorder.calls.index(("started", "small-tiny-chans-s0-linf-transfer", "pending"))
+    transfer, source = jobs["small-tiny-chans-s0-linf-transfer"], paths.checkpoint(Tier.SMALL, "small-tiny-full-s0")
+    assert transfer.state(paths) is JobState.DONE
+    kept = source.read_bytes()
+    source.write_bytes(paths.checkpoint(Tier.SMALL, "small-tiny-chans-s0").read_bytes())  # `full` retrained
+    assert transfer.state(paths) is JobState.CHANGED  # its examples were made on weights that are gone
+    source.write_bytes(kept)
+    assert transfer.state(paths) is JobState.DONE
+
+
+def test_a_transfer_whose_source_is_neither_trained_nor_selected_is_refused_before_any_work(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(plans.TIERS, Tier.SMALL, TRANSFER)
+    jobs = [j for j in tier_jobs(Tier.SMALL) if j.name.startswith("small-tiny-chans")]
+    for workers in (1, 2):
+        with pytest.raises(RandmixError, match=r"eval small-tiny-chans-s0-linf-transfer attacks with the checkpoint "
+                                               r"of small-tiny-full-s0, which is not trained yet; add --only "
+                                               r"small-tiny-full-s0"):
+            reproduce.run(jobs, Paths(tmp_path), device="cpu", workers=workers, threads=1)
+    assert list(tmp_path.iterdir()) == []  # nothing trained or written first
+
+
+def test_a_shard_holding_only_transfer_attacks_is_refused() -> None:
+    transfers = [j for j in tier_jobs(Tier.MEDIUM) if reads_other_group(j)]
+    with pytest.raises(RandmixError, match="only an unsharded run does"):
+        reproduce.select(transfers, shard=(1, 2))

@@ -17,7 +17,8 @@ prints a short table last. ``--dry-run`` checks the staging and prints the plan 
 ``--tier smoke`` the whole path runs on a CPU in a minute (``tests/test_gpu_run.py``).
 
 Back here: ``tar -xzf <files_at>/results-*.tar.gz`` in the repository root, then ``randmix verify`` and
-``randmix leaderboard`` before committing.
+``randmix leaderboard`` before committing (a tier with transfer attacks, which no shard runs, needs an unsharded
+``randmix reproduce`` first).
 """
 
 from __future__ import annotations

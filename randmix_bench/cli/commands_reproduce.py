@@ -33,7 +33,8 @@ def reproduce_command(
     device: str | None = typer.Option(None, help="cpu, cuda or cuda:N (default: cuda when available)."),
     force: bool = typer.Option(False, "--force", help="Redo jobs whose outputs were made with other settings."),
     jobs_n: str = typer.Option("auto", "--jobs", "-j", help="Job groups (a training run and its evaluations) run "
-                               "in parallel processes: a count, or auto (one per CPU core on the CPU, one on a GPU)."),
+                               "in parallel processes, then the transfer attacks: a count, or auto (one per CPU core "
+                               "on the CPU, one on a GPU)."),
     threads: opts.Threads = opts.AUTO,
 ) -> None:
     """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""  # noqa: E501  (one line in --help)

@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from randmix_bench.cli.views import train_line
+from randmix_bench.vocab import n_epochs
 
 if TYPE_CHECKING:
     from randmix_bench.jobs import AnyJob, JobState
@@ -160,7 +161,7 @@ class TrainProgress:
             plain(self.console, self.first_line)
             self.first_line = None
         resumed = f", resumed after {epochs_done}" if epochs_done else ""
-        plain(self.console, f"training: {epochs} epoch(s) of {steps} steps{resumed}")
+        plain(self.console, f"training: {n_epochs(epochs)} of {steps} steps{resumed}")
         if self.console.is_terminal:
             self.progress.start()
         self.task = self.progress.add_task("train", total=steps * epochs, completed=steps * epochs_done,

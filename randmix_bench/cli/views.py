@@ -146,7 +146,7 @@ def quickstart_table(rows: list[QuickstartRow], cfg: QuickstartConfig) -> Table:
     first = rows[0].result.randmix
     n_test, n = dataset_info(first.dataset).test_size, first.n_examples
     t = Table(title=f"randmix quickstart: {' vs '.join(r.variant for r in rows)}, {first.model} on {first.dataset} "
-                    f"(Linf), {cfg.epochs} epoch(s) on {rows[0].summary['provenance']['device']}",
+                    f"(Linf), {n_epochs(cfg.epochs)} on {rows[0].summary['provenance']['device']}",
               caption=f"test acc: all {n_test:,} test points; clean and robust: the first {n}. Attack: "
                       f"{cfg.attack_description()}. One standard error is at most {_max_se(n)} points on {n} "
                       f"points, {_max_se(n_test)} on {n_test:,}.",

@@ -171,8 +171,8 @@ class EvalJob:
         options = self.options(paths)
         expected = options.attack_config()
         sweep_attacks = [p.attacks for p in rb.sweep if p.attacks is not None]
-        if rb.attack.source is not None and options.transfer_from is not None:  # made on today's source weights?
-            if not _same_checkpoint(rb.attack.source, Path(options.transfer_from)):
+        if rb.attack.source is not None and self.transfer_from is not None:  # made on today's source weights?
+            if not _same_checkpoint(rb.attack.source, paths.checkpoint(self.tier, self.transfer_from)):
                 return False
             expected = expected.model_copy(update={"source": rb.attack.source})
         return (rb.attack == expected and rb.n_examples == self.n_examples and result.eps == self.threat.eps.text

@@ -106,15 +106,20 @@ def makespan(work: Sequence[tuple[str, float]], workers: int, running: Collectio
     return max(free, default=0.0)
 
 
+def _phase(job: AnyJob) -> int:
+    """When :func:`run` with workers runs ``job``: 0 with its group, 1 once every group is done (it reads another
+    group's checkpoint), 2 last, in the calling process (the leaderboard)."""
+    return 2 if job.kind == "leaderboard" else int(reads_other_group(job))
+
+
 def time_left(work: Sequence[tuple[AnyJob, float, bool]], workers: int) -> float:
     """Seconds until :func:`run` is done with ``work``: ``(job, seconds left, running)`` for each job of the plan,
     in order. One worker runs the jobs one after another; more run the groups (:func:`makespan`), then the jobs that
     read another group's checkpoint, and the leaderboard last, as :func:`run` does."""
     if workers <= 1:
         return sum(seconds for _, seconds, _ in work)
-    phases = [[w for w in work if w[0].kind != "leaderboard" and not reads_other_group(w[0])],
-              [w for w in work if reads_other_group(w[0])]]
-    last = sum(seconds for job, seconds, _ in work if job.kind == "leaderboard")
+    phases = [[w for w in work if _phase(w[0]) == phase] for phase in (0, 1)]
+    last = sum(seconds for job, seconds, _ in work if _phase(job) == 2)
     return last + sum(makespan([(job.group, seconds) for job, seconds, _ in phase], workers,
                                {job.group for job, _, running in phase if running}) for phase in phases)
 
@@ -173,11 +178,11 @@ def run(jobs: Sequence[AnyJob], paths: Paths, device: str | None = None, force: 
     work = {j.group for j, s in at_start if s is not JobState.DONE}
     if reporter:
         reporter.jobs_done([j for j, s in at_start if s is JobState.DONE])
-    parallel = [i for i, j in enumerate(jobs) if j.kind != "leaderboard" and j.group in work]
+    parallel = [i for i, j in enumerate(jobs) if _phase(j) < 2 and j.group in work]
     if workers > 1 and len(work) > 1:  # the jobs reading another group's checkpoint once every group is done
-        for phase in (False, True):
-            _run_parallel(jobs, [i for i in parallel if reads_other_group(jobs[i]) is phase], outcomes, paths,
-                          device, force, reporter, workers, threads)
+        for phase in (0, 1):
+            _run_parallel(jobs, [i for i in parallel if _phase(jobs[i]) == phase], outcomes, paths, device, force,
+                          reporter, workers, threads)
     else:
         parallel = []
     for index in range(len(jobs)):  # the rest in order: jobs already done, the leaderboard last

@@ -14,6 +14,7 @@ from randmix_bench import claims, figures, loss_curve, masking, verdicts
 from randmix_bench.entries import Entry
 from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
+from randmix_bench.vocab import n_epochs
 
 __all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
 
@@ -89,8 +90,8 @@ def _familytable(f: claims.Family, level: str) -> list[str]:
     return lines + [""] if f.checks else lines
 
 
-def _plain(f: claims.Family) -> str:
-    """One sentence per table, in plain words, from its numbers."""
+def _plain(f: claims.Family, caveat: str = "") -> str:
+    """One sentence per table, in plain words, from its numbers (``caveat`` said last: what limits them)."""
     unit = f" {f.unit}" if f.unit else ""
     said = []
     for r in f.rows:
@@ -107,14 +108,45 @@ def _plain(f: claims.Family) -> str:
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
     smoke = " (smoke test only)" if f.scale.tier in claims.NOT_EVIDENCE else ""
-    return f"{where}{smoke}, {f.measure}: {tail}."
+    return f"{where}{smoke}, {f.measure}: {tail}" + (f"; {caveat}" if caveat else "") + "."
 
 
-def _summary_line(f: claims.Family) -> str:
+def _summary_line(f: claims.Family, caveat: str = "") -> str:
     named = [f"{_pair(r)} **{r.verdict.value}** ({_number(r.effect, f.unit)})" for r in f.rows if r.expected]
     named += [f"{c.statement} **{c.label}**" for c in f.checks]
+    named += [escape(caveat)] if caveat else []
     return (f"- Claim {f.claim}, {escape(_tier(f.scale.tier))}, {escape(f.scale.label())}: "
             + ("; ".join(named) if named else "no pair the paper names") + ".")
+
+
+Study = tuple[str, str, str, str]
+"""A claim-3 study as :func:`randmix_bench.verdicts.shuffle_study` names it: tier, model, dataset, training."""
+
+
+def _studies(shuffles: list[ShuffleResult]) -> dict[Study, list[ShuffleResult]]:
+    studies: dict[Study, list[ShuffleResult]] = defaultdict(list)
+    for r in shuffles:
+        studies[verdicts.shuffle_study(r)].append(r)
+    return studies
+
+
+def _still_falling(entries: list[Entry]) -> dict[Study, str]:
+    """Per claim-3 study whose runs' loss was still falling when training stopped (by
+    :data:`randmix_bench.loss_curve.FLAT_RULE`): the caveat its verdicts carry, since more training could change
+    them. Studies whose runs all flattened, or recorded no trace, carry none."""
+    out = {}
+    for study, runs in _studies([e.shuffle for e in entries if not e.is_robustness]).items():
+        falling = sum(loss_curve.still_falling(r.train_loss) for r in runs)
+        if falling:
+            out[study] = (f"training had not flattened in {falling} of {len(runs)} runs (still falling when "
+                          f"stopped after {n_epochs(runs[0].epochs)}): these numbers compare equal training "
+                          "budgets, and longer training could change them")
+    return out
+
+
+def _caveat(f: claims.Family, falling: dict[Study, str]) -> str:
+    return falling.get((f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training or ""), "") \
+        if f.claim == "3" else ""
 
 
 def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NAME) -> list[str]:
@@ -123,8 +155,8 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
              f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
              f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
              f"[{FINDINGS_NAME}]({findings}). Only ranked robustness entries count.", ""]
-    families = verdicts.evaluate(e.result for e in entries)
-    lines += [_summary_line(f) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
+    families, falling = verdicts.evaluate(e.result for e in entries), _still_falling(entries)
+    lines += [_summary_line(f, _caveat(f, falling)) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
               if f.checks or any(r.expected for r in f.rows)]
     toys = [t for t in claims.TIERS if t in claims.NOT_EVIDENCE and any(f.scale.tier == t for f in families)]
     if toys:  # the tiers these entries have, never one that has no table to point to
@@ -214,14 +246,11 @@ def _eps_chart(f: claims.Family, results: dict[str, RobustnessResult], drawn: di
 def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
     """Per pixel-shuffle study whose runs recorded a loss trace: whether each run's training loss had flattened
     (:data:`randmix_bench.loss_curve.FLAT_RULE`); studies without traces say nothing (their results predate them)."""
-    studies: dict[tuple[str, str, str, str], list[ShuffleResult]] = defaultdict(list)
-    for r in shuffles:
-        studies[verdicts.shuffle_study(r)].append(r)
     said = [f"- {escape(_tier(tier))}, {escape(model)} on {escape(dataset)}, {escape(training)}: "
             + "; ".join(f"{code(r.name)} ({escape(claims.variant_label(r.mixing, r.smooth_sigma))}) "
                         f"{escape(loss_curve.flattened(r.train_loss))}" for r in sorted(runs, key=lambda r: r.name))
             + "."
-            for (tier, model, dataset, training), runs in sorted(studies.items())
+            for (tier, model, dataset, training), runs in sorted(_studies(shuffles).items())
             if any(r.train_loss is not None for r in runs)]
     if not said:
         return []
@@ -265,6 +294,7 @@ def render_findings(entries: list[Entry]) -> str:
               f"{claims.TIERS['small']}.", ""]
     lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
     drawn, shown = {c.stem: c for c in figures.curves(results.values())}, set[str]()
+    falling = _still_falling(entries)
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
         mine = claims.families_of(families, number)
@@ -272,7 +302,7 @@ def render_findings(entries: list[Entry]) -> str:
         if not mine:
             lines += ["No results for this claim yet.", ""] + beyond
             continue
-        lines += ["In plain words: " + " ".join(escape(_plain(f)) for f in mine), ""] + beyond
+        lines += ["In plain words: " + " ".join(escape(_plain(f, _caveat(f, falling))) for f in mine), ""] + beyond
         if number == "3":
             shuffles = [e.shuffle for e in entries if not e.is_robustness]
             lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]

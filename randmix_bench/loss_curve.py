@@ -22,7 +22,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import n_epochs
 
 __all__ = ["POINTS_PER_EPOCH", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
-           "epoch_trace", "from_history", "check_trace", "last_drop", "flattened"]
+           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "flattened"]
 
 POINTS_PER_EPOCH = 10
 MAX_POINTS = 100_000
@@ -109,6 +109,12 @@ def last_drop(trace: Sequence[Sequence[float]]) -> float | None:
     return (window[0] - window[-1]) / window[0]
 
 
+def still_falling(trace: Sequence[Sequence[float]] | None) -> bool:
+    """Whether :data:`FLAT_RULE` finds the trace still falling (False without a trace or when too coarse to say)."""
+    drop = last_drop(trace) if trace else None
+    return drop is not None and not math.isnan(drop) and drop >= FLAT_DROP
+
+
 def flattened(trace: Sequence[Sequence[float]] | None) -> str:
     """:data:`FLAT_RULE`'s verdict in words: ``flattened``, ``still falling (−x % over the last fifth)``, or why
     there is none."""
@@ -117,6 +123,6 @@ def flattened(trace: Sequence[Sequence[float]] | None) -> str:
     drop = last_drop(trace)
     if drop is None or math.isnan(drop):
         return "trace too coarse to say"
-    if drop < FLAT_DROP:
-        return "flattened"
-    return f"still falling (−{100 * drop:.1f} % over the last fifth)"
+    if still_falling(trace):
+        return f"still falling (−{100 * drop:.1f} % over the last fifth)"
+    return "flattened"

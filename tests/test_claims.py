@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from randmix_bench import claims, findings, verdicts
+from randmix_bench import claims, findings, loss_curve, verdicts
 from randmix_bench.claims import Family, Verdict
 from randmix_bench.entries import Entry
 from randmix_bench.results import Points, RobustnessResult
@@ -252,3 +252,28 @@ def test_what_only_the_paper_scale_settles_names_what_the_tiers_below_it_run() -
     for study in below[-1:] + paper:  # the paper-slice's protocol, the paper tier's eps
         assert f"Linf {study.eps.text}" in claims.PAPER_SCALE_ONLY["2"]
     assert f"{claims.NEAR_PERFECT_SSIM:g}" in claims.PAPER_SCALE_ONLY["3"]
+
+
+def test_claim3_verdicts_say_when_training_had_not_flattened(shuffle_result: Callable[..., Any]) -> None:
+    """A study whose runs' loss was still falling when training stopped carries that caveat in its plain words and
+    in the README's summary line; a study whose runs flattened carries none."""
+    falling = [[x / 10, 1.0 - x / 200] for x in range(1, 101)]  # -9 % over the last fifth
+    flat = [[x / 10, 1.0 + 1 / x] for x in range(1, 101)]  # -0.2 %
+    assert loss_curve.still_falling(falling) and not loss_curve.still_falling(flat)
+
+    def entries(traces: list[list[list[float]]]) -> list[Entry]:
+        results = [at("medium", shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10).model_copy(update={"train_loss": t}))
+                   for s, t in enumerate(traces)]
+        results += [r.model_copy(update={"mixing": Mixing.FULL, "ssim": r.ssim + 0.1,
+                                         "checkpoint": r.checkpoint.model_copy(update={"sha256": f"f{r.train_seed}"})})
+                    for r in results]
+        return [Entry(Path(f"{r.name}.json"), f"{r.name}.json", r, Path("x.safetensors")) for r in results]
+
+    caveat = ("training had not flattened in 4 of 6 runs (still falling when stopped after 10 epochs): these numbers "
+              "compare equal training budgets, and longer training could change them")
+    mixed = entries([falling, flat, falling])
+    (plain,) = [line for line in findings.render_findings(mixed).splitlines() if line.startswith("In plain words: un")]
+    assert plain.count(caveat) == 2  # SSIM and PSNR
+    (summary,) = [line for line in findings.claims_section(mixed, "##") if "Claim 3" in line]
+    assert summary.endswith(caveat + ".")  # the SSIM line (the PSNR table has no pair the paper names)
+    assert "had not flattened" not in findings.render_findings(entries([flat, flat, flat]))

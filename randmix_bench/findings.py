@@ -124,29 +124,34 @@ Study = tuple[str, str, str, str]
 
 
 def _studies(shuffles: list[ShuffleResult]) -> dict[Study, list[ShuffleResult]]:
+    """The pixel-shuffle results per study, one per run (as the verdicts count them)."""
     studies: dict[Study, list[ShuffleResult]] = defaultdict(list)
-    for r in shuffles:
+    for r in verdicts.one_per_run(shuffles):
         studies[verdicts.shuffle_study(r)].append(r)
     return studies
 
 
 def _still_falling(entries: list[Entry]) -> dict[Study, str]:
-    """Per claim-3 study whose runs' loss was still falling when training stopped (by
+    """Per claim-3 study some of whose runs' loss was still falling when training stopped (by
     :data:`randmix_bench.loss_curve.FLAT_RULE`): the caveat its verdicts carry, since more training could change
-    them. Studies whose runs all flattened, or recorded no trace, carry none."""
+    them. Studies whose traced runs all flattened, or that recorded no trace, carry none."""
     out = {}
     for study, runs in _studies([e.shuffle for e in entries if not e.is_robustness]).items():
-        falling = sum(loss_curve.still_falling(r.train_loss) for r in runs)
+        traced = [r for r in runs if r.train_loss]
+        falling = sum(loss_curve.still_falling(r.train_loss) for r in traced)
         if falling:
-            out[study] = (f"training had not flattened in {falling} of {len(runs)} runs (still falling when "
-                          f"stopped after {n_epochs(runs[0].epochs)}): these numbers compare equal training "
-                          "budgets, and longer training could change them")
+            of = f"{len(runs)} runs" if len(traced) == len(runs) else f"the {len(traced)} runs that recorded a trace"
+            out[study] = (f"training had not flattened in {falling} of {of} (still falling when stopped after "
+                          f"{n_epochs(runs[0].epochs)}): these numbers compare equal training budgets, and longer "
+                          "training could change them")
     return out
 
 
 def _caveat(f: claims.Family, falling: dict[Study, str]) -> str:
-    return falling.get((f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training or ""), "") \
-        if f.claim == "3" else ""
+    """The caveat of ``f``'s study (see :func:`_still_falling`); none for the other claims."""
+    if f.claim != "3":
+        return ""
+    return falling.get((f.scale.tier, f.scale.model, f.scale.dataset, f.scale.training or ""), "")
 
 
 def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NAME) -> list[str]:
@@ -302,7 +307,12 @@ def render_findings(entries: list[Entry]) -> str:
         if not mine:
             lines += ["No results for this claim yet.", ""] + beyond
             continue
-        lines += ["In plain words: " + " ".join(escape(_plain(f, _caveat(f, falling))) for f in mine), ""] + beyond
+        plain, said = [], set()
+        for f in mine:  # a study's caveat once, after its first table's sentence
+            caveat = _caveat(f, falling)
+            plain.append(_plain(f, "" if caveat in said else caveat))
+            said.add(caveat)
+        lines += ["In plain words: " + " ".join(escape(p) for p in plain), ""] + beyond
         if number == "3":
             shuffles = [e.shuffle for e in entries if not e.is_robustness]
             lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]

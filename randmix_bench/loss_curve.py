@@ -123,6 +123,6 @@ def flattened(trace: Sequence[Sequence[float]] | None) -> str:
     drop = last_drop(trace)
     if drop is None or math.isnan(drop):
         return "trace too coarse to say"
-    if still_falling(trace):
-        return f"still falling (−{100 * drop:.1f} % over the last fifth)"
-    return "flattened"
+    if drop < FLAT_DROP:
+        return "flattened"
+    return f"still falling (−{100 * drop:.1f} % over the last fifth)"

@@ -43,7 +43,7 @@ from randmix_bench.results import CheckpointRef, Result, RobustnessResult, Shuff
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import Mixing, Norm, n_epochs
 
-__all__ = ["evaluate", "robust_table", "shuffle_study"]
+__all__ = ["evaluate", "one_per_run", "robust_table", "shuffle_study"]
 
 
 
@@ -77,6 +77,11 @@ def _runs(results: Iterable[R]) -> dict[Key, list[R]]:
     for (key, _), r in best.items():
         groups[key].append(r)
     return dict(sorted(groups.items(), key=lambda kv: (_ORDER[kv[0][0]], kv[0][1])))
+
+
+def one_per_run(results: Iterable[R]) -> list[R]:
+    """The results a verdict counts: one per run (checkpoint), the evaluation on the most points."""
+    return [r for runs in _runs(results).values() for r in runs]
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -204,26 +202,3 @@ def test_the_loss_chart_is_drawn_linked_judged_and_checked_by_its_data(board: Pa
 ])
 def test_the_flattened_rule_on_synthetic_traces(trace: list | None, said: str) -> None:
     assert loss_curve.flattened(trace) == said
-
-
-def test_the_loss_fit_tool_recovers_a_power_law_and_says_it_never_flattens(
-        tmp_path: Path, save_unshuffler: Callable[[Path, str], Path]) -> None:
-    """``tools/loss_fit.py``, which the README's medium-tier paragraph quotes, on a trace that is a pure power law
-    (exponent 0.3, 4 epochs): it finds the exponent, no floor, and the 1 - 0.8^0.3 = 6.5 % a run of any length
-    falls over its last fifth; a checkpoint without a trace is refused in one line."""
-    run = save_unshuffler(tmp_path / "run", "chans")
-    bare = subprocess.run([sys.executable, str(REPO / "tools" / "loss_fit.py"), str(run)], capture_output=True,
-                          text=True, timeout=300)
-    assert bare.returncode == 1 and bare.stderr.strip().endswith("no loss trace recorded; use a checkpoint this "
-                                                                 "version trained")
-    assert "Traceback" not in bare.stderr
-    model, meta = load_model(run)
-    trace = [[round(0.05 + i / 10, 6), 0.02 * (0.05 + i / 10) ** -0.3] for i in range(40)]
-    save_checkpoint(run / "checkpoint.safetensors", model, meta["model"], meta["model_kwargs"],
-                    {**meta["extra"], "loss_trace": trace})
-    fit = subprocess.run([sys.executable, str(REPO / "tools" / "loss_fit.py"), str(run)], capture_output=True,
-                         text=True, timeout=300)
-    assert fit.returncode == 0, fit.stderr
-    assert "power law: exponent 0.300, R^2 1.000; a run of any length falls 6.5 % over its last fifth" in fit.stdout
-    assert "floor 0.00000" in fit.stdout or "floor -0.00000" in fit.stdout
-    assert "last fifth: still falling (−5.7 % over the last fifth)" in fit.stdout  # points 3.25..3.95: (3.25/3.95)^.3

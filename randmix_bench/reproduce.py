@@ -35,7 +35,7 @@ from randmix_bench.jobs import AnyJob, EvalJob, JobState, Paths, reads_other_gro
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
 
-__all__ = ["select", "parse_shard", "parse_jobs", "makespan", "time_left", "run", "Reporter", "JobRun"]
+__all__ = ["STEP_EVENT_S", "select", "parse_shard", "parse_jobs", "makespan", "time_left", "run", "Reporter", "JobRun"]
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:
@@ -139,6 +139,10 @@ class Reporter(Protocol):
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None: ...
 
+    def job_steps(self, job: AnyJob, index: int, epoch: int, epochs: int, step: int, steps: int) -> None:
+        """A running training is ``step`` of ``steps`` steps into epoch ``epoch`` (from workers, at most every
+        :data:`STEP_EVENT_S`; an epoch of a medium-tier unshuffler is half an hour)."""
+
     def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None: ...
 
 
@@ -239,7 +243,8 @@ def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, devi
             outcome, reports = JobRun(jobs[index], JobState.PENDING), _Events(events, index)
             try:
                 _run_one(jobs, index, outcome, paths, device, force, reports,
-                         _EpochReports(partial(reports.job_epoch, jobs[index], index)))
+                         _TrainReports(partial(reports.job_epoch, jobs[index], index),
+                                       partial(reports.job_steps, jobs[index], index)))
             except RandmixError as e:
                 events.put(("failed", index, str(e), True))
                 return
@@ -269,25 +274,43 @@ class _Events:
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
         self.events.put(("epoch", self.index, epoch, epochs, loss))
 
+    def job_steps(self, job: AnyJob, index: int, epoch: int, epochs: int, step: int, steps: int) -> None:
+        self.events.put(("steps", self.index, epoch, epochs, step, steps))
+
     def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
         self.events.put(("attack", self.index, label, done, total, robust_acc))
 
 
-@dataclass
-class _EpochReports:
-    """A worker's :class:`~randmix_bench.train.TrainReporter`: each finished epoch as ``send(epoch, epochs, loss)``
-    (the steps stay in the worker: one event per step would flood the queue)."""
+STEP_EVENT_S = 10.0
+"""A worker sends a running training's step count at most this often (a step of a tiny model takes milliseconds: one
+event per step would flood the queue); the display decides how many of them it prints."""
 
-    send: Callable[[int, int, float], None]
+
+@dataclass
+class _TrainReports:
+    """A worker's :class:`~randmix_bench.train.TrainReporter`: each finished epoch as ``epoch_done(epoch, epochs,
+    loss)`` and, within an epoch, the steps done as ``steps_done(epoch, epochs, step, steps)`` at most every
+    :data:`STEP_EVENT_S` seconds."""
+
+    epoch_done: Callable[[int, int, float], None]
+    steps_done: Callable[[int, int, int, int], None]
+    per_epoch: int = 0
+    epochs: int = 0
+    done: int = 0  # steps done in the run, resumed epochs included
+    last: float = 0.0
 
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
-        pass
+        self.per_epoch, self.epochs, self.done, self.last = steps, epochs, steps * epochs_done, time.monotonic()
 
     def step(self, lr: float) -> None:
-        pass
+        self.done += 1
+        epoch, step = divmod(self.done, self.per_epoch)
+        if step and time.monotonic() - self.last >= STEP_EVENT_S:  # an epoch's last step: its epoch line says it
+            self.last = time.monotonic()
+            self.steps_done(epoch + 1, self.epochs, step, self.per_epoch)
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
-        self.send(record["epoch"], epochs, record["train_loss"])
+        self.epoch_done(record["epoch"], epochs, record["train_loss"])
 
     def stop(self) -> None:
         pass
@@ -351,6 +374,9 @@ def _run_parallel(jobs: Sequence[AnyJob], indices: list[int], outcomes: list[Job
             elif kind == "epoch":
                 if reporter:
                     reporter.job_epoch(job, index, *event[2:])
+            elif kind == "steps":
+                if reporter:
+                    reporter.job_steps(job, index, *event[2:])
             elif kind == "attack":
                 if reporter:
                     reporter.job_attack(job, index, *event[2:])

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from randmix_bench.cli.progress import PlainProgress, RichProgress, attack_progress, status
+from randmix_bench.cli.progress import PlainProgress, RichProgress, TrainProgress, attack_progress, status
 
 REPO = Path(__file__).resolve().parents[1]
 BAR = re.compile(r"━+ \d+/\d+")  # a Rich bar with its count (tables use the same line glyph)
@@ -54,6 +54,21 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, RANDMIX_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-m", "randmix_bench.cli", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.parametrize("interval, lines", [(0.0, ["epoch 2/2: step 1/3", "epoch 2/2: step 2/3"]), (3600.0, [])])
+def test_a_training_off_a_terminal_says_how_far_into_its_epoch_it_is(interval: float, lines: list[str]) -> None:
+    """A half-hour epoch in a log: a line of the steps done at most every ``interval`` seconds, never for an epoch's
+    last step (its epoch line follows); on a terminal the bar says it instead."""
+    out = io.StringIO()
+    progress = TrainProgress(Console(file=out, width=200), interval=interval)
+    progress.start(3, 2, 1)  # resumed after epoch 1 of 2, 3 steps an epoch
+    for _ in range(3):
+        progress.step(0.01)
+    progress.stop()
+    said = [line for line in out.getvalue().splitlines() if line.startswith("epoch ")]
+    assert [line.split("  lr ")[0] for line in said] == lines
+    assert all(line.endswith(")") and "(elapsed " in line for line in said)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ import pytest
 from rich.console import Console
 
 from randmix_bench import plans, reproduce
+from randmix_bench.cli import progress as progress_module
 from randmix_bench.cli.progress import ReproduceProgress, duration
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import sha256
@@ -46,6 +47,9 @@ class Recorder:
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
         assert loss == loss and loss >= 0  # a finite training loss, not a placeholder
         self.epochs.append((job.name, epoch, epochs))
+
+    def job_steps(self, job: AnyJob, index: int, epoch: int, epochs: int, step: int, steps: int) -> None:
+        assert 1 <= epoch <= epochs and 0 < step < steps  # within an epoch: its last step is its epoch line
 
     def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
         assert 0 <= robust_acc <= 1
@@ -113,6 +117,37 @@ def test_progress_lines_of_a_running_job_name_it_and_skip_bursts() -> None:
     done = out.getvalue().splitlines()[5:]
     assert [line.split(" | ")[0] for line in done] == ["[2/2] done   eval b in 30 s", "[1/2] done   train a in 80 s"]
     assert "| 1 left" in done[0] and "| 0 left" in done[1]  # how many are left: counted after the bar
+
+
+def test_a_worker_sends_a_trainings_steps_within_its_epochs_and_the_log_prints_some(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An epoch of half an hour says how far it is: a worker sends the steps done within an epoch (never an epoch's
+    last step, which its epoch line reports), throttled by STEP_EVENT_S; the log prints at most one line per
+    TRAIN_LINE_S per job, counted from the job's first report or its last epoch line."""
+    sent: list[tuple[int, int, int, int]] = []
+    reports = reproduce._TrainReports(lambda *a: None, lambda *a: sent.append(a))
+    monkeypatch.setattr(reproduce, "STEP_EVENT_S", 0.0)
+    reports.start(4, 2, 1)  # resumed after epoch 1 of 2, 4 steps an epoch
+    for _ in range(4):
+        reports.step(0.1)
+    assert sent == [(2, 2, 1, 4), (2, 2, 2, 4), (2, 2, 3, 4)]
+    monkeypatch.setattr(reproduce, "STEP_EVENT_S", 3600.0)
+    reports.start(4, 2, 0)
+    for _ in range(8):
+        reports.step(0.1)
+    assert len(sent) == 3  # within the hour: nothing more sent
+
+    out = io.StringIO()
+    job = FakeJob("u", 100.0)
+    progress = ReproduceProgress(Console(file=out, width=300), [job])  # type: ignore[arg-type]
+    progress.job_started(job, 0, 1, JobState.PENDING)  # type: ignore[arg-type]
+    progress.job_steps(job, 0, 1, 4, 100, 938)  # type: ignore[arg-type]  # the clock starts: no line yet
+    monkeypatch.setattr(progress_module, "TRAIN_LINE_S", 0.0)
+    progress.job_steps(job, 0, 1, 4, 400, 938)  # type: ignore[arg-type]
+    monkeypatch.setattr(progress_module, "TRAIN_LINE_S", 3600.0)
+    progress.job_steps(job, 0, 1, 4, 500, 938)  # type: ignore[arg-type]  # within the hour of the last line
+    lines = out.getvalue().splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("[1/1] train u: epoch 1/4, step 400/938 (")
 
 
 @pytest.mark.slow

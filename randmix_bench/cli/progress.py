@@ -6,7 +6,7 @@ The library never prints: :func:`randmix_bench.train.train` reports through the
 :class:`~randmix_bench.robustness.ProgressReporter` protocol; this module, owned by the command line, is the
 console side of both. A bar is redrawn in place and shows nothing until it ends when stdout is a log file or a
 pipe (a background run, CI), so there :func:`attack_progress` and :func:`status` give a :class:`PlainProgress`
-and :class:`TrainProgress` prints a line per epoch instead.
+and :class:`TrainProgress` prints a line per epoch and one of the steps done every few minutes instead.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from randmix_bench.vocab import n_epochs
 if TYPE_CHECKING:
     from randmix_bench.jobs import AnyJob, JobState
 
-__all__ = ["PlainProgress", "ReproduceProgress", "RichProgress", "TrainProgress", "attack_progress", "duration",
-           "plain", "status"]
+__all__ = ["TRAIN_LINE_S", "PlainProgress", "ReproduceProgress", "RichProgress", "TrainProgress", "attack_progress",
+           "duration", "plain", "status"]
 
 
 def duration(seconds: float) -> str:
@@ -40,6 +40,11 @@ def duration(seconds: float) -> str:
     if seconds < 5400:
         return f"{seconds / 60:.1f} min"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+TRAIN_LINE_S = 300.0
+"""Off a terminal, a training says how far into its epoch it is at most this often (an epoch of the medium tier's
+unshuffler on one core is half an hour), besides its line per epoch."""
 
 
 def plain(console: Console, text: str) -> None:
@@ -65,6 +70,7 @@ class ReproduceProgress:
         self.left = {id(j): j.estimate_s for j in jobs}  # not finished yet
         self.place = {id(j): i + 1 for i, j in enumerate(jobs)}  # id(job) -> its number in the plan, as it is shown
         self.running: dict[int, float] = {}  # id(job) -> when it started
+        self.last_steps: dict[int, float] = {}  # id(job) -> when its last steps line (or epoch line) was printed
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
         self.skipped: set[int] = set()  # jobs found done, at the start or at their turn: out of `left`
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
@@ -118,8 +124,18 @@ class ReproduceProgress:
         self.skipped.add(id(job))
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
+        self.last_steps[id(job)] = time.monotonic()
         plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "
                             f"{loss:.4f}{self._elapsed(job)}")
+
+    def job_steps(self, job: AnyJob, index: int, epoch: int, epochs: int, step: int, steps: int) -> None:
+        """A line at most every :data:`TRAIN_LINE_S` seconds per job (counted from its start or its last epoch)."""
+        now = time.monotonic()
+        if now - self.last_steps.setdefault(id(job), now) < TRAIN_LINE_S:
+            return
+        self.last_steps[id(job)] = now
+        plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, step "
+                            f"{step}/{steps}{self._elapsed(job)}")
 
     def job_attack(self, job: AnyJob, index: int, label: str, done: int, total: int, robust_acc: float) -> None:
         """A line per batch, at most one per ``interval`` seconds and job but always an attack's last (batches
@@ -138,13 +154,15 @@ class ReproduceProgress:
 
 class TrainProgress:
     """A :class:`~randmix_bench.train.TrainReporter` on a console: a bar over every step with the epoch, last
-    loss, lr and speed (on a terminal only); a line when training starts and per epoch, with the time elapsed;
-    the finished run in one line. One reporter serves run after run; ``first_line`` (e.g. which data the run
-    uses) is printed once, when the first run starts, so that bad input still prints nothing but its error."""
+    loss, lr and speed (on a terminal only; elsewhere a line of the steps done at most every ``interval`` seconds);
+    a line when training starts and per epoch, with the time elapsed; the finished run in one line. One reporter
+    serves run after run; ``first_line`` (e.g. which data the run uses) is printed once, when the first run starts,
+    so that bad input still prints nothing but its error."""
 
-    def __init__(self, console: Console, first_line: str | None = None) -> None:
-        self.console, self.first_line = console, first_line
-        self.began = time.monotonic()
+    def __init__(self, console: Console, first_line: str | None = None, interval: float = TRAIN_LINE_S) -> None:
+        self.console, self.first_line, self.interval = console, first_line, interval
+        self.began = self.last_line = time.monotonic()
+        self.per_epoch = self.epochs = self.done = 0  # steps per epoch, epochs, steps done (resumed ones included)
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -156,7 +174,8 @@ class TrainProgress:
         self.task: Any = None
 
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
-        self.began = time.monotonic()
+        self.began = self.last_line = time.monotonic()
+        self.per_epoch, self.epochs, self.done = steps, epochs, steps * epochs_done
         if self.first_line is not None:
             plain(self.console, self.first_line)
             self.first_line = None
@@ -169,8 +188,16 @@ class TrainProgress:
 
     def step(self, lr: float) -> None:
         self.progress.update(self.task, advance=1, lr=f"{lr:.4g}")
+        self.done += 1
+        epoch, step = divmod(self.done, self.per_epoch)
+        now = time.monotonic()
+        if not self.console.is_terminal and step and now - self.last_line >= self.interval:
+            self.last_line = now
+            plain(self.console, f"epoch {epoch + 1}/{self.epochs}: step {step}/{self.per_epoch}  lr {lr:.4g}  "
+                                f"(elapsed {duration(now - self.began)})")
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        self.last_line = time.monotonic()
         done, loss, ips = f"{record['epoch']}/{epochs}", record["train_loss"], record["images_per_s"]
         self.progress.update(self.task, epoch=done, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
         plain(self.console, f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "

@@ -297,7 +297,7 @@ def _thresholds(dataset: str, chans: list[ShuffleResult]) -> Check:
     if any(r.mean_image_ssim is None or r.mean_image_psnr is None for r in chans):
         return Check(statement, Verdict.NO_DATA, "needs the mean-image baseline (re-run randmix shuffle eval)")
     if len(chans) < MIN_RUNS:
-        return Check(statement, Verdict.INSUFFICIENT_RUNS, f"{len(chans)} runs; {MIN_RUNS} are needed")
+        return Check(statement, Verdict.INSUFFICIENT_RUNS, f"{len(chans)} of the {MIN_RUNS} runs needed")
 
     def ssim_margin(r: ShuffleResult) -> float:
         base = _baseline(r, "ssim")

@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 import statistics
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -31,7 +32,8 @@ __all__ = ["FIGURES_FOLDER", "Point", "Series", "Curve", "LossRun", "LossChart",
 FIGURES_FOLDER = "figures"  # generated charts only: a PNG there that no chart needs is removed by `randmix leaderboard`
 FINGERPRINT_KEY = "randmix:data-sha256"
 FORMAT = "randmix-curve/3"  # bump when the drawing changes, so that --check asks for a redraw
-LOSS_FORMAT = "randmix-loss/1"  # the same for the loss charts
+LOSS_FORMAT = "randmix-loss/2"  # the same for the loss charts
+TITLE_WIDTH = 76  # characters on a title line: a longer title wraps instead of running off the figure
 
 
 @dataclass(frozen=True)
@@ -175,7 +177,7 @@ def draw(chart: Chart, path: Path) -> None:
     else:
         _plot_loss(chart, ax)
     ax.grid(alpha=0.3)
-    ax.set_title(chart.title, fontsize=10)
+    ax.set_title(textwrap.fill(chart.title, TITLE_WIDTH), fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={FINGERPRINT_KEY: fingerprint(chart), "Software": None})

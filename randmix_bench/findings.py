@@ -119,6 +119,10 @@ def _summary_line(f: claims.Family, caveat: str = "") -> str:
             + ("; ".join(named) if named else "no pair the paper names") + ".")
 
 
+def _shuffles(entries: list[Entry]) -> list[ShuffleResult]:
+    return [e.shuffle for e in entries if not e.is_robustness]
+
+
 Study = tuple[str, str, str, str]
 """A claim-3 study as :func:`randmix_bench.verdicts.shuffle_study` names it: tier, model, dataset, training."""
 
@@ -131,12 +135,12 @@ def _studies(shuffles: list[ShuffleResult]) -> dict[Study, list[ShuffleResult]]:
     return studies
 
 
-def _still_falling(entries: list[Entry]) -> dict[Study, str]:
+def _still_falling(shuffles: list[ShuffleResult]) -> dict[Study, str]:
     """Per claim-3 study some of whose runs' loss was still falling when training stopped (by
     :data:`randmix_bench.loss_curve.FLAT_RULE`): the caveat its verdicts carry, since more training could change
     them. Studies whose traced runs all flattened, or that recorded no trace, carry none."""
     out = {}
-    for study, runs in _studies([e.shuffle for e in entries if not e.is_robustness]).items():
+    for study, runs in _studies(shuffles).items():
         traced = [r for r in runs if r.train_loss]
         falling = sum(loss_curve.still_falling(r.train_loss) for r in traced)
         if falling:
@@ -160,7 +164,7 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
              f"The paper's claims (arXiv 2503.16760) against our entries, one line per study and measure: the pairs "
              f"the paper names, their verdict and difference. Every pair, interval, p-value and the method: "
              f"[{FINDINGS_NAME}]({findings}). Only ranked robustness entries count.", ""]
-    families, falling = verdicts.evaluate(e.result for e in entries), _still_falling(entries)
+    families, falling = verdicts.evaluate(e.result for e in entries), _still_falling(_shuffles(entries))
     lines += [_summary_line(f, _caveat(f, falling)) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
               if f.checks or any(r.expected for r in f.rows)]
     toys = [t for t in claims.TIERS if t in claims.NOT_EVIDENCE and any(f.scale.tier == t for f in families)]
@@ -299,7 +303,8 @@ def render_findings(entries: list[Entry]) -> str:
               f"{claims.TIERS['small']}.", ""]
     lines += [f"- {w}" for w in VERDICT_WORDS] + [""]
     drawn, shown = {c.stem: c for c in figures.curves(results.values())}, set[str]()
-    falling = _still_falling(entries)
+    shuffles = _shuffles(entries)
+    falling = _still_falling(shuffles)
     for number, (claim, rule) in claims.RULES.items():
         lines += [f"## Claim {number}", "", f"*The paper:* {claim}", "", f"*Verdict rule:* {rule}", ""]
         mine = claims.families_of(families, number)
@@ -314,7 +319,6 @@ def render_findings(entries: list[Entry]) -> str:
             said.add(caveat)
         lines += ["In plain words: " + " ".join(escape(p) for p in plain), ""] + beyond
         if number == "3":
-            shuffles = [e.shuffle for e in entries if not e.is_robustness]
             lines += _flattening(shuffles) + [figures.markdown_image(c) for c in figures.loss_charts(shuffles)] + [""]
         for f in mine:
             lines += _familytable(f, "###") + _controls_beside(f, checks, results) + _eps_chart(f, results, drawn,

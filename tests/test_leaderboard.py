@@ -93,6 +93,22 @@ def test_empty_folder_says_so(tmp_path: Path) -> None:
     assert "| ---" not in text  # no table without data
 
 
+def test_a_folder_that_is_no_leaderboard_is_refused_but_one_emptied_of_results_is_regenerated(tmp_path: Path) -> None:
+    """A mistyped --dir (no result, no generated page) gets nothing written; a leaderboard whose results were all
+    removed still gets its pages back to 'no results'."""
+    stranger = tmp_path / "etc"
+    stranger.mkdir()
+    with pytest.raises(LeaderboardError, match="holds no result files and no generated leaderboard"):
+        leaderboard.write(stranger)
+    assert list(stranger.iterdir()) == []
+
+    emptied = tmp_path / "leaderboards"
+    emptied.mkdir()
+    (emptied / "README.md").write_text(leaderboard.pages(emptied)[emptied / "README.md"].replace("No results", "Old"))
+    assert leaderboard.write(emptied) == [emptied / "README.md", emptied / FINDINGS_NAME]
+    assert "**No results yet.**" in (emptied / "README.md").read_text()
+
+
 def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
     text = leaderboard.pages(board)[board / "README.md"]
     rows = table_rows(text, "### synthetic · Linf · eps 8/255")

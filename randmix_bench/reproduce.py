@@ -23,7 +23,7 @@ import signal
 import time
 import traceback
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
 from randmix_bench.jobs import AnyJob, EvalJob, JobState, Paths, reads_other_group
+from randmix_bench.step_clock import StepClock
 
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
@@ -294,22 +295,21 @@ class _TrainReports:
 
     epoch_done: Callable[[int, int, float], None]
     steps_done: Callable[[int, int, int, int], None]
-    per_epoch: int = 0
     epochs: int = 0
-    done: int = 0  # steps done in the run, resumed epochs included
-    last: float = 0.0
+    clock: StepClock = field(default_factory=StepClock)
 
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
-        self.per_epoch, self.epochs, self.done, self.last = steps, epochs, steps * epochs_done, time.monotonic()
+        self.epochs = epochs
+        self.clock.start(steps, epochs_done)
 
     def step(self, lr: float) -> None:
-        self.done += 1
-        epoch, step = divmod(self.done, self.per_epoch)
-        if step and time.monotonic() - self.last >= STEP_EVENT_S:  # an epoch's last step: its epoch line says it
-            self.last = time.monotonic()
-            self.steps_done(epoch + 1, self.epochs, step, self.per_epoch)
+        reached = self.clock.tick(STEP_EVENT_S)
+        if reached is not None:
+            epoch, step = reached
+            self.steps_done(epoch, self.epochs, step, self.clock.per_epoch)
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
+        self.clock.rest()
         self.epoch_done(record["epoch"], epochs, record["train_loss"])
 
     def stop(self) -> None:

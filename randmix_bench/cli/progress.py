@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from randmix_bench.cli.views import train_line
+from randmix_bench.step_clock import StepClock
 from randmix_bench.vocab import n_epochs
 
 if TYPE_CHECKING:
@@ -161,8 +162,8 @@ class TrainProgress:
 
     def __init__(self, console: Console, first_line: str | None = None, interval: float = TRAIN_LINE_S) -> None:
         self.console, self.first_line, self.interval = console, first_line, interval
-        self.began = self.last_line = time.monotonic()
-        self.per_epoch = self.epochs = self.done = 0  # steps per epoch, epochs, steps done (resumed ones included)
+        self.began = time.monotonic()
+        self.epochs, self.clock = 0, StepClock()
         self.progress = Progress(
             TextColumn("epoch {task.fields[epoch]}"),
             BarColumn(),
@@ -174,8 +175,8 @@ class TrainProgress:
         self.task: Any = None
 
     def start(self, steps: int, epochs: int, epochs_done: int) -> None:
-        self.began = self.last_line = time.monotonic()
-        self.per_epoch, self.epochs, self.done = steps, epochs, steps * epochs_done
+        self.began, self.epochs = time.monotonic(), epochs
+        self.clock.start(steps, epochs_done)
         if self.first_line is not None:
             plain(self.console, self.first_line)
             self.first_line = None
@@ -188,16 +189,14 @@ class TrainProgress:
 
     def step(self, lr: float) -> None:
         self.progress.update(self.task, advance=1, lr=f"{lr:.4g}")
-        self.done += 1
-        epoch, step = divmod(self.done, self.per_epoch)
-        now = time.monotonic()
-        if not self.console.is_terminal and step and now - self.last_line >= self.interval:
-            self.last_line = now
-            plain(self.console, f"epoch {epoch + 1}/{self.epochs}: step {step}/{self.per_epoch}  lr {lr:.4g}  "
-                                f"(elapsed {duration(now - self.began)})")
+        reached = self.clock.tick(self.interval)
+        if reached is not None and not self.console.is_terminal:
+            epoch, step = reached
+            plain(self.console, f"epoch {epoch}/{self.epochs}: step {step}/{self.clock.per_epoch}  lr {lr:.4g}  "
+                                f"(elapsed {duration(time.monotonic() - self.began)})")
 
     def epoch(self, record: dict[str, Any], epochs: int) -> None:
-        self.last_line = time.monotonic()
+        self.clock.rest()
         done, loss, ips = f"{record['epoch']}/{epochs}", record["train_loss"], record["images_per_s"]
         self.progress.update(self.task, epoch=done, loss=f"{loss:.4f}", ips=f"{ips:,.0f}")
         plain(self.console, f"epoch {done}  loss {loss:.4f}  lr {record['lr']:.4g}  {ips:,.0f} img/s  "

@@ -98,9 +98,14 @@ def test_a_folder_that_is_no_leaderboard_is_refused_but_one_emptied_of_results_i
     removed still gets its pages back to 'no results'."""
     stranger = tmp_path / "etc"
     stranger.mkdir()
-    with pytest.raises(LeaderboardError, match="holds no result files and no generated leaderboard"):
-        leaderboard.write(stranger)
+    for look in (leaderboard.write, leaderboard.stale):
+        with pytest.raises(LeaderboardError, match="holds no result files and no page randmix leaderboard generated"):
+            look(stranger)
     assert list(stranger.iterdir()) == []
+    (stranger / "README.md").symlink_to(tmp_path / "elsewhere.md")
+    with pytest.raises(LeaderboardError, match="README.md is a symlink; .* remove the link"):
+        leaderboard.write(stranger)
+    (stranger / "README.md").unlink()
 
     emptied = tmp_path / "leaderboards"
     emptied.mkdir()

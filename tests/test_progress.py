@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from randmix_bench import step_clock
 from randmix_bench.cli.progress import PlainProgress, RichProgress, TrainProgress, attack_progress, status
 
 REPO = Path(__file__).resolve().parents[1]
@@ -54,6 +55,25 @@ def _cli(*args: str, cwd: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, RANDMIX_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONPATH=str(REPO))
     return subprocess.Popen([sys.executable, "-m", "randmix_bench.cli", *args], cwd=cwd, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def test_the_step_clock_says_where_a_training_is_at_most_every_interval(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Counted from a resumed epoch, said once ``interval`` seconds have passed since the start or the last report,
+    never at an epoch's last step, and a full interval after a rest (an epoch line just said)."""
+    now = [100.0]
+    monkeypatch.setattr(step_clock.time, "monotonic", lambda: now[0])
+    clock = step_clock.StepClock()
+    clock.start(per_epoch=3, epochs_done=1)
+    said = []
+    for _ in range(6):  # epoch 2's steps 1-3, epoch 3's steps 1-3; 10 s a step
+        now[0] += 10.0
+        said.append(clock.tick(15.0))
+    assert said == [None, (2, 2), None, (3, 1), None, None]  # 20 s in; step 3/3 is its epoch line's; 20 s; end
+    clock.rest()
+    now[0] += 14.0
+    assert clock.tick(15.0) is None  # 14 s after the rest
+    now[0] += 1.0
+    assert clock.tick(15.0) == (4, 2) and clock.done == 11
 
 
 @pytest.mark.parametrize("interval, lines", [(0.0, ["epoch 2/2: step 1/3", "epoch 2/2: step 2/3"]), (3600.0, [])])

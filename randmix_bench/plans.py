@@ -152,11 +152,17 @@ MEDIUM: list[Study | ShuffleStudy] = [
 
 # The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,
 # Linf 2/255, APGD-CE + APGD-T, per-point outcomes) on the first 500 points, in two shards (`--shard 1/2`, `2/2`)
-# that each fit one short GPU run (benchmarks/gpu_slice.sh). Estimates: one H100/H200.
+# that each fit one short GPU run (tools/gpu_run.py). Estimates: one H100/H200, measured 2026-12-04.
+# Then the medium tier's unshuffler for 5x its epochs (issue #21: its loss still fell after 4), one seed a shard
+# (`--only 'paper-slice-unshuffle64-*' --shard i/3`). Its estimates are not measured: a step of batch 64 is taken to
+# cost about 6 ms (kernel launches, not arithmetic, bound a model this small), so 20 epochs about 2 min; the first
+# GPU run's records replace them.
 PAPER_SLICE: list[Study | ShuffleStudy] = [
     Study("convmixer256-fmnist", "convmixer-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH), (0, 1, 2),
           eps=Eps.parse("2/255"), n_examples=500, epochs=10, attacks=(APGD_CE, APGD_T), square_queries=1000, train_s=30,
           eval_s=40),
+    ShuffleStudy("unshuffle64-fmnist-long", "unshuffle-fashion-mnist-medium-long", FMNIST, (FULL, CHANS), (0, 1, 2),
+                 train_s=120, eval_s=20),
 ]
 
 # Seconds on any machine: the whole pipeline (train, attack with per-point outcomes, sanity) on synthetic data.

@@ -128,7 +128,7 @@ class Tier(Choice, what="tier"):
     SMOKE = "smoke"  # seconds on a CPU: the tiny model on synthetic data, to check a machine or the pipeline
     SMALL = "small"  # a smoke test of the pipeline on a 2-core CPU
     MEDIUM = "medium"  # the largest study a 2-core CPU finishes in hours that can test the claims
-    PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol, in two short GPU runs
+    PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol, the medium unshuffler for longer (GPU)
     PAPER = "paper"  # the paper's scale, on a GPU
 
 

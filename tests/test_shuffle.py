@@ -158,7 +158,7 @@ def test_unshuffler_maps_images_to_images_and_freezes_only_block_mixers() -> Non
 
 def test_every_shuffle_recipe_is_valid_and_sizes_its_permutation() -> None:
     shuffle_recipes = {name: cfg for name, cfg in RECIPES.items() if cfg.task == "shuffle"}
-    assert len(shuffle_recipes) == 8
+    assert len(shuffle_recipes) == 9
     for name, cfg in shuffle_recipes.items():
         task = task_for(cfg.validate())
         assert isinstance(task, ShuffleTask)

@@ -9,7 +9,8 @@ wheels of what the image lacks, pyautoattack's ``.py`` files, the four Fashion-M
 
 ``python tools/gpu_run.py revision`` (here, after the last commit) records the tree's revision for the copy.
 
-``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` carried)
+``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` carried; ``--only
+'paper-slice-unshuffle64-*' --shard 1/3`` for one seed of the long unshuffling study)
 installs the wheels into a scratch folder, runs the shard under a time budget (a shard cut short
 keeps every finished job: each one writes its outputs atomically), then packs everything the shard wrote
 under ``leaderboards/`` and the runs' training records into at most 8 files under ``$OUT`` (``--out``) and
@@ -147,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
     root, carry, out = Path(args.root).resolve(), Path(args.carry).resolve(), Path(args.out).resolve()
     env = install(carry, Path(args.site))
     command = [sys.executable, "-m", "randmix_bench.cli", "reproduce", "--tier", args.tier, "--shard", args.shard]
+    for pattern in args.only:
+        command += ["--only", pattern]
     if args.device:
         command += ["--device", args.device]
     if args.dry_run:
@@ -183,6 +186,7 @@ def main() -> int:
     p_run = sub.add_parser("run", help="run one shard there and pack its results under --out")
     p_run.add_argument("--tier", default="paper-slice")
     p_run.add_argument("--shard", default="1/2")
+    p_run.add_argument("--only", action="append", default=[], help="reproduce's --only: a glob of jobs (repeatable)")
     p_run.add_argument("--device", default=None, help="cuda, cpu (default: reproduce's: cuda when available)")
     p_run.add_argument("--budget", type=float, default=480.0, help="seconds before the shard is stopped and packed")
     p_run.add_argument("--root", default=".", help="the repository root (where leaderboards/ and runs/ are)")

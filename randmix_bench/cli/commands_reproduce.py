@@ -40,7 +40,7 @@ def reproduce_command(
     """Run a tier's whole plan (train, eval, pixel shuffle, leaderboard): finished jobs are skipped, killed ones resume."""  # noqa: E501  (one line in --help)
     from randmix_bench import reproduce
     from randmix_bench.cli.progress import ReproduceProgress, TrainProgress
-    from randmix_bench.cli.views import reproduce_plan_table, reproduce_summary_table
+    from randmix_bench.cli.views import print_table, reproduce_plan_table, reproduce_summary_table
     from randmix_bench.jobs import Paths, tier_jobs
     from randmix_bench.plans import parse_tier
     from randmix_bench.threads import cpu_threads, parse_threads
@@ -52,7 +52,7 @@ def reproduce_command(
     paths = Paths()
     if dry_run:
         table, work = reproduce_plan_table(chosen, jobs, paths)
-        console.print(table)
+        print_table(console, table)
         left = sum(seconds for _, seconds, _ in work)
         spread = (f", about {reproduce.time_left(work, workers) / 3600:.1f} h with --jobs {workers}" if workers > 1
                   else "")
@@ -72,7 +72,7 @@ def reproduce_command(
         raise typer.Exit(130) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.print(reproduce_summary_table(chosen, outcomes))
+    print_table(console, reproduce_summary_table(chosen, outcomes))
     ran = sum(o.ran for o in outcomes)
     console.print(f"{ran} job(s) ran, {len(outcomes) - ran} already done", highlight=False)
 

@@ -26,16 +26,31 @@ if TYPE_CHECKING:  # annotations only: importing them would load the leaderboard
     from randmix_bench.quickstart import QuickstartConfig, QuickstartRow
     from randmix_bench.verify import Check
 
-__all__ = ["ModelRow", "QuickstartView", "eval_table", "models_tables", "quickstart_table",
+__all__ = ["ModelRow", "QuickstartView", "eval_table", "models_tables", "print_table", "quickstart_table",
            "reproduce_plan_table", "reproduce_summary_table", "shuffle_table", "train_line", "verify_table"]
 
 
-def _table(title: str, columns: Sequence[str], right: Sequence[str]) -> Table:
-    """A table titled ``title`` with ``columns``, those in ``right`` right-justified."""
+LOG_WIDTH = 200
+"""Columns a table may take in a log: off a terminal Rich assumes 80, which would fold every long job name."""
+
+
+def _table(title: str, columns: Sequence[str], right: Sequence[str], names: Sequence[str] = ()) -> Table:
+    """A table titled ``title`` with ``columns``, those in ``right`` right-justified; text in ``names`` columns is
+    never cut short (a job name is what ``--only`` takes): too wide for a terminal, it folds onto the next line."""
     table = Table(title=title)
     for col in columns:
-        table.add_column(col, justify="right" if col in right else "left")
+        table.add_column(col, justify="right" if col in right else "left",
+                         overflow="fold" if col in names else "ellipsis")
     return table
+
+
+def print_table(console: Console, table: Table) -> None:
+    """``table`` on ``console``: on a terminal at its width, in a log (a file, a pipe) as wide as its text needs, up
+    to :data:`LOG_WIDTH`."""
+    if console.is_terminal:
+        console.print(table)
+    else:  # Console.print(width=) never widens beyond the console's own width
+        Console(file=console.file, width=max(console.width, LOG_WIDTH), color_system=None).print(table)
 
 
 class ModelRow(NamedTuple):
@@ -70,7 +85,7 @@ def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob],
     """``reproduce --dry-run``: each job's state and estimate; with the work left, ``(job, seconds, False)`` per job
     in plan order (0 for a job done), for :func:`~randmix_bench.reproduce.time_left`."""
     table = _table(f"randmix reproduce --tier {tier.value}: {len(jobs)} jobs",
-                   ("#", "job", "kind", "state", "estimate"), ("#", "estimate"))
+                   ("#", "job", "kind", "state", "estimate"), ("#", "estimate"), names=("job",))
     work: list[tuple[AnyJob, float, bool]] = []
     for i, job in enumerate(jobs, 1):
         state = job.state(paths)
@@ -81,7 +96,8 @@ def reproduce_plan_table(tier: Tier, jobs: Sequence[AnyJob],
 
 def reproduce_summary_table(tier: Tier, outcomes: Sequence[reproduce.JobRun]) -> Table:
     """What ``reproduce`` did with each job."""
-    table = _table(f"randmix reproduce --tier {tier.value}", ("job", "kind", "was", "ran", "seconds"), ("seconds",))
+    table = _table(f"randmix reproduce --tier {tier.value}", ("job", "kind", "was", "ran", "seconds"), ("seconds",),
+                   names=("job",))
     for o in outcomes:
         table.add_row(o.job.name, o.job.kind, o.before.value, "yes" if o.ran else "skipped", f"{o.seconds:.0f}")
     return table

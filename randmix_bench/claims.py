@@ -83,7 +83,9 @@ RULES = {
           "the test set's mean image) and SSIM closing at least half the gap between the better baseline's SSIM "
           f"and 1; near-perfect (MNIST family) = that, with SSIM ≥ {NEAR_PERFECT_SSIM:g}: a one-sample t-test per "
           f"margin, Holm over the two, `supported` when both are significantly above, `opposite` when one is "
-          f"significantly below; at least {MIN_RUNS} runs."),
+          "significantly below for the paper's network (the `paper` tier) trained until its loss flattened (below "
+          "it, or still learning, a shortfall says nothing about the paper's network: `no verdict`, with the "
+          f"numbers); at least {MIN_RUNS} runs."),
 }
 
 def _paper_scale_only() -> dict[str, str]:
@@ -128,7 +130,7 @@ class Verdict(str, Enum):
     NOT_EQUIVALENT = "not equivalent"
     UNDECIDED = "undecided"
     INSUFFICIENT_RUNS = "insufficient runs"
-    NO_VERDICT = "no verdict"  # a claim's own check at a tier too small to test the claims (NOT_EVIDENCE)
+    NO_VERDICT = "no verdict"  # a claim's own check at a tier too small to test it (NOT_EVIDENCE; claim 3's shortfall)
     NO_DATA = "no data"
 
 

@@ -189,7 +189,8 @@ VERDICT_WORDS = [
     "difference is significantly beyond the margin; `undecided`: neither.",
     f"At the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the claims, nothing is called "
     "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
-    "claim's own check `no verdict`, with its numbers.",
+    "claim's own check `no verdict`, with its numbers. Claim 3's own check also reads `no verdict` where falling "
+    "short cannot count against the paper: below the `paper` tier's network, or while training was still falling.",
 ]
 
 

@@ -85,7 +85,8 @@ RULES = {
           f"margin, Holm over the two, `supported` when both are significantly above, `opposite` when one is "
           "significantly below for the paper's network (the `paper` tier) trained until its loss flattened (below "
           "it, or still learning, a shortfall says nothing about the paper's network: `no verdict`, with the "
-          f"numbers); at least {MIN_RUNS} runs."),
+          "numbers), while `supported` holds at any tier that can test the claims (a smaller or shorter-trained "
+          f"network that already clears the threshold speaks for the paper's); at least {MIN_RUNS} runs."),
 }
 
 def _paper_scale_only() -> dict[str, str]:

@@ -310,8 +310,8 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
     above = [pi < ALPHA and m.mean() > 0 for pi, m in zip(p, margins, strict=True)]
     below = [pi < ALPHA and m.mean() < 0 for pi, m in zip(p, margins, strict=True)]
     verdict = Verdict.OPPOSITE if any(below) else Verdict.SUPPORTED if all(above) else Verdict.NOT_SHOWN
-    unsettled = tier != "paper" or any(loss_curve.still_falling(r.train_loss) for r in chans)
-    if verdict is Verdict.OPPOSITE and unsettled:
+    settled = tier == "paper" and all(loss_curve.flattened(r.train_loss) == "flattened" for r in chans)
+    if verdict is Verdict.OPPOSITE and not settled:  # untraced or too coarse a trace is no evidence of a flat loss
         verdict = Verdict.NO_VERDICT
     return Check(statement, verdict, f"SSIM {margins[0].mean():+.4f} above its threshold (Holm p {p[0]:.3g}), PSNR "
                                      f"{margins[1].mean():+.2f} dB above the better baseline (Holm p {p[1]:.3g})")

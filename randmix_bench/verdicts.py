@@ -41,7 +41,7 @@ from randmix_bench.claims import (
 from randmix_bench.data import DATASETS
 from randmix_bench.results import CheckpointRef, Result, RobustnessResult, ShuffleResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import Mixing, Norm, n_epochs
+from randmix_bench.vocab import Mixing, Norm, Tier, n_epochs
 
 __all__ = ["evaluate", "one_per_run", "robust_table", "shuffle_study"]
 
@@ -310,7 +310,7 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
     above = [pi < ALPHA and m.mean() > 0 for pi, m in zip(p, margins, strict=True)]
     below = [pi < ALPHA and m.mean() < 0 for pi, m in zip(p, margins, strict=True)]
     verdict = Verdict.OPPOSITE if any(below) else Verdict.SUPPORTED if all(above) else Verdict.NOT_SHOWN
-    settled = tier == "paper" and all(loss_curve.flattened(r.train_loss) == "flattened" for r in chans)
+    settled = tier == Tier.PAPER and all(loss_curve.flattened(r.train_loss) == "flattened" for r in chans)
     if verdict is Verdict.OPPOSITE and not settled:  # untraced or too coarse a trace is no evidence of a flat loss
         verdict = Verdict.NO_VERDICT
     return Check(statement, verdict, f"SSIM {margins[0].mean():+.4f} above its threshold (Holm p {p[0]:.3g}), PSNR "

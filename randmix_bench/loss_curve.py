@@ -22,7 +22,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import n_epochs
 
 __all__ = ["POINTS_PER_EPOCH", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
-           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "flattened"]
+           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "has_flattened", "flattened"]
 
 POINTS_PER_EPOCH = 10
 MAX_POINTS = 100_000
@@ -109,10 +109,22 @@ def last_drop(trace: Sequence[Sequence[float]]) -> float | None:
     return (window[0] - window[-1]) / window[0]
 
 
+def _judged_drop(trace: Sequence[Sequence[float]] | None) -> float | None:
+    """:func:`last_drop` where :data:`FLAT_RULE` can judge it: None without a trace or when too coarse to say."""
+    drop = last_drop(trace) if trace else None
+    return None if drop is None or math.isnan(drop) else drop
+
+
 def still_falling(trace: Sequence[Sequence[float]] | None) -> bool:
     """Whether :data:`FLAT_RULE` finds the trace still falling (False without a trace or when too coarse to say)."""
-    drop = last_drop(trace) if trace else None
-    return drop is not None and not math.isnan(drop) and drop >= FLAT_DROP
+    drop = _judged_drop(trace)
+    return drop is not None and drop >= FLAT_DROP
+
+
+def has_flattened(trace: Sequence[Sequence[float]] | None) -> bool:
+    """Whether :data:`FLAT_RULE` finds the trace flattened (False without a trace or when too coarse to say)."""
+    drop = _judged_drop(trace)
+    return drop is not None and drop < FLAT_DROP
 
 
 def flattened(trace: Sequence[Sequence[float]] | None) -> str:
@@ -120,8 +132,8 @@ def flattened(trace: Sequence[Sequence[float]] | None) -> str:
     there is none."""
     if not trace:
         return "no loss trace recorded"
-    drop = last_drop(trace)
-    if drop is None or math.isnan(drop):
+    drop = _judged_drop(trace)
+    if drop is None:
         return "trace too coarse to say"
     if drop < FLAT_DROP:
         return "flattened"

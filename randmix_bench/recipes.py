@@ -252,6 +252,15 @@ def _small_tier(name: str, model: str, dataset: str, crop_padding: int) -> Train
 
 SHUFFLE = ShuffleSettings()  # the unshuffler recipes': loss mse, permutation seed 0
 
+# The medium tier: a width-64, depth-8 unshuffler (receptive radius 32), the CPU recipe for longer. 4 epochs, an
+# equal budget for every run: its loss still falls there (-7.3 % over the last fifth, -2.7 % at 2 epochs), which
+# FINDINGS says beside each claim-3 verdict (README, benchmarks/RESULTS.md, #21).
+UNSHUFFLE_MEDIUM = TrainConfig(
+    recipe="unshuffle-fashion-mnist-medium", task_settings=SHUFFLE, model="randmix_unshuffler_64_8",
+    dataset="fashion-mnist", epochs=4, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
+    grad_clip=1.0, flip=True, eval_batch_size=500,
+)
+
 RECIPES: dict[str, TrainConfig] = {
     # locuslab/convmixer-cifar10's 92.5% command: train.py --lr-max=0.05 --ra-n=2 --ra-m=12 --wd=0.005
     # --scale=1.0 --jitter=0 --reprob=0. Its crop (RandomResizedCrop at scale 1, ratio 1) is the identity;
@@ -340,21 +349,11 @@ RECIPES: dict[str, TrainConfig] = {
         dataset="fashion-mnist", epochs=1, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
         grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
-    # The medium tier: a width-64, depth-8 unshuffler (receptive radius 32), the CPU recipe for longer. 4 epochs, an
-    # equal budget for every run: its loss still falls there (-7.3 % over the last fifth, -2.7 % at 2 epochs), which
-    # FINDINGS says beside each claim-3 verdict (README, benchmarks/RESULTS.md, #21).
-    "unshuffle-fashion-mnist-medium": TrainConfig(
-        recipe="unshuffle-fashion-mnist-medium", task_settings=SHUFFLE, model="randmix_unshuffler_64_8",
-        dataset="fashion-mnist", epochs=4, batch_size=64, lr=0.005, weight_decay=0.0, lr_schedule=WARMUP_LINEAR_DECAY,
-        grad_clip=1.0, flip=True, eval_batch_size=500,
-    ),
+    "unshuffle-fashion-mnist-medium": UNSHUFFLE_MEDIUM,
     # The same unshuffler and recipe for 5x the epochs, on a GPU (the paper-slice tier): the claim-3 study trained
     # towards a flat loss, which the CPU cannot afford (6 runs of 20 epochs: over 45 h of one core; issue #21).
-    "unshuffle-fashion-mnist-medium-long": TrainConfig(
-        recipe="unshuffle-fashion-mnist-medium-long", task_settings=SHUFFLE, model="randmix_unshuffler_64_8",
-        dataset="fashion-mnist", epochs=20, batch_size=64, lr=0.005, weight_decay=0.0,
-        lr_schedule=WARMUP_LINEAR_DECAY, grad_clip=1.0, flip=True, eval_batch_size=500,
-    ),
+    "unshuffle-fashion-mnist-medium-long": dataclasses.replace(
+        UNSHUFFLE_MEDIUM, recipe="unshuffle-fashion-mnist-medium-long", epochs=20),
     # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper
     # gives no training hyperparameters; these are the CPU recipe's, scaled up, and not yet run on a GPU here.
     **{

@@ -310,7 +310,7 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
     above = [pi < ALPHA and m.mean() > 0 for pi, m in zip(p, margins, strict=True)]
     below = [pi < ALPHA and m.mean() < 0 for pi, m in zip(p, margins, strict=True)]
     verdict = Verdict.OPPOSITE if any(below) else Verdict.SUPPORTED if all(above) else Verdict.NOT_SHOWN
-    settled = tier == Tier.PAPER and all(loss_curve.flattened(r.train_loss) == "flattened" for r in chans)
+    settled = tier == Tier.PAPER and all(loss_curve.has_flattened(r.train_loss) for r in chans)
     if verdict is Verdict.OPPOSITE and not settled:  # untraced or too coarse a trace is no evidence of a flat loss
         verdict = Verdict.NO_VERDICT
     return Check(statement, verdict, f"SSIM {margins[0].mean():+.4f} above its threshold (Holm p {p[0]:.3g}), PSNR "

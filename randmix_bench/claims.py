@@ -38,7 +38,7 @@ MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
 TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
     "medium": "the largest study 2 CPU cores finish in hours that can test the claims",
-    "paper-slice": "the medium tier's protocol at a size only a GPU affords: ConvMixer-256/8, longer unshuffling",
+    "paper-slice": "the medium tier's protocol at a size only a GPU affords: ConvMixer-256/8",
     "paper": "the paper's scale, on a GPU",
     "other": "entries not published by a `randmix reproduce` tier",
     "small": "smoke test of the pipeline, not evidence on the claims",

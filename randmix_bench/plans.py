@@ -113,7 +113,7 @@ SMALL: list[Study | ShuffleStudy] = [
 
 # The paper tier (issue #13's priorities, in order): ConvMixer-256/8 on both datasets, RobustBench's Linf
 # 8/255 on 1000 points with a 1/255-4/255 sweep and L2 0.5; then the separable ResNet-18; then the paper's
-# 512/16/7 unshuffler. Estimates are for one H100-class GPU.
+# 512/16/7 unshuffler, 3 seeds (claim 3's own check needs 3 `chans` runs). Estimates are for one H100-class GPU.
 PAPER: list[Study | ShuffleStudy] = [
     Study(f"convmixer256-{short}", f"convmixer-{dataset}", dataset, ALL_VARIANTS, (0, 1, 2), eps=Eps.parse("8/255"),
           n_examples=1000, seeds_by_variant={SPACE: (0,)}, sweep=_sweep("1/255,2/255,4/255,8/255"),
@@ -124,7 +124,7 @@ PAPER: list[Study | ShuffleStudy] = [
           n_examples=1000, sweep=_sweep("1/255,2/255,4/255,8/255"), train_s=60, eval_s=300)
     for short, dataset in (("cifar", CIFAR), ("fmnist", FMNIST))
 ] + [
-    ShuffleStudy(f"unshuffle512-{short}", f"unshuffle-{dataset}", dataset, (FULL, CHANS, SPACE), (0,),
+    ShuffleStudy(f"unshuffle512-{short}", f"unshuffle-{dataset}", dataset, (FULL, CHANS, SPACE), (0, 1, 2),
                  train_s=600, eval_s=30)
     for short, dataset in (("fmnist", FMNIST), ("cifar", CIFAR))
 ]
@@ -139,7 +139,11 @@ PAPER: list[Study | ShuffleStudy] = [
 # Square 1000 queries) ~800 s; the sweep 1/255 821-922 s + 4/255 267-303 s (2/255 is replayed from the headline).
 # AutoAttack standard and the controls are extrapolated from those attacks' per-point costs; an unshuffler 2,448 s
 # for 2 epochs (2026-12-05), so about 4,900 s for the recipe's 4. Together about 31 h of one core, 16 h of the two:
-# over the 6 h the issue aimed at (its estimate predates these measurements).
+# over the 6 h the issue aimed at (its estimate predates these measurements). Then the same unshufflers for 5x the
+# epochs, since their loss still fell after 4 (the issue asks for training until it flattens): 20 epochs at the
+# 1,400-1,700 s an epoch the 4-epoch runs took (2 one-thread jobs, 2026-12-05), about 30,000 s a run, 50 h of one
+# core for the 6; over many sittings with reproduce's resume, or minutes on a GPU (`python3 tools/gpu_run.py run
+# --tier medium --only 'medium-unshuffle64-fmnist-long-*' --shard i/3`, one seed a run).
 MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),
           (0, 1, 2), eps=Eps.parse("2/255"), n_examples=1000, attacks=(APGD_CE, APGD_T),
@@ -148,21 +152,17 @@ MEDIUM: list[Study | ShuffleStudy] = [
           eval_s=2900, sweep_s=1200, standard_s=3600, control_s=600),
     ShuffleStudy("unshuffle64-fmnist", "unshuffle-fashion-mnist-medium", FMNIST, (FULL, CHANS), (0, 1, 2),
                  train_s=4900, eval_s=60),
+    ShuffleStudy("unshuffle64-fmnist-long", "unshuffle-fashion-mnist-medium-long", FMNIST, (FULL, CHANS), (0, 1, 2),
+                 train_s=30000, eval_s=300),
 ]
 
 # The paper-scale slice (issue #25): ConvMixer-256/8 on Fashion-MNIST at the medium tier's protocol (10 epochs,
 # Linf 2/255, APGD-CE + APGD-T, per-point outcomes) on the first 500 points, in two shards (`--shard 1/2`, `2/2`)
 # that each fit one short GPU run (tools/gpu_run.py). Estimates: one H100/H200, measured 2026-12-04.
-# Then the medium tier's unshuffler for 5x its epochs (issue #21: its loss still fell after 4), one seed a shard
-# (`--only 'paper-slice-unshuffle64-*' --shard i/3`). Its estimates are not measured: a step of batch 64 is taken to
-# cost about 6 ms (kernel launches, not arithmetic, bound a model this small), so 20 epochs about 2 min; the first
-# GPU run's records replace them.
 PAPER_SLICE: list[Study | ShuffleStudy] = [
     Study("convmixer256-fmnist", "convmixer-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH), (0, 1, 2),
           eps=Eps.parse("2/255"), n_examples=500, epochs=10, attacks=(APGD_CE, APGD_T), square_queries=1000, train_s=30,
           eval_s=40),
-    ShuffleStudy("unshuffle64-fmnist-long", "unshuffle-fashion-mnist-medium-long", FMNIST, (FULL, CHANS), (0, 1, 2),
-                 train_s=120, eval_s=20),
 ]
 
 # Seconds on any machine: the whole pipeline (train, attack with per-point outcomes, sanity) on synthetic data.

@@ -346,6 +346,10 @@ LEADERBOARD_CASES: list[Case] = [
     Case("leaderboard-dir-without-results-beside-a-readme", ["leaderboard", "--dir", "{tmp}/docs"],
          "docs holds no result files and no page randmix leaderboard generated",  # not "add markers to README.md"
          setup=lambda tmp, fx: ((tmp / "docs").mkdir(), (tmp / "README.md").write_text("# my project\n"))),
+    Case("leaderboard-dir-of-foreign-json", ["leaderboard", "--dir", "{tmp}/project"],  # one line, not one per file
+         "none of the 3 JSON files under", setup=lambda tmp, fx: [
+             (tmp / "project" / d).mkdir(parents=True) or (tmp / "project" / d / "package.json").write_text('{"a": 1}')
+             for d in ("x", "y", "z")]),
     Case("leaderboard-readme-huge", LEADERBOARD, "--readme README.md is 17,825,792 bytes",
          setup=with_readme(lambda p: (p.write_bytes(b""), os.truncate(p, 17 << 20)))),
     Case("leaderboard-readme-not-utf8", LEADERBOARD, "--readme README.md is not UTF-8 text",

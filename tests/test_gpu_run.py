@@ -26,11 +26,11 @@ def test_dry_run_prints_the_shard_plan_and_writes_nothing(tmp_path: Path) -> Non
     assert "paper-slice-convmixer256-fmnist-full-s1" in done.stdout and "convmixer256-fmnist-full-s0" not in done.stdout
     assert not (tmp_path / "leaderboards").exists() and not (tmp_path / "runs").exists()
     assert not (tmp_path / "out").exists()
-    one_seed = run_script("--tier", "paper-slice", "--only", "paper-slice-unshuffle64-*", "--shard", "2/3", "--dry-run",
-                          "--root", str(tmp_path), "--carry", str(tmp_path / "carry"), "--out", str(tmp_path / "out"),
-                          cwd=tmp_path)
+    one_seed = run_script("--tier", "medium", "--only", "medium-unshuffle64-fmnist-long-*", "--shard", "2/3",
+                          "--dry-run", "--root", str(tmp_path), "--carry", str(tmp_path / "carry"), "--out",
+                          str(tmp_path / "out"), cwd=tmp_path)
     assert one_seed.returncode == 0, one_seed.stderr
-    assert "paper-slice-unshuffle64-fmnist-long-chans-s1" in one_seed.stdout and "convmixer256" not in one_seed.stdout
+    assert "medium-unshuffle64-fmnist-long-chans-s1" in one_seed.stdout and "convmixer64" not in one_seed.stdout
     assert "-s0" not in one_seed.stdout and "-s2" not in one_seed.stdout
 
 

@@ -110,7 +110,8 @@ def test_each_unshuffling_seed_is_a_group_of_its_runs_and_their_evaluation() -> 
     groups: dict[str, list[str]] = {}
     for j in jobs:
         groups.setdefault(j.group, []).append(j.name)
-    assert len(groups) == len(next(s for s in plans.TIERS[Tier.MEDIUM] if isinstance(s, ShuffleStudy)).seeds) == 3
+    studies = [s for s in plans.TIERS[Tier.MEDIUM] if isinstance(s, ShuffleStudy)]
+    assert len(groups) == sum(len(s.seeds) for s in studies) == 3 * len(studies)
     for names in groups.values():
         seed = names[-1].rsplit("-", 1)[1]
         assert names[-1].endswith(f"-eval-{seed}") and all(n.endswith(f"-{seed}") for n in names)

@@ -9,8 +9,8 @@ wheels of what the image lacks, pyautoattack's ``.py`` files, the four Fashion-M
 
 ``python tools/gpu_run.py revision`` (here, after the last commit) records the tree's revision for the copy.
 
-``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` carried; ``--only
-'paper-slice-unshuffle64-*' --shard 1/3`` for one seed of the long unshuffling study)
+``python3 tools/gpu_run.py run --tier paper-slice --shard 1/2 --device cuda`` (there, ``.carry`` carried; ``--tier
+medium --only 'medium-unshuffle64-fmnist-long-*' --shard 1/3`` for one seed of the long unshuffling study)
 installs the wheels into a scratch folder, runs the shard under a time budget (a shard cut short
 keeps every finished job: each one writes its outputs atomically), then packs everything the shard wrote
 under ``leaderboards/`` and the runs' training records into at most 8 files under ``$OUT`` (``--out``) and

@@ -128,9 +128,8 @@ def load_entries(root: str | Path) -> list[Entry]:
         except ResultError as e:
             problems.append(str(e))
     if len(problems) > 1 and not entries:  # a foreign folder (a project's *.json): one line, not one per file
-        raise LeaderboardError(f"none of the {len(problems)} JSON files under {root} is a readable result, so it is "
-                               f"not a leaderboards folder: pass --dir the folder of result files (the first: "
-                               f"{problems[0]})")
+        raise LeaderboardError(f"none of the {len(problems)} JSON files under {root} reads as a result (the first: "
+                               f"{problems[0]}); pass --dir the folder of result files, or fix these")
     problems += _relabelled_runs(entries)
     if len(problems) == 1:
         raise LeaderboardError(problems[0])

@@ -37,7 +37,7 @@ NEAR_PERFECT_SSIM = 0.95
 MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
 TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
-    "medium": "the largest study 2 CPU cores finish in hours that can test the claims",
+    "medium": "the study that can test the claims on 2 CPU cores, run over several sittings",
     "paper-slice": "the medium tier's protocol at a size only a GPU affords: ConvMixer-256/8",
     "paper": "the paper's scale, on a GPU",
     "other": "entries not published by a `randmix reproduce` tier",

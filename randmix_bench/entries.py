@@ -12,8 +12,10 @@ from pathlib import Path
 from typing import cast
 
 from randmix_bench.errors import MissingError, RandmixError
+from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular
 from randmix_bench.result_files import ResultError, checkpoint_field, read_result, resolve_checkpoint, resolve_ref
 from randmix_bench.results import CheckpointRef, RandmixBlock, Result, RobustnessResult, ShuffleResult
+from randmix_bench.vocab import TaskKind
 
 __all__ = ["Entry", "LeaderboardError", "LEADERBOARDS_NAME", "SHUFFLE_FOLDER", "load_entry", "load_entries"]
 
@@ -114,22 +116,35 @@ def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
                  None if source is None else resolve_ref(source, "randmix.attack.source", path, root))
 
 
+def _is_ours(path: Path) -> bool:
+    """Whether ``path`` that failed to load at least reads as a randmix result (a JSON object with its ``randmix``
+    block or the shuffle track): damaged, not a foreign file such as a project's package.json."""
+    try:
+        raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
+    except RandmixError:
+        return False
+    return isinstance(raw, dict) and ("randmix" in raw or raw.get("track") == TaskKind.SHUFFLE)
+
+
 def load_entries(root: str | Path) -> list[Entry]:
     """Every result under ``root``, validated, in path order; raises :class:`LeaderboardError` listing
-    every bad file (with its field) rather than skipping any: one line for one bad file."""
+    every bad file (with its field) rather than skipping any: one line for one bad file, and one line for a
+    folder none of whose JSON files is a randmix result (a mistyped folder, not a damaged leaderboard)."""
     root = Path(root)
     if not root.is_dir():
         raise MissingError(f"leaderboards folder {root} does not exist; pass --dir with the folder of result files")
     entries: list[Entry] = []
     problems: list[str] = []
+    failed: list[Path] = []
     for path in sorted(root.rglob("*.json")):
         try:
             entries.append(load_entry(path, root))
         except ResultError as e:
             problems.append(str(e))
-    if len(problems) > 1 and not entries:  # a foreign folder (a project's *.json): one line, not one per file
-        raise LeaderboardError(f"none of the {len(problems)} JSON files under {root} reads as a result (the first: "
-                               f"{problems[0]}); pass --dir the folder of result files, or fix these")
+            failed.append(path)
+    if len(failed) > 1 and not entries and not any(_is_ours(p) for p in failed):
+        raise LeaderboardError(f"none of the {len(failed)} JSON files under {root} is a randmix result (the first: "
+                               f"{problems[0]}); name the folder of result files")
     problems += _relabelled_runs(entries)
     if len(problems) == 1:
         raise LeaderboardError(problems[0])

@@ -98,10 +98,11 @@ def read_regular(path: str | Path, what: str, limit: int) -> bytes:
         raise MissingError(f"{what} {path} does not exist") from None
     except OSError as e:
         raise RandmixError(f"{what} {path} cannot be read ({e.strerror}); check its permissions") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):  # before fdopen, which refuses a folder with a bare IsADirectoryError
+        os.close(fd)
+        raise RandmixError(f"{what} {path} is not a regular file (a FIFO, device or folder); pass a file")
     with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise RandmixError(f"{what} {path} is not a regular file (a FIFO, device or folder); pass a file")
         if info.st_size > limit:
             raise RandmixError(f"{what} {path} is {info.st_size:,} bytes, more than the {limit:,} such a file can "
                                "hold; it is not one of ours")

@@ -129,7 +129,7 @@ PAPER: list[Study | ShuffleStudy] = [
     for short, dataset in (("fmnist", FMNIST), ("cifar", CIFAR))
 ]
 
-# The medium tier (issue #21): the largest study a 2-core CPU finishes in hours that can test the claims.
+# The medium tier (issue #21): the study that can test the claims on a 2-core CPU, run over several sittings.
 # ConvMixer-64/8 (kernel 5, patch 2) on Fashion-MNIST with the convmixer recipe for 10 epochs; Linf 2/255 with
 # APGD-CE + APGD-T on the first 1000 test points, an APGD-CE sweep at 1/255 and 4/255 on every seed (seed bands),
 # AutoAttack standard on the first 500 for seed 0 of each variant (does the cheaper set agree?); `space` for clean

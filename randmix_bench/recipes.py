@@ -350,8 +350,8 @@ RECIPES: dict[str, TrainConfig] = {
         grad_clip=1.0, flip=True, eval_batch_size=500,
     ),
     "unshuffle-fashion-mnist-medium": UNSHUFFLE_MEDIUM,
-    # The same unshuffler and recipe for 5x the epochs, on a GPU (the paper-slice tier): the claim-3 study trained
-    # towards a flat loss, which the CPU cannot afford (6 runs of 20 epochs: over 45 h of one core; issue #21).
+    # The same unshuffler and recipe for 5x the epochs: the medium tier's claim-3 study trained towards a flat loss
+    # (issue #21), about 50 h of one core for its 6 runs, over several sittings; minutes a run on a GPU.
     "unshuffle-fashion-mnist-medium-long": dataclasses.replace(
         UNSHUFFLE_MEDIUM, recipe="unshuffle-fashion-mnist-medium-long", epochs=20),
     # The paper's large network (width 512, depth 16, kernel 7) on the MNIST family and CIFAR-10 (GPU). The paper

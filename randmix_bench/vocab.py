@@ -127,8 +127,8 @@ class Tier(Choice, what="tier"):
 
     SMOKE = "smoke"  # seconds on a CPU: the tiny model on synthetic data, to check a machine or the pipeline
     SMALL = "small"  # a smoke test of the pipeline on a 2-core CPU
-    MEDIUM = "medium"  # the largest study a 2-core CPU finishes in hours that can test the claims
-    PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol, the medium unshuffler for longer (GPU)
+    MEDIUM = "medium"  # the study that can test the claims on a 2-core CPU, run over several sittings
+    PAPER_SLICE = "paper-slice"  # ConvMixer-256/8 at the medium tier's protocol (GPU)
     PAPER = "paper"  # the paper's scale, on a GPU
 
 

@@ -107,6 +107,21 @@ def test_a_folder_that_is_no_leaderboard_is_refused_but_one_emptied_of_results_i
         leaderboard.write(stranger)
     (stranger / "README.md").unlink()
 
+    foreign = tmp_path / "project"  # a project's JSON files, and a folder named like one: one line for them all
+    for name in ("package.json", "tsconfig.json", "x.json/"):
+        path = foreign / "sub" / name.rstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir() if name.endswith("/") else path.write_text('{"name": "x"}')
+    with pytest.raises(LeaderboardError, match=r"^none of the 3 JSON files under .*project is a randmix result "
+                                               r"\(the first: .*package.json: .*\); name the folder of result files$"):
+        leaderboard.write(foreign)
+    (foreign / "sub" / "entry.json").write_text('{"randmix": {"dataset": "x"}}')  # a damaged result: list them all
+    with pytest.raises(LeaderboardError, match=r"^4 bad result file\(s\):\n") as caught:
+        leaderboard.write(foreign)
+    assert "x.json is not a regular file" in str(caught.value) and "entry.json" in str(caught.value)
+    assert sorted(p.name for p in (foreign / "sub").iterdir()) == ["entry.json", "package.json", "tsconfig.json",
+                                                                   "x.json"]
+
     emptied = tmp_path / "leaderboards"
     emptied.mkdir()
     (emptied / "README.md").write_text(leaderboard.pages(emptied)[emptied / "README.md"].replace("No results", "Old"))

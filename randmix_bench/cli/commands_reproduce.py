@@ -17,7 +17,8 @@ from randmix_bench.cli.errors import user_errors
 def reproduce_command(
     tier: str = typer.Option(
         ..., "--tier", "-t", help="smoke (seconds), small (a pipeline smoke test, 2-core CPU), medium (the claims "
-        "on a 2-core CPU, a day of CPU), paper-slice or paper (a GPU); plans in randmix_bench/plans.py.",
+        "on a 2-core CPU, days of CPU over several sittings), paper-slice or paper (a GPU); plans in "
+        "randmix_bench/plans.py.",
     ),
     dry_run: bool = typer.Option(
         False, "--dry-run", help="Print the plan (state and estimated time per job) and exit."

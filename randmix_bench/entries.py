@@ -12,10 +12,15 @@ from pathlib import Path
 from typing import cast
 
 from randmix_bench.errors import MissingError, RandmixError
-from randmix_bench.files import MAX_JSON_BYTES, parse_json, read_regular
-from randmix_bench.result_files import ResultError, checkpoint_field, read_result, resolve_checkpoint, resolve_ref
+from randmix_bench.result_files import (
+    ForeignFileError,
+    ResultError,
+    checkpoint_field,
+    read_result,
+    resolve_checkpoint,
+    resolve_ref,
+)
 from randmix_bench.results import CheckpointRef, RandmixBlock, Result, RobustnessResult, ShuffleResult
-from randmix_bench.vocab import TaskKind
 
 __all__ = ["Entry", "LeaderboardError", "LEADERBOARDS_NAME", "SHUFFLE_FOLDER", "load_entry", "load_entries"]
 
@@ -116,16 +121,6 @@ def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
                  None if source is None else resolve_ref(source, "randmix.attack.source", path, root))
 
 
-def _is_ours(path: Path) -> bool:
-    """Whether ``path`` that failed to load at least reads as a randmix result (a JSON object with its ``randmix``
-    block or the shuffle track): damaged, not a foreign file such as a project's package.json."""
-    try:
-        raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
-    except RandmixError:
-        return False
-    return isinstance(raw, dict) and ("randmix" in raw or raw.get("track") == TaskKind.SHUFFLE)
-
-
 def load_entries(root: str | Path) -> list[Entry]:
     """Every result under ``root``, validated, in path order; raises :class:`LeaderboardError` listing
     every bad file (with its field) rather than skipping any: one line for one bad file, and one line for a
@@ -135,15 +130,15 @@ def load_entries(root: str | Path) -> list[Entry]:
         raise MissingError(f"leaderboards folder {root} does not exist; pass --dir with the folder of result files")
     entries: list[Entry] = []
     problems: list[str] = []
-    failed: list[Path] = []
+    foreign = 0
     for path in sorted(root.rglob("*.json")):
         try:
             entries.append(load_entry(path, root))
         except ResultError as e:
             problems.append(str(e))
-            failed.append(path)
-    if len(failed) > 1 and not entries and not any(_is_ours(p) for p in failed):
-        raise LeaderboardError(f"none of the {len(failed)} JSON files under {root} is a randmix result (the first: "
+            foreign += isinstance(e, ForeignFileError)
+    if foreign > 1 and foreign == len(problems) and not entries:
+        raise LeaderboardError(f"none of the {foreign} JSON files under {root} is a randmix result (the first: "
                                f"{problems[0]}); name the folder of result files")
     problems += _relabelled_runs(entries)
     if len(problems) == 1:

@@ -142,8 +142,9 @@ PAPER: list[Study | ShuffleStudy] = [
 # over the 6 h the issue aimed at (its estimate predates these measurements). Then the same unshufflers for 5x the
 # epochs, since their loss still fell after 4 (the issue asks for training until it flattens): 20 epochs at the
 # 1,400-1,700 s an epoch the 4-epoch runs took (2 one-thread jobs, 2026-12-05), about 30,000 s a run, 50 h of one
-# core for the 6; over many sittings with reproduce's resume, or minutes on a GPU (`python3 tools/gpu_run.py run
-# --tier medium --only 'medium-unshuffle64-fmnist-long-*' --shard i/3`, one seed a run).
+# core for the 6; over many sittings with reproduce's resume, or minutes on a GPU by estimate, not run on one yet
+# (`python3 tools/gpu_run.py run --tier medium --only 'medium-unshuffle64-fmnist-long-*' --shard i/3`, one seed a
+# run).
 MEDIUM: list[Study | ShuffleStudy] = [
     Study("convmixer64-fmnist", "convmixer64-fashion-mnist", FMNIST, (FULL, CHANS, CHANS_SMOOTH, SPACE),
           (0, 1, 2), eps=Eps.parse("2/255"), n_examples=1000, attacks=(APGD_CE, APGD_T),

@@ -26,6 +26,11 @@ class ResultError(RandmixError):
     """A result file that is not valid JSON or does not match its schema; names file and field."""
 
 
+class ForeignFileError(ResultError):
+    """A ``ResultError`` for a file that is not even a damaged result: unreadable, not JSON, or a JSON without the
+    ``randmix`` block or the shuffle track (a project's package.json under a mistyped folder)."""
+
+
 def check_entry_name(name: str, what: str = "--name") -> str:
     """``name`` if it is safe as a result file name (``<name>.json`` inside the output folder), else a
     one-line error: no '/', '\\', '..', leading '.', NUL or other path syntax."""
@@ -86,8 +91,9 @@ def read_result(path: str | Path) -> Result:
     try:
         raw = parse_json(read_regular(path, "result file", MAX_JSON_BYTES), str(path))
     except RandmixError as e:
-        raise ResultError(str(e)) from None
-    cls = ShuffleResult if isinstance(raw, dict) and raw.get("track") == TaskKind.SHUFFLE else RobustnessResult
+        raise ForeignFileError(str(e)) from None
+    shuffle = isinstance(raw, dict) and raw.get("track") == TaskKind.SHUFFLE
+    cls = ShuffleResult if shuffle else RobustnessResult
     try:
         return cls.model_validate(raw)
     except ValidationError as e:
@@ -97,7 +103,9 @@ def read_result(path: str | Path) -> Result:
         more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
         # a whole-model check has no location, or a parent's, and names its fields itself
         named = not field or message.startswith("field '")
-        raise ResultError(f"{path}: " + ("" if named else f"field {field!r}: ") + f"{message}{more}") from None
+        ours = shuffle or (isinstance(raw, dict) and "randmix" in raw)
+        raise (ResultError if ours else ForeignFileError)(
+            f"{path}: " + ("" if named else f"field {field!r}: ") + f"{message}{more}") from None
 
 
 def check_replaceable(path: str | Path, kind: type[RobustnessResult] | type[ShuffleResult]) -> None:

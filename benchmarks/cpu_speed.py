@@ -138,12 +138,12 @@ import sys, time, json
 import randmix_bench
 import torch
 from randmix_bench.models import create_model
-from randmix_bench.robustness.harness import ChannelsLastInputs, input_gradients_only
+from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
 from randmix_bench.threads import parse_threads
 torch.set_num_threads(parse_threads(sys.argv[2]))
 model = create_model(sys.argv[1], in_chans=1, num_classes=10, mixing="chans")
 x, y = torch.rand(250, 1, 28, 28), torch.randint(0, 10, (250,))
-with input_gradients_only(model):
+with attack_mode(model):
     wrapped = ChannelsLastInputs(model)
     def step():
         xa = x.clone().requires_grad_(True)

@@ -14,7 +14,6 @@ import torch
 from randmix_bench.checkpoint import read_checkpoint
 from randmix_bench.errors import RandmixError
 from randmix_bench.recipes import get_recipe
-from randmix_bench.robustness.harness import ChannelsLastInputs, input_gradients_only
 from randmix_bench.threads import WAIT_POLICY_ENV, available_cores, cpu_threads, parse_threads
 from randmix_bench.train import train
 
@@ -71,23 +70,3 @@ def test_same_seed_and_thread_count_train_the_same_weights(tmp_path: Path) -> No
     b, _ = read_checkpoint(tmp_path / "b")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
-
-def test_channels_last_attack_model_hands_back_contiguous_gradients() -> None:
-    """AutoAttack ``view``s the input gradient it gets: a channels-last model must hand back a contiguous one, with
-    the values the standard layout gives."""
-    from randmix_bench.models import create_model
-
-    model = create_model("randmix_convmixer_tiny", in_chans=3, mixing="chans")
-    x = torch.rand(4, 3, 32, 32)
-    x_ref = x.clone().requires_grad_(True)
-    expected = torch.autograd.grad(model.eval()(x_ref).logsumexp(1).sum(), x_ref)[0]
-    formats = [t.is_contiguous() for t in model.parameters()]
-    with input_gradients_only(model):
-        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
-        wrapped = ChannelsLastInputs(model)
-        x_cl = x.clone().requires_grad_(True)
-        grad = torch.autograd.grad(wrapped(x_cl).logsumexp(1).sum(), x_cl)[0]
-    assert grad.is_contiguous() and grad.view(4, -1).shape == (4, 3 * 32 * 32)
-    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
-    assert [t.is_contiguous() for t in model.parameters()] == formats  # restored
-    assert all(p.requires_grad for p in model.parameters())

@@ -7,8 +7,10 @@ AutoAttack's ``run_standard_evaluation`` numbers. What this package adds around 
 
 - :mod:`.attacks`: the attack choices and their configuration, PGD, and AutoAttack's attacks behind one
   adapter: the only module that touches pyautoattack's internals;
-- :mod:`.harness`: the loop, batch by batch, fast (data on the device, weights without gradients, large
-  batches, per-attack wall times); progress through :class:`ProgressReporter` and ``logging``, never printed;
+- :mod:`.harness`: the loop, batch by batch, fast (data on the device, large batches, per-attack wall times);
+  progress through :class:`ProgressReporter` and ``logging``, never printed;
+- :mod:`.attack_mode`: the model as attacks run it (eval, weights without gradients, channels-last, and on a
+  CPU the GELU and eval BatchNorm kernels that are fast in that layout);
 - :mod:`.forked`: on a CPU, several batches of an attack at once in forked one-thread processes (same outcomes);
 - :mod:`.state`: resume: each finished batch is recorded in a small signed file beside the result, so a
   killed evaluation, rerun with the same command, ends with the numbers an uninterrupted run gives; a

@@ -31,8 +31,9 @@ from randmix_bench.results import (
     SweepPoint,
     pct,
 )
+from randmix_bench.robustness.attack_mode import attack_mode
 from randmix_bench.robustness.checks import autoattack_flags
-from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter, input_gradients_only
+from randmix_bench.robustness.harness import Harness, Outcome, ProgressReporter
 from randmix_bench.robustness.options import EvalOptions
 from randmix_bench.robustness.preparation import Prepared, prepare
 from randmix_bench.robustness.sanity import masking_flag, sanity_checks
@@ -141,7 +142,7 @@ def run(job: Prepared, state: EvalRecord, progress: ProgressReporter | None = No
     checks; every finished batch is recorded in ``state``."""
     config = job.config
     source = None if job.source is None else job.source[1]
-    with input_gradients_only(job.model, source), autoattack_flags(state.flags) as flags:
+    with attack_mode(job.model, source), autoattack_flags(state.flags) as flags:
         harness = Harness(job.model, job.points.images, job.points.labels, device=job.device,
                           batch_size=config.batch_size, record=state, progress=progress, source=source,
                           processes=job.options.processes)

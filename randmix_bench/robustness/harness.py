@@ -10,8 +10,7 @@ only the rest. Progress goes to a :class:`ProgressReporter` and to ``logging``; 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Protocol
@@ -21,14 +20,15 @@ from torch import nn
 
 from randmix_bench.device import resolve_device
 from randmix_bench.results import AttackConfig
+from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
 from randmix_bench.robustness.attacks import Adversary
 from randmix_bench.robustness.checks import after_attacks, autoattack_flags, before_attacks, in_threat_model
 from randmix_bench.robustness.forked import attack_batches, can_fork
 from randmix_bench.robustness.state import EvalRecord, StateError
-from randmix_bench.tensors import eval_mode, to_unit
+from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import AAAttack
 
-__all__ = ["ProgressReporter", "Outcome", "Harness", "ChannelsLastInputs", "input_gradients_only", "robust_accuracy"]
+__all__ = ["ProgressReporter", "Outcome", "Harness", "robust_accuracy"]
 
 log = logging.getLogger(__name__)
 
@@ -61,61 +61,8 @@ class Outcome:
         return int(self.robust.sum()) / len(self.robust)
 
 
-@contextmanager
-def input_gradients_only(*models: nn.Module | None) -> Iterator[None]:
-    """The models (a transfer attack's source beside the judged one; None and repeats skipped) in eval mode with
-    weights that do not require gradients, in channels-last memory format, restored afterwards. Attacks need input
-    gradients only, so backward skips every weight-gradient kernel and its memory; channels-last is oneDNN's fast
-    layout for the depthwise and 1x1 convolutions (1.1-1.5x per attack step on a CPU, benchmarks/RESULTS.md) and
-    computes the same values. Pair it with :class:`ChannelsLastInputs`, which hands attacks their gradients back
-    in the layout of their inputs."""
-    with ExitStack() as stack:
-        for model in {id(m): m for m in models if m is not None}.values():
-            stack.enter_context(_input_gradients_only(model))
-        yield
-
-
-@contextmanager
-def _input_gradients_only(model: nn.Module) -> Iterator[None]:
-    requires = [p.requires_grad for p in model.parameters()]
-    model.requires_grad_(False)
-    model.to(memory_format=torch.channels_last)
-    try:
-        with eval_mode(model):
-            yield
-    finally:
-        model.to(memory_format=torch.contiguous_format)
-        for p, r in zip(model.parameters(), requires, strict=True):
-            p.requires_grad_(r)
-
-
-class _ChannelsLast(torch.autograd.Function):
-    """Identity that passes a channels-last copy forward and a standard contiguous gradient back."""
-
-    @staticmethod
-    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last)
-
-    @staticmethod
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
-        return grad.contiguous()
-
-
-class ChannelsLastInputs(nn.Module):
-    """``model`` fed channels-last images; the input gradients attacks get back are contiguous, as AutoAttack
-    expects them (its zero-gradient check calls ``view`` on them)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-        self.train(model.training)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(_ChannelsLast.apply(x) if x.dim() == 4 else x)
-
-
 class Harness:
-    """One model (in eval mode, see :func:`input_gradients_only`) and one set of points on the device;
+    """One model (in :func:`~.attack_mode.attack_mode`) and one set of points on the device;
     runs attack stages against a record and keeps the wall time of each stage's attacks. With a ``source``
     model the attacks run on it and their examples are judged on ``model``: a transfer attack. On a CPU, up to
     ``processes`` batches of an attack run at once, in forked one-thread processes (same outcomes)."""
@@ -223,7 +170,7 @@ def robust_accuracy(
     batches are attacked at once (:mod:`~randmix_bench.robustness.forked`), with the same outcomes. With a
     ``source`` model the attacks run on it and their examples are judged on ``model`` (a transfer attack)."""
     dev = resolve_device(device)
-    with input_gradients_only(model.to(dev), None if source is None else source.to(dev)), autoattack_flags() as flags:
+    with attack_mode(model.to(dev), None if source is None else source.to(dev)), autoattack_flags() as flags:
         harness = Harness(model, images, labels, device=dev, batch_size=config.batch_size,
                           record=EvalRecord({}), progress=progress, processes=processes, source=source)
         outcome = harness.run(f"eps={config.eps:g}", config, harness.clean())

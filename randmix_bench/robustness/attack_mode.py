@@ -1,0 +1,140 @@
+"""The model as attacks run it: eval mode, weights without gradients, channels-last, and on a CPU two layers
+swapped for faster ones that compute the same function.
+
+Attacks need input gradients only, so backward skips every weight-gradient kernel and its memory. Channels-last
+is oneDNN's fast layout for the depthwise and 1x1 convolutions. Two CPU kernels are slow in that layout
+(benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
+its own, 1.7-1.9x slower forward and backward; and an eval-mode BatchNorm runs the general normalization kernel
+where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.3-1.4x faster on a CPU.
+Both swaps round differently in the last bit (logits move by ~1e-7), as any change of kernel or layout does;
+the per-point outcomes they give are checked against the stock script's in ``benchmarks/cpu_speed.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from randmix_bench.tensors import eval_mode
+
+__all__ = ["BatchNormAffine", "ChannelsLastInputs", "NHWCGELU", "attack_mode"]
+
+
+class NHWCGELU(nn.Module):
+    """``nn.GELU`` computed on a channels-last map's NHWC view, which is contiguous, so torch runs oneDNN's exact
+    GELU on it (forward and backward) instead of its own slower channels-last kernel."""
+
+    def __init__(self, approximate: str) -> None:
+        super().__init__()
+        self.approximate = approximate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            return F.gelu(x.permute(0, 2, 3, 1), approximate=self.approximate).permute(0, 3, 1, 2)
+        return F.gelu(x, approximate=self.approximate)
+
+
+class BatchNormAffine(nn.Module):
+    """An eval-mode ``BatchNorm2d`` as the per-channel affine map it is, ``x * scale + shift`` in one pass (the
+    same map, rounded differently: outputs move by ~1e-6)."""
+
+    scale: torch.Tensor
+    shift: torch.Tensor
+
+    def __init__(self, bn: nn.BatchNorm2d) -> None:
+        super().__init__()
+        assert bn.running_var is not None and bn.running_mean is not None  # see _swappable
+        with torch.no_grad():
+            scale = 1 / torch.sqrt(bn.running_var + bn.eps)
+            if bn.weight is not None:
+                scale = scale * bn.weight
+            shift = -bn.running_mean * scale
+            if bn.bias is not None:
+                shift = shift + bn.bias
+        self.register_buffer("scale", scale.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x, self.scale)
+
+
+def _swappable(module: nn.Module) -> nn.Module | None:
+    """The faster stand-in for ``module``, or None. Exact types only: a subclass may do more in its forward."""
+    if type(module) is nn.GELU:
+        return NHWCGELU(module.approximate)
+    if type(module) is nn.BatchNorm2d and module.running_mean is not None and module.running_var is not None:
+        return BatchNormAffine(module)
+    return None
+
+
+@contextmanager
+def _cpu_layers_swapped(model: nn.Module) -> Iterator[None]:
+    swapped = []  # (parent, attribute, original)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            stand_in = _swappable(child)
+            if stand_in is not None:
+                swapped.append((parent, name, child))
+                setattr(parent, name, stand_in)
+    try:
+        yield
+    finally:
+        for parent, name, original in reversed(swapped):
+            setattr(parent, name, original)
+
+
+@contextmanager
+def attack_mode(*models: nn.Module | None) -> Iterator[None]:
+    """The models (a transfer attack's source beside the judged one; None and repeats skipped) as attacks run
+    them (see the module's docstring) for the block, restored afterwards. Pair it with
+    :class:`ChannelsLastInputs`, which hands attacks their gradients back in the layout of their inputs."""
+    with ExitStack() as stack:
+        for model in {id(m): m for m in models if m is not None}.values():
+            stack.enter_context(_attack_mode(model))
+        yield
+
+
+@contextmanager
+def _attack_mode(model: nn.Module) -> Iterator[None]:
+    requires = [p.requires_grad for p in model.parameters()]
+    on_cpu = all(t.device.type == "cpu" for t in model.parameters())
+    model.requires_grad_(False)
+    model.to(memory_format=torch.channels_last)
+    try:
+        with eval_mode(model), ExitStack() as stack:
+            if on_cpu:
+                stack.enter_context(_cpu_layers_swapped(model))
+            yield
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+        for p, r in zip(model.parameters(), requires, strict=True):
+            p.requires_grad_(r)
+
+
+class _ChannelsLast(torch.autograd.Function):
+    """Identity that passes a channels-last copy forward and a standard contiguous gradient back."""
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, x: torch.Tensor) -> torch.Tensor:
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @staticmethod
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor) -> torch.Tensor:
+        return grad.contiguous()
+
+
+class ChannelsLastInputs(nn.Module):
+    """``model`` fed channels-last images; the input gradients attacks get back are contiguous, as AutoAttack
+    expects them (its zero-gradient check calls ``view`` on them)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        self.train(model.training)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(_ChannelsLast.apply(x) if x.dim() == 4 else x)

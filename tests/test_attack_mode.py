@@ -1,0 +1,88 @@
+"""The model as attacks run it (randmix_bench/robustness/attack_mode.py): channels-last with contiguous gradients
+handed back, the CPU's GELU and eval BatchNorm swapped for faster layers that compute the same function, and
+everything restored afterwards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from randmix_bench.models import create_model
+from randmix_bench.robustness.attack_mode import NHWCGELU, BatchNormAffine, ChannelsLastInputs, attack_mode
+
+
+def _trained_statistics(model: nn.Module) -> nn.Module:
+    """Running statistics and affine parameters away from their initial 0/1, so a wrong fold would show."""
+    gen = torch.Generator().manual_seed(0)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=gen))
+            m.running_var.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.randn(m.num_features, generator=gen))
+                m.bias.data.copy_(torch.randn(m.num_features, generator=gen))
+    return model
+
+
+def test_attack_model_computes_the_same_function_and_hands_back_contiguous_gradients() -> None:
+    """AutoAttack ``view``s the input gradient it gets: a channels-last model must hand back a contiguous one, with
+    the values (up to float32 rounding) the standard layout and layers give."""
+    model = _trained_statistics(create_model("randmix_convmixer_tiny", in_chans=3, mixing="chans"))
+    x = torch.rand(4, 3, 32, 32)
+    x_ref = x.clone().requires_grad_(True)
+    logits = model.eval()(x_ref)
+    expected = torch.autograd.grad(logits.logsumexp(1).sum(), x_ref)[0]
+    formats = [t.is_contiguous() for t in model.parameters()]
+    before = dict(model.named_modules())
+    model.train()
+    with attack_mode(model):
+        assert not model.training
+        assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
+        kinds = {type(m) for m in model.modules()}
+        assert {NHWCGELU, BatchNormAffine} <= kinds and not {nn.GELU, nn.BatchNorm2d} & kinds
+        wrapped = ChannelsLastInputs(model)
+        x_cl = x.clone().requires_grad_(True)
+        out = wrapped(x_cl)
+        grad = torch.autograd.grad(out.logsumexp(1).sum(), x_cl)[0]
+    assert grad.is_contiguous() and grad.view(4, -1).shape == (4, 3 * 32 * 32)
+    torch.testing.assert_close(out, logits, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grad, expected, rtol=1e-4, atol=1e-6)
+    assert [t.is_contiguous() for t in model.parameters()] == formats  # restored
+    assert all(p.requires_grad for p in model.parameters())
+    after = dict(model.named_modules())
+    assert after.keys() == before.keys() and all(after[k] is before[k] for k in before)
+    assert model.training
+
+
+def test_layers_are_restored_when_the_block_fails() -> None:
+    model = create_model("randmix_convmixer_tiny", in_chans=3, mixing="full")
+    before = list(model.modules())
+    with pytest.raises(RuntimeError, match="attack failed"), attack_mode(model):
+        raise RuntimeError("attack failed")
+    assert list(model.modules()) == before
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_stand_ins_match_the_layers_they_replace(layout: torch.memory_format) -> None:
+    x = (3 * torch.randn(5, 8, 6, 6)).contiguous(memory_format=layout)
+    for approximate in ("none", "tanh"):
+        gelu = NHWCGELU(approximate)
+        torch.testing.assert_close(gelu(x), nn.functional.gelu(x, approximate=approximate), rtol=1e-6, atol=1e-6)
+        assert gelu(x).is_contiguous(memory_format=layout)
+    for affine in (True, False):
+        bn = _trained_statistics(nn.BatchNorm2d(8, affine=affine, eps=1e-3)).eval()
+        torch.testing.assert_close(BatchNormAffine(bn)(x), bn(x), rtol=1e-5, atol=1e-5)
+
+
+def test_layers_that_are_not_plain_eval_maps_are_kept() -> None:
+    """A BatchNorm without running statistics normalizes by the batch's own even in eval mode, and a subclass may do
+    more in its forward: neither is swapped."""
+
+    class NormAct(nn.BatchNorm2d):
+        pass
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 1), nn.BatchNorm2d(4, track_running_stats=False),
+                          NormAct(4), nn.GELU(approximate="tanh"))
+    with attack_mode(model):
+        assert [type(m) for m in model] == [nn.Conv2d, nn.BatchNorm2d, NormAct, NHWCGELU]

@@ -5,8 +5,8 @@ Attacks need input gradients only, so backward skips every weight-gradient kerne
 is oneDNN's fast layout for the depthwise and 1x1 convolutions. Two CPU kernels are slow in that layout
 (benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
 its own, 1.7-1.9x slower forward and backward; and an eval-mode BatchNorm runs the general normalization kernel
-where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.3-1.4x faster on a CPU.
-Both swaps round differently in the last bit (logits move by ~1e-7), as any change of kernel or layout does;
+where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is about 1.4x faster on a CPU.
+Both swaps round differently in the last bits (logits move by under 1e-6), as any change of kernel or layout does;
 the per-point outcomes they give are checked against the stock script's in ``benchmarks/cpu_speed.py``.
 """
 

@@ -55,12 +55,41 @@ def test_attack_model_computes_the_same_function_and_hands_back_contiguous_gradi
     assert model.training
 
 
-def test_layers_are_restored_when_the_block_fails() -> None:
-    model = create_model("randmix_convmixer_tiny", in_chans=3, mixing="full")
-    before = list(model.modules())
+def _state(model: nn.Module) -> list[object]:
+    return [(type(m), m.training) for m in model.modules()] + [
+        (p.requires_grad, p.is_contiguous()) for p in model.parameters()]
+
+
+def test_the_model_is_restored_when_the_block_fails() -> None:
+    model = create_model("randmix_convmixer_tiny", in_chans=3, mixing="full").train()
+    before, modules = _state(model), list(model.modules())
     with pytest.raises(RuntimeError, match="attack failed"), attack_mode(model):
         raise RuntimeError("attack failed")
-    assert list(model.modules()) == before
+    assert _state(model) == before and list(model.modules()) == modules
+
+
+def test_a_layer_that_cannot_be_swapped_leaves_the_model_as_it_was() -> None:
+    """Its own error, not a second one from the restoring code, and no layer left swapped."""
+    broken = nn.BatchNorm2d(3)
+    broken.weight = nn.Parameter(torch.ones(2))  # does not match its 3 running statistics
+    model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3), nn.GELU(), broken)
+    before, modules = _state(model), list(model.modules())
+    with pytest.raises(RuntimeError, match="size of tensor"), attack_mode(model):
+        pass
+    assert _state(model) == before and list(model.modules()) == modules
+
+
+def test_layers_are_swapped_on_a_cpu_only() -> None:
+    """Off the CPU (here: a buffer on the meta device) the kernels are other kernels: nothing is swapped."""
+    model = nn.Sequential(nn.BatchNorm2d(3, affine=False).to("meta"), nn.GELU())
+    with attack_mode(model):
+        assert [type(m) for m in model] == [nn.BatchNorm2d, nn.GELU]
+
+
+def test_the_batchnorm_stand_in_refuses_what_batchnorm2d_refuses() -> None:
+    bn = nn.BatchNorm2d(4).eval()
+    with pytest.raises(ValueError, match="expected 4D input"):
+        BatchNormAffine(bn)(torch.rand(2, 4, 5))
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])

@@ -5,13 +5,16 @@ Attacks need input gradients only, so backward skips every weight-gradient kerne
 is oneDNN's fast layout for the depthwise and 1x1 convolutions. Two CPU kernels are slow in that layout
 (benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
 its own, 1.7-1.9x slower forward and backward; and an eval-mode BatchNorm runs the general normalization kernel
-where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is about 1.4x faster on a CPU.
-Both swaps round differently in the last bits (logits move by under 1e-6), as any change of kernel or layout does;
-the per-point outcomes they give are checked against the stock script's in ``benchmarks/cpu_speed.py``.
+where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.35-1.59x faster on a CPU.
+Both swaps round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as any change
+of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
+``benchmarks/cpu_speed.py``. Inside the block the swapped layers are other modules: hooks on them do not fire and
+``state_dict()`` lacks the BatchNorm entries; attacks need neither.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
@@ -40,7 +43,7 @@ class NHWCGELU(nn.Module):
 
 class BatchNormAffine(nn.Module):
     """An eval-mode ``BatchNorm2d`` as the per-channel affine map it is, ``x * scale + shift`` in one pass (the
-    same map, rounded differently: outputs move by ~1e-6)."""
+    same map, rounded differently: outputs move by a few 1e-6 at most)."""
 
     scale: torch.Tensor
     shift: torch.Tensor
@@ -59,6 +62,8 @@ class BatchNormAffine(nn.Module):
         self.register_buffer("shift", shift.view(1, -1, 1, 1), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4:  # as BatchNorm2d: a 3-d input would broadcast into a wrong 4-d output
+            raise ValueError(f"expected 4D input (got {x.dim()}D input)")
         return torch.addcmul(self.shift, x, self.scale)
 
 
@@ -73,18 +78,17 @@ def _swappable(module: nn.Module) -> nn.Module | None:
 
 @contextmanager
 def _cpu_layers_swapped(model: nn.Module) -> Iterator[None]:
-    swapped = []  # (parent, attribute, original)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            stand_in = _swappable(child)
-            if stand_in is not None:
-                swapped.append((parent, name, child))
-                setattr(parent, name, stand_in)
+    """``model`` with each swappable child replaced in its parent for the block. Every stand-in is built before the
+    first swap, so a failure to build one leaves the model as it was."""
+    swaps = [(parent, name, child, stand_in) for parent in model.modules()
+             for name, child in parent.named_children() if (stand_in := _swappable(child)) is not None]
     try:
+        for parent, name, child, stand_in in swaps:
+            setattr(parent, name, stand_in.train(child.training))
         yield
     finally:
-        for parent, name, original in reversed(swapped):
-            setattr(parent, name, original)
+        for parent, name, child, _ in reversed(swaps):
+            setattr(parent, name, child)
 
 
 @contextmanager
@@ -100,19 +104,20 @@ def attack_mode(*models: nn.Module | None) -> Iterator[None]:
 
 @contextmanager
 def _attack_mode(model: nn.Module) -> Iterator[None]:
-    requires = [p.requires_grad for p in model.parameters()]
-    on_cpu = all(t.device.type == "cpu" for t in model.parameters())
-    model.requires_grad_(False)
-    model.to(memory_format=torch.channels_last)
+    """One model in attack mode; its parameters' ``requires_grad`` and layout are restored from what they were."""
+    params = [(p, p.requires_grad) for p in model.parameters()]
+    on_cpu = all(t.device.type == "cpu" for t in itertools.chain(model.parameters(), model.buffers()))
     try:
+        model.requires_grad_(False)
+        model.to(memory_format=torch.channels_last)
         with eval_mode(model), ExitStack() as stack:
             if on_cpu:
                 stack.enter_context(_cpu_layers_swapped(model))
             yield
     finally:
         model.to(memory_format=torch.contiguous_format)
-        for p, r in zip(model.parameters(), requires, strict=True):
-            p.requires_grad_(r)
+        for p, requires in params:
+            p.requires_grad_(requires)
 
 
 class _ChannelsLast(torch.autograd.Function):

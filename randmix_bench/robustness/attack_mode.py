@@ -104,7 +104,8 @@ def attack_mode(*models: nn.Module | None) -> Iterator[None]:
 
 @contextmanager
 def _attack_mode(model: nn.Module) -> Iterator[None]:
-    """One model in attack mode; its parameters' ``requires_grad`` and layout are restored from what they were."""
+    """One model in attack mode; afterwards its parameters' ``requires_grad`` is what it was, and their layout the
+    standard one (checkpoints are saved in it)."""
     params = [(p, p.requires_grad) for p in model.parameters()]
     on_cpu = all(t.device.type == "cpu" for t in itertools.chain(model.parameters(), model.buffers()))
     try:

@@ -5,7 +5,7 @@ Attacks need input gradients only, so backward skips every weight-gradient kerne
 is oneDNN's fast layout for the depthwise and 1x1 convolutions. Two CPU kernels are slow in that layout
 (benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
 its own, 1.7-1.9x slower forward and backward; and an eval-mode BatchNorm runs the general normalization kernel
-where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.35-1.59x faster on a CPU.
+where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.34-1.43x faster on a CPU.
 Both swaps round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as any change
 of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
 ``benchmarks/cpu_speed.py``. Inside the block the swapped layers are other modules: hooks on them do not fire and

@@ -22,7 +22,7 @@ from torch import nn
 
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import atomic_path, parse_json, sha256
-from randmix_bench.models import create_model, list_models, model_task
+from randmix_bench.models import MAX_CLASSES, MAX_IN_CHANS, create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
 from randmix_bench.vocab import Mixing, TaskKind
 
@@ -154,21 +154,20 @@ def _finite(v: Any) -> bool:
 
 
 def _stats(positive: bool) -> Callable[[Any], bool]:
-    return lambda v: v is None or (isinstance(v, list) and 1 <= len(v) <= MAX_CHANNELS
+    return lambda v: v is None or (isinstance(v, list) and 1 <= len(v) <= MAX_IN_CHANS
                                    and all(_finite(x) and (x > 0 or not positive) for x in v))
 
 
-MAX_CHANNELS = 16
 _COMMON: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "in_chans": (_int(1, MAX_CHANNELS), f"an int from 1 to {MAX_CHANNELS}"),
-    "mean": (_stats(positive=False), f"a list of 1 to {MAX_CHANNELS} finite numbers"),
-    "std": (_stats(positive=True), f"a list of 1 to {MAX_CHANNELS} finite positive numbers"),
+    "in_chans": (_int(1, MAX_IN_CHANS), f"an int from 1 to {MAX_IN_CHANS}"),
+    "mean": (_stats(positive=False), f"a list of 1 to {MAX_IN_CHANS} finite numbers"),
+    "std": (_stats(positive=True), f"a list of 1 to {MAX_IN_CHANS} finite positive numbers"),
     "mixing": (lambda v: v in {m.value for m in Mixing}, f"one of {', '.join(m.value for m in Mixing)}"),
     "mixer_seed": (_int(0, 2**63 - 1), "a non-negative int"),
     "smooth_sigma": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
 }
 ALLOWED_KWARGS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {
-    "classifier": {**_COMMON, "num_classes": (_int(1, 100_000), "an int from 1 to 100000")},
+    "classifier": {**_COMMON, "num_classes": (_int(1, MAX_CLASSES), f"an int from 1 to {MAX_CLASSES}")},
     "unshuffler": _COMMON,
 }
 """Per model family, the constructor arguments a checkpoint may carry (those randmix train, shuffle train

@@ -113,7 +113,9 @@ def dataset_info(name: str) -> DatasetInfo:
 
 def is_folder_dataset(name: str) -> bool:
     """Whether ``name`` means an image folder or archive rather than a dataset from :data:`DATASETS`."""
-    return name not in DATASETS and (Path(name).is_dir() or name.endswith((".tar.gz", ".tgz", ".tar")))
+    if name in DATASETS or not name.strip():  # "" is Path("."), a folder: it is no dataset's name
+        return False
+    return Path(name).is_dir() or name.endswith((".tar.gz", ".tgz", ".tar"))
 
 
 def check_dataset_name(name: str) -> None:
@@ -197,7 +199,9 @@ def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> Non
             cls(str(tmp), train=train, download=True)
         shutil.copytree(tmp, data_dir, dirs_exist_ok=True)
     except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
-        raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {e}") from None
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
+        why = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # one line: each mirror tried says why
+        raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {why}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
         for folder in created:

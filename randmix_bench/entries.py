@@ -107,6 +107,9 @@ def load_entry(path: str | Path, root: str | Path | None = None) -> Entry:
     above the file named ``leaderboards`` is the root, else the file's own folder. Raises ``ResultError``
     naming file and field."""
     path = Path(path)
+    if root is not None and not (real := path.resolve()).is_relative_to(Path(root).resolve()):
+        raise ResultError(f"{path}: a symlink to {real}, outside the leaderboards folder {root}; copy the result "
+                          "itself there (as for checkpoints)")
     result = read_result(path)
     if root is not None:
         rel = path.relative_to(root)

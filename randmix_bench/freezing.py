@@ -94,14 +94,15 @@ def gaussian_smooth(weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """Low-pass each k x k filter with a Gaussian of std ``sigma``, keeping each filter's L2 norm.
 
     Keeping the norm keeps the layer's output scale, so smoothing changes *which* frequencies pass,
-    not how much signal does.
+    not how much signal does. The Gaussian is cut at 2 sigma, or at the filter's own size where that is nearer:
+    a tap further out never meets the filter, and the norm is restored anyway, so any sigma is a small kernel.
     """
     if sigma <= 0:
         return weight
     out_ch, in_per_group, kh, kw = weight.shape
-    radius = max(1, math.ceil(2 * sigma))
+    radius = max(1, math.ceil(min(2 * sigma, max(kh, kw) - 1)))
     x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    g1 = torch.exp(-(x**2) / (2 * sigma**2))
+    g1 = torch.exp(-0.5 * (x / sigma) ** 2)  # not x**2 / (2 sigma**2): that is 0/0 at x = 0 for a tiny sigma
     g2 = torch.outer(g1, g1)
     g2 = (g2 / g2.sum())[None, None]
     flat = weight.double().reshape(out_ch * in_per_group, 1, kh, kw)

@@ -21,12 +21,15 @@ from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import n_epochs
 
-__all__ = ["POINTS_PER_EPOCH", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
+__all__ = ["POINTS_PER_EPOCH", "MAX_EPOCHS", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
            "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "has_flattened", "flattened"]
 
 POINTS_PER_EPOCH = 10
-MAX_POINTS = 100_000
-"""More points than any trace the trainer writes (10 per epoch): a longer list is a hand-edited file."""
+MAX_EPOCHS = 10_000
+"""The longest training the trainer runs (recipes take tens to hundreds of epochs): more is a typo, refused before
+any work, and no result records more."""
+MAX_POINTS = POINTS_PER_EPOCH * MAX_EPOCHS
+"""The longest trace the trainer writes: a longer list is a hand-edited file."""
 
 
 def _increasing(trace: list[tuple[float, float]]) -> list[tuple[float, float]]:

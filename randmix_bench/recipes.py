@@ -25,6 +25,7 @@ from randmix_bench.data import DatasetInfo, check_dataset_name
 from randmix_bench.errors import RandmixError, check_finite_fields, check_seed, choices_error
 from randmix_bench.files import jsonable
 from randmix_bench.freezing import DEFAULT_SMOOTH_SIGMA
+from randmix_bench.loss_curve import MAX_EPOCHS
 from randmix_bench.models import create_model, list_models, model_task
 from randmix_bench.tasks import TASKS, ClassificationSettings, ShuffleSettings, Task, TaskSettings
 from randmix_bench.tasks.base import S
@@ -37,6 +38,8 @@ __all__ = ["TrainConfig", "RECIPES", "get_recipe", "parse_lr_schedule", "RUNTIME
 ONE_CYCLE_CONVMIXER: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.4, 1.0), (0.8, 0.05), (1.0, 0.0))
 WARMUP_LINEAR_DECAY: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.1, 1.0), (1.0, 0.0))  # the unshufflers'
 
+MAX_RANDAUGMENT_N = 16
+"""The most RandAugment ops per image (recipes use 1-3; each is a pass over the batch)."""
 RUNTIME_FIELDS = frozenset({"data_dir", "compile", "eval_batch_size"})
 """Fields that change how a run executes, not what it computes: they may differ on ``--resume``."""
 NAMED_FIELDS: dict[str, type[Choice]] = {"mixing": Mixing, "optimizer": Optimizer}
@@ -98,7 +101,7 @@ class TrainConfig:
             raise RandmixError(f"unknown model {self.model!r}; valid choices: {', '.join(list_models())}")
         self._check_model_task()
         checks = [
-            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (1 <= self.epochs <= MAX_EPOCHS, f"epochs must be in 1..{MAX_EPOCHS}, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
             (self.eval_batch_size >= 1, f"eval_batch_size must be >= 1, got {self.eval_batch_size}"),
             (self.lr > 0, f"lr must be > 0, got {self.lr}"),
@@ -106,7 +109,8 @@ class TrainConfig:
             (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
             (self.grad_clip >= 0, f"grad_clip must be >= 0 (0 = off), got {self.grad_clip}"),
             (self.crop_padding >= 0, f"crop_padding must be >= 0, got {self.crop_padding}"),
-            (self.randaugment_n >= 0, f"randaugment_n must be >= 0, got {self.randaugment_n}"),
+            (0 <= self.randaugment_n <= MAX_RANDAUGMENT_N,
+             f"randaugment_n must be in 0..{MAX_RANDAUGMENT_N}, got {self.randaugment_n}"),
             (0 <= self.randaugment_m <= 30, f"randaugment_m must be in 0..30, got {self.randaugment_m}"),
             (self.smooth_sigma >= 0, f"smooth_sigma must be >= 0, got {self.smooth_sigma}"),
         ]

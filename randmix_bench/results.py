@@ -12,40 +12,36 @@ from __future__ import annotations
 import math
 from itertools import pairwise
 from pathlib import PurePosixPath
-from typing import Annotated, Literal, NoReturn
+from typing import Literal, NoReturn
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.loss_curve import LossTrace
+from randmix_bench.loss_curve import MAX_EPOCHS, LossTrace
+from randmix_bench.result_fields import (
+    MAX_N_ITER,
+    MAX_N_QUERIES,
+    Count,
+    Epochs,
+    Finite,
+    Fraction,
+    NonNegative,
+    Outcomes,
+    Percent,
+    PngName,
+    Positive,
+    Seed,
+    Sha256,
+)
 from randmix_bench.threat import ThreatModel, same_eps
 from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm, n_epochs
 
 __all__ = ["Provenance", "CheckpointRef", "AttackConfig", "SanityReport", "SweepPoint", "Points", "RandmixBlock",
            "RobustnessResult", "ShuffleResult", "Result", "pct"]
 
-
 def pct(fraction: float) -> str:
     """RobustBench's accuracy format: a percentage string with 2 decimals, e.g. ``"59.53"``."""
     return f"{100 * fraction:.2f}"
-
-
-def _percent(text: str) -> str:
-    """A RobustBench accuracy string must parse to a finite percentage: a table sorts and compares them."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a percentage") from None
-    if not (math.isfinite(value) and 0 <= value <= 100):
-        raise ValueError(f"{text!r} is not a percentage in [0, 100]")
-    return text
-
-
-Fraction = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
-"""An accuracy as a fraction: finite and in [0, 1]."""
-Percent = Annotated[str, AfterValidator(_percent)]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 def _at_most_clean(value: float, info: ValidationInfo, what: str) -> None:
@@ -101,7 +97,7 @@ class Provenance(_Strict):
 
     device: str  # e.g. "NVIDIA H100 80GB HBM3" or "cpu (2 cores)"
     date: str  # ISO 8601, UTC
-    wall_time_s: float
+    wall_time_s: NonNegative
     versions: dict[str, str]  # torch, timm, pyautoattack, randmix_bench, ...
     command: str = ""  # the command line that produced the file
     git_revision: str = ""
@@ -117,10 +113,10 @@ class CheckpointRef(_Strict):
     for ``leaderboards/checkpoints/``). Never absolute, never ``..``: a reader only follows it inside its root."""
 
     path: str
-    sha256: str  # of the file's bytes
+    sha256: Sha256  # of the file's bytes
     # of the weights themselves (names, dtypes, shapes, values: randmix_bench.checkpoint.weights_digest), so that a
     # checkpoint whose metadata changed is still the same run; None on results written before it was recorded
-    weights_sha256: str | None = None
+    weights_sha256: Sha256 | None = None
 
     @field_validator("path")
     @classmethod
@@ -139,10 +135,12 @@ class AttackConfig(_Strict):
     attacks: list[AAAttack] = Field(default_factory=list)  # the attacks actually run, in order
     norm: Norm
     eps: float
-    seed: int = 0
-    batch_size: int = 500
-    n_iter: int | None = None  # APGD/FAB/PGD iterations when not the attack's default (custom versions only)
-    n_queries: int | None = None  # Square queries when not AutoAttack's 5000 (custom versions only)
+    seed: Seed = 0
+    batch_size: int = Field(default=500, ge=1)
+    # APGD/FAB/PGD iterations when not the attack's default (custom versions only)
+    n_iter: int | None = Field(default=None, ge=1, le=MAX_N_ITER)
+    # Square queries when not AutoAttack's 5000 (custom versions only)
+    n_queries: int | None = Field(default=None, ge=1, le=MAX_N_QUERIES)
     source: CheckpointRef | None = None  # transfer: the model the adversarial examples were made on
 
 
@@ -165,16 +163,12 @@ class SweepPoint(_Strict):
     attacks: list[AAAttack] | None = None  # when not the evaluation's own attacks (a cheaper sweep)
 
 
-Outcomes = Annotated[list[Annotated[int, Field(ge=0, le=1)]], Field(min_length=1)]
-"""One 0/1 outcome per point, in the order of the points."""
-
-
 class Points(_Strict):
     """Per-point outcomes on the attacked points, so that variants attacked on the same points can be compared
     point by point (paired) and every accuracy can be recounted: ``clean`` 1 = classified correctly, ``robust``
     1 = still correct after every attack of the evaluation."""
 
-    indices: list[Annotated[int, Field(ge=0)]]  # into the dataset's documented test order (randmix_bench.data)
+    indices: list[Count]  # into the dataset's documented test order (randmix_bench.data)
     clean: Outcomes
     robust: Outcomes
 
@@ -195,11 +189,11 @@ class RandmixBlock(_Strict):
 
     model: str  # timm name, e.g. randmix_convmixer_256_8
     mixing: Mixing
-    mixer_seed: int
-    smooth_sigma: float
-    train_seed: int | None = None
+    mixer_seed: Seed
+    smooth_sigma: NonNegative
+    train_seed: Seed | None = None
     train_recipe: str | None = None  # the trainer's recipe and epochs: part of what defines a variant
-    train_epochs: int | None = None
+    train_epochs: Epochs | None = None
     dataset: str  # our dataset name, e.g. cifar10-jpeg (never "cifar10" for the JPEG copy)
     threat_model: Norm
     eps_value: Positive
@@ -211,15 +205,15 @@ class RandmixBlock(_Strict):
     clean_acc_full_test: Fraction | None = None  # whole test set
     points: Points | None = None  # per-point outcomes on the n_examples points (None on results written before)
     full_test_clean: Outcomes | None = None  # 0/1 per point of the whole test set, in its documented order
-    params_trainable: int
-    params_frozen: int
+    params_trainable: Count
+    params_frozen: Count
     checkpoint: CheckpointRef
     provenance: Provenance
     sanity: SanityReport | None = None
     sweep: list[SweepPoint] = Field(default_factory=list)
-    curve_png: str | None = None
+    curve_png: PngName | None = None
     # attack time per stage and attack, e.g. "eps=8/255 apgd-t", summed over resumed parts
-    attack_time_s: dict[str, float] = Field(default_factory=dict)
+    attack_time_s: dict[str, NonNegative] = Field(default_factory=dict)
     # AutoAttack's own warnings, with or without --sanity; any marks the entry unreliable
     autoattack_flags: list[str] = Field(default_factory=list)
     resumed: bool = False  # finished a killed evaluation from its .eval-state file
@@ -362,25 +356,25 @@ class ShuffleResult(_Strict):
     name: str
     model: str
     mixing: Mixing
-    mixer_seed: int
-    smooth_sigma: float
-    train_seed: int | None = None
-    permutation_seed: int
+    mixer_seed: Seed
+    smooth_sigma: NonNegative
+    train_seed: Seed | None = None
+    permutation_seed: Seed
     dataset: str
     n_examples: int
     loss: Loss
-    epochs: float
+    epochs: float = Field(ge=0, le=MAX_EPOCHS, allow_inf_nan=False)  # 0: saved untrained
     psnr: Finite  # dB, reconstruction vs original, mean over test images
     ssim: Finite
     identity_psnr: Finite  # the scrambled input itself, the baseline to beat
     identity_ssim: Finite
     mean_image_psnr: Finite | None = None  # the test set's per-pixel mean image: the best input-blind output
     mean_image_ssim: Finite | None = None
-    params_trainable: int
-    params_frozen: int
+    params_trainable: Count
+    params_frozen: Count
     checkpoint: CheckpointRef
     provenance: Provenance
-    grid_png: str | None = None
+    grid_png: PngName | None = None
     # the run's training-loss curve, [[epoch_fraction, loss], ...] (randmix_bench.loss_curve); None on results
     # written before it was recorded
     train_loss: LossTrace | None = None

@@ -638,7 +638,61 @@ INTEGRITY_CASES: list[Case] = [
     Case("unknown-command", ["evaluate"], "No such command 'evaluate'"),
 ]
 
-CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES + INTEGRITY_CASES
+
+def empty_folder(tmp: Path, fx: Fixtures) -> None:
+    (tmp / "empty").mkdir()
+
+
+def outside_result(tmp: Path, fx: Fixtures) -> None:
+    """Setup: a valid result, and a second result file that is a symlink to a copy outside leaderboards/."""
+    result_file()(tmp, fx)
+    shutil.copy(tmp / "leaderboards" / "cifar10" / "Linf" / "entry.json", tmp / "elsewhere.json")
+    (tmp / "leaderboards" / "cifar10" / "Linf" / "linked.json").symlink_to(tmp / "elsewhere.json")
+
+
+# sizes and texts that once got past the checks: a traceback, a run of 1e20 epochs, a file in the current folder
+BOUNDS_CASES: list[Case] = [
+    Case("train-epochs-1e20", [*TRAIN, "--epochs", "99999999999999999999"], "epochs must be in 1..10000"),
+    Case("quickstart-epochs-1e20", [*QUICKSTART, "--epochs", "99999999999999999999"], "epochs must be in 1..10000",
+         stdout="data: synthetic"),
+    Case("train-randaugment-n-huge", [*TRAIN, "--randaugment-n", "1000000"], "randaugment_n must be in 0..16"),
+    Case("train-crop-padding-huge", [*TRAIN, "--crop-padding", "100000000"],
+         "crop padding 100000000 is more than the images' 32x32 pixels"),
+    Case("train-dataset-empty", [*TRAIN, "--dataset", ""], "unknown dataset ''; valid choices:"),
+    Case("train-out-empty", ["train", "-r", "quick", "-o", "", "--device", "cpu"], "'--out' / '-o': is empty"),
+    Case("shuffle-eval-out-dir-empty", ["shuffle", "eval", "run", "-o", "", "-n", "4"],
+         "'--out-dir' / '-o': is empty"),
+    Case("eval-out-empty", ["eval", "run", *EVAL_SMALL, "--out", ""], "'--out': is empty", setup=copy_checkpoint()),
+    Case("eval-dataset-empty", ["eval", "run", *EVAL_SMALL[2:], "-d", ""], "unknown dataset ''",
+         setup=copy_checkpoint()),
+    Case("eval-n-iter-huge", ["eval", "run", "-d", "synthetic", "--version", "custom", "--attacks", "apgd-ce",
+                              "--n-iter", "99999999999", "-n", "8"], "n_iter must be in 1..10000",
+         setup=copy_checkpoint()),
+    Case("eval-n-queries-huge", ["eval", "run", "-d", "synthetic", "--version", "custom", "--attacks", "square",
+                                 "--n-queries", "99999999999", "-n", "8"], "n_queries must be in 1..1000000",
+         setup=copy_checkpoint()),
+    Case("models-in-chans-negative", ["models", "--in-chans", "-1"], "in_chans must be an int from 1 to 16, got -1"),
+    Case("models-num-classes-zero", ["models", "--num-classes", "0"], "num_classes must be an int from 1 to 100000"),
+    Case("models-published-no-results", ["models", "--published", "--dir", "empty"], "empty holds no result files",
+         setup=empty_folder),
+    Case("verify-no-results", ["verify", "empty"], "no result files under empty", setup=empty_folder),
+    Case("leaderboard-readme-option-fifo", ["leaderboard", "--dir", "leaderboards", "--readme", "notes.md"],
+         "--readme notes.md is not a regular file", setup=in_leaderboards("x", lambda p: os.mkfifo(p.parents[3] /
+                                                                                                   "notes.md"))),
+    Case("leaderboard-result-symlink-out", LEADERBOARD, "linked.json: a symlink to", setup=outside_result),
+    Case("leaderboard-negative-params", LEADERBOARD, "params_trainable",
+         setup=result_file({"randmix.params_trainable": -10})),
+    Case("leaderboard-zero-epochs", LEADERBOARD, "train_epochs", setup=result_file({"randmix.train_epochs": 0})),
+    Case("leaderboard-attack-batch-zero", LEADERBOARD, "batch_size",
+         setup=result_file({"randmix.attack.batch_size": 0})),
+    Case("leaderboard-negative-attack-time", LEADERBOARD, "attack_time_s",
+         setup=result_file({"randmix.attack_time_s": {"eps=8/255 apgd-ce": -1.0}})),
+    Case("leaderboard-sha256-not-hex", LEADERBOARD, "sha256", setup=result_file({"randmix.checkpoint.sha256": "zz"})),
+    Case("leaderboard-curve-climbs", LEADERBOARD, "must be the name of a file beside the result",
+         setup=result_file({"randmix.curve_png": "../../../../etc/passwd"})),
+]
+
+CASES = SECURITY_CASES + EVAL_CASES + LEADERBOARD_CASES + TRAIN_CASES + INTEGRITY_CASES + BOUNDS_CASES
 
 
 # ------------------------------------------------------------------------------------------------ runner

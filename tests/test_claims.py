@@ -240,7 +240,7 @@ def test_claim3_falls_short_only_for_the_papers_network_trained_until_flat(
 
     results = [shuffle_result(s, 0.80 + s / 100, 25.0, (20.0, 0.3), dataset="fashion-mnist").model_copy(update={
         "train_loss": trace(kind), "checkpoint": CheckpointRef(path=f"checkpoints/{tier}/s{s}.safetensors",
-                                                               sha256=f"s{s}")})
+                                                               sha256=f"{s:064x}")})
         for s, kind in enumerate(traces)]
     (ssim, _) = [f for f in verdicts.evaluate(results) if f.scale.tier == tier]
     assert ssim.checks[0].statement.endswith("near-perfect on fashion-mnist") and ssim.checks[0].verdict is verdict
@@ -249,7 +249,7 @@ def test_claim3_falls_short_only_for_the_papers_network_trained_until_flat(
 def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any]) -> None:
     results = [shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10) for s in range(3)]
     results += [r.model_copy(update={"mixing": Mixing.FULL, "ssim": r.ssim + 0.1, "checkpoint": r.checkpoint.model_copy(
-        update={"sha256": f"f{r.train_seed}"})}) for r in results]
+        update={"sha256": f"{0xf0 + r.train_seed:064x}"})}) for r in results]
     ssim = verdicts.evaluate(results)[0]
     (r,) = ssim.rows
     assert (r.first, r.second, r.verdict) == ("full", "chans", Verdict.DIFFERS) and r.effect == pytest.approx(0.1)
@@ -292,7 +292,8 @@ def test_claim3_verdicts_say_when_training_had_not_flattened(shuffle_result: Cal
         results = [at("medium", shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10).model_copy(update={"train_loss": t}))
                    for s, t in enumerate(traces)]
         results += [r.model_copy(update={"mixing": Mixing.FULL, "ssim": r.ssim + 0.1,
-                                         "checkpoint": r.checkpoint.model_copy(update={"sha256": f"f{r.train_seed}"})})
+                                         "checkpoint": r.checkpoint.model_copy(
+                                             update={"sha256": f"{0xf0 + r.train_seed:064x}"})})
                     for r in results]
         results += [r.model_copy(update={"name": f"{r.name}-again-{r.mixing}", "n_examples": 50})
                     for r in results if again]  # each run evaluated a second time, on fewer points

@@ -172,6 +172,24 @@ def test_a_failed_cifar10_download_in_train_leaves_no_data_folder(tmp_path: Path
         assert not (tmp_path / "run").exists()
 
 
+def test_a_failed_mnist_download_says_why_in_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torchvision's MNIST downloader tries every mirror and raises one error with lines for each: the message keeps
+    the first line and the last reason, on one line."""
+    import torchvision.datasets.mnist as mnist
+
+    def every_mirror_fails(self: object) -> None:
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://a/, got:\n<urlopen error a>\n"
+                           "Tried http://b/, got:\n<urlopen error b>\n")
+
+    monkeypatch.delenv("RANDMIX_OFFLINE", raising=False)
+    monkeypatch.setattr(mnist.MNIST, "download", every_mirror_fails)
+    with pytest.raises(FileNotFoundError) as e:
+        load_split("mnist", False, data_dir=tmp_path / "data")
+    assert "\n" not in str(e.value)
+    assert "RuntimeError: Error downloading train-images-idx3-ubyte.gz: ... <urlopen error b>" in str(e.value)
+    assert not (tmp_path / "data").exists()
+
+
 def _write_folder(root: Path, sizes: dict[str, int]) -> None:
     g = np.random.default_rng(0)
     for split in ("train", "test"):

@@ -92,6 +92,20 @@ def test_smoothing_lowers_high_frequencies_and_keeps_norm() -> None:
     assert torch.equal(gaussian_smooth(w, 0.0), w)
 
 
+@pytest.mark.parametrize("sigma", [1e-300, 1e-3, 3.0, 1e6, 1e300])
+def test_any_finite_sigma_smooths_within_the_filter(sigma: float) -> None:
+    """A tiny sigma leaves the filter as it is (its Gaussian is a single tap), a huge one makes it flat, and
+    neither builds a kernel larger than the filter (1e300 once asked for 2e300 taps) nor divides 0 by 0."""
+    w = torch.empty(8, 1, 5, 5).uniform_(-0.2, 0.2, generator=torch.Generator().manual_seed(1))
+    s = gaussian_smooth(w, sigma)
+    assert torch.isfinite(s).all()
+    assert torch.allclose(w.flatten(1).norm(dim=1), s.flatten(1).norm(dim=1), atol=1e-6)
+    if sigma < 0.1:
+        assert torch.allclose(s, w, atol=1e-6)
+    if sigma > 1e5:  # the widest smoothing the cut kernel allows
+        assert torch.allclose(s, gaussian_smooth(w, 1e4), atol=1e-6)
+
+
 def test_chans_smooth_differs_from_chans_only_by_smoothing() -> None:
     chans = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans"))
     smooth = frozen_weights(create_model("randmix_convmixer_tiny", mixing="chans-smooth", smooth_sigma=1.0))

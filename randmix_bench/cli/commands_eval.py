@@ -30,8 +30,8 @@ def eval_command(
     norm: str = typer.Option(EvalOptions.threat.norm, help="Threat model: Linf or L2."),
     eps: str | None = typer.Option(None, help=f"The entry's headline radius, e.g. 8/255 (default: "
                                    f"{NORM_EPS}; with --sweep, the default only when the sweep holds it)."),
-    n_examples: int = typer.Option(EvalOptions.n_examples, help="Evaluate the first n test points (RobustBench uses "
-                                   "10000)."),
+    n_examples: int = typer.Option(EvalOptions.n_examples, "--n-examples", "-n",
+                                   help="Evaluate the first n test points (RobustBench uses 10000)."),
     batch_size: int = typer.Option(EvalOptions.batch_size, help="Points per attack batch (AutoAttack's default; "
                                     "fastest measured on a CPU): larger is faster on a GPU."),
     seed: int = typer.Option(EvalOptions.seed, help="Attack seed (AutoAttack seeds every batch with it)."),
@@ -55,7 +55,7 @@ def eval_command(
     sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
                                 "AutoAttack flags); exit 3 when they fail."),
     name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
-    out: Path | None = typer.Option(EvalOptions.out, help="Result JSON (default: "
+    out: Path | None = typer.Option(EvalOptions.out, parser=opts.path_text, help="Result JSON (default: "
                                     "leaderboards/<dataset>/<norm>/<name>.json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
@@ -107,7 +107,8 @@ def eval_command(
 def shuffle_eval_command(
     runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid "
                                       "row each)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", help="Where <run folder name>.json and grid.png go, e.g. "
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", parser=opts.path_text,
+                                 help="Where <run folder name>.json and grid.png go, e.g. "
                                  "leaderboards/fashion-mnist/shuffle."),
     n_examples: int | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "n_examples"), "--n-examples",
                                           "-n", help="Score the first n test images (default: all)."),

@@ -9,15 +9,18 @@ import typer
 from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console
 from randmix_bench.cli.errors import user_errors
+from randmix_bench.errors import RandmixError
+from randmix_bench.files import check_regular
 from randmix_bench.verify import VerifyOptions
 
 
 @app.command("leaderboard")
 @user_errors
 def leaderboard_command(
-    root: Path = typer.Option(Path("leaderboards"), "--dir", help="Folder of result JSON files."),
+    root: Path = typer.Option(Path("leaderboards"), "--dir", parser=opts.path_text,
+                              help="Folder of result JSON files."),
     readme: Path | None = typer.Option(
-        None, "--readme",
+        None, "--readme", parser=opts.path_text,
         help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent; default: "
         "README.md in --dir's parent folder, the project's README for leaderboards/).",
     ),
@@ -27,6 +30,8 @@ def leaderboard_command(
     from randmix_bench import leaderboard
 
     readme = root.parent / "README.md" if readme is None else readme  # another folder never rewrites ours
+    if readme.exists() or readme.is_symlink():
+        check_regular(readme, "--readme")  # a FIFO would block the read, a folder is not a README
     if check:
         stale = leaderboard.stale(root, readme)
         if stale:
@@ -61,7 +66,8 @@ def verify_command(
                                    "clean_acc_full_test on every test point (minutes per large model on a CPU); "
                                    "without it, on n random test points."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first entry that fails."),
-    log: Path | None = typer.Option(None, "--log", help="Append each entry's checks to this file as they finish; a "
+    log: Path | None = typer.Option(None, "--log", parser=opts.path_text,
+                                    help="Append each entry's checks to this file as they finish; a "
                                     "rerun with the same file skips the entries it holds (unchanged files, same "
                                     "options), so an interrupted run loses nothing."),
     threads: opts.Threads = opts.AUTO,
@@ -77,9 +83,9 @@ def verify_command(
     n_threads = parse_threads(threads)
     entries = [e for p in (paths or [Path("leaderboards")])
                for e in (load_entries(p) if p.is_dir() else [load_entry(p)])]
-    if not entries:
-        console.print("no result files to verify", highlight=False)
-        return
+    if not entries:  # a mistyped folder would otherwise pass CI having checked nothing
+        raise RandmixError(f"no result files under {', '.join(map(str, paths or [Path('leaderboards')]))}; name the "
+                           "folder that `randmix eval` and `randmix shuffle eval` write their results into, or files")
     options = VerifyOptions(n=n, sigmas=sigmas, data_dir=data_dir, batch_size=batch_size, device=device, robust=robust,
                             full_test=full_test)
     record = None if log is None else VerifyLog(log, options)

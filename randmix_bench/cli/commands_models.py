@@ -9,6 +9,8 @@ import typer
 
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
+from randmix_bench.cli.options import path_text
+from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import Mixing, TaskKind
 
 
@@ -22,7 +24,8 @@ def models_command(
     num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
     published: bool = typer.Option(False, "--published", help="List the published models instead: the names "
                                    "`randmix_bench.load_model` takes and the timm names that load their checkpoints."),
-    leaderboard_dir: Path = typer.Option(Path("leaderboards"), "--dir", help="Leaderboard folder for --published."),
+    leaderboard_dir: Path = typer.Option(Path("leaderboards"), "--dir", parser=path_text,
+                                         help="Leaderboard folder for --published."),
 ) -> None:
     """List the registered randmix models with trainable and frozen parameter counts per variant, or the published
     ones (--published)."""
@@ -30,8 +33,11 @@ def models_command(
         from randmix_bench.zoo import published as list_published
 
         lines = [("name", "dataset", "mixing", "metric", "timm name (with checkpoint_path=<checkpoint>)", "checkpoint")]
+        models = list_published(leaderboard_dir)
+        if not models:
+            raise RandmixError(f"{leaderboard_dir} holds no result files; pass --dir with the leaderboards folder")
         lines += [(p.name, p.dataset, p.mixing, f"{p.value:.2f} {p.metric}", p.timm_name, str(p.checkpoint))
-                 for p in list_published(leaderboard_dir)]
+                 for p in models]
         widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
         for row in lines:  # plain aligned lines, never wrapped or cut: the names are meant to be copied
             console.print("  ".join(c.ljust(w) for c, w in zip(row[:-1], widths, strict=True)) + "  " + row[-1],

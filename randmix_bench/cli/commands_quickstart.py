@@ -15,7 +15,8 @@ from randmix_bench.quickstart import QuickstartConfig
 @app.command("quickstart")
 @user_errors
 def quickstart_command(
-    out: Path = typer.Option(QuickstartConfig.out, "--out", help="Folder for the runs, results and their leaderboard "
+    out: Path = typer.Option(QuickstartConfig.out, "--out", parser=opts.path_text,
+                             help="Folder for the runs, results and their leaderboard "
                              "(a previous quickstart's is overwritten; any other non-empty folder is refused)."),
     dataset: str = typer.Option(QuickstartConfig.dataset, help="Dataset; without the full Fashion-MNIST the default "
                                 "falls back to the bundled `fashion-mnist-mini` subset, and says so."),

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from randmix_bench.threads import AUTO
 
-__all__ = ["AUTO", "Threads"]
+__all__ = ["AUTO", "Threads", "path_text"]
+
+
+def path_text(text: str | Path) -> Path:
+    """A path option's text as a ``Path`` (``parser=path_text``; its default arrives as one): an empty text, as an
+    unset shell variable gives (``-o "$OUT"``), is refused instead of read as the current folder."""
+    if not str(text).strip():
+        raise typer.BadParameter("is empty; name a path")
+    return Path(text)
+
 
 Threads = Annotated[str, typer.Option(
     "--threads", help="torch CPU threads: a count, or auto (every core this process may use, shared between "

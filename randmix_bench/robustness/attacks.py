@@ -16,6 +16,7 @@ from pyautoattack.autopgd_base import APGDAttack
 from torch import nn
 
 from randmix_bench.errors import RandmixError, check_seed, choices_error
+from randmix_bench.result_fields import MAX_N_ITER, MAX_N_QUERIES
 from randmix_bench.results import AttackConfig
 from randmix_bench.threat import ThreatModel
 from randmix_bench.vocab import AAAttack, AAVersion, Attack, Norm, split_list
@@ -75,9 +76,9 @@ def make_attack_config(
     if batch_size < 1:
         raise RandmixError(f"batch size must be >= 1, got {batch_size}")
     check_seed("seed", seed)
-    for label, value in (("n_iter", n_iter), ("n_queries", n_queries)):
-        if value is not None and value < 1:
-            raise RandmixError(f"{label} must be >= 1, got {value}")
+    for label, value, most in (("n_iter", n_iter, MAX_N_ITER), ("n_queries", n_queries, MAX_N_QUERIES)):
+        if value is not None and not 1 <= value <= most:
+            raise RandmixError(f"{label} must be in 1..{most}, got {value}")
     custom = version is AAVersion.CUSTOM
     if attacks and not (attack is Attack.AUTOATTACK and custom):
         raise RandmixError("--attacks goes with --attack autoattack --version custom")

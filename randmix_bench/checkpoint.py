@@ -20,8 +20,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save as serialize
 from torch import nn
 
-from randmix_bench.errors import RandmixError
+from randmix_bench.errors import MAX_SEED, RandmixError
 from randmix_bench.files import atomic_path, parse_json, sha256
+from randmix_bench.loss_curve import MAX_EPOCHS
 from randmix_bench.models import MAX_CLASSES, MAX_IN_CHANS, create_model, list_models, model_task
 from randmix_bench.recipes import complete_config
 from randmix_bench.vocab import Mixing, TaskKind
@@ -124,6 +125,10 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 RECORD_KEYS = frozenset({"format", "model", "model_kwargs", "extra"})
 _EXTRA_TYPES: dict[str, type] = {"epochs_done": int, "train": dict, "task": dict}
 _TRAIN_LABEL_TYPES: dict[str, type] = {"seed": int, "recipe": str, "dataset": str, "epochs": int, "task": str}
+_INT_RANGES: dict[tuple[str, str], tuple[int, int]] = {
+    ("extra", "epochs_done"): (0, MAX_EPOCHS), ("extra.train", "seed"): (0, MAX_SEED),
+    ("extra.train", "epochs"): (1, MAX_EPOCHS)}
+"""The ints a result copies from the checkpoint, in the ranges its schema holds them to."""
 
 
 def _check_extra(extra: dict[str, Any], path: Path) -> None:
@@ -139,10 +144,15 @@ def _check_extra(extra: dict[str, Any], path: Path) -> None:
         records.append(("extra.train", train, _TRAIN_LABEL_TYPES))
     for where, record, types in records:
         for key, kind in types.items():
-            if wrong(record.get(key), kind):
+            value, (low, high) = record.get(key), _INT_RANGES.get((where, key), (0, 0))
+            if wrong(value, kind):
                 what = {dict: "an object", int: "an int", str: "a string"}[kind]
-                raise CheckpointError(f"{path}: metadata '{where}.{key}' must be {what}, got {record[key]!r:.40}; "
-                                      "the file was altered: use a checkpoint from randmix train")
+            elif (where, key) in _INT_RANGES and value is not None and not low <= value <= high:
+                what = f"an int from {low} to {high}"
+            else:
+                continue
+            raise CheckpointError(f"{path}: metadata '{where}.{key}' must be {what}, got {value!r:.40}; "
+                                  "the file was altered: use a checkpoint from randmix train")
 
 
 def _int(low: int, high: int) -> Callable[[Any], bool]:
@@ -163,7 +173,7 @@ _COMMON: dict[str, tuple[Callable[[Any], bool], str]] = {
     "mean": (_stats(positive=False), f"a list of 1 to {MAX_IN_CHANS} finite numbers"),
     "std": (_stats(positive=True), f"a list of 1 to {MAX_IN_CHANS} finite positive numbers"),
     "mixing": (lambda v: v in {m.value for m in Mixing}, f"one of {', '.join(m.value for m in Mixing)}"),
-    "mixer_seed": (_int(0, 2**63 - 1), "a non-negative int"),
+    "mixer_seed": (_int(0, MAX_SEED), f"an int from 0 to {MAX_SEED}"),
     "smooth_sigma": (lambda v: _finite(v) and v >= 0, "a finite number >= 0"),
 }
 ALLOWED_KWARGS: dict[str, dict[str, tuple[Callable[[Any], bool], str]]] = {

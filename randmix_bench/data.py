@@ -124,14 +124,20 @@ def check_dataset_name(name: str) -> None:
         dataset_info(name)
 
 
+def _env_path(name: str, default: Path) -> Path:
+    """``$name`` as a path; set but empty counts as unset, as the shell's ``VAR= cmd`` means, not as ``.``."""
+    value = os.environ.get(name, "")
+    return Path(value) if value.strip() else default
+
+
 def default_cache_dir() -> Path:
     """Decoded-array cache: ``$RANDMIX_CACHE`` or ``~/.cache/randmix``."""
-    return Path(os.environ.get("RANDMIX_CACHE", Path.home() / ".cache" / "randmix"))
+    return _env_path("RANDMIX_CACHE", Path.home() / ".cache" / "randmix")
 
 
 def default_data_dir() -> Path:
     """Where datasets are looked for (and downloaded to) without ``--data-dir``."""
-    return Path(os.environ.get("RANDMIX_DATA", default_cache_dir() / "data"))
+    return _env_path("RANDMIX_DATA", default_cache_dir() / "data")
 
 
 def downloads_enabled() -> bool:

@@ -94,8 +94,8 @@ def gaussian_smooth(weight: torch.Tensor, sigma: float) -> torch.Tensor:
     """Low-pass each k x k filter with a Gaussian of std ``sigma``, keeping each filter's L2 norm.
 
     Keeping the norm keeps the layer's output scale, so smoothing changes *which* frequencies pass,
-    not how much signal does. The Gaussian is cut at 2 sigma, or at the filter's own size where that is nearer:
-    a tap further out never meets the filter, and the norm is restored anyway, so any sigma is a small kernel.
+    not how much signal does. The Gaussian is cut at 2 sigma, or at k - 1 taps where that is nearer: a tap further
+    out never meets the k x k filter, and the norm is restored anyway, so any sigma gives a small kernel.
     """
     if sigma <= 0:
         return weight

@@ -62,7 +62,7 @@ def _read_readme(path: Path) -> str:
 def _pages(root: Path, entries: list[Entry], readme: str | Path | None) -> dict[Path, str]:
     target = root / MARKDOWN_NAME
     out = {target: render_leaderboard(entries, root, _grids(entries)), root / FINDINGS_NAME: render_findings(entries)}
-    if readme is not None and Path(readme).is_file():
+    if readme is not None and (Path(readme).exists() or Path(readme).is_symlink()):  # a FIFO or folder: refused
         readme = Path(readme)
         summary = render_summary(entries, relpath(target, readme.parent))
         out[readme] = _replace_section(_read_readme(readme), summary, readme)

@@ -83,10 +83,11 @@ class DeviceLoader:
             raise RandmixError(f"batch size {batch_size} does not split evenly over {world_size} processes")
         if batch_size > len(images):
             raise RandmixError(f"batch size {batch_size} is larger than the training set ({len(images)} images)")
-        if augment.crop_padding > min(images.shape[2:]):  # a crop of nothing but padding; a huge one fills memory
-            raise RandmixError(f"crop padding {augment.crop_padding} is more than the images' "
-                               f"{'x'.join(map(str, images.shape[2:]))} pixels; pass --crop-padding from 0 to "
-                               f"{min(images.shape[2:])}")
+        side = min(images.shape[2:])
+        if augment.crop_padding >= side:  # crops of nothing but padding; a huge padding fills the memory
+            size = "x".join(map(str, images.shape[2:]))
+            raise RandmixError(f"crop padding {augment.crop_padding} is not less than the images' {size} pixels; "
+                               f"pass --crop-padding from 0 to {side - 1}")
         self.device = torch.device(device)
         self.augment = augment
         self.seed = seed

@@ -14,7 +14,7 @@ from randmix_bench.errors import MAX_SEED
 from randmix_bench.loss_curve import MAX_EPOCHS
 
 __all__ = ["MAX_N_ITER", "MAX_N_QUERIES", "Fraction", "Percent", "Finite", "Positive", "NonNegative", "Count", "Seed",
-           "Epochs", "Sha256", "PngName", "Outcomes"]
+           "Index", "Epochs", "EpochsDone", "Sha256", "PngName", "Outcomes"]
 
 MAX_N_ITER = 10_000
 """The most iterations an attack is run with (AutoAttack's are 100): each allocates a step-by-point record."""
@@ -40,9 +40,12 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
+Index = Annotated[int, Field(ge=0)]
 Seed = Annotated[int, Field(ge=0, le=MAX_SEED)]
 Epochs = Annotated[int, Field(ge=0, le=MAX_EPOCHS)]
 """Epochs trained: 0 for a model saved untrained."""
+EpochsDone = Annotated[float, Field(ge=0, le=MAX_EPOCHS, allow_inf_nan=False)]
+"""Epochs trained, where a run stopped part-way records a fraction."""
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 digest as the project writes it: 64 lowercase hex digits."""
 

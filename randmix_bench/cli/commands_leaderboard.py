@@ -10,17 +10,16 @@ from randmix_bench.cli import options as opts
 from randmix_bench.cli.app import app, console, err_console
 from randmix_bench.cli.errors import user_errors
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import check_regular
 from randmix_bench.verify import VerifyOptions
 
 
 @app.command("leaderboard")
 @user_errors
 def leaderboard_command(
-    root: Path = typer.Option(Path("leaderboards"), "--dir", parser=opts.path_text,
+    root: Path = typer.Option(Path("leaderboards"), "--dir", **opts.PATH,
                               help="Folder of result JSON files."),
     readme: Path | None = typer.Option(
-        None, "--readme", parser=opts.path_text,
+        None, "--readme", **opts.PATH,
         help="README whose <!-- leaderboard:start/end --> section gets the summary (skipped when absent; default: "
         "README.md in --dir's parent folder, the project's README for leaderboards/).",
     ),
@@ -30,8 +29,6 @@ def leaderboard_command(
     from randmix_bench import leaderboard
 
     readme = root.parent / "README.md" if readme is None else readme  # another folder never rewrites ours
-    if readme.exists() or readme.is_symlink():
-        check_regular(readme, "--readme")  # a FIFO would block the read, a folder is not a README
     if check:
         stale = leaderboard.stale(root, readme)
         if stale:
@@ -56,7 +53,7 @@ def verify_command(
     n: int = typer.Option(VerifyOptions.n, "--n", "-n", help="Test points to re-evaluate per entry (capped at the "
                           "entry's recorded n)."),
     sigmas: float = typer.Option(VerifyOptions.sigmas, help="Sampling tolerance in standard errors."),
-    data_dir: Path | None = typer.Option(VerifyOptions.data_dir, "--data-dir",
+    data_dir: Path | None = typer.Option(VerifyOptions.data_dir, "--data-dir", **opts.PATH,
                                          help="Where the test sets are (see `randmix_bench.data`)."),
     batch_size: int = typer.Option(VerifyOptions.batch_size, help="Evaluation batch size."),
     device: str = typer.Option(VerifyOptions.device, help="Device to evaluate on."),
@@ -66,7 +63,7 @@ def verify_command(
                                    "clean_acc_full_test on every test point (minutes per large model on a CPU); "
                                    "without it, on n random test points."),
     fail_fast: bool = typer.Option(False, "--fail-fast", help="Stop at the first entry that fails."),
-    log: Path | None = typer.Option(None, "--log", parser=opts.path_text,
+    log: Path | None = typer.Option(None, "--log", **opts.PATH,
                                     help="Append each entry's checks to this file as they finish; a "
                                     "rerun with the same file skips the entries it holds (unchanged files, same "
                                     "options), so an interrupted run loses nothing."),

@@ -9,7 +9,7 @@ import typer
 
 from randmix_bench.cli.app import app, console
 from randmix_bench.cli.errors import user_errors
-from randmix_bench.cli.options import path_text
+from randmix_bench.cli.options import PATH
 from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import Mixing, TaskKind
 
@@ -24,7 +24,7 @@ def models_command(
     num_classes: int = typer.Option(10, help="Classes to build the classifiers with (unshufflers have none)."),
     published: bool = typer.Option(False, "--published", help="List the published models instead: the names "
                                    "`randmix_bench.load_model` takes and the timm names that load their checkpoints."),
-    leaderboard_dir: Path = typer.Option(Path("leaderboards"), "--dir", parser=path_text,
+    leaderboard_dir: Path = typer.Option(Path("leaderboards"), "--dir", **PATH,
                                          help="Leaderboard folder for --published."),
 ) -> None:
     """List the registered randmix models with trainable and frozen parameter counts per variant, or the published

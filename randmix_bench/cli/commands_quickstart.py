@@ -15,7 +15,7 @@ from randmix_bench.quickstart import QuickstartConfig
 @app.command("quickstart")
 @user_errors
 def quickstart_command(
-    out: Path = typer.Option(QuickstartConfig.out, "--out", parser=opts.path_text,
+    out: Path = typer.Option(QuickstartConfig.out, "--out", **opts.PATH,
                              help="Folder for the runs, results and their leaderboard "
                              "(a previous quickstart's is overwritten; any other non-empty folder is refused)."),
     dataset: str = typer.Option(QuickstartConfig.dataset, help="Dataset; without the full Fashion-MNIST the default "
@@ -29,7 +29,7 @@ def quickstart_command(
                                       help="APGD iterations (default: AutoAttack's 100)."),
     device: str = typer.Option(QuickstartConfig.device, help="Device for training and attacks."),
     threads: opts.Threads = str(QuickstartConfig.threads),
-    data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir",
+    data_dir: Path | None = typer.Option(QuickstartConfig.data_dir, "--data-dir", **opts.PATH,
                                          help="Where the dataset is (see `randmix_bench.data`)."),
 ) -> None:
     """Train a small `full` and `chans` model on the CPU, attack both, and compare them (offline, minutes)."""

@@ -18,7 +18,7 @@ import typer
 
 from randmix_bench.cli.app import app, shuffle_app
 from randmix_bench.cli.errors import user_errors
-from randmix_bench.cli.options import AUTO, Threads, path_text
+from randmix_bench.cli.options import AUTO, PATH, Threads
 from randmix_bench.recipes import RECIPES
 from randmix_bench.vocab import Loss, Mixing, Optimizer, TaskKind
 
@@ -33,7 +33,7 @@ Recipe = Annotated[str, typer.Option(
     "--recipe", "-r", help=f"Named recipe from randmix_bench/recipes.py; classification: "
     f"{_recipes(TaskKind.CLASSIFICATION)}; shuffle (all `randmix shuffle train` takes): {_recipes(TaskKind.SHUFFLE)}. "
     "Options below override its fields.")]
-Out = Annotated[Path, typer.Option("--out", "-o", parser=path_text,
+Out = Annotated[Path, typer.Option("--out", "-o", **PATH,
                                    help="Run folder: checkpoint.safetensors and run.json.")]
 Model = Annotated[str | None, typer.Option(
     help="randmix timm model (see `randmix models`): a classifier, or an unshuffler (randmix_unshuffler_*) for "
@@ -43,7 +43,8 @@ Dataset = Annotated[str | None, typer.Option(
     help="cifar10, cifar100, mnist, fashion-mnist, fashion-mnist-mini (bundled), cifar10-jpeg, synthetic, or an image "
     "folder/.tar.gz.")]
 DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Where datasets are (and are downloaded to); default $RANDMIX_DATA or ~/.cache/randmix/data.")]
+    "--data-dir", **PATH,
+    help="Where datasets are (and are downloaded to); default $RANDMIX_DATA or ~/.cache/randmix/data.")]
 Epochs = Annotated[int | None, typer.Option(help="Epochs.")]
 BatchSize = Annotated[int | None, typer.Option(
     "--batch-size", "-b", help="Global batch size (split across torchrun processes).")]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from randmix_bench.threads import AUTO
 
-__all__ = ["AUTO", "Threads", "path_text"]
+__all__ = ["AUTO", "Threads", "PATH"]
 
 
 def path_text(text: str | Path) -> Path:
@@ -18,6 +18,10 @@ def path_text(text: str | Path) -> Path:
     if not str(text).strip():
         raise typer.BadParameter("is empty; name a path")
     return Path(text)
+
+
+PATH: dict[str, Any] = {"parser": path_text, "metavar": "<path>"}
+"""``typer.Option(..., **PATH)``: a path option that refuses empty text, shown as typer shows a path."""
 
 
 Threads = Annotated[str, typer.Option(

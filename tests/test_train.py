@@ -123,7 +123,7 @@ def _cli(*args: str) -> Any:
         (["--recipe", "nope"], "unknown recipe 'nope'"),
         (["--recipe", "quick", "--model", "resnet9000"], "unknown model 'resnet9000'"),
         (["--recipe", "quick", "--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-        (["--recipe", "quick", "--epochs", "-1"], "epochs must be >= 1"),
+        (["--recipe", "quick", "--epochs", "-1"], "epochs must be in 1..10000, got -1"),
         (["--recipe", "quick", "--mixing", "diagonal"], "unknown mixing mode 'diagonal'"),
         (["--recipe", "quick", "--lr-schedule", "0:0,0.5:1"], "lr_schedule must start at fraction 0, end at 1"),
         (["--recipe", "quick", "--dataset", "cifar10", "--data-dir", "{tmp}"], "cifar10 not found"),

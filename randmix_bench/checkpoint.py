@@ -144,11 +144,11 @@ def _check_extra(extra: dict[str, Any], path: Path) -> None:
         records.append(("extra.train", train, _TRAIN_LABEL_TYPES))
     for where, record, types in records:
         for key, kind in types.items():
-            value, (low, high) = record.get(key), _INT_RANGES.get((where, key), (0, 0))
+            value, bounds = record.get(key), _INT_RANGES.get((where, key))
             if wrong(value, kind):
                 what = {dict: "an object", int: "an int", str: "a string"}[kind]
-            elif (where, key) in _INT_RANGES and value is not None and not low <= value <= high:
-                what = f"an int from {low} to {high}"
+            elif bounds is not None and value is not None and not bounds[0] <= value <= bounds[1]:
+                what = f"an int from {bounds[0]} to {bounds[1]}"
             else:
                 continue
             raise CheckpointError(f"{path}: metadata '{where}.{key}' must be {what}, got {value!r:.40}; "

@@ -12,15 +12,15 @@ from randmix_bench.threads import AUTO
 __all__ = ["AUTO", "Threads", "PATH"]
 
 
-def path_text(text: str | Path) -> Path:
-    """A path option's text as a ``Path`` (``parser=path_text``; its default arrives as one): an empty text, as an
-    unset shell variable gives (``-o "$OUT"``), is refused instead of read as the current folder."""
+def _path_text(text: str | Path) -> Path:
+    """A path option's text as a ``Path`` (its default arrives as one already): an empty text, as an unset shell
+    variable gives (``-o "$OUT"``), is refused instead of read as the current folder."""
     if not str(text).strip():
         raise typer.BadParameter("is empty; name a path")
     return Path(text)
 
 
-PATH: dict[str, Any] = {"parser": path_text, "metavar": "<path>"}
+PATH: dict[str, Any] = {"parser": _path_text, "metavar": "<path>"}
 """``typer.Option(..., **PATH)``: a path option that refuses empty text, shown as typer shows a path."""
 
 

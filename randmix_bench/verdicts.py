@@ -313,8 +313,14 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
     settled = tier == Tier.PAPER and all(loss_curve.has_flattened(r.train_loss) for r in chans)
     if verdict is Verdict.OPPOSITE and not settled:  # untraced or too coarse a trace is no evidence of a flat loss
         verdict = Verdict.NO_VERDICT
-    return Check(statement, verdict, f"SSIM {margins[0].mean():+.4f} above its threshold (Holm p {p[0]:.3g}), PSNR "
-                                     f"{margins[1].mean():+.2f} dB above the better baseline (Holm p {p[1]:.3g})")
+    ssim, psnr = (m.mean() for m in margins)
+    return Check(statement, verdict, f"SSIM {_side(ssim, '.4f', '')} its threshold (Holm p {p[0]:.3g}), "
+                                     f"PSNR {_side(psnr, '.2f', ' dB')} the better baseline (Holm p {p[1]:.3g})")
+
+
+def _side(margin: float, spec: str, unit: str) -> str:
+    """A signed margin in words ("0.3060 below"), so a shortfall never reads as a negative amount "above"."""
+    return f"{abs(margin):{spec}}{unit} {'above' if margin >= 0 else 'below'}"
 
 
 def _shuffle(tier: str, model: str, dataset: str, training: str, results: list[ShuffleResult]) -> list[Family]:

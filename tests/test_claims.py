@@ -244,6 +244,7 @@ def test_claim3_falls_short_only_for_the_papers_network_trained_until_flat(
         for s, kind in enumerate(traces)]
     (ssim, _) = [f for f in verdicts.evaluate(results) if f.scale.tier == tier]
     assert ssim.checks[0].statement.endswith("near-perfect on fashion-mnist") and ssim.checks[0].verdict is verdict
+    assert ssim.checks[0].detail.startswith("SSIM 0.1400 below its threshold")  # a shortfall, not "-0.14 above"
 
 
 def test_claim3_compares_every_unshuffler_pair(shuffle_result: Callable[..., Any]) -> None:

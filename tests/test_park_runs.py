@@ -1,0 +1,119 @@
+"""``tools/park_runs.py``: a long study's resume state parked in git survives a fresh checkout, exactly; a
+running, edited, foreign or misplaced state is refused in one line with nothing written."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from randmix_bench.files import exclusive
+from randmix_bench.recipes import get_recipe
+from randmix_bench.run_folder import RESUME_NAME, RUN_NAME, load_resume_state
+
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "park_runs.py"
+_spec = importlib.util.spec_from_file_location("park_runs", SCRIPT)
+assert _spec and _spec.loader
+park_runs = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(park_runs)
+
+
+def _git_checkout(root: Path) -> str:
+    """A checkout with one commit (the revision parked runs must resume at); its sha."""
+    root.mkdir()
+    for args in (["init", "-q"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty",
+                                  "-m", "x"]):
+        subprocess.run(["git", "-C", str(root), *args], check=True)
+    return subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture(scope="module")
+def parked_study(tmp_path_factory: pytest.TempPathFactory, train_killed_after: Callable[..., None]
+                 ) -> tuple[Path, Path, str]:
+    """A run killed after epoch 1 of 2 at a checkout's revision, parked: (runs folder, parked folder, sha)."""
+    tmp = tmp_path_factory.mktemp("park")
+    sha = _git_checkout(tmp / "checkout")
+    runs = tmp / "checkout" / "runs" / "medium"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("RANDMIX_GIT_REVISION", sha)
+        train_killed_after(1, get_recipe("quick"), runs / "long-full-s0", patch)
+    parked = tmp / "parked" / "medium"
+    assert park_runs.main(["park", str(runs), "--parked", str(parked)]) == 0
+    return runs, parked, sha
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.slow
+def test_park_then_unpark_into_a_fresh_checkout_is_exact(parked_study: tuple[Path, Path, str],
+                                                         tmp_path: Path) -> None:
+    runs, parked, sha = parked_study
+    manifest = json.loads((parked / "PARKED.json").read_text())
+    assert manifest["long-full-s0"]["epochs_done"] == 1 and manifest["long-full-s0"]["git_revision"] == sha
+    fresh = tmp_path / "fresh"
+    subprocess.run(["git", "clone", "-q", str(runs.parents[1]), str(fresh)], check=True)
+    assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(parked)]) == 0
+    assert _files(fresh / "runs" / "medium") == _files(runs)
+    assert load_resume_state(fresh / "runs" / "medium" / "long-full-s0" / RESUME_NAME)["history"][-1]["epoch"] == 1
+    # a second unpark keeps the run folder that is already as far
+    before = _files(fresh / "runs" / "medium")
+    assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(parked)]) == 0
+    assert _files(fresh / "runs" / "medium") == before
+
+
+@pytest.mark.slow
+def test_bad_states_are_refused_in_one_line_with_nothing_written(parked_study: tuple[Path, Path, str],
+                                                                 tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    runs, parked, sha = parked_study
+    parked_before = _files(parked)
+
+    def refused(action: str, target: Path, message: str, source: Path = parked) -> None:
+        before = _files(target) if target.is_dir() else {}
+        assert park_runs.main([action, str(target), "--parked", str(source)]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+        assert (_files(target) if target.is_dir() else {}) == before
+
+    with exclusive(runs / "long-full-s0", "a test"):  # a study still training
+        refused("park", runs, "is training (its lock is held)")
+    refused("unpark", tmp_path / "elsewhere", f"started at {sha[:7]}")  # not a checkout at the runs' revision
+    edited = tmp_path / "edited"
+    subprocess.run(["cp", "-r", str(parked), str(edited)], check=True)
+    with open(edited / "long-full-s0" / RESUME_NAME, "r+b") as f:
+        f.truncate(100)
+    fresh = runs.parents[1] / "runs-fresh"
+    refused("unpark", fresh, "differ from PARKED.json (edited or truncated)", source=edited)
+    (edited / "PARKED.json").write_text("{not json")
+    refused("unpark", fresh, "is not a readable manifest", source=edited)
+    link = tmp_path / "link"
+    link.symlink_to(runs, target_is_directory=True)
+    refused("park", link, "is not a folder of runs")
+    assert _files(parked) == parked_before
+
+
+@pytest.mark.slow
+def test_a_finished_run_is_dropped_from_the_parking(parked_study: tuple[Path, Path, str], tmp_path: Path) -> None:
+    runs, parked, _ = parked_study
+    finished = tmp_path / "runs"
+    subprocess.run(["cp", "-r", str(runs), str(finished)], check=True)
+    record = json.loads((finished / "long-full-s0" / RUN_NAME).read_text())
+    (finished / "long-full-s0" / RUN_NAME).write_text(json.dumps({**record, "status": "finished"}))
+    (finished / "long-full-s0" / RESUME_NAME).unlink()
+    copy = tmp_path / "parked"
+    subprocess.run(["cp", "-r", str(parked), str(copy)], check=True)
+    assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
+    assert json.loads((copy / "PARKED.json").read_text()) == {} and not (copy / "long-full-s0").exists()
+
+
+def test_the_script_runs_from_a_shell() -> None:
+    done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "park" in done.stdout and "unpark" in done.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -84,19 +85,35 @@ def test_bad_states_are_refused_in_one_line_with_nothing_written(parked_study: t
         assert (_files(target) if target.is_dir() else {}) == before
 
     with exclusive(runs / "long-full-s0", "a test"):  # a study still training
-        refused("park", runs, "is training (its lock is held)")
-    refused("unpark", tmp_path / "elsewhere", f"started at {sha[:7]}")  # not a checkout at the runs' revision
+        refused("park", runs, "is in use by another process (its lock is held)")
+    refused("unpark", tmp_path / "elsewhere", f"last ran at {sha[:7]}")  # not a checkout at the runs' revision
     edited = tmp_path / "edited"
     subprocess.run(["cp", "-r", str(parked), str(edited)], check=True)
     with open(edited / "long-full-s0" / RESUME_NAME, "r+b") as f:
         f.truncate(100)
     fresh = runs.parents[1] / "runs-fresh"
     refused("unpark", fresh, "differ from PARKED.json (edited or truncated)", source=edited)
+    manifest = json.loads((parked / "PARKED.json").read_text())
+    for bad in ({"../../escaped": manifest["long-full-s0"]}, {"long-full-s0": {**manifest["long-full-s0"],
+                                                                               "epochs_done": "1"}}):
+        (edited / "PARKED.json").write_text(json.dumps(bad))
+        refused("unpark", fresh, "is not a manifest written by park_runs.py", source=edited)
     (edited / "PARKED.json").write_text("{not json")
-    refused("unpark", fresh, "is not a readable manifest", source=edited)
+    refused("unpark", fresh, "manifest", source=edited)
+    assert not fresh.exists() and not (runs.parents[2] / "escaped").exists()
+    two = tmp_path / "two"  # a park that cannot take every run copies none
+    subprocess.run(["cp", "-r", str(runs), str(two)], check=True)
+    subprocess.run(["cp", "-r", str(two / "long-full-s0"), str(two / "long-full-s1")], check=True)
+    with exclusive(two / "long-full-s1", "a test"):
+        refused("park", two, "is in use by another process", source=tmp_path / "parked-two")
+    assert not (tmp_path / "parked-two").exists()
+    os.mkfifo(two / "long-full-s1" / "fifo")
+    (two / "long-full-s1" / RUN_NAME).unlink()
+    (two / "long-full-s1" / "fifo").rename(two / "long-full-s1" / RUN_NAME)
+    refused("park", two, "is not a regular file", source=tmp_path / "parked-two")  # no wait on a FIFO
     link = tmp_path / "link"
     link.symlink_to(runs, target_is_directory=True)
-    refused("park", link, "is not a folder of runs")
+    refused("park", link, "refusing symlinks")
     assert _files(parked) == parked_before
 
 

@@ -8,63 +8,74 @@ with the study stopped, in the checkout of ``main``::
 
     python tools/park_runs.py park ../run/runs/medium      # -> parked/medium/, then commit parked/
 
-copies each unfinished run's ``run.json`` and ``resume.pt`` (checked loadable, under the run's lock) into
-``parked/<tier>/`` with a manifest of their hashes, and drops the parked copy of a run that has finished. At the
-start of the next sitting, in a fresh checkout::
+checks every unfinished run (its lock free, its ``run.json`` and ``resume.pt`` readable), then copies each
+one's two files into ``parked/<tier>/<run>/`` and writes the manifest ``PARKED.json`` (epochs, hashes, the code
+revision the run last ran at) last; a run that has finished loses its parked copy (its results are in
+``leaderboards/``). A park cut short leaves ``runs/`` as it was: park again. At the start of the next sitting,
+in a fresh checkout::
 
-    python tools/park_runs.py unpark ../run/runs/medium    # names the revision to check out if ../run is not at it
+    python tools/park_runs.py unpark ../run/runs/medium
 
-copies them back (a hand-edited or truncated copy is refused; a run folder that is already as far is left alone).
-Every run resumes at the code revision it started at, so ``../run`` must be a worktree at that revision.
+checks every parked copy against the manifest and every target folder, then copies them back (a run folder that
+is already as far is left alone). Each run must go on at the code it ran at, so the runs folder must be in a
+worktree at that revision: unpark names it otherwise (``git worktree add ../run <revision>``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import BusyError, exclusive, sha256, write_json
+from randmix_bench.files import BusyError, check_regular, exclusive, os_error_line, read_json, sha256, write_json
+from randmix_bench.result_files import ENTRY_NAME
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME, load_resume_state
 
 PARKED = Path(__file__).resolve().parents[1] / "parked"
 MANIFEST = "PARKED.json"
 FILES = (RUN_NAME, RESUME_NAME)
-PARK_KEYS = {"epochs_done", "git_revision", *FILES}
+_HEX40, _HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")
+
+
+@contextmanager
+def _locked(path: Path, what: str) -> Iterator[None]:
+    try:
+        with exclusive(path, what):
+            yield
+    except BusyError:
+        raise RandmixError(f"{what} is in use by another process (its lock is held): stop the study at an epoch's "
+                           "end, or wait for the other park_runs.py") from None
+
+
+def _no_links(*paths: Path) -> None:
+    links = [str(p) for p in paths if p.is_symlink()]
+    if links:
+        raise RandmixError(f"refusing symlinks (a run's state is copied, never followed): {', '.join(links)}")
 
 
 def _record(folder: Path) -> dict[str, Any]:
-    try:
-        record = json.loads((folder / RUN_NAME).read_text())
-    except (OSError, ValueError) as e:
-        raise RandmixError(f"{folder / RUN_NAME} is not a readable run record ({e})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("provenance"), dict):
+    record = read_json(folder / RUN_NAME, "run record")  # a FIFO, a huge or a broken file: one line
+    provenance = record.get("provenance") if isinstance(record, dict) else None
+    revision = provenance.get("git_revision") if isinstance(provenance, dict) else None
+    if not isinstance(revision, str):
         raise RandmixError(f"{folder / RUN_NAME} is not a run record written by randmix train")
     return record
 
 
 def _epochs(folder: Path) -> int:
-    """Epochs a run folder holds: its resume state's (``run.json`` may lag one behind), else its record's."""
-    if (folder / RESUME_NAME).is_file():
-        return len(load_resume_state(folder / RESUME_NAME)["history"])  # a truncated or foreign file is refused
-    return int(_record(folder)["epochs_done"])
-
-
-def _run_folders(runs: Path) -> list[Path]:
-    if runs.is_symlink() or not runs.is_dir():
-        raise RandmixError(f"{runs} is not a folder of runs (e.g. ../run/runs/medium)")
-    folders = sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("."))
-    links = [p.name for p in folders if p.is_symlink() or any((p / f).is_symlink() for f in FILES)]
-    if links:
-        raise RandmixError(f"refusing symlinked run folders or files in {runs}: {', '.join(links)}")
-    return folders
+    """Epochs the resume state of ``folder`` holds (``run.json`` may lag it by one after a kill)."""
+    check_regular(folder / RESUME_NAME, "resume state")  # torch.load would wait forever on a FIFO
+    try:
+        return len(load_resume_state(folder / RESUME_NAME)["history"])
+    except RandmixError as e:
+        raise RandmixError(f"{folder / RESUME_NAME} is not a usable resume state ({e})") from None
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -75,104 +86,134 @@ def _copy(source: Path, target: Path) -> None:
         (target / f".{name}.tmp").replace(target / name)
 
 
-def _manifest(parked: Path, missing_ok: bool) -> dict[str, dict[str, Any]]:
-    path = parked / MANIFEST
-    if missing_ok and not path.exists():
+def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
+    """The manifest, every field checked: its names become paths and its hashes are trusted."""
+    if not (parked / MANIFEST).exists():
         return {}
-    try:
-        manifest = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise RandmixError(f"{path} is not a readable manifest ({type(e).__name__}); nothing was copied") from None
-    if not (isinstance(manifest, dict) and all(isinstance(v, dict) and PARK_KEYS <= v.keys()
-                                               for v in manifest.values())):
-        raise RandmixError(f"{path} is not a manifest written by park; nothing was copied")
+    manifest = read_json(parked / MANIFEST, "manifest")
+    ok = isinstance(manifest, dict) and all(
+        ENTRY_NAME.fullmatch(name) and ".." not in name and isinstance(entry, dict)
+        and type(entry.get("epochs_done")) is int and entry["epochs_done"] >= 1
+        and _HEX40.fullmatch(str(entry.get("git_revision"))) and all(_HEX64.fullmatch(str(entry.get(f))) for f in FILES)
+        for name, entry in manifest.items())
+    if not ok:
+        raise RandmixError(f"{parked / MANIFEST} is not a manifest written by park_runs.py (edited by hand?)")
     return manifest
 
 
-@contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    try:
-        with exclusive(folder, f"the run {folder}"):
-            yield
-    except BusyError:
-        raise RandmixError(f"{folder} is training (its lock is held): stop the study at an epoch's end first") from None
+def _run_folders(runs: Path) -> list[Path]:
+    _no_links(runs)
+    if not runs.is_dir():
+        raise RandmixError(f"{runs} is not a folder of runs (a tier's, e.g. ../run/runs/medium)")
+    if (runs / RUN_NAME).exists():
+        raise RandmixError(f"{runs} is one run's folder; pass its tier's folder ({runs.parent})")
+    folders = sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.is_symlink()))
+    _no_links(*folders, *(p / f for p in folders for f in FILES))
+    return folders
 
 
-def park(runs: Path, parked: Path) -> int:
-    """Copy every unfinished run of ``runs`` into ``parked``; drop the parked copy of a run that has finished."""
-    manifest = _manifest(parked, missing_ok=True)
-    for folder in _run_folders(runs):
-        with _locked(folder):
+def park(runs: Path, parked: Path) -> None:
+    """Park every unfinished run of ``runs`` into ``parked``; drop the parked copy of a run that has finished."""
+    _no_links(parked, parked.parent)
+    with ExitStack() as held:
+        held.enter_context(_locked(parked, f"the parking {parked}"))
+        manifest = _manifest(parked)
+        _no_links(*(parked / name for name in manifest))
+        unfinished: dict[str, tuple[Path, int, str]] = {}
+        finished: list[str] = []
+        for folder in _run_folders(runs):  # everything checked, every lock held, before the first copy
+            held.enter_context(_locked(folder, f"the run {folder}"))
             record = _record(folder)
-            if (folder / RESUME_NAME).is_file():
-                epochs = _epochs(folder)
-                _copy(folder, parked / folder.name)
-                manifest[folder.name] = {"epochs_done": epochs, "git_revision": record["provenance"]["git_revision"],
-                                         **{name: sha256(folder / name) for name in FILES}}
-                print(f"parked {folder.name}: {epochs} epochs")
-            elif record.get("status") == "finished" and folder.name in manifest:
-                shutil.rmtree(parked / folder.name)
-                del manifest[folder.name]
-                print(f"dropped {folder.name}: finished (its results belong in leaderboards/)")
-    if manifest or (parked / MANIFEST).exists():
-        write_json(parked / MANIFEST, manifest)
-    if not manifest:
-        print(f"nothing in progress under {runs}")
-    return 0
+            if record.get("status") == "finished":
+                finished += [folder.name] if folder.name in manifest else []
+            elif (folder / RESUME_NAME).exists():
+                if not ENTRY_NAME.fullmatch(folder.name):
+                    raise RandmixError(f"{folder}: a run's name is letters, digits, '.', '_' and '-'")
+                revision = record["provenance"]["git_revision"]
+                if not _HEX40.fullmatch(revision):
+                    raise RandmixError(f"{folder} last ran at {revision!r}, code that no checkout can return to "
+                                       "(uncommitted changes?); resume it from a clean commit first")
+                unfinished[folder.name] = (folder, _epochs(folder), revision)
+        for name, (folder, epochs, revision) in unfinished.items():
+            _copy(folder, parked / name)
+            manifest[name] = {"epochs_done": epochs, "git_revision": revision,
+                              **{f: sha256(parked / name / f) for f in FILES}}
+            print(f"parked {name}: {epochs} epochs, code {revision[:7]}")
+        for name in finished:
+            shutil.rmtree(parked / name, ignore_errors=True)
+            del manifest[name]
+            print(f"dropped {name}: finished (its results belong in leaderboards/)")
+        if unfinished or finished:
+            write_json(parked / MANIFEST, manifest)
+        if not unfinished:
+            print(f"nothing unfinished under {runs}")
 
 
 def _revision(folder: Path) -> str | None:
-    """The commit of the checkout ``folder`` is (or would be) in."""
+    """The commit of the checkout ``folder`` is (or would be created) in."""
     while not folder.is_dir() and folder != folder.parent:
         folder = folder.parent
     done = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True, text=True)
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def unpark(runs: Path, parked: Path) -> int:
-    """Copy the parked runs that started at ``runs``' checkout's revision back into ``runs``."""
-    manifest = _manifest(parked, missing_ok=False)
-    head = _revision(runs.absolute())
-    here = {name: entry for name, entry in sorted(manifest.items()) if entry["git_revision"] == head}
-    elsewhere = sorted({entry["git_revision"][:7] for entry in manifest.values()} - {str(head)[:7]})
-    if not here:
-        start = " or ".join(elsewhere) or "no revision"
-        raise RandmixError(f"the parked runs started at {start}, but {runs} is in a checkout at {head}: "
-                           f"`git worktree add ../run {elsewhere[0] if elsewhere else ''}` and unpark into "
-                           f"../run/runs/{parked.name}")
-    if runs.exists():
-        _run_folders(runs)  # refuses symlinks before anything is written
-    for name, entry in here.items():  # every copy checked before any is written
-        changed = [f for f in FILES if not (parked / name / f).is_file() or sha256(parked / name / f) != entry[f]]
-        if changed:
-            raise RandmixError(f"{parked / name}: {', '.join(changed)} differ from {MANIFEST} (edited or truncated); "
-                               "nothing was copied")
-    for name, entry in here.items():
-        target = runs / name
-        with _locked(target):
-            if (target / RUN_NAME).is_file() and _epochs(target) >= entry["epochs_done"]:
-                print(f"kept {name}: {target} already has {_epochs(target)} epochs")
-                continue
-            _copy(parked / name, target)
+def unpark(runs: Path, parked: Path) -> None:
+    """Copy the parked runs that last ran at the revision of ``runs``' checkout back into ``runs``."""
+    _no_links(parked)
+    with ExitStack() as held:
+        held.enter_context(_locked(parked, f"the parking {parked}"))
+        manifest = _manifest(parked)
+        if not manifest:
+            raise RandmixError(f"nothing is parked in {parked}")
+        head = _revision(runs.absolute())
+        here = {name: entry for name, entry in sorted(manifest.items()) if entry["git_revision"] == head}
+        if not here:
+            revision = sorted({entry["git_revision"] for entry in manifest.values()})[0]
+            raise RandmixError(f"the parked runs last ran at {revision[:7]}, but {runs} is in a checkout at "
+                               f"{(head or 'none')[:7]}: `git worktree add <folder> {revision[:7]}`, then unpark "
+                               f"into <folder>/runs/{parked.name}")
+        folders = _run_folders(runs) if runs.exists() else []
+        _no_links(*(parked / name for name in here), *(parked / name / f for name in here for f in FILES))
+        todo = []
+        for name, entry in here.items():  # everything checked, every lock held, before the first copy
+            changed = [f for f in FILES if not (parked / name / f).is_file() or sha256(parked / name / f) != entry[f]]
+            if changed:
+                raise RandmixError(f"{parked / name}: {', '.join(changed)} differ from {MANIFEST} (edited or "
+                                   "truncated); nothing was copied")
+            target = runs / name
+            if target.exists() and not target.is_dir():
+                raise RandmixError(f"{target} is a file, not a run folder; move it away")
+            held.enter_context(_locked(target, f"the run {target}"))
+            if target in folders and (target / RESUME_NAME).exists() and _epochs(target) >= entry["epochs_done"]:
+                print(f"kept {name}: {target} already holds {_epochs(target)} epochs")
+            elif target in folders and (target / RUN_NAME).exists() and _record(target).get("status") == "finished":
+                print(f"kept {name}: {target} has finished")
+            else:
+                todo.append((name, entry))
+        for name, entry in todo:
+            _copy(parked / name, runs / name)
             print(f"unparked {name}: {entry['epochs_done']} epochs, code {entry['git_revision'][:7]}")
-    for name, entry in manifest.items():
-        if name not in here:
-            print(f"left parked {name}: it started at {entry['git_revision'][:7]}, not at this checkout's revision")
-    return 0
+        for name, entry in manifest.items():
+            if name not in here:
+                print(f"left parked {name}: it last ran at {entry['git_revision'][:7]}, not at {(head or '')[:7]}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Park a long study's resume state in git, or carry it back.")
     parser.add_argument("action", choices=("park", "unpark"))
     parser.add_argument("runs", type=Path, help="a tier's folder of runs, e.g. ../run/runs/medium")
     parser.add_argument("--parked", type=Path, default=None, help="default: parked/<the runs folder's name>")
     args = parser.parse_args(argv)
-    parked = args.parked or PARKED / args.runs.resolve().name
+    parked = args.parked or PARKED / args.runs.absolute().name
     try:
-        return park(args.runs, parked) if args.action == "park" else unpark(args.runs, parked)
+        (park if args.action == "park" else unpark)(args.runs, parked)
     except RandmixError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        print(f"error: {os_error_line(e) or e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

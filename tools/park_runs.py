@@ -34,8 +34,17 @@ from pathlib import Path
 from typing import Any
 
 from randmix_bench.errors import RandmixError
-from randmix_bench.files import BusyError, check_regular, exclusive, os_error_line, read_json, sha256, write_json
-from randmix_bench.result_files import ENTRY_NAME
+from randmix_bench.files import (
+    BusyError,
+    atomic_path,
+    check_regular,
+    exclusive,
+    os_error_line,
+    read_json,
+    sha256,
+    write_json,
+)
+from randmix_bench.result_files import check_entry_name
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME, load_resume_state
 
 PARKED = Path(__file__).resolve().parents[1] / "parked"
@@ -80,10 +89,9 @@ def _epochs(folder: Path) -> int:
 
 def _copy(source: Path, target: Path) -> None:
     """Each file copied beside its target, then renamed over it: a kill leaves the old or the new, never half."""
-    target.mkdir(parents=True, exist_ok=True)
     for name in FILES:
-        shutil.copyfile(source / name, target / f".{name}.tmp")
-        (target / f".{name}.tmp").replace(target / name)
+        with atomic_path(target / name) as tmp:
+            shutil.copyfile(source / name, tmp)
 
 
 def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
@@ -91,13 +99,15 @@ def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
     if not (parked / MANIFEST).exists():
         return {}
     manifest = read_json(parked / MANIFEST, "manifest")
+    foreign = f"{parked / MANIFEST} is not a manifest written by park_runs.py"
+    for name in manifest if isinstance(manifest, dict) else ():
+        check_entry_name(name, f"{foreign}: its run")
     ok = isinstance(manifest, dict) and all(
-        ENTRY_NAME.fullmatch(name) and ".." not in name and isinstance(entry, dict)
-        and type(entry.get("epochs_done")) is int and entry["epochs_done"] >= 1
+        isinstance(entry, dict) and type(entry.get("epochs_done")) is int and entry["epochs_done"] >= 1
         and _HEX40.fullmatch(str(entry.get("git_revision"))) and all(_HEX64.fullmatch(str(entry.get(f))) for f in FILES)
-        for name, entry in manifest.items())
+        for entry in manifest.values())
     if not ok:
-        raise RandmixError(f"{parked / MANIFEST} is not a manifest written by park_runs.py (edited by hand?)")
+        raise RandmixError(f"{foreign} (edited by hand?)")
     return manifest
 
 
@@ -127,8 +137,7 @@ def park(runs: Path, parked: Path) -> None:
             if record.get("status") == "finished":
                 finished += [folder.name] if folder.name in manifest else []
             elif (folder / RESUME_NAME).exists():
-                if not ENTRY_NAME.fullmatch(folder.name):
-                    raise RandmixError(f"{folder}: a run's name is letters, digits, '.', '_' and '-'")
+                check_entry_name(folder.name, f"{folder}: the run")
                 revision = record["provenance"]["git_revision"]
                 if not _HEX40.fullmatch(revision):
                     raise RandmixError(f"{folder} last ran at {revision!r}, code that no checkout can return to "
@@ -184,8 +193,9 @@ def unpark(runs: Path, parked: Path) -> None:
             if target.exists() and not target.is_dir():
                 raise RandmixError(f"{target} is a file, not a run folder; move it away")
             held.enter_context(_locked(target, f"the run {target}"))
-            if target in folders and (target / RESUME_NAME).exists() and _epochs(target) >= entry["epochs_done"]:
-                print(f"kept {name}: {target} already holds {_epochs(target)} epochs")
+            held_epochs = _epochs(target) if target in folders and (target / RESUME_NAME).exists() else 0
+            if held_epochs >= entry["epochs_done"]:
+                print(f"kept {name}: {target} already holds {held_epochs} epochs")
             elif target in folders and (target / RUN_NAME).exists() and _record(target).get("status") == "finished":
                 print(f"kept {name}: {target} has finished")
             else:

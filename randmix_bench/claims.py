@@ -104,7 +104,8 @@ def _paper_scale_only() -> dict[str, str]:
         "1": "whether `chans` nearly matches `full`, and `space` is clearly worse, on the paper's harder datasets "
              "and on ResNet-18: below the `paper` tier every study that can test the claims trains a ConvMixer on "
              "Fashion-MNIST, where every variant scores high and a gap has little room to show; the `paper` tier "
-             "adds CIFAR-10 and ResNet-18, and no tier here has the paper's CIFAR-100 or ImageNet.",
+             "adds cifar10-jpeg (CIFAR-10's images re-encoded as JPEG, not CIFAR-10 itself) and ResNet-18, and no "
+             "tier here has the paper's CIFAR-10, CIFAR-100 or ImageNet.",
         "2": "whether `chans` is more robust than `full`, and `chans-smooth` more still, at the paper's budgets: the "
              "`paper-slice` tier runs the paper's ConvMixer-256/8 at the medium tier's protocol (Fashion-MNIST, "
              f"{sliced.epochs} epochs, Linf {sliced.eps.text}, {attacks} on the first {sliced.n_examples} points; "
@@ -112,8 +113,9 @@ def _paper_scale_only() -> dict[str, str]:
              f"recipes' full training and RobustBench's Linf {' and '.join(paper_eps)} with AutoAttack standard (the "
              "`paper` tier): an advantage found here may grow, shrink or vanish there.",
         "3": "whether the paper's unshuffler (width 512, depth 16, kernel 7: the `paper` tier's "
-             "`randmix_unshuffler_512_16`) reconstructs near-perfectly on Fashion-MNIST and works on CIFAR: the "
-             "medium tier trains the smaller `randmix_unshuffler_64_8` (width 64, depth 8) on Fashion-MNIST alone, so "
+             "`randmix_unshuffler_512_16`) reconstructs near-perfectly on Fashion-MNIST and works on CIFAR (the "
+             "`paper` tier tries it on cifar10-jpeg): the medium tier trains the smaller `randmix_unshuffler_64_8` "
+             "(width 64, depth 8) on Fashion-MNIST alone, so "
              f"a mean SSIM short of {NEAR_PERFECT_SSIM:g} there says nothing about the paper's network, only how the "
              "variants compare at that size.",
     }

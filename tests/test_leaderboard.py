@@ -143,6 +143,23 @@ def test_robustness_table_is_sorted_like_robustbench(board: Path) -> None:
         assert row[8] == str(N_EXAMPLES) and row[9] == "AA custom: apgd-ce (3 iter)"
 
 
+def test_each_attack_set_is_ranked_on_its_own_standard_first(board: Path,
+                                                             edit_result: Callable[[Path, dict], None]) -> None:
+    """A cheaper custom set's robust accuracy is an upper bound: ranked beside AutoAttack standard's, a weaker
+    attack would put its entry above a stronger attack's. Each set gets its own ranks, RobustBench's first."""
+    edit_result(board / "synthetic" / "Linf" / "full-s1.json",
+                {"randmix.attack.attack": "autoattack", "randmix.attack.version": "standard"})
+    text = leaderboard.pages(board)[board / "README.md"]
+    where = "### synthetic · Linf · eps 8/255"
+    assert [line for line in text.splitlines() if line.startswith(where)] == [
+        f"{where} · AA standard", f"{where} · AA custom: apgd-ce (3 iter)"]
+    assert [r[:2] + r[-2:-1] for r in table_rows(text, f"{where} · AA standard")] == [["1", "full-s1", "AA standard"]]
+    custom = table_rows(text, f"{where} · AA custom")
+    assert [r[0] for r in custom] == ["1", "2"] and sorted(r[1] for r in custom) == ["chans-s0", "full-s0"]
+    assert {r[-2] for r in custom} == {"AA custom: apgd-ce (3 iter)"}
+    assert "space-s0" in [r[0] for r in table_rows(text, f"**{NOT_RANKED}**")]  # listed once, after both
+
+
 def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None:
     text = leaderboard.pages(board)[board / "README.md"]
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]

@@ -299,7 +299,9 @@ def render_findings(entries: list[Entry]) -> str:
     lines += _where(entries) + [""] if entries else [NO_RESULTS, ""]
     lines += ["How to read it: each table compares every pair of variants of one study (same tier, model, dataset, "
               "recipe and epochs; for robust accuracy also threat model, eps and attack), the first minus the second "
-              "(first = the variant the paper expects to be higher, when it says). Tiers lead in the order "
+              "(first = the variant the paper expects to be higher, when it says). The 95 % interval is each pair's "
+              "own, not adjusted for the table's other pairs, so it can exclude 0 where the Holm-adjusted p stays "
+              f"above {claims.ALPHA:g}: the verdict follows the Holm p. Tiers lead in the order "
               + ", ".join(t for t in claims.TIERS) + "; the small tier is a "
               f"{claims.TIERS['small']}.", ""]
     lines += [f"- {w}" for w in VERDICT_WORDS] + [""]

@@ -121,7 +121,9 @@ def holm(p: ArrayLike) -> Array:
 @dataclass(frozen=True)
 class Equivalence:
     """TOST of |A − B| < margin: ``p_inside`` small means equivalent within the margin, ``p_outside``
-    small means the difference lies beyond it (one-sided, on the side the estimate is on)."""
+    small means the difference lies beyond it: the one-sided test on the side the estimate is on, doubled because
+    that side was chosen after seeing the estimate (below 0.05 exactly when the 95 % interval lies beyond the
+    margin)."""
 
     p_inside: Array
     p_outside: Array
@@ -131,7 +133,7 @@ def equivalence(d: Difference, margin: float) -> Equivalence:
     with np.errstate(divide="ignore", invalid="ignore"):
         low, high = (d.effect + margin) / d.se, (d.effect - margin) / d.se
     inside = np.maximum(stats.t.sf(low, d.df), stats.t.cdf(high, d.df))
-    outside = np.minimum(stats.t.cdf(low, d.df), stats.t.sf(high, d.df))
+    outside = np.minimum(1.0, 2 * np.minimum(stats.t.cdf(low, d.df), stats.t.sf(high, d.df)))
     defined = d.se > 0
     return Equivalence(np.where(defined, inside, np.nan), np.where(defined, outside, np.nan))
 

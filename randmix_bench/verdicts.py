@@ -194,7 +194,8 @@ def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: d
     verdict = (Verdict.EQUIVALENT if test.p_inside < ALPHA else
                Verdict.NOT_EQUIVALENT if test.p_outside < ALPHA else Verdict.UNDECIDED)
     return Check(statement, verdict, f"chans − full {float(d.effect):+.2f} points, 90 % interval "
-                                     f"[{float(low):+.2f}, {float(high):+.2f}]; TOST p {float(test.p_inside):.3g}")
+                                     f"[{float(low):+.2f}, {float(high):+.2f}]; TOST p {float(test.p_inside):.3g}, "
+                                     f"beyond the margin p {float(test.p_outside):.3g}")
 
 
 def _at_scale(tier: str, check: C) -> C:
@@ -303,7 +304,7 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
 
     def ssim_margin(r: ShuffleResult) -> float:
         base = _baseline(r, "ssim")
-        return r.ssim - max(NEAR_PERFECT_SSIM if what == "near-perfect" else (1 + base) / 2, base)
+        return r.ssim - max((1 + base) / 2, NEAR_PERFECT_SSIM if what == "near-perfect" else 0.0)
 
     margins = [np.array([f(r) for r in chans]) for f in (ssim_margin, lambda r: r.psnr - _baseline(r, "psnr"))]
     p = statistics.holm([scipy_stats.ttest_1samp(m, 0.0).pvalue for m in margins])

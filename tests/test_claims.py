@@ -222,6 +222,18 @@ def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_imag
     assert (ssim.measure, psnr.measure) == ("SSIM", "PSNR") and ssim.checks[0].verdict is verdict
 
 
+@pytest.mark.parametrize(("ssims", "verdict"), [((0.970, 0.971, 0.972), Verdict.SUPPORTED),
+                                                 ((0.955, 0.956, 0.957), Verdict.NO_VERDICT)])
+def test_near_perfect_also_closes_half_the_gap(ssims: tuple[float, ...], verdict: Verdict,
+                                               shuffle_result: Callable[..., Any]) -> None:
+    """Near-perfect is "works" and SSIM >= 0.95: beside a mean image of SSIM 0.92, 0.955 clears 0.95 but not the
+    0.96 that closes half the gap to 1."""
+    results = [shuffle_result(s, ssim, 25.0 + s / 10, (20.0, 0.92), dataset="fashion-mnist")
+               for s, ssim in enumerate(ssims)]
+    ssim, _ = verdicts.evaluate(results)
+    assert ssim.checks[0].statement.endswith("near-perfect on fashion-mnist") and ssim.checks[0].verdict is verdict
+
+
 @pytest.mark.parametrize(("tier", "traces", "verdict"), [
     ("paper", ("flat", "flat", "flat"), Verdict.OPPOSITE),
     ("paper", ("flat", "flat", "falling"), Verdict.NO_VERDICT),  # one run still learning is enough

@@ -202,6 +202,9 @@ def test_the_loss_chart_is_drawn_linked_judged_and_checked_by_its_data(board: Pa
     ([[i / 10, 1.0 + math.exp(-i)] for i in range(1, 21)], "flattened"),  # 1 + e^-16 .. 1 + e^-20
     ([[i / 10, 2.0 - i / 20] for i in range(1, 21)], "still falling (−16.7 % over the last fifth)"),  # 1.2 -> 1.0
     ([[0.5, 1.0], [1.5, 0.5]], "trace too coarse to say"),  # per-epoch points: one in the last fifth
+    # flat but for a noisy first and last point of the window (x 8.0 and 10.0): the end points alone fall 5.7 %
+    ([[i / 10, {80: 1.05, 100: 0.99}.get(i, 1.0)] for i in range(1, 101)], "flattened"),
+    ([[i / 10, 1.0 + i / 500] for i in range(1, 101)], "rising (+3.4 % over the last fifth)"),  # diverging: no flat
     (None, "no loss trace recorded"),
 ])
 def test_the_flattened_rule_on_synthetic_traces(trace: list | None, said: str) -> None:

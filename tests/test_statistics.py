@@ -12,6 +12,7 @@ from itertools import combinations
 
 import numpy as np
 import pytest
+from scipy import stats
 from scipy.special import expit
 
 from randmix_bench import statistics
@@ -87,6 +88,14 @@ def test_pairing_removes_shared_point_difficulty() -> None:
     assert np.median(paired.se / seed_level.se) < 1.1
 
 
+def test_seed_level_difference_is_scipys_welch_test() -> None:
+    """Without per-point outcomes a pair is Welch's t-test on the run values: scipy's p, df and 95 % interval."""
+    a, b = np.array([91.2, 92.0, 90.7, 91.9]), np.array([89.8, 90.9, 90.1])
+    d, welch = difference(a, b), stats.ttest_ind(a, b, equal_var=False)
+    assert (float(d.p), float(d.df)) == pytest.approx((welch.pvalue, welch.df))
+    assert [float(x) for x in d.interval()] == pytest.approx(list(welch.confidence_interval(1 - ALPHA)))
+
+
 def test_holm_matches_its_definition() -> None:
     assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
     assert holm([0.5, np.nan, 0.01]).tolist()[0] == pytest.approx(0.5)
@@ -102,6 +111,12 @@ def test_equivalence_needs_the_interval_inside_the_margin() -> None:
     assert statistics.equivalence(far, 1.0).p_outside < ALPHA
     unsure = statistics.equivalence(wide, 1.0)
     assert unsure.p_inside > ALPHA and unsure.p_outside > ALPHA
+    # beyond the margin at ALPHA exactly when the 95 % interval is (either side, so the side is not a free pick)
+    for sign in (1, -1):
+        edge = statistics.Difference(np.array(sign * (1.0 + stats.t.ppf(1 - ALPHA / 2, 4.0) * 0.1)), np.array(0.1),
+                                     np.array(4.0))
+        assert statistics.equivalence(edge, 1.0).p_outside == pytest.approx(ALPHA)
+        assert min(abs(x) for x in edge.interval()) == pytest.approx(1.0)
 
 
 def test_too_few_runs_or_points_are_refused() -> None:

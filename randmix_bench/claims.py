@@ -116,7 +116,8 @@ def _paper_scale_only() -> dict[str, str]:
              "`randmix_unshuffler_512_16`) reconstructs near-perfectly on Fashion-MNIST and works on CIFAR (the "
              "`paper` tier tries it on cifar10-jpeg): the medium tier trains the smaller `randmix_unshuffler_64_8` "
              "(width 64, depth 8) on Fashion-MNIST alone, so "
-             f"a mean SSIM short of {NEAR_PERFECT_SSIM:g} there says nothing about the paper's network, only how the "
+             f"a mean SSIM short of near-perfect ({NEAR_PERFECT_SSIM:g}, or half the gap from the better baseline "
+             "to 1 where that is higher) there says nothing about the paper's network, only how the "
              "variants compare at that size.",
     }
 

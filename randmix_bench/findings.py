@@ -136,16 +136,18 @@ def _studies(shuffles: list[ShuffleResult]) -> dict[Study, list[ShuffleResult]]:
 
 
 def _still_falling(shuffles: list[ShuffleResult]) -> dict[Study, str]:
-    """Per claim-3 study some of whose runs' loss was still falling when training stopped (by
-    :data:`randmix_bench.loss_curve.FLAT_RULE`): the caveat its verdicts carry, since more training could change
-    them. Studies whose traced runs all flattened, or that recorded no trace, carry none."""
+    """Per claim-3 study some of whose runs' loss was still falling (or rising) when training stopped, by
+    :data:`randmix_bench.loss_curve.FLAT_RULE`: the caveat its verdicts carry, since more training could change
+    them. Studies whose traced runs all flattened, or whose traces are too coarse or missing, carry none."""
     out = {}
     for study, runs in _studies(shuffles).items():
         traced = [r for r in runs if r.train_loss]
         falling = sum(loss_curve.still_falling(r.train_loss) for r in traced)
-        if falling:
+        moving = falling + sum(loss_curve.rising(r.train_loss) for r in traced)
+        if moving:
             of = f"{len(runs)} runs" if len(traced) == len(runs) else f"the {len(traced)} runs that recorded a trace"
-            out[study] = (f"training had not flattened in {falling} of {of} (still falling when stopped after "
+            how = "still falling" if falling == moving else "still falling or rising" if falling else "rising"
+            out[study] = (f"training had not flattened in {moving} of {of} ({how} when stopped after "
                           f"{n_epochs(runs[0].epochs)}): these numbers compare equal training budgets, and longer "
                           "training could change them")
     return out
@@ -186,7 +188,7 @@ VERDICT_WORDS = [
     "higher); `not shown`: none of these (the table's detectable difference says what it cannot rule out); "
     "`insufficient runs`: fewer than the runs a test needs.",
     "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
-    "difference is significantly beyond the margin; `undecided`: neither.",
+    "difference is significantly beyond the margin (its 95 % interval lies outside ±m); `undecided`: neither.",
     f"At the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the claims, nothing is called "
     "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
     "claim's own check `no verdict`, with its numbers. Claim 3's own check also reads `no verdict` where falling "

@@ -23,7 +23,8 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import n_epochs
 
 __all__ = ["POINTS_PER_EPOCH", "MAX_EPOCHS", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
-           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "has_flattened", "flattened"]
+           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "rising", "has_flattened",
+           "flattened"]
 
 POINTS_PER_EPOCH = 10
 MAX_EPOCHS = 10_000
@@ -99,27 +100,28 @@ FLAT_WINDOW = 0.2
 FLAT_DROP = 0.02
 FLAT_RULE = (f"a run's training loss has flattened when a least-squares line through the last {100 * FLAT_WINDOW:g} % "
              f"of its trace (the points from the first at or after {100 * (1 - FLAT_WINDOW):g} % of the last "
-             f"point's epoch fraction, each the mean loss over a 1/{POINTS_PER_EPOCH} epoch) changes by less than "
-             f"{100 * FLAT_DROP:g} % of its starting value across them, down or up; fewer than two points there: too "
-             "coarse to say")
+             f"point's epoch fraction, each the mean loss over a 1/{POINTS_PER_EPOCH} epoch) falls or rises across "
+             f"them by less than {100 * FLAT_DROP:g} % of its higher end (the line floored at 0); fewer than two "
+             "points there: too coarse to say")
 
 
 def last_drop(trace: Sequence[Sequence[float]]) -> float | None:
-    """The relative drop of the loss over the last :data:`FLAT_WINDOW` of the trace (see :data:`FLAT_RULE`),
-    negative when it rose; None when fewer than two points lie there. It is read off a least-squares line through
-    the window's points, not off its two end points: a tenth of an epoch's mean loss scatters by about a percent
-    around such a line (0.7-1.8 % on the medium tier's unshufflers), which two points alone would put straight into
-    a 2 % rule."""
+    """The relative drop of the loss over the last :data:`FLAT_WINDOW` of the trace (see :data:`FLAT_RULE`), in
+    [-1, 1], negative when it rose; None when fewer than two points lie there. It is read off a least-squares line
+    through the window's points, not off its two end points: a tenth of an epoch's mean loss scatters by about a
+    percent around such a line (0.7-1.8 % on the medium tier's unshufflers), which two points alone would put
+    straight into a 2 % rule."""
     end = trace[-1][0]
     window = [(x, loss) for x, loss in trace if x >= (1 - FLAT_WINDOW) * end]
     if len(window) < 2:
         return None
     xs, losses = zip(*window, strict=True)
-    slope, intercept = linear_regression(xs, losses)
-    start = intercept + slope * xs[0]
-    if not start > 0:
-        return None
-    return -slope * (xs[-1] - xs[0]) / start
+    top = max(losses)
+    if not top > 0:
+        return 0.0  # a loss of 0 throughout is as flat as a loss gets
+    slope, intercept = linear_regression(xs, [loss / top for loss in losses])  # scaled to at most 1: no overflow
+    first, last = (max(intercept + slope * x, 0.0) for x in (xs[0], xs[-1]))
+    return (first - last) / max(first, last)  # the line crosses the points' mean (> 0), so one end is above 0
 
 
 def _judged_drop(trace: Sequence[Sequence[float]] | None) -> float | None:
@@ -132,6 +134,12 @@ def still_falling(trace: Sequence[Sequence[float]] | None) -> bool:
     """Whether :data:`FLAT_RULE` finds the trace still falling (False without a trace or when too coarse to say)."""
     drop = _judged_drop(trace)
     return drop is not None and drop >= FLAT_DROP
+
+
+def rising(trace: Sequence[Sequence[float]] | None) -> bool:
+    """Whether :data:`FLAT_RULE` finds the trace rising (False without a trace or when too coarse to say)."""
+    drop = _judged_drop(trace)
+    return drop is not None and drop <= -FLAT_DROP
 
 
 def has_flattened(trace: Sequence[Sequence[float]] | None) -> bool:

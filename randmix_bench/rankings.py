@@ -78,6 +78,7 @@ def _robustness_tables(entries: list[Entry], base: Path) -> list[str]:
         unranked = [e for e in group if why_untrusted(e.robustness) is not None]
         if unranked:
             rows = [cells(e) + [why_untrusted(e.robustness) or ""] for e in unranked]
+            out += [heading("###", *where, "not ranked"), ""]
             out += [f"**{NOT_RANKED}** (their numbers may come from masked gradients or an unchecked run, or measure "
                     "clean accuracy only; they feed no robust-accuracy verdict, and only a clean-only one counts for "
                     "claim 1):", ""]
@@ -123,9 +124,9 @@ def render_leaderboard(entries: list[Entry], base: Path, grids: Sequence[Path] =
               "RobustBench's protocol: the first n test points, AutoAttack at the stated eps, models take [0, 1] "
               "inputs. Ranked by AutoAttack accuracy, ties by clean accuracy. Only entries whose gradient-masking "
               "sanity checks (`randmix eval --sanity`) passed, with no AutoAttack flag and not marked unreliable, are "
-              f"ranked; the others are listed under each dataset, threat model and eps as *{NOT_RANKED}*, with the "
-              "reason. Each attack set is ranked in a table of its own, `AA standard` first: a cheaper custom set's "
-              "robust accuracy is an upper bound that does not compare with `AA standard`'s.", ""]
+              f"ranked; the others are listed apart under each dataset, threat model and eps (*{NOT_RANKED}*), with "
+              "the reason. Each attack set is ranked in a table of its own, `AA standard` first: a cheaper custom "
+              "set's robust accuracy is an upper bound that does not compare with `AA standard`'s.", ""]
     lines += _robustness_tables(entries, base) + [""]
     charts = figures.curves(e.robustness for e in entries if e.is_robustness)
     if charts:

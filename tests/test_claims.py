@@ -312,8 +312,8 @@ def test_claim3_verdicts_say_when_training_had_not_flattened(shuffle_result: Cal
                     for r in results if again]  # each run evaluated a second time, on fewer points
         return [Entry(Path(f"{r.name}.json"), f"{r.name}.json", r, Path("x.safetensors")) for r in results]
 
-    def caveat(of: str) -> str:
-        return (f"training had not flattened in {of} (still falling when stopped after 10 epochs): these numbers "
+    def caveat(of: str, how: str = "still falling") -> str:
+        return (f"training had not flattened in {of} ({how} when stopped after 10 epochs): these numbers "
                 "compare equal training budgets, and longer training could change them")
 
     for again in (False, True):
@@ -324,4 +324,8 @@ def test_claim3_verdicts_say_when_training_had_not_flattened(shuffle_result: Cal
         assert summary.endswith(caveat("4 of 6 runs") + ".")  # the SSIM line (PSNR has no pair the paper names)
     assert caveat("2 of the 2 runs that recorded a trace") in findings.render_findings(entries([falling, None, None]))
     assert "had not flattened" not in findings.render_findings(entries([flat, flat, flat]))
+    rising = [[x / 10, 1.0 + x / 500] for x in range(1, 101)]  # +3.3 %: diverging is not flat either
+    assert caveat("2 of 6 runs", "rising") in findings.render_findings(entries([rising, flat, flat]))
+    both = findings.render_findings(entries([rising, falling, flat]))
+    assert caveat("4 of 6 runs", "still falling or rising") in both
     assert "had not flattened" not in findings.render_findings(entries([None, None, None]))

@@ -7,6 +7,7 @@ import re
 import shutil
 import statistics
 from collections.abc import Callable
+from itertools import takewhile
 from pathlib import Path
 
 import pytest
@@ -152,21 +153,27 @@ def test_each_attack_set_is_ranked_on_its_own_standard_first(board: Path,
     text = leaderboard.pages(board)[board / "README.md"]
     where = "### synthetic · Linf · eps 8/255"
     assert [line for line in text.splitlines() if line.startswith(where)] == [
-        f"{where} · AA standard", f"{where} · AA custom: apgd-ce (3 iter)"]
+        f"{where} · AA standard", f"{where} · AA custom: apgd-ce (3 iter)", f"{where} · not ranked"]
     assert [r[:2] + r[-2:-1] for r in table_rows(text, f"{where} · AA standard")] == [["1", "full-s1", "AA standard"]]
     custom = table_rows(text, f"{where} · AA custom")
     assert [r[0] for r in custom] == ["1", "2"] and sorted(r[1] for r in custom) == ["chans-s0", "full-s0"]
     assert {r[-2] for r in custom} == {"AA custom: apgd-ce (3 iter)"}
-    assert "space-s0" in [r[0] for r in table_rows(text, f"**{NOT_RANKED}**")]  # listed once, after both
+    after = text.split(f"{where} · AA standard", 1)[1].splitlines()
+    group = list(takewhile(lambda line: line.startswith(where) or not line.startswith("#"), after))  # its sections
+    assert [line.startswith(f"**{NOT_RANKED}**") for line in group].count(True) == 1  # listed once
+    apart = text.split(f"{where} · not ranked")[1]  # under its own heading, after both rankings
+    assert table_rows(apart, f"**{NOT_RANKED}**")[0][0] == "space-s0"
 
 
 def test_unchecked_entries_are_listed_apart_with_the_reason(board: Path) -> None:
     text = leaderboard.pages(board)[board / "README.md"]
-    linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
+    linf = text.split("### synthetic · Linf · eps 8/255 · not ranked")[1].split("###")[0]
     (row,) = table_rows(linf, f"**{NOT_RANKED}**")
     assert row[0] == "space-s0" and row[-1] == "unchecked: no sanity report (randmix eval --sanity)"
-    l2 = text.split("### synthetic · L2 · eps 0.5")[1].split("##")[0]
-    assert "No ranked entries" in l2 and table_rows(l2, f"**{NOT_RANKED}**")[0][0] == "chans-s0"
+    l2 = text.split("### synthetic · L2 · eps 0.5\n")[1].split("##")[0]
+    assert "No ranked entries" in l2
+    l2_apart = text.split("### synthetic · L2 · eps 0.5 · not ranked")[1].split("##")[0]
+    assert table_rows(l2_apart, f"**{NOT_RANKED}**")[0][0] == "chans-s0"
 
 
 def test_a_clean_only_result_feeds_claim_1_and_no_ranking(board: Path, save_classifier: Callable[..., Path]) -> None:
@@ -189,7 +196,7 @@ def test_a_clean_only_result_feeds_claim_1_and_no_ranking(board: Path, save_clas
     assert space_runs(before, "1") == [] and space_runs(after, "1") and set(space_runs(after, "1")) == {1}
     assert [repr(f) for f in after if f.claim == "2"] == [repr(f) for f in before if f.claim == "2"]  # nan != nan
     text = leaderboard.pages(board)[board / "README.md"]
-    rows = table_rows(text.split("### synthetic · Linf · eps 8/255")[1], f"**{NOT_RANKED}**")
+    rows = table_rows(text.split("### synthetic · Linf · eps 8/255 · not ranked")[1], f"**{NOT_RANKED}**")
     assert ["space-s7", "clean accuracy only: no attack was run"] in [[r[0], r[-1]] for r in rows]
 
 
@@ -211,7 +218,8 @@ def test_flagged_entries_are_not_ranked_and_feed_no_verdict(board: Path, change:
     text = leaderboard.pages(board)[board / "README.md"]
     linf = text.split("### synthetic · Linf · eps 8/255")[1].split("###")[0]
     assert "chans-s0" not in [r[1] for r in table_rows(linf, "|")]
-    assert ["chans-s0", reason] in [[r[0], r[-1]] for r in table_rows(linf, f"**{NOT_RANKED}**")]
+    apart = text.split("### synthetic · Linf · eps 8/255 · not ranked")[1]
+    assert ["chans-s0", reason] in [[r[0], r[-1]] for r in table_rows(apart, f"**{NOT_RANKED}**")]
     families = verdicts.evaluate(e.result for e in load_entries(board))
     assert all("chans" not in (r.first, r.second) for f in families if f.claim != "3" for r in f.rows)
 

@@ -204,10 +204,15 @@ def test_the_loss_chart_is_drawn_linked_judged_and_checked_by_its_data(board: Pa
     ([[0.5, 1.0], [1.5, 0.5]], "trace too coarse to say"),  # per-epoch points: one in the last fifth
     # flat but for a noisy first and last point of the window (x 8.0 and 10.0): the end points alone fall 5.7 %
     ([[i / 10, {80: 1.05, 100: 0.99}.get(i, 1.0)] for i in range(1, 101)], "flattened"),
-    ([[i / 10, 1.0 + i / 500] for i in range(1, 101)], "rising (+3.4 % over the last fifth)"),  # diverging: no flat
+    ([[i / 10, 1.0 + i / 500] for i in range(1, 101)], "rising (+3.3 % over the last fifth)"),  # diverging: no flat
+    ([[i / 10, 0.0] for i in range(1, 21)], "flattened"),  # a loss of 0 throughout
+    ([[1.7, 1e308], [2.0, 1e308]], "flattened"),  # valid however large: no overflow in the fit
+    ([[1.6, 0.02], [1.7, 0.01], [1.8, 0.0], [1.9, 0.0], [2.0, 0.0]], "still falling (−100.0 % over the last fifth)"),
+    ([[i / 10, 0.0] for i in range(1, 19)] + [[1.9, 2.0], [2.0, 1.0]], "rising (+100.0 % over the last fifth)"),
     (None, "no loss trace recorded"),
 ])
 def test_the_flattened_rule_on_synthetic_traces(trace: list | None, said: str) -> None:
     assert loss_curve.flattened(trace) == said
     assert loss_curve.has_flattened(trace) is (said == "flattened")  # the predicates agree with the words
     assert loss_curve.still_falling(trace) is said.startswith("still falling")
+    assert loss_curve.rising(trace) is said.startswith("rising")

@@ -21,9 +21,9 @@ from randmix_bench.results import AttackConfig, CheckpointRef, RobustnessResult
 from randmix_bench.statistics import ALPHA
 from randmix_bench.vocab import AAVersion, Attack, Mixing
 
-__all__ = ["ALPHA", "MIN_RUNS", "NOT_EVIDENCE", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM", "TIERS", "RULES",
-           "PAPER_SCALE_ONLY", "EXPECTED", "Verdict", "Scale", "Comparison", "Check", "Family", "attack_label",
-           "variant_label", "why_untrusted", "clean_trusted", "tier_of", "families_of"]
+__all__ = ["ALPHA", "MIN_RUNS", "NOT_EVIDENCE", "TOO_SMALL", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM",
+           "TIERS", "RULES", "PAPER_SCALE_ONLY", "EXPECTED", "Verdict", "Scale", "Comparison", "Check", "Family",
+           "attack_label", "variant_label", "why_untrusted", "clean_trusted", "tier_of", "families_of"]
 
 MIN_RUNS = 3
 """Runs (distinct checkpoints) each compared variant needs for a test: the calibration is done at 3."""
@@ -40,15 +40,19 @@ TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes t
     "medium": "the study that can test the claims on 2 CPU cores, run over several sittings",
     "paper-slice": "the medium tier's protocol at a size only a GPU affords: ConvMixer-256/8",
     "paper": "the paper's scale, on a GPU",
-    "other": "entries not published by a `randmix reproduce` tier",
+    "other": "entries not published by a `randmix reproduce` tier: their scale is not declared, not evidence on "
+             "the claims",
     "small": "smoke test of the pipeline, not evidence on the claims",
     "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
 }
 
-NOT_EVIDENCE = frozenset({"small", "smoke"})
-"""Tiers too small to test the paper's claims: their tables keep every number, but no pair there is called
-`supported` or `opposite` (a significant difference reads `differs`, its sign saying which is higher) and a claim's own
-check reads `no verdict`: a toy never supports or contradicts the paper."""
+TOO_SMALL = ("small", "smoke")
+"""The tiers too small to test the paper's claims."""
+NOT_EVIDENCE = frozenset({*TOO_SMALL, "other"})
+"""The tiers that cannot test the paper's claims: those :data:`TOO_SMALL`, and `other` (entries no `randmix reproduce`
+tier published: nothing declares their scale, so a user's one-epoch toy there must not read as evidence). Their tables
+keep every number, but no pair there is called `supported` or `opposite` (a significant difference reads `differs`,
+its sign saying which is higher) and a claim's own check reads `no verdict`."""
 
 _FULL, _CHANS, _SPACE, _SMOOTH = Mixing.FULL, Mixing.CHANS, Mixing.SPACE, Mixing.CHANS_SMOOTH
 EXPECTED: dict[str, set[tuple[Mixing, Mixing]]] = {  # per claim, the (better, worse) mixings the paper names; other
@@ -134,7 +138,7 @@ class Verdict(str, Enum):
     NOT_EQUIVALENT = "not equivalent"
     UNDECIDED = "undecided"
     INSUFFICIENT_RUNS = "insufficient runs"
-    NO_VERDICT = "no verdict"  # a claim's own check at a tier too small to test it (NOT_EVIDENCE; claim 3's shortfall)
+    NO_VERDICT = "no verdict"  # a claim's own check at a tier that cannot test it (NOT_EVIDENCE; claim 3's shortfall)
     NO_DATA = "no data"
 
 

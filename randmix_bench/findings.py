@@ -32,6 +32,10 @@ NO_RESULTS = ("**No results yet.** There is no result file under `leaderboards/`
               "`leaderboards/<dataset>/<Linf|L2|shuffle>/`.")
 
 
+OUTSIDE_TIERS = "entries outside the `randmix reproduce` tiers, whose scale is not declared"
+"""What `other`-tier entries are, where a sentence says why they get no verdict."""
+
+
 def _number(value: float, unit: str, sign: bool = True) -> str:
     digits = 4 if unit == "" else 2
     return "—" if math.isnan(value) else f"{value:{'+' if sign else ''}.{digits}f}"
@@ -107,8 +111,9 @@ def _plain(f: claims.Family, caveat: str = "") -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    smoke = " (smoke test only)" if f.scale.tier in claims.NOT_EVIDENCE else ""
-    return f"{where}{smoke}, {f.measure}: {tail}" + (f"; {caveat}" if caveat else "") + "."
+    aside = ("" if f.scale.tier not in claims.NOT_EVIDENCE else " (smoke test only)"
+             if f.scale.tier in claims.TOO_SMALL else f" ({OUTSIDE_TIERS.replace('`', '')})")
+    return f"{where}{aside}, {f.measure}: {tail}" + (f"; {caveat}" if caveat else "") + "."
 
 
 def _summary_line(f: claims.Family, caveat: str = "") -> str:
@@ -169,12 +174,14 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
     families, falling = verdicts.evaluate(e.result for e in entries), _still_falling(_shuffles(entries))
     lines += [_summary_line(f, _caveat(f, falling)) for f in families if f.scale.tier not in claims.NOT_EVIDENCE
               if f.checks or any(r.expected for r in f.rows)]
-    toys = [t for t in claims.TIERS if t in claims.NOT_EVIDENCE and any(f.scale.tier == t for f in families)]
-    if toys:  # the tiers these entries have, never one that has no table to point to
-        several = len(toys) > 1
-        lines += ["", f"Not listed: the {' and '.join(toys)} tier{'s' if several else ''}, too small to test the "
-                      f"claims ({'their' if several else 'its'} tables, without verdicts, are in "
-                      f"[{FINDINGS_NAME}]({findings}))."]
+    left_out = {f.scale.tier for f in families} & claims.NOT_EVIDENCE
+    if left_out:  # the tiers these entries have, never one that has no table to point to
+        toys = [t for t in claims.TOO_SMALL if t in left_out]
+        said = [OUTSIDE_TIERS] if "other" in left_out else []
+        if toys:
+            said.append(f"the {' and '.join(toys)} tier{'s' if len(toys) > 1 else ''}, too small to test the claims")
+        lines += ["", f"Not listed: {', and '.join(said)} ({'their' if len(left_out) > 1 else 'its'} tables, without "
+                      f"verdicts, are in [{FINDINGS_NAME}]({findings}))."]
     if not any(f.claim != "3" for f in families):
         lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
     if not any(f.claim == "3" for f in families):
@@ -189,7 +196,8 @@ VERDICT_WORDS = [
     "`insufficient runs`: fewer than the runs a test needs.",
     "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
     "difference is significantly beyond the margin (its 95 % interval lies outside ±m); `undecided`: neither.",
-    f"At the {' and '.join(sorted(claims.NOT_EVIDENCE))} tiers, too small to test the claims, nothing is called "
+    f"At the {' and '.join(claims.TOO_SMALL)} tiers, too small to test the claims, and for {OUTSIDE_TIERS}, "
+    "nothing is called "
     "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
     "claim's own check `no verdict`, with its numbers. Claim 3's own check also reads `no verdict` where falling "
     "short cannot count against the paper: below the `paper` tier's network, or while training was still falling.",

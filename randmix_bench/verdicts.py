@@ -135,8 +135,9 @@ def _difference(a: _Sample, b: _Sample, scale: float) -> statistics.Difference:
 
 def _family(claim: str, samples: dict[Key, _Sample], scale: float, tier: str) -> tuple[
         list[Comparison], dict[tuple[Key, Key], statistics.Difference]]:
-    """Every pair's comparison (oriented so the paper's expected winner comes first), Holm-adjusted; at a tier too
-    small to test the claims, no pair has an expected direction, so none is `supported` or `opposite`."""
+    """Every pair's comparison (oriented so the paper's expected winner comes first), Holm-adjusted; at a tier that
+    cannot test the claims (:data:`~randmix_bench.claims.NOT_EVIDENCE`), no pair has an expected direction, so none
+    is `supported` or `opposite`."""
     testable = tier not in NOT_EVIDENCE
     pairs = []
     for a, b in combinations(samples, 2):
@@ -199,8 +200,8 @@ def _equivalence(diffs: dict[tuple[Key, Key], statistics.Difference], samples: d
 
 
 def _at_scale(tier: str, check: C) -> C:
-    """A claim's own check as its tier may state it: at a tier too small to test the claims, its numbers without a
-    verdict."""
+    """A claim's own check as its tier may state it: at a tier that cannot test the claims, its numbers
+    without a verdict."""
     if check is None or tier not in NOT_EVIDENCE or check.verdict in (Verdict.INSUFFICIENT_RUNS, Verdict.NO_DATA):
         return check
     return Check(check.statement, Verdict.NO_VERDICT, check.detail)

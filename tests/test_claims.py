@@ -78,7 +78,7 @@ def test_directions_give_supported_and_opposite_and_never_contradicted(robust_re
         return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
     results = [run("full", s, 0.870, 0.50) for s in range(3)] + [run("chans", s, 0.866, 0.40) for s in range(3)]
     results += [run("space", s, 0.858, 0.45) for s in range(3)]
-    families = verdicts.evaluate(results)
+    families = verdicts.evaluate([at("medium", r) for r in results])
     clean, robust = table(families, "1"), table(families, "2")
     worse = row(clean, "chans", "space")
     assert (worse.first, worse.verdict) == ("chans", Verdict.SUPPORTED) and worse.effect == pytest.approx(0.8)
@@ -88,10 +88,11 @@ def test_directions_give_supported_and_opposite_and_never_contradicted(robust_re
 
 
 @pytest.mark.parametrize("tier", sorted(claims.NOT_EVIDENCE))
-def test_a_tier_too_small_to_test_the_claims_never_supports_or_contradicts_them(
+def test_a_tier_that_cannot_test_the_claims_never_supports_or_contradicts_them(
         tier: str, robust_result: Callable[..., Any], shuffle_result: Callable[..., Any]) -> None:
     """The same significant numbers that read `supported` / `opposite` / `not equivalent` at a tier that can test the
-    claims read `differs` (or `no verdict` for a claim's own check) on the small and smoke tiers, numbers kept."""
+    claims read `differs` (or `no verdict` for a claim's own check) on the small and smoke tiers, and for entries no
+    tier published (a user's own run of any size, its scale not declared), numbers kept."""
     def run(mixing: str, seed: int, full_test: float, robust: float) -> Any:
         return robust_result(mixing, seed, 0.8, robust + seed / 1000, full_test=full_test + seed / 1000)
     results = [run("full", s, 0.900, 0.50) for s in range(3)] + [run("chans", s, 0.850, 0.40) for s in range(3)]
@@ -108,9 +109,9 @@ def test_a_tier_too_small_to_test_the_claims_never_supports_or_contradicts_them(
         assert row(table(families, "1"), "chans", "space").effect == pytest.approx(5.0)  # the numbers stay
 
 
-def test_the_claims_summary_names_only_the_too_small_tiers_it_leaves_out(robust_result: Callable[..., Any]) -> None:
-    """The README's claims summary says which tiers it leaves out: only those the entries have, so its link to
-    their tables never promises a table FINDINGS.md does not have."""
+def test_the_claims_summary_names_only_the_tiers_it_leaves_out(robust_result: Callable[..., Any]) -> None:
+    """The README's claims summary says which tiers it leaves out, and why: only those the entries have, so its link
+    to their tables never promises a table FINDINGS.md does not have."""
     def entries(*tiers: str) -> list[Entry]:
         results = [at(t, robust_result(m, s, 0.8, 0.3 + s / 100, full_test=(0.85 if m == "full" else 0.8) + s / 1000))
                    for t in tiers for m in ("full", "space") for s in range(3)]
@@ -125,6 +126,11 @@ def test_the_claims_summary_names_only_the_too_small_tiers_it_leaves_out(robust_
     assert not any("smoke" in line or "**supported**" in line for line in small)
     both = left_out(findings.claims_section(entries("small", "smoke"), "##"))
     assert both.startswith("Not listed: the small and smoke tiers, too small to test the claims (their tables, ")
+    outside = left_out(findings.claims_section(entries("other"), "##"))
+    assert outside.startswith(f"Not listed: {findings.OUTSIDE_TIERS} (its tables, ")
+    three = left_out(findings.claims_section(entries("other", "small", "smoke"), "##"))
+    assert three.startswith(f"Not listed: {findings.OUTSIDE_TIERS}, and the small and smoke tiers, too small to test "
+                            "the claims (their tables, ")
     medium = findings.claims_section(entries("medium"), "##")
     assert not any(line.startswith("Not listed") for line in medium)
     assert any(line.startswith("- Claim 1, medium tier") and "**supported**" in line for line in medium)
@@ -136,7 +142,7 @@ def test_smoothing_sigmas_and_eps_are_separate_variants(robust_result: Callable[
     results += [robust_result("chans-smooth", s, 0.8, 0.21 + s / 1000, sigma=1) for s in range(3)]
     results += [robust_result("chans-smooth", s, 0.8, 0.50 + s / 1000, sigma=3) for s in range(3)]
     results += [robust_result("chans", s, 0.8, 0.05, eps=16 / 255) for s in range(3)]
-    families = verdicts.evaluate(results)
+    families = verdicts.evaluate([at("medium", r) for r in results])
     main = table(families, "2", "Linf 0.0314, AA standard")
     weak, strong = row(main, "chans-smooth (σ=1)", "chans"), row(main, "chans-smooth (σ=3)", "chans")
     assert weak.means == pytest.approx((21.1, 20.1)) and strong.means == pytest.approx((50.1, 20.1))
@@ -164,7 +170,7 @@ def test_claim1_uses_the_whole_test_set_per_point_when_recorded(robust_result: C
             flips = rng.random(10_000) < 0.02
             results.append(with_points(r, np.r_[np.ones(2), np.zeros(18)], np.r_[np.ones(int(clean * 20)),
                            np.zeros(20 - int(clean * 20))], full_test=shared ^ flips))
-    f = table(verdicts.evaluate(results), "1")
+    f = table(verdicts.evaluate([at("medium", r) for r in results]), "1")
     assert f.per_point and f.scale.points == (10_000, 10_000) and "whole test set" in f.measure
     assert abs(row(f, "chans", "full").effect) < 0.5
     (check,) = f.checks
@@ -178,7 +184,7 @@ def test_nearly_matches_is_an_equivalence_test(gap: float, spread: float, verdic
     offsets = (-spread, 0.0, spread)
     results = [robust_result("full", s, 0.8, 0.1, full_test=0.9 + d) for s, d in enumerate(offsets)]
     results += [robust_result("chans", s, 0.8, 0.1, full_test=0.9 - gap + d) for s, d in enumerate(offsets)]
-    (check,) = table(verdicts.evaluate(results), "1").checks
+    (check,) = table(verdicts.evaluate([at("medium", r) for r in results]), "1").checks
     assert check.verdict is verdict
 
 
@@ -212,12 +218,12 @@ def test_tiers_come_from_the_checkpoint_folder_and_lead_in_order(robust_result: 
 @pytest.mark.parametrize(("ssims", "mean_image", "verdict"), [
     ((0.70, 0.71, 0.72), (20.0, 0.3), Verdict.SUPPORTED),  # beats both baselines, closes half the gap to 1
     ((0.40, 0.41, 0.42), (20.0, 0.3), Verdict.NO_VERDICT),  # beats both baselines but closes less than half the
-    # gap to 1: short, which for an entry of no tier is no verdict (see the test below)
+    # gap to 1: short, which below the paper tier is no verdict (see the test below)
     ((0.70, 0.71, 0.72), None, Verdict.NO_DATA),
 ])
 def test_claim3_must_beat_the_mean_image_too(ssims: tuple[float, ...], mean_image: tuple[float, float] | None,
                                               verdict: Verdict, shuffle_result: Callable[..., Any]) -> None:
-    results = [shuffle_result(s, ssim, 25.0 + s / 10, mean_image) for s, ssim in enumerate(ssims)]
+    results = [at("medium", shuffle_result(s, ssim, 25.0 + s / 10, mean_image)) for s, ssim in enumerate(ssims)]
     ssim, psnr = verdicts.evaluate(results)
     assert (ssim.measure, psnr.measure) == ("SSIM", "PSNR") and ssim.checks[0].verdict is verdict
 
@@ -228,7 +234,7 @@ def test_near_perfect_also_closes_half_the_gap(ssims: tuple[float, ...], verdict
                                                shuffle_result: Callable[..., Any]) -> None:
     """Near-perfect is "works" and SSIM >= 0.95: beside a mean image of SSIM 0.92, 0.955 clears 0.95 but not the
     0.96 that closes half the gap to 1."""
-    results = [shuffle_result(s, ssim, 25.0 + s / 10, (20.0, 0.92), dataset="fashion-mnist")
+    results = [at("medium", shuffle_result(s, ssim, 25.0 + s / 10, (20.0, 0.92), dataset="fashion-mnist"))
                for s, ssim in enumerate(ssims)]
     ssim, _ = verdicts.evaluate(results)
     assert ssim.checks[0].statement.endswith("near-perfect on fashion-mnist") and ssim.checks[0].verdict is verdict

@@ -19,11 +19,12 @@ from pathlib import PurePosixPath
 
 from randmix_bench.results import AttackConfig, CheckpointRef, RobustnessResult
 from randmix_bench.statistics import ALPHA
-from randmix_bench.vocab import AAVersion, Attack, Mixing
+from randmix_bench.vocab import AAVersion, Attack, Mixing, Tier
 
-__all__ = ["ALPHA", "MIN_RUNS", "NOT_EVIDENCE", "TOO_SMALL", "NEARLY_PP", "NEARLY_REASON", "NEAR_PERFECT_SSIM",
-           "TIERS", "RULES", "PAPER_SCALE_ONLY", "EXPECTED", "Verdict", "Scale", "Comparison", "Check", "Family",
-           "attack_label", "variant_label", "why_untrusted", "clean_trusted", "tier_of", "families_of"]
+__all__ = ["ALPHA", "MIN_RUNS", "NOT_EVIDENCE", "OTHER", "OTHER_ENTRIES", "TOO_SMALL", "NEARLY_PP", "NEARLY_REASON",
+           "NEAR_PERFECT_SSIM", "TIERS", "RULES", "PAPER_SCALE_ONLY", "EXPECTED", "Verdict", "Scale", "Comparison",
+           "Check", "Family", "attack_label", "variant_label", "why_untrusted", "clean_trusted", "tier_of",
+           "families_of"]
 
 MIN_RUNS = 3
 """Runs (distinct checkpoints) each compared variant needs for a test: the calibration is done at 3."""
@@ -36,23 +37,25 @@ NEAR_PERFECT_SSIM = 0.95
 """Claim 3: a "near-perfect" reconstruction on the MNIST family has mean SSIM at least this."""
 MNIST_FAMILY = ("mnist", "fashion-mnist", "fashion-mnist-mini")
 
+OTHER = "other"
+"""The tier of an entry no `randmix reproduce` tier published (:func:`tier_of`): a user's own evaluation."""
+OTHER_ENTRIES = "entries no randmix reproduce tier published"  # plain text: headings escape backticks
 TIERS = {  # checkpoints/<tier>/ (vocab.Tier) as `randmix reproduce` publishes them, in the order FINDINGS.md shows them
     "medium": "the study that can test the claims on 2 CPU cores, run over several sittings",
     "paper-slice": "the medium tier's protocol at a size only a GPU affords: ConvMixer-256/8",
     "paper": "the paper's scale, on a GPU",
-    "other": "entries not published by a `randmix reproduce` tier: their scale is not declared, not evidence on "
-             "the claims",
+    OTHER: f"{OTHER_ENTRIES}: nothing declares their scale, not evidence on the claims",
     "small": "smoke test of the pipeline, not evidence on the claims",
     "smoke": "the tiny model on synthetic data, a check of a machine or the pipeline, not evidence on the claims",
 }
 
-TOO_SMALL = ("small", "smoke")
-"""The tiers too small to test the paper's claims."""
-NOT_EVIDENCE = frozenset({*TOO_SMALL, "other"})
-"""The tiers that cannot test the paper's claims: those :data:`TOO_SMALL`, and `other` (entries no `randmix reproduce`
-tier published: nothing declares their scale, so a user's one-epoch toy there must not read as evidence). Their tables
-keep every number, but no pair there is called `supported` or `opposite` (a significant difference reads `differs`,
-its sign saying which is higher) and a claim's own check reads `no verdict`."""
+TOO_SMALL = (Tier.SMALL.value, Tier.SMOKE.value)
+"""The tiers too small to test the paper's claims, in page order."""
+NOT_EVIDENCE = frozenset({*TOO_SMALL, OTHER})
+"""The tiers that cannot test the paper's claims: those :data:`TOO_SMALL`, and :data:`OTHER` (nothing declares its
+entries' scale, so a user's one-epoch toy must not read as evidence). Their tables keep every number, but no pair
+there is called `supported` or `opposite` (a significant difference reads `differs`, its sign saying which is higher)
+and a claim's own check reads `no verdict`."""
 
 _FULL, _CHANS, _SPACE, _SMOOTH = Mixing.FULL, Mixing.CHANS, Mixing.SPACE, Mixing.CHANS_SMOOTH
 EXPECTED: dict[str, set[tuple[Mixing, Mixing]]] = {  # per claim, the (better, worse) mixings the paper names; other
@@ -259,9 +262,9 @@ def clean_trusted(result: RobustnessResult) -> bool:
 
 
 def tier_of(ref: CheckpointRef) -> str:
-    """The tier whose ``randmix reproduce`` published a checkpoint (``checkpoints/<tier>/...``), else "other"."""
+    """The tier whose ``randmix reproduce`` published a checkpoint (``checkpoints/<tier>/...``), else :data:`OTHER`."""
     parts = PurePosixPath(ref.path).parts
-    return parts[1] if len(parts) > 2 and parts[0] == "checkpoints" and parts[1] in TIERS else "other"
+    return parts[1] if len(parts) > 2 and parts[0] == "checkpoints" and parts[1] in TIERS else OTHER
 
 
 def families_of(families: Sequence[Family], claim: str) -> list[Family]:

@@ -16,7 +16,7 @@ from randmix_bench.markdown import Markdown, code, escape, heading, table
 from randmix_bench.results import Provenance, RobustnessResult, ShuffleResult
 from randmix_bench.vocab import n_epochs
 
-__all__ = ["FINDINGS_NAME", "NO_RESULTS", "counts", "claims_section", "render_findings", "render_summary"]
+__all__ = ["FINDINGS_NAME", "NO_RESULTS", "UNDECLARED", "counts", "claims_section", "render_findings", "render_summary"]
 
 FINDINGS_NAME = "FINDINGS.md"
 
@@ -32,8 +32,8 @@ NO_RESULTS = ("**No results yet.** There is no result file under `leaderboards/`
               "`leaderboards/<dataset>/<Linf|L2|shuffle>/`.")
 
 
-OUTSIDE_TIERS = "entries outside the `randmix reproduce` tiers, whose scale is not declared"
-"""What `other`-tier entries are, where a sentence says why they get no verdict."""
+UNDECLARED = f"{claims.OTHER_ENTRIES}, since nothing declares their scale"
+"""Why entries of the `other` tier get no verdict, where a sentence names the tiers that get none."""
 
 
 def _number(value: float, unit: str, sign: bool = True) -> str:
@@ -46,7 +46,7 @@ def _p(p: float) -> str:
 
 
 def _tier(tier: str) -> str:
-    return f"{tier} tier ({claims.TIERS[tier]})" if tier != "other" else claims.TIERS[tier]
+    return f"{tier} tier ({claims.TIERS[tier]})" if tier != claims.OTHER else claims.TIERS[tier]
 
 
 def _pair(row: claims.Comparison) -> Markdown:
@@ -111,9 +111,14 @@ def _plain(f: claims.Family, caveat: str = "") -> str:
     said += [f"{c.statement.replace('`', '')}: {c.label}" for c in f.checks]
     where = f"{f.scale.model} on {f.scale.dataset}" + (f", {f.scale.setting}" if f.scale.setting else "")
     tail = "; ".join(said) if said else "no significant difference after Holm"
-    aside = ("" if f.scale.tier not in claims.NOT_EVIDENCE else " (smoke test only)"
-             if f.scale.tier in claims.TOO_SMALL else f" ({OUTSIDE_TIERS.replace('`', '')})")
-    return f"{where}{aside}, {f.measure}: {tail}" + (f"; {caveat}" if caveat else "") + "."
+    return f"{where}{_aside(f.scale.tier)}, {f.measure}: {tail}" + (f"; {caveat}" if caveat else "") + "."
+
+
+def _aside(tier: str) -> str:
+    """Why a plain-words sentence carries no verdict, after its study's name."""
+    if tier in claims.TOO_SMALL:
+        return " (smoke test only)"
+    return " (no tier published it: scale not declared)" if tier == claims.OTHER else ""
 
 
 def _summary_line(f: claims.Family, caveat: str = "") -> str:
@@ -177,11 +182,11 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
     left_out = {f.scale.tier for f in families} & claims.NOT_EVIDENCE
     if left_out:  # the tiers these entries have, never one that has no table to point to
         toys = [t for t in claims.TOO_SMALL if t in left_out]
-        said = [OUTSIDE_TIERS] if "other" in left_out else []
-        if toys:
-            said.append(f"the {' and '.join(toys)} tier{'s' if len(toys) > 1 else ''}, too small to test the claims")
-        lines += ["", f"Not listed: {', and '.join(said)} ({'their' if len(left_out) > 1 else 'its'} tables, without "
-                      f"verdicts, are in [{FINDINGS_NAME}]({findings}))."]
+        said = [f"the {' and '.join(toys)} tier{'s' if len(toys) > 1 else ''}, too small to test the claims"]
+        said = (said if toys else []) + ([UNDECLARED] if claims.OTHER in left_out else [])
+        their = "its" if left_out == set(toys[:1]) else "their"  # one tier's tables; two tiers', or entries'
+        lines += ["", f"Not listed: {', and '.join(said)} ({their} tables, without verdicts, are in "
+                      f"[{FINDINGS_NAME}]({findings}))."]
     if not any(f.claim != "3" for f in families):
         lines += ["", "Claims 1 and 2: no data yet (no ranked robustness results)."]
     if not any(f.claim == "3" for f in families):
@@ -196,11 +201,11 @@ VERDICT_WORDS = [
     "`insufficient runs`: fewer than the runs a test needs.",
     "Equivalence (claim 1a): `equivalent within ±m`: the 90 % interval lies inside ±m; `not equivalent`: the "
     "difference is significantly beyond the margin (its 95 % interval lies outside ±m); `undecided`: neither.",
-    f"At the {' and '.join(claims.TOO_SMALL)} tiers, too small to test the claims, and for {OUTSIDE_TIERS}, "
-    "nothing is called "
-    "`supported`, `opposite`, `equivalent` or `not equivalent`: a significant difference reads `differs` and a "
-    "claim's own check `no verdict`, with its numbers. Claim 3's own check also reads `no verdict` where falling "
-    "short cannot count against the paper: below the `paper` tier's network, or while training was still falling.",
+    "Nothing is called `supported`, `opposite`, `equivalent` or `not equivalent` at the "
+    f"{' and '.join(claims.TOO_SMALL)} tiers, too small to test the claims, or for {UNDECLARED}: a significant "
+    "difference reads `differs` and a claim's own check `no verdict`, with its numbers. Claim 3's own check also "
+    "reads `no verdict` where falling short cannot count against the paper: below the `paper` tier's network, or "
+    "while training was still falling.",
 ]
 
 

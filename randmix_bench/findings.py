@@ -182,8 +182,10 @@ def claims_section(entries: list[Entry], level: str, findings: str = FINDINGS_NA
     left_out = {f.scale.tier for f in families} & claims.NOT_EVIDENCE
     if left_out:  # the tiers these entries have, never one that has no table to point to
         toys = [t for t in claims.TOO_SMALL if t in left_out]
-        said = [f"the {' and '.join(toys)} tier{'s' if len(toys) > 1 else ''}, too small to test the claims"]
-        said = (said if toys else []) + ([UNDECLARED] if claims.OTHER in left_out else [])
+        tiers = f"the {' and '.join(toys)} tier{'s' if len(toys) > 1 else ''}"
+        said = [f"{tiers}, too small to test the claims"] if toys else []
+        if claims.OTHER in left_out:
+            said.append(UNDECLARED)
         their = "its" if left_out == set(toys[:1]) else "their"  # one tier's tables; two tiers', or entries'
         lines += ["", f"Not listed: {', and '.join(said)} ({their} tables, without verdicts, are in "
                       f"[{FINDINGS_NAME}]({findings}))."]

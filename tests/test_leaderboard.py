@@ -245,7 +245,7 @@ def test_shuffle_table_reports_psnr_ssim_and_the_scrambled_baseline(board: Path)
     ssim, psnr = [f for f in verdicts.evaluate(e.result for e in load_entries(board)) if f.claim == "3"]
     assert ssim.checks[0].verdict is Verdict.INSUFFICIENT_RUNS and ssim.rows == psnr.rows == ()  # one variant
     assert ssim.scale.training == f"{r.loss} loss, {r.epochs:g} epochs" and ssim.scale.seeds == (1, 1)
-    findings_md = leaderboard.pages(board)[board / "FINDINGS.md"]
+    findings_md = leaderboard.pages(board)[board / FINDINGS_NAME]
     assert "- `chans` un-shuffling works on synthetic: **insufficient runs**" in findings_md
     assert f"Not listed: {UNDECLARED} (their tables" in text  # no tier published this board's entries
 

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from randmix_bench.files import exclusive
+from randmix_bench.checkpoint import CHECKPOINT_NAME
+from randmix_bench.files import exclusive, sha256
 from randmix_bench.recipes import get_recipe
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME, load_resume_state
 
@@ -118,15 +119,50 @@ def test_bad_states_are_refused_in_one_line_with_nothing_written(parked_study: t
 
 
 @pytest.mark.slow
-def test_a_finished_run_is_dropped_from_the_parking(parked_study: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_a_finished_run_stays_parked_until_this_checkout_publishes_it(parked_study: tuple[Path, Path, str],
+                                                                      tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """A run that finished before its study's results were merged is parked as its run.json and checkpoint (its
+    resume state gone), and a fresh checkout gets both back, the checkpoint also where `randmix reproduce` finds
+    the run done; once the parking's own checkout publishes those bytes, the parked copy is dropped."""
     runs, parked, _ = parked_study
-    finished = tmp_path / "runs"
-    subprocess.run(["cp", "-r", str(runs), str(finished)], check=True)
-    record = json.loads((finished / "long-full-s0" / RUN_NAME).read_text())
-    (finished / "long-full-s0" / RUN_NAME).write_text(json.dumps({**record, "status": "finished"}))
-    (finished / "long-full-s0" / RESUME_NAME).unlink()
-    copy = tmp_path / "parked"
+    finished = tmp_path / "checkout" / "runs" / "medium"
+    subprocess.run(["cp", "-r", str(runs.parents[1]), str(tmp_path / "checkout")], check=True)
+    run = finished / "long-full-s0"
+    (run / CHECKPOINT_NAME).write_bytes(b"weights of a finished run")
+    record = json.loads((run / RUN_NAME).read_text())
+    record.update(status="finished", epochs_done=2, checkpoint={"path": CHECKPOINT_NAME,
+                                                                 "sha256": sha256(run / CHECKPOINT_NAME)})
+    (run / RUN_NAME).write_text(json.dumps(record))
+    (run / RESUME_NAME).unlink()
+    repo = tmp_path / "repo"  # the checkout that holds the parking: repo/parked/medium
+    copy = repo / "parked" / "medium"
+    subprocess.run(["mkdir", "-p", str(copy.parent)], check=True)
     subprocess.run(["cp", "-r", str(parked), str(copy)], check=True)
+    assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
+    entry = json.loads((copy / "PARKED.json").read_text())["long-full-s0"]
+    assert entry["finished"] is True and entry["epochs_done"] == 2 and entry[CHECKPOINT_NAME] == sha256(
+        run / CHECKPOINT_NAME)
+    assert sorted(p.name for p in (copy / "long-full-s0").iterdir()) == sorted([CHECKPOINT_NAME, RUN_NAME])
+
+    fresh = tmp_path / "fresh"
+    subprocess.run(["git", "clone", "-q", str(tmp_path / "checkout"), str(fresh)], check=True)
+    assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(copy)]) == 0
+    assert _files(fresh / "runs" / "medium") == _files(finished)
+    home = fresh / "leaderboards" / "checkpoints" / "medium" / "long-full-s0.safetensors"
+    assert home.read_bytes() == b"weights of a finished run"
+    home.write_bytes(b"another run's weights")  # never overwritten
+    capsys.readouterr()
+    assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(copy)]) == 1
+    assert "holds another checkpoint" in capsys.readouterr().err and home.read_bytes() == b"another run's weights"
+
+    (run / CHECKPOINT_NAME).write_bytes(b"edited")  # no longer what its run.json records: refused
+    assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 1
+    assert "is not the checkpoint its run.json records" in capsys.readouterr().err
+    (run / CHECKPOINT_NAME).write_bytes(b"weights of a finished run")
+    published = repo / "leaderboards" / "checkpoints" / "medium" / "long-full-s0.safetensors"
+    published.parent.mkdir(parents=True)
+    published.write_bytes(b"weights of a finished run")
     assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
     assert json.loads((copy / "PARKED.json").read_text()) == {} and not (copy / "long-full-s0").exists()
 

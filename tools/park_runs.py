@@ -10,15 +10,19 @@ with the study stopped, in the checkout of ``main``::
 
 checks every unfinished run (its lock free, its ``run.json`` and ``resume.pt`` readable), then copies each
 one's two files into ``parked/<tier>/<run>/`` and writes the manifest ``PARKED.json`` (epochs, hashes, the code
-revision the run last ran at) last; a run that has finished loses its parked copy (its results are in
-``leaderboards/``). A park cut short leaves ``runs/`` as it was: park again. At the start of the next sitting,
-in a fresh checkout::
+revision the run last ran at) last. A run that has finished is parked too, as its ``run.json`` and checkpoint:
+until its study's results are merged, that checkpoint lives only in the ignored runs folder and the untracked
+``leaderboards/checkpoints/<tier>/`` of the runs checkout, and losing it costs the whole training again. Its parked
+copy is dropped once this checkout publishes that checkpoint (``leaderboards/checkpoints/<tier>/<run>.safetensors``,
+the same bytes). A park cut short leaves ``runs/`` as it was: park again. At the start of the next sitting, in a
+fresh checkout::
 
     python tools/park_runs.py unpark ../run/runs/medium
 
 checks every parked copy against the manifest and every target folder, then copies them back (a run folder that
-is already as far is left alone). Each run must go on at the code it ran at, so the runs folder must be in a
-worktree at that revision: unpark names it otherwise (``git worktree add ../run <revision>``).
+is already as far is left alone), a finished run's checkpoint also where ``randmix reproduce`` looks for it. Each
+run must go on at the code it ran at, so the runs folder must be in a worktree at that revision: unpark names it
+otherwise (``git worktree add ../run <revision>``).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
+from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import (
     BusyError,
@@ -44,12 +49,17 @@ from randmix_bench.files import (
     sha256,
     write_json,
 )
+from randmix_bench.jobs import Paths
 from randmix_bench.result_files import check_entry_name
 from randmix_bench.run_folder import RESUME_NAME, RUN_NAME, load_resume_state
+from randmix_bench.vocab import Tier
 
 PARKED = Path(__file__).resolve().parents[1] / "parked"
 MANIFEST = "PARKED.json"
 FILES = (RUN_NAME, RESUME_NAME)
+"""What an unfinished run is parked as."""
+FINISHED_FILES = (RUN_NAME, CHECKPOINT_NAME)
+"""What a finished run is parked as (``"finished": true`` in its manifest entry)."""
 _HEX40, _HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")
 
 
@@ -87,11 +97,31 @@ def _epochs(folder: Path) -> int:
         raise RandmixError(f"{folder / RESUME_NAME} is not a usable resume state ({e})") from None
 
 
-def _copy(source: Path, target: Path) -> None:
+def _copy(source: Path, target: Path, files: tuple[str, ...]) -> None:
     """Each file copied beside its target, then renamed over it: a kill leaves the old or the new, never half."""
-    for name in FILES:
+    for name in files:
         with atomic_path(target / name) as tmp:
             shutil.copyfile(source / name, tmp)
+
+
+def _files(entry: dict[str, Any]) -> tuple[str, ...]:
+    """The files a manifest entry parks."""
+    return FINISHED_FILES if entry.get("finished") is True else FILES
+
+
+def _published(root: Path, tier: str, name: str) -> Path:
+    """Where ``randmix reproduce`` in the checkout ``root`` keeps the checkpoint of its finished run ``name``."""
+    return Paths(root).checkpoint(Tier.parse(tier), name)
+
+
+def _finished_checkpoint(folder: Path, record: dict[str, Any]) -> str:
+    """The sha256 of a finished run's checkpoint, checked against the one its ``run.json`` records."""
+    check_regular(folder / CHECKPOINT_NAME, "checkpoint")
+    recorded = record.get("checkpoint")
+    digest = sha256(folder / CHECKPOINT_NAME)
+    if not isinstance(recorded, dict) or recorded.get("sha256") != digest:
+        raise RandmixError(f"{folder / CHECKPOINT_NAME} is not the checkpoint its {RUN_NAME} records (edited?)")
+    return digest
 
 
 def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
@@ -104,7 +134,8 @@ def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
         check_entry_name(name, f"{foreign}: its run")
     ok = isinstance(manifest, dict) and all(
         isinstance(entry, dict) and type(entry.get("epochs_done")) is int and entry["epochs_done"] >= 1
-        and _HEX40.fullmatch(str(entry.get("git_revision"))) and all(_HEX64.fullmatch(str(entry.get(f))) for f in FILES)
+        and _HEX40.fullmatch(str(entry.get("git_revision"))) and entry.get("finished", False) in (True, False)
+        and all(_HEX64.fullmatch(str(entry.get(f))) for f in _files(entry))
         for entry in manifest.values())
     if not ok:
         raise RandmixError(f"{foreign} (edited by hand?)")
@@ -118,44 +149,58 @@ def _run_folders(runs: Path) -> list[Path]:
     if (runs / RUN_NAME).exists():
         raise RandmixError(f"{runs} is one run's folder; pass its tier's folder ({runs.parent})")
     folders = sorted(p for p in runs.iterdir() if not p.name.startswith(".") and (p.is_dir() or p.is_symlink()))
-    _no_links(*folders, *(p / f for p in folders for f in FILES))
+    _no_links(*folders, *(p / f for p in folders for f in {*FILES, *FINISHED_FILES}))
     return folders
 
 
 def park(runs: Path, parked: Path) -> None:
-    """Park every unfinished run of ``runs`` into ``parked``; drop the parked copy of a run that has finished."""
+    """Park every run of ``runs`` into ``parked``: an unfinished one's resume state, a finished one's checkpoint
+    until the checkout that holds ``parked`` (its grandparent) publishes it, when its parked copy is dropped."""
     _no_links(parked, parked.parent)
     with ExitStack() as held:
         held.enter_context(_locked(parked, f"the parking {parked}"))
         manifest = _manifest(parked)
         _no_links(*(parked / name for name in manifest))
-        unfinished: dict[str, tuple[Path, int, str]] = {}
-        finished: list[str] = []
+        todo: dict[str, tuple[Path, int, str, tuple[str, ...]]] = {}
+        published: list[str] = []
         for folder in _run_folders(runs):  # everything checked, every lock held, before the first copy
             held.enter_context(_locked(folder, f"the run {folder}"))
             record = _record(folder)
             if record.get("status") == "finished":
-                finished += [folder.name] if folder.name in manifest else []
+                digest = _finished_checkpoint(folder, record)
+                home = _published(parked.parent.parent, runs.name, folder.name)
+                if home.is_file() and sha256(home) == digest:
+                    published += [folder.name] if folder.name in manifest else []
+                    continue
+                epochs, files = record.get("epochs_done"), FINISHED_FILES
             elif (folder / RESUME_NAME).exists():
-                check_entry_name(folder.name, f"{folder}: the run")
-                revision = record["provenance"]["git_revision"]
-                if not _HEX40.fullmatch(revision):
-                    raise RandmixError(f"{folder} last ran at {revision!r}, code that no checkout can return to "
-                                       "(uncommitted changes?); resume it from a clean commit first")
-                unfinished[folder.name] = (folder, _epochs(folder), revision)
-        for name, (folder, epochs, revision) in unfinished.items():
-            _copy(folder, parked / name)
-            manifest[name] = {"epochs_done": epochs, "git_revision": revision,
-                              **{f: sha256(parked / name / f) for f in FILES}}
-            print(f"parked {name}: {epochs} epochs, code {revision[:7]}")
-        for name in finished:
+                epochs, files = _epochs(folder), FILES
+            else:
+                continue  # killed in its first epoch: nothing to carry on from
+            check_entry_name(folder.name, f"{folder}: the run")
+            revision = record["provenance"]["git_revision"]
+            if not _HEX40.fullmatch(revision):
+                raise RandmixError(f"{folder} last ran at {revision!r}, code that no checkout can return to "
+                                   "(uncommitted changes?); resume it from a clean commit first")
+            if type(epochs) is not int or epochs < 1:
+                raise RandmixError(f"{folder / RUN_NAME} records no finished epoch (edited by hand?)")
+            todo[folder.name] = (folder, epochs, revision, files)
+        for name, (folder, epochs, revision, files) in todo.items():
+            _copy(folder, parked / name, files)
+            for stale in {*FILES, *FINISHED_FILES} - set(files):  # a run parked unfinished before
+                (parked / name / stale).unlink(missing_ok=True)
+            finished = {"finished": True} if files == FINISHED_FILES else {}
+            manifest[name] = {"epochs_done": epochs, "git_revision": revision, **finished,
+                              **{f: sha256(parked / name / f) for f in files}}
+            print(f"parked {name}: {'finished, ' if finished else ''}{epochs} epochs, code {revision[:7]}")
+        for name in published:
             shutil.rmtree(parked / name, ignore_errors=True)
             del manifest[name]
-            print(f"dropped {name}: finished (its results belong in leaderboards/)")
-        if unfinished or finished:
+            print(f"dropped {name}: its checkpoint is published in {parked.parent.parent / 'leaderboards'}")
+        if todo or published:
             write_json(parked / MANIFEST, manifest)
-        if not unfinished:
-            print(f"nothing unfinished under {runs}")
+        if not todo:
+            print(f"nothing to park under {runs}")
 
 
 def _revision(folder: Path) -> str | None:
@@ -182,10 +227,11 @@ def unpark(runs: Path, parked: Path) -> None:
                                f"{(head or 'none')[:7]}: `git worktree add <folder> {revision[:7]}`, then unpark "
                                f"into <folder>/runs/{parked.name}")
         folders = _run_folders(runs) if runs.exists() else []
-        _no_links(*(parked / name for name in here), *(parked / name / f for name in here for f in FILES))
-        todo = []
+        _no_links(*(parked / name for name in here), *(parked / name / f for name in here for f in _files(here[name])))
+        todo, publish = [], []
         for name, entry in here.items():  # everything checked, every lock held, before the first copy
-            changed = [f for f in FILES if not (parked / name / f).is_file() or sha256(parked / name / f) != entry[f]]
+            files = _files(entry)
+            changed = [f for f in files if not (parked / name / f).is_file() or sha256(parked / name / f) != entry[f]]
             if changed:
                 raise RandmixError(f"{parked / name}: {', '.join(changed)} differ from {MANIFEST} (edited or "
                                    "truncated); nothing was copied")
@@ -193,6 +239,13 @@ def unpark(runs: Path, parked: Path) -> None:
             if target.exists() and not target.is_dir():
                 raise RandmixError(f"{target} is a file, not a run folder; move it away")
             held.enter_context(_locked(target, f"the run {target}"))
+            if entry.get("finished") is True:
+                home = _published(runs.absolute().parents[1], runs.name, name)
+                _no_links(home)
+                if home.exists() and (not home.is_file() or sha256(home) != entry[CHECKPOINT_NAME]):
+                    raise RandmixError(f"{home} holds another checkpoint than the finished run {name}'s; move it "
+                                       "away")
+                publish += [] if home.exists() else [(name, home)]
             held_epochs = _epochs(target) if target in folders and (target / RESUME_NAME).exists() else 0
             if held_epochs >= entry["epochs_done"]:
                 print(f"kept {name}: {target} already holds {held_epochs} epochs")
@@ -201,8 +254,13 @@ def unpark(runs: Path, parked: Path) -> None:
             else:
                 todo.append((name, entry))
         for name, entry in todo:
-            _copy(parked / name, runs / name)
-            print(f"unparked {name}: {entry['epochs_done']} epochs, code {entry['git_revision'][:7]}")
+            _copy(parked / name, runs / name, _files(entry))
+            finished = "finished, " if entry.get("finished") is True else ""
+            print(f"unparked {name}: {finished}{entry['epochs_done']} epochs, code {entry['git_revision'][:7]}")
+        for name, home in publish:  # where `randmix reproduce` finds the run done
+            with atomic_path(home) as tmp:
+                shutil.copyfile(parked / name / CHECKPOINT_NAME, tmp)
+            print(f"unparked {name}'s checkpoint into {home}")
         for name, entry in manifest.items():
             if name not in here:
                 print(f"left parked {name}: it last ran at {entry['git_revision'][:7]}, not at {(head or '')[:7]}")

@@ -119,12 +119,13 @@ def test_bad_states_are_refused_in_one_line_with_nothing_written(parked_study: t
 
 
 @pytest.mark.slow
-def test_a_finished_run_stays_parked_until_this_checkout_publishes_it(parked_study: tuple[Path, Path, str],
-                                                                      tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_finished_run_stays_parked_until_this_checkout_commits_it(parked_study: tuple[Path, Path, str],
+                                                                     tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """A run that finished before its study's results were merged is parked as its run.json and checkpoint (its
     resume state gone), and a fresh checkout gets both back, the checkpoint also where `randmix reproduce` finds
-    the run done; once the parking's own checkout publishes those bytes, the parked copy is dropped."""
+    the run done (never over another file, never through a symlink); the parked copy is dropped only once the
+    parking's own checkout has committed those bytes (a file only in its working tree dies with it)."""
     runs, parked, _ = parked_study
     finished = tmp_path / "checkout" / "runs" / "medium"
     subprocess.run(["cp", "-r", str(runs.parents[1]), str(tmp_path / "checkout")], check=True)
@@ -136,9 +137,10 @@ def test_a_finished_run_stays_parked_until_this_checkout_publishes_it(parked_stu
     (run / RUN_NAME).write_text(json.dumps(record))
     (run / RESUME_NAME).unlink()
     repo = tmp_path / "repo"  # the checkout that holds the parking: repo/parked/medium
+    _git_checkout(repo)
     copy = repo / "parked" / "medium"
-    subprocess.run(["mkdir", "-p", str(copy.parent)], check=True)
-    subprocess.run(["cp", "-r", str(parked), str(copy)], check=True)
+    copy.parent.mkdir()
+    subprocess.run(["cp", "-r", str(parked), str(copy)], check=True)  # the run parked at epoch 1 before
     assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
     entry = json.loads((copy / "PARKED.json").read_text())["long-full-s0"]
     assert entry["finished"] is True and entry["epochs_done"] == 2 and entry[CHECKPOINT_NAME] == sha256(
@@ -147,14 +149,22 @@ def test_a_finished_run_stays_parked_until_this_checkout_publishes_it(parked_stu
 
     fresh = tmp_path / "fresh"
     subprocess.run(["git", "clone", "-q", str(tmp_path / "checkout"), str(fresh)], check=True)
+    (fresh / "runs" / "medium").mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(runs / "long-full-s0"), str(fresh / "runs" / "medium")], check=True)  # epoch 1
     assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(copy)]) == 0
-    assert _files(fresh / "runs" / "medium") == _files(finished)
+    assert _files(fresh / "runs" / "medium") == _files(finished)  # the epoch-1 resume state is gone
     home = fresh / "leaderboards" / "checkpoints" / "medium" / "long-full-s0.safetensors"
     assert home.read_bytes() == b"weights of a finished run"
     home.write_bytes(b"another run's weights")  # never overwritten
     capsys.readouterr()
     assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(copy)]) == 1
     assert "holds another checkpoint" in capsys.readouterr().err and home.read_bytes() == b"another run's weights"
+    home.unlink()
+    home.parent.rmdir()
+    (tmp_path / "elsewhere").mkdir()
+    home.parent.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    assert park_runs.main(["unpark", str(fresh / "runs" / "medium"), "--parked", str(copy)]) == 1
+    assert "refusing symlinks" in capsys.readouterr().err and not any((tmp_path / "elsewhere").iterdir())
 
     (run / CHECKPOINT_NAME).write_bytes(b"edited")  # no longer what its run.json records: refused
     assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 1
@@ -163,6 +173,10 @@ def test_a_finished_run_stays_parked_until_this_checkout_publishes_it(parked_stu
     published = repo / "leaderboards" / "checkpoints" / "medium" / "long-full-s0.safetensors"
     published.parent.mkdir(parents=True)
     published.write_bytes(b"weights of a finished run")
+    assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0  # not committed: kept
+    assert "long-full-s0" in json.loads((copy / "PARKED.json").read_text())
+    for args in (["add", "leaderboards"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "publish"]):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
     assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
     assert json.loads((copy / "PARKED.json").read_text()) == {} and not (copy / "long-full-s0").exists()
 

@@ -28,10 +28,12 @@ otherwise (``git worktree add ../run <revision>``).
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -40,6 +42,7 @@ from typing import Any
 from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import (
+    UMASK,
     BusyError,
     atomic_path,
     check_regular,
@@ -109,13 +112,47 @@ def _files(entry: dict[str, Any]) -> tuple[str, ...]:
     return FINISHED_FILES if entry.get("finished") is True else FILES
 
 
-def _published(root: Path, tier: str, name: str) -> Path:
-    """Where ``randmix reproduce`` in the checkout ``root`` keeps the checkpoint of its finished run ``name``."""
-    return Paths(root).checkpoint(Tier.parse(tier), name)
+def _published(root: Path, runs: Path, name: str) -> Path:
+    """Where ``randmix reproduce`` in the checkout ``root`` keeps the checkpoint of the finished run ``name`` of the
+    tier whose runs folder is ``runs``."""
+    if runs.name not in {t.value for t in Tier}:
+        raise RandmixError(f"{runs} holds a finished run but is not a tier's runs folder (runs/<tier>), so where "
+                           "randmix reproduce keeps its checkpoint is unknown")
+    return Paths(root).checkpoint(Tier(runs.name), name)
+
+
+def _committed(root: Path, path: Path, source: Path) -> bool:
+    """Whether the commit checked out at ``root`` holds ``source``'s bytes at ``path``: a file only in the working
+    tree is lost with the checkout, so it does not count as published."""
+    def git(*args: str) -> str | None:
+        done = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    held = git("rev-parse", "--verify", "--quiet", f"HEAD:{path.relative_to(root).as_posix()}")
+    return held is not None and held == git("hash-object", str(source.absolute()))
+
+
+def _publish(source: Path, home: Path) -> None:
+    """``source`` copied to ``home`` through a temporary file that is linked, not renamed, into place: a file that
+    appeared at ``home`` meanwhile is never replaced."""
+    home.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=home.parent, prefix=f".{home.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        shutil.copyfile(source, tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)  # as atomic_path leaves a file: mkstemp made it 0600
+        os.link(tmp, home)
+    except FileExistsError:
+        raise RandmixError(f"{home} appeared while unparking; compare it with {source}") from None
+    finally:
+        os.unlink(tmp)
 
 
 def _finished_checkpoint(folder: Path, record: dict[str, Any]) -> str:
     """The sha256 of a finished run's checkpoint, checked against the one its ``run.json`` records."""
+    if not (folder / CHECKPOINT_NAME).exists():
+        raise RandmixError(f"{folder} has finished but holds no {CHECKPOINT_NAME}: copy it back from the runs "
+                           "checkout's leaderboards/checkpoints/, or move the run folder away")
     check_regular(folder / CHECKPOINT_NAME, "checkpoint")
     recorded = record.get("checkpoint")
     digest = sha256(folder / CHECKPOINT_NAME)
@@ -134,7 +171,7 @@ def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
         check_entry_name(name, f"{foreign}: its run")
     ok = isinstance(manifest, dict) and all(
         isinstance(entry, dict) and type(entry.get("epochs_done")) is int and entry["epochs_done"] >= 1
-        and _HEX40.fullmatch(str(entry.get("git_revision"))) and entry.get("finished", False) in (True, False)
+        and _HEX40.fullmatch(str(entry.get("git_revision"))) and type(entry.get("finished", False)) is bool
         and all(_HEX64.fullmatch(str(entry.get(f))) for f in _files(entry))
         for entry in manifest.values())
     if not ok:
@@ -157,6 +194,7 @@ def park(runs: Path, parked: Path) -> None:
     """Park every run of ``runs`` into ``parked``: an unfinished one's resume state, a finished one's checkpoint
     until the checkout that holds ``parked`` (its grandparent) publishes it, when its parked copy is dropped."""
     _no_links(parked, parked.parent)
+    root = parked.absolute().parents[1]  # the checkout that holds the parking: parked/<tier>
     with ExitStack() as held:
         held.enter_context(_locked(parked, f"the parking {parked}"))
         manifest = _manifest(parked)
@@ -167,9 +205,8 @@ def park(runs: Path, parked: Path) -> None:
             held.enter_context(_locked(folder, f"the run {folder}"))
             record = _record(folder)
             if record.get("status") == "finished":
-                digest = _finished_checkpoint(folder, record)
-                home = _published(parked.parent.parent, runs.name, folder.name)
-                if home.is_file() and sha256(home) == digest:
+                _finished_checkpoint(folder, record)
+                if _committed(root, _published(root, runs, folder.name), folder / CHECKPOINT_NAME):
                     published += [folder.name] if folder.name in manifest else []
                     continue
                 epochs, files = record.get("epochs_done"), FINISHED_FILES
@@ -187,18 +224,21 @@ def park(runs: Path, parked: Path) -> None:
             todo[folder.name] = (folder, epochs, revision, files)
         for name, (folder, epochs, revision, files) in todo.items():
             _copy(folder, parked / name, files)
-            for stale in {*FILES, *FINISHED_FILES} - set(files):  # a run parked unfinished before
-                (parked / name / stale).unlink(missing_ok=True)
             finished = {"finished": True} if files == FINISHED_FILES else {}
             manifest[name] = {"epochs_done": epochs, "git_revision": revision, **finished,
                               **{f: sha256(parked / name / f) for f in files}}
             print(f"parked {name}: {'finished, ' if finished else ''}{epochs} epochs, code {revision[:7]}")
         for name in published:
-            shutil.rmtree(parked / name, ignore_errors=True)
             del manifest[name]
-            print(f"dropped {name}: its checkpoint is published in {parked.parent.parent / 'leaderboards'}")
+            print(f"dropped {name}: {root} has its checkpoint committed")
         if todo or published:
             write_json(parked / MANIFEST, manifest)
+        # only after the manifest: a kill before it leaves the files it still names
+        for name in published:
+            shutil.rmtree(parked / name, ignore_errors=True)
+        for name, (_, _, _, files) in todo.items():  # a run parked unfinished before
+            for stale in {*FILES, *FINISHED_FILES} - set(files):
+                (parked / name / stale).unlink(missing_ok=True)
         if not todo:
             print(f"nothing to park under {runs}")
 
@@ -240,8 +280,8 @@ def unpark(runs: Path, parked: Path) -> None:
                 raise RandmixError(f"{target} is a file, not a run folder; move it away")
             held.enter_context(_locked(target, f"the run {target}"))
             if entry.get("finished") is True:
-                home = _published(runs.absolute().parents[1], runs.name, name)
-                _no_links(home)
+                home = _published(runs.absolute().parents[1], runs, name)
+                _no_links(home, *home.parents[:3])  # leaderboards/checkpoints/<tier>/: never followed elsewhere
                 if home.exists() and (not home.is_file() or sha256(home) != entry[CHECKPOINT_NAME]):
                     raise RandmixError(f"{home} holds another checkpoint than the finished run {name}'s; move it "
                                        "away")
@@ -256,10 +296,11 @@ def unpark(runs: Path, parked: Path) -> None:
         for name, entry in todo:
             _copy(parked / name, runs / name, _files(entry))
             finished = "finished, " if entry.get("finished") is True else ""
+            if finished:  # the resume state of the same run killed earlier: superseded
+                (runs / name / RESUME_NAME).unlink(missing_ok=True)
             print(f"unparked {name}: {finished}{entry['epochs_done']} epochs, code {entry['git_revision'][:7]}")
         for name, home in publish:  # where `randmix reproduce` finds the run done
-            with atomic_path(home) as tmp:
-                shutil.copyfile(parked / name / CHECKPOINT_NAME, tmp)
+            _publish(parked / name / CHECKPOINT_NAME, home)
             print(f"unparked {name}'s checkpoint into {home}")
         for name, entry in manifest.items():
             if name not in here:

@@ -148,17 +148,15 @@ def _publish(source: Path, home: Path) -> None:
         os.unlink(tmp)
 
 
-def _finished_checkpoint(folder: Path, record: dict[str, Any]) -> str:
-    """The sha256 of a finished run's checkpoint, checked against the one its ``run.json`` records."""
+def _check_finished(folder: Path, record: dict[str, Any]) -> None:
+    """Refuse a finished run whose checkpoint is missing, or not the one its ``run.json`` records."""
     if not (folder / CHECKPOINT_NAME).exists():
         raise RandmixError(f"{folder} has finished but holds no {CHECKPOINT_NAME}: copy it back from the runs "
                            "checkout's leaderboards/checkpoints/, or move the run folder away")
     check_regular(folder / CHECKPOINT_NAME, "checkpoint")
     recorded = record.get("checkpoint")
-    digest = sha256(folder / CHECKPOINT_NAME)
-    if not isinstance(recorded, dict) or recorded.get("sha256") != digest:
+    if not isinstance(recorded, dict) or recorded.get("sha256") != sha256(folder / CHECKPOINT_NAME):
         raise RandmixError(f"{folder / CHECKPOINT_NAME} is not the checkpoint its {RUN_NAME} records (edited?)")
-    return digest
 
 
 def _manifest(parked: Path) -> dict[str, dict[str, Any]]:
@@ -205,7 +203,7 @@ def park(runs: Path, parked: Path) -> None:
             held.enter_context(_locked(folder, f"the run {folder}"))
             record = _record(folder)
             if record.get("status") == "finished":
-                _finished_checkpoint(folder, record)
+                _check_finished(folder, record)
                 if _committed(root, _published(root, runs, folder.name), folder / CHECKPOINT_NAME):
                     published += [folder.name] if folder.name in manifest else []
                     continue

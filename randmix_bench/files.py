@@ -32,8 +32,9 @@ UMASK = _read_umask()
 
 
 @contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it over ``path``, else delete it.
+def atomic_path(path: str | Path, replace: bool = True) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it over ``path`` (``replace=False``: link it there,
+    so a file already at ``path`` is never replaced: ``FileExistsError``), else delete it.
 
     ``mkstemp`` creates the file 0600; before the rename it gets the mode a plain ``open`` would give
     (0666 minus the umask), so results, checkpoints and run files are as readable as any other file."""
@@ -44,7 +45,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~UMASK)
-        os.replace(tmp, path)
+        (os.replace if replace else os.link)(tmp, path)
     except OSError as e:
         if e.filename is None:  # a failed write names no file: name the output, for the one-line message
             raise OSError(e.errno, e.strerror, str(path)) from None

@@ -184,3 +184,16 @@ def test_a_finished_run_stays_parked_until_this_checkout_commits_it(parked_study
 def test_the_script_runs_from_a_shell() -> None:
     done = subprocess.run([sys.executable, str(SCRIPT), "--help"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "park" in done.stdout and "unpark" in done.stdout
+
+
+def test_a_checkpoint_is_never_published_over_a_file_that_appeared(tmp_path: Path) -> None:
+    """The last step of unpark links, not renames: a file that appeared at the target after the checks stays."""
+    (tmp_path / "source").write_bytes(b"parked weights")
+    home = tmp_path / "checkpoints" / "medium" / "run.safetensors"
+    park_runs._publish(tmp_path / "source", home)
+    assert home.read_bytes() == b"parked weights"
+    home.write_bytes(b"someone else's weights")
+    with pytest.raises(park_runs.RandmixError, match="appeared while unparking"):
+        park_runs._publish(tmp_path / "source", home)
+    assert home.read_bytes() == b"someone else's weights" and sorted(p.name for p in home.parent.iterdir()) == [
+        home.name]  # no temporary file left beside it

@@ -28,12 +28,10 @@ otherwise (``git worktree add ../run <revision>``).
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -42,7 +40,6 @@ from typing import Any
 from randmix_bench.checkpoint import CHECKPOINT_NAME
 from randmix_bench.errors import RandmixError
 from randmix_bench.files import (
-    UMASK,
     BusyError,
     atomic_path,
     check_regular,
@@ -133,19 +130,12 @@ def _committed(root: Path, path: Path, source: Path) -> bool:
 
 
 def _publish(source: Path, home: Path) -> None:
-    """``source`` copied to ``home`` through a temporary file that is linked, not renamed, into place: a file that
-    appeared at ``home`` meanwhile is never replaced."""
-    home.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=home.parent, prefix=f".{home.name}.", suffix=".tmp")
-    os.close(fd)
+    """``source`` copied to ``home``, never over a file that appeared there meanwhile."""
     try:
-        shutil.copyfile(source, tmp)
-        os.chmod(tmp, 0o666 & ~UMASK)  # as atomic_path leaves a file: mkstemp made it 0600
-        os.link(tmp, home)
+        with atomic_path(home, replace=False) as tmp:
+            shutil.copyfile(source, tmp)
     except FileExistsError:
         raise RandmixError(f"{home} appeared while unparking; compare it with {source}") from None
-    finally:
-        os.unlink(tmp)
 
 
 def _check_finished(folder: Path, record: dict[str, Any]) -> None:

@@ -312,3 +312,49 @@ def test_randmix_models_freeze_the_same_modules_and_values_as_before(name: str, 
     assert model.mixing.frozen_modules == modules
     last = model.state_dict()[f"{modules[-1]}.weight"].contiguous()
     assert hashlib.sha256(last.numpy().tobytes()).hexdigest() == last_sha256
+
+
+def _conv_and_frozen(padding: str | int, kernel: int, bias: bool = True,
+                     groups: int = 6) -> tuple[nn.Conv2d, FrozenConv2d]:
+    """A depthwise conv and its frozen twin with the same weight and bias, so the two can be compared."""
+    conv = nn.Conv2d(6, 6, kernel, padding=padding, groups=groups, bias=bias)
+    frozen = FrozenConv2d(conv, torch.Generator().manual_seed(0))
+    conv.weight.data.copy_(frozen.weight)
+    conv.weight.requires_grad_(False)
+    return conv, frozen
+
+
+@pytest.mark.parametrize(("padding", "kernel"), [("same", 5), (2, 5), ("valid", 3), (1, 3)])
+def test_a_frozen_conv_trains_without_the_weight_gradient_and_the_same_forward(padding: str | int,
+                                                                              kernel: int) -> None:
+    """The CPU training path skips the frozen weight's gradient; its forward and input gradient are autograd's
+    bit for bit, its bias gradient equal up to the order of summation."""
+    conv, frozen = _conv_and_frozen(padding, kernel)
+    x = torch.randn(4, 6, 11, 11).to(memory_format=torch.channels_last)
+    grad = torch.randn_like(conv(x))
+    outs, grads = [], []
+    for layer in (conv, frozen):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        out.backward(grad)
+        outs.append(out)
+        grads.append((xi.grad, layer.bias.grad))
+    assert "ConvWithoutWeightGrad" in outs[1].grad_fn.name()
+    assert torch.equal(outs[0], outs[1])
+    assert torch.equal(grads[0][0], grads[1][0])
+    torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-5, atol=1e-5)
+    assert frozen.weight.grad is None
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
+@pytest.mark.parametrize("case", ["no grad", "bias frozen", "no bias", "even kernel, same", "pointwise"])
+def test_a_frozen_conv_keeps_autograds_path_where_the_shortcut_does_not_apply(case: str) -> None:
+    kernel = {"even kernel, same": 4, "pointwise": 1}.get(case, 3)
+    conv, frozen = _conv_and_frozen("same", kernel, bias=case != "no bias", groups=1 if case == "pointwise" else 6)
+    if case == "bias frozen":
+        frozen.requires_grad_(False)
+    x = torch.randn(2, 6, 8, 8, requires_grad=True)
+    with torch.set_grad_enabled(case != "no grad"):
+        out = frozen(x)
+        assert torch.equal(out, conv(x))
+    assert out.grad_fn is None or "ConvWithoutWeightGrad" not in out.grad_fn.name()

@@ -1,7 +1,7 @@
-"""What training a frozen variant gains from skipping the frozen weights' gradient (randmix_bench/freezing.py's
-``_ConvWithoutWeightGrad``), in one process: the time of one training step (forward, loss, backward to every
-learned parameter) with ``nn.Conv2d``'s forward as before and with ``FrozenConv2d``'s, alternating, and how far the
-learned parameters' gradients move. One thread; ratios only.
+"""What training a frozen variant gains from skipping the frozen weights' gradient
+(randmix_bench/frozen_backward.py), in one process: the time of one training step (forward, loss, backward to every
+learned parameter) with ``nn.Conv2d``'s forward as before and with ``FrozenConv2d``'s, alternating; whether the
+output is the same bits, and how far the learned parameters' gradients move. One thread; ratios only.
 
     python benchmarks/frozen_conv_backward.py
     python benchmarks/frozen_conv_backward.py --rounds 5 --steps 5
@@ -31,11 +31,12 @@ SIDES: dict[str, Callable[..., torch.Tensor]] = {"before": nn.Conv2d.forward, "n
 
 
 def gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, torch.Tensor]:
-    """One training step's gradients: cross-entropy for a classifier, MSE to the input for an unshuffler."""
+    """One training step's output (as ``"output"``) and gradients: cross-entropy for a classifier, MSE to the input
+    for an unshuffler."""
     model.zero_grad(set_to_none=True)
     out = model(x)
     (F.cross_entropy(out, y) if y is not None else F.mse_loss(out, x)).backward()
-    return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+    return {"output": out.detach(), **{n: p.grad for n, p in model.named_parameters() if p.grad is not None}}
 
 
 def measure(name: str, mixing: str, batch: int, rounds: int, steps: int) -> None:
@@ -59,12 +60,14 @@ def measure(name: str, mixing: str, batch: int, rounds: int, steps: int) -> None
     finally:
         FrozenConv2d.forward = SIDES["now"]  # type: ignore[method-assign]
     before, now = grads["before"], grads["now"]
+    assert torch.equal(before.pop("output"), now.pop("output")), "the forward changed"
     same = sum(torch.equal(before[k], now[k]) for k in before)
-    moved = max(((before[k] - now[k]).abs().max() / before[k].abs().max()).item() for k in before)
+    moved = max(((before[k] - now[k]).abs().max() / before[k].abs().max().clamp_min(1e-30)).item() for k in before)
     a, b = (statistics.median(t) for t in times.values())
     others = f", the others within {moved:.1e} of their largest value" if same < len(before) else ""
     print(f"  {name} {mixing}, batch {batch}: a step {a:.0f} ms before, {b:.0f} ms now: {a / b:.2f}x (medians of "
-          f"{rounds} rounds x {steps} steps); {same} of {len(before)} gradients the same bits{others}", flush=True)
+          f"{rounds} rounds x {steps} steps); the same output, {same} of {len(before)} gradients the same "
+          f"bits{others}", flush=True)
 
 
 def main() -> None:

@@ -13,14 +13,15 @@ import fnmatch
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import cast
 
 import torch
 import torch.nn.functional as F
-from timm.layers import SelectAdaptivePool2d
+from timm.layers import Conv2dSame, SelectAdaptivePool2d, pad_same
 from torch import nn
 
 from randmix_bench.errors import RandmixError
+from randmix_bench.frozen_backward import conv2d_without_weight_grad, explicit_padding
 from randmix_bench.vocab import Mixing
 
 __all__ = [
@@ -113,56 +114,13 @@ def gaussian_smooth(weight: torch.Tensor, sigma: float) -> torch.Tensor:
     return smoothed.reshape(weight.shape).to(weight.dtype)
 
 
-class _ConvWithoutWeightGrad(torch.autograd.Function):
-    """``F.conv2d`` whose backward never computes the weight gradient, for a frozen weight and a learned bias.
-
-    Why: on the CPU, oneDNN computes the bias gradient together with the weight gradient, so a frozen conv whose
-    bias is learned pays for the weight gradient it throws away (for the medium unshuffler's 9x9 depthwise
-    convolution, 4x its input gradient). The forward is ``conv``'s own, bit for bit; the input gradient is
-    ``convolution_backward``'s, as autograd's; the bias gradient is the sum of the output gradient, which differs
-    from oneDNN's in the last bits only (so training, not any forward or attack, moves by rounding).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, bias: torch.Tensor, conv: FrozenConv2d,
-                padding: list[int]) -> torch.Tensor:
-        ctx.save_for_backward(x, conv.weight)
-        ctx.conv, ctx.padding = conv, padding
-        return conv._conv_forward(x, conv.weight, bias)
-
-    @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None, None, None]:
-        x, weight = ctx.saved_tensors
-        conv: FrozenConv2d = ctx.conv
-        grad_x = grad_bias = None
-        if ctx.needs_input_grad[0]:
-            grad_x = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, list(conv.stride), ctx.padding, list(conv.dilation), False, [0, 0],
-                conv.groups, [True, False, False])[0]
-        if ctx.needs_input_grad[1]:
-            grad_bias = grad.sum((0, 2, 3))
-        return grad_x, grad_bias, None, None
-
-
-def _explicit_padding(conv: nn.Conv2d) -> list[int] | None:
-    """``conv``'s padding as the two numbers ``convolution_backward`` takes; None where it is not symmetric numbers
-    (``same`` with an even kernel or a stride, a padding mode other than zeros): those keep autograd's path."""
-    if conv.padding_mode != "zeros":
-        return None
-    if conv.padding == "valid":
-        return [0, 0]
-    if conv.padding == "same":
-        reach = [d * (k - 1) for d, k in zip(conv.dilation, conv.kernel_size, strict=True)]  # padding on both sides
-        return [r // 2 for r in reach] if conv.stride == (1, 1) and not any(r % 2 for r in reach) else None
-    return list(cast(tuple[int, int], conv.padding))
-
-
 class FrozenConv2d(nn.Conv2d):
     """An ``nn.Conv2d`` whose weight is a buffer drawn from the default init with an explicit generator.
 
     The bias stays a learned parameter. The weight is drawn on the CPU in float32, so a seed gives the
-    same filters on every device. Training a depthwise one on the CPU skips the frozen weight's gradient
-    (:class:`_ConvWithoutWeightGrad`); everything else runs ``nn.Conv2d``'s forward.
+    same filters on every device. A depthwise one with a learned bias skips the frozen weight's gradient on the CPU
+    (:mod:`~randmix_bench.frozen_backward`); everything else runs ``nn.Conv2d``'s forward, after timm's dynamic
+    ``same`` padding where the frozen conv was a ``Conv2dSame`` (TensorFlow-ported models).
     """
 
     def __init__(self, conv: nn.Conv2d, generator: torch.Generator, smooth_sigma: float = 0.0) -> None:
@@ -180,23 +138,28 @@ class FrozenConv2d(nn.Conv2d):
         )
         _hold_as_buffer(self, conv, gaussian_smooth(_draw_default_init(conv.weight, generator), smooth_sigma))
         self.smooth_sigma = smooth_sigma
+        self.pad_same = isinstance(conv, Conv2dSame)  # its padding depends on the input's size
         # depthwise only: a frozen 1x1 conv's weight gradient is a cheap matmul, and summing its bias gradient
-        # apart measured slower (benchmarks/frozen_conv_backward.py)
-        self._padding = _explicit_padding(self) if is_spatial_mixer(self) else None
+        # apart measured slower
+        self._padding = explicit_padding(self) if is_spatial_mixer(self) else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pad_same:
+            x = pad_same(x, self.weight.shape[-2:], self.stride, self.dilation)
         if torch.jit.is_scripting():
             return self._conv_forward(x, self.weight, self.bias)
         return self._eager_forward(x)
 
     @torch.jit.unused
     def _eager_forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Outside TorchScript; an FX trace (``x`` a proxy) records the plain convolution."""
+        """Outside TorchScript; a trace (FX's, where ``x`` is a proxy, or ``torch.jit.trace``) records the plain
+        convolution."""
         bias = self.bias
-        if (isinstance(x, torch.fx.Proxy) or bias is None or not bias.requires_grad or not torch.is_grad_enabled()
-                or x.device.type != "cpu" or torch.is_autocast_enabled("cpu") or self._padding is None):
+        if (isinstance(x, torch.fx.Proxy) or torch.jit.is_tracing() or bias is None or not bias.requires_grad
+                or not torch.is_grad_enabled() or x.device.type != "cpu" or torch.is_autocast_enabled("cpu")
+                or self._padding is None):
             return self._conv_forward(x, self.weight, bias)
-        return cast(torch.Tensor, _ConvWithoutWeightGrad.apply(x, bias, self, self._padding))
+        return conv2d_without_weight_grad(x, self.weight, bias, self.stride, self._padding, self.dilation, self.groups)
 
     def extra_repr(self) -> str:
         extra = f", smooth_sigma={self.smooth_sigma}" if self.smooth_sigma else ""

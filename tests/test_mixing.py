@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 import pytest
 import timm
 import torch
+from timm.layers import Conv2dSame
 from torch import nn
 
 import randmix_bench  # noqa: F401  (registers models)
@@ -21,6 +23,7 @@ from randmix_bench.freezing import (
     is_channel_mixer,
     is_spatial_mixer,
 )
+from randmix_bench.frozen_backward import conv2d_without_weight_grad, explicit_padding
 from randmix_bench.models import create_model
 from randmix_bench.vocab import Mixing
 
@@ -314,23 +317,29 @@ def test_randmix_models_freeze_the_same_modules_and_values_as_before(name: str, 
     assert hashlib.sha256(last.numpy().tobytes()).hexdigest() == last_sha256
 
 
-def _conv_and_frozen(padding: str | int, kernel: int, bias: bool = True,
-                     groups: int = 6) -> tuple[nn.Conv2d, FrozenConv2d]:
-    """A depthwise conv and its frozen twin with the same weight and bias, so the two can be compared."""
-    conv = nn.Conv2d(6, 6, kernel, padding=padding, groups=groups, bias=bias)
+
+def _conv_and_frozen(conv: nn.Conv2d) -> FrozenConv2d:
+    """``conv`` frozen, its weight set to the frozen one's so that the two compute the same function."""
     frozen = FrozenConv2d(conv, torch.Generator().manual_seed(0))
     conv.weight.data.copy_(frozen.weight)
     conv.weight.requires_grad_(False)
-    return conv, frozen
+    return frozen
 
 
-@pytest.mark.parametrize(("padding", "kernel"), [("same", 5), (2, 5), ("valid", 3), (1, 3)])
-def test_a_frozen_conv_trains_without_the_weight_gradient_and_the_same_forward(padding: str | int,
-                                                                              kernel: int) -> None:
+GEOMETRIES = [dict(padding="same", kernel_size=5), dict(padding=2, kernel_size=5, stride=2),
+              dict(padding="valid", kernel_size=3), dict(padding=(1, 2), kernel_size=3),
+              dict(padding="same", kernel_size=4, dilation=2), dict(padding=1, kernel_size=3, dilation=(1, 2))]
+
+
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+@pytest.mark.parametrize(("batch", "layout"), [(4, torch.channels_last), (1, torch.contiguous_format)])
+def test_a_frozen_conv_trains_without_the_weight_gradient_and_the_same_forward(
+        geometry: dict[str, Any], batch: int, layout: torch.memory_format) -> None:
     """The CPU training path skips the frozen weight's gradient; its forward and input gradient are autograd's
     bit for bit, its bias gradient equal up to the order of summation."""
-    conv, frozen = _conv_and_frozen(padding, kernel)
-    x = torch.randn(4, 6, 11, 11).to(memory_format=torch.channels_last)
+    conv = nn.Conv2d(6, 6, groups=6, **geometry)
+    frozen = _conv_and_frozen(conv)
+    x = torch.randn(batch, 6, 11, 13).to(memory_format=layout)
     grad = torch.randn_like(conv(x))
     outs, grads = [], []
     for layer in (conv, frozen):
@@ -343,18 +352,53 @@ def test_a_frozen_conv_trains_without_the_weight_gradient_and_the_same_forward(p
     assert torch.equal(outs[0], outs[1])
     assert torch.equal(grads[0][0], grads[1][0])
     torch.testing.assert_close(grads[1][1], grads[0][1], rtol=1e-5, atol=1e-5)
-    assert frozen.weight.grad is None
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel")
-@pytest.mark.parametrize("case", ["no grad", "bias frozen", "no bias", "even kernel, same", "pointwise"])
+@pytest.mark.parametrize("geometry", GEOMETRIES, ids=str)
+def test_the_weightless_backward_is_the_convolutions_gradient_to_second_order(geometry: dict[str, Any]) -> None:
+    conv = nn.Conv2d(3, 3, groups=3, **geometry).double()
+    padding = explicit_padding(conv)
+    assert padding is not None
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 7, 8, dtype=torch.float64, generator=gen, requires_grad=True)
+    bias = torch.randn(3, dtype=torch.float64, generator=gen, requires_grad=True)
+
+    def f(x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return conv2d_without_weight_grad(x, conv.weight.detach(), bias, conv.stride, padding, conv.dilation, 3)
+
+    assert torch.autograd.gradcheck(f, (x, bias))
+    assert torch.autograd.gradgradcheck(f, (x, bias))
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel", "ignore:`torch.jit.trace:FutureWarning")
+@pytest.mark.parametrize("case", ["no grad", "bias frozen", "no bias", "uneven same", "pointwise", "reflect",
+                                  "cpu autocast", "jit trace"])
 def test_a_frozen_conv_keeps_autograds_path_where_the_shortcut_does_not_apply(case: str) -> None:
-    kernel = {"even kernel, same": 4, "pointwise": 1}.get(case, 3)
-    conv, frozen = _conv_and_frozen("same", kernel, bias=case != "no bias", groups=1 if case == "pointwise" else 6)
+    geometry = {"uneven same": dict(kernel_size=4, padding="same"), "pointwise": dict(kernel_size=1, groups=1),
+                "reflect": dict(kernel_size=3, padding=1, padding_mode="reflect")}.get(case, dict(kernel_size=3,
+                                                                                                  padding="same"))
+    conv = nn.Conv2d(6, 6, **{"groups": 6, "bias": case != "no bias", **geometry})
+    frozen = _conv_and_frozen(conv)
     if case == "bias frozen":
         frozen.requires_grad_(False)
     x = torch.randn(2, 6, 8, 8, requires_grad=True)
-    with torch.set_grad_enabled(case != "no grad"):
+    with torch.set_grad_enabled(case != "no grad"), torch.autocast("cpu", enabled=case == "cpu autocast"):
+        if case == "jit trace":
+            traced = torch.jit.trace(frozen, x)
+            assert "ConvWithoutWeightGrad" not in str(traced.graph) and torch.equal(traced(x), conv(x))
         out = frozen(x)
         assert torch.equal(out, conv(x))
-    assert out.grad_fn is None or "ConvWithoutWeightGrad" not in out.grad_fn.name()
+    assert case == "jit trace" or out.grad_fn is None or "ConvWithoutWeightGrad" not in out.grad_fn.name()
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("side", [11, 12])
+def test_a_frozen_conv2d_same_keeps_timms_dynamic_padding(side: int) -> None:
+    """TensorFlow-ported timm models pad by the input's size (``Conv2dSame``); the frozen conv must too."""
+    conv = Conv2dSame(6, 6, 3, stride=2, groups=6)
+    frozen = _conv_and_frozen(conv)
+    x = torch.randn(2, 6, side, side, requires_grad=True)
+    out = frozen(x)
+    assert torch.equal(out, conv(x)) and out.shape[-1] == (side + 1) // 2
+    out.sum().backward()
+    assert torch.jit.script(frozen)(x).shape == out.shape

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from randmix_bench.results import RandmixBlock, RobustnessResult
-from randmix_bench.vocab import AAVersion, Attack
+from randmix_bench.vocab import Attack
 
 __all__ = ["ControlCheck", "is_control", "controls"]
 
@@ -48,16 +48,12 @@ class ControlCheck:
         return self.whitebox_robust - self.control_robust > self.tolerance
 
 
-def _is_standard(rb: RandmixBlock) -> bool:
-    return rb.attack.attack == Attack.AUTOATTACK and rb.attack.version == AAVersion.STANDARD
-
-
 def _kind(whitebox: RandmixBlock, control: RandmixBlock) -> str | None:
     """What ``control`` is for ``whitebox``: a transfer or Square control, AutoAttack standard against a cheaper
     set, or nothing."""
     if is_control(control):
         return "transfer" if control.attack.attack == Attack.TRANSFER else "square"
-    return "AA standard" if _is_standard(control) and not _is_standard(whitebox) else None
+    return "AA standard" if control.attack.is_aa_standard and not whitebox.attack.is_aa_standard else None
 
 
 def _run_key(rb: RandmixBlock) -> tuple[str, str, float]:

@@ -18,7 +18,7 @@ from randmix_bench.claims import attack_label, variant_label, why_untrusted
 from randmix_bench.entries import Entry
 from randmix_bench.findings import FINDINGS_NAME, NO_RESULTS, claims_section, counts
 from randmix_bench.markdown import Markdown, escape, heading, relpath, table
-from randmix_bench.vocab import AAVersion, Attack, Norm
+from randmix_bench.vocab import Norm
 
 __all__ = ["THREAT_MODELS", "NOT_RANKED", "render_leaderboard"]
 
@@ -39,8 +39,7 @@ def _link(entry: Entry, base: Path) -> Markdown:
 def _attack_order(entry: Entry) -> tuple[bool, str]:
     """``AA standard`` (RobustBench's ranking, as :func:`attack_label` names it) first, then the others by label."""
     attack = entry.randmix.attack
-    standard = attack.version is AAVersion.STANDARD and attack.attack not in (Attack.NONE, Attack.PGD)
-    return not standard, attack_label(attack)
+    return not attack.is_aa_standard, attack_label(attack)
 
 
 def _robustness_tables(entries: list[Entry], base: Path) -> list[str]:

@@ -146,6 +146,11 @@ class AttackConfig(_Strict):
     n_queries: int | None = Field(default=None, ge=1, le=MAX_N_QUERIES)
     source: CheckpointRef | None = None  # transfer: the model the adversarial examples were made on
 
+    @property
+    def is_aa_standard(self) -> bool:
+        """AutoAttack's standard set: what RobustBench ranks by."""
+        return self.attack is Attack.AUTOATTACK and self.version is AAVersion.STANDARD
+
 
 class SanityReport(_Strict):
     """Gradient-masking checks (``randmix eval --sanity``)."""

@@ -65,23 +65,23 @@ def _robustness_tables(entries: list[Entry], base: Path) -> list[str]:
                                                    e.rel))
         where = (key[0], THREAT_MODELS[key[1]], f"eps {group[0].robustness.eps}")
         # One ranking per attack set: a cheaper set's robust accuracy is an upper bound, not a rival of AA standard's.
+        judged = [(e, why_untrusted(e.robustness)) for e in group]
         by_attack: dict[str, list[Entry]] = defaultdict(list)
-        for e in group:
-            if why_untrusted(e.robustness) is None:
+        for e, why in judged:
+            if why is None:
                 by_attack[attack_label(e.randmix.attack)].append(e)
         if not by_attack:
             out += [heading("###", *where), "", "No ranked entries: none has a passed sanity report without flags.", ""]
         for label, ranked in sorted(by_attack.items(), key=lambda item: _attack_order(item[1][0])):
             rows = [[str(rank)] + cells(e) for rank, e in enumerate(ranked, 1)]
             out += [heading("###", *where, label), ""] + table(["Rank"] + columns, rows, right={0, 4, 5, 7, 8}) + [""]
-        unranked = [e for e in group if why_untrusted(e.robustness) is not None]
+        unranked = [cells(e) + [why] for e, why in judged if why is not None]
         if unranked:
-            rows = [cells(e) + [why_untrusted(e.robustness) or ""] for e in unranked]
             out += [heading("###", *where, "not ranked"), ""]
             out += [f"**{NOT_RANKED}** (their numbers may come from masked gradients or an unchecked run, or measure "
                     "clean accuracy only; they feed no robust-accuracy verdict, and only a clean-only one counts for "
                     "claim 1):", ""]
-            out += table(columns + ["Why not ranked"], rows, right={3, 4, 6, 7}) + [""]
+            out += table(columns + ["Why not ranked"], unranked, right={3, 4, 6, 7}) + [""]
     return out[:-1]
 
 

@@ -147,8 +147,7 @@ class AttackConfig(_Strict):
     source: CheckpointRef | None = None  # transfer: the model the adversarial examples were made on
 
     @property
-    def is_aa_standard(self) -> bool:
-        """AutoAttack's standard set: what RobustBench ranks by."""
+    def is_aa_standard(self) -> bool:  # AutoAttack's standard set: what RobustBench ranks by
         return self.attack is Attack.AUTOATTACK and self.version is AAVersion.STANDARD
 
 

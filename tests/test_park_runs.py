@@ -106,8 +106,8 @@ def test_bad_states_are_refused_in_one_line_with_nothing_written(parked_study: t
     subprocess.run(["cp", "-r", str(runs), str(two)], check=True)
     subprocess.run(["cp", "-r", str(two / "long-full-s0"), str(two / "long-full-s1")], check=True)
     with exclusive(two / "long-full-s1", "a test"):
-        refused("park", two, "is in use by another process", source=tmp_path / "parked-two")
-    assert not (tmp_path / "parked-two").exists()
+        refused("park", two, "is in use by another process", source=tmp_path / "new" / "parked-two")
+    assert not (tmp_path / "new").exists()  # not even the folder the lock needed
     os.mkfifo(two / "long-full-s1" / "fifo")
     (two / "long-full-s1" / RUN_NAME).unlink()
     (two / "long-full-s1" / "fifo").rename(two / "long-full-s1" / RUN_NAME)

@@ -33,7 +33,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -65,12 +65,19 @@ _HEX40, _HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")
 
 @contextmanager
 def _locked(path: Path, what: str) -> Iterator[None]:
+    """Hold ``path``'s lock; the folders the lock had to create are removed again if left empty, so a refusal
+    writes nothing (not even an empty ``parked/``)."""
+    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # innermost first
     try:
         with exclusive(path, what):
             yield
     except BusyError:
         raise RandmixError(f"{what} is in use by another process (its lock is held): stop the study at an epoch's "
                            "end, or wait for the other park_runs.py") from None
+    finally:
+        for folder in made:
+            with suppress(OSError):  # not empty: it holds what was parked
+                folder.rmdir()
 
 
 def _no_links(*paths: Path) -> None:

@@ -90,6 +90,11 @@ def _familytable(f: claims.Family, level: str) -> list[str]:
         lines += ["Only one variant: no pair to compare.", ""]
     detectable = _detectable(f)
     lines += [detectable, ""] if detectable else []
+    untestable = [_pair(r) for r in f.rows if math.isnan(r.p) and r.verdict is not claims.Verdict.INSUFFICIENT_RUNS]
+    if untestable:
+        lines += [f"No test for {', '.join(untestable)}: the standard error is 0 (every run of each variant scored "
+                  "the same, with no variant-by-point spread), so `not shown` there neither shows nor rules out a "
+                  "difference.", ""]
     lines += [f"- {c.statement}: **{c.label}**: {escape(c.detail)}." for c in f.checks]
     return lines + [""] if f.checks else lines
 
@@ -152,8 +157,9 @@ def _still_falling(shuffles: list[ShuffleResult]) -> dict[Study, str]:
     out = {}
     for study, runs in _studies(shuffles).items():
         traced = [r for r in runs if r.train_loss]
-        falling = sum(loss_curve.still_falling(r.train_loss) for r in traced)
-        moving = falling + sum(loss_curve.rising(r.train_loss) for r in traced)
+        trends = [loss_curve.trend(r.train_loss) for r in traced]
+        falling = trends.count(loss_curve.Trend.FALLING)
+        moving = falling + trends.count(loss_curve.Trend.RISING)
         if moving:
             of = f"{len(runs)} runs" if len(traced) == len(runs) else f"the {len(traced)} runs that recorded a trace"
             how = "still falling" if falling == moving else "still falling or rising" if falling else "rising"

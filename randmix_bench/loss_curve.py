@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from enum import Enum
 from itertools import pairwise
 from statistics import linear_regression
 from typing import Annotated, Any
@@ -23,8 +24,7 @@ from randmix_bench.errors import RandmixError
 from randmix_bench.vocab import n_epochs
 
 __all__ = ["POINTS_PER_EPOCH", "MAX_EPOCHS", "MAX_POINTS", "LossTrace", "FLAT_WINDOW", "FLAT_DROP", "FLAT_RULE", "bins",
-           "epoch_trace", "from_history", "check_trace", "last_drop", "still_falling", "rising", "has_flattened",
-           "flattened"]
+           "epoch_trace", "from_history", "check_trace", "last_drop", "Trend", "trend", "flattened"]
 
 POINTS_PER_EPOCH = 10
 MAX_EPOCHS = 10_000
@@ -130,22 +130,22 @@ def _judged_drop(trace: Sequence[Sequence[float]] | None) -> float | None:
     return None if drop is None or math.isnan(drop) else drop
 
 
-def still_falling(trace: Sequence[Sequence[float]] | None) -> bool:
-    """Whether :data:`FLAT_RULE` finds the trace still falling (False without a trace or when too coarse to say)."""
+class Trend(Enum):
+    """:data:`FLAT_RULE`'s verdict on a trace."""
+
+    FALLING = "still falling"
+    RISING = "rising"
+    FLAT = "flattened"
+
+
+def _trend(drop: float) -> Trend:
+    return Trend.FLAT if abs(drop) < FLAT_DROP else Trend.RISING if drop < 0 else Trend.FALLING
+
+
+def trend(trace: Sequence[Sequence[float]] | None) -> Trend | None:
+    """:data:`FLAT_RULE`'s verdict on ``trace``: None without a trace or when it is too coarse to say."""
     drop = _judged_drop(trace)
-    return drop is not None and drop >= FLAT_DROP
-
-
-def rising(trace: Sequence[Sequence[float]] | None) -> bool:
-    """Whether :data:`FLAT_RULE` finds the trace rising (False without a trace or when too coarse to say)."""
-    drop = _judged_drop(trace)
-    return drop is not None and drop <= -FLAT_DROP
-
-
-def has_flattened(trace: Sequence[Sequence[float]] | None) -> bool:
-    """Whether :data:`FLAT_RULE` finds the trace flattened (False without a trace or when too coarse to say)."""
-    drop = _judged_drop(trace)
-    return drop is not None and abs(drop) < FLAT_DROP
+    return None if drop is None else _trend(drop)
 
 
 def flattened(trace: Sequence[Sequence[float]] | None) -> str:
@@ -156,8 +156,7 @@ def flattened(trace: Sequence[Sequence[float]] | None) -> str:
     drop = _judged_drop(trace)
     if drop is None:
         return "trace too coarse to say"
-    if abs(drop) < FLAT_DROP:
-        return "flattened"
-    if drop < 0:
-        return f"rising (+{-100 * drop:.1f} % over the last fifth)"
-    return f"still falling (−{100 * drop:.1f} % over the last fifth)"
+    said = _trend(drop)
+    if said is Trend.FLAT:
+        return said.value
+    return f"{said.value} ({'+' if drop < 0 else '−'}{100 * abs(drop):.1f} % over the last fifth)"

@@ -312,7 +312,7 @@ def _thresholds(tier: str, dataset: str, chans: list[ShuffleResult]) -> Check:
     above = [pi < ALPHA and m.mean() > 0 for pi, m in zip(p, margins, strict=True)]
     below = [pi < ALPHA and m.mean() < 0 for pi, m in zip(p, margins, strict=True)]
     verdict = Verdict.OPPOSITE if any(below) else Verdict.SUPPORTED if all(above) else Verdict.NOT_SHOWN
-    settled = tier == Tier.PAPER and all(loss_curve.has_flattened(r.train_loss) for r in chans)
+    settled = tier == Tier.PAPER and all(loss_curve.trend(r.train_loss) is loss_curve.Trend.FLAT for r in chans)
     if verdict is Verdict.OPPOSITE and not settled:  # untraced or too coarse a trace is no evidence of a flat loss
         verdict = Verdict.NO_VERDICT
     ssim, psnr = (m.mean() for m in margins)

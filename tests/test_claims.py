@@ -75,6 +75,23 @@ def test_fewer_than_three_runs_get_no_test(robust_result: Callable[..., Any]) ->
     assert r.verdict is Verdict.INSUFFICIENT_RUNS and np.isnan(r.p) and r.runs == (3, 2)
 
 
+def test_runs_that_agree_exactly_get_no_test_and_say_why(robust_result: Callable[..., Any]) -> None:
+    """Every point broken for every seed of both variants (as a large eps can do): no spread, so no p-value and no
+    detectable difference; the table says what its `not shown` means rather than leave a bare dash."""
+    nothing = np.zeros(50)
+    results = [at("medium", with_points(robust_result(m, s, 0.8, 0.0), nothing, sha=f"w-{m}-{s}"))
+               for m in ("full", "chans") for s in range(3)]
+    f = table(verdicts.evaluate(results), "2")
+    r = row(f, "chans", "full")
+    assert r.verdict is Verdict.NOT_SHOWN and np.isnan(r.p) and np.isnan(r.detectable) and r.effect == 0
+    text = "\n".join(findings._familytable(f, "###"))
+    assert "No test for `chans` > `full`: the standard error is 0" in text
+    assert "Minimum detectable difference" not in text
+    fewer = [at("medium", robust_result(m, s, 0.8, 0.3 + s / 100)) for m, k in (("full", 2), ("chans", 3))
+             for s in range(k)]
+    assert "No test for" not in "\n".join(findings._familytable(table(verdicts.evaluate(fewer), "2"), "###"))
+
+
 def test_directions_give_supported_and_opposite_and_never_contradicted(robust_result: Callable[..., Any]) -> None:
     """A significant deficit of space is `supported` for "space is worse", with its size shown; a significant
     loss of chans' robustness is `opposite`; a significant gap the paper names no direction for `differs`."""
@@ -312,8 +329,8 @@ def test_claim3_verdicts_say_when_training_had_not_flattened(shuffle_result: Cal
     run; a run without a trace is not a flattened one); a study whose runs flattened carries none."""
     falling = [[x / 10, 1.0 - x / 200] for x in range(1, 101)]  # -9 % over the last fifth
     flat = [[x / 10, 1.0 + 1 / x] for x in range(1, 101)]  # -0.2 %
-    assert loss_curve.still_falling(falling) and not loss_curve.still_falling(flat)
-    assert not any(loss_curve.still_falling(t) for t in (None, [], [[0.5, 1.0], [1.5, 0.5]]))  # no verdict: no caveat
+    assert loss_curve.trend(falling) is loss_curve.Trend.FALLING and loss_curve.trend(flat) is loss_curve.Trend.FLAT
+    assert not any(loss_curve.trend(t) for t in (None, [], [[0.5, 1.0], [1.5, 0.5]]))  # no verdict: no caveat
 
     def entries(traces: list[list[list[float]] | None], again: bool = False) -> list[Entry]:
         results = [at("medium", shuffle_result(s, 0.7 + s / 100, 25.0 + s / 10).model_copy(update={"train_loss": t}))

@@ -9,8 +9,6 @@ BatchNorm swapped as attacks now run it, alternating; and how far the logits mov
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
 import statistics
 import time
 from contextlib import nullcontext
@@ -23,6 +21,8 @@ from torch import nn
 from randmix_bench.checkpoint import load_model
 from randmix_bench.models import create_model
 from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
+
+from _machine import header
 
 REPO = Path(__file__).resolve().parents[1]
 PUBLISHED = ["leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors",
@@ -90,8 +90,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     args = p.parse_args()
     torch.set_num_threads(1)
-    print(f"{dt.date.today()} | cpu: {os.cpu_count()} cores, 1 thread | torch {torch.__version__} | "
-          f"load {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(header("1 thread", torch.__version__))
     for name in args.models:
         if name.endswith(".safetensors"):
             model, _ = load_model(REPO / name)

@@ -19,7 +19,6 @@ the sides alternate, each round is repeated, and the load average is printed wit
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import statistics
@@ -29,6 +28,8 @@ import tempfile
 import textwrap
 import time
 from pathlib import Path
+
+from _machine import header, load
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors"
@@ -155,10 +156,6 @@ with attack_mode(model):
         step(); k += 1
 print(json.dumps({"point_iterations_per_s": k * 250 / (time.perf_counter() - t)}))
 """
-
-
-def load() -> str:
-    return "/".join(f"{v:.1f}" for v in os.getloadavg())
 
 
 def env(plain: bool) -> dict[str, str]:
@@ -337,8 +334,7 @@ def main() -> None:
 
     import torch
 
-    print(f"{dt.date.today()} | cpu: {os.cpu_count()} cores, {len(os.sched_getaffinity(0))} usable | torch "
-          f"{torch.__version__} | load at start {load()}", flush=True)
+    print(header(f"{len(os.sched_getaffinity(0))} usable", torch.__version__, "load at start"), flush=True)
     lines: list[str] = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         tmp = Path(tmp_dir)

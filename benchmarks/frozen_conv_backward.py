@@ -10,8 +10,6 @@ output is the same bits, and how far the learned parameters' gradients move. One
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
 import statistics
 import time
 from collections.abc import Callable
@@ -22,6 +20,8 @@ from torch import nn
 
 from randmix_bench.freezing import FrozenConv2d
 from randmix_bench.models import create_model
+
+from _machine import header
 
 # (model, variant, batch): the medium tier's models at their recipes' batch sizes; `full` freezes nothing (control)
 CASES = [("randmix_unshuffler_64_8", "chans", 64), ("randmix_convmixer_64_8", "chans", 512),
@@ -76,8 +76,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=3)
     args = p.parse_args()
     torch.set_num_threads(1)
-    print(f"{dt.date.today()} | cpu: {os.cpu_count()} cores, 1 thread | torch {torch.__version__} | "
-          f"load {'/'.join(f'{v:.1f}' for v in os.getloadavg())}")
+    print(header("1 thread", torch.__version__))
     for name, mixing, batch in CASES:
         measure(name, mixing, batch, args.rounds, args.steps)
 

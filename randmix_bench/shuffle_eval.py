@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -139,9 +140,12 @@ def evaluate_runs(
     if out_dir.resolve() in {r.resolve() for r in paths}:
         raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; "
                            "results go in their own folder, e.g. leaderboards/<dataset>/shuffle")
-    # one writer per output folder: a second evaluation into it fails at once instead of interleaving files
-    with exclusive(out_dir, f"--out-dir {out_dir}"):
-        result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
+    result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
+    # one writer per output file: a second evaluation of the same runs fails at once instead of interleaving
+    # files, while evaluations of other runs (reproduce's seeds, in parallel) write beside it
+    with ExitStack() as locks:
+        for path in (*result_paths, grid_path):
+            locks.enter_context(exclusive(path, f"--out-dir {out_dir} ({path.name})"))
         existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
         if existing and not force:
             raise ExistsError(f"{', '.join(existing)} already exist; pass --force to overwrite")

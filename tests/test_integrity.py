@@ -365,12 +365,18 @@ def test_a_run_record_beside_a_shuffle_checkpoint_is_read_safely(save_unshuffler
     assert json.loads((tmp_path / "out" / "run.json").read_text())["train_loss"] is None
 
 
-def test_a_second_shuffle_evaluation_into_one_folder_fails_at_once(save_unshuffler: Callable[..., Path],
-                                                                    tmp_path: Path) -> None:
-    run = save_unshuffler(tmp_path / "run", "chans")
-    with exclusive(tmp_path / "out", "a concurrent evaluation"), pytest.raises(BusyError, match="--out-dir"):
-        evaluate_runs([run], tmp_path / "out", n_examples=8, grid_images=2)
-    assert not (tmp_path / "out").exists()
+def test_shuffle_evaluations_share_a_folder_but_never_a_file(save_unshuffler: Callable[..., Path],
+                                                            tmp_path: Path) -> None:
+    """reproduce evaluates its seeds in parallel into one folder (a lock on the folder made the second fail and
+    stop the study): each evaluation locks the files it writes, so one of other runs goes ahead beside another,
+    and a second one of the same run fails at once and writes nothing."""
+    a, b, out = save_unshuffler(tmp_path / "a", "chans"), save_unshuffler(tmp_path / "b", "chans"), tmp_path / "out"
+    with exclusive(out / "a.json", "a concurrent evaluation"):
+        with pytest.raises(BusyError, match=r"--out-dir .*out \(a\.json\)"):
+            evaluate_runs([a], out, n_examples=8, grid_images=2, grid_name="a.png")
+        assert [p.name for p in out.iterdir()] == [".a.json.lock"]
+        evaluate_runs([b], out, n_examples=8, grid_images=2, grid_name="b.png")
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "b.png"]
 
 
 @pytest.mark.slow

@@ -281,6 +281,22 @@ def test_a_job_resumed_part_way_does_not_scale_the_estimates() -> None:
     assert progress.eta_s() == pytest.approx(400.0)
 
 
+def test_a_training_resumed_near_its_end_counts_as_nearly_done() -> None:
+    """The 20-epoch study resumed at epoch 14 of 20 said "about 6 h 44 min to go" as its last epochs ended: each
+    running training counted its whole estimate less this sitting's time. Its steps say how much is left."""
+    out = io.StringIO()
+    jobs = [FakeJob("a", 1000.0, "ga"), FakeJob("b", 1000.0, "gb"), FakeJob("eval", 100.0, "gb", "shuffle-eval")]
+    progress = ReproduceProgress(Console(file=out, width=300), jobs, workers=2)  # type: ignore[arg-type]
+    for i in (0, 1):
+        progress.job_started(jobs[i], i, 3, JobState.PARTIAL)
+    progress.job_epoch(jobs[0], 0, 19, 20, 0.01)  # a: a twentieth left
+    progress.job_steps(jobs[1], 1, 20, 20, 75, 100)  # b: a quarter of its last epoch left
+    assert progress.eta_s() == pytest.approx(1000 / 80 + 100)  # b's rest, then its group's evaluation
+    progress.job_finished(jobs[1], JobState.PARTIAL, 300.0)
+    assert progress.eta_s() == pytest.approx(100.0)  # a's 50 s beside the evaluation
+    assert jobs[1].name + " in 5.0 min | 2 left" in out.getvalue()
+
+
 @pytest.mark.parametrize("seconds, text", [(0, "0 s"), (89, "89 s"), (90, "1.5 min"), (5400, "1 h 30 min"),
                                            (36000, "10 h 00 min")])
 def test_durations_read_like_a_log(seconds: float, text: str) -> None:

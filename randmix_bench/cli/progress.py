@@ -73,19 +73,27 @@ class ReproduceProgress:
         self.running: dict[int, float] = {}  # id(job) -> when it started
         self.last_steps: dict[int, float] = {}  # id(job) -> when its last steps line (or epoch line) was printed
         self.resumed: set[int] = set()  # jobs that started partly done: their time says nothing of the estimates
+        self.trained: dict[int, float] = {}  # id(job) -> the fraction of a running training's steps done
         self.skipped: set[int] = set()  # jobs found done, at the start or at their turn: out of `left`
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
 
     def eta_s(self) -> float:
-        """Seconds left: estimates not yet finished (less time already spent on running jobs), times the
-        measured/estimated ratio so far, scheduled on the workers group by group."""
+        """Seconds left: estimates not yet finished (for a running training, the share of its steps left; for
+        another running job, less the time it has run), times the measured/estimated ratio so far, scheduled on
+        the workers group by group. By steps, a training resumed near its end counts as nearly done."""
         from randmix_bench.reproduce import time_left
 
         scale = self.measured / self.estimated if self.estimated > 0 else 1.0
         now = time.perf_counter()
-        return time_left([(job, max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
-                           if id(job) in self.left else 0.0, id(job) in self.running) for job in self.jobs],
-                         self.workers)
+
+        def left(job: AnyJob) -> float:
+            if id(job) not in self.left:
+                return 0.0
+            if id(job) in self.trained:
+                return self.left[id(job)] * scale * (1.0 - self.trained[id(job)])
+            return max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
+
+        return time_left([(job, left(job), id(job) in self.running) for job in self.jobs], self.workers)
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:
@@ -109,6 +117,7 @@ class ReproduceProgress:
             return
         self.left.pop(id(job), None)
         self.running.pop(id(job), None)
+        self.trained.pop(id(job), None)
         if job.estimate_s > 0 and id(job) not in self.resumed:
             self.estimated, self.measured = self.estimated + job.estimate_s, self.measured + seconds
         eta = self.eta_s()
@@ -125,12 +134,13 @@ class ReproduceProgress:
         self.skipped.add(id(job))
 
     def job_epoch(self, job: AnyJob, index: int, epoch: int, epochs: int, loss: float) -> None:
-        self.last_steps[id(job)] = time.monotonic()
+        self.last_steps[id(job)], self.trained[id(job)] = time.monotonic(), epoch / epochs
         plain(self.console, f"[{index + 1}/{self.total}] {job.kind} {job.name}: epoch {epoch}/{epochs}, loss "
                             f"{loss:.4f}{self._elapsed(job)}")
 
     def job_steps(self, job: AnyJob, index: int, epoch: int, epochs: int, step: int, steps: int) -> None:
         """A line at most every :data:`TRAIN_LINE_S` seconds per job (counted from its start or its last epoch)."""
+        self.trained[id(job)] = (epoch - 1 + step / max(steps, 1)) / epochs
         now = time.monotonic()
         if now - self.last_steps.setdefault(id(job), now) < TRAIN_LINE_S:
             return

@@ -187,7 +187,8 @@ def _run_folders(runs: Path) -> list[Path]:
 
 def park(runs: Path, parked: Path) -> None:
     """Park every run of ``runs`` into ``parked``: an unfinished one's resume state, a finished one's checkpoint
-    until the checkout that holds ``parked`` (its grandparent) publishes it, when its parked copy is dropped."""
+    until the checkout that holds ``parked`` (its grandparent) publishes it, when its parked copy is dropped (with
+    the last one, the manifest and the emptied folder)."""
     _no_links(parked, parked.parent)
     root = parked.absolute().parents[1]  # the checkout that holds the parking: parked/<tier>
     with ExitStack() as held:
@@ -231,11 +232,16 @@ def park(runs: Path, parked: Path) -> None:
         # only after the manifest: a kill before it leaves the files it still names
         for name in published:
             shutil.rmtree(parked / name, ignore_errors=True)
+        if not manifest:  # the study is published: nothing is left to carry, not even a manifest
+            (parked / MANIFEST).unlink(missing_ok=True)
         for name, (_, _, _, files) in todo.items():  # a run parked unfinished before
             for stale in {*FILES, *FINISHED_FILES} - set(files):
                 (parked / name / stale).unlink(missing_ok=True)
         if not todo:
             print(f"nothing to park under {runs}")
+    if not manifest:
+        with suppress(OSError):  # holds something else: left alone
+            parked.rmdir()
 
 
 def _revision(folder: Path) -> str | None:

@@ -13,6 +13,7 @@ import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import takewhile
 from pathlib import Path
 from typing import Any
 
@@ -223,25 +224,34 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
     The lock is ``filelock``'s on a hidden ``.<name>.lock`` beside ``path`` (``flock`` on POSIX, ``msvcrt`` on
     Windows): the OS releases it when the process dies, so a killed run never leaves a stale lock behind. The
     file is removed before the lock is let go; filelock retries a file removed under it (``st_nlink == 0``).
-    ``what`` names the thing in the error (e.g. ``"--out runs/a"``)."""
+    The folders made to hold the lock are removed again if the block leaves them empty: a refusal or a failure
+    writes nothing, not even an empty ``--out-dir``. ``what`` names the thing in the error (e.g. ``"--out runs/a"``)."""
     path = Path(path)
     lock = FileLock(path.parent / f".{path.name}.lock")
+    made = list(takewhile(lambda folder: not folder.exists(), (path.parent, *path.parent.parents)))  # innermost first
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        lock.acquire(blocking=False)
-    except Timeout:
-        try:  # filelock reports a lock file it cannot create (a read-only or virtual folder) as one held by another
-            os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
-        except OSError as e:
-            raise RandmixError(f"{what} cannot be written: its lock file {lock.lock_file} cannot be created "
-                               f"({e.strerror}); choose a folder on a writable file system") from None
-        raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to finish "
-                        "or choose another output") from None
-    try:
-        yield
+        try:
+            lock.acquire(blocking=False)
+        except Timeout:
+            try:  # filelock reports a lock file it cannot create (a read-only or virtual folder) as held by another
+                os.close(os.open(lock.lock_file, os.O_RDWR | os.O_CREAT, 0o644))
+            except OSError as e:
+                raise RandmixError(f"{what} cannot be written: its lock file {lock.lock_file} cannot be created "
+                                   f"({e.strerror}); choose a folder on a writable file system") from None
+            raise BusyError(f"another randmix process is writing {what} (lock {lock.lock_file}); wait for it to "
+                            "finish or choose another output") from None
+        try:
+            yield
+        finally:
+            Path(lock.lock_file).unlink(missing_ok=True)
+            lock.release()
     finally:
-        Path(lock.lock_file).unlink(missing_ok=True)
-        lock.release()
+        for folder in made:
+            try:
+                folder.rmdir()
+            except OSError:  # it holds what the block wrote (or another process's files): kept, and its parents
+                break
 
 
 def check_writable(path: str | Path, what: str) -> None:

@@ -141,10 +141,11 @@ def evaluate_runs(
         raise RandmixError(f"--out-dir {out_dir} is one of the run folders being scored; "
                            "results go in their own folder, e.g. leaderboards/<dataset>/shuffle")
     result_paths, grid_path = [out_dir / f"{name}.json" for name in names], out_dir / grid_name
-    # one writer per output file: a second evaluation of the same runs fails at once instead of interleaving
-    # files, while evaluations of other runs (reproduce's seeds, in parallel) write beside it
+    # one writer per output file: a second evaluation writing any of them fails at once instead of interleaving
+    # files, while evaluations with other runs and grids (reproduce's seeds, in parallel) write beside it; taken
+    # in one order, so of two evaluations that share a file one goes ahead
     with ExitStack() as locks:
-        for path in (*result_paths, grid_path):
+        for path in sorted({*result_paths, grid_path}):
             locks.enter_context(exclusive(path, f"--out-dir {out_dir} ({path.name})"))
         existing = [str(p) for p in [*result_paths, grid_path] if p.exists()]
         if existing and not force:

@@ -377,6 +377,18 @@ def test_shuffle_evaluations_share_a_folder_but_never_a_file(save_unshuffler: Ca
         assert [p.name for p in out.iterdir()] == [".a.json.lock"]
         evaluate_runs([b], out, n_examples=8, grid_images=2, grid_name="b.png")
     assert sorted(p.name for p in out.iterdir()) == ["b.json", "b.png"]
+    with exclusive(out / "grid.png", "a concurrent evaluation"):  # other runs, but the same grid
+        with pytest.raises(BusyError, match=r"\(grid\.png\)"):
+            evaluate_runs([a], out, n_examples=8, grid_images=2)
+    assert sorted(p.name for p in out.iterdir()) == ["b.json", "b.png"]
+
+
+def test_a_failed_shuffle_evaluation_leaves_no_folder(save_unshuffler: Callable[..., Path], tmp_path: Path) -> None:
+    """The locks made the output folder; a failure after them (here too few test images) takes it away again."""
+    run = save_unshuffler(tmp_path / "run", "chans")
+    with pytest.raises(RandmixError, match="more than the 8 test images"):
+        evaluate_runs([run], tmp_path / "new" / "out", n_examples=8, grid_images=9)
+    assert not (tmp_path / "new").exists()
 
 
 @pytest.mark.slow

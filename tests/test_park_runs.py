@@ -177,8 +177,9 @@ def test_a_finished_run_stays_parked_until_this_checkout_commits_it(parked_study
     assert "long-full-s0" in json.loads((copy / "PARKED.json").read_text())
     for args in (["add", "leaderboards"], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "publish"]):
         subprocess.run(["git", "-C", str(repo), *args], check=True)
+    capsys.readouterr()
     assert park_runs.main(["park", str(finished), "--parked", str(copy)]) == 0
-    assert not copy.exists()  # everything published: the parking is gone, manifest and all
+    assert not copy.exists() and "every run parked there is published" in capsys.readouterr().out
 
 
 def test_the_script_runs_from_a_shell() -> None:

@@ -65,19 +65,14 @@ _HEX40, _HEX64 = re.compile(r"[0-9a-f]{40}"), re.compile(r"[0-9a-f]{64}")
 
 @contextmanager
 def _locked(path: Path, what: str) -> Iterator[None]:
-    """Hold ``path``'s lock; the folders the lock had to create are removed again if left empty, so a refusal
-    writes nothing (not even an empty ``parked/``)."""
-    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # innermost first
+    """Hold ``path``'s lock (the folders it had to create go again if left empty: a refusal writes nothing, not
+    even an empty ``parked/``), or fail in a line that says what holds it."""
     try:
         with exclusive(path, what):
             yield
     except BusyError:
         raise RandmixError(f"{what} is in use by another process (its lock is held): stop the study at an epoch's "
                            "end, or wait for the other park_runs.py") from None
-    finally:
-        for folder in made:
-            with suppress(OSError):  # not empty: it holds what was parked
-                folder.rmdir()
 
 
 def _no_links(*paths: Path) -> None:
@@ -227,21 +222,22 @@ def park(runs: Path, parked: Path) -> None:
         for name in published:
             del manifest[name]
             print(f"dropped {name}: {root} has its checkpoint committed")
-        if todo or published:
+        if manifest and (todo or published):
             write_json(parked / MANIFEST, manifest)
+        elif published:  # the study is published: nothing is left to carry, not even a manifest
+            (parked / MANIFEST).unlink()
         # only after the manifest: a kill before it leaves the files it still names
         for name in published:
             shutil.rmtree(parked / name, ignore_errors=True)
-        if not manifest:  # the study is published: nothing is left to carry, not even a manifest
-            (parked / MANIFEST).unlink(missing_ok=True)
         for name, (_, _, _, files) in todo.items():  # a run parked unfinished before
             for stale in {*FILES, *FINISHED_FILES} - set(files):
                 (parked / name / stale).unlink(missing_ok=True)
         if not todo:
             print(f"nothing to park under {runs}")
-    if not manifest:
-        with suppress(OSError):  # holds something else: left alone
-            parked.rmdir()
+        if published and not manifest:
+            with suppress(OSError):  # it holds something else: left alone
+                parked.rmdir()
+                print(f"removed {parked}: every run parked there is published")
 
 
 def _revision(folder: Path) -> str | None:

@@ -78,22 +78,23 @@ class ReproduceProgress:
         self.estimated = self.measured = 0.0  # over the jobs that ran from the start
 
     def eta_s(self) -> float:
-        """Seconds left: estimates not yet finished (for a running training, the share of its steps left; for
-        another running job, less the time it has run), times the measured/estimated ratio so far, scheduled on
-        the workers group by group. By steps, a training resumed near its end counts as nearly done."""
+        """Seconds left: estimates not yet finished (for a running training that reports its steps here, as
+        with ``--jobs``, the share of its steps left; for another running job, less the time it has run), times
+        the measured/estimated ratio so far, scheduled on the workers group by group. By steps, a training
+        resumed near its end counts as nearly done (its test evaluation after the last step counts as nothing)."""
         from randmix_bench.reproduce import time_left
 
         scale = self.measured / self.estimated if self.estimated > 0 else 1.0
         now = time.perf_counter()
 
-        def left(job: AnyJob) -> float:
+        def remaining(job: AnyJob) -> float:
             if id(job) not in self.left:
                 return 0.0
             if id(job) in self.trained:
                 return self.left[id(job)] * scale * (1.0 - self.trained[id(job)])
             return max(0.0, self.left[id(job)] * scale - now + self.running.get(id(job), now))
 
-        return time_left([(job, left(job), id(job) in self.running) for job in self.jobs], self.workers)
+        return time_left([(job, remaining(job), id(job) in self.running) for job in self.jobs], self.workers)
 
     def jobs_done(self, jobs: Sequence[AnyJob]) -> None:
         for job in jobs:

@@ -287,8 +287,12 @@ def _flattening(shuffles: list[ShuffleResult]) -> list[str]:
             if any(r.train_loss is not None for r in runs)]
     if not said:
         return []
-    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves below).", "",
-            *said, ""]
+    keep = 1 - loss_curve.FLAT_WINDOW  # a power law keeps (keep ** a) of its loss over any last window
+    return [f"Had training flattened? By this rule: {escape(loss_curve.FLAT_RULE)} (the curves below). A loss that "
+            "falls as a power of the epochs (loss ∝ epochs^−a) loses the same share over every last fifth however "
+            f"long it trains ({100 * (1 - keep ** 0.2):.1f} % for a = 0.2): by this rule it flattens only if a is "
+            f"below about {math.log(1 - loss_curve.FLAT_DROP) / math.log(keep):.2f}, or once its curve bends toward "
+            "a floor.", "", *said, ""]
 
 
 def _masking_section(checks: list[masking.ControlCheck]) -> list[str]:

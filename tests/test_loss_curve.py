@@ -187,6 +187,8 @@ def test_the_loss_chart_is_drawn_linked_judged_and_checked_by_its_data(board: Pa
     assert figures.read_fingerprint(path) == figures.fingerprint(chart)
     assert f"]({path.relative_to(root).as_posix()})" in (root / "README.md").read_text()
     findings = (root / FINDINGS_NAME).read_text()
+    # a power law's share over a last fifth (1 - 0.8 ** 0.2) and the exponent the 2 % rule lets through
+    assert "(4.4 % for a = 0.2): by this rule it flattens only if a is below about 0.09," in findings
     for run in chart.runs:
         said = loss_curve.flattened(run.trace)
         assert f"`{run.name}` ({run.variant}) {said}" in findings

@@ -27,7 +27,7 @@ import torch
 
 from randmix_bench.data_files import arrays_sha256, read_idx, read_image_folder
 from randmix_bench.errors import MissingError, RandmixError, choices_error
-from randmix_bench.files import atomic_path
+from randmix_bench.files import atomic_path, folder_for
 
 __all__ = ["DatasetInfo", "ImageSplit", "DATASETS", "dataset_info", "load_split", "default_cache_dir",
            "default_data_dir", "check_dataset_name", "available_locally"]
@@ -197,22 +197,18 @@ def _download_torchvision(info: DatasetInfo, data_dir: Path, looked: str) -> Non
         raise _missing(info, f"{looked}; downloads are off (RANDMIX_OFFLINE)")
     classes = {"cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100, "mnist": tvd.MNIST, "fashion-mnist": tvd.FashionMNIST}
     cls = classes[info.name]
-    created = [p for p in (data_dir, *data_dir.parents) if not p.exists()]  # innermost first
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{info.name}-download-"))
-    try:
-        for train in (True, False):
-            cls(str(tmp), train=train, download=True)
-        shutil.copytree(tmp, data_dir, dirs_exist_ok=True)
-    except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
-        why = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # one line: each mirror tried says why
-        raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {why}") from None
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        for folder in created:
-            if folder.is_dir() and not any(folder.iterdir()):
-                folder.rmdir()
+    with folder_for(data_dir):
+        tmp = Path(tempfile.mkdtemp(dir=data_dir, prefix=f".{info.name}-download-"))
+        try:
+            for train in (True, False):
+                cls(str(tmp), train=train, download=True)
+            shutil.copytree(tmp, data_dir, dirs_exist_ok=True)
+        except Exception as e:  # torchvision raises URLError, RuntimeError, ... when offline
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()] or [""]
+            why = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"  # one line: each mirror says why
+            raise _missing(info, f"download into {data_dir} failed: {type(e).__name__}: {why}") from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def available_locally(name: str, data_dir: str | Path | None = None) -> bool:

@@ -12,7 +12,7 @@ import stat
 import tempfile
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from itertools import takewhile
 from pathlib import Path
 from typing import Any
@@ -228,9 +228,7 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
     writes nothing, not even an empty ``--out-dir``. ``what`` names the thing in the error (e.g. ``"--out runs/a"``)."""
     path = Path(path)
     lock = FileLock(path.parent / f".{path.name}.lock")
-    made = list(takewhile(lambda folder: not folder.exists(), (path.parent, *path.parent.parents)))  # innermost first
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
+    with folder_for(path.parent):
         try:
             lock.acquire(blocking=False)
         except Timeout:
@@ -246,12 +244,20 @@ def exclusive(path: str | Path, what: str) -> Iterator[None]:
         finally:
             Path(lock.lock_file).unlink(missing_ok=True)
             lock.release()
+
+
+@contextmanager
+def folder_for(folder: Path) -> Iterator[None]:
+    """``folder`` made (with its missing parents) for the block; those it made are removed again if the block
+    leaves them empty, so a refusal or a failure writes nothing, not even an empty folder."""
+    made = list(takewhile(lambda f: not f.exists(), (folder, *folder.parents)))  # innermost first
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        yield
     finally:
-        for folder in made:
-            try:
-                folder.rmdir()
-            except OSError:  # it holds what the block wrote (or another process's files): kept, and its parents
-                break
+        for f in made:
+            with suppress(OSError):  # it holds what the block wrote (or another process's files): kept
+                f.rmdir()
 
 
 def check_writable(path: str | Path, what: str) -> None:

@@ -70,8 +70,9 @@ open(out, "w").write(repr(robust))
 TRAIN_PROBE = """
 import sys, time, json
 plain = sys.argv[1] == "plain"
-if not plain:
-    import randmix_bench  # first: the thread policy's passive waiting
+if not plain:  # first, as the CLI: the thread policy's passive waiting, the memory policy
+    from randmix_bench.allocator import keep_freed_memory
+    keep_freed_memory()
 import torch
 import torch.nn.functional as F
 from randmix_bench.data import load_split
@@ -136,7 +137,8 @@ print(json.dumps({"ips": steps * cfg.batch_size / seconds, "flops_per_image": fl
 
 ATTACK_PROBE = """
 import sys, time, json
-import randmix_bench
+from randmix_bench.allocator import keep_freed_memory
+keep_freed_memory()
 import torch
 from randmix_bench.models import create_model
 from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode

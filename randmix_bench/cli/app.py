@@ -20,6 +20,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from randmix_bench import __version__
+from randmix_bench.allocator import keep_freed_memory
 
 __all__ = ["app", "console", "data_app", "err_console", "library_default", "main", "shuffle_app"]
 
@@ -171,3 +172,4 @@ def main(
     ),
 ) -> None:
     """Benchmark for random fixed spatial mixing in vision networks (arXiv 2503.16760)."""
+    keep_freed_memory()  # every command's process: see randmix_bench.allocator

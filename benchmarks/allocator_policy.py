@@ -25,8 +25,8 @@ DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.sa
 PROBE = """
 import json, resource, sys, time
 kind, case, threads, steps, policy = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+from randmix_bench.allocator import keep_freed_memory  # both sides: randmix_bench first, so the same thread policy
 if policy:
-    from randmix_bench.allocator import keep_freed_memory
     assert keep_freed_memory()
 import torch
 torch.set_num_threads(threads)

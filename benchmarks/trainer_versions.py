@@ -26,11 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 PROBE = """
 import json, sys, time
 recipe, mixing, threads, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-try:  # this checkout's process policy, as the CLI applies it to every command
+import importlib.util
+if importlib.util.find_spec("randmix_bench.allocator"):  # the checkout's memory policy, as its CLI applies it
     from randmix_bench.allocator import keep_freed_memory
     keep_freed_memory()
-except ImportError:
-    pass
 import torch
 from randmix_bench.data import load_split
 from randmix_bench.loader import Augment, DeviceLoader

@@ -5,7 +5,7 @@ trims its heap's top as it shrinks; it raises the threshold only after it has fr
 a training step faults its activations in again, page by page, depends on what the process allocated before: up to
 about 120,000 page faults a step (half a gigabyte of pages the kernel zeroes) for the ConvMixer-64/8 at batch 512.
 With both thresholds raised the freed blocks stay in the heap whatever came before: a seventh to a tenth of the
-faults and the same bits; 1.05-1.25x the images/s where glibc's defaults had not adapted, about 1.02x in
+faults and the same bits; 1.12-1.15x the images/s where glibc's defaults had not adapted, about 1.02x in
 ``randmix train``, whose data loading had already raised them (benchmarks/allocator_policy.py, benchmarks/RESULTS.md).
 The cost: a process keeps its peak memory until it exits, which a long command reaches at every step anyway. Only
 glibc has these knobs; elsewhere nothing changes.
@@ -21,8 +21,9 @@ __all__ = ["keep_freed_memory"]
 # mallopt(3) options, from glibc's malloc.h
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
-# Above any single block a command allocates (a batch of activations is tens of MB)
-_THRESHOLD = 1 << 30
+# Above any single block a command allocates (a batch of activations is tens of MB); glibc versions that cap the
+# mmap threshold at HEAP_MAX_SIZE / 2 (32 MiB on 64-bit) refuse it, and get that cap instead.
+_THRESHOLDS = (1 << 30, 32 << 20)
 
 
 def keep_freed_memory() -> bool:
@@ -32,9 +33,9 @@ def keep_freed_memory() -> bool:
         return False
     try:
         mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:  # a libc without mallopt
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt
         return False
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    mmap_set = mallopt(_M_MMAP_THRESHOLD, _THRESHOLD)
-    trim_set = mallopt(_M_TRIM_THRESHOLD, _THRESHOLD)
-    return bool(mmap_set and trim_set)
+    threshold = next((t for t in _THRESHOLDS if mallopt(_M_MMAP_THRESHOLD, t) == 1), None)
+    # only then the trim threshold: setting it alone would also stop glibc raising the mmap threshold by itself
+    return threshold is not None and mallopt(_M_TRIM_THRESHOLD, threshold) == 1

@@ -7,9 +7,10 @@ continued by the trainer's and harness's own resume, ``changed`` ones refused un
 needs it stay together; the jobs that read another group's checkpoint (transfer attacks) and the leaderboard job
 run only unsharded (after the shards are merged).
 
-``workers=N`` runs the job groups (a training run and what needs it) in N processes at once, each taking the next
-group when it finishes one, with ``threads`` torch threads each; then, the same way, the jobs that read another
-group's checkpoint; the leaderboard job runs last, in the calling process. Resume and locking are as for one process.
+``workers=N`` runs the job groups (a training run and what needs it) in N processes at once, each taking the
+next group when it finishes one, with ``threads`` torch threads each; then, the same way, the jobs that read
+another group's checkpoint; the leaderboard job runs last, in the calling process. Resume and locking are the
+trainer's and the harness's, as for one process.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from randmix_bench.device import resolve_device
 from randmix_bench.errors import RandmixError
 from randmix_bench.jobs import AnyJob, EvalJob, JobState, Paths, reads_other_group
 from randmix_bench.step_clock import StepClock
+from randmix_bench.threads import cpu_threads
 
 if TYPE_CHECKING:
     from randmix_bench.train import TrainReporter
@@ -230,29 +232,27 @@ def _run_one(jobs: Sequence[AnyJob], index: int, outcome: JobRun, paths: Paths, 
 
 def _worker(groups: Any, events: Any, jobs: Sequence[AnyJob], paths: Paths, device: str | None, force: bool,
             threads: int | None) -> None:
-    """One worker process: take groups (lists of job indices) until the parent's ``None``, report every job as an
-    event. The get blocks: a non-blocking one raised ``Empty`` while another worker held the queue's read lock."""
-    import torch
-
+    """One worker process: take groups (lists of job indices) until the parent's ``None`` says none is left, report
+    every job as an event. The get blocks: a non-blocking one raises ``Empty`` whenever the other worker holds the
+    queue's read lock, and a worker that started alongside another quit at once (half the cores left idle)."""
     if multiprocessing.parent_process() is not None:  # Ctrl-C reaches the whole process group: the parent stops us
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     keep_freed_memory()  # a spawned process: the CLI's policy is not inherited
-    if threads is not None:
-        torch.set_num_threads(threads)
-    while (group := groups.get()) is not None:
-        for index in group:
-            outcome, reports = JobRun(jobs[index], JobState.PENDING), _Events(events, index)
-            try:
-                _run_one(jobs, index, outcome, paths, device, force, reports,
-                         _TrainReports(partial(reports.job_epoch, jobs[index], index),
-                                       partial(reports.job_steps, jobs[index], index)))
-            except RandmixError as e:
-                events.put(("failed", index, str(e), True))
-                return
-            except BaseException:  # noqa: BLE001  (the parent re-raises it with this traceback)
-                events.put(("failed", index, traceback.format_exc(), False))
-                return
-            events.put(("outcome", index, outcome.before.value, outcome.seconds, outcome.ran))
+    with cpu_threads(threads):
+        while (group := groups.get()) is not None:
+            for index in group:
+                outcome, reports = JobRun(jobs[index], JobState.PENDING), _Events(events, index)
+                try:
+                    _run_one(jobs, index, outcome, paths, device, force, reports,
+                             _TrainReports(partial(reports.job_epoch, jobs[index], index),
+                                           partial(reports.job_steps, jobs[index], index)))
+                except RandmixError as e:
+                    events.put(("failed", index, str(e), True))
+                    return
+                except BaseException:  # noqa: BLE001  (the parent re-raises it with this traceback)
+                    events.put(("failed", index, traceback.format_exc(), False))
+                    return
+                events.put(("outcome", index, outcome.before.value, outcome.seconds, outcome.ran))
 
 
 @dataclass

@@ -3,7 +3,7 @@ checkout from before the issue) against this one. Fresh processes alternate betw
 each runs what ``randmix train`` runs for one recipe (the model channels-last, the trainer's optimizer, loader and
 step; this checkout's process policy where it has one) for a few steps after one warm-up step. Ratios only.
 
-    git worktree add /tmp/before f5c4134   # the last commit before issue #20's first
+    git worktree add /tmp/before f5c4134   # the trainer before issue #20, with the ConvMixer-64/8 registered
     python benchmarks/trainer_versions.py --before /tmp/before
     python benchmarks/trainer_versions.py --before /tmp/before --mixing full --threads 2 --rounds 5
 """

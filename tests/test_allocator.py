@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from randmix_bench import allocator
 from randmix_bench.cli import app
 
 app_module = importlib.import_module("randmix_bench.cli.app")  # the package's `app` is the Typer instance
@@ -64,3 +65,31 @@ def test_every_command_applies_the_policy(monkeypatch: pytest.MonkeyPatch) -> No
     result = CliRunner().invoke(app, ["data", "list"], terminal_width=400)
     assert result.exit_code == 0, result.output
     assert calls == [True]
+
+
+class _Libc:
+    """A C library whose mallopt takes an mmap threshold up to ``cap`` only, recording every call."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.calls: list[tuple[int, int]] = []
+
+        def mallopt(option: int, value: int) -> int:
+            self.calls.append((option, value))
+            return int(option != -3 or value <= self.cap)
+
+        self.mallopt = mallopt
+
+
+@pytest.mark.parametrize(("cap", "calls", "kept"), [
+    (1 << 30, [(-3, 1 << 30), (-1, 1 << 30)], True),
+    (32 << 20, [(-3, 1 << 30), (-3, 32 << 20), (-1, 1 << 30)], True),  # glibc's cap on 64-bit in some versions
+    (0, [(-3, 1 << 30), (-3, 32 << 20)], False),  # no trim threshold alone: it would freeze the mmap threshold
+], ids=["takes 1 GiB", "caps at 32 MiB", "refuses"])
+def test_a_capped_mmap_threshold_falls_back_and_the_trim_threshold_follows_only_a_set_one(
+        monkeypatch: pytest.MonkeyPatch, cap: int, calls: list[tuple[int, int]], kept: bool) -> None:
+    libc = _Libc(cap)
+    monkeypatch.setattr(allocator.sys, "platform", "linux")
+    monkeypatch.setattr(allocator.ctypes, "CDLL", lambda name: libc)
+    assert allocator.keep_freed_memory() is kept
+    assert libc.calls == calls

@@ -18,52 +18,38 @@ import sys
 from pathlib import Path
 
 from _machine import header, load
+from _trainer_step import TRAINER_STEP
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors"
 
-PROBE = """
+# Both sides import randmix_bench first (so the same thread policy); then one step of the case's kind is defined.
+PRELUDE = """
 import json, resource, sys, time
 kind, case, threads, steps, policy = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
-from randmix_bench.allocator import keep_freed_memory  # both sides: randmix_bench first, so the same thread policy
+from randmix_bench.allocator import keep_freed_memory
 if policy:
     assert keep_freed_memory()
+"""
+ATTACK_STEP = """
 import torch
+from randmix_bench.checkpoint import load_model
+from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-if kind == "train":
-    from randmix_bench.data import load_split
-    from randmix_bench.loader import Augment, DeviceLoader
-    from randmix_bench.recipes import get_recipe
-    from randmix_bench.tasks import task_for
-    from randmix_bench.train import make_optimizer, train_step
-    from randmix_bench.vocab import Mixing
-    cfg = get_recipe("convmixer64-fashion-mnist").override(mixing=Mixing.parse(case))
-    split = load_split(cfg.dataset, True, None)
-    model, _ = cfg.build_model(task_for(cfg), split.info)
-    model = model.to(memory_format=torch.channels_last)
-    opt, task = make_optimizer(model, cfg, fused=False), task_for(cfg)
-    params = [p for p in model.parameters() if p.requires_grad]
-    batches = DeviceLoader(split.images, split.labels, cfg.batch_size, Augment(cfg.crop_padding, cfg.flip), cfg.seed,
-                           "cpu", channels_last=True).epoch(0)
-    per_step = cfg.batch_size
-    def step():
-        x, y = next(batches)
-        return train_step(model, task, opt, params, x, y, 1e-3, cfg.grad_clip, False)
-else:
-    from randmix_bench.checkpoint import load_model
-    from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
-    model, _ = load_model(case)
-    x, y = torch.rand(250, 1, 28, 28), torch.randint(0, 10, (250,))
-    per_step = len(x)
-    stack = attack_mode(model); stack.__enter__()
-    wrapped = ChannelsLastInputs(model)
-    def step():
-        xa = x.clone().requires_grad_(True)
-        with torch.enable_grad():
-            loss = torch.nn.functional.cross_entropy(wrapped(xa), y, reduction="none").sum()
-            torch.autograd.grad(loss, xa)
-        return loss.detach()
+model, _ = load_model(case)
+x, y = torch.rand(250, 1, 28, 28), torch.randint(0, 10, (250,))
+attack_mode(model).__enter__()  # for the rest of the process
+wrapped = ChannelsLastInputs(model)
+def step():
+    xa = x.clone().requires_grad_(True)
+    with torch.enable_grad():
+        loss = torch.nn.functional.cross_entropy(wrapped(xa), y, reduction="none").sum()
+        torch.autograd.grad(loss, xa)
+    return loss.detach()
+"""
+TIMED = """
+per_step = cfg.batch_size if kind == "train" else len(x)
 step()
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 began = time.perf_counter()
@@ -72,12 +58,14 @@ seconds = time.perf_counter() - began
 print(json.dumps({"per_s": steps * per_step / seconds, "faults": (resource.getrusage(resource.RUSAGE_SELF).ru_minflt
                   - faults) / steps, "losses": losses}))
 """
+PROBES = {"train": PRELUDE + "recipe, mixing = 'convmixer64-fashion-mnist', case\n" + TRAINER_STEP + TIMED,
+          "attack": PRELUDE + ATTACK_STEP + TIMED}
 
 SIDES = {"glibc defaults": "0", "memory kept": "1"}
 
 
 def probe(kind: str, case: str, threads: int, steps: int, policy: str) -> dict[str, float | list[float]]:
-    out = subprocess.run([sys.executable, "-c", PROBE, kind, case, str(threads), str(steps), policy], cwd=REPO,
+    out = subprocess.run([sys.executable, "-c", PROBES[kind], kind, case, str(threads), str(steps), policy], cwd=REPO,
                          env={**os.environ, "PYTHONPATH": str(REPO)}, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.splitlines()[-1])
 

@@ -19,10 +19,10 @@ import sys
 from pathlib import Path
 
 from _machine import header, load
+from _trainer_step import TRAINER_STEP
 
 REPO = Path(__file__).resolve().parents[1]
 
-# Runs against either checkout: what differs between them is looked up, not assumed.
 PROBE = """
 import json, sys, time
 recipe, mixing, threads, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
@@ -30,31 +30,7 @@ import importlib.util
 if importlib.util.find_spec("randmix_bench.allocator"):  # the checkout's memory policy, as its CLI applies it
     from randmix_bench.allocator import keep_freed_memory
     keep_freed_memory()
-import torch
-from randmix_bench.data import load_split
-from randmix_bench.loader import Augment, DeviceLoader
-from randmix_bench.recipes import get_recipe
-from randmix_bench.tasks import task_for
-from randmix_bench.train import make_optimizer, train_step
-from randmix_bench.vocab import Mixing
-torch.set_num_threads(threads)
-cfg = get_recipe(recipe).override(mixing=Mixing.parse(mixing))
-split = load_split(cfg.dataset, True, None)
-task = task_for(cfg)
-if hasattr(cfg, "build_model"):
-    model, _ = cfg.build_model(task, split.info)
-else:
-    from randmix_bench.tasks import build_model
-    model, _ = build_model(cfg, task, split.info)
-model = model.to(memory_format=torch.channels_last)
-optimizer = make_optimizer(model, cfg, fused=False)
-params = [p for p in model.parameters() if p.requires_grad]
-batches = DeviceLoader(split.images, split.labels, cfg.batch_size,
-                       Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m), cfg.seed, "cpu",
-                       channels_last=True).epoch(0)
-def step():
-    x, y = next(batches)
-    return train_step(model, task, optimizer, params, x, y, cfg.lr, cfg.grad_clip, False)
+""" + TRAINER_STEP + """
 step()
 began = time.perf_counter()
 losses = [step().item() for _ in range(steps)]

@@ -1,9 +1,11 @@
 """What attack mode's CPU layers (randmix_bench/robustness/attack_mode.py) change, in one process: the time of one
-forward and backward to the input (an attack step) with the model channels-last as before, and with GELU and eval
-BatchNorm swapped as attacks now run it, alternating; and how far the logits move. One thread; ratios only.
+forward and backward to the input (an attack step) with the model channels-last as before, and with GELU, eval
+BatchNorm and the patch embedding swapped as attacks now run it, alternating; and how far the logits move; then
+each swapped kernel against the one it replaces, on the published models' shapes. One thread; ratios only.
 
     python benchmarks/attack_layers.py                      # the published small and medium full-s0 checkpoints
     python benchmarks/attack_layers.py --models randmix_convmixer_64_8 --batch 100 --rounds 6
+    python benchmarks/attack_layers.py --published-bits     # does the patch embedding's swap change a published bit?
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import statistics
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from unittest.mock import patch
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.checkpoint import load_model
+from randmix_bench.data import load_split
 from randmix_bench.models import create_model
-from randmix_bench.robustness.attack_mode import ChannelsLastInputs, attack_mode
+from randmix_bench.robustness.attack_mode import ChannelsLastInputs, PatchEmbedMatmul, attack_mode
+from randmix_bench.tensors import to_unit
+from randmix_bench.vocab import TaskKind
 
 from _machine import header
 
@@ -82,15 +88,70 @@ def gelu_kernels(shape: tuple[int, int, int, int], rounds: int) -> None:
           f"oneDNN's on the NHWC view {b:.2f} ms: {a / b:.2f}x", flush=True)
 
 
+def patch_embed_kernels(batch: int, in_chans: int, size: int, patch: int, dim: int, rounds: int) -> None:
+    """A patch embedding's forward and input gradient (channels-last, as attacks run it): the convolution through
+    oneDNN, and :class:`PatchEmbedMatmul`; and whether they give the same bits."""
+    gen = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(in_chans, dim, patch, stride=patch).requires_grad_(False).to(memory_format=torch.channels_last)
+    x = torch.rand(batch, in_chans, size, size, generator=gen).contiguous(memory_format=torch.channels_last)
+    grad = torch.randn(batch, dim, size // patch, size // patch, generator=gen).contiguous(
+        memory_format=torch.channels_last)
+    sides = {"convolution": conv, "matmul": PatchEmbedMatmul(conv)}
+    times: dict[str, list[float]] = {side: [] for side in sides}
+    outputs = {}
+    for _ in range(rounds):
+        for side, layer in sides.items():
+            began = time.perf_counter()
+            for _ in range(10):
+                xa = x.clone().requires_grad_(True)
+                out = layer(xa)
+                outputs[side] = (out, torch.autograd.grad(out, xa, grad)[0])
+            times[side].append((time.perf_counter() - began) / 10 * 1e3)
+    a, b = (statistics.median(t) for t in times.values())
+    same = all(torch.equal(p, q) for p, q in zip(*outputs.values(), strict=True))
+    print(f"  patch embedding {in_chans}->{dim}, patch {patch}, {batch} images of {size}x{size}, forward and input "
+          f"gradient: oneDNN's convolution {a:.2f} ms, the matmul {b:.2f} ms: {a / b:.2f}x; "
+          f"{'the same bits' if same else 'different bits'}", flush=True)
+
+
+def published_bits(batch: int) -> None:
+    """Every published robustness checkpoint in attack mode, with its patch embedding swapped and without, on its
+    test set's first ``batch`` points: whether the logits and the input gradients are the same bits (if they are,
+    no published per-point outcome can change on this machine)."""
+    for ckpt in sorted((REPO / "leaderboards" / "checkpoints").glob("*/*.safetensors")):
+        model, meta = load_model(ckpt)
+        train = meta["extra"]["train"]
+        if TaskKind(train["task"]) is TaskKind.SHUFFLE:  # not attacked
+            continue
+        split = load_split(train["dataset"], False, None)
+        x, y = to_unit(split.images[:batch]), split.labels[:batch]
+        sides = []
+        for swap in (False, True):
+            with (nullcontext() if swap else patch.object(PatchEmbedMatmul, "fits", return_value=False)),  \
+                    attack_mode(model):
+                swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
+                xa = x.clone().requires_grad_(True)
+                logits = ChannelsLastInputs(model)(xa)
+                grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
+                sides.append((logits.detach(), grad))
+        same = [torch.equal(a, b) for a, b in zip(*sides, strict=True)]
+        print(f"  {ckpt.stem}: {swapped} layer(s) swapped; logits {'the same' if same[0] else 'different'} bits, "
+              f"input gradients {'the same' if same[1] else 'different'} bits", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=PUBLISHED, help="checkpoints (.safetensors) or model names")
     p.add_argument("--batch", type=int, default=250)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--published-bits", action="store_true", help="only the bit-for-bit check of the published models")
     args = p.parse_args()
     torch.set_num_threads(1)
     print(header("1 thread", torch.__version__))
+    if args.published_bits:
+        published_bits(args.batch)
+        return
     for name in args.models:
         if name.endswith(".safetensors"):
             model, _ = load_model(REPO / name)
@@ -98,6 +159,9 @@ def main() -> None:
             model = create_model(name, in_chans=1, num_classes=10, mixing="full")
         measure(Path(name).stem, model, args.batch, args.rounds, args.steps)
     gelu_kernels((64, 64, 28, 28), args.rounds)  # the medium unshuffler's activations at batch 64
+    # the published ConvMixers' stems: small on fashion-mnist and cifar10-jpeg, medium, paper-slice
+    for in_chans, size, patch_size, dim in [(1, 28, 4, 32), (3, 32, 4, 32), (1, 28, 2, 64), (1, 28, 2, 256)]:
+        patch_embed_kernels(args.batch, in_chans, size, patch_size, dim, args.rounds)
 
 
 if __name__ == "__main__":

@@ -27,9 +27,11 @@ import sys
 import tempfile
 import textwrap
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from _machine import header, load
+from _trainer_step import TRAINER_STEP
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors"
@@ -66,58 +68,47 @@ with local_test_set(points, "cifar10"):
 open(out, "w").write(repr(robust))
 """
 
-# One training measurement: the trainer's own pieces (DeviceLoader, make_optimizer, train_step) or a plain loop.
-TRAIN_PROBE = """
+# One training measurement: what ``randmix train`` runs for a step (_trainer_step.py), or a plain loop.
+TRAIN_ARGS = """
 import sys, time, json
 plain = sys.argv[1] == "plain"
-if not plain:  # first, as the CLI: the thread policy's passive waiting, the memory policy
-    from randmix_bench.allocator import keep_freed_memory
-    keep_freed_memory()
+recipe, mixing, threads, steps = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+"""
+# The user's loop as usually written, torch imported first (so its default threads and spin-waiting): NCHW, a random
+# batch order, the recipe's optimizer.
+PLAIN_STEP = """
 import torch
 import torch.nn.functional as F
 from randmix_bench.data import load_split
 from randmix_bench.recipes import get_recipe
 from randmix_bench.tasks import task_for
 from randmix_bench.vocab import Mixing
-recipe, mixing, threads, steps = sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 cfg = get_recipe(recipe).override(mixing=Mixing.parse(mixing))
-if not plain:
-    from randmix_bench.threads import parse_threads
-    torch.set_num_threads(parse_threads(threads))
 split = load_split(cfg.dataset, True, None)
 model, _ = cfg.build_model(task_for(cfg), split.info)
-if plain:  # as usually written: NCHW, torch defaults, a random batch order, the recipe's optimizer
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
-    x_all, y_all = split.images.float() / 255, split.labels
-    def batches():
-        while True:
-            for idx in torch.randperm(len(y_all)).split(cfg.batch_size):
-                yield x_all[idx], y_all[idx]
-    it = batches()
-    def step():
-        x, y = next(it)
-        loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
-else:
-    from randmix_bench.loader import Augment, DeviceLoader
-    from randmix_bench.train import make_optimizer, train_step
-    model = model.to(memory_format=torch.channels_last)
-    opt = make_optimizer(model, cfg, fused=False)
-    loader = DeviceLoader(split.images, split.labels, cfg.batch_size, Augment(cfg.crop_padding, cfg.flip), cfg.seed,
-                          "cpu", channels_last=True)
-    params, task = [p for p in model.parameters() if p.requires_grad], task_for(cfg)
-    def batches():
-        epoch = 0
-        while True:
-            yield from loader.epoch(epoch)
-            epoch += 1
-    it = batches()
-    def step():
-        x, y = next(it)
-        train_step(model, task, opt, params, x, y, 1e-3, cfg.grad_clip, False)
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=cfg.weight_decay)
+x_all, y_all = split.images.float() / 255, split.labels
+def shuffled():
+    while True:
+        for idx in torch.randperm(len(y_all)).split(cfg.batch_size):
+            yield x_all[idx], y_all[idx]
+batches = shuffled()
+def step():
+    x, y = next(batches)
+    loss = F.cross_entropy(model(x), y); opt.zero_grad(); loss.backward(); opt.step()
+"""
+# Ours: randmix_bench first, as the CLI (the thread policy's passive waiting), the memory policy, the thread count.
+OURS_PRELUDE = """
+from randmix_bench.allocator import keep_freed_memory
+from randmix_bench.threads import parse_threads
+keep_freed_memory()
+threads = parse_threads(threads)
+"""
+TRAIN_MEASURE = """
 flops = 0
 if not plain:  # forward FLOPs counted, backward taken as twice them (FlopCounterMode overcounts grouped backward)
     from torch.utils.flop_counter import FlopCounterMode
-    x, _ = next(it)
+    x, _ = next(batches)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
     flops = 3 * counter.get_total_flops() / len(x)
@@ -134,6 +125,8 @@ peak = k * 2 * 2048 ** 3 / (time.perf_counter() - t)
 print(json.dumps({"ips": steps * cfg.batch_size / seconds, "flops_per_image": flops, "peak": peak,
                   "threads": torch.get_num_threads()}))
 """
+TRAIN_PROBES = {"plain": TRAIN_ARGS + PLAIN_STEP + TRAIN_MEASURE,
+                "ours": TRAIN_ARGS + OURS_PRELUDE + TRAINER_STEP + TRAIN_MEASURE}
 
 ATTACK_PROBE = """
 import sys, time, json
@@ -201,7 +194,8 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
     ckpt.parent.mkdir()
     ckpt.write_bytes((REPO / args.checkpoint).read_bytes())
     stock = script(tmp, "stock_apgd.py", STOCK_APGD)
-    times: dict[str, list[float]] = {"ours": [], "stock": [], "ours busy": [], "stock busy": []}
+    sides = ["ours", "stock"] + ([] if args.skip_busy else ["ours busy", "stock busy"])
+    times: dict[str, list[float]] = {side: [] for side in sides}
     differ: list[int] = []
     for r in range(args.repeats):
         for side in times:
@@ -213,10 +207,7 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
             else:
                 cmd = [sys.executable, str(stock), str(ckpt), args.dataset, str(args.n_examples), args.eps,
                        str(args.batch_size), str(out)]
-            if side.endswith("busy"):
-                with Busy():
-                    times[side].append(timed(cmd, side.startswith("stock")))
-            else:
+            with Busy() if side.endswith("busy") else nullcontext():
                 times[side].append(timed(cmd, side.startswith("stock")))
             print(f"  eval round {r + 1} {side:10s} {times[side][-1]:7.1f} s  (load {load()})", flush=True)
         ours = json.loads((ckpt.parent / f"ours-{r}.json").read_text())["randmix"]["points"]["robust"]
@@ -229,10 +220,12 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
                                                          for k, v in times.items()) + ")",
         f"  randmix eval vs stock pyautoattack script (idle):  {med['stock'] / med['ours']:.2f}x "
         f"({med['ours']:.1f} s vs {med['stock']:.1f} s)",
-        f"  with one core busy: randmix eval {med['ours busy'] / med['ours']:.2f}x slower than idle, the stock script "
-        f"{med['stock busy'] / med['stock']:.2f}x; randmix vs stock busy: {med['stock busy'] / med['ours busy']:.2f}x",
         f"  per-point outcomes differing from stock: {differ} (of {args.n_examples})",
     ]
+    if not args.skip_busy:
+        lines.insert(2, f"  with one core busy: randmix eval {med['ours busy'] / med['ours']:.2f}x slower than idle, "
+                        f"the stock script {med['stock busy'] / med['stock']:.2f}x; randmix vs stock busy: "
+                        f"{med['stock busy'] / med['ours busy']:.2f}x")
     if args.with_benchmark:
         bench = script(tmp, "stock_benchmark.py", STOCK_BENCHMARK)
         n = str(args.rb_examples)
@@ -247,13 +240,11 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
     return lines
 
 
-def train_probe(tmp: Path, plain: bool, recipe: str, mixing: str, threads: str, steps: int,
+def train_probe(plain: bool, recipe: str, mixing: str, threads: str, steps: int,
                 processes: int = 1) -> dict[str, float]:
     """One probe (or ``processes`` probes at once, their images/s summed: ``reproduce --jobs``' throughput)."""
-    probe = tmp / "train_probe.py"
-    if not probe.exists():
-        script(tmp, "train_probe.py", TRAIN_PROBE)
-    cmd = [sys.executable, str(probe), "plain" if plain else "ours", recipe, mixing, threads, str(steps)]
+    side = "plain" if plain else "ours"
+    cmd = [sys.executable, "-c", TRAIN_PROBES[side], side, recipe, mixing, threads, str(steps)]
     procs = [subprocess.Popen(cmd, cwd=REPO, env=env(plain), stdout=subprocess.PIPE, text=True)
              for _ in range(processes)]
     results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
@@ -262,23 +253,23 @@ def train_probe(tmp: Path, plain: bool, recipe: str, mixing: str, threads: str, 
     return {**results[0], "ips": sum(r["ips"] for r in results)}
 
 
-def train_section(args: argparse.Namespace, tmp: Path) -> tuple[list[str], float]:
+def train_section(args: argparse.Namespace) -> tuple[list[str], float]:
     runs: dict[str, list[dict[str, float]]] = {}
     for r in range(args.repeats):
         for label, plain, threads, busy in [("ours 1 thread", False, "1", False), ("ours 2 threads", False, "2", False),
                                             ("ours auto", False, "auto", False), ("plain loop", True, "-", False),
                                             ("ours 2 jobs x 1 thread", False, "1", False),
                                             ("ours auto, 1 core busy", False, "auto", True),
+                                            ("ours 2 jobs x 1 thread, 1 core busy", False, "1", True),
                                             ("plain loop, 1 core busy", True, "-", True)]:
+            if busy and args.skip_busy:
+                continue
             processes = 2 if "2 jobs" in label else 1
-            if busy:
-                with Busy():
-                    m = train_probe(tmp, plain, args.recipe, args.mixing, threads, args.train_steps)
-            else:
-                m = train_probe(tmp, plain, args.recipe, args.mixing, threads, args.train_steps, processes)
+            with Busy() if busy else nullcontext():
+                m = train_probe(plain, args.recipe, args.mixing, threads, args.train_steps, processes)
             runs.setdefault(label, []).append(m)
-            print(f"  train round {r + 1} {label:24s} {m['ips']:7.0f} img/s, {m['threads']} threads (load {load()})",
-                  flush=True)
+            print(f"  train round {r + 1} {label:36s} {m['ips']:7.0f} img/s, {m['threads']} threads "
+                  f"(load {load()})", flush=True)
     ips = {k: statistics.median(m["ips"] for m in v) for k, v in runs.items()}
     auto = runs["ours auto"][0]
     best = max(ips["ours 1 thread"], ips["ours 2 threads"])
@@ -287,16 +278,22 @@ def train_section(args: argparse.Namespace, tmp: Path) -> tuple[list[str], float
     lines = [
         f"train {args.recipe} ({args.mixing}), {args.train_steps} steps; median of {args.repeats}, img/s: "
         + ", ".join(f"{k} {v:.0f}" for k, v in ips.items()),
-        f"  auto vs best fixed thread count (idle): {ips['ours auto'] / best:.2f}x; one core busy: auto "
-        f"{ips['ours auto'] / ips['ours auto, 1 core busy']:.2f}x slower than idle, the plain loop "
-        f"{ips['plain loop'] / ips['plain loop, 1 core busy']:.2f}x",
+        f"  auto vs best fixed thread count (idle): {ips['ours auto'] / best:.2f}x",
         f"  two jobs at one thread each (reproduce --jobs auto) vs one job at auto: "
         f"{ips['ours 2 jobs x 1 thread'] / ips['ours auto']:.2f}x the images/s",
-        f"  trainer vs plain reference loop: {ips['ours auto'] / ips['plain loop']:.2f}x idle, "
-        f"{ips['ours auto, 1 core busy'] / ips['plain loop, 1 core busy']:.2f}x with one core busy",
+        f"  trainer vs plain reference loop (idle): {ips['ours auto'] / ips['plain loop']:.2f}x",
         f"  {auto['flops_per_image'] / 1e6:.0f} MFLOP per training image (3x forward); fp32 matmul peak "
         f"{peak / 1e9:.0f} GFLOP/s at {auto['threads']} threads; the trainer reaches {100 * frac:.0f} % of it",
     ]
+    if not args.skip_busy:
+        jobs = "ours 2 jobs x 1 thread"
+        lines[2:2] = [
+            f"  one core busy, slower than idle: one job at auto "
+            f"{ips['ours auto'] / ips['ours auto, 1 core busy']:.2f}x, two jobs at one thread each "
+            f"{ips[jobs] / ips[jobs + ', 1 core busy']:.2f}x (their images/s summed), the plain loop "
+            f"{ips['plain loop'] / ips['plain loop, 1 core busy']:.2f}x",
+            f"  trainer vs plain reference loop with one core busy: "
+            f"{ips['ours auto, 1 core busy'] / ips['plain loop, 1 core busy']:.2f}x"]
     return lines, ips["ours auto"]
 
 
@@ -332,6 +329,7 @@ def main() -> None:
     p.add_argument("--train-steps", type=int, default=8)
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--skip-train", action="store_true")
+    p.add_argument("--skip-busy", action="store_true", help="only the idle sides (the stock script busy takes minutes)")
     args = p.parse_args()
 
     import torch
@@ -343,7 +341,7 @@ def main() -> None:
         if not args.skip_eval:
             lines += eval_section(args, tmp)
         if not args.skip_train:
-            train_lines, ips = train_section(args, tmp)
+            train_lines, ips = train_section(args)
             lines += train_lines + medium_section(args, tmp, ips)
     print("\n".join(["", *lines, f"load at end {load()}"]))
 

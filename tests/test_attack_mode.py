@@ -1,15 +1,23 @@
 """The model as attacks run it (randmix_bench/robustness/attack_mode.py): channels-last with contiguous gradients
-handed back, the CPU's GELU and eval BatchNorm swapped for faster layers that compute the same function, and
-everything restored afterwards."""
+handed back, the CPU's GELU, eval BatchNorm and patch embedding swapped for faster layers that compute the same
+function, and everything restored afterwards."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
 from torch import nn
 
 from randmix_bench.models import create_model
-from randmix_bench.robustness.attack_mode import NHWCGELU, BatchNormAffine, ChannelsLastInputs, attack_mode
+from randmix_bench.robustness.attack_mode import (
+    NHWCGELU,
+    BatchNormAffine,
+    ChannelsLastInputs,
+    PatchEmbedMatmul,
+    attack_mode,
+)
 
 
 def _trained_statistics(model: nn.Module) -> nn.Module:
@@ -40,7 +48,7 @@ def test_attack_model_computes_the_same_function_and_hands_back_contiguous_gradi
         assert not model.training
         assert all(p.is_contiguous(memory_format=torch.channels_last) for p in model.parameters() if p.dim() == 4)
         kinds = {type(m) for m in model.modules()}
-        assert {NHWCGELU, BatchNormAffine} <= kinds and not {nn.GELU, nn.BatchNorm2d} & kinds
+        assert {NHWCGELU, BatchNormAffine, PatchEmbedMatmul} <= kinds and not {nn.GELU, nn.BatchNorm2d} & kinds
         wrapped = ChannelsLastInputs(model)
         x_cl = x.clone().requires_grad_(True)
         out = wrapped(x_cl)
@@ -117,3 +125,59 @@ def test_layers_that_are_not_plain_eval_maps_are_kept() -> None:
                           NormAct(4), nn.GELU(approximate="tanh"))
     with attack_mode(model):
         assert [type(m) for m in model] == [nn.Conv2d, nn.BatchNorm2d, NormAct, NHWCGELU]
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize(("in_chans", "kernel", "size", "bias"), [
+    (1, 4, (28, 28), True),  # the small ConvMixer's stem
+    (3, (2, 3), (11, 14), False),  # a rectangular patch, a remainder the convolution drops, no bias
+])
+def test_the_patch_embedding_stand_in_matches_the_convolution(
+        layout: torch.memory_format, in_chans: int, kernel: int | tuple[int, int], size: tuple[int, int],
+        bias: bool) -> None:
+    """Forward and input gradient, in either layout of the input, with an output in the channels-last layout the
+    convolution gives in attack mode."""
+    gen = torch.Generator().manual_seed(0)
+    conv = nn.Conv2d(in_chans, 6, kernel, stride=kernel, bias=bias).requires_grad_(False)
+    conv = conv.to(memory_format=torch.channels_last)
+    x = torch.rand(5, in_chans, *size, generator=gen).contiguous(memory_format=layout)
+    stand_in = PatchEmbedMatmul(conv)
+    outs, grads = [], []
+    for layer in (conv, stand_in):
+        xa = x.clone().requires_grad_(True)
+        out = layer(xa)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * torch.arange(out.numel()).view_as(out).sin()).sum(), xa)[0])
+    torch.testing.assert_close(outs[1], outs[0])
+    torch.testing.assert_close(grads[1], grads[0])
+    assert outs[1].is_contiguous(memory_format=torch.channels_last)
+
+
+def test_the_patch_embedding_stand_in_leaves_other_inputs_to_the_convolution() -> None:
+    """An unbatched image is the convolution's to compute; an input it refuses gets the convolution's own error."""
+    conv = nn.Conv2d(3, 4, 2, stride=2)
+    stand_in = PatchEmbedMatmul(conv)
+    image = torch.rand(3, 8, 8)
+    torch.testing.assert_close(stand_in(image), conv(image))
+    for bad in (torch.rand(2, 1, 8, 8), torch.rand(2, 3, 1, 8)):
+        with pytest.raises(RuntimeError) as expected:
+            conv(bad)
+        with pytest.raises(RuntimeError, match=re.escape(str(expected.value))):
+            stand_in(bad)
+
+
+@pytest.mark.parametrize(("conv", "fits"), [
+    (nn.Conv2d(1, 8, 4, stride=4), True),
+    (nn.Conv2d(3, 8, (2, 3), stride=(2, 3), padding="valid"), True),
+    (nn.Conv2d(3, 8, 1), False),  # 1x1: oneDNN's own is faster
+    (nn.Conv2d(3, 8, 4, stride=2), False),  # overlapping patches
+    (nn.Conv2d(3, 8, 4, stride=4, padding=1), False),
+    (nn.Conv2d(3, 8, 4, stride=4, dilation=2), False),
+    (nn.Conv2d(4, 8, 4, stride=4, groups=2), False),
+    (type("Sub", (nn.Conv2d,), {})(3, 8, 4, stride=4), False),  # a subclass may do more in its forward
+])
+def test_only_plain_patch_embeddings_are_swapped(conv: nn.Conv2d, fits: bool) -> None:
+    model = nn.Sequential(conv)
+    with attack_mode(model):
+        assert isinstance(model[0], PatchEmbedMatmul) is fits
+    assert model[0] is conv

@@ -1,15 +1,19 @@
-"""The model as attacks run it: eval mode, weights without gradients, channels-last, and on a CPU two layers
+"""The model as attacks run it: eval mode, weights without gradients, channels-last, and on a CPU three layers
 swapped for faster ones that compute the same function.
 
 Attacks need input gradients only, so backward skips every weight-gradient kernel and its memory. Channels-last
-is oneDNN's fast layout for the depthwise and 1x1 convolutions. Two CPU kernels are slow in that layout
+is oneDNN's fast layout for the depthwise and 1x1 convolutions. Three CPU kernels are slow in that layout
 (benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
-its own, 1.7-1.9x slower forward and backward; and an eval-mode BatchNorm runs the general normalization kernel
-where a per-channel multiply-add suffices. Swapped, an attack step of a ConvMixer is 1.34-1.43x faster on a CPU.
-Both swaps round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as any change
-of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
-``benchmarks/cpu_speed.py``. Inside the block the swapped layers are other modules: hooks on them do not fire and
-``state_dict()`` lacks the BatchNorm entries; attacks need neither.
+its own, 1.7-1.9x slower forward and backward; an eval-mode BatchNorm runs the general normalization kernel
+where a per-channel multiply-add suffices; and a patch embedding (a convolution whose kernel is its stride: a
+ConvMixer's or a ViT's stem) runs its forward and input gradient 1.2-3.5x slower through oneDNN than as the matmul
+it is, at the published ConvMixers' stems. Swapped, an attack step of a ConvMixer is 1.34-1.43x faster on a CPU
+(GELU and BatchNorm), and the small published ConvMixer's whole ``randmix eval`` about 1.3x more (the stem).
+GELU and BatchNorm round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as
+any change of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
+``benchmarks/cpu_speed.py``. The patch embedding's matmul gave the same bits as oneDNN on every published model
+(``benchmarks/attack_layers.py --published-bits``). Inside the block the swapped layers are other modules: hooks
+on them do not fire and ``state_dict()`` lacks the BatchNorm entries; attacks need neither.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from typing import TypeGuard
 
 import torch
 import torch.nn.functional as F
@@ -24,7 +29,7 @@ from torch import nn
 
 from randmix_bench.tensors import eval_mode
 
-__all__ = ["BatchNormAffine", "ChannelsLastInputs", "NHWCGELU", "attack_mode"]
+__all__ = ["BatchNormAffine", "ChannelsLastInputs", "NHWCGELU", "PatchEmbedMatmul", "attack_mode"]
 
 
 class NHWCGELU(nn.Module):
@@ -67,12 +72,49 @@ class BatchNormAffine(nn.Module):
         return torch.addcmul(self.shift, x, self.scale)
 
 
+class PatchEmbedMatmul(nn.Module):
+    """A convolution whose kernel is its stride, without padding, dilation or groups, as the matmul it is: each
+    output pixel is its patch (flattened in the channels-last order of the input) times the weight matrix."""
+
+    weight_matrix: torch.Tensor
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.conv = conv  # its bias, and the layer itself for inputs it alone handles
+        with torch.no_grad():  # [out, in, kh, kw] -> [kh * kw * in, out], the rows in a patch's memory order
+            matrix = conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels).contiguous()
+        self.register_buffer("weight_matrix", matrix, persistent=False)
+
+    @staticmethod
+    def fits(module: nn.Module) -> TypeGuard[nn.Conv2d]:
+        """Whether ``module`` is a plain ``nn.Conv2d`` patch embedding (a 1x1 convolution is left to oneDNN, which
+        was faster at every 1x1 size measured)."""
+        return (type(module) is nn.Conv2d and module.kernel_size == module.stride and module.kernel_size != (1, 1)
+                and module.padding in ((0, 0), "valid") and module.dilation == (1, 1) and module.groups == 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        (kh, kw), conv = self.conv.kernel_size, self.conv
+        if x.dim() != 4 or x.shape[1] != conv.in_channels or x.shape[2] < kh or x.shape[3] < kw:
+            return conv(x)  # unbatched, or an input the convolution refuses with its own error
+        n, c, h, w = x.shape
+        rows, cols = h // kh, w // kw  # the convolution drops a remainder that fills no patch
+        patches = (x[:, :, : rows * kh, : cols * kw].permute(0, 2, 3, 1).reshape(n, rows, kh, cols, kw, c)
+                   .transpose(2, 3).reshape(n * rows * cols, kh * kw * c))
+        if conv.bias is None:
+            out = torch.mm(patches, self.weight_matrix)
+        else:
+            out = torch.addmm(conv.bias, patches, self.weight_matrix)
+        return out.view(n, rows, cols, -1).permute(0, 3, 1, 2)
+
+
 def _swappable(module: nn.Module) -> nn.Module | None:
     """The faster stand-in for ``module``, or None. Exact types only: a subclass may do more in its forward."""
     if type(module) is nn.GELU:
         return NHWCGELU(module.approximate)
     if type(module) is nn.BatchNorm2d and module.running_mean is not None and module.running_var is not None:
         return BatchNormAffine(module)
+    if PatchEmbedMatmul.fits(module):
+        return PatchEmbedMatmul(module)
     return None
 
 

@@ -25,9 +25,15 @@ else:  # before the model's builder moved onto the config
 model = model.to(memory_format=torch.channels_last)
 optimizer = make_optimizer(model, cfg, fused=False)
 params = [p for p in model.parameters() if p.requires_grad]
-batches = DeviceLoader(split.images, split.labels, cfg.batch_size,
-                       Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m), cfg.seed, "cpu",
-                       channels_last=True).epoch(0)
+loader = DeviceLoader(split.images, split.labels, cfg.batch_size,
+                      Augment(cfg.crop_padding, cfg.flip, cfg.randaugment_n, cfg.randaugment_m), cfg.seed, "cpu",
+                      channels_last=True)
+def epochs():
+    epoch = 0
+    while True:  # as many steps as asked, over epochs as the trainer does
+        yield from loader.epoch(epoch)
+        epoch += 1
+batches = epochs()
 def step():
     x, y = next(batches)
     return train_step(model, task, optimizer, params, x, y, cfg.lr, cfg.grad_clip, False)

@@ -11,6 +11,7 @@ each swapped kernel against the one it replaces, on the published models' shapes
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from contextlib import nullcontext
@@ -31,6 +32,7 @@ from randmix_bench.vocab import TaskKind
 from _machine import header
 
 REPO = Path(__file__).resolve().parents[1]
+BIT_BATCHES = (1, 7, 100, 250)  # one point, odd sizes (the points an attack has left), AutoAttack's batch
 PUBLISHED = ["leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors",
              "leaderboards/checkpoints/medium/medium-convmixer64-fmnist-full-s0.safetensors"]
 
@@ -114,29 +116,36 @@ def patch_embed_kernels(batch: int, in_chans: int, size: int, patch: int, dim: i
           f"{'the same bits' if same else 'different bits'}", flush=True)
 
 
-def published_bits(batch: int) -> None:
+def published_bits(batches: tuple[int, ...], threads: tuple[int, ...]) -> None:
     """Every published robustness checkpoint in attack mode, with its patch embedding swapped and without, on its
-    test set's first ``batch`` points: whether the logits and the input gradients are the same bits (if they are,
-    no published per-point outcome can change on this machine)."""
+    test set's first points in batches of each size (attacks run on shrinking subsets) at each thread count: whether
+    the logits and the input gradients are the same bits. Where they are, at every size and thread count an attack
+    meets, the swap cannot change a per-point outcome on this machine."""
     for ckpt in sorted((REPO / "leaderboards" / "checkpoints").glob("*/*.safetensors")):
         model, meta = load_model(ckpt)
         train = meta["extra"]["train"]
         if TaskKind(train["task"]) is TaskKind.SHUFFLE:  # not attacked
             continue
         split = load_split(train["dataset"], False, None)
-        x, y = to_unit(split.images[:batch]), split.labels[:batch]
-        sides = []
-        for swap in (False, True):
-            with (nullcontext() if swap else patch.object(PatchEmbedMatmul, "fits", return_value=False)),  \
-                    attack_mode(model):
-                swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
-                xa = x.clone().requires_grad_(True)
-                logits = ChannelsLastInputs(model)(xa)
-                grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
-                sides.append((logits.detach(), grad))
-        same = [torch.equal(a, b) for a, b in zip(*sides, strict=True)]
-        print(f"  {ckpt.stem}: {swapped} layer(s) swapped; logits {'the same' if same[0] else 'different'} bits, "
-              f"input gradients {'the same' if same[1] else 'different'} bits", flush=True)
+        differ, swapped = [], 0
+        for n_threads in threads:
+            torch.set_num_threads(n_threads)
+            for batch in batches:
+                x, y = to_unit(split.images[:batch]), split.labels[:batch]
+                sides = []
+                for swap in (False, True):
+                    with (nullcontext() if swap else patch.object(PatchEmbedMatmul, "fits", return_value=False)), \
+                            attack_mode(model):
+                        swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
+                        xa = x.clone().requires_grad_(True)
+                        logits = ChannelsLastInputs(model)(xa)
+                        grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
+                        sides.append((logits.detach(), grad))
+                if not all(torch.equal(a, b) for a, b in zip(*sides, strict=True)):
+                    differ.append(f"batch {batch} at {n_threads} thread(s)")
+        print(f"  {ckpt.stem}: {swapped} layer(s) swapped; logits and input gradients "
+              + (f"differ at {', '.join(differ)}" if differ else "the same bits at every batch and thread count"),
+              flush=True)
 
 
 def main() -> None:
@@ -150,7 +159,8 @@ def main() -> None:
     torch.set_num_threads(1)
     print(header("1 thread", torch.__version__))
     if args.published_bits:
-        published_bits(args.batch)
+        print(f"  batches of {', '.join(map(str, BIT_BATCHES))} points; 1 and {os.cpu_count()} threads")
+        published_bits(BIT_BATCHES, (1, os.cpu_count() or 1))
         return
     for name in args.models:
         if name.endswith(".safetensors"):

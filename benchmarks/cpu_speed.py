@@ -7,13 +7,15 @@ the sides alternate, each round is repeated, and the load average is printed wit
    another process keeps one core busy; per-point outcomes compared (they must be identical).
 2. With ``--with-benchmark``: ``randmix eval`` (AutoAttack standard) against robustbench's ``benchmark()`` (its
    loop, batch size and torch defaults) on ``--rb-examples`` points, robust accuracy compared.
-3. The trainer on ``--model`` (the medium tier's recipe): images/s with 1 and 2 threads and ``auto``, idle and with
-   one core busy; a plain reference loop (NCHW, torch's default threads and waiting); the fraction of the CPU's
-   fp32 matmul peak (FLOPs per image counted by torch's FlopCounterMode).
+3. The trainer on ``--recipe`` (the medium tier's): images/s with 1 and 2 threads and ``auto``, two one-thread jobs
+   at once (``reproduce --jobs auto``), idle and with one core busy; a plain reference loop (NCHW, torch's default
+   threads and waiting, no augmentation); the fraction of the CPU's fp32 matmul peak (FLOPs per image counted by
+   torch's FlopCounterMode).
 4. The medium tier's cost per job kind, extrapolated from these measurements.
 
     python benchmarks/cpu_speed.py                      # the published small checkpoint, 500 points
     python benchmarks/cpu_speed.py --repeats 1 --skip-eval
+    python benchmarks/cpu_speed.py --repeats 5 --skip-train --skip-busy   # the idle eval ratio, more repeats
 """
 
 from __future__ import annotations

@@ -154,21 +154,36 @@ def test_the_patch_embedding_stand_in_matches_the_convolution(
 
 
 def test_the_patch_embedding_stand_in_leaves_other_inputs_to_the_convolution() -> None:
-    """An unbatched image is the convolution's to compute; an input it refuses gets the convolution's own error."""
+    """An unbatched image is the convolution's to compute, an empty batch gives the convolution's empty result, and
+    an input it refuses (channels, size, dtype) gets the convolution's own error."""
     conv = nn.Conv2d(3, 4, 2, stride=2)
     stand_in = PatchEmbedMatmul(conv)
-    image = torch.rand(3, 8, 8)
-    torch.testing.assert_close(stand_in(image), conv(image))
-    for bad in (torch.rand(2, 1, 8, 8), torch.rand(2, 3, 1, 8)):
+    for good in (torch.rand(3, 8, 8), torch.rand(0, 3, 8, 8)):
+        torch.testing.assert_close(stand_in(good), conv(good))
+    for bad in (torch.rand(2, 1, 8, 8), torch.rand(2, 3, 1, 8), torch.rand(2, 3, 8, 8, dtype=torch.float64)):
         with pytest.raises(RuntimeError) as expected:
             conv(bad)
         with pytest.raises(RuntimeError, match=re.escape(str(expected.value))):
             stand_in(bad)
 
 
+def test_attack_mode_entered_twice_swaps_each_layer_once() -> None:
+    """A model already in attack mode (nested blocks, a transfer attack's source sharing layers) keeps working."""
+    model = create_model("randmix_convmixer_tiny", in_chans=1, mixing="full").eval()
+    x = torch.rand(2, 1, 28, 28)
+    with torch.no_grad():
+        expected = model(x)
+        with attack_mode(model):
+            swapped = [type(m) for m in model.modules()]
+            with attack_mode(model):
+                assert [type(m) for m in model.modules()] == swapped
+                torch.testing.assert_close(model(x), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(("conv", "fits"), [
     (nn.Conv2d(1, 8, 4, stride=4), True),
     (nn.Conv2d(3, 8, (2, 3), stride=(2, 3), padding="valid"), True),
+    (nn.Conv2d(3, 8, 4, stride=4, padding=0, padding_mode="reflect"), True),  # no padding: no padding mode
     (nn.Conv2d(3, 8, 1), False),  # 1x1: oneDNN's own is faster
     (nn.Conv2d(3, 8, 4, stride=2), False),  # overlapping patches
     (nn.Conv2d(3, 8, 4, stride=4, padding=1), False),

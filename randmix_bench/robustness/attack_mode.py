@@ -12,8 +12,9 @@ it is, at the published ConvMixers' stems. Swapped, an attack step of a ConvMixe
 GELU and BatchNorm round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as
 any change of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
 ``benchmarks/cpu_speed.py``. The patch embedding's matmul gave the same bits as oneDNN on every published model
-(``benchmarks/attack_layers.py --published-bits``). Inside the block the swapped layers are other modules: hooks
-on them do not fire and ``state_dict()`` lacks the BatchNorm entries; attacks need neither.
+(``benchmarks/attack_layers.py --published-bits``). The stand-ins are built from their layers' values when the
+block starts. Inside the block the swapped layers are other modules: hooks on them do not fire and ``state_dict()``
+and ``named_parameters()`` lack their entries; attacks need neither.
 """
 
 from __future__ import annotations
@@ -76,13 +77,18 @@ class PatchEmbedMatmul(nn.Module):
     """A convolution whose kernel is its stride, without padding, dilation or groups, as the matmul it is: each
     output pixel is its patch (flattened in the channels-last order of the input) times the weight matrix."""
 
+    weight: torch.Tensor
+    bias: torch.Tensor | None
     weight_matrix: torch.Tensor
 
     def __init__(self, conv: nn.Conv2d) -> None:
         super().__init__()
-        self.conv = conv  # its bias, and the layer itself for inputs it alone handles
-        with torch.no_grad():  # [out, in, kh, kw] -> [kh * kw * in, out], the rows in a patch's memory order
-            matrix = conv.weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels).contiguous()
+        self.kernel_size = conv.kernel_size
+        weight = conv.weight.detach()
+        self.register_buffer("weight", weight, persistent=False)  # for the inputs only the convolution handles
+        self.register_buffer("bias", None if conv.bias is None else conv.bias.detach(), persistent=False)
+        # [out, in, kh, kw] -> [kh * kw * in, out]: the rows in a channels-last patch's memory order
+        matrix = weight.permute(2, 3, 1, 0).reshape(-1, conv.out_channels).contiguous()
         self.register_buffer("weight_matrix", matrix, persistent=False)
 
     @staticmethod
@@ -93,18 +99,20 @@ class PatchEmbedMatmul(nn.Module):
                 and module.padding in ((0, 0), "valid") and module.dilation == (1, 1) and module.groups == 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        (kh, kw), conv = self.conv.kernel_size, self.conv
-        if x.dim() != 4 or x.shape[1] != conv.in_channels or x.shape[2] < kh or x.shape[3] < kw:
-            return conv(x)  # unbatched, or an input the convolution refuses with its own error
+        (kh, kw), weight = self.kernel_size, self.weight
+        if (x.dim() != 4 or x.shape[1] != weight.shape[1] or x.shape[2] < kh or x.shape[3] < kw
+                or x.dtype != weight.dtype or x.device != weight.device):
+            # unbatched, or an input the convolution refuses: its result, or its own error
+            return F.conv2d(x, weight, self.bias, self.kernel_size)
         n, c, h, w = x.shape
         rows, cols = h // kh, w // kw  # the convolution drops a remainder that fills no patch
         patches = (x[:, :, : rows * kh, : cols * kw].permute(0, 2, 3, 1).reshape(n, rows, kh, cols, kw, c)
                    .transpose(2, 3).reshape(n * rows * cols, kh * kw * c))
-        if conv.bias is None:
+        if self.bias is None:
             out = torch.mm(patches, self.weight_matrix)
         else:
-            out = torch.addmm(conv.bias, patches, self.weight_matrix)
-        return out.view(n, rows, cols, -1).permute(0, 3, 1, 2)
+            out = torch.addmm(self.bias, patches, self.weight_matrix)
+        return out.view(n, rows, cols, weight.shape[0]).permute(0, 3, 1, 2)
 
 
 def _swappable(module: nn.Module) -> nn.Module | None:

@@ -8,7 +8,7 @@ its own, 1.7-1.9x slower forward and backward; an eval-mode BatchNorm runs the g
 where a per-channel multiply-add suffices; and a patch embedding (a convolution whose kernel is its stride: a
 ConvMixer's or a ViT's stem) runs its forward and input gradient 1.2-3.5x slower through oneDNN than as the matmul
 it is, at the published ConvMixers' stems. Swapped, an attack step of a ConvMixer is 1.34-1.43x faster on a CPU
-(GELU and BatchNorm), and the small published ConvMixer's whole ``randmix eval`` about 1.3x more (the stem).
+(GELU and BatchNorm), and the small published ConvMixer's whole ``randmix eval`` 1.13x more (the stem).
 GELU and BatchNorm round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as
 any change of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
 ``benchmarks/cpu_speed.py``. The patch embedding's matmul gave the same bits as oneDNN on every published model

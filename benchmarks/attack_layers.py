@@ -14,7 +14,8 @@ import argparse
 import os
 import statistics
 import time
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from unittest.mock import patch
 
@@ -32,7 +33,8 @@ from randmix_bench.vocab import TaskKind
 from _machine import header
 
 REPO = Path(__file__).resolve().parents[1]
-BIT_BATCHES = (1, 7, 100, 250)  # one point, odd sizes (the points an attack has left), AutoAttack's batch
+# one point, odd sizes (the points an attack has left; 192, the second batch of cpu_speed.py's eval), AutoAttack's
+BIT_BATCHES = (1, 7, 100, 192, 250)
 PUBLISHED = ["leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors",
              "leaderboards/checkpoints/medium/medium-convmixer64-fmnist-full-s0.safetensors"]
 
@@ -53,13 +55,17 @@ def channels_last_only(model: nn.Module) -> nullcontext[nn.Module]:
 
 
 def measure(name: str, model: nn.Module, batch: int, rounds: int, steps: int) -> None:
+    """An attack step channels-last only, with every CPU layer but the patch embedding's matmul, and with all."""
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(batch, 1, 28, 28, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
     wrapped = ChannelsLastInputs(model)
-    times: dict[str, list[float]] = {"channels-last": [], "+ CPU layers": []}
+    sides = {"channels-last": lambda: channels_last_only(model),
+             "+ CPU layers but the stem": lambda: _without_stem(attack_mode(model)),
+             "+ CPU layers": lambda: attack_mode(model)}
+    times: dict[str, list[float]] = {side: [] for side in sides}
     for _ in range(rounds):
-        for side in times:
-            with attack_mode(model) if side == "+ CPU layers" else channels_last_only(model):
+        for side, mode in sides.items():
+            with mode():
                 step_ms(wrapped, x, y, 1)  # warm-up
                 times[side].append(step_ms(wrapped, x, y, steps))
     with torch.no_grad():
@@ -67,10 +73,18 @@ def measure(name: str, model: nn.Module, batch: int, rounds: int, steps: int) ->
             plain = wrapped(x)
         with attack_mode(model):
             swapped = wrapped(x)
-    a, b = (statistics.median(t) for t in times.values())
-    print(f"  {name}, batch {batch}: channels-last {a:.1f} ms a step, + CPU layers {b:.1f} ms: {a / b:.2f}x "
-          f"(medians of {rounds} rounds x {steps} steps); logits move by at most {(swapped - plain).abs().max():.1e} "
-          f"(largest |logit| {plain.abs().max():.1f})", flush=True)
+    a, b, c = (statistics.median(t) for t in times.values())
+    print(f"  {name}, batch {batch}: channels-last {a:.1f} ms a step, + CPU layers but the stem {b:.1f} ms, + CPU "
+          f"layers {c:.1f} ms: {a / c:.2f}x in all, the stem's matmul {b / c:.2f}x (medians of {rounds} rounds x "
+          f"{steps} steps); logits move by at most {(swapped - plain).abs().max():.1e} (largest |logit| "
+          f"{plain.abs().max():.1f})", flush=True)
+
+
+@contextmanager
+def _without_stem(mode: AbstractContextManager[None]) -> Iterator[None]:
+    """``mode`` (attack mode) with the patch embedding left to oneDNN."""
+    with patch.object(PatchEmbedMatmul, "fits", return_value=False), mode:
+        yield
 
 
 def gelu_kernels(shape: tuple[int, int, int, int], rounds: int) -> None:
@@ -90,13 +104,14 @@ def gelu_kernels(shape: tuple[int, int, int, int], rounds: int) -> None:
           f"oneDNN's on the NHWC view {b:.2f} ms: {a / b:.2f}x", flush=True)
 
 
-def patch_embed_kernels(batch: int, in_chans: int, size: int, patch: int, dim: int, rounds: int) -> None:
+def patch_embed_kernels(batch: int, in_chans: int, size: int, patch_size: int, dim: int, rounds: int) -> None:
     """A patch embedding's forward and input gradient (channels-last, as attacks run it): the convolution through
     oneDNN, and :class:`PatchEmbedMatmul`; and whether they give the same bits."""
     gen = torch.Generator().manual_seed(0)
-    conv = nn.Conv2d(in_chans, dim, patch, stride=patch).requires_grad_(False).to(memory_format=torch.channels_last)
+    conv = nn.Conv2d(in_chans, dim, patch_size, stride=patch_size).requires_grad_(False)
+    conv = conv.to(memory_format=torch.channels_last)
     x = torch.rand(batch, in_chans, size, size, generator=gen).contiguous(memory_format=torch.channels_last)
-    grad = torch.randn(batch, dim, size // patch, size // patch, generator=gen).contiguous(
+    grad = torch.randn(batch, dim, size // patch_size, size // patch_size, generator=gen).contiguous(
         memory_format=torch.channels_last)
     sides = {"convolution": conv, "matmul": PatchEmbedMatmul(conv)}
     times: dict[str, list[float]] = {side: [] for side in sides}
@@ -111,40 +126,43 @@ def patch_embed_kernels(batch: int, in_chans: int, size: int, patch: int, dim: i
             times[side].append((time.perf_counter() - began) / 10 * 1e3)
     a, b = (statistics.median(t) for t in times.values())
     same = all(torch.equal(p, q) for p, q in zip(*outputs.values(), strict=True))
-    print(f"  patch embedding {in_chans}->{dim}, patch {patch}, {batch} images of {size}x{size}, forward and input "
-          f"gradient: oneDNN's convolution {a:.2f} ms, the matmul {b:.2f} ms: {a / b:.2f}x; "
+    print(f"  patch embedding {in_chans}->{dim}, patch {patch_size}, {batch} images of {size}x{size}, forward and "
+          f"input gradient: oneDNN's convolution {a:.2f} ms, the matmul {b:.2f} ms: {a / b:.2f}x; "
           f"{'the same bits' if same else 'different bits'}", flush=True)
 
 
 def published_bits(batches: tuple[int, ...], threads: tuple[int, ...]) -> None:
     """Every published robustness checkpoint in attack mode, with its patch embedding swapped and without, on its
-    test set's first points in batches of each size (attacks run on shrinking subsets) at each thread count: whether
-    the logits and the input gradients are the same bits. Where they are, at every size and thread count an attack
-    meets, the swap cannot change a per-point outcome on this machine."""
+    test set's first points and on them moved to a random corner of the Linf ball of 8/255 (as an attack's iterates
+    are), in batches of each size (attacks run on shrinking subsets) at each thread count: whether the logits and the
+    input gradients are the same bits. What it cannot cover: other inputs, sizes, thread counts and machines."""
     for ckpt in sorted((REPO / "leaderboards" / "checkpoints").glob("*/*.safetensors")):
         model, meta = load_model(ckpt)
         train = meta["extra"]["train"]
         if TaskKind(train["task"]) is TaskKind.SHUFFLE:  # not attacked
             continue
         split = load_split(train["dataset"], False, None)
-        differ, swapped = [], 0
+        gen = torch.Generator().manual_seed(0)
+        differ, swapped, compared = [], 0, 0
         for n_threads in threads:
             torch.set_num_threads(n_threads)
             for batch in batches:
-                x, y = to_unit(split.images[:batch]), split.labels[:batch]
-                sides = []
-                for swap in (False, True):
-                    with (nullcontext() if swap else patch.object(PatchEmbedMatmul, "fits", return_value=False)), \
-                            attack_mode(model):
-                        swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
-                        xa = x.clone().requires_grad_(True)
-                        logits = ChannelsLastInputs(model)(xa)
-                        grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
-                        sides.append((logits.detach(), grad))
-                if not all(torch.equal(a, b) for a, b in zip(*sides, strict=True)):
-                    differ.append(f"batch {batch} at {n_threads} thread(s)")
+                clean, y = to_unit(split.images[:batch]), split.labels[:batch]
+                corner = (clean + 8 / 255 * torch.randn(clean.shape, generator=gen).sign()).clamp(0, 1)
+                for kind, x in (("clean", clean), ("perturbed", corner)):
+                    sides = []
+                    for mode in (_without_stem(attack_mode(model)), attack_mode(model)):
+                        with mode:
+                            swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
+                            xa = x.clone().requires_grad_(True)
+                            logits = ChannelsLastInputs(model)(xa)
+                            grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
+                            sides.append((logits.detach(), grad))
+                    compared += 1
+                    if not all(torch.equal(a, b) for a, b in zip(*sides, strict=True)):
+                        differ.append(f"{kind} batch {batch} at {n_threads} thread(s)")
         print(f"  {ckpt.stem}: {swapped} layer(s) swapped; logits and input gradients "
-              + (f"differ at {', '.join(differ)}" if differ else "the same bits at every batch and thread count"),
+              + (f"differ at {', '.join(differ)}" if differ else f"the same bits in all {compared} comparisons"),
               flush=True)
 
 
@@ -156,12 +174,13 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--published-bits", action="store_true", help="only the bit-for-bit check of the published models")
     args = p.parse_args()
-    torch.set_num_threads(1)
-    print(header("1 thread", torch.__version__))
     if args.published_bits:
-        print(f"  batches of {', '.join(map(str, BIT_BATCHES))} points; 1 and {os.cpu_count()} threads")
+        print(header(f"1 and {os.cpu_count()} threads", torch.__version__))
+        print(f"  batches of {', '.join(map(str, BIT_BATCHES))} points, clean and perturbed")
         published_bits(BIT_BATCHES, (1, os.cpu_count() or 1))
         return
+    torch.set_num_threads(1)
+    print(header("1 thread", torch.__version__))
     for name in args.models:
         if name.endswith(".safetensors"):
             model, _ = load_model(REPO / name)
@@ -172,6 +191,11 @@ def main() -> None:
     # the published ConvMixers' stems: small on fashion-mnist and cifar10-jpeg, medium, paper-slice
     for in_chans, size, patch_size, dim in [(1, 28, 4, 32), (3, 32, 4, 32), (1, 28, 2, 64), (1, 28, 2, 256)]:
         patch_embed_kernels(args.batch, in_chans, size, patch_size, dim, args.rounds)
+    # other shapes: 1x1 convolutions (the small and medium ConvMixers' pointwise ones: not swapped), a 3->64 stem, and
+    # a ViT-B/16's patch embedding on 16 images of 224x224
+    for in_chans, size, patch_size, dim in [(32, 7, 1, 32), (64, 14, 1, 64), (3, 32, 2, 64)]:
+        patch_embed_kernels(args.batch, in_chans, size, patch_size, dim, args.rounds)
+    patch_embed_kernels(16, 3, 224, 16, 768, args.rounds)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,11 @@ def main() -> None:
             f"{side} {import_seconds(code, side == 'stock'):.2f} s" for side, code in IMPORTS.items()))
         print("  one attack batch (the first 250 correct points, one thread) under torch.profiler, CPU time by op:",
               flush=True)
-        subprocess.run([sys.executable, "-c", PROFILE, str(ckpt), args.dataset, args.eps], cwd=REPO, env=env(False),
-                       check=True)
+        profiled = subprocess.run([sys.executable, "-c", PROFILE, str(ckpt), args.dataset, args.eps], cwd=REPO,
+                                  env=env(False), capture_output=True, text=True)  # the profiler's own log: stderr
+        if profiled.returncode:
+            raise SystemExit(f"the profiled attack failed:\n{profiled.stderr[-2000:]}")
+        print(profiled.stdout, end="")
 
 
 if __name__ == "__main__":

@@ -6,15 +6,16 @@ is oneDNN's fast layout for the depthwise and 1x1 convolutions. Three CPU kernel
 (benchmarks/RESULTS.md): torch sends a contiguous float tensor to oneDNN's exact GELU but a channels-last one to
 its own, 1.7-1.9x slower forward and backward; an eval-mode BatchNorm runs the general normalization kernel
 where a per-channel multiply-add suffices; and a patch embedding (a convolution whose kernel is its stride: a
-ConvMixer's or a ViT's stem) runs its forward and input gradient 1.2-3.5x slower through oneDNN than as the matmul
+ConvMixer's or a ViT's stem) runs its forward and input gradient 1.2-3.7x slower through oneDNN than as the matmul
 it is, at the published ConvMixers' stems. Swapped, an attack step of a ConvMixer is 1.34-1.43x faster on a CPU
-(GELU and BatchNorm), and the small published ConvMixer's whole ``randmix eval`` 1.13x more (the stem).
+(GELU and BatchNorm); the stem's matmul makes the small published ConvMixer's step 1.23x faster again, and its whole
+``randmix eval`` 1.13x (the medium one's step 1.00x: its stem is a small part of it).
 GELU and BatchNorm round differently in the last bits (logits move by a few 1e-6, about 1e-7 of their size), as
 any change of kernel or layout does; the per-point outcomes they give are checked against the stock script's in
 ``benchmarks/cpu_speed.py``. The patch embedding's matmul gave the same bits as oneDNN on every published model
 in ``benchmarks/attack_layers.py --published-bits`` (Intel Xeon with AVX-512, torch 2.14.1; clean and perturbed test
 points, batches of 1 to 250, 1 and 2 threads); another machine or library may round differently. Of the other
-shapes measured, a 3->64 stem with patch 2 ran at 0.94x oneDNN's speed. The stand-ins are built from their layers'
+shapes measured, a 3->64 stem with patch 2 ran at about oneDNN's speed. The stand-ins are built from their layers'
 values when the block starts. Inside the block the swapped layers are other modules: hooks on them do not fire and
 ``state_dict()`` and ``named_parameters()`` lack their entries; attacks need neither.
 """

@@ -316,12 +316,17 @@ def medium_section(args: argparse.Namespace, tmp: Path, ips: float) -> list[str]
     ]
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_eval_arguments(p: argparse.ArgumentParser) -> None:
+    """The evaluation both sides run (also ``eval_timeline.py``'s): the published checkpoint, its test points, eps."""
     p.add_argument("--checkpoint", default=DEFAULT_CKPT)
     p.add_argument("--dataset", default="fashion-mnist")
     p.add_argument("--n-examples", type=int, default=500)
     p.add_argument("--eps", default="0.015")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_eval_arguments(p)
     p.add_argument("--batch-size", type=int, default=250, help="the stock script's batch: randmix eval's default")
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--with-benchmark", action="store_true")

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from _machine import header, load
-from cpu_speed import DEFAULT_CKPT, REPO, STOCK_APGD, env
+from cpu_speed import REPO, STOCK_APGD, add_eval_arguments, env
 
 # The stock script with a line printed after each phase (nothing else changed).
 MARKED_STOCK = STOCK_APGD
@@ -84,10 +84,7 @@ def import_seconds(code: str, plain: bool) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--checkpoint", default=DEFAULT_CKPT)
-    p.add_argument("--dataset", default="fashion-mnist")
-    p.add_argument("--n-examples", type=int, default=500)
-    p.add_argument("--eps", default="0.015")
+    add_eval_arguments(p)
     args = p.parse_args()
     import torch
 

@@ -14,7 +14,7 @@ import argparse
 import os
 import statistics
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from unittest.mock import patch
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from randmix_bench.checkpoint import load_model
-from randmix_bench.data import load_split
+from randmix_bench.data import ImageSplit, load_split
 from randmix_bench.models import create_model
 from randmix_bench.robustness.attack_mode import ChannelsLastInputs, PatchEmbedMatmul, attack_mode
 from randmix_bench.tensors import to_unit
@@ -59,9 +59,10 @@ def measure(name: str, model: nn.Module, batch: int, rounds: int, steps: int) ->
     gen = torch.Generator().manual_seed(0)
     x, y = torch.rand(batch, 1, 28, 28, generator=gen), torch.randint(0, 10, (batch,), generator=gen)
     wrapped = ChannelsLastInputs(model)
-    sides = {"channels-last": lambda: channels_last_only(model),
-             "+ CPU layers but the stem": lambda: _without_stem(attack_mode(model)),
-             "+ CPU layers": lambda: attack_mode(model)}
+    sides: dict[str, Callable[[], AbstractContextManager[object]]] = {
+        "channels-last": lambda: channels_last_only(model),
+        "+ CPU layers but the stem": lambda: _without_stem(attack_mode(model)),
+        "+ CPU layers": lambda: attack_mode(model)}
     times: dict[str, list[float]] = {side: [] for side in sides}
     for _ in range(rounds):
         for side, mode in sides.items():
@@ -131,35 +132,42 @@ def patch_embed_kernels(batch: int, in_chans: int, size: int, patch_size: int, d
           f"{'the same bits' if same else 'different bits'}", flush=True)
 
 
+def _outputs(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+             mode: AbstractContextManager[None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits and the cross-entropy's input gradient of ``model`` in ``mode`` (an attack mode)."""
+    with mode:
+        xa = x.clone().requires_grad_(True)
+        logits = ChannelsLastInputs(model)(xa)
+        return logits.detach(), torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
+
+
 def published_bits(batches: tuple[int, ...], threads: tuple[int, ...]) -> None:
     """Every published robustness checkpoint in attack mode, with its patch embedding swapped and without, on its
     test set's first points and on them moved to a random corner of the Linf ball of 8/255 (as an attack's iterates
     are), in batches of each size (attacks run on shrinking subsets) at each thread count: whether the logits and the
     input gradients are the same bits. What it cannot cover: other inputs, sizes, thread counts and machines."""
+    splits: dict[str, ImageSplit] = {}  # each test set read once
     for ckpt in sorted((REPO / "leaderboards" / "checkpoints").glob("*/*.safetensors")):
         model, meta = load_model(ckpt)
         train = meta["extra"]["train"]
         if TaskKind(train["task"]) is TaskKind.SHUFFLE:  # not attacked
             continue
-        split = load_split(train["dataset"], False, None)
+        if train["dataset"] not in splits:
+            splits[train["dataset"]] = load_split(train["dataset"], False, None)
+        split = splits[train["dataset"]]
+        with attack_mode(model):
+            swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
         gen = torch.Generator().manual_seed(0)
-        differ, swapped, compared = [], 0, 0
+        differ, compared = [], 0
         for n_threads in threads:
             torch.set_num_threads(n_threads)
             for batch in batches:
                 clean, y = to_unit(split.images[:batch]), split.labels[:batch]
                 corner = (clean + 8 / 255 * torch.randn(clean.shape, generator=gen).sign()).clamp(0, 1)
                 for kind, x in (("clean", clean), ("perturbed", corner)):
-                    sides = []
-                    for mode in (_without_stem(attack_mode(model)), attack_mode(model)):
-                        with mode:
-                            swapped = sum(isinstance(m, PatchEmbedMatmul) for m in model.modules())
-                            xa = x.clone().requires_grad_(True)
-                            logits = ChannelsLastInputs(model)(xa)
-                            grad = torch.autograd.grad(F.cross_entropy(logits, y, reduction="none").sum(), xa)[0]
-                            sides.append((logits.detach(), grad))
+                    without = _outputs(model, x, y, _without_stem(attack_mode(model)))
                     compared += 1
-                    if not all(torch.equal(a, b) for a, b in zip(*sides, strict=True)):
+                    if not all(map(torch.equal, without, _outputs(model, x, y, attack_mode(model)))):
                         differ.append(f"{kind} batch {batch} at {n_threads} thread(s)")
         print(f"  {ckpt.stem}: {swapped} layer(s) swapped; logits and input gradients "
               + (f"differ at {', '.join(differ)}" if differ else f"the same bits in all {compared} comparisons"),

@@ -19,12 +19,17 @@ from pathlib import Path
 from _machine import header, load
 from cpu_speed import REPO, STOCK_APGD, add_eval_arguments, env
 
+
+def _marked(script: str, marks: dict[str, str]) -> str:
+    """``script`` with ``print(mark)`` before each line starting as a key of ``marks``, and ``saved`` at its end."""
+    for line_start, mark in marks.items():
+        script = script.replace(line_start, f"print('{mark}', flush=True)\n{line_start}")
+    return script + "print('saved')\n"
+
+
 # The stock script with a line printed after each phase (nothing else changed).
-MARKED_STOCK = STOCK_APGD
-for _before, _marker in [("model, _ = load_model(ckpt)", "imported"), ("aa = AutoAttack(", "loaded"),
-                         ("torch.save(", "attacked")]:
-    MARKED_STOCK = MARKED_STOCK.replace(_before, f"print('{_marker}', flush=True)\n{_before}")
-MARKED_STOCK += "print('saved')\n"
+MARKED_STOCK = _marked(STOCK_APGD, {"model, _ = load_model(ckpt)": "imported", "aa = AutoAttack(": "loaded",
+                                    "torch.save(": "attacked"})
 # The stock script's imports, and ours (the CLI's eval command).
 IMPORTS = {"stock": "import torch, pyautoattack\nfrom randmix_bench.checkpoint import load_model\n"
                     "from randmix_bench.data import load_split",

@@ -16,6 +16,7 @@ the sides alternate, each round is repeated, and the load average is printed wit
     python benchmarks/cpu_speed.py                      # the published small checkpoint, 500 points
     python benchmarks/cpu_speed.py --repeats 1 --skip-eval
     python benchmarks/cpu_speed.py --repeats 5 --skip-train --skip-busy   # the idle eval ratio, more repeats
+    git worktree add /tmp/before HEAD~1 && python benchmarks/cpu_speed.py --skip-train --skip-busy --before /tmp/before
 """
 
 from __future__ import annotations
@@ -155,18 +156,19 @@ print(json.dumps({"point_iterations_per_s": k * 250 / (time.perf_counter() - t)}
 """
 
 
-def env(plain: bool) -> dict[str, str]:
-    """The child's environment: a plain script gets torch's defaults (no OMP_WAIT_POLICY unless the user set it
-    before this script ran), ours the thread policy."""
-    e = {**os.environ, "PYTHONPATH": str(REPO)}
+def env(plain: bool, tree: Path = REPO) -> dict[str, str]:
+    """The child's environment, with ``tree``'s randmix_bench on the path: a plain script gets torch's defaults (no
+    OMP_WAIT_POLICY unless the user set it before this script ran), ours the thread policy."""
+    e = {**os.environ, "PYTHONPATH": str(tree)}
     if plain and os.environ.get("RANDMIX_BENCH_USER_WAIT_POLICY") is None:
         e.pop("OMP_WAIT_POLICY", None)
     return e
 
 
-def timed(cmd: list[str], plain: bool) -> float:
+def timed(cmd: list[str], plain: bool, tree: Path = REPO) -> float:
     began = time.perf_counter()
-    subprocess.run(cmd, cwd=REPO, env=env(plain), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, cwd=tree, env=env(plain, tree), check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return time.perf_counter() - began
 
 
@@ -196,25 +198,27 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
     ckpt.parent.mkdir()
     ckpt.write_bytes((REPO / args.checkpoint).read_bytes())
     stock = script(tmp, "stock_apgd.py", STOCK_APGD)
-    sides = ["ours", "stock"] + ([] if args.skip_busy else ["ours busy", "stock busy"])
+    sides = ["ours", "stock"] + ([] if args.before is None else ["before"]) + \
+        ([] if args.skip_busy else ["ours busy", "stock busy"])
     times: dict[str, list[float]] = {side: [] for side in sides}
     differ: list[int] = []
     for r in range(args.repeats):
         for side in times:
             out = tmp / f"{side.replace(' ', '-')}-{r}"
-            if side.startswith("ours"):
+            if side.startswith("stock"):
+                cmd = [sys.executable, str(stock), str(ckpt), args.dataset, str(args.n_examples), args.eps,
+                       str(args.batch_size), str(out)]
+            else:
                 cmd = [sys.executable, "-m", "randmix_bench.cli", "eval", str(ckpt), "-d", args.dataset, "--attack",
                        "apgd-ce", "--eps", args.eps, "--n-examples", str(args.n_examples), "--device", "cpu",
                        "--out", str(ckpt.parent / f"{out.name}.json")]
-            else:
-                cmd = [sys.executable, str(stock), str(ckpt), args.dataset, str(args.n_examples), args.eps,
-                       str(args.batch_size), str(out)]
             with Busy() if side.endswith("busy") else nullcontext():
-                times[side].append(timed(cmd, side.startswith("stock")))
+                times[side].append(timed(cmd, side.startswith("stock"), args.before if side == "before" else REPO))
             print(f"  eval round {r + 1} {side:10s} {times[side][-1]:7.1f} s  (load {load()})", flush=True)
-        ours = json.loads((ckpt.parent / f"ours-{r}.json").read_text())["randmix"]["points"]["robust"]
         stock_robust = torch.load(tmp / f"stock-{r}").tolist()
-        differ.append(sum(a != b for a, b in zip(ours, stock_robust, strict=True)))
+        for side in [s for s in ("ours", "before") if s in times]:
+            robust = json.loads((ckpt.parent / f"{side}-{r}.json").read_text())["randmix"]["points"]["robust"]
+            differ.append(sum(a != b for a, b in zip(robust, stock_robust, strict=True)))
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [
         f"eval APGD-CE, {args.n_examples} points, Linf {args.eps}, batch {args.batch_size}, {args.checkpoint}; "
@@ -222,8 +226,12 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
                                                          for k, v in times.items()) + ")",
         f"  randmix eval vs stock pyautoattack script (idle):  {med['stock'] / med['ours']:.2f}x "
         f"({med['ours']:.1f} s vs {med['stock']:.1f} s)",
-        f"  per-point outcomes differing from stock: {differ} (of {args.n_examples})",
+        f"  per-point outcomes differing from stock: {differ} (of {args.n_examples}; each round's randmix eval"
+        + (", then the --before checkout's)" if args.before else ")"),
     ]
+    if args.before is not None:
+        lines.insert(2, f"  randmix eval here vs the --before checkout ({args.before}): "
+                        f"{med['before'] / med['ours']:.2f}x ({med['ours']:.1f} s vs {med['before']:.1f} s)")
     if not args.skip_busy:
         lines.insert(2, f"  with one core busy: randmix eval {med['ours busy'] / med['ours']:.2f}x slower than idle, "
                         f"the stock script {med['stock busy'] / med['stock']:.2f}x; randmix vs stock busy: "
@@ -337,6 +345,8 @@ def main() -> None:
     p.add_argument("--skip-eval", action="store_true")
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-busy", action="store_true", help="only the idle sides (the stock script busy takes minutes)")
+    p.add_argument("--before", type=Path, help="another checkout of this project: its randmix eval as a third side, "
+                   "to measure a change side by side (e.g. a git worktree of the commit before it)")
     args = p.parse_args()
 
     import torch

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import gc
 import importlib
 import inspect
 from pathlib import Path
@@ -144,6 +145,32 @@ def test_no_heavy_module_is_imported_by_the_cli_app() -> None:
     heavy = _run("import sys\nimport randmix_bench.cli\n"
                  "print(*sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'timm', 'numpy')))").split()
     assert heavy == []
+
+
+def test_a_commands_imports_are_frozen_out_of_the_collectors_reach() -> None:
+    """Loading a command module (torch, timm, pyautoattack) freezes what it imported, so that later collections,
+    the interpreter's exit and forked children skip it; the collector is on again afterwards."""
+    out = _run("import gc, sys\nfrom randmix_bench.cli import app\nbefore = gc.get_freeze_count()\ntry:\n"
+               "    app(['eval', '--help'], prog_name='randmix')\nexcept SystemExit:\n    pass\n"
+               "print('state:', gc.isenabled(), 'torch' in sys.modules, gc.get_freeze_count() - before)")
+    enabled, imported, frozen = out.strip().splitlines()[-1].split()[1:]
+    assert (enabled, imported) == ("True", "True") and int(frozen) > 100_000, out
+
+
+def test_the_collector_is_restored_when_a_command_module_fails_to_import() -> None:
+    from randmix_bench.cli.app import _long_lived_imports
+
+    with pytest.raises(ImportError), _long_lived_imports():
+        assert not gc.isenabled()  # no collection while importing
+        raise ImportError("a broken command module")
+    assert gc.isenabled()
+    gc.disable()  # a caller that turned the collector off keeps it off
+    try:
+        with _long_lived_imports():
+            pass
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
 
 
 def test_the_lazy_listing_is_each_commands_own_help() -> None:

@@ -201,7 +201,7 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
     sides = ["ours", "stock"] + ([] if args.before is None else ["before"]) + \
         ([] if args.skip_busy else ["ours busy", "stock busy"])
     times: dict[str, list[float]] = {side: [] for side in sides}
-    differ: list[int] = []
+    differ: dict[str, list[int]] = {side: [] for side in ("ours", "before") if side in times}
     for r in range(args.repeats):
         for side in times:
             out = tmp / f"{side.replace(' ', '-')}-{r}"
@@ -216,9 +216,9 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
                 times[side].append(timed(cmd, side.startswith("stock"), args.before if side == "before" else REPO))
             print(f"  eval round {r + 1} {side:10s} {times[side][-1]:7.1f} s  (load {load()})", flush=True)
         stock_robust = torch.load(tmp / f"stock-{r}").tolist()
-        for side in [s for s in ("ours", "before") if s in times]:
+        for side, counts in differ.items():
             robust = json.loads((ckpt.parent / f"{side}-{r}.json").read_text())["randmix"]["points"]["robust"]
-            differ.append(sum(a != b for a, b in zip(robust, stock_robust, strict=True)))
+            counts.append(sum(a != b for a, b in zip(robust, stock_robust, strict=True)))
     med = {k: statistics.median(v) for k, v in times.items()}
     lines = [
         f"eval APGD-CE, {args.n_examples} points, Linf {args.eps}, batch {args.batch_size}, {args.checkpoint}; "
@@ -226,8 +226,8 @@ def eval_section(args: argparse.Namespace, tmp: Path) -> list[str]:
                                                          for k, v in times.items()) + ")",
         f"  randmix eval vs stock pyautoattack script (idle):  {med['stock'] / med['ours']:.2f}x "
         f"({med['ours']:.1f} s vs {med['stock']:.1f} s)",
-        f"  per-point outcomes differing from stock: {differ} (of {args.n_examples}; each round's randmix eval"
-        + (", then the --before checkout's)" if args.before else ")"),
+        "  per-point outcomes differing from stock, round by round (of " + f"{args.n_examples}): "
+        + "; ".join(f"{side} {counts}" for side, counts in differ.items()),
     ]
     if args.before is not None:
         lines.insert(2, f"  randmix eval here vs the --before checkout ({args.before}): "
@@ -348,6 +348,10 @@ def main() -> None:
     p.add_argument("--before", type=Path, help="another checkout of this project: its randmix eval as a third side, "
                    "to measure a change side by side (e.g. a git worktree of the commit before it)")
     args = p.parse_args()
+    if args.before is not None:  # else a tree without the package would silently time this checkout's
+        args.before = args.before.resolve()
+        if not (args.before / "randmix_bench" / "__init__.py").is_file() or args.before == REPO:
+            p.error(f"--before {args.before}: not another checkout of this project")
 
     import torch
 

@@ -157,18 +157,21 @@ def test_a_commands_imports_are_frozen_out_of_the_collectors_reach() -> None:
     assert (enabled, imported) == ("True", "True") and int(frozen) > 100_000, out
 
 
-def test_the_collector_is_restored_when_a_command_module_fails_to_import() -> None:
+def test_the_collector_is_restored_and_nothing_frozen_when_a_command_module_fails_to_import(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     from randmix_bench.cli.app import _long_lived_imports
 
+    frozen: list[bool] = []
+    monkeypatch.setattr(gc, "freeze", lambda: frozen.append(True))  # this test process's heap stays as it is
     with pytest.raises(ImportError), _long_lived_imports():
         assert not gc.isenabled()  # no collection while importing
         raise ImportError("a broken command module")
-    assert gc.isenabled()
+    assert gc.isenabled() and frozen == []
     gc.disable()  # a caller that turned the collector off keeps it off
     try:
         with _long_lived_imports():
             pass
-        assert not gc.isenabled()
+        assert not gc.isenabled() and frozen == [True]
     finally:
         gc.enable()
 

@@ -1,7 +1,8 @@
 """Where the whole ``randmix eval`` command of ``cpu_speed.py`` spends its time, beside the stock pyautoattack script
 it is compared with (issue #20): each run once in a fresh process, its phases timed from the lines it prints
 (start-up to the attack, the attack, writing the result, the interpreter's exit); the imports of each side by
-``python -X importtime``; and one attack batch under torch.profiler, its CPU time by operator (the profiler slows
+``python -X importtime``; the import and exit times with the collector as Python leaves it and as the CLI runs the
+imports (frozen); and one attack batch under torch.profiler, its CPU time by operator (the profiler slows
 the run: shares, not times).
 
     python benchmarks/eval_timeline.py
@@ -87,6 +88,37 @@ def import_seconds(code: str, plain: bool) -> float:
     return sum(int(r[1]) for r in rows if r[1].strip().isdigit() and not r[2].startswith("  ")) / 1e6
 
 
+# The eval command's imports, then nothing: with the collector as Python leaves it, or as the CLI's lazy group runs
+# them (randmix_bench.cli.app._long_lived_imports: no collection while importing, then gc.freeze).
+COLLECTOR = {"as Python leaves it": "", "frozen as the CLI does": "gc.disable()"}
+COLLECTOR_PROBE = """
+import gc, time
+began = time.perf_counter()
+{before}
+import randmix_bench.cli.app, randmix_bench.cli.commands_eval
+{after}
+print(f"{{time.perf_counter() - began:.3f}} {{gc.get_stats()[2]['collections']}}", flush=True)
+"""
+
+
+def collector_rows(rounds: int = 3) -> list[str]:
+    """Seconds to import and to exit, and the full collections while importing, each way of ``COLLECTOR`` in turn."""
+    seen: dict[str, list[tuple[float, float, int]]] = {way: [] for way in COLLECTOR}
+    for _ in range(rounds):
+        for way, before in COLLECTOR.items():
+            code = COLLECTOR_PROBE.format(before=before, after="gc.freeze(); gc.enable()" if before else "")
+            proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env(False), stdout=subprocess.PIPE,
+                                    stderr=subprocess.DEVNULL, text=True)
+            assert proc.stdout is not None
+            imported, full = proc.stdout.readline().split()
+            printed = time.perf_counter()
+            if proc.wait():
+                raise SystemExit(f"the import probe ({way}) failed")
+            seen[way].append((float(imported), time.perf_counter() - printed, int(full)))
+    return [f"    {way:22s} imports {', '.join(f'{i:.2f}' for i, _, _ in runs)} s ({runs[0][2]} full collections), "
+            f"exit {', '.join(f'{e:.2f}' for _, e, _ in runs)} s" for way, runs in seen.items()]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_eval_arguments(p)
@@ -117,6 +149,8 @@ def main() -> None:
               f"{marks[4]:.2f} s")
         print("  imports by python -X importtime: " + ", ".join(
             f"{side} {import_seconds(code, side == 'stock'):.2f} s" for side, code in IMPORTS.items()))
+        print("  the eval command's imports and the interpreter's exit, by the collector's handling (3 rounds):",
+              *collector_rows(), sep="\n", flush=True)
         print("  one attack batch (the first 250 correct points, one thread) under torch.profiler, CPU time by op:",
               flush=True)
         profiled = subprocess.run([sys.executable, "-c", PROFILE, str(ckpt), args.dataset, args.eps], cwd=REPO,

@@ -88,14 +88,15 @@ def import_seconds(code: str, plain: bool) -> float:
     return sum(int(r[1]) for r in rows if r[1].strip().isdigit() and not r[2].startswith("  ")) / 1e6
 
 
-# The eval command's imports, then nothing: with the collector as Python leaves it, or as the CLI's lazy group runs
-# them (randmix_bench.cli.app._long_lived_imports: no collection while importing, then gc.freeze).
+# The eval command's imports, then nothing: with the collector as Python leaves it, or as the CLI runs them (the app,
+# then the command's module as its lazy group imports it: randmix_bench.cli.app._long_lived_imports).
 COLLECTOR = {"as Python leaves it": "", "frozen as the CLI does": "gc.disable()"}
 COLLECTOR_PROBE = """
 import gc, time
 began = time.perf_counter()
+import randmix_bench.cli.app
 {before}
-import randmix_bench.cli.app, randmix_bench.cli.commands_eval
+import randmix_bench.cli.commands_eval
 {after}
 print(f"{{time.perf_counter() - began:.3f}} {{gc.get_stats()[2]['collections']}}", flush=True)
 """

@@ -31,12 +31,13 @@ __all__ = ["app", "console", "data_app", "err_console", "library_default", "main
 def _long_lived_imports() -> Iterator[None]:
     """Import without the collector, then freeze every object it tracks (``gc.freeze``): later collections skip them.
 
-    Why: a command module imports torch, timm and pyautoattack, about 630,000 tracked objects that live until the
-    process exits. Each full collection walks them all again: six while importing (0.5 s on 2 cores, AMD EPYC) and
-    the interpreter's exit (0.8 of its 1.0 s), and in a forked attack child a walk copies the parent's pages. What
-    the command allocates later is collected as before. The price: the imports' own cyclic garbage (about 10,000
-    objects, 8 MB, none with a finalizer) stays until exit, as collecting it first would cost 0.3 s. ``randmix
-    eval`` is 1.10x faster for it (benchmarks/RESULTS.md). A failed import freezes nothing."""
+    Why: a command module imports torch, timm and pyautoattack, up to 630,000 tracked objects that live until the
+    process exits. Each full collection walks every one made so far again: six while importing (0.5-0.8 s) and the
+    interpreter's exit (0.8-1.2 s), and in a forked attack child such a walk would copy the parent's pages. What the
+    command allocates later is collected as before. The price: the imports' own cyclic garbage (about 10,000
+    objects, at least 8 MB, none with ``__del__``) stays until exit, as collecting it first would cost 0.3 s.
+    ``randmix eval`` is 1.09-1.10x faster for it on 2 cores, AMD EPYC (benchmarks/RESULTS.md). A failed import
+    freezes nothing."""
     enabled = gc.isenabled()
     gc.disable()
     try:

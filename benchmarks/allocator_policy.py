@@ -17,10 +17,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _machine import header, load
+from _machine import REPO, header, load
 from _trainer_step import TRAINER_STEP
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors"
 
 # Both sides import randmix_bench first (so the same thread policy); then one step of the case's kind is defined.

@@ -30,9 +30,8 @@ from randmix_bench.robustness.attack_mode import ChannelsLastInputs, PatchEmbedM
 from randmix_bench.tensors import to_unit
 from randmix_bench.vocab import TaskKind
 
-from _machine import header
+from _machine import REPO, header
 
-REPO = Path(__file__).resolve().parents[1]
 # one point, odd sizes (the points an attack has left; 192, the second batch of cpu_speed.py's eval), AutoAttack's
 BIT_BATCHES = (1, 7, 100, 192, 250)
 PUBLISHED = ["leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors",

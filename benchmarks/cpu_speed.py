@@ -33,10 +33,9 @@ import time
 from contextlib import nullcontext
 from pathlib import Path
 
-from _machine import header, load
+from _machine import REPO, header, load
 from _trainer_step import TRAINER_STEP
 
-REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CKPT = "leaderboards/checkpoints/small/small-convmixer-fmnist-full-s0.safetensors"
 
 # The plain user's script: torch first (so torch's default threads and OpenMP spin-waiting), stock pyautoattack.

@@ -88,17 +88,17 @@ def import_seconds(code: str, plain: bool) -> float:
     return sum(int(r[1]) for r in rows if r[1].strip().isdigit() and not r[2].startswith("  ")) / 1e6
 
 
-# The eval command's imports, then nothing: with the collector as Python leaves it, or as the CLI runs them (the app,
-# then the command's module as its lazy group imports it: randmix_bench.cli.app._long_lived_imports).
-COLLECTOR = {"as Python leaves it": "", "frozen as the CLI does": "gc.disable()"}
+# The eval command's imports, then nothing: with the collector as Python leaves it, or through the CLI's own
+# context manager, as its lazy group imports a command (randmix_bench.cli.app._long_lived_imports).
+COLLECTOR = {"as Python leaves it": "plain", "frozen as the CLI does": "frozen"}
 COLLECTOR_PROBE = """
-import gc, time
+import gc, sys, time
+from contextlib import nullcontext
 began = time.perf_counter()
-import randmix_bench.cli.app
-{before}
-import randmix_bench.cli.commands_eval
-{after}
-print(f"{{time.perf_counter() - began:.3f}} {{gc.get_stats()[2]['collections']}}", flush=True)
+from randmix_bench.cli.app import _long_lived_imports
+with _long_lived_imports() if sys.argv[1] == "frozen" else nullcontext():
+    import randmix_bench.cli.commands_eval
+print(f"{time.perf_counter() - began:.3f} {gc.get_stats()[2]['collections']}", flush=True)
 """
 
 
@@ -106,16 +106,10 @@ def collector_rows(rounds: int = 3) -> list[str]:
     """Seconds to import and to exit, and the full collections while importing, each way of ``COLLECTOR`` in turn."""
     seen: dict[str, list[tuple[float, float, int]]] = {way: [] for way in COLLECTOR}
     for _ in range(rounds):
-        for way, before in COLLECTOR.items():
-            code = COLLECTOR_PROBE.format(before=before, after="gc.freeze(); gc.enable()" if before else "")
-            proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env(False), stdout=subprocess.PIPE,
-                                    stderr=subprocess.DEVNULL, text=True)
-            assert proc.stdout is not None
-            imported, full = proc.stdout.readline().split()
-            printed = time.perf_counter()
-            if proc.wait():
-                raise SystemExit(f"the import probe ({way}) failed")
-            seen[way].append((float(imported), time.perf_counter() - printed, int(full)))
+        for way, arg in COLLECTOR.items():
+            *_, (printed, line), (ended, _) = timeline([sys.executable, "-c", COLLECTOR_PROBE, arg], plain=False)
+            imported, full = line.split()
+            seen[way].append((float(imported), ended - printed, int(full)))
     return [f"    {way:22s} imports {', '.join(f'{i:.2f}' for i, _, _ in runs)} s ({runs[0][2]} full collections), "
             f"exit {', '.join(f'{e:.2f}' for _, e, _ in runs)} s" for way, runs in seen.items()]
 

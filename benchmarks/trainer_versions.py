@@ -18,10 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _machine import header, load
+from _machine import REPO, header, load
 from _trainer_step import TRAINER_STEP
-
-REPO = Path(__file__).resolve().parents[1]
 
 PROBE = """
 import json, sys, time
